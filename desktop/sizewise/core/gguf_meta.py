@@ -1,0 +1,365 @@
+"""GGUF header reading: metadata and the tensor table, from a local file or any byte source.
+
+The parser streams the header through a small ``ByteSource`` interface so the same code reads a
+local file and (through HTTP Range reads) a file on the Hub. It never trusts a declared length:
+every count and string size is checked against hard limits and against the bytes that remain
+before anything is allocated, so a hostile header cannot make it allocate 2^40 bytes or loop
+over 2^60 tensors. Type sizes come from the ``gguf`` package so new quant types are picked up
+with it.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
+
+GGUF_MAGIC = b"GGUF"
+SUPPORTED_VERSIONS = (2, 3)
+
+# Hard limits: far above any real model, far below what would hurt to allocate.
+MAX_TENSORS = 1 << 20
+MAX_KV = 1 << 16
+MAX_STRING_BYTES = 16 << 20
+MAX_ARRAY_ITEMS = 1 << 24
+MAX_DIMS = 8
+KEPT_ARRAY_ITEMS = 4096  # longer arrays (tokenizer vocabularies) are skipped, only their length kept
+
+_SCALAR_FORMATS: dict[int, str] = {
+    0: "<B",
+    1: "<b",
+    2: "<H",
+    3: "<h",
+    4: "<I",
+    5: "<i",
+    6: "<f",
+    7: "<?",
+    10: "<Q",
+    11: "<q",
+    12: "<d",
+}
+_STRING, _ARRAY = 8, 9
+
+
+class GGUFError(ValueError):
+    """The file is not a readable GGUF model; the message is one sentence for a person."""
+
+
+class ByteSource(Protocol):
+    """Sequential reads from the start of a GGUF file."""
+
+    def read(self, n: int) -> bytes: ...
+
+    @property
+    def size(self) -> int: ...
+
+
+class FileSource:
+    def __init__(self, fh: BinaryIO, size: int) -> None:
+        self._fh = fh
+        self._size = size
+
+    def read(self, n: int) -> bytes:
+        return self._fh.read(n)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple[int, ...]
+    ggml_type: int
+    offset: int  # relative to the start of the data section
+
+    @property
+    def n_elements(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def type_name(self) -> str:
+        try:
+            return GGMLQuantizationType(self.ggml_type).name
+        except ValueError:
+            return f"type{self.ggml_type}"
+
+    @property
+    def n_bytes(self) -> int:
+        try:
+            block, size = GGML_QUANT_SIZES[GGMLQuantizationType(self.ggml_type)]
+        except (ValueError, KeyError) as exc:
+            raise GGUFError(f"Tensor {self.name} has an unknown type ({self.ggml_type}).") from exc
+        return self.n_elements // block * size
+
+
+@dataclass(frozen=True)
+class ArraySummary:
+    """An array too long to keep (e.g. the token list): its element type and length only."""
+
+    item_type: int
+    length: int
+
+
+@dataclass
+class GGUFHeader:
+    version: int
+    metadata: dict[str, Any]
+    tensors: list[TensorInfo]
+    data_offset: int  # absolute offset where tensor data begins
+    file_size: int
+    header_bytes_read: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.metadata.get(key, default)
+
+    @property
+    def architecture(self) -> str:
+        return str(self.get("general.architecture", "unknown"))
+
+    def arch_key(self, suffix: str, default: Any = None) -> Any:
+        return self.get(f"{self.architecture}.{suffix}", default)
+
+    @property
+    def data_bytes(self) -> int:
+        return sum(t.n_bytes for t in self.tensors)
+
+    @property
+    def expected_min_size(self) -> int:
+        """Bytes a complete file must have: the end of the last tensor's data."""
+        if not self.tensors:
+            return self.data_offset
+        return self.data_offset + max(t.offset + t.n_bytes for t in self.tensors)
+
+
+class _Reader:
+    def __init__(self, src: ByteSource) -> None:
+        self.src = src
+        self.pos = 0
+
+    def remaining(self) -> int:
+        return self.src.size - self.pos
+
+    def read(self, n: int) -> bytes:
+        if n > self.remaining():
+            raise GGUFError(
+                f"The file is truncated or damaged: the header needs {n} more bytes at offset {self.pos}, "
+                f"but only {self.remaining()} remain."
+            )
+        data = self.src.read(n)
+        if len(data) != n:
+            raise GGUFError(f"The file ended early at offset {self.pos + len(data)} (truncated download?).")
+        self.pos += n
+        return data
+
+    def scalar(self, vtype: int) -> Any:
+        fmt = _SCALAR_FORMATS[vtype]
+        return struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0]
+
+    def u32(self) -> int:
+        return int(self.scalar(4))
+
+    def u64(self) -> int:
+        return int(self.scalar(10))
+
+    def string(self) -> str:
+        n = self.u64()
+        if n > MAX_STRING_BYTES:
+            raise GGUFError(f"The header declares a {n}-byte string at offset {self.pos}; the file is damaged.")
+        return self.read(n).decode("utf-8", errors="replace")
+
+    def skip_strings(self, count: int) -> None:
+        for _ in range(count):
+            n = self.u64()
+            if n > MAX_STRING_BYTES:
+                raise GGUFError(f"The header declares a {n}-byte string at offset {self.pos}; the file is damaged.")
+            self.read(n)
+
+    def value(self, vtype: int, depth: int = 0) -> Any:
+        if vtype in _SCALAR_FORMATS:
+            return self.scalar(vtype)
+        if vtype == _STRING:
+            return self.string()
+        if vtype == _ARRAY:
+            if depth > 2:
+                raise GGUFError("The header nests arrays too deeply; the file is damaged.")
+            item_type = self.u32()
+            count = self.u64()
+            if count > MAX_ARRAY_ITEMS:
+                raise GGUFError(f"The header declares an array of {count} items; the file is damaged.")
+            if item_type in _SCALAR_FORMATS:
+                width = struct.calcsize(_SCALAR_FORMATS[item_type])
+                if count * width > self.remaining():
+                    raise GGUFError("The file is truncated or damaged: an array runs past the end of the file.")
+                raw = self.read(count * width)
+                if count > KEPT_ARRAY_ITEMS:
+                    return ArraySummary(item_type, count)
+                return list(struct.unpack(f"<{count}{_SCALAR_FORMATS[item_type][1]}", raw))
+            if item_type == _STRING:
+                if count * 8 > self.remaining():
+                    raise GGUFError("The file is truncated or damaged: an array runs past the end of the file.")
+                if count > KEPT_ARRAY_ITEMS:
+                    self.skip_strings(count)
+                    return ArraySummary(item_type, count)
+                return [self.string() for _ in range(count)]
+            if item_type == _ARRAY:
+                return [self.value(_ARRAY, depth + 1) for _ in range(min(count, KEPT_ARRAY_ITEMS))]
+            raise GGUFError(f"The header has an array of unknown type {item_type}; the file is damaged.")
+        raise GGUFError(f"The header has a value of unknown type {vtype} at offset {self.pos}; the file is damaged.")
+
+
+def parse_header(src: ByteSource) -> GGUFHeader:
+    r = _Reader(src)
+    if src.size < 24:
+        raise GGUFError("The file is too small to be a GGUF model.")
+    magic = r.read(4)
+    if magic != GGUF_MAGIC:
+        raise GGUFError("This is not a GGUF model file (it does not start with the GGUF signature).")
+    version = r.u32()
+    if version not in SUPPORTED_VERSIONS:
+        raise GGUFError(f"GGUF version {version} is not supported (expected 2 or 3).")
+    n_tensors = r.u64()
+    n_kv = r.u64()
+    if n_tensors > MAX_TENSORS:
+        raise GGUFError(f"The header claims {n_tensors} tensors; the file is damaged.")
+    if n_kv > MAX_KV:
+        raise GGUFError(f"The header claims {n_kv} metadata entries; the file is damaged.")
+    metadata: dict[str, Any] = {}
+    for _ in range(n_kv):
+        key = r.string()
+        vtype = r.u32()
+        metadata[key] = r.value(vtype)
+    tensors: list[TensorInfo] = []
+    for _ in range(n_tensors):
+        name = r.string()
+        n_dims = r.u32()
+        if n_dims > MAX_DIMS:
+            raise GGUFError(f"Tensor {name!r} claims {n_dims} dimensions; the file is damaged.")
+        shape = tuple(r.u64() for _ in range(n_dims))
+        ggml_type = r.u32()
+        offset = r.u64()
+        info = TensorInfo(name, shape, ggml_type, offset)
+        if any(d > 1 << 40 for d in shape) or info.n_elements > 1 << 48:
+            raise GGUFError(f"Tensor {name!r} claims an impossible shape {shape}; the file is damaged.")
+        info.n_bytes  # noqa: B018 - raises GGUFError for an unknown type
+        tensors.append(info)
+    alignment = metadata.get("general.alignment", 32)
+    if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
+        raise GGUFError(f"The header declares an invalid alignment ({alignment!r}).")
+    data_offset = (r.pos + alignment - 1) // alignment * alignment
+    return GGUFHeader(
+        version=version,
+        metadata=metadata,
+        tensors=tensors,
+        data_offset=data_offset,
+        file_size=src.size,
+        header_bytes_read=r.pos,
+    )
+
+
+def read_header(path: str | Path) -> GGUFHeader:
+    """Read a local file's header; raises GGUFError with a sentence a person can act on."""
+    p = Path(path)
+    if not p.exists():
+        raise GGUFError(f"The model file {p} does not exist.")
+    if p.is_dir():
+        raise GGUFError(f"{p} is a folder, not a model file.")
+    try:
+        size = p.stat().st_size
+        with p.open("rb") as fh:
+            import io
+
+            buffered = io.BufferedReader(fh, buffer_size=1 << 20)  # type: ignore[arg-type]
+            return parse_header(FileSource(buffered, size))  # type: ignore[arg-type]
+    except PermissionError as exc:
+        raise GGUFError(f"Sizewise may not read {p} (permission denied).") from exc
+    except OSError as exc:
+        raise GGUFError(f"{p} could not be read: {exc.strerror or exc}.") from exc
+
+
+# --- Derived, user-facing facts -------------------------------------------------------------------
+
+_FILE_TYPE_NAMES = {t.value: t.name.removeprefix("MOSTLY_").removeprefix("ALL_") for t in LlamaFileType}
+
+
+def quantization_name(header: GGUFHeader) -> str:
+    """The quant label people know (Q4_K_M …): the declared file type, else the dominant tensor type."""
+    ft = header.get("general.file_type")
+    if isinstance(ft, int) and ft in _FILE_TYPE_NAMES and ft != LlamaFileType.GUESSED:
+        return _FILE_TYPE_NAMES[ft]
+    counts: dict[str, int] = {}
+    for t in header.tensors:
+        if len(t.shape) >= 2:
+            counts[t.type_name] = counts.get(t.type_name, 0) + t.n_bytes
+    return max(counts, key=lambda k: counts[k]) if counts else "unknown"
+
+
+def parameter_count(header: GGUFHeader) -> int:
+    return sum(t.n_elements for t in header.tensors)
+
+
+def vocab_size(header: GGUFHeader) -> int:
+    tokens = header.get("tokenizer.ggml.tokens")
+    if isinstance(tokens, ArraySummary):
+        return tokens.length
+    if isinstance(tokens, list):
+        return len(tokens)
+    v = header.arch_key("vocab_size")
+    return int(v) if isinstance(v, int) else 0
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the app shows about a model file before loading it."""
+
+    path: str
+    file_bytes: int
+    name: str
+    architecture: str
+    parameters: int
+    quantization: str
+    context_length: int
+    n_layers: int
+    vocab_size: int
+    has_chat_template: bool
+    chat_template: str | None
+    split_count: int
+
+    @property
+    def parameters_label(self) -> str:
+        p = self.parameters
+        return f"{p / 1e9:.2f}B" if p >= 1e9 else f"{p / 1e6:.0f}M"
+
+
+def model_info(path: str | Path, header: GGUFHeader | None = None) -> ModelInfo:
+    """Read a model's header and check that the file is complete (a truncated download fails here)."""
+    h = header or read_header(path)
+    if h.file_size < h.expected_min_size:
+        raise GGUFError(
+            f"The model file is incomplete: it has {h.file_size:,} bytes but its header needs "
+            f"{h.expected_min_size:,} (an interrupted download?)."
+        )
+    template = h.get("tokenizer.chat_template")
+    split_count = h.get("split.count", 1)
+    return ModelInfo(
+        path=str(path),
+        file_bytes=h.file_size,
+        name=str(h.get("general.name") or Path(path).stem),
+        architecture=h.architecture,
+        parameters=parameter_count(h),
+        quantization=quantization_name(h),
+        context_length=int(h.arch_key("context_length", 0) or 0),
+        n_layers=int(h.arch_key("block_count", 0) or 0),
+        vocab_size=vocab_size(h),
+        has_chat_template=isinstance(template, str) and bool(template.strip()),
+        chat_template=template if isinstance(template, str) else None,
+        split_count=int(split_count) if isinstance(split_count, int) else 1,
+    )

@@ -1,0 +1,89 @@
+"""Parse llama.cpp's load log into the buffer sizes it really allocated.
+
+llama.cpp states every allocation it makes while loading, e.g.
+``load_tensors:   CPU_Mapped model buffer size =    92.10 MiB`` or
+``llama_context:      CUDA0 compute buffer size =   99.38 MiB``. These lines are the ground truth
+for "measured memory" per component and per device; the parser keeps them as bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_BUFFER_RE = re.compile(
+    r"(?P<device>[A-Za-z0-9_]+)\s+(?P<kind>model|KV|compute|output|RS|K|V)\s+buffer size\s*=\s*"
+    r"(?P<size>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>MiB|KiB|GiB|B)\b"
+)
+_UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+_COMPONENT = {
+    "model": "weights",
+    "KV": "kv",
+    "K": "kv",
+    "V": "kv",
+    "RS": "kv",
+    "compute": "compute",
+    "output": "output",
+}
+COMPONENTS = ("weights", "kv", "compute", "output")
+
+
+@dataclass(frozen=True)
+class BufferLine:
+    device: str  # as llama.cpp names it: CPU, CPU_Mapped, CPU_REPACK, CUDA0, Metal, Vulkan0 …
+    component: str  # weights | kv | compute | output
+    bytes: int
+
+    @property
+    def on_gpu(self) -> bool:
+        return not self.device.upper().startswith("CPU")
+
+
+def parse_buffer_line(line: str) -> BufferLine | None:
+    m = _BUFFER_RE.search(line)
+    if not m:
+        return None
+    # MiB figures are printed with two decimals: round to the nearest byte of that precision.
+    size = round(float(m["size"]) * _UNITS[m["unit"]])
+    return BufferLine(device=m["device"], component=_COMPONENT[m["kind"]], bytes=size)
+
+
+@dataclass
+class MeasuredBuffers:
+    lines: list[BufferLine] = field(default_factory=list)
+
+    def add_log_text(self, text: str) -> None:
+        for raw in text.splitlines():
+            parsed = parse_buffer_line(raw)
+            if parsed is not None:
+                self.lines.append(parsed)
+
+    def total(self, component: str | None = None, *, gpu: bool | None = None) -> int:
+        return sum(
+            b.bytes
+            for b in self.lines
+            if (component is None or b.component == component) and (gpu is None or b.on_gpu == gpu)
+        )
+
+    def by_component(self) -> dict[str, int]:
+        return {c: self.total(c) for c in COMPONENTS}
+
+    def by_device(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for b in self.lines:
+            out.setdefault(b.device, {}).setdefault(b.component, 0)
+            out[b.device][b.component] += b.bytes
+        return out
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            **{f"{c}_bytes": v for c, v in self.by_component().items()},
+            "ram_bytes": self.total(gpu=False),
+            "vram_bytes": self.total(gpu=True),
+            "total_bytes": self.total(),
+            "devices": self.by_device(),
+        }
+
+    @classmethod
+    def from_lines(cls, lines: list[dict[str, object]]) -> MeasuredBuffers:
+        return cls([BufferLine(str(d["device"]), str(d["component"]), int(str(d["bytes"]))) for d in lines])

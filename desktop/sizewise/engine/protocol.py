@@ -1,0 +1,68 @@
+"""The message protocol between the app and an engine worker process.
+
+Every message is a plain ``dict`` with a ``"type"`` key, sent over a ``multiprocessing``
+connection. Plain dicts (not pickled classes) keep the protocol versionable and readable in logs.
+
+Commands, parent → worker
+-------------------------
+``load``      ``{path, load: LoadParams.to_dict()}`` — load one model (a worker holds at most one).
+``generate``  ``{id, mode: "chat"|"completion", messages: [{role, content}], prompt: str,
+              sampling: SamplingParams.to_dict()}`` — stream a reply.
+``stop``      ``{id}`` — stop generation ``id``; handled by the worker's listener thread at once,
+              so it also interrupts prompt processing (llama.cpp's abort callback).
+``unload``    free the model, keep the process.
+``stats``     ask for memory figures now.
+``bench``     ``{id, pp, tg, repetitions}`` — the llama-bench loop (see engine/bench.py).
+``shutdown``  exit cleanly.
+
+Events, worker → parent
+-----------------------
+``ready``       ``{pid, llama_cpp_version, gpu_offload, system_info}`` after start-up.
+``loaded``      ``{path, load_s, n_ctx, n_ctx_train, chat_mode, buffers: [{device, component, bytes}],
+                rss_bytes, peak_rss_bytes}``.
+``load_failed`` ``{message}`` — one sentence, taken from llama.cpp's own log where it said why.
+``token``       ``{id, text}`` — streamed text pieces.
+``done``        ``{id, stats: GenerationStats.to_dict()}``; ``finish_reason`` is stop|length|cancelled.
+``failed``      ``{id, message}`` — the request failed; the model stays loaded.
+``stats``       ``{rss_bytes, peak_rss_bytes}``.
+``unloaded``    ``{}``.
+``bench_progress`` / ``bench_done`` — see engine/bench.py.
+
+Parent-side only (made by EngineClient, never sent by a worker)
+----------------------------------------------------------------
+``engine_stopped`` ``{reason, exitcode}`` — the worker process ended without being asked to.
+``stop_forced``    ``{id}`` — stop did not take effect in time, the worker was terminated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+PROTOCOL_VERSION = 1
+STOP_GRACE_S = 0.15  # after this, a stop request terminates the worker (goal: stopped within 200 ms)
+
+Message = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    """Per-reply figures; speeds are llama.cpp's own perf counters, not wall-clock guesses."""
+
+    tokens: int
+    ttft_ms: float
+    prompt_tokens: int
+    pp_tps: float
+    tg_tps: float
+    total_s: float
+    finish_reason: str  # stop | length | cancelled
+    peak_rss_bytes: int
+    rss_bytes: int
+    seed: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GenerationStats:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})

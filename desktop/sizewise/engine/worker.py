@@ -1,0 +1,315 @@
+"""The engine worker: one process that owns one ``llama_cpp.Llama``.
+
+llama.cpp can abort the whole process on a bad file or a failed allocation instead of raising,
+so it never runs inside the GUI process. ``llama_cpp`` is imported inside ``run_worker`` only:
+the parent imports this module to name the process target, and must not load llama.cpp itself.
+
+Threads: the main thread runs commands one at a time (the ``Llama`` has exactly one owner); a
+listener thread reads the connection so that ``stop`` takes effect at once, even while the main
+thread is inside a long ``llama_decode`` (prompt processing). It does so through llama.cpp's abort
+callback, pointed at libc's ``strlen`` over a one-byte flag: the callback runs for every graph node,
+and a C function costs nothing there, where a Python callback would slow generation measurably.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import ctypes.util
+import os
+import queue
+import random
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+from sizewise.core.llama_log import parse_buffer_line
+from sizewise.engine.protocol import GenerationStats, Message
+
+KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml_type values
+
+
+def process_memory() -> tuple[int, int]:
+    """(current RSS, peak RSS) of this process in bytes."""
+    import psutil
+
+    info = psutil.Process().memory_info()
+    rss = int(info.rss)
+    peak = int(getattr(info, "peak_wset", 0) or 0)
+    if not peak:
+        try:
+            import resource
+
+            maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            peak = int(maxrss if sys.platform == "darwin" else maxrss * 1024)
+        except (ImportError, OSError):
+            peak = rss
+    return rss, max(rss, peak)
+
+
+def _load_error_message(path: str, log_lines: collections.deque[str], exc: BaseException) -> str:
+    """Turn llama.cpp's reason (from its log) into one sentence."""
+    for line in reversed(log_lines):
+        if "error loading model:" in line:
+            reason = line.split("error loading model:", 1)[1].strip()
+            reason = reason.removeprefix("error loading model architecture:").strip()
+            return f"llama.cpp could not load {os.path.basename(path)}: {reason}."
+    for line in reversed(log_lines):
+        low = line.lower()
+        if "failed" in low or "error" in low:
+            return f"llama.cpp could not load {os.path.basename(path)}: {line.strip()}."
+    return f"llama.cpp could not load {os.path.basename(path)}: {exc}."
+
+
+class _AbortFlag:
+    """A one-byte flag llama.cpp polls through strlen(): no GIL, no Python per graph node."""
+
+    def __init__(self, llama_cpp: Any) -> None:
+        self._buf = ctypes.create_string_buffer(2)
+        libc_name = "msvcrt" if sys.platform == "win32" else ctypes.util.find_library("c")
+        libc = ctypes.CDLL(libc_name)
+        address = ctypes.cast(libc.strlen, ctypes.c_void_p).value
+        self.callback = llama_cpp.ggml_abort_callback(address)
+        self.data = ctypes.cast(self._buf, ctypes.c_void_p)
+
+    def set(self) -> None:
+        self._buf[0] = b"\x01"
+
+    def clear(self) -> None:
+        self._buf[0] = b"\x00"
+
+
+class Worker:
+    def __init__(self, conn: Connection, log_path: str | None) -> None:
+        self.conn = conn
+        self.send_lock = threading.Lock()
+        self.commands: queue.Queue[Message] = queue.Queue()
+        self.stop_event = threading.Event()
+        self.active_id: int | None = None
+        self.log_lines: collections.deque[str] = collections.deque(maxlen=400)
+        self._partial = ""
+        self._log_file = open(log_path, "a", encoding="utf-8", buffering=1) if log_path else None  # noqa: SIM115
+        # Python-level prints from llama-cpp-python go to the log, never to the parent's terminal.
+        sys.stdout = sys.stderr = self._log_file or open(os.devnull, "w")  # noqa: SIM115
+
+        import llama_cpp
+
+        self.llama_cpp = llama_cpp
+        self._log_cb = llama_cpp.llama_log_callback(self._on_log)
+        llama_cpp.llama_log_set(self._log_cb, ctypes.c_void_p(0))
+        self.abort = _AbortFlag(llama_cpp)
+        self.llm: Any = None
+        self.model_path: str | None = None
+        self.chat_mode = "completion"
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    def _on_log(self, level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        chunk = self._partial + text.decode("utf-8", errors="replace")
+        *lines, self._partial = chunk.split("\n")
+        for line in lines:
+            self.log_lines.append(line)
+            if self._log_file is not None:
+                self._log_file.write(line + "\n")
+
+    def send(self, msg: Message) -> None:
+        with self.send_lock:
+            self.conn.send(msg)
+
+    def listen(self) -> None:
+        while True:
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                msg = {"type": "shutdown"}
+            kind = msg.get("type")
+            if kind == "stop":
+                if self.active_id is not None and msg.get("id") in (None, self.active_id):
+                    self.stop_event.set()
+                    self.abort.set()
+                continue
+            if kind == "stats":
+                rss, peak = process_memory()
+                self.send({"type": "stats", "rss_bytes": rss, "peak_rss_bytes": peak})
+                continue
+            if kind == "shutdown":
+                self.stop_event.set()
+                self.abort.set()
+            self.commands.put(msg)
+            if kind == "shutdown":
+                return
+
+    def run(self) -> None:
+        lc = self.llama_cpp
+        self.send(
+            {
+                "type": "ready",
+                "pid": os.getpid(),
+                "llama_cpp_version": lc.__version__,
+                "gpu_offload": bool(lc.llama_supports_gpu_offload()),
+                "system_info": lc.llama_print_system_info().decode("utf-8", errors="replace").strip(),
+            }
+        )
+        threading.Thread(target=self.listen, name="engine-listener", daemon=True).start()
+        while True:
+            msg = self.commands.get()
+            kind = msg.get("type")
+            if kind == "shutdown":
+                break
+            handler = getattr(self, f"cmd_{kind}", None)
+            if handler is None:
+                self.send({"type": "failed", "id": msg.get("id"), "message": f"Unknown engine command {kind!r}."})
+                continue
+            handler(msg)
+        self._free()
+
+    # -- commands ----------------------------------------------------------------------------------
+    def _free(self) -> None:
+        if self.llm is not None:
+            self.llm.close()
+            self.llm = None
+            self.model_path = None
+
+    def cmd_load(self, msg: Message) -> None:
+        self._free()
+        path = str(msg["path"])
+        lp: dict[str, Any] = msg.get("load") or {}
+        self.log_lines.clear()
+        kwargs: dict[str, Any] = {
+            "model_path": path,
+            "n_ctx": int(lp.get("n_ctx", 2048)),
+            "n_batch": int(lp.get("n_batch", 512)),
+            "n_ubatch": int(lp.get("n_ubatch", 512)),
+            "n_gpu_layers": int(lp.get("n_gpu_layers", 0)),
+            "flash_attn": bool(lp.get("flash_attn", False)),
+            "type_k": KV_TYPES[str(lp.get("kv_type", "f16"))],
+            "type_v": KV_TYPES[str(lp.get("kv_type", "f16"))],
+            "verbose": True,  # False would redirect fds 1/2 process-wide; the log callback is enough
+        }
+        if lp.get("n_threads"):
+            kwargs["n_threads"] = int(lp["n_threads"])
+        t0 = time.perf_counter()
+        try:
+            llm = self.llama_cpp.Llama(**kwargs)
+        except Exception as exc:  # llama-cpp-python raises ValueError/RuntimeError on load failures
+            self.send({"type": "load_failed", "message": _load_error_message(path, self.log_lines, exc)})
+            return
+        load_s = time.perf_counter() - t0
+        self.llm = llm
+        self.model_path = path
+        self.llama_cpp.llama_set_abort_callback(llm._ctx.ctx, self.abort.callback, self.abort.data)
+        template = llm.metadata.get("tokenizer.chat_template")
+        self.chat_mode = "chat" if template else "completion"
+        buffers = [parse_buffer_line(line) for line in self.log_lines]
+        rss, peak = process_memory()
+        self.send(
+            {
+                "type": "loaded",
+                "path": path,
+                "load_s": load_s,
+                "n_ctx": llm.n_ctx(),
+                "n_ctx_train": llm.n_ctx_train(),
+                "chat_mode": self.chat_mode,
+                "buffers": [
+                    {"device": b.device, "component": b.component, "bytes": b.bytes} for b in buffers if b is not None
+                ],
+                "rss_bytes": rss,
+                "peak_rss_bytes": peak,
+            }
+        )
+
+    def cmd_unload(self, msg: Message) -> None:
+        self._free()
+        self.send({"type": "unloaded"})
+
+    def cmd_generate(self, msg: Message) -> None:
+        gen_id = int(msg["id"])
+        if self.llm is None:
+            self.send({"type": "failed", "id": gen_id, "message": "No model is loaded."})
+            return
+        llm = self.llm
+        sampling: dict[str, Any] = msg.get("sampling") or {}
+        seed = sampling.get("seed")
+        if seed is None:
+            seed = random.randrange(2**31)
+        kwargs: dict[str, Any] = {
+            "temperature": float(sampling.get("temperature", 0.7)),
+            "top_p": float(sampling.get("top_p", 0.95)),
+            "top_k": int(sampling.get("top_k", 40)),
+            "min_p": float(sampling.get("min_p", 0.05)),
+            "repeat_penalty": float(sampling.get("repeat_penalty", 1.1)),
+            "max_tokens": int(sampling.get("max_tokens", 512)),
+            "seed": int(seed),
+            "stream": True,
+        }
+        mode = msg.get("mode") or self.chat_mode
+        self.stop_event.clear()
+        self.abort.clear()
+        self.active_id = gen_id
+        lc = self.llama_cpp
+        t0 = time.perf_counter()
+        ttft_ms = 0.0
+        streamed = False
+        finish = "stop"
+        error: str | None = None
+        lc.llama_perf_context_reset(llm._ctx.ctx)
+        try:
+            if mode == "chat":
+                stream = llm.create_chat_completion(messages=msg.get("messages") or [], **kwargs)
+            else:
+                stream = llm.create_completion(prompt=str(msg.get("prompt") or ""), **kwargs)
+            for chunk in stream:
+                if self.stop_event.is_set():
+                    finish = "cancelled"
+                    break
+                choice = chunk["choices"][0]
+                text = choice["delta"].get("content") if "delta" in choice else choice.get("text")
+                if text:
+                    if not streamed:
+                        ttft_ms = (time.perf_counter() - t0) * 1000.0
+                        streamed = True
+                    self.send({"type": "token", "id": gen_id, "text": text})
+                if choice.get("finish_reason"):
+                    finish = "length" if choice["finish_reason"] == "length" else "stop"
+            if self.stop_event.is_set():
+                finish = "cancelled"
+        except RuntimeError as exc:
+            if self.stop_event.is_set():
+                finish = "cancelled"  # llama_decode returned "aborted": stop during prompt processing
+            else:
+                error = f"Generation failed: {exc}."
+        except ValueError as exc:  # e.g. prompt longer than the context window
+            error = str(exc).rstrip(".") + "."
+        finally:
+            self.active_id = None
+            self.abort.clear()
+        total_s = time.perf_counter() - t0
+        if error is not None:
+            self.send({"type": "failed", "id": gen_id, "message": error})
+            return
+        perf = lc.llama_perf_context(llm._ctx.ctx)
+        n_eval = int(perf.n_eval)
+        rss, peak = process_memory()
+        stats = GenerationStats(
+            tokens=n_eval + 1 if streamed else n_eval,
+            ttft_ms=ttft_ms,
+            prompt_tokens=int(perf.n_p_eval),
+            pp_tps=(perf.n_p_eval / perf.t_p_eval_ms * 1000.0) if perf.t_p_eval_ms > 0 else 0.0,
+            tg_tps=(n_eval / perf.t_eval_ms * 1000.0) if perf.t_eval_ms > 0 else 0.0,
+            total_s=total_s,
+            finish_reason=finish,
+            peak_rss_bytes=peak,
+            rss_bytes=rss,
+            seed=int(seed),
+        )
+        self.send({"type": "done", "id": gen_id, "stats": stats.to_dict()})
+
+
+def run_worker(conn: Connection, log_path: str | None = None) -> None:
+    """Process entry point (multiprocessing target)."""
+    worker = Worker(conn, log_path)
+    try:
+        worker.run()
+    finally:
+        conn.close()

@@ -1,0 +1,453 @@
+"""The main window: pick a model, load it in an engine process, chat, and see speed and memory.
+
+The window owns layout and wiring only; the conversation lives in ChatModel, llama.cpp in an
+engine process behind EngineAdapter, and every file read happens in the background.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, Qt, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sizewise import APP_NAME
+from sizewise.core.errors import UserError
+from sizewise.core.gguf_meta import ModelInfo
+from sizewise.core.models import check_model, context_warning
+from sizewise.core.paths import AppPaths
+from sizewise.core.settings import Settings, SettingsStore
+from sizewise.core.starter import STARTER_NAME, find_starter
+from sizewise.gui.background import run_in_background
+from sizewise.gui.chat_model import ChatMessage, ChatModel
+from sizewise.gui.chat_view import ChatView
+from sizewise.gui.engine_adapter import EngineAdapter
+from sizewise.gui.input_box import InputBox
+from sizewise.gui.sampling_panel import SamplingPanel
+
+MiB = 1 << 20
+
+
+class Banner(QLabel):
+    """A one-sentence message above the chat: errors in red, warnings in amber, never a modal box."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setAccessibleName("Message banner")
+        self.hide()
+
+    def show_message(self, text: str, level: str = "error") -> None:
+        colours = {"error": ("#fdecea", "#8a1c1c"), "warning": ("#fff4e0", "#7a4b00"), "info": ("#e8f1fb", "#1d4f91")}
+        bg, fg = colours[level]
+        self.setStyleSheet(f"background:{bg}; color:{fg}; padding:6px; border-radius:4px;")
+        self.setText(text)
+        self.setProperty("level", level)
+        self.show()
+
+    def clear_message(self) -> None:
+        self.setText("")
+        self.hide()
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, paths: AppPaths, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.paths = paths
+        self.store = SettingsStore(paths.settings_file)
+        self.settings: Settings = self.store.load()
+        self.engine = EngineAdapter(log_path=paths.log_dir / "engine.log", parent=self)
+        self.chat = ChatModel(self)
+        self.model_info: ModelInfo | None = None
+        self.pending_load: str | None = None
+        self.state = "empty"  # empty | checking | loading | ready | generating
+        self.setWindowTitle(APP_NAME)
+        self._build()
+        self._wire()
+        self._restore()
+        self.engine.start()  # warm the engine now: the first load is faster and GPU support is known
+        self._set_state("empty")
+
+    # -- construction -----------------------------------------------------------------------------
+    def _build(self) -> None:
+        central = QWidget()
+        layout = QVBoxLayout(central)
+
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Model"))
+        self.model_combo = QComboBox()
+        self.model_combo.setAccessibleName("Model")
+        self.model_combo.setMinimumWidth(320)
+        self.model_combo.setToolTip("The starter model and the model files you used recently")
+        bar.addWidget(self.model_combo, 1)
+        self.open_button = QPushButton("Open GGUF…")
+        self.open_button.setToolTip("Choose a .gguf model file (Ctrl+O)")
+        bar.addWidget(self.open_button)
+        self.load_button = QPushButton("Load")
+        self.load_button.setToolTip("Load the chosen model into a separate engine process")
+        bar.addWidget(self.load_button)
+        self.busy = QProgressBar()
+        self.busy.setRange(0, 0)
+        self.busy.setMaximumWidth(120)
+        self.busy.setTextVisible(False)
+        self.busy.hide()
+        bar.addWidget(self.busy)
+        layout.addLayout(bar)
+
+        self.model_summary = QLabel("No model loaded.")
+        self.model_summary.setAccessibleName("Model summary")
+        self.model_summary.setWordWrap(True)
+        layout.addWidget(self.model_summary)
+        self.banner = Banner()
+        layout.addWidget(self.banner)
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        self.chat_view = ChatView()
+        self.chat_view.setModel(self.chat)
+        splitter.addWidget(self.chat_view)
+        bottom = QWidget()
+        bl = QHBoxLayout(bottom)
+        bl.setContentsMargins(0, 0, 0, 0)
+        self.input = InputBox()
+        bl.addWidget(self.input, 1)
+        buttons = QVBoxLayout()
+        self.send_button = QPushButton("Send")
+        self.send_button.setToolTip("Send the message (Enter)")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop the reply (Esc)")
+        buttons.addWidget(self.send_button)
+        buttons.addWidget(self.stop_button)
+        buttons.addStretch(1)
+        bl.addLayout(buttons)
+        splitter.addWidget(bottom)
+        splitter.setStretchFactor(0, 4)
+        splitter.setStretchFactor(1, 1)
+        layout.addWidget(splitter, 1)
+        self.setCentralWidget(central)
+
+        self.sampling_panel = SamplingPanel()
+        scroll = QScrollArea()
+        scroll.setWidget(self.sampling_panel)
+        scroll.setWidgetResizable(True)
+        dock = QDockWidget("Sampling", self)
+        dock.setObjectName("sampling-dock")
+        dock.setWidget(scroll)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+
+        self.mode_label = QLabel("")
+        self.speed_label = QLabel("Speed: –")
+        self.speed_label.setToolTip("Generation speed of the last reply (llama.cpp's own counters)")
+        self.ttft_label = QLabel("First token: –")
+        self.ttft_label.setToolTip("Time from sending to the first token of the last reply")
+        self.memory_label = QLabel("Engine memory: –")
+        self.memory_label.setToolTip("Resident memory of the engine process (current / peak)")
+        sb = self.statusBar()
+        for w in (self.mode_label, self.speed_label, self.ttft_label, self.memory_label):
+            sb.addPermanentWidget(w)
+
+        menu = self.menuBar().addMenu("&File")
+        self.open_action = QAction("&Open GGUF…", self)
+        self.open_action.setShortcut(QKeySequence.StandardKey.Open)
+        menu.addAction(self.open_action)
+        menu.addSeparator()
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        menu.addAction(quit_action)
+        chat_menu = self.menuBar().addMenu("&Chat")
+        self.stop_action = QAction("&Stop reply", self)
+        self.stop_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        self.stop_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        chat_menu.addAction(self.stop_action)
+        self.clear_action = QAction("&Clear conversation", self)
+        chat_menu.addAction(self.clear_action)
+
+    def _wire(self) -> None:
+        self.open_button.clicked.connect(self.choose_model_file)
+        self.open_action.triggered.connect(self.choose_model_file)
+        self.load_button.clicked.connect(self.toggle_load)
+        self.send_button.clicked.connect(self.send)
+        self.input.submitted.connect(self.send)
+        self.stop_button.clicked.connect(self.stop)
+        self.stop_action.triggered.connect(self.stop)
+        self.clear_action.triggered.connect(self.chat.clear)
+        self.sampling_panel.n_ctx.valueChanged.connect(self._update_ctx_warning)
+        e = self.engine
+        e.ready.connect(self._on_ready)
+        e.loaded.connect(self._on_loaded)
+        e.loadFailed.connect(self._on_load_failed)
+        e.unloaded.connect(self._on_unloaded)
+        e.token.connect(self._on_token)
+        e.finished.connect(self._on_finished)
+        e.failed.connect(self._on_failed)
+        e.stopForced.connect(self._on_stop_forced)
+        e.engineStopped.connect(self._on_engine_stopped)
+        e.stats.connect(self._on_stats)
+
+    def _restore(self) -> None:
+        s = self.settings
+        self.sampling_panel.set_params(s.sampling, s.load, s.system_prompt)
+        self.refresh_model_list()
+        if s.window_geometry:
+            self.restoreGeometry(QByteArray(base64.b64decode(s.window_geometry)))
+        else:
+            self.resize(1100, 720)
+        if s.window_state:
+            self.restoreState(QByteArray(base64.b64decode(s.window_state)))
+        if self.store.problem:
+            self.banner.show_message(self.store.problem, "warning")
+
+    def refresh_model_list(self) -> None:
+        self.model_combo.clear()
+        starter = find_starter([self.paths.data_dir / "models"])
+        if starter is not None:
+            self.model_combo.addItem(f"{STARTER_NAME} (starter)", str(starter.path))
+            self.model_combo.setItemData(0, f"{starter.path}\nfrom the {starter.source}", Qt.ItemDataRole.ToolTipRole)
+        for p in self.settings.recent_models:
+            if starter is not None and p == str(starter.path):
+                continue
+            missing = "" if Path(p).exists() else "  (missing)"
+            self.model_combo.addItem(Path(p).name + missing, p)
+            self.model_combo.setItemData(self.model_combo.count() - 1, p, Qt.ItemDataRole.ToolTipRole)
+        if self.settings.last_model:
+            i = self.model_combo.findData(self.settings.last_model)
+            if i >= 0:
+                self.model_combo.setCurrentIndex(i)
+        if self.model_combo.count() == 0:
+            self.model_combo.addItem("No models yet — use Open GGUF…", None)
+
+    # -- state ------------------------------------------------------------------------------------
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        busy = state in ("checking", "loading")
+        self.busy.setVisible(busy)
+        self.load_button.setEnabled(state in ("empty", "ready"))
+        self.load_button.setText("Unload" if state in ("ready", "generating") else "Load")
+        self.model_combo.setEnabled(state in ("empty", "ready"))
+        self.open_button.setEnabled(state in ("empty", "ready"))
+        self.send_button.setEnabled(state == "ready")
+        self.stop_button.setEnabled(state == "generating")
+        self.stop_action.setEnabled(state == "generating")
+        if state == "empty":
+            self.mode_label.setText("")
+
+    # -- model choice and loading -----------------------------------------------------------------
+    @Slot()
+    def choose_model_file(self) -> None:
+        start = str(Path(self.settings.last_model).parent) if self.settings.last_model else str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Open a GGUF model", start, "GGUF models (*.gguf);;All files (*)")
+        if path:
+            self.open_model(path)
+
+    def open_model(self, path: str) -> None:
+        """Add a file to the list and load it (used by the Open dialog and by tests)."""
+        i = self.model_combo.findData(path)
+        if i < 0:
+            self.model_combo.addItem(Path(path).name, path)
+            i = self.model_combo.count() - 1
+        self.model_combo.setCurrentIndex(i)
+        self.load_selected()
+
+    @Slot()
+    def toggle_load(self) -> None:
+        if self.state == "ready":
+            self.engine.unload()
+            self._set_state("loading")
+        else:
+            self.load_selected()
+
+    def load_selected(self) -> None:
+        path = self.model_combo.currentData()
+        if not path:
+            self.banner.show_message("Choose a model first: use Open GGUF… to pick a .gguf file.")
+            return
+        self.banner.clear_message()
+        self._set_state("checking")
+        self.model_summary.setText(f"Checking {Path(path).name}…")
+        run_in_background(lambda: check_model(Path(path)), lambda info: self._checked(path, info), self._check_failed)
+
+    def _checked(self, path: str, info: ModelInfo) -> None:
+        self.model_info = info
+        load = self.sampling_panel.load_params(self.settings.load)
+        warning = context_warning(info, load.n_ctx)
+        if warning:
+            self.banner.show_message(warning, "warning")
+        self._set_state("loading")
+        self.model_summary.setText(f"Loading {info.name} ({info.parameters_label}, {info.quantization})…")
+        if not self.engine.client.alive:
+            self.engine.start()
+        self.engine.load(path, load)
+
+    def _check_failed(self, exc: BaseException) -> None:
+        message = str(exc) if isinstance(exc, UserError) else f"The model could not be read: {exc}"
+        self.banner.show_message(message)
+        self.model_summary.setText("No model loaded.")
+        self._set_state("empty" if not self.engine.is_loaded else "ready")
+
+    @Slot(dict)
+    def _on_ready(self, info: dict[str, Any]) -> None:
+        if info.get("gpu_offload"):
+            self.sampling_panel.set_gpu_support(True, "This llama.cpp build can offload layers to a GPU.")
+        else:
+            self.sampling_panel.set_gpu_support(
+                False,
+                "Unavailable: this llama.cpp build has no GPU backend (CPU only). "
+                "See the README for CUDA, Vulkan and Metal builds.",
+            )
+
+    @Slot(dict)
+    def _on_loaded(self, msg: dict[str, Any]) -> None:
+        path = str(msg["path"])
+        info = self.model_info
+        self.settings.remember_model(path)
+        self.settings.load = self.sampling_panel.load_params(self.settings.load)
+        self.save_settings()
+        name = info.name if info else Path(path).name
+        mem = sum(int(b["bytes"]) for b in msg.get("buffers", []))
+        self.model_summary.setText(
+            f"<b>{name}</b> — {info.parameters_label if info else ''} {info.quantization if info else ''}, "
+            f"context {msg['n_ctx']} of {msg['n_ctx_train']} trained · loaded in {float(msg['load_s']):.1f} s · "
+            f"llama.cpp buffers {mem / MiB:.0f} MiB"
+        )
+        chat = msg.get("chat_mode") == "chat"
+        self.mode_label.setText(
+            "Chat (model's template)" if chat else "Completion mode — this model has no chat template"
+        )
+        self.mode_label.setToolTip("" if chat else "A base model continues your text instead of answering it.")
+        self.memory_label.setText(f"Engine memory: {int(msg['rss_bytes']) / MiB:.0f} MiB")
+        self._set_state("ready")
+        self.input.setFocus()
+
+    @Slot(str)
+    def _on_load_failed(self, message: str) -> None:
+        self.banner.show_message(message)
+        self.model_summary.setText("No model loaded.")
+        self._set_state("empty")
+
+    @Slot()
+    def _on_unloaded(self) -> None:
+        self.model_summary.setText("No model loaded.")
+        self.memory_label.setText("Engine memory: –")
+        self._set_state("empty")
+
+    # -- chatting ---------------------------------------------------------------------------------
+    @Slot()
+    def send(self) -> None:
+        text = self.input.toPlainText().strip()
+        if self.state == "generating":
+            return
+        if not text:
+            self.banner.show_message("Type a message first.", "info")
+            return
+        if self.state != "ready":
+            self.banner.show_message("Load a model first: choose one above and press Load.", "info")
+            return
+        sampling = self.sampling_panel.sampling()
+        self.banner.clear_message()
+        system = self.sampling_panel.system_text()
+        chat_mode = self.engine.loaded_info.get("chat_mode") == "chat"
+        self.chat.append(ChatMessage("user", text))
+        if chat_mode:
+            request: dict[str, Any] = {"messages": self.chat.history(system)}
+        else:
+            request = {"prompt": (system + "\n\n" + text) if system.strip() else text}
+        self.chat.append(ChatMessage("assistant" if chat_mode else "completion", "", status="streaming"))
+        self.input.clear()
+        self._set_state("generating")
+        self.engine.generate(sampling, **request)
+
+    @Slot()
+    def stop(self) -> None:
+        if self.state == "generating":
+            self.engine.stop()
+
+    @Slot(int, str)
+    def _on_token(self, gen_id: int, text: str) -> None:
+        self.chat.append_text(text)
+
+    @Slot(int, dict)
+    def _on_finished(self, gen_id: int, stats: dict[str, Any]) -> None:
+        status = "stopped" if stats.get("finish_reason") == "cancelled" else "done"
+        note = "cut off at max tokens" if stats.get("finish_reason") == "length" else ""
+        self.chat.finish_last(status, stats, note)
+        self.speed_label.setText(f"Speed: {float(stats['tg_tps']):.1f} tokens/s")
+        self.ttft_label.setText(f"First token: {float(stats['ttft_ms']):.0f} ms")
+        self._show_memory(int(stats["rss_bytes"]), int(stats["peak_rss_bytes"]))
+        self._set_state("ready")
+
+    @Slot(int, str)
+    def _on_failed(self, gen_id: int, message: str) -> None:
+        self.chat.finish_last("error", note=message)
+        self.banner.show_message(message)
+        self._set_state("ready" if self.engine.is_loaded else "empty")
+
+    @Slot(int)
+    def _on_stop_forced(self, gen_id: int) -> None:
+        self.chat.finish_last("stopped", note="stopped during prompt processing; the engine was restarted")
+        self.banner.show_message(
+            "Stopped. The engine was restarted to interrupt prompt processing; the model is being loaded again.", "info"
+        )
+        self._set_state("loading")
+
+    @Slot(str)
+    def _on_engine_stopped(self, sentence: str) -> None:
+        if self.chat.messages and self.chat.messages[-1].status == "streaming":
+            self.chat.finish_last("interrupted")
+        self.banner.show_message(sentence + " Your conversation is kept; load the model again to continue.")
+        self.model_summary.setText("No model loaded.")
+        self.memory_label.setText("Engine memory: –")
+        self._set_state("empty")
+
+    @Slot(dict)
+    def _on_stats(self, msg: dict[str, Any]) -> None:
+        self._show_memory(int(msg["rss_bytes"]), int(msg["peak_rss_bytes"]))
+
+    def _show_memory(self, rss: int, peak: int) -> None:
+        self.memory_label.setText(f"Engine memory: {rss / MiB:.0f} MiB (peak {peak / MiB:.0f} MiB)")
+
+    @Slot(int)
+    def _update_ctx_warning(self, n_ctx: int) -> None:
+        if self.model_info is not None:
+            self.sampling_panel.set_context_warning(context_warning(self.model_info, n_ctx))
+
+    def screenshot_views(self) -> list[tuple[str, QWidget]]:
+        """The views the screenshot command renders, by file name."""
+        return [("main-window", self)]
+
+    # -- persistence and shutdown -----------------------------------------------------------------
+    def save_settings(self) -> None:
+        s = self.settings
+        s.sampling = self.sampling_panel.sampling()
+        s.load = self.sampling_panel.load_params(s.load)
+        s.system_prompt = self.sampling_panel.system_text()
+        s.window_geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode("ascii")
+        s.window_state = base64.b64encode(bytes(self.saveState().data())).decode("ascii")
+        try:
+            self.store.save(s)
+        except OSError as exc:
+            self.banner.show_message(f"Settings could not be saved: {exc.strerror or exc}.", "warning")
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_settings()
+        self.engine.shutdown()
+        super().closeEvent(event)
