@@ -14,6 +14,9 @@ Commands, parent → worker
 ``stats``     ask for memory figures now.
 ``bench``     ``{id, pp, tg, repetitions}`` — the llama-bench loop (see engine/bench.py).
 ``shutdown``  exit cleanly.
+``tokenize``  ``{id, texts: [str]}`` — token counts with the loaded model's tokenizer (no BOS added,
+              special tokens not parsed); queued behind a running reply. Sent with
+              ``EngineClient.send_raw``. Added for the context meter (core/context_window.py).
 
 Events, worker → parent
 -----------------------
@@ -25,6 +28,7 @@ Events, worker → parent
 ``done``        ``{id, stats: GenerationStats.to_dict()}``; ``finish_reason`` is stop|length|cancelled.
 ``failed``      ``{id, message}`` — the request failed; the model stays loaded.
 ``stats``       ``{rss_bytes, peak_rss_bytes}``.
+``tokenized``   ``{id, counts: [int]}``, or ``{id, counts: None, message}`` when no model is loaded.
 ``unloaded``    ``{}``.
 ``bench_progress`` / ``bench_done`` — see engine/bench.py.
 

@@ -223,6 +223,16 @@ class Worker:
         self._free()
         self.send({"type": "unloaded"})
 
+    def cmd_tokenize(self, msg: Message) -> None:
+        """Token counts with the loaded model's own tokenizer, for the context meter and for
+        deciding which old messages to leave out (an estimate could overflow the window)."""
+        if self.llm is None:
+            self.send({"type": "tokenized", "id": msg.get("id"), "counts": None, "message": "No model is loaded."})
+            return
+        texts = [str(t) for t in msg.get("texts") or []]
+        counts = [len(self.llm.tokenize(t.encode("utf-8"), add_bos=False, special=False)) for t in texts]
+        self.send({"type": "tokenized", "id": msg.get("id"), "counts": counts})
+
     def cmd_generate(self, msg: Message) -> None:
         gen_id = int(msg["id"])
         if self.llm is None:
