@@ -22,6 +22,8 @@ from sizewise.core.paths import resolve_paths
 # Each module defines add_parser(subparsers); the order here is the order in --help.
 COMMAND_MODULES = [
     "sizewise.commands.generate",
+    "sizewise.commands.chat",
+    "sizewise.commands.history",
     "sizewise.commands.screenshots",
 ]
 
