@@ -79,3 +79,7 @@ def no_leftovers() -> Iterator[None]:
     assert not children, f"test left processes running: {[p.pid for p in children]}"
     assert not threads, f"test left threads running: {threads}"
     assert pool_idle, "test left background jobs running"
+
+
+# Local Hugging Face Hub stand-in (issue 4): hub_catalog, hub_env, hub_server — see tests/hub_fixtures.py.
+from tests.hub_fixtures import hub_catalog, hub_env, hub_server  # noqa: E402, F401
