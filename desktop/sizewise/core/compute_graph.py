@@ -1,0 +1,452 @@
+"""The compute buffer, predicted the way llama.cpp sizes it: build the worst-case graph, then allocate it.
+
+llama.cpp does not compute its compute-buffer size from a formula. At context creation it builds
+the graph for one worst-case micro-batch (``n_tokens = min(n_ctx, n_ubatch)`` tokens, every KV
+cell visible, one output row per token) and hands it to ggml's graph allocator (``ggml-alloc.c``),
+which walks the nodes in order, gives each tensor the best-fitting free block, frees a tensor once
+its last consumer has run, and lets some ops write in place over their input. The buffer it
+reports is the high-water mark of that walk — including fragmentation, which is why the size is
+not simply "the biggest tensors added up" (for SmolLM2 the 96 MiB logits land at an offset the
+earlier layers decided).
+
+So this module does the same thing on symbolic tensors: ``DecoderGraph`` emits the tensors of a
+standard decoder (embedding lookup, per-layer norm → Q/K/V → RoPE → attention → output
+projection → residual → norm → gated FFN → residual, final norm and the logits) in ggml's
+depth-first order, and ``simulate_allocator`` replays ggml-alloc's dynamic allocator on them
+(best fit among free blocks except the last, growing the last block otherwise, 32-byte alignment,
+in-place reuse for the ops ggml marks as such, views that keep their source alive). Sizes come
+from the GGUF header, so the result follows the model and the settings instead of any stored
+per-model number. Tiny tensors that do not move the result are left out (RoPE factors, norms'
+weights are external anyway).
+
+Only the shapes of the graph matter here; the arithmetic is never run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+TENSOR_ALIGNMENT = 32  # ggml's CPU buffer alignment (ggml-impl.h TENSOR_ALIGNMENT)
+
+# ggml_op_can_inplace() in ggml-alloc.c: the result may reuse its first eligible parent's memory.
+_INPLACE_OPS = frozenset(
+    {"scale", "add", "mul", "rms_norm", "rope", "soft_max", "unary", "div", "sub", "sqr", "sqrt", "clamp"}
+)
+
+
+@dataclass(eq=False)
+class Tensor:
+    """A symbolic ggml tensor: size, producing op, sources, and what it is a view of."""
+
+    name: str
+    nbytes: int
+    op: str  # "none" for leaves (inputs, weights, caches); "view" for views; else the op name
+    srcs: list[Tensor] = field(default_factory=list)
+    layout: tuple[object, ...] = ()
+    view_src: Tensor | None = None
+    external: bool = False  # lives in another buffer (weights, KV cache): never allocated here
+    is_input: bool = False
+    is_output: bool = False
+
+    @property
+    def is_view(self) -> bool:
+        return self.view_src is not None
+
+
+class Graph:
+    """Tensors plus ggml's node/leaf order (post-order depth-first from each expand call)."""
+
+    def __init__(self) -> None:
+        self.nodes: list[Tensor] = []
+        self.leafs: list[Tensor] = []
+        self._visited: set[int] = set()
+
+    # -- construction helpers ------------------------------------------------------------------
+    @staticmethod
+    def input(name: str, nbytes: int, shape: tuple[int, ...], dtype: str) -> Tensor:
+        return Tensor(name, nbytes, "none", layout=("c", dtype, shape), is_input=True)
+
+    @staticmethod
+    def external(name: str) -> Tensor:
+        return Tensor(name, 0, "none", external=True)
+
+    @staticmethod
+    def new(name: str, op: str, srcs: Sequence[Tensor], shape: tuple[int, ...], dtype: str = "f32") -> Tensor:
+        width = {"f32": 4, "f16": 2, "i32": 4, "i64": 8}[dtype]
+        n = width
+        for d in shape:
+            n *= d
+        return Tensor(name, n, op, list(srcs), layout=("c", dtype, shape))
+
+    @staticmethod
+    def view(src: Tensor, name: str = "view", shape: tuple[int, ...] | None = None, contiguous: bool = True) -> Tensor:
+        """A reshape/permute/view: no memory of its own; keeps its root source alive while used."""
+        root = src.view_src or src
+        if contiguous and shape is not None and src.layout and src.layout[0] == "c":
+            layout: tuple[object, ...] = ("c", src.layout[1], shape)
+        else:
+            layout = ("v", id(src), name)
+        return Tensor(name, src.nbytes, "view", [src], layout=layout, view_src=root, external=root.external)
+
+    def expand(self, t: Tensor) -> None:
+        """ggml_build_forward_expand: visit sources left to right, then record the tensor."""
+        stack: list[tuple[Tensor, int]] = [(t, 0)]
+        while stack:
+            node, i = stack.pop()
+            if i == 0 and id(node) in self._visited:
+                continue
+            if i == 0:
+                self._visited.add(id(node))
+            if i < len(node.srcs):
+                stack.append((node, i + 1))
+                src = node.srcs[i]
+                if id(src) not in self._visited:
+                    stack.append((src, 0))
+                continue
+            (self.leafs if node.op == "none" else self.nodes).append(node)
+
+
+# -- ggml-alloc's dynamic allocator -----------------------------------------------------------------
+
+
+def _align(n: int) -> int:
+    return (n + TENSOR_ALIGNMENT - 1) // TENSOR_ALIGNMENT * TENSOR_ALIGNMENT
+
+
+class _DynAllocator:
+    """ggml_dyn_tallocr with one chunk (CPU buffers have no maximum size)."""
+
+    def __init__(self) -> None:
+        self.free: list[list[int]] = [[0, 1 << 62]]  # [offset, size], sorted by offset; last block is the tail
+        self.max_size = 0
+
+    def alloc(self, size: int) -> int:
+        size = _align(size)
+        best = -1
+        best_size = 1 << 63
+        for i in range(len(self.free) - 1):  # best fit among all blocks but the last
+            if size <= self.free[i][1] <= best_size:
+                best, best_size = i, self.free[i][1]
+        if best == -1:
+            best = len(self.free) - 1
+        block = self.free[best]
+        offset = block[0]
+        block[0] += size
+        block[1] -= size
+        if block[1] == 0:
+            del self.free[best]
+        self.max_size = max(self.max_size, offset + size)
+        return offset
+
+    def release(self, offset: int, size: int) -> None:
+        size = _align(size)
+        for i, block in enumerate(self.free):
+            if block[0] + block[1] == offset:  # block ends where the freed range starts
+                block[1] += size
+                if i + 1 < len(self.free) and block[0] + block[1] == self.free[i + 1][0]:
+                    block[1] += self.free[i + 1][1]
+                    del self.free[i + 1]
+                return
+            if offset + size == block[0]:  # freed range ends where the block starts
+                block[0] = offset
+                block[1] += size
+                if i > 0 and self.free[i - 1][0] + self.free[i - 1][1] == offset:
+                    self.free[i - 1][1] += block[1]
+                    del self.free[i]
+                return
+        pos = 0
+        while pos < len(self.free) and self.free[pos][0] < offset:
+            pos += 1
+        self.free.insert(pos, [offset, size])
+
+
+@dataclass
+class _State:
+    n_children: int = 0
+    n_views: int = 0
+    allocated: bool = False
+    offset: int = -1
+
+
+def simulate_allocator(graph: Graph) -> int:
+    """Replay ggml_gallocr_alloc_graph_impl and return the buffer's high-water mark in bytes."""
+    alloc = _DynAllocator()
+    st: dict[int, _State] = {}
+
+    def s(t: Tensor) -> _State:
+        got = st.get(id(t))
+        if got is None:
+            got = st[id(t)] = _State()
+        return got
+
+    def is_allocated(t: Tensor) -> bool:
+        return t.external or s(t).allocated
+
+    def allocate(t: Tensor) -> None:
+        if is_allocated(t) or t.is_view:
+            return
+        h = s(t)
+        h.allocated = True
+        if t.op in _INPLACE_OPS:
+            for parent in t.srcs:
+                ph = s(parent)
+                # ggml_gallocr_is_own(): views are never "allocated" themselves, so an op never
+                # writes in place over a reshaped/permuted input (the view branch in ggml is dead).
+                if parent.external or not ph.allocated:
+                    continue
+                if parent.is_output or (parent.view_src is not None and parent.view_src.is_output):
+                    continue
+                if parent.layout != t.layout:
+                    continue
+                if ph.n_children == 1 and ph.n_views == 0:
+                    if parent.is_view:
+                        root = parent.view_src
+                        assert root is not None
+                        rh = s(root)
+                        if root.external or not rh.allocated:
+                            continue
+                        if rh.n_views == 1 and rh.n_children == 0:
+                            h.offset = rh.offset
+                            ph.allocated = False
+                            rh.allocated = False
+                            _free_extra(root, t, rh.offset)
+                            return
+                    else:
+                        h.offset = ph.offset
+                        ph.allocated = False
+                        _free_extra(parent, t, ph.offset)
+                        return
+        h.offset = alloc.alloc(t.nbytes)
+
+    def _free_extra(parent: Tensor, node: Tensor, offset: int) -> None:
+        extra = _align(parent.nbytes) - _align(node.nbytes)
+        if extra > 0:
+            alloc.release(offset + _align(node.nbytes), extra)
+
+    def free(t: Tensor) -> None:
+        if t.is_output:
+            return
+        alloc.release(s(t).offset, t.nbytes)
+        s(t).allocated = False
+
+    for leaf in graph.leafs:
+        allocate(leaf)
+    for node in graph.nodes:
+        if node.view_src is not None:
+            s(node.view_src).n_views += 1
+        if node.is_input:
+            allocate(node)
+        for src in node.srcs:
+            s(src).n_children += 1
+            if src.is_input:
+                allocate(src)
+    for node in graph.nodes:
+        for parent in node.srcs:
+            allocate(parent)
+        allocate(node)
+        for parent in node.srcs:
+            ph = s(parent)
+            ph.n_children -= 1
+            if ph.n_children == 0 and ph.n_views == 0:
+                if parent.is_view:
+                    root = parent.view_src
+                    assert root is not None
+                    rh = s(root)
+                    rh.n_views -= 1
+                    if rh.n_views == 0 and rh.n_children == 0 and rh.allocated and not root.external:
+                        free(root)
+                elif ph.allocated and not parent.external:
+                    free(parent)
+    return alloc.max_size
+
+
+# -- the decoder graph ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    n_head: int
+    n_head_kv: int
+    head_dim_k: int
+    head_dim_v: int
+    n_ff: int
+    swa: bool  # a sliding-window layer (its own KV cache and mask)
+
+
+@dataclass(frozen=True)
+class DecoderSpec:
+    """The shapes and the per-architecture graph features that change which tensors exist."""
+
+    n_embd: int
+    n_vocab: int
+    layers: tuple[LayerShape, ...]
+    qk_norm: bool = False  # RMS norm on Q and K heads (gemma3, qwen3, olmo2 …)
+    post_norms: bool = False  # norm after attention and after the FFN (gemma2/3)
+    scale_input: bool = False  # embeddings multiplied by sqrt(n_embd) (gemma family)
+    scale_q: bool = False  # Q scaled by a separate op before attention (gemma3)
+    gated_ffn: bool = True
+    final_softcap: bool = False  # tanh soft-capping of the logits: three extra logits-sized ops, in place
+
+
+@dataclass(frozen=True)
+class GraphSettings:
+    n_tokens: int  # micro-batch tokens in the reserve graph: min(n_ctx, n_ubatch)
+    n_outputs: int  # logits rows reserved: min(n_tokens, n_batch)
+    n_kv: int  # KV cells visible to full-attention layers
+    n_kv_swa: int  # KV cells visible to sliding-window layers
+    flash_attn: bool
+    k_rot: int  # Hadamard rotation size for a quantized K cache (0 = none)
+    v_rot: int
+
+
+def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
+    """Emit the worst-case graph the way llama.cpp's llm_graph_context builds it (llama / gemma3 shape)."""
+    g = Graph()
+    T, E = gs.n_tokens, spec.n_embd
+    fa = gs.flash_attn
+    mask_dtype, mask_w = ("f16", 2) if fa else ("f32", 4)
+
+    tokens = g.input("inp_tokens", 4 * T, (T,), "i32")
+    inp_embd = g.input("inp_embd", 4 * E * T, (E, T), "f32")
+    tok_embd = g.external("token_embd")
+    cur = g.new("get_rows", "get_rows", [tok_embd, tokens], (E, T))
+    # build_forward_select keeps both inputs in the graph: the token path and the raw-embedding leaf
+    g.expand(cur)
+    g.expand(inp_embd)
+    if spec.scale_input:
+        cur = g.new("inp_scaled", "scale", [cur], (E, T))
+    pos = g.input("inp_pos", 4 * T, (T,), "i32")
+
+    def kv_inputs(n_kv: int, tag: str) -> tuple[Tensor, Tensor, Tensor]:
+        head_v_max = max(ly.head_dim_v * ly.n_head_kv for ly in spec.layers)
+        k_idxs = g.input(f"k_idxs{tag}", 8 * T, (T,), "i64")
+        v_n = T if fa else T * head_v_max
+        v_idxs = g.input(f"v_idxs{tag}", 8 * v_n, (v_n,), "i64")
+        mask = g.input(f"kq_mask{tag}", mask_w * n_kv * T, (n_kv, T), mask_dtype)
+        return k_idxs, v_idxs, mask
+
+    def rot_inputs(tag: str) -> tuple[Tensor | None, Tensor | None]:
+        k = g.input(f"k_rot{tag}", 4 * gs.k_rot * gs.k_rot, (gs.k_rot, gs.k_rot), "f32") if gs.k_rot else None
+        v = g.input(f"v_rot{tag}", 4 * gs.v_rot * gs.v_rot, (gs.v_rot, gs.v_rot), "f32") if gs.v_rot else None
+        return k, v
+
+    # A model with sliding-window layers gets two KV caches (llama_kv_cache_iswa), each with its own
+    # index, mask and rotation inputs; its build_attn also expands Q, K, V in that order, where the
+    # single-cache build_attn expands Q, V, K. Both orders are kept: they move where tensors land.
+    has_swa = any(ly.swa for ly in spec.layers)
+    base_inputs = kv_inputs(gs.n_kv, "")
+    swa_inputs = kv_inputs(gs.n_kv_swa, "_swa") if has_swa else base_inputs
+    base_rot = rot_inputs("")
+    swa_rot = rot_inputs("_swa") if has_swa else base_rot
+    out_ids = g.input("out_ids", 4 * gs.n_outputs, (gs.n_outputs,), "i32")
+
+    def norm(x: Tensor, shape: tuple[int, ...], name: str) -> Tensor:
+        n = g.new(f"{name}_rms", "rms_norm", [x], shape)
+        return g.new(name, "mul", [n, g.external(f"{name}.w")], shape)
+
+    def hadamard(x: Tensor, rot: Tensor, n: int, shape: tuple[int, ...]) -> Tensor:
+        flat = g.view(x, "rot_in", (n, _prod(shape) // n))
+        y = g.new("rot", "mul_mat", [rot, flat], (n, _prod(shape) // n))
+        return g.view(y, "rot_out", shape)
+
+    inp_l = cur
+    n_layer = len(spec.layers)
+    for il, ly in enumerate(spec.layers):
+        k_idxs, v_idxs, mask = swa_inputs if ly.swa else base_inputs
+        k_rot, v_rot = swa_rot if ly.swa else base_rot
+        n_kv = gs.n_kv_swa if ly.swa else gs.n_kv
+        hq, hk, hv = ly.n_head, ly.n_head_kv, ly.n_head_kv
+        dq, dk, dv = ly.head_dim_k, ly.head_dim_k, ly.head_dim_v
+        x = norm(inp_l, (E, T), "attn_norm")
+        q = g.view(g.new("q", "mul_mat", [g.external("wq"), x], (dq * hq, T)), "q3", (dq, hq, T))
+        k = g.view(g.new("k", "mul_mat", [g.external("wk"), x], (dk * hk, T)), "k3", (dk, hk, T))
+        v = g.view(g.new("v", "mul_mat", [g.external("wv"), x], (dv * hv, T)), "v3", (dv, hv, T))
+        if spec.qk_norm:
+            q = norm(q, (dq, hq, T), "q_norm")
+        q = g.new("q_rope", "rope", [q, pos], (dq, hq, T))
+        if spec.qk_norm:
+            k = norm(k, (dk, hk, T), "k_norm")
+        k = g.new("k_rope", "rope", [k, pos], (dk, hk, T))
+        if spec.scale_q:
+            q = g.new("q_scaled", "scale", [q], (dq, hq, T))
+        if k_rot is not None:
+            q = hadamard(q, k_rot, gs.k_rot, (dq, hq, T))
+            k = hadamard(k, k_rot, gs.k_rot, (dk, hk, T))
+        if v_rot is not None:
+            v = hadamard(v, v_rot, gs.v_rot, (dv, hv, T))
+        for t in (q, k, v) if has_swa else (q, v, k):
+            g.expand(t)
+        k_cache, v_cache = g.external(f"cache_k{il}"), g.external(f"cache_v{il}")
+        g.expand(_set_rows(g, k_cache, g.view(k, "k2d", (dk * hk, T)), k_idxs))
+        if fa:
+            g.expand(_set_rows(g, v_cache, g.view(v, "v2d", (dv * hv, T)), v_idxs))
+        else:
+            g.expand(_set_rows(g, v_cache, g.view(g.view(v, "v2d", (dv * hv, T)), "v1", (1, dv * hv * T)), v_idxs))
+        kv_k = g.view(g.view(k_cache, "k_view"), "k_perm", contiguous=False)
+        kv_v = g.view(g.view(v_cache, "v_view"), "v_perm", contiguous=False)
+        qp = g.view(g.view(q, "q4", (dq, hq, T)), "q_perm", contiguous=False)
+        if fa:
+            att = g.new("fattn", "flash_attn_ext", [qp, kv_k, kv_v, mask], (dv, hq, T))
+            att = g.view(att, "fattn2d", (dv * hq, T))
+        else:
+            kq = g.new("kq", "mul_mat", [kv_k, qp], (n_kv, T, hq))
+            kq = g.new("kq_soft_max", "soft_max", [kq, mask], (n_kv, T, hq))
+            kqv = g.new("kqv", "mul_mat", [kv_v, kq], (dv, T, hq))
+            att = g.new("kqv_cont", "cont", [g.view(kqv, "kqv_perm", contiguous=False)], (dv * hq, T))
+        g.expand(att)
+        if v_rot is not None:
+            att = hadamard(att, v_rot, gs.v_rot, (dv * hq, T))
+        att = g.new("attn_out", "mul_mat", [g.external("wo"), att], (E, T))
+        t_cur = T
+        residual = inp_l
+        if il == n_layer - 1:
+            t_cur = gs.n_outputs
+            att = g.new("att_rows", "get_rows", [att, out_ids], (E, t_cur))
+            residual = g.new("res_rows", "get_rows", [residual, out_ids], (E, t_cur))
+        if spec.post_norms:
+            att = norm(att, (E, t_cur), "attn_post_norm")
+        ffn_inp = g.new("ffn_inp", "add", [att, residual], (E, t_cur))
+        x = norm(ffn_inp, (E, t_cur), "ffn_norm")
+        up = g.new("ffn_up", "mul_mat", [g.external("w_up"), x], (ly.n_ff, t_cur))
+        if spec.gated_ffn:
+            gate = g.new("ffn_gate", "mul_mat", [g.external("w_gate"), x], (ly.n_ff, t_cur))
+            act = g.new("ffn_glu", "glu", [gate, up], (ly.n_ff, t_cur))
+        else:
+            act = g.new("ffn_act", "unary", [up], (ly.n_ff, t_cur))
+        down = g.new("ffn_down", "mul_mat", [g.external("w_down"), act], (E, t_cur))
+        if spec.post_norms:
+            down = norm(down, (E, t_cur), "ffn_post_norm")
+        inp_l = g.new("l_out", "add", [down, ffn_inp], (E, t_cur))
+
+    n_out = gs.n_outputs
+    result_norm = norm(inp_l, (E, n_out), "result_norm")
+    result_norm.is_output = True
+    logits = g.new("result_output", "mul_mat", [g.external("output"), result_norm], (spec.n_vocab, n_out))
+    if spec.final_softcap:
+        logits = g.new("softcap_scale", "scale", [logits], (spec.n_vocab, n_out))
+        logits = g.new("softcap_tanh", "unary", [logits], (spec.n_vocab, n_out))
+        logits = g.new("softcap_scale2", "scale", [logits], (spec.n_vocab, n_out))
+    logits.is_output = True
+    g.expand(logits)
+    return g
+
+
+def _set_rows(g: Graph, cache: Tensor, src: Tensor, idxs: Tensor) -> Tensor:
+    """ggml_set_rows: a view of the cache (no memory) whose sources are (values, indices, cache)."""
+    t = g.view(cache, "set_rows")
+    t.op = "set_rows"
+    t.srcs = [src, idxs, cache]
+    return t
+
+
+def _prod(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def compute_buffer_bytes(spec: DecoderSpec, gs: GraphSettings) -> int:
+    """Bytes of the CPU compute buffer llama.cpp reserves for these shapes and settings."""
+    return simulate_allocator(build_decoder_graph(spec, gs))
