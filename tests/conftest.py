@@ -47,9 +47,19 @@ def app_paths(tmp_path: Path) -> AppPaths:
     return basedir_paths(tmp_path / "base").ensure()
 
 
+def _is_leftover(p: psutil.Process) -> bool:
+    try:
+        if p.status() == psutil.STATUS_ZOMBIE:
+            return False
+        # multiprocessing's resource tracker lives as long as the test process, by design.
+        return "resource_tracker" not in " ".join(p.cmdline())
+    except psutil.Error:
+        return False
+
+
 def _children() -> list[psutil.Process]:
     try:
-        return [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+        return [p for p in psutil.Process().children(recursive=True) if _is_leftover(p)]
     except psutil.Error:
         return []
 
@@ -81,5 +91,5 @@ def no_leftovers() -> Iterator[None]:
     assert pool_idle, "test left background jobs running"
 
 
-# Local Hugging Face Hub stand-in (issue 4): hub_catalog, hub_env, hub_server — see tests/hub_fixtures.py.
+# Local Hugging Face Hub stand-in (issue 4): hub_catalog, hub_server, hub_env — see tests/hub_fixtures.py.
 from tests.hub_fixtures import hub_catalog, hub_env, hub_server  # noqa: E402, F401

@@ -11,7 +11,7 @@ from gguf import GGUFWriter
 def write_unknown_arch(path: Path, arch: str = "sizewise-nonexistent-arch") -> Path:
     """A well-formed GGUF whose architecture no llama.cpp build knows."""
     w = GGUFWriter(str(path), arch)
-    w.add_context_length(256)
+    w.add_context_length(4096)
     w.add_block_count(1)
     w.add_tensor("token_embd.weight", np.zeros((8, 4), dtype=np.float32))
     w.write_header_to_file()

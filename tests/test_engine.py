@@ -16,7 +16,7 @@ from tests.ggufs import write_unknown_arch
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=24, seed=1)
 CHAT = [{"role": "user", "content": "Name three colours."}]
-LONG_PROMPT = " ".join(f"word{i}" for i in range(1500))
+LONG_PROMPT = "hello " * 1500  # ~1500 tokens: several seconds of prompt processing on 2 cores
 
 
 @pytest.fixture
@@ -69,8 +69,7 @@ def test_fixed_seed_is_deterministic(smol: EngineSession) -> None:
 
 def test_different_seeds_differ_at_high_temperature(smol: EngineSession) -> None:
     outs = {
-        smol.generate(SamplingParams(temperature=1.5, max_tokens=30, seed=seed), messages=CHAT)[0]
-        for seed in (1, 2, 3)
+        smol.generate(SamplingParams(temperature=1.5, max_tokens=30, seed=seed), messages=CHAT)[0] for seed in (1, 2, 3)
     }
     assert len(outs) >= 2
 
@@ -100,9 +99,9 @@ def test_stop_during_long_prompt_within_200ms(smol: EngineSession) -> None:
     time.sleep(0.3)  # 1500 tokens take seconds to process: we are inside llama_decode now
     t0 = time.perf_counter()
     smol.client.stop()
-    msg = smol.wait_for("done", "stop_forced", timeout=10)
+    msg = smol.wait_for("done", "stop_forced", "failed", timeout=10)
     elapsed = time.perf_counter() - t0
-    assert msg["id"] == gen_id
+    assert msg["id"] == gen_id, msg
     assert elapsed < 0.2
     # Interrupted through llama.cpp's abort callback: the worker survived and still works.
     assert msg["type"] == "done" and msg["stats"]["finish_reason"] == "cancelled"
@@ -115,7 +114,9 @@ def test_gemma_completion_mode(gemma_path: Path) -> None:
     with EngineSession() as s:
         loaded = s.load(gemma_path, LoadParams(n_ctx=2048))
         assert loaded["chat_mode"] == "completion"
-        text, stats = s.generate(SamplingParams(temperature=0.0, max_tokens=16, seed=1), prompt="The capital of France is")
+        text, stats = s.generate(
+            SamplingParams(temperature=0.0, max_tokens=16, seed=1), prompt="The capital of France is"
+        )
         assert text.strip() and stats.tokens > 0
         comp = MeasuredBuffers.from_lines(loaded["buffers"]).by_component()
         assert comp["compute"] > 400 * 2**20  # the 262k-vocab logits buffer dominates
@@ -155,6 +156,6 @@ def test_load_failures_are_sentences(tmp_path: Path) -> None:
     with EngineSession() as s:
         with pytest.raises(EngineError, match="unknown model architecture"):
             s.load(odd)
-        with pytest.raises(EngineError, match="llama.cpp could not load junk.gguf"):
+        with pytest.raises(EngineError, match=r"llama\.cpp could not load junk\.gguf"):
             s.load(junk)
         assert s.client.alive  # a failed load does not kill the worker

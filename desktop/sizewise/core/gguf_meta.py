@@ -274,11 +274,8 @@ def read_header(path: str | Path) -> GGUFHeader:
         raise GGUFError(f"{p} is a folder, not a model file.")
     try:
         size = p.stat().st_size
-        with p.open("rb") as fh:
-            import io
-
-            buffered = io.BufferedReader(fh, buffer_size=1 << 20)  # type: ignore[arg-type]
-            return parse_header(FileSource(buffered, size))  # type: ignore[arg-type]
+        with p.open("rb", buffering=1 << 20) as fh:
+            return parse_header(FileSource(fh, size))
     except PermissionError as exc:
         raise GGUFError(f"Sizewise may not read {p} (permission denied).") from exc
     except OSError as exc:

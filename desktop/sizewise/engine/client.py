@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from sizewise.core.sampling import LoadParams, SamplingParams
+from sizewise.engine.entry import run_worker
 from sizewise.engine.protocol import STOP_GRACE_S, Message
-from sizewise.engine.worker import run_worker
 
 EventCallback = Callable[[Message], None]
 
@@ -38,6 +38,8 @@ if hasattr(signal, "SIGBUS"):
 def describe_exit(exitcode: int | None, last_log: str = "") -> str:
     if exitcode is None:
         return "it stopped responding"
+    if exitcode > 0 and last_log:
+        return f"it exited with status {exitcode} ({last_log})"
     if exitcode < 0:
         try:
             sig = signal.Signals(-exitcode)
@@ -203,8 +205,10 @@ class EngineClient:
                 timer, self._stop_timer = self._stop_timer, None
                 if timer is not None:
                     timer.cancel()
-            elif kind == "load_failed":
+            elif kind in ("load_failed", "fatal"):
                 last_error = str(msg.get("message", ""))
+                if kind == "fatal":
+                    continue
             self._on_event(msg)
         proc.join(2.0)
         exitcode = proc.exitcode

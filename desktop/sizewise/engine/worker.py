@@ -14,6 +14,7 @@ and a C function costs nothing there, where a Python callback would slow generat
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -25,7 +26,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from sizewise.core.llama_log import parse_buffer_line
+from sizewise.core.llama_log import BufferLine, parse_buffer_line
 from sizewise.engine.protocol import GenerationStats, Message
 
 KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml_type values
@@ -90,6 +91,8 @@ class Worker:
         self.active_id: int | None = None
         self.log_lines: collections.deque[str] = collections.deque(maxlen=400)
         self._partial = ""
+        self._log_level = 2
+        self.load_buffers: list[BufferLine] = []
         self._log_file = open(log_path, "a", encoding="utf-8", buffering=1) if log_path else None  # noqa: SIM115
         # Python-level prints from llama-cpp-python go to the log, never to the parent's terminal.
         sys.stdout = sys.stderr = self._log_file or open(os.devnull, "w")  # noqa: SIM115
@@ -106,9 +109,18 @@ class Worker:
 
     # -- plumbing ----------------------------------------------------------------------------------
     def _on_log(self, level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        # Every line is parsed for buffer sizes as it arrives (a load logs thousands of debug lines,
+        # more than the tail we keep); debug lines stay out of the log file.
+        if level != 5:  # GGML_LOG_LEVEL_CONT continues the previous line's level
+            self._log_level = level
         chunk = self._partial + text.decode("utf-8", errors="replace")
         *lines, self._partial = chunk.split("\n")
         for line in lines:
+            buffer = parse_buffer_line(line)
+            if buffer is not None:
+                self.load_buffers.append(buffer)
+            if self._log_level == 1:  # ggml: NONE=0, DEBUG=1, INFO=2, WARN=3, ERROR=4, CONT=5
+                continue
             self.log_lines.append(line)
             if self._log_file is not None:
                 self._log_file.write(line + "\n")
@@ -176,6 +188,7 @@ class Worker:
         path = str(msg["path"])
         lp: dict[str, Any] = msg.get("load") or {}
         self.log_lines.clear()
+        self.load_buffers = []
         kwargs: dict[str, Any] = {
             "model_path": path,
             "n_ctx": int(lp.get("n_ctx", 2048)),
@@ -201,7 +214,7 @@ class Worker:
         self.llama_cpp.llama_set_abort_callback(llm._ctx.ctx, self.abort.callback, self.abort.data)
         template = llm.metadata.get("tokenizer.chat_template")
         self.chat_mode = "chat" if template else "completion"
-        buffers = [parse_buffer_line(line) for line in self.log_lines]
+        buffers = list(self.load_buffers)
         rss, peak = process_memory()
         self.send(
             {
@@ -209,11 +222,9 @@ class Worker:
                 "path": path,
                 "load_s": load_s,
                 "n_ctx": llm.n_ctx(),
-                "n_ctx_train": llm.n_ctx_train(),
+                "n_ctx_train": llm._model.n_ctx_train(),
                 "chat_mode": self.chat_mode,
-                "buffers": [
-                    {"device": b.device, "component": b.component, "bytes": b.bytes} for b in buffers if b is not None
-                ],
+                "buffers": [{"device": b.device, "component": b.component, "bytes": b.bytes} for b in buffers],
                 "rss_bytes": rss,
                 "peak_rss_bytes": peak,
             }
@@ -302,7 +313,7 @@ class Worker:
         n_eval = int(perf.n_eval)
         rss, peak = process_memory()
         stats = GenerationStats(
-            tokens=n_eval + 1 if streamed else n_eval,
+            tokens=n_eval + 1 if streamed else 0,
             ttft_ms=ttft_ms,
             prompt_tokens=int(perf.n_p_eval),
             pp_tps=(perf.n_p_eval / perf.t_p_eval_ms * 1000.0) if perf.t_p_eval_ms > 0 else 0.0,
@@ -317,9 +328,21 @@ class Worker:
 
 
 def run_worker(conn: Connection, log_path: str | None = None) -> None:
-    """Process entry point (multiprocessing target)."""
-    worker = Worker(conn, log_path)
+    """Process entry point (multiprocessing target).
+
+    A Python exception here is a bug, not a model problem: it is sent to the parent (which reports
+    it as the reason the engine stopped) and written to the real stderr before the process exits.
+    """
     try:
-        worker.run()
+        Worker(conn, log_path).run()
+    except BaseException as exc:
+        import traceback
+
+        text = traceback.format_exc()
+        if sys.__stderr__ is not None:
+            sys.__stderr__.write(text)
+        with contextlib.suppress(OSError, ValueError):
+            conn.send({"type": "fatal", "message": f"{type(exc).__name__}: {exc}"})
+        raise SystemExit(1) from None
     finally:
         conn.close()

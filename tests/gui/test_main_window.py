@@ -1,0 +1,136 @@
+"""The main window with the real engine and the real starter model."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from sizewise.core.paths import AppPaths
+from sizewise.core.sampling import LoadParams, SamplingParams
+from sizewise.gui.main_window import MainWindow
+
+
+def load(qtbot: QtBot, w: MainWindow, path: Path) -> None:
+    with qtbot.waitSignal(w.engine.loaded, timeout=120_000):
+        w.open_model(str(path))
+    assert w.state == "ready"
+
+
+def test_starter_is_offered_first(window: MainWindow, smollm2_path: Path) -> None:
+    assert window.model_combo.itemData(0) == str(smollm2_path)
+    assert "starter" in window.model_combo.itemText(0)
+
+
+def test_gpu_layers_disabled_with_reason_on_cpu_build(window: MainWindow) -> None:
+    assert window.engine.client.ready_info["gpu_offload"] is False
+    assert not window.sampling_panel.gpu_layers.isEnabled()
+    assert "no GPU backend" in window.sampling_panel.gpu_reason.text()
+
+
+def test_chat_streams_tokens_and_reports_speed_and_memory(qtbot: QtBot, window: MainWindow, smollm2_path: Path) -> None:
+    window.sampling_panel.set_params(SamplingParams(temperature=0.2, max_tokens=40, seed=3), LoadParams(n_ctx=1024))
+    load(qtbot, window, smollm2_path)
+    assert "Chat" in window.mode_label.text()
+    seen_lengths: list[int] = []
+    window.chat.dataChanged.connect(lambda *_: seen_lengths.append(len(window.chat.messages[-1].text)))
+    qtbot.keyClicks(window.input, "Tell me about the sea.")
+    with qtbot.waitSignal(window.engine.finished, timeout=120_000):
+        qtbot.keyClick(window.input, Qt.Key.Key_Return)
+        assert window.state == "generating"
+        assert window.chat.messages[-1].status == "streaming"
+    # the reply grew in several steps while streaming, not in one piece at the end
+    growing = [n for n in seen_lengths if n > 0]
+    assert len(set(growing)) >= 3
+    assert window.chat.rowCount() == 2
+    reply = window.chat.messages[-1]
+    assert reply.role == "assistant" and reply.text and reply.status == "done"
+    assert window.input.toPlainText() == ""
+    assert "tokens/s" in window.speed_label.text() and "–" not in window.speed_label.text()
+    assert "ms" in window.ttft_label.text()
+    assert "MiB" in window.memory_label.text() and "peak" in window.memory_label.text()
+
+
+def test_shift_enter_adds_a_line(qtbot: QtBot, window: MainWindow) -> None:
+    qtbot.keyClicks(window.input, "one")
+    qtbot.keyClick(window.input, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(window.input, "two")
+    assert window.input.toPlainText() == "one\ntwo"
+    assert window.chat.rowCount() == 0
+
+
+def test_stop_with_escape(qtbot: QtBot, window: MainWindow, smollm2_path: Path) -> None:
+    window.sampling_panel.set_params(SamplingParams(temperature=0.9, max_tokens=3000, seed=1), LoadParams(n_ctx=4096))
+    load(qtbot, window, smollm2_path)
+    window.input.setPlainText("Write a very long story about a lighthouse keeper.")
+    window.send()
+    qtbot.waitUntil(lambda: len(window.chat.messages[-1].text) > 20, timeout=60_000)
+    with qtbot.waitSignal(window.engine.finished, timeout=5_000) as blocker:
+        qtbot.keyClick(window, Qt.Key.Key_Escape)
+    assert blocker.args[1]["finish_reason"] == "cancelled"
+    assert window.chat.messages[-1].status == "stopped"
+    assert window.state == "ready" and window.send_button.isEnabled()
+
+
+def test_bad_file_shows_message_and_window_stays_usable(
+    qtbot: QtBot, window: MainWindow, tmp_path: Path, smollm2_path: Path
+) -> None:
+    junk = tmp_path / "junk.gguf"
+    junk.write_text("this is not a model\n" * 50)
+    window.open_model(str(junk))
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10_000)
+    assert "not a GGUF model file" in window.banner.text()
+    assert window.state == "empty" and window.load_button.isEnabled()
+    load(qtbot, window, smollm2_path)  # still usable
+    assert not window.banner.isVisible()
+
+
+def test_empty_message_and_no_model_give_hints(qtbot: QtBot, window: MainWindow) -> None:
+    window.send()
+    assert window.chat.rowCount() == 0
+    window.input.setPlainText("hello")
+    window.send()
+    assert "Load a model first" in window.banner.text()
+    assert window.chat.rowCount() == 0
+
+
+def test_engine_crash_is_reported_and_app_recovers(qtbot: QtBot, window: MainWindow, smollm2_path: Path) -> None:
+    window.sampling_panel.set_params(SamplingParams(max_tokens=2000, seed=1), LoadParams(n_ctx=1024))
+    load(qtbot, window, smollm2_path)
+    window.input.setPlainText("Count to one thousand.")
+    window.send()
+    qtbot.waitUntil(lambda: len(window.chat.messages[-1].text) > 5, timeout=60_000)
+    pid = window.engine.client.pid
+    assert pid is not None
+    with qtbot.waitSignal(window.engine.engineStopped, timeout=10_000) as blocker:
+        os.kill(pid, signal.SIGSEGV)
+    assert blocker.args[0].startswith("The engine stopped: it crashed")
+    assert window.banner.text().startswith("The engine stopped")
+    assert window.chat.messages[-1].status == "interrupted"
+    assert window.chat.messages[-1].text  # the partial reply is kept
+    assert window.state == "empty"
+    load(qtbot, window, smollm2_path)
+
+
+def test_settings_survive_restart(qtbot: QtBot, app_paths: AppPaths, smollm2_path: Path) -> None:
+    w = MainWindow(app_paths)
+    qtbot.addWidget(w)
+    w.sampling_panel.set_params(
+        SamplingParams(temperature=0.35, top_k=12, seed=99, max_tokens=77), LoadParams(n_ctx=3072), "Answer in French."
+    )
+    w.show()
+    w.resize(760, 520)
+    qtbot.waitUntil(lambda: w.width() == 760)
+    w.close()
+    w2 = MainWindow(app_paths)
+    qtbot.addWidget(w2)
+    w2.show()
+    s = w2.sampling_panel.sampling()
+    assert (s.temperature, s.top_k, s.seed, s.max_tokens) == (0.35, 12, 99, 77)
+    assert w2.sampling_panel.n_ctx.value() == 3072
+    assert w2.sampling_panel.system_text() == "Answer in French."
+    assert (w2.width(), w2.height()) == (760, 520)
+    w2.close()
