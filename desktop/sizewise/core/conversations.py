@@ -342,6 +342,14 @@ def _is_sqlite_file(path: Path) -> bool:
     return head == SQLITE_MAGIC or head == b""
 
 
+def _check_version(db: sqlite3.Connection) -> None:
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise _OpenProblem("newer_schema", f"format {version}; this version reads up to {SCHEMA_VERSION}")
+    if version == 0 and db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'").fetchone():
+        raise _OpenProblem("unavailable", "it is an SQLite database, but not a Sizewise conversation file")
+
+
 # -- the store ------------------------------------------------------------------------------------
 class ConversationStore:
     """All conversations of one profile. Create with :meth:`open` (a file) or :meth:`in_memory`."""
@@ -372,6 +380,8 @@ class ConversationStore:
             kind, detail = exc.kind, exc.detail
         except (sqlite3.Error, OSError) as exc:
             kind, detail = _classify(exc), str(exc)
+        except Exception as exc:  # e.g. a failing migration: rolled back, so the file is as it was
+            kind, detail = "unavailable", f"{type(exc).__name__}: {exc}"
         if db is not None:
             with contextlib.suppress(sqlite3.Error):
                 db.rollback()
@@ -423,28 +433,26 @@ class ConversationStore:
 
     @staticmethod
     def _check_integrity(path: Path, timeout: float) -> None:
-        """quick_check over a read-only connection, before anything could write to a damaged file
-        (switching the journal mode or checkpointing would)."""
+        """Everything that can refuse a file, checked over a read-only connection before anything
+        could write to it (switching the journal mode or a checkpoint would): damage, a newer
+        format, or an SQLite file that is not ours."""
         db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=timeout)
         try:
             lines = [str(r[0]) for r in db.execute("PRAGMA quick_check(3)").fetchall()]
+            if lines != ["ok"]:
+                detail = "; ".join(
+                    ln for ln in "\n".join(lines).splitlines() if ln.strip() and not ln.startswith("***")
+                )
+                raise _OpenProblem("corrupt", detail[:200])
+            _check_version(db)
         finally:
             db.close()
-        if lines != ["ok"]:
-            detail = "; ".join(ln for ln in "\n".join(lines).splitlines() if ln.strip() and not ln.startswith("***"))
-            raise _OpenProblem("corrupt", detail[:200])
 
     def _prepare(self, use_fts: bool | None) -> None:
         """Migrate, recover interrupted replies and purge deleted conversations: one transaction."""
         fts_ok = fts5_available() if use_fts is None else (use_fts and fts5_available())
         db = self._db
-        version = int(db.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise _OpenProblem("newer_schema", f"format {version}; this version reads up to {SCHEMA_VERSION}")
-        if version == 0:
-            tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-            if tables:
-                raise _OpenProblem("unavailable", "it is an SQLite database, but not a Sizewise conversation file")
+        _check_version(db)
         with self._lock:
             db.execute("BEGIN IMMEDIATE")  # takes the write lock now: 'locked' is found at open, not later
             try:
@@ -484,7 +492,7 @@ class ConversationStore:
         store = cls(mem, path=None, problem=StoreProblem(kind=kind, path=path, detail=detail, history_shown=shown))
         try:
             store._prepare(use_fts)
-        except (sqlite3.Error, _OpenProblem):  # a copy we cannot use: start the temporary store empty
+        except Exception:  # a copy we cannot use: start the temporary store empty
             mem.close()
             mem = cls._connect(":memory:", 0.0)
             problem = StoreProblem(kind=kind, path=path, detail=detail, history_shown=False)
@@ -682,7 +690,11 @@ class ConversationStore:
             "DELETE FROM conversations WHERE deleted_at IS NOT NULL AND deleted_at <= ?",
             (time.time() - older_than_s,),
         )
-        return int(cur.rowcount)
+        removed = int(cur.rowcount)
+        if removed and db.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'").fetchone():
+            # FTS5 only marks deleted rows; merging the index drops their words for good.
+            db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
+        return removed
 
     # -- messages ---------------------------------------------------------------------------------
     def messages(self, conversation_id: int) -> list[StoredMessage]:
