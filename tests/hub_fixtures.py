@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import tqdm
 
 from tests.hub_server import HubRepo, HubServer, build_catalog, sha256_of_file
 
@@ -40,6 +41,8 @@ def hub_server(hub_catalog: list[HubRepo], tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("HF_HOME", str(hf_home))
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    # huggingface_hub's tqdm bars would start tqdm's monitor thread, which outlives the test.
+    monkeypatch.setattr(tqdm.tqdm, "monitor_interval", 0)
     for name in ("HF_HUB_CACHE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
     try:

@@ -178,7 +178,7 @@ class HubRepo:
 class Faults:
     """Switches for misbehaviour. Each list entry applies to one content response, then is consumed."""
 
-    statuses: list[int] = field(default_factory=list)  # next content GETs answer with these (e.g. 500)
+    statuses: list[int] = field(default_factory=list)  # next content GETs answer with these (e.g. 500; 0 = normal)
     resolve_statuses: list[int] = field(default_factory=list)  # next resolve HEAD/GETs answer with these
     drop_after: list[int] = field(default_factory=list)  # close the connection after sending N body bytes
     stall_after: list[int] = field(default_factory=list)  # send N bytes, then go silent for stall_s
@@ -234,6 +234,14 @@ class _Server(ThreadingHTTPServer):
             self.connections.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that hang up (a cancelled or killed download) are normal here, not errors to print."""
+        import sys
+
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, (ConnectionError, TimeoutError, _Stopped)):
+            super().handle_error(request, client_address)
+
     def close_connections(self) -> None:
         with self.conn_lock:
             conns = list(self.connections)
@@ -260,17 +268,17 @@ class _Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         return auth[7:] if auth.startswith("Bearer ") else None
 
-    def _record(self, status: int, body_bytes: int = 0) -> None:
-        self.hub._record(
-            RequestRecord(
-                self.command,
-                self.path,
-                self.headers.get("Range"),
-                status,
-                body_bytes,
-                self._authorized_token() is not None,
-            )
+    def _record(self, status: int, body_bytes: int = 0) -> RequestRecord:
+        rec = RequestRecord(
+            self.command,
+            self.path,
+            self.headers.get("Range"),
+            status,
+            body_bytes,
+            self._authorized_token() is not None,
         )
+        self.hub._record(rec)
+        return rec
 
     def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         body = json.dumps(payload).encode()
@@ -480,7 +488,7 @@ class _Handler(BaseHTTPRequestHandler):
             status = faults.statuses.pop(0) if (self.command == "GET" and faults.statuses) else None
             drop = faults.drop_after.pop(0) if (self.command == "GET" and faults.drop_after) else None
             stall = faults.stall_after.pop(0) if (self.command == "GET" and faults.stall_after) else None
-        if status is not None:
+        if status:  # 0 is a placeholder: "this response is normal", to order faults across responses
             self._error(status, None, f"Injected {status}")
             return
         start, end = 0, f.size - 1
@@ -515,15 +523,19 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "HEAD":
             self._record(206 if partial else 200)
             return
-        sent = 0
-        try:
-            sent = self._send_body(f, start, length, drop, stall, f.path in faults.corrupt)
-        finally:
-            self.hub._count_bytes(f.path, sent)
-            self._record(206 if partial else 200, sent)
+        # Recorded before the body, and counted as it goes, so a test sees a response that is still stalling.
+        rec = self._record(206 if partial else 200)
+        self._send_body(f, rec, start, length, drop, stall, f.path in faults.corrupt)
 
     def _send_body(
-        self, f: HubFile, start: int, length: int, drop: int | None, stall: int | None, corrupt: bool
+        self,
+        f: HubFile,
+        rec: RequestRecord,
+        start: int,
+        length: int,
+        drop: int | None,
+        stall: int | None,
+        corrupt: bool,
     ) -> int:
         hub = self.hub
         rate = hub.faults.rate_bps
@@ -538,6 +550,7 @@ class _Handler(BaseHTTPRequestHandler):
                     if n == 0:
                         break
                     sent += n
+                    hub._count_bytes(f.path, n, rec)
                     if hub.stopping.is_set():
                         raise _Stopped
                 return sent
@@ -554,6 +567,7 @@ class _Handler(BaseHTTPRequestHandler):
                     piece = bytes(b ^ 0x5A for b in piece[:64]) + piece[64:]
                 self.wfile.write(piece)
                 sent += len(piece)
+                hub._count_bytes(f.path, len(piece), rec)
                 if hub.stopping.is_set():
                     raise _Stopped
                 if drop is not None and sent >= drop:
@@ -605,9 +619,10 @@ class HubServer:
         with self.lock:
             self.requests.append(rec)
 
-    def _count_bytes(self, path: str, n: int) -> None:
+    def _count_bytes(self, path: str, n: int, rec: RequestRecord) -> None:
         with self.lock:
             self.bytes_served[path] = self.bytes_served.get(path, 0) + n
+            rec.body_bytes += n
 
     def served(self, path: str) -> int:
         """Body bytes of this repo file written to sockets so far (all responses together)."""

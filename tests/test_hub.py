@@ -157,7 +157,7 @@ def test_hostile_paths_are_refused_not_listed(hub_server: HubServer) -> None:
     assert sorted(listing.refused_paths) == sorted(
         ["../escape-Q4_0.gguf", "/etc/absolute-Q4_0.gguf", "sub/../../up-Q4_0.gguf"]
     )
-    with pytest.raises(UserError, match="outside the download folder"):
+    with pytest.raises(UserError, match=r"outside the download folder"):
         listing.find(file="../escape-Q4_0.gguf")
 
 
@@ -165,9 +165,9 @@ def test_find_by_file_or_quant(hub_server: HubServer) -> None:
     listing = HubBrowser().repo_files("sizewise-test/tiny-GGUF")
     assert listing.find(quant="q8_0").name == "tiny-Q8_0.gguf"
     assert listing.find(file="tiny-f16.gguf").quantization == "F16"
-    with pytest.raises(UserError, match="has no Q2_K file; it has: F16, IQ4_XS, Q4_K_M, Q8_0"):
+    with pytest.raises(UserError, match=r"has no Q2_K file; it has: F16, IQ4_XS, Q4_K_M, Q8_0"):
         listing.find(quant="Q2_K")
-    with pytest.raises(UserError, match="pick one with --file or --quant"):
+    with pytest.raises(UserError, match=r"pick one with --file or --quant"):
         listing.find()
 
 
@@ -193,7 +193,7 @@ def test_private_repo_lists_with_a_token(hub_server: HubServer, monkeypatch: pyt
 
 def test_offline_mode_is_honoured(hub_server: HubServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(UserError, match="HF_HUB_OFFLINE is set"):
+    with pytest.raises(UserError, match=r"HF_HUB_OFFLINE is set"):
         HubBrowser().search("smol")
     assert hub_server.requests == []
 
@@ -207,7 +207,7 @@ def test_unreachable_hub_is_one_sentence(monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     browser = HubBrowser(HubSettings.from_env())
-    with pytest.raises(UserError, match="could not be reached"):
+    with pytest.raises(UserError, match=r"could not be reached"):
         browser.repo_files(SMOL_REPO)
 
 

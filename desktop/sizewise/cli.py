@@ -25,6 +25,9 @@ COMMAND_MODULES = [
     "sizewise.commands.chat",
     "sizewise.commands.history",
     "sizewise.commands.screenshots",
+    "sizewise.commands.search",
+    "sizewise.commands.pull",
+    "sizewise.commands.models",
 ]
 
 
@@ -56,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     paths = resolve_paths(args.basedir, args.temp_basedir)
     if paths.hf_home is not None:
-        os.environ.setdefault("HF_HOME", str(paths.hf_home))
+        os.environ["HF_HOME"] = str(paths.hf_home)  # a base dir is hermetic: its own HF cache too
+        os.environ.pop("HF_HUB_CACHE", None)
     ctx = CliContext(paths=paths, debug=args.debug)
     try:
         if args.command is None:
