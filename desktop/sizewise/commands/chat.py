@@ -76,7 +76,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     try:
         if store.problem is not None:
             # A reply written into a temporary store would be lost on exit: refuse instead.
-            raise UserError(store.problem.message)
+            raise UserError(store.problem.cli_message)
         conv = store.find_by_title(args.conversation) or store.create_conversation(
             args.conversation, system_prompt=args.system, preset=preset_name
         )

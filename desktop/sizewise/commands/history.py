@@ -46,7 +46,7 @@ def _open(ctx: CliContext, *, writing: bool) -> ConversationStore:
     if store.problem is not None:
         if writing or not store.problem.history_shown:
             store.close()
-            raise UserError(store.problem.message)
+            raise UserError(store.problem.cli_message)
         print(f"warning: {store.problem.message}", file=sys.stderr)
     return store
 

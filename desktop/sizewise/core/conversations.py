@@ -78,29 +78,37 @@ class StoreProblem:
     history_shown: bool  # the temporary store holds a read-only copy of the file's history
 
     @property
-    def message(self) -> str:
+    def cause(self) -> str:
         where = f"The conversation file {self.path}"
-        temp = "this session uses a temporary store that is not saved"
-        if self.kind == "locked":
-            copy = " (showing a copy of your history)" if self.history_shown else ""
-            return (
-                f"{where} is locked by another program, perhaps another Sizewise window; it was left untouched and "
-                f"{temp}{copy}. Close the other program and restart Sizewise."
-            )
-        if self.kind == "read_only":
-            copy = "your history is shown from a copy, but" if self.history_shown else "it could not be read, and"
-            return (
-                f"{where} is read-only; it was left untouched, {copy} {temp}. "
-                "Make the file and its folder writable and restart Sizewise."
-            )
-        if self.kind == "corrupt":
-            return (
-                f"{where} is damaged ({self.detail}); it was left untouched so it can be recovered "
-                f"(for example with 'sqlite3 FILE .recover'), and {temp}."
-            )
-        if self.kind == "newer_schema":
-            return f"{where} was written by a newer Sizewise ({self.detail}); it was left untouched and {temp}."
-        return f"{where} could not be opened ({self.detail}); {temp}."
+        return {
+            "locked": f"{where} is locked by another program, perhaps another Sizewise window",
+            "read_only": f"{where} is read-only",
+            "corrupt": f"{where} is damaged ({self.detail})",
+            "newer_schema": f"{where} was written by a newer Sizewise ({self.detail})",
+        }.get(self.kind, f"{where} could not be opened ({self.detail})")
+
+    @property
+    def advice(self) -> str:
+        return {
+            "locked": " Close the other program and try again.",
+            "read_only": " Make the file and its folder writable and try again.",
+            "corrupt": " It can often be recovered with 'sqlite3 FILE .recover'.",
+            "newer_schema": " Update Sizewise to use it.",
+        }.get(self.kind, "")
+
+    @property
+    def message(self) -> str:
+        """For the app, which carries on with a temporary store."""
+        if self.history_shown:
+            session = "your history is shown from a copy, but nothing this session is saved"
+        else:
+            session = "this session uses a temporary store that is not saved"
+        return f"{self.cause}; it was left untouched, and {session}.{self.advice}"
+
+    @property
+    def cli_message(self) -> str:
+        """For a command that stops rather than work on a store that would be thrown away."""
+        return f"{self.cause}; it was left untouched and nothing was changed.{self.advice}"
 
 
 @dataclass(frozen=True)
