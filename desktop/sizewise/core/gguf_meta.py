@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
+from functools import cache
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
@@ -44,6 +44,24 @@ _SCALAR_FORMATS: dict[int, str] = {
 _STRING, _ARRAY = 8, 9
 
 
+@cache
+def _type_sizes() -> dict[int, tuple[int, int]]:
+    """ggml type id → (block size, bytes per block), from the gguf package.
+
+    Imported on first use: gguf pulls in numpy (~0.3 s), which the app's start-up does not need.
+    """
+    from gguf import GGML_QUANT_SIZES
+
+    return {int(t): (int(b), int(n)) for t, (b, n) in GGML_QUANT_SIZES.items()}
+
+
+@cache
+def _type_names() -> dict[int, str]:
+    from gguf import GGMLQuantizationType
+
+    return {int(t): t.name for t in GGMLQuantizationType}
+
+
 class GGUFError(ValueError):
     """The file is not a readable GGUF model; the message is one sentence for a person."""
 
@@ -64,6 +82,10 @@ class FileSource:
 
     def read(self, n: int) -> bytes:
         return self._fh.read(n)
+
+    def skip(self, n: int) -> None:
+        """Move past ``n`` bytes without reading them (large arrays whose content is not kept)."""
+        self._fh.seek(n, 1)
 
     @property
     def size(self) -> int:
@@ -87,14 +109,14 @@ class TensorInfo:
     @property
     def type_name(self) -> str:
         try:
-            return GGMLQuantizationType(self.ggml_type).name
-        except ValueError:
+            return _type_names()[self.ggml_type]
+        except KeyError:
             return f"type{self.ggml_type}"
 
     @property
     def n_bytes(self) -> int:
         try:
-            block, size = GGML_QUANT_SIZES[GGMLQuantizationType(self.ggml_type)]
+            block, size = _type_sizes()[self.ggml_type]
         except (ValueError, KeyError) as exc:
             raise GGUFError(f"Tensor {self.name} has an unknown type ({self.ggml_type}).") from exc
         return self.n_elements // block * size
@@ -160,6 +182,23 @@ class _Reader:
         self.pos += n
         return data
 
+    def skip(self, n: int) -> None:
+        """Advance ``n`` bytes: sources that can seek (a file, HTTP ranges) do not fetch what is skipped."""
+        if n > self.remaining():
+            raise GGUFError(
+                f"The file is truncated or damaged: the header needs {n} more bytes at offset {self.pos}, "
+                f"but only {self.remaining()} remain."
+            )
+        skip = getattr(self.src, "skip", None)
+        if callable(skip):
+            skip(n)
+            self.pos += n
+            return
+        while n > 0:  # bounded reads: never one allocation of the whole skipped span
+            step = min(n, 1 << 20)
+            self.read(step)
+            n -= step
+
     def scalar(self, vtype: int) -> Any:
         fmt = _SCALAR_FORMATS[vtype]
         return struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0]
@@ -181,7 +220,7 @@ class _Reader:
             n = self.u64()
             if n > MAX_STRING_BYTES:
                 raise GGUFError(f"The header declares a {n}-byte string at offset {self.pos}; the file is damaged.")
-            self.read(n)
+            self.skip(n)
 
     def value(self, vtype: int, depth: int = 0) -> Any:
         if vtype in _SCALAR_FORMATS:
@@ -199,9 +238,10 @@ class _Reader:
                 width = struct.calcsize(_SCALAR_FORMATS[item_type])
                 if count * width > self.remaining():
                     raise GGUFError("The file is truncated or damaged: an array runs past the end of the file.")
-                raw = self.read(count * width)
                 if count > KEPT_ARRAY_ITEMS:
+                    self.skip(count * width)
                     return ArraySummary(item_type, count)
+                raw = self.read(count * width)
                 return list(struct.unpack(f"<{count}{_SCALAR_FORMATS[item_type][1]}", raw))
             if item_type == _STRING:
                 if count * 8 > self.remaining():
@@ -211,7 +251,11 @@ class _Reader:
                     return ArraySummary(item_type, count)
                 return [self.string() for _ in range(count)]
             if item_type == _ARRAY:
-                return [self.value(_ARRAY, depth + 1) for _ in range(min(count, KEPT_ARRAY_ITEMS))]
+                # every item is read (the next key starts after the last one); only the first are kept
+                if count * 12 > self.remaining():
+                    raise GGUFError("The file is truncated or damaged: an array runs past the end of the file.")
+                items = [self.value(_ARRAY, depth + 1) for _ in range(count)]
+                return items[:KEPT_ARRAY_ITEMS] if count <= KEPT_ARRAY_ITEMS else ArraySummary(item_type, count)
             raise GGUFError(f"The header has an array of unknown type {item_type}; the file is damaged.")
         raise GGUFError(f"The header has a value of unknown type {vtype} at offset {self.pos}; the file is damaged.")
 
@@ -284,19 +328,36 @@ def read_header(path: str | Path) -> GGUFHeader:
 
 # --- Derived, user-facing facts -------------------------------------------------------------------
 
-_FILE_TYPE_NAMES = {t.value: t.name.removeprefix("MOSTLY_").removeprefix("ALL_") for t in LlamaFileType}
+@cache
+def _file_type_names() -> dict[int, str]:
+    from gguf import LlamaFileType
+
+    return {
+        t.value: t.name.removeprefix("MOSTLY_").removeprefix("ALL_")
+        for t in LlamaFileType
+        if t != LlamaFileType.GUESSED
+    }
 
 
 def quantization_name(header: GGUFHeader) -> str:
     """The quant label people know (Q4_K_M …): the declared file type, else the dominant tensor type."""
     ft = header.get("general.file_type")
-    if isinstance(ft, int) and ft in _FILE_TYPE_NAMES and ft != LlamaFileType.GUESSED:
-        return _FILE_TYPE_NAMES[ft]
+    if isinstance(ft, int) and ft in _file_type_names():
+        return _file_type_names()[ft]
     counts: dict[str, int] = {}
     for t in header.tensors:
         if len(t.shape) >= 2:
             counts[t.type_name] = counts.get(t.type_name, 0) + t.n_bytes
     return max(counts, key=lambda k: counts[k]) if counts else "unknown"
+
+
+def header_int(value: Any, default: int = 0) -> int:
+    """An integer metadata value, or ``default`` when a damaged header stores something else there."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    if isinstance(value, float) and not value.is_integer():
+        return default
+    return int(value)
 
 
 def parameter_count(header: GGUFHeader) -> int:
@@ -309,8 +370,7 @@ def vocab_size(header: GGUFHeader) -> int:
         return tokens.length
     if isinstance(tokens, list):
         return len(tokens)
-    v = header.arch_key("vocab_size")
-    return int(v) if isinstance(v, int) else 0
+    return header_int(header.arch_key("vocab_size"))
 
 
 @dataclass(frozen=True)
@@ -353,8 +413,8 @@ def model_info(path: str | Path, header: GGUFHeader | None = None) -> ModelInfo:
         architecture=h.architecture,
         parameters=parameter_count(h),
         quantization=quantization_name(h),
-        context_length=int(h.arch_key("context_length", 0) or 0),
-        n_layers=int(h.arch_key("block_count", 0) or 0),
+        context_length=header_int(h.arch_key("context_length")),
+        n_layers=header_int(h.arch_key("block_count")),
         vocab_size=vocab_size(h),
         has_chat_template=isinstance(template, str) and bool(template.strip()),
         chat_template=template if isinstance(template, str) else None,
