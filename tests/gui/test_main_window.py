@@ -134,3 +134,14 @@ def test_settings_survive_restart(qtbot: QtBot, app_paths: AppPaths, smollm2_pat
     assert w2.sampling_panel.system_text() == "Answer in French."
     assert (w2.width(), w2.height()) == (760, 520)
     w2.close()
+
+
+def test_context_beyond_training_shows_warning(qtbot: QtBot, window: MainWindow, smollm2_path: Path) -> None:
+    window.sampling_panel.set_params(SamplingParams(max_tokens=4), LoadParams(n_ctx=16384))
+    load(qtbot, window, smollm2_path)
+    assert window.banner.isVisible() and window.banner.property("level") == "warning"
+    assert "beyond the 8192 tokens" in window.banner.text()
+    window.sampling_panel.n_ctx.setValue(20000)
+    assert window.sampling_panel.ctx_warning.isVisible()
+    window.sampling_panel.n_ctx.setValue(4096)
+    assert not window.sampling_panel.ctx_warning.isVisible()

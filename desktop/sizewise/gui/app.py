@@ -7,7 +7,7 @@ import sys
 import traceback
 from types import TracebackType
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QMessageLogContext, Qt, QtMsgType, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from sizewise import APP_ID, APP_NAME, __version__
@@ -31,7 +31,19 @@ def install_excepthook() -> None:
     sys.excepthook = hook
 
 
+# Said by the offscreen platform plugin for every top-level window; harmless and not actionable.
+_IGNORED_QT_MESSAGES = ("This plugin does not support propagateSizeHints",)
+
+
+def _qt_message_handler(mode: QtMsgType, context: QMessageLogContext, message: str) -> None:
+    if any(message.startswith(m) for m in _IGNORED_QT_MESSAGES):
+        return
+    if sys.__stderr__ is not None:
+        sys.__stderr__.write(f"Qt: {message}\n")
+
+
 def make_app(argv: list[str] | None = None) -> QApplication:
+    qInstallMessageHandler(_qt_message_handler)
     app = QApplication.instance() or QApplication(argv or [sys.argv[0]])
     assert isinstance(app, QApplication)
     app.setApplicationName(APP_NAME)

@@ -137,8 +137,10 @@ class MainWindow(QMainWindow):
         buttons.addStretch(1)
         bl.addLayout(buttons)
         splitter.addWidget(bottom)
-        splitter.setStretchFactor(0, 4)
-        splitter.setStretchFactor(1, 1)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 0)
+        splitter.setSizes([600, 90])
+        self.input.setMinimumHeight(60)
         layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
 
