@@ -28,6 +28,8 @@ COMMAND_MODULES = [
     "sizewise.commands.search",
     "sizewise.commands.pull",
     "sizewise.commands.models",
+    "sizewise.commands.hardware",
+    "sizewise.commands.fit",
 ]
 
 

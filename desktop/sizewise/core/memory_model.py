@@ -37,15 +37,14 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
-
 from sizewise.core.compute_graph import DecoderSpec, GraphSettings, LayerShape, compute_buffer_bytes
 from sizewise.core.gguf_meta import GGUFHeader, TensorInfo, vocab_size
 from sizewise.core.sampling import LoadParams
 
 MiB = 1 << 20
 KV_CELL_PAD = 256  # llama_context: cparams.n_ctx = GGML_PAD(n_ctx, 256); the SWA cache is padded the same way
-KV_TYPE_IDS = {"f16": GGMLQuantizationType.F16, "q8_0": GGMLQuantizationType.Q8_0, "q4_0": GGMLQuantizationType.Q4_0}
+# (values per block, bytes per block) of the KV cache types llama.cpp accepts here (ggml's type table)
+KV_TYPE_BLOCKS = {"f16": (1, 2), "q8_0": (32, 34), "q4_0": (32, 18)}
 
 # The engine worker before it loads anything: Python, llama-cpp-python, numpy, psutil, libllama (RSS,
 # measured on the worker process; see tests/test_memory_model.py::test_overhead_estimate_covers_the_worker).
@@ -363,10 +362,10 @@ def _row_padding_bytes(t: TensorInfo) -> int:
         return 0
     ne0 = t.shape[0]
     extra = (-ne0) % 512
-    if not extra:
+    rows = t.n_elements // ne0 if ne0 else 0
+    if not extra or not rows:
         return 0
-    block, size = GGML_QUANT_SIZES[GGMLQuantizationType(t.ggml_type)]
-    return extra // block * size * (t.n_elements // ne0)
+    return extra * (t.n_bytes // rows) // ne0 * rows
 
 
 def _weights(header: GGUFHeader, shape: ModelShape, es: EffectiveSettings, backend: Backend) -> tuple[int, int, int]:
@@ -401,7 +400,7 @@ def _weights(header: GGUFHeader, shape: ModelShape, es: EffectiveSettings, backe
 
 
 def _row_bytes(kv_type: str, n: int) -> int:
-    block, size = GGML_QUANT_SIZES[KV_TYPE_IDS[kv_type]]
+    block, size = KV_TYPE_BLOCKS[kv_type]
     return -(-n // block) * size
 
 
@@ -547,7 +546,7 @@ def predict(
         else:
             reason = "; ".join(shape.notes)
     if params.kv_type != "f16":
-        block = GGML_QUANT_SIZES[KV_TYPE_IDS[params.kv_type]][0]
+        block = KV_TYPE_BLOCKS[params.kv_type][0]
         if shape.head_dim_k % block or shape.head_dim_v % block:
             notes.append(f"{params.kv_type} needs head sizes divisible by {block}; llama.cpp will refuse this KV type")
     return MemoryPrediction(
