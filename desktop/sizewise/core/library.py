@@ -192,6 +192,7 @@ class _Found:
     ollama_name: str | None = None
     added: float | None = None
     missing: bool = False
+    problem: str = ""  # e.g. a split model with parts missing
 
 
 def _walk_gguf(root: Path, max_depth: int = _MAX_DEPTH) -> Iterator[Path]:
@@ -251,17 +252,17 @@ def _scan_hf_cache(cache: Path) -> Iterator[_Found]:
         seen: set[str] = set()
         for commit in commits:
             files = list(_walk_gguf(commit))
-            for first, parts, _problem in _group_splits(files):
+            for first, parts, problem in _group_splits(files):
                 rel = first.relative_to(commit).as_posix()
                 if rel in seen:
                     continue
                 seen.add(rel)
-                yield _Found(first, "hf-cache", repo_id=repo_id, filename=rel, parts=parts)
+                yield _Found(first, "hf-cache", repo_id=repo_id, filename=rel, parts=parts, problem=problem)
 
 
 def _scan_folder(root: Path, source: Source) -> Iterator[_Found]:
-    for first, parts, _problem in _group_splits(list(_walk_gguf(root))):
-        yield _Found(first, source, parts=parts)
+    for first, parts, problem in _group_splits(list(_walk_gguf(root))):
+        yield _Found(first, source, parts=parts, problem=problem)
 
 
 def _scan_ollama(root: Path) -> Iterator[_Found]:
@@ -531,8 +532,8 @@ class Library:
             name = found.ollama_name
         status: Status = "ok"
         message = ""
-        if missing_parts:
-            status, message = "missing", f"parts missing: {', '.join(missing_parts)}"
+        if missing_parts or found.problem:
+            status, message = "missing", found.problem or f"parts missing: {', '.join(missing_parts)}"
         elif facts is None:
             status, message = "unreadable", error
         return LibraryEntry(
