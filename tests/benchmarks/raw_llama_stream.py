@@ -11,7 +11,13 @@ import llama_cpp
 
 
 def main() -> None:
-    path, n_ctx, max_tokens, seed, prompt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    path, n_ctx, max_tokens, seed, prompt = (
+        sys.argv[1],
+        int(sys.argv[2]),
+        int(sys.argv[3]),
+        int(sys.argv[4]),
+        sys.argv[5],
+    )
     llm = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, verbose=False)
     results = []
     for line in sys.stdin:
@@ -20,14 +26,22 @@ def main() -> None:
         llm.reset()
         times = []
         for chunk in llm.create_chat_completion(
-            messages=[{"role": "user", "content": prompt}], stream=True, max_tokens=max_tokens, seed=seed,
-            temperature=0.8, top_p=0.95, top_k=40, min_p=0.05, repeat_penalty=1.1,
+            messages=[{"role": "user", "content": prompt}],
+            stream=True,
+            max_tokens=max_tokens,
+            seed=seed,
+            temperature=0.8,
+            top_p=0.95,
+            top_k=40,
+            min_p=0.05,
+            repeat_penalty=1.1,
         ):
             if chunk["choices"][0]["delta"].get("content"):
                 times.append(time.perf_counter())
         perf = llama_cpp.llama_perf_context(llm.ctx)
-        results.append({"pieces": len(times), "span_s": times[-1] - times[0],
-                        "perf_tg_tps": perf.n_eval / perf.t_eval_ms * 1000})
+        results.append(
+            {"pieces": len(times), "span_s": times[-1] - times[0], "perf_tg_tps": perf.n_eval / perf.t_eval_ms * 1000}
+        )
         print(json.dumps(results[-1]), flush=True)
 
 

@@ -29,9 +29,18 @@ REPS = 5
 
 def test_engine_generation_speed_vs_raw_llama(smollm2_path: Path) -> None:
     raw = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("raw_llama_stream.py")), str(smollm2_path), "2048",
-         str(MAX_TOKENS), str(SEED), PROMPT],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            str(Path(__file__).with_name("raw_llama_stream.py")),
+            str(smollm2_path),
+            "2048",
+            str(MAX_TOKENS),
+            str(SEED),
+            PROMPT,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert raw.stdin is not None and raw.stdout is not None
     engine_wall, raw_wall, engine_perf, raw_perf = [], [], [], []
@@ -56,10 +65,14 @@ def test_engine_generation_speed_vs_raw_llama(smollm2_path: Path) -> None:
     raw.stdout.close()
     wall_ratio = statistics.median(engine_wall[1:]) / statistics.median(raw_wall[1:])
     perf_ratio = statistics.median(engine_perf[1:]) / statistics.median(raw_perf[1:])
-    print(f"\nengine/raw generation speed, as received by the caller: {wall_ratio:.3f} "
-          f"(engine {statistics.median(engine_wall[1:]):.1f} pieces/s, raw {statistics.median(raw_wall[1:]):.1f})")
-    print(f"engine/raw generation speed, llama.cpp perf counters:  {perf_ratio:.3f} "
-          f"(engine {statistics.median(engine_perf[1:]):.1f} t/s, raw {statistics.median(raw_perf[1:]):.1f})")
+    print(
+        f"\nengine/raw generation speed, as received by the caller: {wall_ratio:.3f} "
+        f"(engine {statistics.median(engine_wall[1:]):.1f} pieces/s, raw {statistics.median(raw_wall[1:]):.1f})"
+    )
+    print(
+        f"engine/raw generation speed, llama.cpp perf counters:  {perf_ratio:.3f} "
+        f"(engine {statistics.median(engine_perf[1:]):.1f} t/s, raw {statistics.median(raw_perf[1:]):.1f})"
+    )
     assert wall_ratio >= 0.98 and perf_ratio >= 0.98
 
 
@@ -93,8 +106,10 @@ def test_gui_event_loop_stall_while_streaming(qtbot, app_paths, smollm2_path: Pa
         w.send()
     timer.stop()
     worst = max(gaps[1:])
-    print(f"\nlongest event-loop stall while streaming {done.args[1]['tokens']} tokens at "
-          f"{done.args[1]['tg_tps']:.0f} t/s: {worst} ms (goal ≤ 50 ms; ratio to goal {worst / 50:.2f})")
+    print(
+        f"\nlongest event-loop stall while streaming {done.args[1]['tokens']} tokens at "
+        f"{done.args[1]['tg_tps']:.0f} t/s: {worst} ms (goal ≤ 50 ms; ratio to goal {worst / 50:.2f})"
+    )
     w.close()
     assert worst <= 50
 
@@ -127,6 +142,8 @@ def test_cold_start_and_idle_rss() -> None:
         starts.append(float(shown))
         rsss.append(int(rss))
     start, rss = statistics.median(starts), statistics.median(rsss) / 2**20
-    print(f"\ncold start to main window shown: {start:.2f} s (goal ≤ 1.5 s; ratio {start / 1.5:.2f}); "
-          f"idle GUI RSS {rss:.0f} MiB (goal ≤ 200 MiB; ratio {rss / 200:.2f})")
+    print(
+        f"\ncold start to main window shown: {start:.2f} s (goal ≤ 1.5 s; ratio {start / 1.5:.2f}); "
+        f"idle GUI RSS {rss:.0f} MiB (goal ≤ 200 MiB; ratio {rss / 200:.2f})"
+    )
     assert start <= 1.5 and rss <= 200

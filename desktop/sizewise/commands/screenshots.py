@@ -47,6 +47,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         chat_turn(window, args.prompt)
         app.processEvents()
         for name, widget in window.screenshot_views():
+            app.processEvents()
             path = out / f"{name}.png"
             if not widget.grab().save(str(path)):
                 raise UserError(f"Could not write {path}.")

@@ -7,11 +7,12 @@ engine process behind EngineAdapter, and every file read happens in the backgrou
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, Qt, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -141,8 +143,14 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(1, 0)
         splitter.setSizes([600, 90])
         self.input.setMinimumHeight(60)
-        layout.addWidget(splitter, 1)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(splitter, "Chat")
+        self.tabs.setTabToolTip(0, "Chat with the loaded model (Ctrl+1)")
+        layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
+        for i in range(9):
+            QShortcut(QKeySequence(f"Ctrl+{i + 1}"), self, lambda i=i: self._show_tab(i))
 
         self.sampling_panel = SamplingPanel()
         scroll = QScrollArea()
@@ -432,9 +440,24 @@ class MainWindow(QMainWindow):
         if self.model_info is not None:
             self.sampling_panel.set_context_warning(context_warning(self.model_info, n_ctx))
 
-    def screenshot_views(self) -> list[tuple[str, QWidget]]:
-        """The views the screenshot command renders, by file name."""
-        return [("main-window", self)]
+    def _show_tab(self, index: int) -> None:
+        if index < self.tabs.count():
+            self.tabs.setCurrentIndex(index)
+
+    def add_view(self, title: str, widget: QWidget, tooltip: str = "") -> int:
+        """Add a page to the main tabs; Ctrl+N switches to the N-th page."""
+        index = self.tabs.addTab(widget, title)
+        if tooltip:
+            self.tabs.setTabToolTip(index, f"{tooltip} (Ctrl+{index + 1})" if index < 9 else tooltip)
+        return index
+
+    def screenshot_views(self) -> Iterator[tuple[str, QWidget]]:
+        """The views the screenshot command renders, by file name: the whole window on each tab."""
+        for i in range(self.tabs.count()):
+            self.tabs.setCurrentIndex(i)
+            slug = "".join(c if c.isalnum() else "-" for c in self.tabs.tabText(i).lower()).strip("-")
+            yield ("main-window" if i == 0 else f"view-{slug}"), self
+        self.tabs.setCurrentIndex(0)
 
     # -- persistence and shutdown -----------------------------------------------------------------
     def save_settings(self) -> None:
