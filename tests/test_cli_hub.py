@@ -102,3 +102,16 @@ def test_offline_mode_refuses_hub_calls_but_lists_local_models(env: dict[str, st
     r = _run(offline, "search", "smol", base=tmp_path)
     assert r.returncode == 1 and "HF_HUB_OFFLINE is set" in r.stderr
     assert _run(offline, "models", "--json", "--no-other-apps", base=tmp_path).returncode == 0
+
+
+def test_pull_list_with_fit_verdicts_for_a_target(env: dict[str, str], tmp_path: Path) -> None:
+    from sizewise.core.targets import load_targets
+
+    smallest = min(load_targets(), key=lambda t: t.ram_bytes)
+    r = _run(env, "pull", SMOL_REPO, "--list", "--target", smallest.id, "--json", base=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (model,) = json.loads(r.stdout)["models"]
+    assert model["fit"]["verdict"] in ("fits", "tight") and model["fit"]["reason"].startswith("Fits")
+    text = _run(env, "pull", SMOL_REPO, "--list", "--fit", base=tmp_path)
+    assert text.returncode == 0 and "Q4_1" in text.stdout
+    assert "[fits: Fits" in text.stdout or "[tight: Fits" in text.stdout  # a 135M model fits any machine running this

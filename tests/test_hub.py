@@ -238,3 +238,43 @@ def test_range_reads_work_for_remote_headers(hub_server: HubServer) -> None:
     assert tail.status_code == 206 and len(tail.content) == 4
     bad = get_session().get(url, headers={"Range": "bytes=98362432-"}, follow_redirects=True)
     assert bad.status_code == 416
+
+
+# --- Fit verdicts from header-only reads (core/hub_fit.py over core/remote_gguf.py + core/fit.py) -----------
+
+
+def test_fit_verdicts_come_from_the_remote_header_and_the_budget(hub_server: HubServer) -> None:
+    from sizewise.core.fit import check_fit
+    from sizewise.core.gguf_meta import read_header
+    from sizewise.core.hub_fit import remote_fit_check
+    from sizewise.core.sampling import LoadParams
+    from sizewise.core.targets import custom_budget
+
+    roomy, cramped = custom_budget(ram_gib=16), custom_budget(ram_gib=0.2)
+    listing = HubBrowser(fit_check=remote_fit_check(roomy)).repo_files(SMOL_REPO)
+    (model,) = listing.models
+    assert model.fit is not None and model.fit.verdict == "fits" and model.fit.reason.startswith("Fits on the CPU")
+    # The same prediction as for the local copy of the same file: the range reads parsed the same header.
+    local = hub_server.repos[SMOL_REPO].files[SMOL_FILE].source
+    expected = check_fit(read_header(local), LoadParams(), roomy, "auto", with_max_ctx=False)
+    assert model.fit.needed_bytes == expected.ram_required
+    content = sum(r.body_bytes for r in hub_server.requests if r.method == "GET" and "/lfs/" in r.path)
+    assert 0 < content < 0.05 * model.size  # the header, not the weights
+
+    small = HubBrowser(fit_check=remote_fit_check(cramped)).repo_files(SMOL_REPO).models[0].fit
+    assert small is not None and small.verdict == "too big" and small.reason.startswith("Too large")
+    assert small.available_bytes == cramped.ram_bytes
+
+    gemma = HubBrowser(fit_check=remote_fit_check(cramped)).repo_files("unsloth/gemma-3-270m-it-GGUF").models[0]
+    assert gemma.fit is not None and gemma.fit.verdict == "too big"
+
+
+def test_a_split_model_is_judged_on_all_its_parts(hub_server: HubServer) -> None:
+    from sizewise.core.gguf_meta import GGUFHeader
+    from sizewise.core.hub_fit import merged_header
+    from sizewise.core.remote_gguf import read_remote_header
+
+    parts = [read_remote_header("sizewise-test/split-GGUF", f"big-Q4_K_M-0000{i}-of-00002.gguf").header for i in (1, 2)]
+    merged: GGUFHeader = merged_header(parts)
+    assert merged.data_bytes == parts[0].data_bytes + parts[1].data_bytes
+    assert len(merged.tensors) == 2 and merged.metadata == parts[0].metadata

@@ -27,6 +27,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     which.add_argument("--file", metavar="NAME", help="the GGUF file to download")
     which.add_argument("--quant", metavar="Q", help=f"the quantization to download, e.g. {DEFAULT_QUANT}")
     which.add_argument("--list", action="store_true", help="list the repository's GGUF files instead")
+    p.add_argument("--fit", action="store_true", help="with --list: say whether each file fits (reads headers only)")
+    p.add_argument("--target", metavar="NAME", help="with --list --fit: judge for a named target, not this machine")
     p.add_argument("--revision", default="main", help="branch, tag or commit (default: main)")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.set_defaults(func=run)
@@ -70,13 +72,19 @@ class _StderrProgress:
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
     settings = HubSettings.from_env()
     listing = HubBrowser(settings).repo_files(args.repo, args.revision)
+    if args.list and (args.fit or args.target):
+        from sizewise.core.hub_fit import machine_fit_check, target_fit_check
+
+        check = target_fit_check(args.target) if args.target else machine_fit_check()
+        listing = HubBrowser(settings, fit_check=check).with_fit(listing)
     if args.list:
         if args.json:
             print(json.dumps(listing.to_dict(), indent=2))
         else:
             for m in listing.models:
                 parts = f"  ({len(m.parts)} parts)" if m.is_split else ""
-                print(f"{m.quantization:<8} {_fmt(m.size):>10}  {m.name}{parts}")
+                fit = f"  [{m.fit.verdict}: {m.fit.reason}]" if m.fit else ""
+                print(f"{m.quantization:<8} {_fmt(m.size):>10}  {m.name}{parts}{fit}")
             for bad in listing.refused_paths:
                 print(f"refused  {bad!r}: outside the repository folder", file=sys.stderr)
         return 0
