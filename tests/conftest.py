@@ -64,6 +64,23 @@ def _children() -> list[psutil.Process]:
         return []
 
 
+def _active_timers() -> list[str]:
+    """Active QTimers owned by any widget still alive (closed windows included) or by the app."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        return []
+    owners = [app, *QApplication.topLevelWidgets()]
+    return [
+        f"{type(t.parent()).__name__}.{t.objectName() or 'timer'}"
+        for owner in owners
+        for t in owner.findChildren(QTimer)
+        if t.isActive()
+    ]
+
+
 @pytest.fixture(autouse=True)
 def no_leftovers() -> Iterator[None]:
     """Fail a test that leaves an engine process, a thread or a background job running."""
@@ -76,12 +93,10 @@ def no_leftovers() -> Iterator[None]:
         if not children and not threads:
             break
         time.sleep(0.05)
-    try:
-        from PySide6.QtCore import QThreadPool
+    from PySide6.QtCore import QThreadPool
 
-        pool_idle = QThreadPool.globalInstance().waitForDone(5000)
-    except ImportError:  # pragma: no cover - PySide6 is a dependency
-        pool_idle = True
+    pool_idle = QThreadPool.globalInstance().waitForDone(5000)
+    timers = _active_timers()
     children = _children()
     threads = [t.name for t in threading.enumerate() if t not in threads_before and t.is_alive()]
     for p in children:
@@ -89,6 +104,7 @@ def no_leftovers() -> Iterator[None]:
     assert not children, f"test left processes running: {[p.pid for p in children]}"
     assert not threads, f"test left threads running: {threads}"
     assert pool_idle, "test left background jobs running"
+    assert not timers, f"test left timers running: {timers}"
 
 
 # Local Hugging Face Hub stand-in (issue 4): hub_catalog, hub_server, hub_env — see tests/hub_fixtures.py.

@@ -473,6 +473,7 @@ class MainWindow(QMainWindow):
             self.banner.show_message(f"Settings could not be saved: {exc.strerror or exc}.", "warning")
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.chat.flush()
         self.save_settings()
         self.engine.shutdown()
         super().closeEvent(event)
