@@ -8,16 +8,12 @@ is still there when the problem goes away.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import sqlite3
-import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +30,7 @@ from sizewise.core.conversations import (
     migrate,
 )
 from sizewise.core.errors import UserError
+from tests.db_helpers import lock_held, read_only
 
 
 def sha(path: Path) -> str:
@@ -414,35 +411,6 @@ def test_rows_left_streaming_by_a_dead_process_become_interrupted(db_path: Path)
 
 
 # -- files that cannot be used --------------------------------------------------------------------
-HOLD_LOCK = """
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1], isolation_level=None)
-if sys.argv[2] == "exclusive":
-    db.execute("PRAGMA locking_mode = EXCLUSIVE")
-    db.execute("BEGIN EXCLUSIVE")
-else:
-    db.execute("BEGIN IMMEDIATE")
-db.execute("SELECT count(*) FROM conversations").fetchone()
-print("holding", flush=True)
-sys.stdin.read()
-db.execute("ROLLBACK")
-"""
-
-
-@contextlib.contextmanager
-def lock_held(path: Path, mode: str) -> Iterator[None]:
-    with subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(path), mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    ) as proc:
-        assert proc.stdin is not None and proc.stdout is not None
-        try:
-            assert proc.stdout.readline().strip() == "holding"
-            yield
-        finally:
-            proc.stdin.close()
-            proc.wait(10)
-
-
 @pytest.mark.parametrize("mode", ["exclusive", "writing"])
 def test_a_file_locked_by_another_process(db_path: Path, mode: str) -> None:
     written = make_history(db_path)
@@ -482,24 +450,6 @@ def test_a_write_that_meets_a_lock_later_is_reported_and_retried(db_path: Path) 
         assert reply.last_error is None
         reply.finish()
         assert _stored_content(db_path, reply.message_id) == ("kept in memory, then saved", "complete")
-
-
-@contextlib.contextmanager
-def read_only(path: Path) -> Iterator[None]:
-    """Make a file truly read-only: root ignores permission bits, so use the immutable flag there."""
-    if os.geteuid() == 0:
-        subprocess.run(["chattr", "+i", str(path)], check=True)
-        try:
-            yield
-        finally:
-            subprocess.run(["chattr", "-i", str(path)], check=True)
-    else:
-        mode = path.stat().st_mode
-        path.chmod(stat.S_IRUSR | stat.S_IRGRP)
-        try:
-            yield
-        finally:
-            path.chmod(mode)
 
 
 def test_a_read_only_file_shows_history_and_is_not_written(db_path: Path) -> None:
