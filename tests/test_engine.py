@@ -159,3 +159,23 @@ def test_load_failures_are_sentences(tmp_path: Path) -> None:
         with pytest.raises(EngineError, match=r"llama\.cpp could not load junk\.gguf"):
             s.load(junk)
         assert s.client.alive  # a failed load does not kill the worker
+
+
+def test_stop_terminates_a_worker_that_does_not_answer(smollm2_path: Path) -> None:
+    """The fallback: if the worker cannot stop by itself in time, it is killed and that is said."""
+    with EngineSession() as s:
+        s.load(smollm2_path, LoadParams(n_ctx=512))
+        gen_id = s.client.generate(sampling=SamplingParams(max_tokens=400, seed=1), messages=CHAT)
+        s.wait_for("token", timeout=60)
+        assert s.client.pid is not None
+        os.kill(s.client.pid, signal.SIGSTOP)  # a worker stuck where the abort flag is not polled
+        t0 = time.perf_counter()
+        s.client.stop()
+        msg = s.wait_for("stop_forced", timeout=5)
+        elapsed = time.perf_counter() - t0
+        assert msg["id"] == gen_id
+        assert elapsed < 0.2
+        s.wait_for("engine_exited", timeout=5)
+        s.load(smollm2_path, LoadParams(n_ctx=512))  # a fresh worker takes over
+        text, _ = s.generate(GREEDY, messages=CHAT)
+        assert text

@@ -145,3 +145,21 @@ def test_context_beyond_training_shows_warning(qtbot: QtBot, window: MainWindow,
     assert window.sampling_panel.ctx_warning.isVisible()
     window.sampling_panel.n_ctx.setValue(4096)
     assert not window.sampling_panel.ctx_warning.isVisible()
+
+
+def test_forced_stop_reloads_the_model(qtbot: QtBot, window: MainWindow, smollm2_path: Path) -> None:
+    window.sampling_panel.set_params(SamplingParams(max_tokens=2000, seed=1), LoadParams(n_ctx=1024))
+    load(qtbot, window, smollm2_path)
+    window.input.setPlainText("Count to one thousand.")
+    window.send()
+    qtbot.waitUntil(lambda: len(window.chat.messages[-1].text) > 5, timeout=60_000)
+    old_pid = window.engine.client.pid
+    assert old_pid is not None
+    os.kill(old_pid, signal.SIGSTOP)
+    with qtbot.waitSignal(window.engine.stopForced, timeout=2_000):
+        window.stop()
+    assert window.chat.messages[-1].status == "stopped"
+    assert "engine was restarted" in window.banner.text()
+    with qtbot.waitSignal(window.engine.loaded, timeout=120_000):
+        pass
+    assert window.state == "ready" and window.engine.client.pid not in (None, old_pid)
