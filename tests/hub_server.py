@@ -186,6 +186,7 @@ class Faults:
     corrupt: set[str] = field(default_factory=set)  # file paths served with wrong bytes (same size)
     rate_bps: int | None = None  # throttle content responses to this many bytes per second
     ignore_range: bool = False  # answer 200 with the whole file even when a Range was asked
+    api_delay_s: float = 0.0  # answer /api/ calls (search, listings) this much later: a slow Hub
 
 
 @dataclass
@@ -352,6 +353,12 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         path = url.path
         query = parse_qs(url.query)
+        if (
+            path.startswith("/api/")
+            and self.hub.faults.api_delay_s
+            and self.hub.stopping.wait(self.hub.faults.api_delay_s)
+        ):
+            raise _Stopped
         if path == "/api/models" and self.command == "GET":
             self._search(query)
             return
