@@ -163,3 +163,19 @@ def test_forced_stop_reloads_the_model(qtbot: QtBot, window: MainWindow, smollm2
     with qtbot.waitSignal(window.engine.loaded, timeout=120_000):
         pass
     assert window.state == "ready" and window.engine.client.pid not in (None, old_pid)
+
+
+def test_load_shows_measured_beside_predicted_and_keeps_it(
+    qtbot: QtBot, window: MainWindow, smollm2_path: Path
+) -> None:
+    qtbot.waitUntil(lambda: window.budget is not None, timeout=30_000)  # hardware probed in the background
+    window.sampling_panel.set_params(SamplingParams(), LoadParams(n_ctx=2048))
+    load(qtbot, window, smollm2_path)
+    diffs = {name: (pred, meas, pct) for name, pred, meas, pct in window.fit_view.differences()}
+    assert diffs["kv"][1] == 45 * 2**20  # measured = what llama.cpp logged
+    assert diffs["kv"][2] is not None and abs(diffs["kv"][2]) < 3
+    qtbot.waitUntil(lambda: bool(window.measurements.records(smollm2_path)), timeout=10_000)
+    record = window.measurements.records(smollm2_path)[-1]
+    assert record.settings["n_ctx"] == 2048
+    assert record.measured["kv_bytes"] == 45 * 2**20
+    assert abs(record.diff_pct["kv"]) < 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sizewise.core.errors import UserError
-from sizewise.core.gguf_meta import GGUFError, ModelInfo, model_info
+from sizewise.core.gguf_meta import GGUFError, GGUFHeader, ModelInfo, model_info, read_header
 from sizewise.core.starter import HOW_TO_GET, find_starter
 
 
@@ -23,8 +23,14 @@ def resolve_model_path(spec: str, extra_dirs: list[Path] | None = None) -> Path:
 
 def check_model(path: Path) -> ModelInfo:
     """Read and check the header before any engine sees the file: bad files fail fast and clearly."""
+    return inspect_model(path)[1]
+
+
+def inspect_model(path: Path) -> tuple[GGUFHeader, ModelInfo]:
+    """The header (for the memory model) and the checked summary (for people), from one read."""
     try:
-        return model_info(path)
+        header = read_header(path)
+        return header, model_info(path, header)
     except GGUFError as exc:
         raise UserError(str(exc)) from exc
 

@@ -31,8 +31,13 @@ from PySide6.QtWidgets import (
 
 from sizewise import APP_NAME
 from sizewise.core.errors import UserError
-from sizewise.core.gguf_meta import ModelInfo
-from sizewise.core.models import check_model, context_warning
+from sizewise.core.fit import Budget
+from sizewise.core.gguf_meta import GGUFHeader, ModelInfo
+from sizewise.core.hardware import HardwareReport, machine_budget
+from sizewise.core.llama_log import MeasuredBuffers
+from sizewise.core.measurements import MeasurementStore, make_record
+from sizewise.core.memory_model import Backend, predict
+from sizewise.core.models import context_warning, inspect_model
 from sizewise.core.paths import AppPaths
 from sizewise.core.settings import Settings, SettingsStore
 from sizewise.core.starter import STARTER_NAME, find_starter
@@ -40,6 +45,8 @@ from sizewise.gui.background import run_in_background
 from sizewise.gui.chat_model import ChatMessage, ChatModel
 from sizewise.gui.chat_view import ChatView
 from sizewise.gui.engine_adapter import EngineAdapter
+from sizewise.gui.fit_view import FitView
+from sizewise.gui.hardware_view import HardwareView
 from sizewise.gui.input_box import InputBox
 from sizewise.gui.sampling_panel import SamplingPanel
 
@@ -78,6 +85,10 @@ class MainWindow(QMainWindow):
         self.engine = EngineAdapter(log_path=paths.log_dir / "engine.log", parent=self)
         self.chat = ChatModel(self)
         self.model_info: ModelInfo | None = None
+        self.model_header: GGUFHeader | None = None
+        self.budget: Budget | None = None
+        self.backend: Backend | None = None
+        self.measurements = MeasurementStore(paths)
         self.pending_load: str | None = None
         self.state = "empty"  # empty | checking | loading | ready | generating
         self.setWindowTitle(APP_NAME)
@@ -151,6 +162,10 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         for i in range(9):
             QShortcut(QKeySequence(f"Ctrl+{i + 1}"), self, lambda i=i: self._show_tab(i))
+        self.fit_view = FitView()
+        self.add_view("Fit", self.fit_view, "Predicted memory for the chosen model against this machine")
+        self.hardware_view = HardwareView()
+        self.add_view("Hardware", self.hardware_view, "What Sizewise detected on this machine, and how")
 
         self.sampling_panel = SamplingPanel()
         scroll = QScrollArea()
@@ -202,6 +217,7 @@ class MainWindow(QMainWindow):
         self.stop_action.triggered.connect(self.stop)
         self.clear_action.triggered.connect(self.chat.clear)
         self.sampling_panel.n_ctx.valueChanged.connect(self._update_ctx_warning)
+        self.hardware_view.reportChanged.connect(self._on_hardware)
         e = self.engine
         e.ready.connect(self._on_ready)
         e.loaded.connect(self._on_loaded)
@@ -294,14 +310,19 @@ class MainWindow(QMainWindow):
         self.banner.clear_message()
         self._set_state("checking")
         self.model_summary.setText(f"Checking {Path(path).name}…")
-        run_in_background(lambda: check_model(Path(path)), lambda info: self._checked(path, info), self._check_failed)
+        run_in_background(
+            lambda: inspect_model(Path(path)), lambda found: self._checked(path, *found), self._check_failed
+        )
 
-    def _checked(self, path: str, info: ModelInfo) -> None:
+    def _checked(self, path: str, header: GGUFHeader, info: ModelInfo) -> None:
         self.model_info = info
+        self.model_header = header
         load = self.sampling_panel.load_params(self.settings.load)
         warning = context_warning(info, load.n_ctx)
         if warning:
             self.banner.show_message(warning, "warning")
+        if self.budget is not None:
+            self.fit_view.set_model(header, info, self.budget, load, load.n_gpu_layers)
         self._set_state("loading")
         self.model_summary.setText(f"Loading {info.name} ({info.parameters_label}, {info.quantization})…")
         if not self.engine.client.alive:
@@ -314,8 +335,35 @@ class MainWindow(QMainWindow):
         self.model_summary.setText("No model loaded.")
         self._set_state("empty" if not self.engine.is_loaded else "ready")
 
+    @Slot(object)
+    def _on_hardware(self, report: HardwareReport) -> None:
+        self.budget = machine_budget(report)
+        self.backend = report.backend()
+        if self.model_header is not None and self.model_info is not None:
+            self.fit_view.set_model(self.model_header, self.model_info, self.budget, self.settings.load)
+        else:
+            self.fit_view.set_budget(self.budget)
+
+    def _record_measurement(self, msg: dict[str, Any]) -> None:
+        """Measured (llama.cpp's log) beside predicted, shown in the Fit view and kept with the model."""
+        header, load = self.model_header, self.engine.load_params
+        if header is None or load is None:
+            return
+        measured = MeasuredBuffers.from_lines(msg.get("buffers", []))
+        self.fit_view.show_measured(measured)
+        prediction = predict(header, load, self.backend)
+        record = make_record(prediction, measured, load.to_dict(), {"rss_bytes": msg.get("rss_bytes")})
+        path = str(msg["path"])
+        run_in_background(
+            lambda: self.measurements.add(path, record),
+            lambda _: None,
+            lambda exc: self.banner.show_message(f"The measurement could not be saved: {exc}", "warning"),
+        )
+
     @Slot(dict)
     def _on_ready(self, info: dict[str, Any]) -> None:
+        self.hardware_view.set_engine_ready(info)
+        self.hardware_view.refresh()
         if info.get("gpu_offload"):
             self.sampling_panel.set_gpu_support(True, "This llama.cpp build can offload layers to a GPU.")
         else:
@@ -339,6 +387,7 @@ class MainWindow(QMainWindow):
             f"context {msg['n_ctx']} of {msg['n_ctx_train']} trained · loaded in {float(msg['load_s']):.1f} s · "
             f"llama.cpp buffers {mem / MiB:.0f} MiB"
         )
+        self._record_measurement(msg)
         chat = msg.get("chat_mode") == "chat"
         self.mode_label.setText(
             "Chat (model's template)" if chat else "Completion mode — this model has no chat template"
