@@ -451,6 +451,8 @@ class _Reporter:
     _meter: _RateMeter = field(default_factory=_RateMeter)
 
     def state(self, state: DownloadState, done: int = 0, message: str = "") -> None:
+        if state == DownloadState.DOWNLOADING:
+            self._meter.add(time.monotonic(), done)  # the clock starts with the response, not the first chunk
         self._emit(state, done, 0.0, None, message)
 
     def bytes(self, done: int, *, force: bool = False) -> None:

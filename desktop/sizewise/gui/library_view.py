@@ -124,6 +124,7 @@ class LibraryView(QWidget):
         self.entries: list[LibraryEntry] = []
         self.download_rows: dict[int, DownloadRow] = {}
         self._refresh_gen = 0
+        self._note = ""  # what just happened, kept in front of the count when the list refreshes
         self._relay = _Relay()
         self._relay.progress.connect(self._on_progress, Qt.ConnectionType.QueuedConnection)
         self._relay.finished.connect(self._on_finished, Qt.ConnectionType.QueuedConnection)
@@ -208,7 +209,8 @@ class LibraryView(QWidget):
             return
         self._on_progress(p)
         if p.state == DownloadState.DONE:
-            self.status.setText(f"{p.filename} downloaded and verified.")
+            self._note = f"{p.filename} downloaded and verified."
+            self.status.setText(self._note)
             self.refresh()
         elif p.state == DownloadState.FAILED:
             self.status.setText(p.message)
@@ -258,7 +260,9 @@ class LibraryView(QWidget):
                     item.setForeground(Qt.GlobalColor.darkGray)
                 self.table.setItem(row, col, item)
         missing = sum(1 for e in entries if e.status != "ok")
-        self.status.setText(f"{len(entries)} models" + (f", {missing} missing or unreadable" if missing else ""))
+        count = f"{len(entries)} models" + (f", {missing} missing or unreadable" if missing else "")
+        self.status.setText(f"{self._note} {count}." if self._note else count)
+        self._note = ""
         self.libraryRefreshed.emit(entries)
 
     def selected_row(self) -> int:
@@ -348,7 +352,8 @@ class LibraryView(QWidget):
 
         def done(freed: Any) -> None:
             if self._alive():
-                self.status.setText(f"Deleted {e.name}; {_size(int(freed))} freed." if freed else f"Removed {e.name}.")
+                self._note = f"Deleted {e.name}; {_size(int(freed))} freed." if freed else f"Removed {e.name}."
+                self.status.setText(self._note)
                 self.refresh()
 
         run_in_background(lambda: library.delete(e), done, self._fail)
