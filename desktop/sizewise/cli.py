@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "sizewise.commands.models",
     "sizewise.commands.hardware",
     "sizewise.commands.fit",
+    "sizewise.commands.bench",
 ]
 
 

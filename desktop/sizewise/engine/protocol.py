@@ -12,7 +12,9 @@ Commands, parent → worker
               so it also interrupts prompt processing (llama.cpp's abort callback).
 ``unload``    free the model, keep the process.
 ``stats``     ask for memory figures now.
-``bench``     ``{id, pp, tg, repetitions}`` — the llama-bench loop (see engine/bench.py).
+``bench``     ``{id, pp, tg, repetitions, warmup, ttft, ttft_prompt}`` — the llama-bench loop on the loaded
+              model (engine/bench.py, ``BenchRequest.to_message``); queued like ``generate``, and a
+              ``stop`` with this ``id`` cancels it (also mid-decode). Sent with ``EngineClient.send_raw``.
 ``shutdown``  exit cleanly.
 ``tokenize``  ``{id, texts: [str]}`` — token counts with the loaded model's tokenizer (no BOS added,
               special tokens not parsed); queued behind a running reply. Sent with
@@ -30,7 +32,13 @@ Events, worker → parent
 ``stats``       ``{rss_bytes, peak_rss_bytes}``.
 ``tokenized``   ``{id, counts: [int]}``, or ``{id, counts: None, message}`` when no model is loaded.
 ``unloaded``    ``{}``.
-``bench_progress`` / ``bench_done`` — see engine/bench.py.
+``bench_progress`` ``{id, phase: warmup_pp|warmup_tg|pp|tg|ttft, rep, repetitions, value, unit, step, steps}``
+                after each run (never inside a timed one).
+``bench_done``  ``{id, cancelled, pp: {n, repetitions, mean_tps, sd_tps, samples_tps, samples_s} | None,
+                tg: same | None, ttft: {mean_ms, sd_ms, samples_ms, prompt_tokens, mode, prompt} | None,
+                ttft_ms, warmup, n_ctx, n_batch, n_ubatch, n_threads, n_threads_batch, wall_s, rss_bytes,
+                peak_rss_bytes}``; a cancelled run carries only ``{id, cancelled: true, rss_bytes,
+                peak_rss_bytes}``. Bad parameters or no model answer ``failed`` ``{id, message}``.
 
 Parent-side only (made by EngineClient, never sent by a worker)
 ----------------------------------------------------------------

@@ -244,6 +244,12 @@ class Worker:
         counts = [len(self.llm.tokenize(t.encode("utf-8"), add_bos=False, special=False)) for t in texts]
         self.send({"type": "tokenized", "id": msg.get("id"), "counts": counts})
 
+    def cmd_bench(self, msg: Message) -> None:
+        """The llama-bench loop on this worker's model (engine/bench.py); stoppable like a reply."""
+        from sizewise.engine.bench import run_bench
+
+        run_bench(self, msg)
+
     def cmd_generate(self, msg: Message) -> None:
         gen_id = int(msg["id"])
         if self.llm is None:

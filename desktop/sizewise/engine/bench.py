@@ -1,0 +1,375 @@
+"""The llama-bench loop, run inside the engine worker on the worker's own ``Llama``.
+
+Why inside the worker: the figures must describe the same process, context and threads that chat
+uses, with nothing between the timer and ``llama_decode`` — no pipe, no Python generator, no
+sampler. Why the llama-bench method (llama.cpp's ``tools/llama-bench``): so a Sizewise figure can be
+put next to a llama-bench figure from anywhere and mean the same thing.
+
+* **pp N** — a prompt of N tokens decoded in ``n_batch`` chunks (``llama_batch_get_one``) into an
+  empty KV cache, then ``llama_synchronize``; tokens/s = N / elapsed.
+* **tg N** — N tokens decoded one at a time into an empty KV cache; tokens/s = N / elapsed. Like
+  llama-bench, no sampling happens: the next token is taken from the prepared token list, so the
+  timed region holds nothing but decoding.
+* **warm-up** — one full pp run and one single-token tg step before the measured runs (llama-bench's
+  warm-up), so first-touch page faults and lazy allocations are not timed.
+* **repetitions** — each one starts from a cleared cache (``Llama.reset()`` plus
+  ``llama_memory_clear``); the result is the mean and sample standard deviation of the
+  per-repetition tokens/s (0 with a single repetition, as llama-bench prints).
+* **TTFT** — a real chat turn through ``create_chat_completion`` (template, tokenizer, sampler and
+  all: what a person waits for), from a cleared cache, timed to the first piece of text.
+
+Tokenization happens before any timer starts. Progress goes to the parent after each run, never
+inside one. Cancelling: the worker's listener thread sets the stop event and the abort flag on a
+``stop`` for this benchmark's id; the loop checks the event between decode calls, and the abort
+flag makes a long ``llama_decode`` return early (code 2).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sizewise.engine.protocol import Message
+
+# A plain paragraph, tiled to any length: realistic token ids for the prompt and generation runs.
+BENCH_TEXT = (
+    "The lighthouse stood at the end of a long stone pier, and every evening the keeper climbed its "
+    "spiral stairs to light the lamp. Ships passing in the night counted its flashes to know where they "
+    "were, and fishermen said that the light had never once failed in forty years of storms. "
+)
+TTFT_PROMPT = "In two sentences, why is the sky blue?"
+
+PP_DEFAULT = 512
+TG_DEFAULT = 128
+REPETITIONS_DEFAULT = 5
+
+
+class BenchCancelled(Exception):
+    """The benchmark was stopped (stop request, shutdown, or llama.cpp's abort callback)."""
+
+
+class BenchFailed(Exception):
+    """A sentence for the user: why the benchmark could not run."""
+
+
+class _Flag(Protocol):
+    def set(self) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+class _Event(Protocol):
+    def is_set(self) -> bool: ...
+
+    def clear(self) -> None: ...
+
+
+class BenchHost(Protocol):
+    """What the benchmark needs from the worker (engine/worker.py's ``Worker``)."""
+
+    llm: Any
+    llama_cpp: Any
+    chat_mode: str
+    active_id: int | None
+    stop_event: _Event
+    abort: _Flag
+
+    def send(self, msg: Message) -> None: ...
+
+
+@dataclass(frozen=True)
+class BenchRequest:
+    """The ``bench`` command's parameters (see engine/protocol.py)."""
+
+    pp: int = PP_DEFAULT
+    tg: int = TG_DEFAULT
+    repetitions: int = REPETITIONS_DEFAULT
+    warmup: bool = True
+    ttft: bool = True
+    ttft_prompt: str = TTFT_PROMPT
+
+    @classmethod
+    def from_message(cls, msg: Message) -> BenchRequest:
+        return cls(
+            pp=int(msg.get("pp", PP_DEFAULT)),
+            tg=int(msg.get("tg", TG_DEFAULT)),
+            repetitions=int(msg.get("repetitions", REPETITIONS_DEFAULT)),
+            warmup=bool(msg.get("warmup", True)),
+            ttft=bool(msg.get("ttft", True)),
+            ttft_prompt=str(msg.get("ttft_prompt") or TTFT_PROMPT),
+        )
+
+    def to_message(self, bench_id: int) -> Message:
+        return {
+            "type": "bench",
+            "id": bench_id,
+            "pp": self.pp,
+            "tg": self.tg,
+            "repetitions": self.repetitions,
+            "warmup": self.warmup,
+            "ttft": self.ttft,
+            "ttft_prompt": self.ttft_prompt,
+        }
+
+    def problem(self, n_ctx: int | None = None) -> str | None:
+        """Why these parameters cannot run (one sentence), or None."""
+        if self.pp < 0 or self.tg < 0:
+            return "Prompt and generation lengths cannot be negative."
+        if self.pp == 0 and self.tg == 0 and not self.ttft:
+            return "Nothing to measure: prompt and generation lengths are both 0."
+        if self.repetitions < 1:
+            return f"Repetitions must be at least 1, not {self.repetitions}."
+        if n_ctx is not None and max(self.pp, self.tg) > n_ctx:
+            return (
+                f"The benchmark needs {max(self.pp, self.tg)} tokens of context but the model was loaded "
+                f"with {n_ctx}; use a larger context or a shorter prompt/generation."
+            )
+        return None
+
+    def steps(self) -> int:
+        """Runs in total, for a progress bar: warm-ups, measured repetitions and TTFT turns."""
+        runs = (self.pp > 0) + (self.tg > 0)
+        return (runs if self.warmup else 0) + runs * self.repetitions + (self.repetitions if self.ttft else 0)
+
+
+def summarize_tps(n_tokens: int, seconds: list[float]) -> dict[str, Any]:
+    """llama-bench's figures: mean and sample stddev of per-repetition tokens/s (not tokens / mean time)."""
+    tps = [n_tokens / s for s in seconds if s > 0]
+    return {
+        "n": n_tokens,
+        "repetitions": len(tps),
+        "mean_tps": statistics.fmean(tps) if tps else 0.0,
+        "sd_tps": statistics.stdev(tps) if len(tps) > 1 else 0.0,
+        "samples_tps": tps,
+        "samples_s": list(seconds),
+    }
+
+
+def summarize_ms(samples_ms: list[float]) -> dict[str, Any]:
+    return {
+        "mean_ms": statistics.fmean(samples_ms) if samples_ms else None,
+        "sd_ms": statistics.stdev(samples_ms) if len(samples_ms) > 1 else 0.0,
+        "samples_ms": list(samples_ms),
+    }
+
+
+class _Runner:
+    def __init__(self, host: BenchHost, req: BenchRequest, bench_id: int) -> None:
+        self.host = host
+        self.req = req
+        self.id = bench_id
+        self.lc = host.llama_cpp
+        self.llm = host.llm
+        self.ctx = self.llm._ctx.ctx
+        self.memory = self.lc.llama_get_memory(self.ctx)
+        self.n_batch = int(self.llm.n_batch)
+        self.step = 0
+        self.total_steps = req.steps()
+        self.tokens = self._bench_tokens(max(req.pp, req.tg + 1, 2))
+        # Kept alive for the whole run: llama_batch_get_one points into these arrays.
+        self._pp_array = (self.lc.llama_token * max(req.pp, 1))(*self.tokens[: max(req.pp, 1)])
+        self._one = (self.lc.llama_token * 1)()
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _bench_tokens(self, n: int) -> list[int]:
+        """``n`` real token ids: BOS (when the model wants one) then the paragraph, tiled."""
+        body = self.llm.tokenize(BENCH_TEXT.encode("utf-8"), add_bos=False, special=False)
+        head = self.llm.tokenize(b"", add_bos=True, special=False)  # [BOS] or []
+        out = list(head)
+        while len(out) < n:
+            out.extend(body)
+        return [int(t) for t in out[:n]]
+
+    def clear(self) -> None:
+        """Empty KV cache and a Llama that knows it (no prompt-prefix reuse afterwards)."""
+        self.llm.reset()
+        if self.memory is not None:
+            self.lc.llama_memory_clear(self.memory, True)
+
+    def _check_stop(self) -> None:
+        if self.host.stop_event.is_set():
+            raise BenchCancelled
+
+    def _decoded(self, rc: int) -> None:
+        if rc == 0:
+            return
+        if rc == 2 or self.host.stop_event.is_set():
+            raise BenchCancelled
+        raise BenchFailed(f"llama_decode returned {rc} during the benchmark.")
+
+    def _progress(self, phase: str, rep: int, value: float | None, unit: str) -> None:
+        self.step += 1
+        self.host.send(
+            {
+                "type": "bench_progress",
+                "id": self.id,
+                "phase": phase,
+                "rep": rep,
+                "repetitions": self.req.repetitions,
+                "value": value,
+                "unit": unit,
+                "step": self.step,
+                "steps": self.total_steps,
+            }
+        )
+
+    # -- the timed runs -----------------------------------------------------------------------------
+    def run_pp(self, n: int) -> float:
+        """Seconds to decode the first ``n`` bench tokens from an empty cache, in n_batch chunks."""
+        lc, ctx = self.lc, self.ctx
+        size = ctypes.sizeof(lc.llama_token)
+        base = ctypes.addressof(self._pp_array)
+        batches = []
+        for start in range(0, n, self.n_batch):
+            count = min(self.n_batch, n - start)
+            ptr = ctypes.cast(base + start * size, ctypes.POINTER(lc.llama_token))
+            batches.append(lc.llama_batch_get_one(ptr, count))
+        self.clear()
+        self._check_stop()
+        t0 = time.perf_counter()
+        for batch in batches:
+            self._decoded(lc.llama_decode(ctx, batch))
+            self._check_stop()
+        lc.llama_synchronize(ctx)
+        return time.perf_counter() - t0
+
+    def run_tg(self, n: int) -> float:
+        """Seconds to decode ``n`` tokens one at a time from an empty cache."""
+        lc, ctx, one, tokens = self.lc, self.ctx, self._one, self.tokens
+        batch = lc.llama_batch_get_one(one, 1)
+        stop = self.host.stop_event
+        self.clear()
+        self._check_stop()
+        t0 = time.perf_counter()
+        for i in range(n):
+            one[0] = tokens[i]
+            rc = lc.llama_decode(ctx, batch)
+            if rc != 0 or stop.is_set():
+                self._decoded(rc)
+                raise BenchCancelled
+            lc.llama_synchronize(ctx)
+        elapsed = time.perf_counter() - t0
+        return elapsed
+
+    def run_ttft(self) -> tuple[float, int]:
+        """(ms to the first piece of text of a real chat turn from an empty cache, prompt tokens)."""
+        self.clear()
+        self._check_stop()
+        kwargs: dict[str, Any] = {"max_tokens": 8, "temperature": 0.0, "seed": 1, "stream": True}
+        t0 = time.perf_counter()
+        first: float | None = None
+        self.lc.llama_perf_context_reset(self.ctx)
+        try:
+            if self.host.chat_mode == "chat":
+                stream: Iterator[Any] = self.llm.create_chat_completion(
+                    messages=[{"role": "user", "content": self.req.ttft_prompt}], **kwargs
+                )
+            else:
+                stream = self.llm.create_completion(prompt=self.req.ttft_prompt, **kwargs)
+            for chunk in stream:
+                self._check_stop()
+                choice = chunk["choices"][0]
+                text = choice["delta"].get("content") if "delta" in choice else choice.get("text")
+                if text or choice.get("finish_reason"):
+                    first = time.perf_counter()
+                    break
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+        except RuntimeError as exc:  # llama_decode aborted by a stop, or a real failure
+            if self.host.stop_event.is_set():
+                raise BenchCancelled from exc
+            raise BenchFailed(f"The chat turn failed: {exc}.") from exc
+        end = first if first is not None else time.perf_counter()
+        prompt_tokens = int(self.lc.llama_perf_context(self.ctx).n_p_eval)
+        return (end - t0) * 1000.0, prompt_tokens
+
+    def run(self) -> Message:
+        req = self.req
+        t_start = time.perf_counter()
+        if req.warmup:
+            if req.pp > 0:
+                secs = self.run_pp(req.pp)
+                self._progress("warmup_pp", 0, req.pp / secs, "tokens/s")
+            if req.tg > 0:
+                secs = self.run_tg(1)
+                self._progress("warmup_tg", 0, 1 / secs, "tokens/s")
+        pp_s: list[float] = []
+        tg_s: list[float] = []
+        if req.pp > 0:
+            for rep in range(1, req.repetitions + 1):
+                pp_s.append(self.run_pp(req.pp))
+                self._progress("pp", rep, req.pp / pp_s[-1], "tokens/s")
+        if req.tg > 0:
+            for rep in range(1, req.repetitions + 1):
+                tg_s.append(self.run_tg(req.tg))
+                self._progress("tg", rep, req.tg / tg_s[-1], "tokens/s")
+        ttft_ms: list[float] = []
+        prompt_tokens = 0
+        if req.ttft:
+            for rep in range(1, req.repetitions + 1):
+                ms, prompt_tokens = self.run_ttft()
+                ttft_ms.append(ms)
+                self._progress("ttft", rep, ms, "ms")
+        params = self.llm.context_params
+        ttft = summarize_ms(ttft_ms) if req.ttft else None
+        if ttft is not None:
+            ttft.update(prompt_tokens=prompt_tokens, mode=self.host.chat_mode, prompt=req.ttft_prompt)
+        return {
+            "pp": summarize_tps(req.pp, pp_s) if req.pp > 0 else None,
+            "tg": summarize_tps(req.tg, tg_s) if req.tg > 0 else None,
+            "ttft": ttft,
+            "ttft_ms": ttft["mean_ms"] if ttft is not None else None,
+            "warmup": req.warmup,
+            "n_ctx": int(self.llm.n_ctx()),
+            "n_batch": int(params.n_batch),
+            "n_ubatch": int(params.n_ubatch),
+            "n_threads": int(params.n_threads),
+            "n_threads_batch": int(params.n_threads_batch),
+            "wall_s": time.perf_counter() - t_start,
+        }
+
+
+def run_bench(host: BenchHost, msg: Message) -> None:
+    """The worker's ``bench`` command: ``bench_progress`` events, then ``bench_done`` (or ``failed``)."""
+    from sizewise.engine.worker import process_memory  # the worker module is loaded already here
+
+    bench_id = int(msg["id"])
+    if host.llm is None:
+        host.send({"type": "failed", "id": bench_id, "message": "No model is loaded."})
+        return
+    req = BenchRequest.from_message(msg)
+    problem = req.problem(int(host.llm.n_ctx()))
+    if problem is not None:
+        host.send({"type": "failed", "id": bench_id, "message": problem})
+        return
+    host.stop_event.clear()
+    host.abort.clear()
+    host.active_id = bench_id
+    runner: _Runner | None = None
+    result: Message | None = None
+    error: str | None = None
+    try:
+        runner = _Runner(host, req, bench_id)
+        result = runner.run()
+    except BenchCancelled:
+        result = None
+    except BenchFailed as exc:
+        error = str(exc)
+    finally:
+        host.active_id = None
+        host.abort.clear()
+        if runner is not None:
+            runner.clear()  # leave an empty cache: the next chat turn must not reuse bench tokens
+    if error is not None:
+        host.send({"type": "failed", "id": bench_id, "message": error})
+        return
+    rss, peak = process_memory()
+    done: Message = {"type": "bench_done", "id": bench_id, "cancelled": result is None}
+    done.update(result or {})
+    done.update(rss_bytes=rss, peak_rss_bytes=peak)
+    host.send(done)
