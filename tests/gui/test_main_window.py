@@ -14,6 +14,12 @@ from sizewise.core.sampling import LoadParams, SamplingParams
 from sizewise.gui.main_window import MainWindow
 
 
+def wait_reply_text(qtbot: QtBot, w: MainWindow, n: int) -> None:
+    qtbot.waitUntil(
+        lambda: w.chat.messages[-1].role == "assistant" and len(w.chat.messages[-1].text) > n, timeout=60_000
+    )
+
+
 def load(qtbot: QtBot, w: MainWindow, path: Path) -> None:
     with qtbot.waitSignal(w.engine.loaded, timeout=120_000):
         w.open_model(str(path))
@@ -41,7 +47,7 @@ def test_chat_streams_tokens_and_reports_speed_and_memory(qtbot: QtBot, window: 
     with qtbot.waitSignal(window.engine.finished, timeout=120_000):
         qtbot.keyClick(window.input, Qt.Key.Key_Return)
         assert window.state == "generating"
-        assert window.chat.messages[-1].status == "streaming"
+        assert window.chat.messages[-1].role == "user"  # saved before the reply starts
     # the reply grew in several steps while streaming, not in one piece at the end
     growing = [n for n in seen_lengths if n > 0]
     assert len(set(growing)) >= 3
@@ -67,7 +73,7 @@ def test_stop_with_escape(qtbot: QtBot, window: MainWindow, smollm2_path: Path) 
     load(qtbot, window, smollm2_path)
     window.input.setPlainText("Write a very long story about a lighthouse keeper.")
     window.send()
-    qtbot.waitUntil(lambda: len(window.chat.messages[-1].text) > 20, timeout=60_000)
+    wait_reply_text(qtbot, window, 20)
     with qtbot.waitSignal(window.engine.finished, timeout=5_000) as blocker:
         qtbot.keyClick(window, Qt.Key.Key_Escape)
     assert blocker.args[1]["finish_reason"] == "cancelled"
@@ -102,7 +108,7 @@ def test_engine_crash_is_reported_and_app_recovers(qtbot: QtBot, window: MainWin
     load(qtbot, window, smollm2_path)
     window.input.setPlainText("Count to one thousand.")
     window.send()
-    qtbot.waitUntil(lambda: len(window.chat.messages[-1].text) > 5, timeout=60_000)
+    wait_reply_text(qtbot, window, 5)
     pid = window.engine.client.pid
     assert pid is not None
     with qtbot.waitSignal(window.engine.engineStopped, timeout=10_000) as blocker:
@@ -122,8 +128,8 @@ def test_settings_survive_restart(qtbot: QtBot, app_paths: AppPaths, smollm2_pat
         SamplingParams(temperature=0.35, top_k=12, seed=99, max_tokens=77), LoadParams(n_ctx=3072), "Answer in French."
     )
     w.show()
-    w.resize(760, 520)
-    qtbot.waitUntil(lambda: w.width() == 760)
+    w.resize(790, 520)
+    qtbot.waitUntil(lambda: w.width() == 790)
     w.close()
     w2 = MainWindow(app_paths)
     qtbot.addWidget(w2)
@@ -132,7 +138,7 @@ def test_settings_survive_restart(qtbot: QtBot, app_paths: AppPaths, smollm2_pat
     assert (s.temperature, s.top_k, s.seed, s.max_tokens) == (0.35, 12, 99, 77)
     assert w2.sampling_panel.n_ctx.value() == 3072
     assert w2.sampling_panel.system_text() == "Answer in French."
-    assert (w2.width(), w2.height()) == (760, 520)
+    assert (w2.width(), w2.height()) == (790, 520)
     w2.close()
 
 
@@ -152,7 +158,7 @@ def test_forced_stop_reloads_the_model(qtbot: QtBot, window: MainWindow, smollm2
     load(qtbot, window, smollm2_path)
     window.input.setPlainText("Count to one thousand.")
     window.send()
-    qtbot.waitUntil(lambda: len(window.chat.messages[-1].text) > 5, timeout=60_000)
+    wait_reply_text(qtbot, window, 5)
     old_pid = window.engine.client.pid
     assert old_pid is not None
     os.kill(old_pid, signal.SIGSTOP)

@@ -22,6 +22,7 @@ class ChatMessage:
     status: str = "done"  # streaming | done | stopped | interrupted | error
     stats: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+    message_id: int | None = None  # the row in the conversation store, when saved
 
 
 class Roles(IntEnum):
@@ -96,6 +97,21 @@ class ChatModel(QAbstractListModel):
             last.stats = stats
         last.note = note
         self._changed_last()
+
+    def truncate(self, row: int) -> None:
+        """Remove ``row`` and every message after it (edit-and-resend, regenerate)."""
+        self.flush()
+        if not 0 <= row < len(self.messages):
+            return
+        self.beginRemoveRows(QModelIndex(), row, len(self.messages) - 1)
+        del self.messages[row:]
+        self.endRemoveRows()
+
+    def set_messages(self, messages: list[ChatMessage]) -> None:
+        self.flush()
+        self.beginResetModel()
+        self.messages = list(messages)
+        self.endResetModel()
 
     def clear(self) -> None:
         self.flush()

@@ -23,6 +23,7 @@ class EngineAdapter(QObject):
     stopForced = Signal(int)
     engineStopped = Signal(str)  # a sentence: "The engine stopped: …"
     stats = Signal(dict)
+    tokenized = Signal(dict)  # {id, counts | None, message?}
 
     _event = Signal(object)
 
@@ -62,6 +63,10 @@ class EngineAdapter(QObject):
     def stop(self) -> None:
         self.client.stop()
 
+    def tokenize(self, request_id: str, texts: list[str]) -> None:
+        """Token counts with the loaded model's tokenizer; answered by ``tokenized``."""
+        self.client.send_raw({"type": "tokenize", "id": request_id, "texts": texts})
+
     def request_stats(self) -> None:
         if self.client.alive:
             self.client.request_stats()
@@ -97,6 +102,8 @@ class EngineAdapter(QObject):
             self.failed.emit(int(msg.get("id") or 0), str(msg["message"]))
         elif kind == "stats":
             self.stats.emit(msg)
+        elif kind == "tokenized":
+            self.tokenized.emit(msg)
         elif kind == "stop_forced":
             # Stop arrived during one long llama.cpp call: the worker was killed. Reload the model
             # in a fresh worker so the user can go on; the chat keeps what was generated.

@@ -11,15 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, Slot
+from PySide6.QtCore import QByteArray, QPoint, Qt, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox,
     QDockWidget,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMenu,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -30,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from sizewise import APP_NAME
+from sizewise.core.conversations import ConversationStore
 from sizewise.core.errors import UserError
 from sizewise.core.fit import Budget
 from sizewise.core.gguf_meta import GGUFHeader, ModelInfo
@@ -39,15 +42,19 @@ from sizewise.core.measurements import MeasurementStore, make_record
 from sizewise.core.memory_model import Backend, predict
 from sizewise.core.models import context_warning, inspect_model
 from sizewise.core.paths import AppPaths
+from sizewise.core.presets import Preset, PresetLibrary
 from sizewise.core.settings import Settings, SettingsStore
 from sizewise.core.starter import STARTER_NAME, find_starter
 from sizewise.gui.background import run_in_background
-from sizewise.gui.chat_model import ChatMessage, ChatModel
+from sizewise.gui.chat_controller import ChatController
+from sizewise.gui.chat_model import ChatModel
 from sizewise.gui.chat_view import ChatView
+from sizewise.gui.conversation_sidebar import ConversationSidebar
 from sizewise.gui.engine_adapter import EngineAdapter
 from sizewise.gui.fit_view import FitView
 from sizewise.gui.hardware_view import HardwareView
 from sizewise.gui.input_box import InputBox
+from sizewise.gui.presets_widget import PresetsWidget
 from sizewise.gui.sampling_panel import SamplingPanel
 
 MiB = 1 << 20
@@ -84,6 +91,10 @@ class MainWindow(QMainWindow):
         self.settings: Settings = self.store.load()
         self.engine = EngineAdapter(log_path=paths.log_dir / "engine.log", parent=self)
         self.chat = ChatModel(self)
+        self.conversations = ConversationStore.open(paths.database_file)
+        self.presets = PresetLibrary(paths.config_dir)
+        self.controller = ChatController(self.conversations, self.engine, self.chat, self)
+        self._editing_row: int | None = None
         self.model_info: ModelInfo | None = None
         self.model_header: GGUFHeader | None = None
         self.budget: Budget | None = None
@@ -107,7 +118,7 @@ class MainWindow(QMainWindow):
         bar.addWidget(QLabel("Model"))
         self.model_combo = QComboBox()
         self.model_combo.setAccessibleName("Model")
-        self.model_combo.setMinimumWidth(320)
+        self.model_combo.setMinimumWidth(200)
         self.model_combo.setToolTip("The starter model and the model files you used recently")
         bar.addWidget(self.model_combo, 1)
         self.open_button = QPushButton("Open GGUF…")
@@ -167,7 +178,16 @@ class MainWindow(QMainWindow):
         self.hardware_view = HardwareView()
         self.add_view("Hardware", self.hardware_view, "What Sizewise detected on this machine, and how")
 
+        self.sidebar = ConversationSidebar(self.conversations)
+        side = QDockWidget("Conversations", self)
+        side.setObjectName("conversations-dock")
+        side.setWidget(self.sidebar)
+        side.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, side)
+
         self.sampling_panel = SamplingPanel()
+        self.presets_widget = PresetsWidget(self.presets)
+        self.sampling_panel.layout().insertWidget(0, self.presets_widget)
         scroll = QScrollArea()
         scroll.setWidget(self.sampling_panel)
         scroll.setWidgetResizable(True)
@@ -186,8 +206,10 @@ class MainWindow(QMainWindow):
         self.ttft_label.setToolTip("Time from sending to the first token of the last reply")
         self.memory_label = QLabel("Engine memory: –")
         self.memory_label.setToolTip("Resident memory of the engine process (current / peak)")
+        self.context_label = QLabel("Context: –")
+        self.context_label.setToolTip("Tokens the conversation takes of the model's context window")
         sb = self.statusBar()
-        for w in (self.mode_label, self.speed_label, self.ttft_label, self.memory_label):
+        for w in (self.mode_label, self.context_label, self.speed_label, self.ttft_label, self.memory_label):
             sb.addPermanentWidget(w)
 
         menu = self.menuBar().addMenu("&File")
@@ -204,8 +226,27 @@ class MainWindow(QMainWindow):
         self.stop_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
         self.stop_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         chat_menu.addAction(self.stop_action)
-        self.clear_action = QAction("&Clear conversation", self)
-        chat_menu.addAction(self.clear_action)
+        self.regenerate_action = QAction("&Regenerate reply", self)
+        self.regenerate_action.setShortcut(QKeySequence("Ctrl+R"))
+        self.regenerate_action.triggered.connect(self.regenerate)
+        self.continue_action = QAction("C&ontinue reply", self)
+        self.continue_action.setShortcut(QKeySequence("Ctrl+Shift+Return"))
+        self.continue_action.triggered.connect(self.continue_reply)
+        chat_menu.addActions([self.regenerate_action, self.continue_action])
+        conv_menu = self.menuBar().addMenu("C&onversations")
+        sb_ = self.sidebar
+        for action in (
+            sb_.new_action,
+            sb_.search_action,
+            sb_.next_action,
+            sb_.previous_action,
+            sb_.rename_action,
+            sb_.delete_action,
+            sb_.undo_action,
+        ):
+            conv_menu.addAction(action)
+        self.chat_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.chat_view.customContextMenuRequested.connect(self._chat_menu)
 
     def _wire(self) -> None:
         self.open_button.clicked.connect(self.choose_model_file)
@@ -215,7 +256,11 @@ class MainWindow(QMainWindow):
         self.input.submitted.connect(self.send)
         self.stop_button.clicked.connect(self.stop)
         self.stop_action.triggered.connect(self.stop)
-        self.clear_action.triggered.connect(self.chat.clear)
+        self.sidebar.conversationSelected.connect(self.controller.open_conversation)
+        self.sidebar.conversationDeleted.connect(self._on_conversation_deleted)
+        self.sidebar.storeFailed.connect(lambda text: self.banner.show_message(text))
+        self.presets_widget.presetChosen.connect(self._apply_preset)
+        self.sampling_panel.changed.connect(lambda: self.presets_widget.show_sampling(self.sampling_panel.sampling()))
         self.sampling_panel.n_ctx.valueChanged.connect(self._update_ctx_warning)
         self.hardware_view.reportChanged.connect(self._on_hardware)
         e = self.engine
@@ -223,9 +268,12 @@ class MainWindow(QMainWindow):
         e.loaded.connect(self._on_loaded)
         e.loadFailed.connect(self._on_load_failed)
         e.unloaded.connect(self._on_unloaded)
-        e.token.connect(self._on_token)
-        e.finished.connect(self._on_finished)
-        e.failed.connect(self._on_failed)
+        c = self.controller
+        c.busyChanged.connect(self._on_busy)
+        c.replyFinished.connect(self._on_reply_finished)
+        c.contextChanged.connect(self._on_context)
+        c.message.connect(self.banner.show_message)
+        c.conversationChanged.connect(self._on_conversation_changed)
         e.stopForced.connect(self._on_stop_forced)
         e.engineStopped.connect(self._on_engine_stopped)
         e.stats.connect(self._on_stats)
@@ -240,8 +288,13 @@ class MainWindow(QMainWindow):
             self.resize(1100, 720)
         if s.window_state:
             self.restoreState(QByteArray(base64.b64decode(s.window_state)))
-        if self.store.problem:
-            self.banner.show_message(self.store.problem, "warning")
+        problems = [p for p in (self.store.problem, self.store_problem_text()) if p]
+        if problems:
+            self.banner.show_message(" ".join(problems), "warning")
+
+    def store_problem_text(self) -> str:
+        problem = self.conversations.problem
+        return problem.message if problem is not None else ""
 
     def refresh_model_list(self) -> None:
         self.model_combo.clear()
@@ -421,48 +474,125 @@ class MainWindow(QMainWindow):
         if self.state != "ready":
             self.banner.show_message("Load a model first: choose one above and press Load.", "info")
             return
-        sampling = self.sampling_panel.sampling()
         self.banner.clear_message()
-        system = self.sampling_panel.system_text()
-        chat_mode = self.engine.loaded_info.get("chat_mode") == "chat"
-        self.chat.append(ChatMessage("user", text))
-        if chat_mode:
-            request: dict[str, Any] = {"messages": self.chat.history(system)}
-        else:
-            request = {"prompt": (system + "\n\n" + text) if system.strip() else text}
-        self.chat.append(ChatMessage("assistant" if chat_mode else "completion", "", status="streaming"))
-        self.input.clear()
-        self._set_state("generating")
-        self.engine.generate(sampling, **request)
+        preset = self.presets_widget.current_preset()
+        if self._editing_row is not None:
+            row, self._editing_row = self._editing_row, None
+            if self.controller.edit_and_resend(
+                row,
+                text,
+                self.sampling_panel.sampling(),
+                self.sampling_panel.system_text(),
+                str(self.engine.model_path or ""),
+            ):
+                self.input.clear()
+            return
+        if self.controller.send(
+            text,
+            self.sampling_panel.sampling(),
+            self.sampling_panel.system_text(),
+            str(self.engine.model_path or ""),
+            preset.name if preset else "",
+        ):
+            self.input.clear()
+
+    def regenerate(self) -> None:
+        if self.state == "ready":
+            self.controller.regenerate(
+                self.sampling_panel.sampling(), self.sampling_panel.system_text(), str(self.engine.model_path or "")
+            )
+
+    def continue_reply(self) -> None:
+        if self.state == "ready":
+            self.controller.continue_last(
+                self.sampling_panel.sampling(), self.sampling_panel.system_text(), str(self.engine.model_path or "")
+            )
+
+    def edit_message(self, row: int) -> None:
+        """Put a sent message back in the input box; sending it replaces it and everything after."""
+        if self.state != "ready" or not 0 <= row < len(self.chat.messages):
+            return
+        self._editing_row = row
+        self.input.setPlainText(self.chat.messages[row].text)
+        self.input.setFocus()
+        self.banner.show_message(
+            "Editing a sent message: Send replaces it and the replies after it; Esc cancels.", "info"
+        )
 
     @Slot()
     def stop(self) -> None:
         if self.state == "generating":
-            self.engine.stop()
+            self.controller.stop()
+        elif self._editing_row is not None:
+            self._editing_row = None
+            self.input.clear()
+            self.banner.clear_message()
 
-    @Slot(int, str)
-    def _on_token(self, gen_id: int, text: str) -> None:
-        self.chat.append_text(text)
+    @Slot(int)
+    def _on_conversation_changed(self, conversation_id: int) -> None:
+        if conversation_id >= 0 and self.sidebar.current_id() != conversation_id:
+            self.sidebar.refresh()
+            self.sidebar.select_conversation(conversation_id)
+        if conversation_id >= 0:
+            conv = self.conversations.get_conversation(conversation_id)
+            if (
+                conv is not None
+                and conv.system_prompt != self.sampling_panel.system_text()
+                and not self.chat.messages[1:]
+            ):
+                self.sampling_panel.system_prompt.setPlainText(conv.system_prompt)
+        self._editing_row = None
 
-    @Slot(int, dict)
-    def _on_finished(self, gen_id: int, stats: dict[str, Any]) -> None:
-        status = "stopped" if stats.get("finish_reason") == "cancelled" else "done"
-        note = "cut off at max tokens" if stats.get("finish_reason") == "length" else ""
-        self.chat.finish_last(status, stats, note)
+    @Slot(int)
+    def _on_conversation_deleted(self, conversation_id: int) -> None:
+        if conversation_id == self.controller.conversation_id:
+            self.controller.open_conversation(-1)
+
+    def _apply_preset(self, preset: Preset) -> None:
+        self.sampling_panel.set_params(
+            preset.apply(self.sampling_panel.sampling()),
+            self.sampling_panel.load_params(self.settings.load),
+            self.sampling_panel.system_text(),
+        )
+        self.sidebar.set_new_conversation_defaults(preset.name, self.sampling_panel.system_text())
+
+    def _chat_menu(self, pos: QPoint) -> None:
+        index = self.chat_view.indexAt(pos)
+        if not index.isValid():
+            return
+        row = index.row()
+        msg = self.chat.messages[row]
+        menu = QMenu(self)
+        menu.addAction("Copy", lambda: QApplication.clipboard().setText(msg.text))
+        ready = self.state == "ready"
+        last = row == len(self.chat.messages) - 1
+        if msg.role == "user":
+            menu.addAction("Edit and resend", lambda: self.edit_message(row)).setEnabled(ready)
+        elif last:
+            menu.addAction("Regenerate", self.regenerate).setEnabled(ready)
+            menu.addAction("Continue", self.continue_reply).setEnabled(ready)
+        menu.popup(self.chat_view.viewport().mapToGlobal(pos))
+
+    @Slot(bool)
+    def _on_busy(self, busy: bool) -> None:
+        if busy:
+            self._set_state("generating")
+        elif self.state == "generating":
+            self._set_state("ready" if self.engine.is_loaded else "empty")
+
+    @Slot(dict)
+    def _on_reply_finished(self, stats: dict[str, Any]) -> None:
         self.speed_label.setText(f"Speed: {float(stats['tg_tps']):.1f} tokens/s")
         self.ttft_label.setText(f"First token: {float(stats['ttft_ms']):.0f} ms")
         self._show_memory(int(stats["rss_bytes"]), int(stats["peak_rss_bytes"]))
-        self._set_state("ready")
 
-    @Slot(int, str)
-    def _on_failed(self, gen_id: int, message: str) -> None:
-        self.chat.finish_last("error", note=message)
-        self.banner.show_message(message)
-        self._set_state("ready" if self.engine.is_loaded else "empty")
+    @Slot(str, float)
+    def _on_context(self, text: str, fraction: float) -> None:
+        self.context_label.setText(f"Context: {text}" if text else "Context: –")
+        self.context_label.setStyleSheet("color: #b36b00;" if fraction > 0.8 else "")
 
     @Slot(int)
     def _on_stop_forced(self, gen_id: int) -> None:
-        self.chat.finish_last("stopped", note="stopped during prompt processing; the engine was restarted")
         self.banner.show_message(
             "Stopped. The engine was restarted to interrupt prompt processing; the model is being loaded again.", "info"
         )
@@ -470,8 +600,6 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_engine_stopped(self, sentence: str) -> None:
-        if self.chat.messages and self.chat.messages[-1].status == "streaming":
-            self.chat.finish_last("interrupted")
         self.banner.show_message(sentence + " Your conversation is kept; load the model again to continue.")
         self.model_summary.setText("No model loaded.")
         self.memory_label.setText("Engine memory: –")
@@ -524,5 +652,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.chat.flush()
         self.save_settings()
+        self.controller.stop()
         self.engine.shutdown()
+        self.sidebar._finish_delete()  # an undo window still open becomes final, its timer stops
+        self.conversations.close()
         super().closeEvent(event)
