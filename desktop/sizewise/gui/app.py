@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from sizewise import APP_ID, APP_NAME, __version__
 from sizewise.commands import CliContext
+from sizewise.gui.app_icon import app_icon
 
 
 def install_excepthook() -> None:
@@ -50,6 +51,7 @@ def make_app(argv: list[str] | None = None) -> QApplication:
     app.setApplicationVersion(__version__)
     app.setDesktopFileName(APP_ID)
     app.setOrganizationName(APP_NAME)
+    app.setWindowIcon(app_icon())
     return app
 
 
