@@ -118,7 +118,7 @@ class TensorInfo:
         try:
             block, size = _type_sizes()[self.ggml_type]
         except (ValueError, KeyError) as exc:
-            raise GGUFError(f"Tensor {self.name} has an unknown type ({self.ggml_type}).") from exc
+            raise GGUFError(f"Tensor {self.name!r} has an unknown type ({self.ggml_type}).") from exc
         return self.n_elements // block * size
 
 

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sizewise.core.compute_graph import DecoderSpec, GraphSettings, LayerShape, compute_buffer_bytes
-from sizewise.core.gguf_meta import GGUFHeader, TensorInfo, vocab_size
+from sizewise.core.gguf_meta import GGUFHeader, TensorInfo, header_int, vocab_size
 from sizewise.core.sampling import LoadParams
 
 MiB = 1 << 20
@@ -91,22 +91,32 @@ class ModelShape:
 def _per_layer(value: Any, n_layer: int, default: int) -> tuple[int, ...]:
     """A scalar hyper-parameter or a per-layer array (llama.cpp accepts both), as one value per layer."""
     if isinstance(value, list) and value:
-        vals = [int(v) for v in value[:n_layer]]
+        vals = [min(max(header_int(v, default), 0), MAX_WIDTH) for v in value[:n_layer]]
         return tuple(vals + [vals[-1]] * (n_layer - len(vals)))
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return (int(value),) * n_layer
+        return (min(max(header_int(value, default), 0), MAX_WIDTH),) * n_layer
     return (default,) * n_layer
 
 
+MAX_LAYERS = 4096  # far above any real model; a damaged header must not make the model loop for hours
+MAX_WIDTH = 1 << 24
+
+
 def model_shape(header: GGUFHeader) -> ModelShape:
-    """Read layers, heads, head sizes, FFN width, vocabulary and sliding-window layout from the header."""
+    """Read layers, heads, head sizes, FFN width, vocabulary and sliding-window layout from the header.
+
+    Raises ValueError for counts no real model has (a damaged or hostile header).
+    """
     arch = header.architecture
     notes: list[str] = []
-    n_layer = int(header.arch_key("block_count", 0) or 0)
-    n_embd = int(header.arch_key("embedding_length", 0) or 0)
+    n_layer = header_int(header.arch_key("block_count"))
+    n_embd = header_int(header.arch_key("embedding_length"))
+    if not 0 <= n_layer <= MAX_LAYERS or not 0 <= n_embd <= MAX_WIDTH:
+        raise ValueError(f"the header declares {n_layer} layers of width {n_embd}, which no real model has")
     by_name = {t.name: t for t in header.tensors}
     if n_layer <= 0:
         n_layer = 1 + max((int(m.group(1)) for t in header.tensors if (m := _BLK.match(t.name))), default=-1)
+        n_layer = min(n_layer, MAX_LAYERS)
         notes.append("the header has no block_count; layers were counted from tensor names")
     if n_embd <= 0:
         emb = by_name.get("token_embd.weight")
@@ -119,11 +129,11 @@ def model_shape(header: GGUFHeader) -> ModelShape:
     n_head_kv = _per_layer(header.arch_key("attention.head_count_kv"), n_layer, -1)
     n_head_kv = tuple(h if kv < 0 else kv for h, kv in zip(n_head, n_head_kv, strict=True))
     first_heads = next((h for h in n_head if h), 1)
-    head_k = int(header.arch_key("attention.key_length", 0) or 0) or (n_embd // first_heads if first_heads else 0)
-    head_v = int(header.arch_key("attention.value_length", 0) or 0) or (n_embd // first_heads if first_heads else 0)
+    head_k = header_int(header.arch_key("attention.key_length")) or (n_embd // first_heads if first_heads else 0)
+    head_v = header_int(header.arch_key("attention.value_length")) or (n_embd // first_heads if first_heads else 0)
     n_ff = _per_layer(header.arch_key("feed_forward_length"), n_layer, 4 * n_embd)
     n_vocab = _output_rows(by_name) or vocab_size(header)
-    n_swa = int(header.arch_key("attention.sliding_window", 0) or 0)
+    n_swa = header_int(header.arch_key("attention.sliding_window"))
     swa = _swa_layers(header, arch, n_layer, n_swa)
     if any(hint in arch for hint in _RECURRENT_HINTS):
         notes.append(f"{arch} keeps a recurrent state that this model does not size")
@@ -432,7 +442,7 @@ def _kv(shape: ModelShape, es: EffectiveSettings) -> tuple[int, int, int]:
 
 def _rot_size(head_dim: int, *, grow: bool) -> int:
     """Hadamard rotation size llama.cpp uses for a quantized K (largest power of two dividing the head) or V (64)."""
-    if head_dim % 64:
+    if head_dim <= 0 or head_dim % 64:
         return 0
     n = 64
     if grow:
