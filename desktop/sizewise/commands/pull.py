@@ -96,15 +96,19 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     model = listing.find(file=args.file, quant=quant)
     if listing.gated:
         print(f"note: {args.repo} is gated; the download needs a token with access.", file=sys.stderr)
-    results = download_model(
-        args.repo,
-        model,
-        revision=args.revision,
-        settings=settings,
-        options=DownloadOptions(),
-        on_progress=_StderrProgress(),
-        verified_store=verified_store_for(ctx.paths),
-    )
+    try:
+        results = download_model(
+            args.repo,
+            model,
+            revision=args.revision,
+            settings=settings,
+            options=DownloadOptions(),
+            on_progress=_StderrProgress(),
+            verified_store=verified_store_for(ctx.paths),
+        )
+    except KeyboardInterrupt:
+        print("\nThe partial download is kept; run the same command again to resume.", file=sys.stderr)
+        raise
     first = results[0]
     out = {
         "repo_id": args.repo,
