@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QTextDocument, QTextOption
+from collections import OrderedDict
+
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QEvent,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QPointF,
+    QRect,
+    QSize,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QGuiApplication,
+    QMouseEvent,
+    QPainter,
+    QPalette,
+    QTextDocument,
+)
 from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from sizewise.gui.chat_model import Roles
+from sizewise.gui.markdown_render import COPY_SCHEME, RenderedMarkdown, render_markdown
 
 PAD = 10
 ROLE_LABELS = {"user": "You", "assistant": "Assistant", "system": "System", "completion": "Model (completion)"}
@@ -28,15 +51,70 @@ def stats_line(stats: dict[str, object]) -> str:
 
 
 class MessageDelegate(QStyledItemDelegate):
-    def _doc(self, text: str, width: int, font: QFont) -> QTextDocument:
+    """Replies are rendered as Markdown (code in monospace with a Copy link); user text stays plain.
+
+    Rendering is cached by text, so a repaint of unchanged rows costs no Markdown parsing; while a
+    reply streams only its own row is re-rendered, at the chat model's coalesced update rate.
+    """
+
+    codeCopied = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._rendered: OrderedDict[str, RenderedMarkdown] = OrderedDict()
+
+    def rendered(self, text: str) -> RenderedMarkdown:
+        hit = self._rendered.get(text)
+        if hit is None:
+            hit = render_markdown(text)
+            self._rendered[text] = hit
+            if len(self._rendered) > 256:
+                self._rendered.popitem(last=False)
+        else:
+            self._rendered.move_to_end(text)
+        return hit
+
+    def _doc_for(self, index: QModelIndex | QPersistentModelIndex, width: int, font: QFont) -> QTextDocument:
         doc = QTextDocument()
         doc.setDefaultFont(font)
-        opt = QTextOption()
-        opt.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
-        doc.setDefaultTextOption(opt)
-        doc.setPlainText(text)
+        # Default word wrapping. (QTextOption.setWrapMode is avoided: in PySide6 6.12 each call drops
+        # a reference to None, and enough calls abort the interpreter — found by tests/gui/test_chat_view.py.)
+        text = index.data() or ""
+        if index.data(Roles.Role) == "assistant":
+            doc.setDocumentMargin(0)
+            doc.setHtml(self.rendered(text).html)
+        else:
+            doc.setPlainText(text)
         doc.setTextWidth(max(50, width))
         return doc
+
+    def _text_origin(self, option: QStyleOptionViewItem) -> tuple[QRect, int]:
+        fm = QFontMetrics(option.font)
+        r = option.rect.adjusted(PAD, PAD, -PAD, -PAD)
+        return r, r.top() + fm.height() + 4
+
+    def anchor_at(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex, pos: QPoint) -> str:
+        r, top = self._text_origin(option)
+        doc = self._doc_for(index, r.width(), option.font)
+        return doc.documentLayout().anchorAt(QPointF(pos.x() - r.left(), pos.y() - top))
+
+    def editorEvent(
+        self,
+        event: QEvent,
+        model: QAbstractItemModel,
+        option: QStyleOptionViewItem,
+        index: QModelIndex | QPersistentModelIndex,
+    ) -> bool:
+        if event.type() == QEvent.Type.MouseButtonRelease and isinstance(event, QMouseEvent):
+            anchor = self.anchor_at(option, index, event.position().toPoint())
+            if anchor.startswith(COPY_SCHEME + ":"):
+                blocks = self.rendered(index.data() or "").code_blocks
+                n = int(anchor.split(":", 1)[1])
+                if 0 <= n < len(blocks):
+                    QGuiApplication.clipboard().setText(blocks[n])
+                    self.codeCopied.emit(n)
+                return True
+        return super().editorEvent(event, model, option, index)
 
     def _footer(self, index: QModelIndex | QPersistentModelIndex) -> str:
         parts = []
@@ -54,7 +132,7 @@ class MessageDelegate(QStyledItemDelegate):
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
         width = option.rect.width() if option.rect.width() > 0 else 600
         fm = QFontMetrics(option.font)
-        doc = self._doc(index.data() or " ", width - 2 * PAD, option.font)
+        doc = self._doc_for(index, width - 2 * PAD, option.font)
         height = PAD + fm.height() + 4 + int(doc.size().height()) + PAD
         if self._footer(index):
             height += fm.height()
@@ -79,7 +157,7 @@ class MessageDelegate(QStyledItemDelegate):
         painter.drawText(
             QRect(r.left(), r.top(), r.width(), fm.height()), Qt.AlignmentFlag.AlignLeft, ROLE_LABELS.get(role, role)
         )
-        doc = self._doc(index.data() or "", r.width(), option.font)
+        doc = self._doc_for(index, r.width(), option.font)
         painter.translate(r.left(), r.top() + fm.height() + 4)
         doc.drawContents(painter)
         painter.translate(-r.left(), -(r.top() + fm.height() + 4))
