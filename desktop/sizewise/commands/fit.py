@@ -19,7 +19,7 @@ from sizewise.core.errors import UserError
 from sizewise.core.fit import Budget, FitResult, check_fit
 from sizewise.core.gguf_meta import GGUFError, GGUFHeader, ModelInfo, model_info, read_header
 from sizewise.core.hardware import format_bytes, machine_budget
-from sizewise.core.measurements import MeasurementStore
+from sizewise.core.measurements import MeasurementStore, settings_key
 from sizewise.core.models import resolve_model_path
 from sizewise.core.remote_gguf import parse_hub_spec, read_remote_header
 from sizewise.core.sampling import LoadParams
@@ -153,7 +153,8 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     except ValueError as exc:  # an implausible header (e.g. a damaged file with absurd counts)
         raise UserError(f"Sizewise cannot size this model: {exc}") from exc
     out = result_json(info, how, params, gpu, result)
-    measured = MeasurementStore(ctx.paths).latest(local, _record_settings(params, result)) if local else None
+    key = settings_key(params, result.gpu_layers)
+    measured = MeasurementStore(ctx.paths).latest(local, key) if local else None
     if measured is not None:
         out["measured"] = {"when": measured.when, "buffers": measured.measured, "diff_pct": measured.diff_pct}
     if args.json:
@@ -161,18 +162,6 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     else:
         _print_human(info, params, gpu, result, out.get("measured"))
     return 0
-
-
-def _record_settings(params: LoadParams, result: FitResult) -> dict[str, Any]:
-    """The settings a stored measurement must match to be shown next to this prediction."""
-    return {
-        "n_ctx": params.n_ctx,
-        "n_batch": params.n_batch,
-        "n_ubatch": params.n_ubatch,
-        "kv_type": params.kv_type,
-        "flash_attn": params.flash_attn,
-        "n_gpu_layers": result.gpu_layers,
-    }
 
 
 def _print_human(info: ModelInfo, params: LoadParams, gpu: int | str, r: FitResult, measured: Any) -> None:

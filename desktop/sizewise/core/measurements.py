@@ -18,9 +18,11 @@ from typing import Any
 
 from sizewise.core.atomic import write_text_atomic
 from sizewise.core.fit import compare
+from sizewise.core.gguf_meta import GGUFHeader, read_header
 from sizewise.core.llama_log import MeasuredBuffers
-from sizewise.core.memory_model import MemoryPrediction
+from sizewise.core.memory_model import Backend, MemoryPrediction, predict
 from sizewise.core.paths import AppPaths
+from sizewise.core.sampling import LoadParams
 
 STORE_VERSION = 1
 MAX_RECORDS_PER_MODEL = 50
@@ -59,6 +61,18 @@ class MeasurementRecord:
             measured=dict(d.get("measured") or {}),
             diff_pct=dict(d.get("diff_pct") or {}),
         )
+
+
+def settings_key(params: LoadParams, gpu_layers: int) -> dict[str, Any]:
+    """The settings a measurement is filed under (and must match to be shown beside a prediction)."""
+    return {
+        "n_ctx": params.n_ctx,
+        "n_batch": params.n_batch,
+        "n_ubatch": params.n_ubatch,
+        "kv_type": params.kv_type,
+        "flash_attn": params.flash_attn,
+        "n_gpu_layers": gpu_layers,
+    }
 
 
 def make_record(
@@ -120,3 +134,25 @@ class MeasurementStore:
             if settings is None or all(rec.settings.get(k) == v for k, v in settings.items()):
                 return rec
         return None
+
+
+def record_load(
+    paths: AppPaths,
+    model_path: str | Path,
+    params: LoadParams,
+    loaded: dict[str, Any],
+    backend: Backend | None = None,
+    header: GGUFHeader | None = None,
+) -> MeasurementRecord:
+    """After a load: predict for the same settings, compare with the engine's ``loaded`` message, store.
+
+    ``loaded`` is EngineSession.load()'s / the engine's ``loaded`` event (``buffers``, ``rss_bytes``,
+    ``peak_rss_bytes``); ``backend`` should come from the engine's ready message
+    (``Backend.from_system_info``) so repacking and offload are predicted for this build.
+    """
+    pred = predict(header or read_header(model_path), params, backend)
+    measured = MeasuredBuffers.from_lines(list(loaded.get("buffers") or []))
+    extra: dict[str, Any] = {k: loaded[k] for k in ("rss_bytes", "peak_rss_bytes", "load_s", "n_ctx") if k in loaded}
+    record = make_record(pred, measured, settings_key(params, pred.settings.gpu_layers), extra)
+    MeasurementStore(paths).add(model_path, record)
+    return record
