@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from sizewise.commands import CliContext
-from sizewise.commands.fit import _record_settings, add_memory_flags, memory_settings
+from sizewise.commands.fit import add_memory_flags, memory_settings
 from sizewise.core.errors import UserError
 from sizewise.core.fit import FitResult, check_fit
 from sizewise.core.gguf_meta import GGUFHeader, ModelInfo
 from sizewise.core.hardware import HardwareReport, format_bytes, machine_budget, probe_hardware
 from sizewise.core.llama_log import MeasuredBuffers
-from sizewise.core.measurements import MeasurementStore, make_record
+from sizewise.core.measurements import MeasurementStore, make_record, settings_key
 from sizewise.core.models import inspect_model, resolve_model_path
 from sizewise.core.report import (
     build_report,
@@ -214,7 +214,9 @@ def _remember(
         "source": "sizewise bench",
     }
     with contextlib.suppress(OSError):
-        MeasurementStore(ctx.paths).add(path, make_record(fit.prediction, buffers, _record_settings(load, fit), extra))
+        MeasurementStore(ctx.paths).add(
+            path, make_record(fit.prediction, buffers, settings_key(load, fit.gpu_layers), extra)
+        )
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
