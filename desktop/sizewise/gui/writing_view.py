@@ -24,7 +24,7 @@ import html
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QTextCursor
+from PySide6.QtGui import QAction, QGuiApplication, QKeyEvent, QKeySequence, QTextCursor
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -57,6 +57,22 @@ def diff_html(spans: list[DiffSpan]) -> str:
         style = DIFF_STYLE.get(span.kind)
         parts.append(f'<span style="{style}">{text}</span>' if style else text)
     return '<div style="white-space:pre-wrap;">' + "".join(parts) + "</div>"
+
+
+class _OriginalEdit(QPlainTextEdit):
+    """The text editor claims Ctrl+Return (ShortcutOverride) before the Run shortcut sees it;
+    turn that key into ``submit`` so Ctrl+Return runs the action while typing."""
+
+    submit = Signal()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and (
+            event.modifiers() & Qt.KeyboardModifier.ControlModifier
+        ):
+            event.accept()
+            self.submit.emit()
+            return
+        super().keyPressEvent(event)
 
 
 class WritingView(QWidget):
@@ -133,9 +149,10 @@ class WritingView(QWidget):
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addWidget(QLabel("Original"))
-        self.original = QPlainTextEdit()
+        self.original = _OriginalEdit()
+        self.original.submit.connect(self.run_action.trigger)
         self.original.setAccessibleName("Original text")
-        self.original.setPlaceholderText("Paste or type the text to work on.")
+        self.original.setPlaceholderText("Paste or type the text to work on, then press Ctrl+Return.")
         left_layout.addWidget(self.original)
         split.addWidget(left)
 
