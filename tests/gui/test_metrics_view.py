@@ -1,0 +1,84 @@
+"""Live metrics: ring buffers filled by a sampler at a few Hz, charts redrawn per sample, not per token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pytestqt.qtbot import QtBot
+
+from sizewise.core.gguf_meta import read_header
+from sizewise.core.memory_model import predict
+from sizewise.core.sampling import LoadParams, SamplingParams
+from sizewise.gui.engine_adapter import EngineAdapter
+from sizewise.gui.metrics import RingBuffer
+from sizewise.gui.metrics_view import MetricsView
+
+MiB = 2**20
+
+
+def test_ring_buffer_keeps_the_newest_in_order() -> None:
+    b = RingBuffer(4)
+    assert b.values().size == 0 and np.isnan(b.last())
+    for v in range(1, 4):
+        b.append(float(v))
+    assert b.values().tolist() == [1.0, 2.0, 3.0]
+    for v in range(4, 8):
+        b.append(float(v))
+    assert b.values().tolist() == [4.0, 5.0, 6.0, 7.0] and len(b) == 4 and b.last() == 7.0
+    b.clear()
+    assert len(b) == 0
+
+
+def test_live_charts_follow_a_real_reply(qtbot: QtBot, smollm2_path: Path) -> None:
+    adapter = EngineAdapter()
+    view = MetricsView(adapter, hz=8.0)
+    qtbot.addWidget(view)
+    view.resize(700, 600)
+    view.show()
+    try:
+        load = LoadParams(n_ctx=512)
+        with qtbot.waitSignal(adapter.loaded, timeout=120_000):
+            adapter.start()
+            adapter.load(str(smollm2_path), load)
+        pred = predict(read_header(smollm2_path), load)
+        view.set_prediction(pred.ram_bytes, pred.vram_bytes)
+        redraws_before, samples_before = view.redraws, len(view.sampler.buffers["t"])
+        tokens: list[str] = []
+        adapter.token.connect(lambda _id, text: tokens.append(text))
+        with qtbot.waitSignal(adapter.finished, timeout=120_000) as blocker:
+            adapter.generate(
+                SamplingParams(temperature=0.0, max_tokens=48, seed=1),
+                messages=[{"role": "user", "content": "Write a short poem about the sea."}],
+            )
+        stats = blocker.args[1]
+        qtbot.wait(300)  # a couple more samples after the reply
+        s = view.sampler
+        gen = s.series("gen_tps")
+        assert np.isfinite(gen).any() and np.nanmax(gen) > 0  # sampled while tokens arrived
+        assert np.isfinite(s.series("gen_avg_tps")).any()
+        assert s.buffers["prompt_tps"].last() == stats["pp_tps"]
+        assert s.buffers["ttft_ms"].last() == stats["ttft_ms"]
+        rss = s.series("rss_bytes")
+        assert np.nanmax(rss) > 50 * MiB
+        # the charts show the prediction and llama.cpp's logged buffers next to the measured RSS
+        _, y = view.curve_predicted.getData()
+        assert y is not None and np.allclose(y, pred.ram_bytes / MiB)
+        _, y = view.curve_buffers.getData()
+        assert y is not None and np.allclose(y, sum(b["bytes"] for b in adapter.loaded_info["buffers"]) / MiB)
+        _, y = view.curve_rss.getData()
+        assert y is not None and np.nanmax(y) == np.nanmax(rss) / MiB
+        # redrawn once per sample (plus set_prediction/show), never once per token
+        samples = len(s.buffers["t"]) - samples_before
+        assert view.redraws - redraws_before <= samples + 1
+        assert len(tokens) >= 10
+        assert "tokens/s" in view.labels["prompt"].text()
+        # hidden: still sampling, no drawing
+        view.hide()
+        hidden_redraws, hidden_samples = view.redraws, len(s.buffers["t"])
+        qtbot.wait(400)
+        assert view.redraws == hidden_redraws and len(s.buffers["t"]) > hidden_samples
+    finally:
+        view.close()
+        adapter.shutdown()
+    assert not view.sampler.running
