@@ -75,7 +75,7 @@ def test_translate_asks_for_a_language_and_stop_ends_it(qtbot: QtBot, engine: En
     view = make_view(qtbot, engine)
     # a reply the chat started on the same engine is not mistaken for the view's own
     other: list[str] = []
-    # (a lambda, not other.append: connecting to a builtin method crashed PySide6 6.12 at exit)
+    # (a lambda: under PySide6 6.12.0 a connection to a builtin method aborted the process at exit)
     view.resultReady.connect(lambda text: other.append(text))
     with qtbot.waitSignal(engine.finished, timeout=120_000):
         engine.generate(SamplingParams(max_tokens=5, seed=1), messages=[{"role": "user", "content": "Hi"}])
