@@ -185,3 +185,23 @@ def test_load_shows_measured_beside_predicted_and_keeps_it(
     assert record.settings["n_ctx"] == 2048
     assert record.measured["kv_bytes"] == 45 * 2**20
     assert abs(record.diff_pct["kv"]) < 3
+
+
+def test_every_view_is_a_tab_and_library_loads_models(qtbot: QtBot, window: MainWindow, smollm2_path: Path) -> None:
+    titles = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    for title in ("Chat", "Fit", "Hardware", "Writing", "Discover", "Library"):
+        assert title in titles
+    window.show_view(window.library_view)
+    assert window.tabs.tabText(window.tabs.currentIndex()) == "Library"
+    with qtbot.waitSignal(window.engine.loaded, timeout=120_000):
+        window.library_view.loadRequested.emit(str(smollm2_path))
+    assert window.tabs.currentIndex() == 0 and window.state == "ready"
+
+
+def test_about_dialog_from_help_menu(qtbot: QtBot, window: MainWindow) -> None:
+    from sizewise.gui.about_dialog import AboutDialog
+
+    window.show_about()
+    dialogs = [w for w in window.findChildren(AboutDialog) if w.isVisible()]
+    assert len(dialogs) == 1
+    dialogs[0].close()

@@ -33,10 +33,12 @@ from PySide6.QtWidgets import (
 
 from sizewise import APP_NAME
 from sizewise.core.conversations import ConversationStore
+from sizewise.core.downloads import DownloadQueue
 from sizewise.core.errors import UserError
 from sizewise.core.fit import Budget
 from sizewise.core.gguf_meta import GGUFHeader, ModelInfo
 from sizewise.core.hardware import HardwareReport, machine_budget
+from sizewise.core.library import Library, download_state_file, verified_store_for
 from sizewise.core.llama_log import MeasuredBuffers
 from sizewise.core.measurements import MeasurementStore, make_record
 from sizewise.core.memory_model import Backend, predict
@@ -45,17 +47,21 @@ from sizewise.core.paths import AppPaths
 from sizewise.core.presets import Preset, PresetLibrary
 from sizewise.core.settings import Settings, SettingsStore
 from sizewise.core.starter import STARTER_NAME, find_starter
+from sizewise.gui.about_dialog import AboutDialog
 from sizewise.gui.background import run_in_background
 from sizewise.gui.chat_controller import ChatController
 from sizewise.gui.chat_model import ChatModel
 from sizewise.gui.chat_view import ChatView
 from sizewise.gui.conversation_sidebar import ConversationSidebar
+from sizewise.gui.discover_view import DiscoverView
 from sizewise.gui.engine_adapter import EngineAdapter
 from sizewise.gui.fit_view import FitView
 from sizewise.gui.hardware_view import HardwareView
 from sizewise.gui.input_box import InputBox
+from sizewise.gui.library_view import LibraryView
 from sizewise.gui.presets_widget import PresetsWidget
 from sizewise.gui.sampling_panel import SamplingPanel
+from sizewise.gui.writing_view import WritingView
 
 MiB = 1 << 20
 
@@ -177,6 +183,16 @@ class MainWindow(QMainWindow):
         self.add_view("Fit", self.fit_view, "Predicted memory for the chosen model against this machine")
         self.hardware_view = HardwareView()
         self.add_view("Hardware", self.hardware_view, "What Sizewise detected on this machine, and how")
+        self.writing_view = WritingView(self.engine)
+        self.add_view("Writing", self.writing_view, "Writing help: rewrite, shorten, fix, summarize, translate")
+        self.downloads = DownloadQueue(
+            state_file=download_state_file(self.paths), verified_store=verified_store_for(self.paths)
+        )
+        self.downloads.restore()
+        self.library_view = LibraryView(Library.for_app(self.paths), self.downloads)
+        self.discover_view = DiscoverView(queue=self.downloads)
+        self.add_view("Discover", self.discover_view, "Find GGUF models on the Hugging Face Hub")
+        self.add_view("Library", self.library_view, "Downloads and every model on this computer")
 
         self.sidebar = ConversationSidebar(self.conversations)
         side = QDockWidget("Conversations", self)
@@ -245,6 +261,8 @@ class MainWindow(QMainWindow):
             sb_.undo_action,
         ):
             conv_menu.addAction(action)
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction("&About Sizewise", self.show_about)
         self.chat_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.chat_view.customContextMenuRequested.connect(self._chat_menu)
 
@@ -263,6 +281,8 @@ class MainWindow(QMainWindow):
         self.sampling_panel.changed.connect(lambda: self.presets_widget.show_sampling(self.sampling_panel.sampling()))
         self.sampling_panel.n_ctx.valueChanged.connect(self._update_ctx_warning)
         self.hardware_view.reportChanged.connect(self._on_hardware)
+        self.library_view.loadRequested.connect(self._load_from_library)
+        self.discover_view.downloadRequested.connect(lambda *_: self.show_view(self.library_view))
         e = self.engine
         e.ready.connect(self._on_ready)
         e.loaded.connect(self._on_loaded)
@@ -617,13 +637,36 @@ class MainWindow(QMainWindow):
         if self.model_info is not None:
             self.sampling_panel.set_context_warning(context_warning(self.model_info, n_ctx))
 
+    def show_view(self, widget: QWidget) -> None:
+        for i in range(self.tabs.count()):
+            page = self.tabs.widget(i)
+            if page is widget or (isinstance(page, QScrollArea) and page.widget() is widget):
+                self.tabs.setCurrentIndex(i)
+
+    def _load_from_library(self, path: str) -> None:
+        self.tabs.setCurrentIndex(0)
+        if self.state in ("empty", "ready"):
+            self.open_model(path)
+
+    def show_about(self) -> None:
+        dialog = AboutDialog(self, self.engine.client.ready_info)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
     def _show_tab(self, index: int) -> None:
         if index < self.tabs.count():
             self.tabs.setCurrentIndex(index)
 
     def add_view(self, title: str, widget: QWidget, tooltip: str = "") -> int:
-        """Add a page to the main tabs; Ctrl+N switches to the N-th page."""
-        index = self.tabs.addTab(widget, title)
+        """Add a page to the main tabs; Ctrl+N switches to the N-th page.
+
+        Each page sits in a scroll area so a wide page never forces a wide window on a small screen.
+        """
+        scroll = QScrollArea()
+        scroll.setWidget(widget)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        index = self.tabs.addTab(scroll, title)
         if tooltip:
             self.tabs.setTabToolTip(index, f"{tooltip} (Ctrl+{index + 1})" if index < 9 else tooltip)
         return index
@@ -653,6 +696,8 @@ class MainWindow(QMainWindow):
         self.chat.flush()
         self.save_settings()
         self.controller.stop()
+        self.writing_view.stop()
+        self.library_view.shutdown()
         self.engine.shutdown()
         self.sidebar._finish_delete()  # an undo window still open becomes final, its timer stops
         self.conversations.close()
