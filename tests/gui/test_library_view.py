@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,6 +53,19 @@ def _refreshed(qtbot: QtBot, view: LibraryView) -> list:  # type: ignore[type-ar
     with qtbot.waitSignal(view.libraryRefreshed, timeout=15_000) as blocker:
         view.refresh()
     return list(blocker.args[0])
+
+
+def _drag_enter(view: LibraryView, mime: QMimeData) -> QDragEnterEvent:
+    # QPoint works on every PySide6 the project allows (6.12 deprecates it in favour of QPointF, 6.8 lacks that).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return QDragEnterEvent(
+            view.rect().center(),
+            Qt.DropAction.CopyAction,
+            mime,
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
 
 
 def _col(view: LibraryView, row: int, name: str) -> str:
@@ -135,13 +149,7 @@ def test_import_by_path_and_by_drag_and_drop(qtbot: QtBot, view: LibraryView, tm
 
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(second)), QUrl.fromLocalFile(str(tmp_path / "notes.txt"))])
-    enter = QDragEnterEvent(
-        QPointF(view.rect().center()),
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
+    enter = _drag_enter(view, mime)
     view.dragEnterEvent(enter)
     assert enter.isAccepted()
     drop = QDropEvent(
@@ -154,13 +162,7 @@ def test_import_by_path_and_by_drag_and_drop(qtbot: QtBot, view: LibraryView, tm
 
     text_only = QMimeData()
     text_only.setUrls([QUrl.fromLocalFile(str(tmp_path / "notes.txt"))])
-    refused = QDragEnterEvent(
-        QPointF(view.rect().center()),
-        Qt.DropAction.CopyAction,
-        text_only,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
+    refused = _drag_enter(view, text_only)
     view.dragEnterEvent(refused)
     assert not refused.isAccepted()
 
