@@ -224,6 +224,10 @@ def test_vanished_files_are_shown_missing_and_not_loaded(qtbot: QtBot, view: Lib
     with qtbot.waitSignal(view.loadRequested, timeout=2_000) as blocker:
         view.table.cellDoubleClicked.emit(ok_row, 0)
     assert blocker.args == [str(keep.resolve())]
+    wait_for_background()
+    used = next(e for e in _refreshed(qtbot, view) if e.name == "keep")
+    assert used.last_used is not None and _col(view, 0, "Name") == "keep"  # most recently used first
+    assert _col(view, 0, "Last used") == "just now"
 
 
 def test_real_model_facts_in_the_list(qtbot: QtBot, view: LibraryView, smollm2_path: Path, tmp_path: Path) -> None:

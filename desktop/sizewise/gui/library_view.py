@@ -280,6 +280,8 @@ class LibraryView(QWidget):
         if e.status != "ok":
             self.status.setText(f"{e.name} cannot be loaded: {e.message}.")
             return
+        library = self.library
+        run_in_background(lambda: library.mark_used(e.path), lambda _r: None, self._fail)  # for "last used"
         self.loadRequested.emit(e.path)
 
     # -- import
