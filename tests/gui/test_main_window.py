@@ -205,3 +205,14 @@ def test_about_dialog_from_help_menu(qtbot: QtBot, window: MainWindow) -> None:
     dialogs = [w for w in window.findChildren(AboutDialog) if w.isVisible()]
     assert len(dialogs) == 1
     dialogs[0].close()
+
+
+def test_loaded_models_and_starter_are_in_the_library(qtbot: QtBot, window: MainWindow, smollm2_path: Path) -> None:
+    qtbot.waitUntil(
+        lambda: any(Path(e.path) == smollm2_path.resolve() for e in window.library_view.entries), timeout=30_000
+    )
+    load(qtbot, window, smollm2_path)
+    qtbot.waitUntil(
+        lambda: any(Path(e.path) == smollm2_path.resolve() and e.last_used for e in window.library_view.entries),
+        timeout=30_000,
+    )

@@ -112,6 +112,11 @@ class MainWindow(QMainWindow):
         self._build()
         self._wire()
         self._restore()
+        starter = find_starter([paths.data_dir / "models"])
+        if starter is not None:
+            self._remember_starter(str(starter.path))
+        else:
+            self.library_view.refresh()
         self.engine.start()  # warm the engine now: the first load is faster and GPU support is known
         self._set_state("empty")
 
@@ -189,7 +194,8 @@ class MainWindow(QMainWindow):
             state_file=download_state_file(self.paths), verified_store=verified_store_for(self.paths)
         )
         self.downloads.restore()
-        self.library_view = LibraryView(Library.for_app(self.paths), self.downloads)
+        self.library = Library.for_app(self.paths)
+        self.library_view = LibraryView(self.library, self.downloads)
         self.discover_view = DiscoverView(queue=self.downloads)
         self.add_view("Discover", self.discover_view, "Find GGUF models on the Hugging Face Hub")
         self.add_view("Library", self.library_view, "Downloads and every model on this computer")
@@ -198,7 +204,9 @@ class MainWindow(QMainWindow):
         side = QDockWidget("Conversations", self)
         side.setObjectName("conversations-dock")
         side.setWidget(self.sidebar)
-        side.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        side.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, side)
 
         self.sampling_panel = SamplingPanel()
@@ -211,8 +219,11 @@ class MainWindow(QMainWindow):
         dock.setObjectName("sampling-dock")
         dock.setWidget(scroll)
         dock.setFeatures(
-            QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
         )
+        self.docks = [side, dock]
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
 
         self.mode_label = QLabel("")
@@ -261,6 +272,9 @@ class MainWindow(QMainWindow):
             sb_.undo_action,
         ):
             conv_menu.addAction(action)
+        view_menu = self.menuBar().addMenu("&View")
+        for d in self.docks:
+            view_menu.addAction(d.toggleViewAction())
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction("&About Sizewise", self.show_about)
         self.chat_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -417,6 +431,30 @@ class MainWindow(QMainWindow):
         else:
             self.fit_view.set_budget(self.budget)
 
+    def _remember_starter(self, path: str) -> None:
+        library = self.library
+
+        def job() -> None:
+            if library.find(path) is None:
+                library.import_file(path)
+
+        run_in_background(job, lambda _: self.library_view.refresh(), lambda exc: self.library_view.refresh())
+
+    def _remember_in_library(self, path: str) -> None:
+        """A model that was loaded is one of "every local model": list it, with when it was last used."""
+        library = self.library
+
+        def job() -> None:
+            if library.find(path) is None:
+                library.import_file(path)
+            library.mark_used(path)
+
+        run_in_background(
+            job,
+            lambda _: self.library_view.refresh(),
+            lambda exc: self.banner.show_message(f"The library could not record this model: {exc}", "warning"),
+        )
+
     def _record_measurement(self, msg: dict[str, Any]) -> None:
         """Measured (llama.cpp's log) beside predicted, shown in the Fit view and kept with the model."""
         header, load = self.model_header, self.engine.load_params
@@ -461,6 +499,7 @@ class MainWindow(QMainWindow):
             f"llama.cpp buffers {mem / MiB:.0f} MiB"
         )
         self._record_measurement(msg)
+        self._remember_in_library(path)
         chat = msg.get("chat_mode") == "chat"
         self.mode_label.setText(
             "Chat (model's template)" if chat else "Completion mode — this model has no chat template"
