@@ -211,7 +211,7 @@ class MainWindow(QMainWindow):
 
         self.sampling_panel = SamplingPanel()
         self.presets_widget = PresetsWidget(self.presets)
-        self.sampling_panel.layout().insertWidget(0, self.presets_widget)
+        self.sampling_panel.add_header_widget(self.presets_widget)
         scroll = QScrollArea()
         scroll.setWidget(self.sampling_panel)
         scroll.setWidgetResizable(True)

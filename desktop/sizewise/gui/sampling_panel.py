@@ -41,7 +41,7 @@ class SamplingPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        outer = QVBoxLayout(self)
+        outer = self._outer = QVBoxLayout(self)
         form = QFormLayout()
         outer.addLayout(form)
 
@@ -119,6 +119,10 @@ class SamplingPanel(QWidget):
         self.temperature.valueChanged.connect(self.changed)
         self.random_seed.toggled.connect(self.changed)
         self.set_params(SamplingParams(), LoadParams())
+
+    def add_header_widget(self, widget: QWidget) -> None:
+        """Put a widget above the controls (the presets picker)."""
+        self._outer.insertWidget(0, widget)
 
     def _show_temperature(self, value: int) -> None:
         self.temperature_value.setText(f"{value / 100:.2f}")
