@@ -180,15 +180,16 @@ class ChatController(QObject):
             return
         self._pending = None
         history: list[dict[str, str]] = pending["history"]
-        counts = msg.get("counts")
-        estimated = not (isinstance(counts, list) and len(counts) == len(history))
-        if estimated:
-            counts = [estimate_tokens(m["content"]) for m in history]
+        raw = msg.get("counts")
+        estimated = not (isinstance(raw, list) and len(raw) == len(history))
+        counts: list[int] = (
+            [estimate_tokens(m["content"]) for m in history] if estimated else [int(c) for c in raw or []]
+        )
         n_ctx = int(self.engine.loaded_info.get("n_ctx") or 2048)
         sampling: SamplingParams = pending["sampling"]
         fit = fit_messages(
             [m["role"] for m in history],
-            [int(c) for c in counts],
+            counts,
             n_ctx,
             reply_reserve(sampling.max_tokens, n_ctx),
             estimated=estimated,
