@@ -7,6 +7,7 @@ engine process behind EngineAdapter, and every file read happens in the backgrou
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from sizewise import APP_NAME
+from sizewise.core.atomic import write_text_atomic
 from sizewise.core.conversations import ConversationStore
 from sizewise.core.downloads import DownloadQueue
 from sizewise.core.errors import UserError
@@ -244,11 +246,21 @@ class MainWindow(QMainWindow):
         self.open_action.setShortcut(QKeySequence.StandardKey.Open)
         menu.addAction(self.open_action)
         menu.addSeparator()
+        menu.addAction("Export conversation as &Markdown…", lambda: self.export_conversation("md"))
+        menu.addAction("Export conversation as &JSON…", lambda: self.export_conversation("json"))
+        menu.addAction("Export &all conversations…", self.export_all)
+        menu.addAction("&Import conversations…", self.import_conversations)
+        menu.addSeparator()
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         menu.addAction(quit_action)
         chat_menu = self.menuBar().addMenu("&Chat")
+        self.send_action = QAction("S&end message", self)
+        self.send_action.setShortcut(QKeySequence("Ctrl+Return"))
+        self.send_action.setToolTip("Send the message (Enter in the message box, or Ctrl+Return)")
+        self.send_action.triggered.connect(self.send)
+        chat_menu.addAction(self.send_action)
         self.stop_action = QAction("&Stop reply", self)
         self.stop_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
         self.stop_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
@@ -686,6 +698,63 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(0)
         if self.state in ("empty", "ready"):
             self.open_model(path)
+
+    # -- export and import ------------------------------------------------------------------------
+    def export_conversation(self, fmt: str, path: str | None = None) -> None:
+        conv_id = self.controller.conversation_id
+        conv = self.conversations.get_conversation(conv_id) if conv_id >= 0 else None
+        if conv is None:
+            self.banner.show_message("Open a conversation first; there is nothing to export.", "info")
+            return
+        if path is None:
+            suffix = "Markdown (*.md)" if fmt == "md" else "JSON (*.json)"
+            safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in conv.title).strip() or "conversation"
+            path, _ = QFileDialog.getSaveFileName(self, "Export conversation", f"{safe}.{fmt}", suffix)
+            if not path:
+                return
+        try:
+            if fmt == "md":
+                text = self.conversations.export_markdown(conv_id)
+            else:
+                text = json.dumps(self.conversations.export_conversation(conv_id), indent=2, ensure_ascii=False)
+            write_text_atomic(Path(path), text)
+        except (OSError, UserError) as exc:
+            self.banner.show_message(f"The conversation could not be exported: {exc}")
+            return
+        self.banner.show_message(f"Exported “{conv.title}” to {path}.", "info")
+
+    def export_all(self, path: str | None = None) -> None:
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Export all conversations", "conversations.json", "JSON (*.json)"
+            )
+            if not path:
+                return
+        try:
+            data = self.conversations.export_all()
+            write_text_atomic(Path(path), json.dumps(data, indent=2, ensure_ascii=False))
+        except (OSError, UserError) as exc:
+            self.banner.show_message(f"The conversations could not be exported: {exc}")
+            return
+        self.banner.show_message(f"Exported {len(data.get('conversations', []))} conversations to {path}.", "info")
+
+    def import_conversations(self, path: str | None = None) -> None:
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Import conversations", "", "JSON (*.json)")
+            if not path:
+                return
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            result = self.conversations.import_data(data, source=Path(path).name)
+        except (OSError, ValueError, UserError) as exc:
+            self.banner.show_message(f"{Path(path).name} could not be imported: {exc}")
+            return
+        self.sidebar.refresh()
+        self.banner.show_message(
+            f"Imported {result.imported} conversations ({result.messages} messages); "
+            f"{result.skipped} were already here.",
+            "info",
+        )
 
     def show_about(self) -> None:
         dialog = AboutDialog(self, self.engine.client.ready_info)
