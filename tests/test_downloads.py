@@ -159,6 +159,15 @@ def test_server_errors_are_retried_with_backoff(hub_server: HubServer) -> None:
     assert any("HTTP 503" in m for m in retries) and any("retrying" in m for m in retries)
 
 
+def test_an_expired_download_link_is_renewed(hub_server: HubServer) -> None:
+    hub_server.faults.statuses = [403]  # the signed CDN URL has expired
+    r = download_file(TINY_REPO, TINY_FILE, options=FAST)
+    assert r.verified
+    heads = [rec for rec in iter_records(hub_server, "/resolve/") if rec.method == "HEAD"]
+    assert len(heads) == 2  # asked the Hub once more for a fresh link
+    assert [rec.status for rec in iter_records(hub_server, "/lfs/")] == [403, 200]
+
+
 def test_persistent_errors_give_up_and_keep_the_partial_for_later(hub_server: HubServer) -> None:
     size = _served_file(hub_server, TINY_REPO, TINY_FILE)
     hub_server.faults.drop_after = [1_000_000]

@@ -344,18 +344,8 @@ def _write_ref(storage: Path, revision: str, commit: str) -> None:
         ref.write_text(commit)
 
 
-def _hash_file(path: Path, upto: int | None = None, *, git: bool = False) -> str:
-    h = hashlib.sha256()
-    left = upto
-    with path.open("rb") as fh:
-        while left is None or left > 0:
-            block = fh.read(8 * MiB if left is None else min(8 * MiB, left))
-            if not block:
-                break
-            h.update(block)
-            if left is not None:
-                left -= len(block)
-    return h.hexdigest()
+def _hash_file(path: Path) -> str:
+    return str(_prefix_hasher(path, path.stat().st_size).hexdigest())
 
 
 class _Hasher:
@@ -622,8 +612,6 @@ def download_file(
                     if have:
                         req_headers["Range"] = f"bytes={have}-"
                     with session.stream("GET", url, headers=req_headers, timeout=timeout, follow_redirects=True) as r:
-                        if r.status_code == 416 and have == total:
-                            break
                         hf_raise_for_status(r)
                         if have and r.status_code == 200:
                             # The server ignored the Range: start over rather than append a second copy.
@@ -657,9 +645,9 @@ def download_file(
                 except HfHubHTTPError as exc:  # before OSError: it is one, for backward compatibility
                     status = exc.response.status_code if exc.response is not None else None
                     if status in (403, 410) and not _same_origin(url, s.endpoint):
-                        # An expired signed URL: ask the Hub for a fresh one.
-                        _, fresh = _resolve(s, repo_id, filename, revision)
-                        url = fresh.location
+                        # An expired signed URL: ask the Hub for a fresh one (next attempt, if this fails).
+                        with contextlib.suppress(Exception):
+                            url = _resolve(s, repo_id, filename, revision)[1].location
                     elif status is None or not (status >= 500 or status in (408, 429)):
                         raise explain_hub_error(exc, repo_id, filename, s.endpoint) from exc
                     last_error = exc
