@@ -102,8 +102,9 @@ def test_pip_install_ships_the_resources(tmp_path: Path) -> None:
             assert f"sizewise/resources/{f.relative_to(ROOT / 'resources').as_posix()}" in names, f
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
+    probe = "from sizewise.core.resources import resource_path; print(resource_path('presets.json'))"
     found = subprocess.run(
-        [sys.executable, "-c", "from sizewise.core.resources import resource_path; print(resource_path('presets.json'))"],
+        [sys.executable, "-c", probe],
         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
         cwd=tmp_path,
         check=True,

@@ -1,8 +1,9 @@
 """What the running llama.cpp build is: its backends and their compiled features, from the engine's ready message.
 
 ``llama_print_system_info()`` lists every registered ggml backend that reports features, GPU
-backends first, e.g. ``CUDA : ARCHS = 890 | USE_GRAPHS = 1 | CPU : SSE3 = 1 | AVX2 = 1 | ``. Some GPU
-backends report none (Vulkan in llama.cpp as vendored by llama-cpp-python 0.3.36), so they do not
+backends first, e.g. ``CUDA : ARCHS = 890 | USE_GRAPHS = 1 | CPU : SSE3 = 1 | AVX2 = 1 | `` or, on a
+Mac, ``MTL : EMBED_LIBRARY = 1 | CPU : NEON = 1 | …``. Some backends report none (Vulkan and BLAS in
+llama.cpp as vendored by llama-cpp-python 0.3.36), so they do not
 appear there even though ``llama_supports_gpu_offload()`` is true: ``describe_backends`` says so
 instead of pretending the build is CPU-only.
 """
@@ -14,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _BACKEND_START = re.compile(r"^\s*([A-Za-z0-9_ .-]+?)\s+:\s+(.*)$")
-GPU_BACKENDS = ("CUDA", "Metal", "MTL", "Vulkan", "HIP", "ROCm", "SYCL", "OpenCL", "CANN", "MUSA", "BLAS")
+# ggml's registry names that are not what people call the backend.
+DISPLAY_NAMES = {"MTL": "Metal"}
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,9 @@ def describe_backends(ready: dict[str, Any]) -> str:
         if b.name == "CPU":
             parts.append(f"CPU ({', '.join(b.enabled) or 'baseline'})")
         else:
+            name = DISPLAY_NAMES.get(b.name, b.name)
             extra = ", ".join(f"{k} {v}" if v != "1" else k for k, v in b.features.items())
-            parts.append(f"{b.name} ({extra})" if extra else b.name)
+            parts.append(f"{name} ({extra})" if extra else name)
     has_gpu_listed = any(b.name != "CPU" and b.name != "BLAS" for b in backends)
     if ready.get("gpu_offload") and not has_gpu_listed:
         parts.insert(0, "a GPU backend that lists no features (e.g. Vulkan)")
