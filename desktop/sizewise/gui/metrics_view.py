@@ -1,13 +1,18 @@
 """Live charts of speed and memory, redrawn from the sampler's ring buffers — never per token.
 
-Three plots share one time axis: generation tokens/s (instant and average), the last reply's prompt
-tokens/s and time to first token, and the engine's memory — measured RSS (and VRAM where an NVIDIA GPU
-reports it) drawn beside the predicted figure and llama.cpp's logged buffers, so a person sees how far
-the prediction is from what the process really holds.
+Four plots share one time axis ("seconds ago"): generation tokens/s (instant and average), the last
+reply's prompt tokens/s, its time to first token, and the engine's memory — measured RSS (and VRAM
+where an NVIDIA GPU reports it) drawn beside the predicted figure and llama.cpp's logged buffers, so a
+person sees how far the prediction is from what the process really holds.
+
+Cheap on purpose (measured in tests/benchmarks/test_bench_benchmarks.py): one GraphicsLayoutWidget
+(one viewport paint per frame, not one per plot), no grid, thin pens, a fixed time window, and y ranges
+that move only in 1-2-5 steps — pyqtgraph re-renders an axis's ticks whenever its range changes, which
+costs more than the curves.
 
 API for the main window: ``MetricsView(adapter)``; ``set_prediction(ram_bytes, vram_bytes=None)``
-after a fit check. The view redraws only while visible; the sampler keeps sampling either way, so the
-history is complete when the view is opened.
+after a fit check; ``shutdown()`` on close. The view redraws only while visible; the sampler keeps
+sampling either way, so the history is complete when the view is opened.
 """
 
 from __future__ import annotations
@@ -24,34 +29,56 @@ from sizewise.gui.engine_adapter import EngineAdapter
 from sizewise.gui.metrics import MetricsSampler
 
 MiB = float(1 << 20)
+# Thin pens: width-2 lines cost several times more to rasterize, every frame.
 _PENS = {
     "instant": pg.mkPen("#4C78A8", width=1),
-    "average": pg.mkPen("#F58518", width=2),
-    "prompt": pg.mkPen("#54A24B", width=2),
-    "ttft": pg.mkPen("#B279A2", width=2),
-    "rss": pg.mkPen("#4C78A8", width=2),
-    "vram": pg.mkPen("#E45756", width=2),
-    "predicted": pg.mkPen("#C00000", width=2, style=Qt.PenStyle.DashLine),
+    "average": pg.mkPen("#F58518", width=1),
+    "prompt": pg.mkPen("#54A24B", width=1),
+    "ttft": pg.mkPen("#B279A2", width=1),
+    "rss": pg.mkPen("#4C78A8", width=1),
+    "vram": pg.mkPen("#E45756", width=1),
+    "predicted": pg.mkPen("#C00000", width=1, style=Qt.PenStyle.DashLine),
     "predicted_vram": pg.mkPen("#E45756", width=1, style=Qt.PenStyle.DashLine),
     "buffers": pg.mkPen("#72B7B2", width=1, style=Qt.PenStyle.DotLine),
 }
 
 
-def _plot(title: str, left: str) -> pg.PlotWidget:
-    w = pg.PlotWidget(background="w")
-    w.setTitle(title, color="#222", size="10pt")
-    w.setLabel("left", left)
-    w.setLabel("bottom", "seconds")
-    w.showGrid(x=True, y=True, alpha=0.2)
-    w.addLegend(offset=(5, 5))
-    w.setMouseEnabled(x=False, y=False)
-    w.setMenuEnabled(False)
-    w.hideButtons()
-    item = w.getPlotItem()
-    item.setClipToView(True)
-    item.setDownsampling(auto=True, mode="peak")
-    w.setMinimumHeight(140)
-    return w
+def nice_ceiling(v: float) -> float:
+    """The next round axis top at or above ``v`` (1, 2, 5 × 10^k), so the y range changes only in steps."""
+    if not np.isfinite(v) or v <= 0:
+        return 1.0
+    exp = float(10 ** np.floor(np.log10(v)))
+    for m in (1.0, 2.0, 5.0):
+        if v <= m * exp * (1 + 1e-12):
+            return m * exp
+    return 10.0 * exp
+
+
+class _Chart:
+    """One plot of the shared layout: fixed time window, y range from 0 to a round top."""
+
+    def __init__(self, plot: pg.PlotItem, window_s: float) -> None:
+        self.plot = plot
+        self.top = 1.0
+        plot.setMouseEnabled(x=False, y=False)
+        plot.setMenuEnabled(False)
+        plot.hideButtons()
+        plot.enableAutoRange(x=False, y=False)
+        plot.setXRange(-window_s, 0, padding=0)
+        plot.setYRange(0, self.top, padding=0)
+        plot.setClipToView(True)
+
+    def fit(self, *series: np.ndarray | float) -> None:
+        peak = 0.0
+        for s in series:
+            arr = np.asarray(s, dtype=float)
+            finite = arr[np.isfinite(arr)]
+            if finite.size:
+                peak = max(peak, float(finite.max()))
+        top = nice_ceiling(peak * 1.05)
+        if top != self.top:
+            self.top = top
+            self.plot.setYRange(0, top, padding=0)
 
 
 class MetricsView(QWidget):
@@ -63,6 +90,7 @@ class MetricsView(QWidget):
         self.predicted_vram: int | None = None
         self.buffers_bytes: int | None = None
         self.redraws = 0
+        self.window_s = self.sampler.buffers["t"].capacity / self.sampler.hz
         self._build()
         self.sampler.sampled.connect(self._redraw)
         adapter.loaded.connect(self._on_loaded)
@@ -92,43 +120,38 @@ class MetricsView(QWidget):
             figures.addWidget(value, i // 3, (i % 3) * 2 + 1)
         layout.addLayout(figures)
 
-        self.speed_plot = _plot("Generation speed", "tokens/s")
-        self.curve_instant = self.speed_plot.plot(name="instant", pen=_PENS["instant"], connect="finite")
-        self.curve_average = self.speed_plot.plot(name="average", pen=_PENS["average"], connect="finite")
-        self.prompt_plot = _plot("Last reply: prompt speed and time to first token", "tokens/s")
-        self.curve_prompt = self.prompt_plot.plot(name="prompt tokens/s", pen=_PENS["prompt"], connect="finite")
-        # TTFT on its own right-hand axis (ms), in a second view box linked on x
-        self.ttft_box = pg.ViewBox()
-        item = self.prompt_plot.getPlotItem()
-        item.showAxis("right")
-        item.scene().addItem(self.ttft_box)
-        item.getAxis("right").linkToView(self.ttft_box)
-        item.getAxis("right").setLabel("TTFT ms")
-        self.ttft_box.setXLink(item)
-        self.curve_ttft = pg.PlotDataItem(pen=_PENS["ttft"], connect="finite", name="TTFT ms")
-        self.ttft_box.addItem(self.curve_ttft)
-        legend = item.legend
-        if legend is not None:
-            legend.addItem(self.curve_ttft, "TTFT ms")
-        item.vb.sigResized.connect(self._sync_ttft_box)
+        self.charts = pg.GraphicsLayoutWidget()
+        self.charts.setBackground("w")
+        self.charts.setMinimumHeight(420)
 
-        self.memory_plot = _plot("Memory: measured and predicted", "MiB")
-        self.curve_rss = self.memory_plot.plot(name="engine RSS (measured)", pen=_PENS["rss"], connect="finite")
-        self.curve_vram = self.memory_plot.plot(name="VRAM (measured)", pen=_PENS["vram"], connect="finite")
-        self.curve_predicted = self.memory_plot.plot(name="predicted RAM", pen=_PENS["predicted"])
-        self.curve_predicted_vram = self.memory_plot.plot(name="predicted VRAM", pen=_PENS["predicted_vram"])
-        self.curve_buffers = self.memory_plot.plot(name="llama.cpp buffers (logged)", pen=_PENS["buffers"])
-        for plot in (self.speed_plot, self.prompt_plot, self.memory_plot):
-            layout.addWidget(plot, 1)
+        def chart(row: int, title: str, unit: str) -> _Chart:
+            plot = self.charts.addPlot(row=row, col=0, title=title)
+            plot.setLabel("left", unit)
+            if row == 3:
+                plot.setLabel("bottom", "seconds ago")
+            plot.addLegend(offset=(-5, 5), colCount=3 if row == 3 else 1)
+            return _Chart(plot, self.window_s)
 
-    @Slot()
-    def _sync_ttft_box(self) -> None:
-        self.ttft_box.setGeometry(self.prompt_plot.getPlotItem().vb.sceneBoundingRect())
+        self.speed = chart(0, "Generation speed", "tokens/s")
+        self.curve_instant = self.speed.plot.plot(name="instant", pen=_PENS["instant"], connect="finite")
+        self.curve_average = self.speed.plot.plot(name="average", pen=_PENS["average"], connect="finite")
+        self.prompt = chart(1, "Prompt speed (last reply)", "tokens/s")
+        self.curve_prompt = self.prompt.plot.plot(name="prompt", pen=_PENS["prompt"], connect="finite")
+        self.ttft = chart(2, "Time to first token (last reply)", "ms")
+        self.curve_ttft = self.ttft.plot.plot(name="TTFT", pen=_PENS["ttft"], connect="finite")
+        self.memory = chart(3, "Memory: measured and predicted", "MiB")
+        m = self.memory.plot
+        self.curve_rss = m.plot(name="engine RSS (measured)", pen=_PENS["rss"], connect="finite")
+        self.curve_vram = m.plot(name="VRAM (measured)", pen=_PENS["vram"], connect="finite")
+        self.curve_predicted = m.plot(name="predicted RAM", pen=_PENS["predicted"])
+        self.curve_predicted_vram = m.plot(name="predicted VRAM", pen=_PENS["predicted_vram"])
+        self.curve_buffers = m.plot(name="llama.cpp buffers (logged)", pen=_PENS["buffers"])
+        layout.addWidget(self.charts, 1)
 
     # -- API --------------------------------------------------------------------------------------
     def set_prediction(self, ram_bytes: int | None, vram_bytes: int | None = None) -> None:
         """The memory model's prediction for the loaded model (RAM including overhead; VRAM if offloaded)."""
-        self.predicted_ram = ram_bytes
+        self.predicted_ram = ram_bytes or None
         self.predicted_vram = vram_bytes or None
         parts = []
         if ram_bytes:
@@ -138,7 +161,11 @@ class MetricsView(QWidget):
         self.labels["predicted"].setText(", ".join(parts) or "–")
         self._redraw()
 
-    # -- engine events ----------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop sampling (the main window calls this on close; a closed top-level view does it itself)."""
+        self.sampler.stop()
+
+    # -- events -----------------------------------------------------------------------------------
     @Slot(dict)
     def _on_loaded(self, msg: dict[str, Any]) -> None:
         self.buffers_bytes = sum(int(b["bytes"]) for b in msg.get("buffers") or []) or None
@@ -155,10 +182,6 @@ class MetricsView(QWidget):
         self.shutdown()
         super().closeEvent(event)
 
-    def shutdown(self) -> None:
-        """Stop sampling (the main window calls this on close; a closed top-level view does it itself)."""
-        self.sampler.stop()
-
     # -- drawing ----------------------------------------------------------------------------------
     @staticmethod
     def _fmt(v: float, unit: str, digits: int = 1) -> str:
@@ -173,17 +196,23 @@ class MetricsView(QWidget):
         if t.size == 0:
             return
         self.redraws += 1
+        x = t - t[-1]  # seconds ago: the time axis itself never moves
         gen, avg = s.series("gen_tps"), s.series("gen_avg_tps")
-        self.curve_instant.setData(t, gen)
-        self.curve_average.setData(t, avg)
-        self.curve_prompt.setData(t, s.series("prompt_tps"))
-        self.curve_ttft.setData(t, s.series("ttft_ms"))
+        self.curve_instant.setData(x, gen)
+        self.curve_average.setData(x, avg)
+        self.speed.fit(gen, avg)
+        prompt, ttft = s.series("prompt_tps"), s.series("ttft_ms")
+        self.curve_prompt.setData(x, prompt)
+        self.prompt.fit(prompt)
+        self.curve_ttft.setData(x, ttft)
+        self.ttft.fit(ttft)
         rss = s.series("rss_bytes") / MiB
-        self.curve_rss.setData(t, rss)
-        vram = s.series("vram_bytes")
+        self.curve_rss.setData(x, rss)
+        vram = s.series("vram_bytes") / MiB
         if np.isfinite(vram).any():
-            self.curve_vram.setData(t, vram / MiB)
-        ends = np.array([t[0], t[-1]])
+            self.curve_vram.setData(x, vram)
+        ends = np.array([-self.window_s, 0.0])
+        lines: list[float] = []
         for curve, value in (
             (self.curve_predicted, self.predicted_ram),
             (self.curve_predicted_vram, self.predicted_vram),
@@ -191,17 +220,23 @@ class MetricsView(QWidget):
         ):
             if value:
                 curve.setData(ends, np.full(2, value / MiB))
-            else:
+                lines.append(value / MiB)
+            elif curve.xData is not None:
                 curve.setData([], [])
+        self.memory.fit(rss, vram, *lines)
+        self._update_labels()
+
+    def _update_labels(self) -> None:
+        s = self.sampler
         last = s.buffers
         live = last["gen_tps"].last()
         if np.isfinite(live):
-            self.labels["gen"].setText(f"{live:.1f} tokens/s now, {self._fmt(last['gen_avg_tps'].last(), 'average')}")
+            avg = last["gen_avg_tps"].last()
+            self.labels["gen"].setText(f"{live:.1f} tokens/s now, {self._fmt(avg, 'average')}")
         elif s.last_stats:
             self.labels["gen"].setText(f"{float(s.last_stats.get('tg_tps') or 0):.1f} tokens/s (last reply)")
         self.labels["prompt"].setText(self._fmt(last["prompt_tps"].last(), "tokens/s"))
         self.labels["ttft"].setText(self._fmt(last["ttft_ms"].last(), "ms", 0))
-        rss_now = last["rss_bytes"].last()
-        self.labels["rss"].setText(self._fmt(rss_now / MiB, "MiB", 0))
+        self.labels["rss"].setText(self._fmt(last["rss_bytes"].last() / MiB, "MiB", 0))
         vram_now = last["vram_bytes"].last()
         self.labels["vram"].setText(self._fmt(vram_now / MiB, "MiB", 0) if s.vram_available else "no GPU detected")
