@@ -27,6 +27,7 @@ flag makes a long ``llama_decode`` return early (code 2).
 from __future__ import annotations
 
 import ctypes
+import importlib
 import statistics
 import time
 from collections.abc import Iterator
@@ -336,7 +337,9 @@ class _Runner:
 
 def run_bench(host: BenchHost, msg: Message) -> None:
     """The worker's ``bench`` command: ``bench_progress`` events, then ``bench_done`` (or ``failed``)."""
-    from sizewise.engine.worker import process_memory  # the worker module is loaded already here
+    # By name, as engine/entry.py does: this runs inside the worker (whose module is loaded already),
+    # and a static import would make every importer of BenchRequest look like it pulls in llama_cpp.
+    process_memory = importlib.import_module("sizewise.engine.worker").process_memory
 
     bench_id = int(msg["id"])
     if host.llm is None:
