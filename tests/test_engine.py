@@ -179,3 +179,15 @@ def test_stop_terminates_a_worker_that_does_not_answer(smollm2_path: Path) -> No
         s.load(smollm2_path, LoadParams(n_ctx=512))  # a fresh worker takes over
         text, _ = s.generate(GREEDY, messages=CHAT)
         assert text
+
+
+def test_peak_rss_is_the_workers_own_not_its_parents(smollm2_path: Path) -> None:
+    """A big parent (the GUI, a test runner) must not leak into the worker's reported peak."""
+    ballast = bytearray(600 * 2**20)
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1  # touch every page so the parent really holds 600 MiB
+    with EngineSession() as s:
+        s.load(smollm2_path, LoadParams(n_ctx=512))
+        _, stats = s.generate(GREEDY, messages=CHAT)
+    del ballast
+    assert stats.peak_rss_bytes < 450 * 2**20, stats.peak_rss_bytes / 2**20
