@@ -216,3 +216,18 @@ def test_loaded_models_and_starter_are_in_the_library(qtbot: QtBot, window: Main
         lambda: any(Path(e.path) == smollm2_path.resolve() and e.last_used for e in window.library_view.entries),
         timeout=30_000,
     )
+
+
+def test_compare_and_live_metrics_are_built_on_first_sight(
+    qtbot: QtBot, window: MainWindow, smollm2_path: Path
+) -> None:
+    assert window.compare_view is None and window.metrics_view is None
+    window.show_view(window.compare_page)
+    qtbot.waitUntil(lambda: window.compare_view is not None)
+    load(qtbot, window, smollm2_path)
+    metrics_dock = window.docks[-1]
+    metrics_dock.show()
+    qtbot.waitUntil(lambda: window.metrics_view is not None)
+    assert window.metrics_view is not None
+    # the prediction made at load reaches the charts, drawn beside the measured line
+    assert window.metrics_view.predicted_ram == window._prediction.ram_bytes > 100 * 2**20

@@ -10,7 +10,7 @@ import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, QPoint, Qt, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
@@ -43,7 +43,7 @@ from sizewise.core.hardware import HardwareReport, machine_budget
 from sizewise.core.library import Library, download_state_file, verified_store_for
 from sizewise.core.llama_log import MeasuredBuffers
 from sizewise.core.measurements import MeasurementStore, make_record
-from sizewise.core.memory_model import Backend, predict
+from sizewise.core.memory_model import Backend, MemoryPrediction, predict
 from sizewise.core.models import context_warning, inspect_model
 from sizewise.core.paths import AppPaths
 from sizewise.core.presets import Preset, PresetLibrary
@@ -60,10 +60,15 @@ from sizewise.gui.engine_adapter import EngineAdapter
 from sizewise.gui.fit_view import FitView
 from sizewise.gui.hardware_view import HardwareView
 from sizewise.gui.input_box import InputBox
+from sizewise.gui.lazy import LazyPage
 from sizewise.gui.library_view import LibraryView
 from sizewise.gui.presets_widget import PresetsWidget
 from sizewise.gui.sampling_panel import SamplingPanel
 from sizewise.gui.writing_view import WritingView
+
+if TYPE_CHECKING:  # built on first sight (gui/lazy.py): pyqtgraph stays out of start-up
+    from sizewise.gui.compare_view import CompareView
+    from sizewise.gui.metrics_view import MetricsView
 
 MiB = 1 << 20
 
@@ -103,6 +108,9 @@ class MainWindow(QMainWindow):
         self.presets = PresetLibrary(paths.config_dir)
         self.controller = ChatController(self.conversations, self.engine, self.chat, self)
         self._editing_row: int | None = None
+        self._prediction: MemoryPrediction | None = None
+        self.metrics_view: MetricsView | None = None
+        self.compare_view: CompareView | None = None
         self.model_info: ModelInfo | None = None
         self.model_header: GGUFHeader | None = None
         self.budget: Budget | None = None
@@ -201,6 +209,8 @@ class MainWindow(QMainWindow):
         self.discover_view = DiscoverView(queue=self.downloads)
         self.add_view("Discover", self.discover_view, "Find GGUF models on the Hugging Face Hub")
         self.add_view("Library", self.library_view, "Downloads and every model on this computer")
+        self.compare_page = LazyPage(self._make_compare_view)
+        self.add_view("Compare", self.compare_page, "Models, quants or settings side by side, measured here")
 
         self.sidebar = ConversationSidebar(self.conversations)
         side = QDockWidget("Conversations", self)
@@ -225,7 +235,18 @@ class MainWindow(QMainWindow):
             | QDockWidget.DockWidgetFeature.DockWidgetFloatable
             | QDockWidget.DockWidgetFeature.DockWidgetClosable
         )
-        self.docks = [side, dock]
+        self.metrics_page = LazyPage(self._make_metrics_view)
+        metrics = QDockWidget("Live metrics", self)
+        metrics.setObjectName("metrics-dock")
+        metrics.setWidget(self.metrics_page)
+        metrics.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, metrics)
+        metrics.hide()  # charts on request (View menu); the status bar always shows the last figures
+        self.docks = [side, dock, metrics]
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
 
         self.mode_label = QLabel("")
@@ -475,6 +496,9 @@ class MainWindow(QMainWindow):
         measured = MeasuredBuffers.from_lines(msg.get("buffers", []))
         self.fit_view.show_measured(measured)
         prediction = predict(header, load, self.backend)
+        self._prediction = prediction
+        if self.metrics_view is not None:
+            self.metrics_view.set_prediction(prediction.ram_bytes, prediction.vram_bytes)
         record = make_record(prediction, measured, load.to_dict(), {"rss_bytes": msg.get("rss_bytes")})
         path = str(msg["path"])
         run_in_background(
@@ -688,6 +712,20 @@ class MainWindow(QMainWindow):
         if self.model_info is not None:
             self.sampling_panel.set_context_warning(context_warning(self.model_info, n_ctx))
 
+    def _make_compare_view(self) -> QWidget:
+        from sizewise.gui.compare_view import CompareView
+
+        self.compare_view = CompareView(self.paths)
+        return self.compare_view
+
+    def _make_metrics_view(self) -> QWidget:
+        from sizewise.gui.metrics_view import MetricsView
+
+        self.metrics_view = MetricsView(self.engine)
+        if self._prediction is not None:
+            self.metrics_view.set_prediction(self._prediction.ram_bytes, self._prediction.vram_bytes)
+        return self.metrics_view
+
     def show_view(self, widget: QWidget) -> None:
         for i in range(self.tabs.count()):
             page = self.tabs.widget(i)
@@ -806,6 +844,10 @@ class MainWindow(QMainWindow):
         self.controller.stop()
         self.writing_view.stop()
         self.library_view.shutdown()
+        if self.compare_view is not None:
+            self.compare_view.shutdown()
+        if self.metrics_view is not None:
+            self.metrics_view.shutdown()
         self.engine.shutdown()
         self.sidebar._finish_delete()  # an undo window still open becomes final, its timer stops
         self.conversations.close()
