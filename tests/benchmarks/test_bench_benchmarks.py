@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -29,7 +30,7 @@ from sizewise.engine.session import EngineSession
 
 pytestmark = pytest.mark.benchmarks
 
-CTX, PP, TG, ROUNDS = 512, 128, 32, 9
+CTX, PP, TG, ROUNDS = 512, 128, 32, 10
 
 
 @pytest.mark.parametrize("which", ["smollm2", "gemma"])
@@ -57,13 +58,25 @@ def test_sizewise_bench_matches_llama_cpp_python_running_the_same_loop(
         with EngineSession() as session:
             session.load(model, LoadParams(n_ctx=CTX))
             for i in range(ROUNDS):
-                raw.stdin.write("go\n")
-                raw.stdin.flush()
-                r = json.loads(raw.stdout.readline())
-                req = BenchRequest(pp=PP, tg=TG, repetitions=1, warmup=i == 0, ttft=False)
-                session.client.send_raw(req.to_message(i + 1))
-                done = session.wait_for("bench_done", "failed", timeout=600)
-                assert done["type"] == "bench_done", done
+
+                def run_raw() -> dict[str, list[float]]:
+                    raw.stdin.write("go\n")  # type: ignore[union-attr]
+                    raw.stdin.flush()  # type: ignore[union-attr]
+                    return json.loads(raw.stdout.readline())  # type: ignore[union-attr,no-any-return]
+
+                def run_engine(i: int = i) -> dict[str, Any]:
+                    req = BenchRequest(pp=PP, tg=TG, repetitions=1, warmup=i == 0, ttft=False)
+                    session.client.send_raw(req.to_message(i + 1))
+                    msg = session.wait_for("bench_done", "failed", timeout=600)
+                    assert msg["type"] == "bench_done", msg
+                    return msg
+
+                # alternate who goes first, so a load swing inside a round favours neither side
+                if i % 2 == 0:
+                    r, done = run_raw(), run_engine()
+                else:
+                    done = run_engine()
+                    r = run_raw()
                 for key in ("pp", "tg"):
                     ours, theirs = done[key]["mean_tps"], r[key][0]
                     ratios[key].append(ours / theirs)
