@@ -74,6 +74,7 @@ class DiscoverView(QWidget):
     """Search → repositories → files (size, quant, fit) → download."""
 
     downloadRequested = Signal(str, object)  # repo id, ModelFile
+    fitDetailsRequested = Signal(str, object)  # repo id, ModelFile: show it in the Fit view
     searchFinished = Signal(object)  # SearchPage (also after "more")
     filesShown = Signal(object)  # RepoListing, before fit verdicts
     fitFinished = Signal(object)  # RepoListing with verdicts
@@ -120,8 +121,8 @@ class DiscoverView(QWidget):
 
         self.repos = QTableWidget(0, 4)
         self.repos.setHorizontalHeaderLabels(["Repository", "Downloads", "Likes", "License"])
-        self.files = QTableWidget(0, 5)
-        self.files.setHorizontalHeaderLabels(["File", "Quant", "Size", "Fits?", ""])
+        self.files = QTableWidget(0, 6)
+        self.files.setHorizontalHeaderLabels(["File", "Quant", "Size", "Fits?", "", ""])
         for table in (self.repos, self.files):
             table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
             table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -282,6 +283,10 @@ class DiscoverView(QWidget):
             button.setAccessibleName(f"Download {m.name}")
             button.clicked.connect(lambda _checked=False, r=row: self.download_row(r))
             self.files.setCellWidget(row, 4, button)
+            details = QPushButton("Fit details")
+            details.setToolTip("Read this file's header from the Hub (a few MB) and open it in the Fit view")
+            details.clicked.connect(lambda _checked=False, r=row: self.fit_details_row(r))
+            self.files.setCellWidget(row, 5, details)
         if not listing.models:
             self.status.setText(f"{listing.repo_id} has no GGUF files.")
         self.filesShown.emit(listing)
@@ -338,6 +343,12 @@ class DiscoverView(QWidget):
         if self.listing is None or not 0 <= row < len(self.listing.models):
             return None
         return self.listing.models[row]
+
+    @Slot(int)
+    def fit_details_row(self, row: int) -> None:
+        model = self.model_at(row)
+        if model is not None and self.listing is not None:
+            self.fitDetailsRequested.emit(self.listing.repo_id, model)
 
     @Slot(int)
     def download_row(self, row: int) -> None:

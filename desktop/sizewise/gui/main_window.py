@@ -38,8 +38,10 @@ from sizewise.core.conversations import ConversationStore
 from sizewise.core.downloads import DownloadQueue
 from sizewise.core.errors import UserError
 from sizewise.core.fit import Budget
-from sizewise.core.gguf_meta import GGUFHeader, ModelInfo
+from sizewise.core.gguf_meta import GGUFHeader, ModelInfo, model_info
 from sizewise.core.hardware import HardwareReport, machine_budget
+from sizewise.core.hub import ModelFile
+from sizewise.core.hub_fit import merged_header
 from sizewise.core.library import Library, download_state_file, verified_store_for
 from sizewise.core.llama_log import MeasuredBuffers
 from sizewise.core.measurements import MeasurementStore, make_record
@@ -47,6 +49,7 @@ from sizewise.core.memory_model import Backend, MemoryPrediction, predict
 from sizewise.core.models import context_warning, inspect_model
 from sizewise.core.paths import AppPaths
 from sizewise.core.presets import Preset, PresetLibrary
+from sizewise.core.remote_gguf import read_remote_header
 from sizewise.core.settings import Settings, SettingsStore
 from sizewise.core.starter import STARTER_NAME, find_starter
 from sizewise.gui.about_dialog import AboutDialog
@@ -330,6 +333,7 @@ class MainWindow(QMainWindow):
         self.hardware_view.reportChanged.connect(self._on_hardware)
         self.library_view.loadRequested.connect(self._load_from_library)
         self.discover_view.downloadRequested.connect(lambda *_: self.show_view(self.library_view))
+        self.discover_view.fitDetailsRequested.connect(self.show_hub_fit)
         e = self.engine
         e.ready.connect(self._on_ready)
         e.loaded.connect(self._on_loaded)
@@ -711,6 +715,30 @@ class MainWindow(QMainWindow):
     def _update_ctx_warning(self, n_ctx: int) -> None:
         if self.model_info is not None:
             self.sampling_panel.set_context_warning(context_warning(self.model_info, n_ctx))
+
+    def show_hub_fit(self, repo_id: str, model: ModelFile) -> None:
+        """The Fit view for a file on the Hub: its header is read remotely (Range requests), never downloaded."""
+        revision = self.discover_view.listing.revision if self.discover_view.listing else "main"
+
+        def work() -> tuple[GGUFHeader, ModelInfo]:
+            remote = [read_remote_header(repo_id, part.path, revision) for part in model.parts]
+            header = merged_header([r.header for r in remote])
+            return header, model_info(f"{repo_id}/{model.name}", header)
+
+        def done(found: tuple[GGUFHeader, ModelInfo]) -> None:
+            header, info = found
+            if self.budget is None:
+                self.banner.show_message("The hardware is still being probed; try again in a moment.", "info")
+                return
+            self.fit_view.set_model(header, info, self.budget, self.sampling_panel.load_params(self.settings.load))
+            self.show_view(self.fit_view)
+
+        self.discover_view.status.setText(f"Reading the header of {model.name} from the Hub…")
+        run_in_background(
+            work,
+            done,
+            lambda exc: self.discover_view.status.setText(f"The header of {model.name} could not be read: {exc}"),
+        )
 
     def _make_compare_view(self) -> QWidget:
         from sizewise.gui.compare_view import CompareView
