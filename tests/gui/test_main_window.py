@@ -231,3 +231,19 @@ def test_compare_and_live_metrics_are_built_on_first_sight(
     assert window.metrics_view is not None
     # the prediction made at load reaches the charts, drawn beside the measured line
     assert window.metrics_view.predicted_ram == window._prediction.ram_bytes > 100 * 2**20
+
+
+def test_last_model_and_recent_files_survive_restart(
+    qtbot: QtBot, app_paths: AppPaths, gemma_path: Path, smollm2_path: Path
+) -> None:
+    w = MainWindow(app_paths)
+    qtbot.addWidget(w)
+    w.sampling_panel.set_params(SamplingParams(), LoadParams(n_ctx=512))
+    load(qtbot, w, gemma_path)
+    w.close()
+    w2 = MainWindow(app_paths)
+    qtbot.addWidget(w2)
+    assert w2.model_combo.currentData() == str(gemma_path)  # the last model is chosen again
+    items = [w2.model_combo.itemData(i) for i in range(w2.model_combo.count())]
+    assert items[0] == str(smollm2_path) and str(gemma_path) in items  # starter first, then recent files
+    w2.close()
