@@ -130,13 +130,15 @@ def test_live_charts_cost_at_most_one_percent_of_generation_speed(qtbot: QtBot, 
         cpu_with: list[float] = []
         cpu_without: list[float] = []
         reply([])  # warm-up
-        for _ in range(7):
-            view.show()
-            view.sampler.start()
-            with_charts.append(reply(cpu_with))
-            view.hide()
-            view.sampler.stop()
-            without.append(reply(cpu_without))
+        for i in range(8):
+            for charts in (True, False) if i % 2 == 0 else (False, True):  # alternate who goes first
+                view.setVisible(charts)
+                if charts:
+                    view.sampler.start()
+                    with_charts.append(reply(cpu_with))
+                else:
+                    view.sampler.stop()
+                    without.append(reply(cpu_without))
         redraws = view.redraws
     finally:
         view.close()

@@ -90,6 +90,7 @@ class MetricsView(QWidget):
         self.predicted_vram: int | None = None
         self.buffers_bytes: int | None = None
         self.redraws = 0
+        self._lines: dict[str, int | None] = {}
         self.window_s = self.sampler.buffers["t"].capacity / self.sampler.hz
         self._build()
         self.sampler.sampled.connect(self._redraw)
@@ -211,18 +212,20 @@ class MetricsView(QWidget):
         vram = s.series("vram_bytes") / MiB
         if np.isfinite(vram).any():
             self.curve_vram.setData(x, vram)
-        ends = np.array([-self.window_s, 0.0])
         lines: list[float] = []
-        for curve, value in (
-            (self.curve_predicted, self.predicted_ram),
-            (self.curve_predicted_vram, self.predicted_vram),
-            (self.curve_buffers, self.buffers_bytes),
+        for name, curve, value in (
+            ("predicted", self.curve_predicted, self.predicted_ram),
+            ("predicted_vram", self.curve_predicted_vram, self.predicted_vram),
+            ("buffers", self.curve_buffers, self.buffers_bytes),
         ):
             if value:
-                curve.setData(ends, np.full(2, value / MiB))
                 lines.append(value / MiB)
-            elif curve.xData is not None:
-                curve.setData([], [])
+            if self._lines.get(name) != value:  # a constant across the fixed window: set once per change
+                self._lines[name] = value
+                if value:
+                    curve.setData([-self.window_s, 0.0], [value / MiB, value / MiB])
+                else:
+                    curve.setData([], [])
         self.memory.fit(rss, vram, *lines)
         self._update_labels()
 
