@@ -48,11 +48,13 @@ from PySide6.QtWidgets import (
 )
 
 from sizewise.core.errors import UserError
+from sizewise.core.library import Library
 from sizewise.core.paths import AppPaths
 from sizewise.core.report import READING_SPEED_FLOOR_TPS, generation_tps, write_report
 from sizewise.core.sampling import TEMPERATURE_HINT, LoadParams, SamplingParams
 from sizewise.core.starter import find_starter
 from sizewise.engine.bench import BenchRequest
+from sizewise.gui.background import run_in_background
 from sizewise.gui.compare_runner import CompareRunner, RunResult, RunSpec, describe_settings
 
 MAX_RUNS = 4
@@ -103,6 +105,7 @@ class CompareView(QWidget):
         self._live.setInterval(150)
         self._live.timeout.connect(self._refresh_live)
         self._sync_mode()
+        run_in_background(self._local_models, self._fill_models)
 
     # -- construction -----------------------------------------------------------------------------
     def _build(self) -> None:
@@ -280,6 +283,25 @@ class CompareView(QWidget):
         outer.addWidget(splitter, 1)
 
     # -- runs -------------------------------------------------------------------------------------
+    def _local_models(self) -> list[tuple[str, str]]:
+        """(label, path) of the usable local models (the library scans folders: off the GUI thread)."""
+        try:
+            entries = Library.for_app(self.paths).list()
+        except Exception:  # the picker still works with Browse… and the starter model
+            return []
+        return [
+            (f"{e.name} {e.quantization} ({e.parameters_label or '?'}) — {Path(e.path).name}", e.path)
+            for e in entries
+            if e.status == "ok"
+        ]
+
+    def _fill_models(self, models: list[tuple[str, str]]) -> None:
+        known = {self.model_edit.itemText(i) for i in range(self.model_edit.count())}
+        for label, path in models:
+            if path not in known:
+                self.model_edit.addItem(path)
+                self.model_edit.setItemData(self.model_edit.count() - 1, label, Qt.ItemDataRole.ToolTipRole)
+
     def add_run(
         self, path: str | Path, load: LoadParams | None = None, gpu_layers: int | str = 0, label: str = ""
     ) -> None:
