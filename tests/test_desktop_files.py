@@ -58,6 +58,8 @@ def test_desktop_entry() -> None:
     assert d["Icon"] == APP_ID
     assert d["Terminal"] == "false"
     assert d["Categories"].endswith(";")
+    # Qt's X11 WM_CLASS class is the application name (make_app sets APP_NAME): how docks match windows.
+    assert d["StartupWMClass"] == APP_NAME
     validator = shutil.which("desktop-file-validate")
     if validator:  # Debian's desktop-file-utils; the checks above run without it
         result = subprocess.run([validator, str(DESKTOP)], capture_output=True, text=True)
