@@ -70,14 +70,24 @@ class _Event(Protocol):
 
 
 class BenchHost(Protocol):
-    """What the benchmark needs from the worker (engine/worker.py's ``Worker``)."""
+    """What the benchmark needs from the worker (engine/worker.py's ``Worker``); only ``active_id`` is set."""
 
-    llm: Any
-    llama_cpp: Any
-    chat_mode: str
     active_id: int | None
-    stop_event: _Event
-    abort: _Flag
+
+    @property
+    def llm(self) -> Any: ...
+
+    @property
+    def llama_cpp(self) -> Any: ...
+
+    @property
+    def chat_mode(self) -> str: ...
+
+    @property
+    def stop_event(self) -> _Event: ...
+
+    @property
+    def abort(self) -> _Flag: ...
 
     def send(self, msg: Message) -> None: ...
 
