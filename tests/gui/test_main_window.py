@@ -191,8 +191,9 @@ def test_every_view_is_a_tab_and_library_loads_models(qtbot: QtBot, window: Main
     titles = [window.tabs.tabText(i) for i in range(window.tabs.count())]
     for title in ("Chat", "Fit", "Hardware", "Writing", "Discover", "Library"):
         assert title in titles
-    window.show_view(window.library_view)
+    window.show_view(window.library_page)
     assert window.tabs.tabText(window.tabs.currentIndex()) == "Library"
+    assert window.library_view is not None  # built when first shown
     with qtbot.waitSignal(window.engine.loaded, timeout=120_000):
         window.library_view.loadRequested.emit(str(smollm2_path))
     assert window.tabs.currentIndex() == 0 and window.state == "ready"
@@ -208,6 +209,8 @@ def test_about_dialog_from_help_menu(qtbot: QtBot, window: MainWindow) -> None:
 
 
 def test_loaded_models_and_starter_are_in_the_library(qtbot: QtBot, window: MainWindow, smollm2_path: Path) -> None:
+    window.library_page.ensure()
+    assert window.library_view is not None
     qtbot.waitUntil(
         lambda: any(Path(e.path) == smollm2_path.resolve() for e in window.library_view.entries), timeout=30_000
     )

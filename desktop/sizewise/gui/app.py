@@ -60,6 +60,7 @@ def run_app(ctx: CliContext, smoke_test: bool = False) -> int:
         faulthandler.enable()
     install_excepthook()
     app = make_app()
+    from sizewise.gui.background import wait_for_background
     from sizewise.gui.main_window import MainWindow
 
     if smoke_test:
@@ -68,4 +69,6 @@ def run_app(ctx: CliContext, smoke_test: bool = False) -> int:
         return run_smoke_test(app, ctx)
     window = MainWindow(ctx.paths)
     window.show()
-    return app.exec()
+    status = app.exec()
+    wait_for_background(10_000)  # let jobs that are still reading files finish before Python exits
+    return status

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,8 +129,6 @@ class MainWindow(QMainWindow):
         starter = find_starter([paths.data_dir / "models"])
         if starter is not None:
             self._remember_starter(str(starter.path))
-        else:
-            self.library_view.refresh()
         self.engine.start()  # warm the engine now: the first load is faster and GPU support is known
         self._set_state("empty")
 
@@ -207,11 +206,15 @@ class MainWindow(QMainWindow):
             state_file=download_state_file(self.paths), verified_store=verified_store_for(self.paths)
         )
         self.downloads.restore()
-        self.library = Library.for_app(self.paths)
-        self.library_view = LibraryView(self.library, self.downloads)
-        self.discover_view = DiscoverView(queue=self.downloads)
-        self.add_view("Discover", self.discover_view, "Find GGUF models on the Hugging Face Hub")
-        self.add_view("Library", self.library_view, "Downloads and every model on this computer")
+        self._library: Library | None = None
+        self._library_lock = threading.Lock()
+        self.library_view: LibraryView | None = None
+        self.discover_view: DiscoverView | None = None
+        # Built on first sight: the Hub client's import (~0.25 s) stays out of start-up.
+        self.discover_page = LazyPage(self._make_discover_view)
+        self.library_page = LazyPage(self._make_library_view)
+        self.add_view("Discover", self.discover_page, "Find GGUF models on the Hugging Face Hub")
+        self.add_view("Library", self.library_page, "Downloads and every model on this computer")
         self.compare_page = LazyPage(self._make_compare_view)
         self.add_view("Compare", self.compare_page, "Models, quants or settings side by side, measured here")
 
@@ -331,9 +334,6 @@ class MainWindow(QMainWindow):
         self.sampling_panel.changed.connect(lambda: self.presets_widget.show_sampling(self.sampling_panel.sampling()))
         self.sampling_panel.n_ctx.valueChanged.connect(self._update_ctx_warning)
         self.hardware_view.reportChanged.connect(self._on_hardware)
-        self.library_view.loadRequested.connect(self._load_from_library)
-        self.discover_view.downloadRequested.connect(lambda *_: self.show_view(self.library_view))
-        self.discover_view.fitDetailsRequested.connect(self.show_hub_fit)
         e = self.engine
         e.ready.connect(self._on_ready)
         e.loaded.connect(self._on_loaded)
@@ -469,26 +469,25 @@ class MainWindow(QMainWindow):
             self.fit_view.set_budget(self.budget)
 
     def _remember_starter(self, path: str) -> None:
-        library = self.library
-
         def job() -> None:
+            library = self.library
             if library.find(path) is None:
                 library.import_file(path)
 
-        run_in_background(job, lambda _: self.library_view.refresh(), lambda exc: self.library_view.refresh())
+        run_in_background(job, lambda _: self._refresh_library_view(), lambda exc: self._refresh_library_view())
 
     def _remember_in_library(self, path: str) -> None:
         """A model that was loaded is one of "every local model": list it, with when it was last used."""
-        library = self.library
 
         def job() -> None:
+            library = self.library
             if library.find(path) is None:
                 library.import_file(path)
             library.mark_used(path)
 
         run_in_background(
             job,
-            lambda _: self.library_view.refresh(),
+            lambda _: self._refresh_library_view(),
             lambda exc: self.banner.show_message(f"The library could not record this model: {exc}", "warning"),
         )
 
@@ -718,7 +717,9 @@ class MainWindow(QMainWindow):
 
     def show_hub_fit(self, repo_id: str, model: ModelFile) -> None:
         """The Fit view for a file on the Hub: its header is read remotely (Range requests), never downloaded."""
-        revision = self.discover_view.listing.revision if self.discover_view.listing else "main"
+        discover = self.discover_view
+        assert discover is not None  # the request came from it
+        revision = discover.listing.revision if discover.listing else "main"
 
         def work() -> tuple[GGUFHeader, ModelInfo]:
             remote = [read_remote_header(repo_id, part.path, revision) for part in model.parts]
@@ -733,12 +734,38 @@ class MainWindow(QMainWindow):
             self.fit_view.set_model(header, info, self.budget, self.sampling_panel.load_params(self.settings.load))
             self.show_view(self.fit_view)
 
-        self.discover_view.status.setText(f"Reading the header of {model.name} from the Hub…")
+        discover.status.setText(f"Reading the header of {model.name} from the Hub…")
         run_in_background(
             work,
             done,
-            lambda exc: self.discover_view.status.setText(f"The header of {model.name} could not be read: {exc}"),
+            lambda exc: discover.status.setText(f"The header of {model.name} could not be read: {exc}"),
         )
+
+    @property
+    def library(self) -> Library:
+        """The model library, made on first use (from a background job at start-up)."""
+        with self._library_lock:
+            if self._library is None:
+                self._library = Library.for_app(self.paths)
+            return self._library
+
+    def _make_library_view(self) -> QWidget:
+        view = LibraryView(self.library, self.downloads)
+        view.loadRequested.connect(self._load_from_library)
+        self.library_view = view
+        view.refresh()
+        return view
+
+    def _make_discover_view(self) -> QWidget:
+        view = DiscoverView(queue=self.downloads)
+        view.downloadRequested.connect(lambda *_: self.show_view(self.library_page))
+        view.fitDetailsRequested.connect(self.show_hub_fit)
+        self.discover_view = view
+        return view
+
+    def _refresh_library_view(self) -> None:
+        if self.library_view is not None:
+            self.library_view.refresh()
 
     def _make_compare_view(self) -> QWidget:
         from sizewise.gui.compare_view import CompareView
@@ -871,7 +898,10 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.controller.stop()
         self.writing_view.stop()
-        self.library_view.shutdown()
+        if self.library_view is not None:
+            self.library_view.shutdown()  # pauses running downloads so they resume next time
+        else:
+            self.downloads.close()
         if self.compare_view is not None:
             self.compare_view.shutdown()
         if self.metrics_view is not None:
