@@ -6,6 +6,7 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
@@ -250,3 +251,22 @@ def test_last_model_and_recent_files_survive_restart(
     items = [w2.model_combo.itemData(i) for i in range(w2.model_combo.count())]
     assert items[0] == str(smollm2_path) and str(gemma_path) in items  # starter first, then recent files
     w2.close()
+
+
+@pytest.mark.parametrize("kind", ["missing", "truncated", "unknown-arch"])
+def test_each_bad_model_file_gives_one_sentence(
+    qtbot: QtBot, window: MainWindow, tmp_path: Path, smollm2_path: Path, kind: str
+) -> None:
+    from tests.ggufs import write_truncated_copy, write_unknown_arch
+
+    if kind == "missing":
+        path, expected = tmp_path / "gone.gguf", "does not exist"
+    elif kind == "truncated":
+        path, expected = write_truncated_copy(smollm2_path, tmp_path / "cut.gguf", 30_000_000), "incomplete"
+    else:
+        path, expected = write_unknown_arch(tmp_path / "odd.gguf"), "unknown model architecture"
+    window.open_model(str(path))
+    qtbot.waitUntil(lambda: window.banner.isVisible() and window.state == "empty", timeout=60_000)
+    assert expected in window.banner.text()
+    assert window.banner.text().count(". ") == 0  # one sentence
+    assert window.load_button.isEnabled() and window.engine.client.alive
