@@ -20,6 +20,7 @@ import ctypes.util
 import os
 import queue
 import random
+import signal
 import sys
 import threading
 import time
@@ -357,6 +358,8 @@ def run_worker(conn: Connection, log_path: str | None = None) -> None:
     A Python exception here is a bug, not a model problem: it is sent to the parent (which reports
     it as the reason the engine stopped) and written to the real stderr before the process exits.
     """
+    # Ctrl+C in a terminal reaches the whole process group; the parent decides what stops, not us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         Worker(conn, log_path).run()
     except BaseException as exc:
