@@ -270,3 +270,18 @@ def test_each_bad_model_file_gives_one_sentence(
     assert expected in window.banner.text()
     assert window.banner.text().count(". ") == 0  # one sentence
     assert window.load_button.isEnabled() and window.engine.client.alive
+
+
+def test_chat_docks_step_aside_on_other_pages(qtbot: QtBot, window: MainWindow) -> None:
+    conversations, sampling = window.docks[0], window.docks[1]
+    assert conversations.isVisible() and sampling.isVisible()
+    window.show_view(window.compare_page)
+    assert not conversations.isVisible() and not sampling.isVisible()
+    window.show_view(window.writing_view)
+    assert sampling.isVisible() and not conversations.isVisible()
+    window.tabs.setCurrentIndex(0)
+    assert conversations.isVisible() and sampling.isVisible()
+    conversations.toggleViewAction().trigger()  # the user closes it from the View menu
+    window.show_view(window.compare_page)
+    window.tabs.setCurrentIndex(0)
+    assert not conversations.isVisible() and sampling.isVisible()

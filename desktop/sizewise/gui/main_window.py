@@ -253,6 +253,14 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, metrics)
         metrics.hide()  # charts on request (View menu); the status bar always shows the last figures
         self.docks = [side, dock, metrics]
+        # The conversation list belongs to Chat, the sampling controls to Chat and Writing: on other
+        # pages they step aside so wide views (Compare, Fit, Library) get the room. A dock the user
+        # closed from the View menu stays closed.
+        self._dock_pages = {side: {"Chat"}, dock: {"Chat", "Writing"}}
+        self._dock_wanted = {side: True, dock: True}
+        for d in self._dock_pages:
+            d.toggleViewAction().triggered.connect(lambda on, d=d: self._dock_wanted.__setitem__(d, on))
+        self.tabs.currentChanged.connect(self._fit_docks_to_page)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
 
         self.mode_label = QLabel("")
@@ -853,6 +861,11 @@ class MainWindow(QMainWindow):
         dialog = AboutDialog(self, self.engine.client.ready_info)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
+
+    def _fit_docks_to_page(self, index: int) -> None:
+        page = self.tabs.tabText(index)
+        for d, pages in self._dock_pages.items():
+            d.setVisible(self._dock_wanted[d] and page in pages)
 
     def _show_tab(self, index: int) -> None:
         if index < self.tabs.count():
