@@ -21,6 +21,8 @@ import time
 
 import llama_cpp
 
+from sizewise.core.sampling import default_threads
+
 
 def main() -> None:
     path, n_ctx, pp, tg, reps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
@@ -31,6 +33,8 @@ def main() -> None:
         n_batch=512,
         n_ubatch=512,
         n_gpu_layers=0,
+        n_threads=default_threads(),
+        n_threads_batch=default_threads(),
         flash_attn=False,
         type_k=1,
         type_v=1,

@@ -9,6 +9,8 @@ import time
 
 import llama_cpp
 
+from sizewise.core.sampling import default_threads
+
 
 def main() -> None:
     path, n_ctx, max_tokens, seed, prompt = (
@@ -18,7 +20,8 @@ def main() -> None:
         int(sys.argv[4]),
         sys.argv[5],
     )
-    llm = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, verbose=False)
+    threads = default_threads()  # the engine's default, so both sides run the same threads
+    llm = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
     results = []
     for line in sys.stdin:
         if not line.strip():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -44,6 +45,18 @@ class SamplingParams:
     def from_dict(cls, data: dict[str, Any]) -> SamplingParams:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def default_threads() -> int:
+    """CPU threads for llama.cpp when the user sets none: one per physical core.
+
+    llama-cpp-python's own default is half the logical CPUs, which on a 2-core machine is one
+    thread and roughly halves generation speed (measured: 36 vs 65 tokens/s for SmolLM2).
+    llama.cpp's CLI also uses the physical cores.
+    """
+    import psutil
+
+    return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from sizewise.core.llama_log import BufferLine, parse_buffer_line
+from sizewise.core.sampling import default_threads
 from sizewise.engine.protocol import GenerationStats, Message
 
 KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml_type values
@@ -219,8 +220,8 @@ class Worker:
             "type_v": KV_TYPES[str(lp.get("kv_type", "f16"))],
             "verbose": True,  # False would redirect fds 1/2 process-wide; the log callback is enough
         }
-        if lp.get("n_threads"):
-            kwargs["n_threads"] = int(lp["n_threads"])
+        threads = int(lp.get("n_threads") or default_threads())
+        kwargs["n_threads"] = kwargs["n_threads_batch"] = threads
         t0 = time.perf_counter()
         try:
             llm = self.llama_cpp.Llama(**kwargs)
