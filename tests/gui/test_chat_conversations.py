@@ -122,3 +122,21 @@ def test_export_and_import_from_the_file_menu(
     bad.write_text("{broken")
     window.import_conversations(str(bad))
     assert "could not be imported" in window.banner.text()
+
+
+def test_each_conversation_shows_its_own_system_prompt(qtbot: QtBot, window: MainWindow) -> None:
+    store = window.conversations
+    a = store.create_conversation("French", system_prompt="Answer in French.")
+    store.add_message(a.id, "user", "Bonjour")
+    store.add_message(a.id, "assistant", "Bonjour !")
+    b = store.create_conversation("Pirate", system_prompt="Talk like a pirate.")
+    store.add_message(b.id, "user", "Ahoy")
+    store.add_message(b.id, "assistant", "Arr!")
+    window.sidebar.refresh()
+    window.sidebar.select_conversation(a.id)
+    assert window.sampling_panel.system_text() == "Answer in French."
+    window.sidebar.select_conversation(b.id)
+    assert window.sampling_panel.system_text() == "Talk like a pirate."
+    window.sidebar.select_conversation(a.id)
+    assert window.sampling_panel.system_text() == "Answer in French."
+    assert store.get_conversation(b.id).system_prompt == "Talk like a pirate."

@@ -639,14 +639,12 @@ class MainWindow(QMainWindow):
         if conversation_id >= 0 and self.sidebar.current_id() != conversation_id:
             self.sidebar.refresh()
             self.sidebar.select_conversation(conversation_id)
-        if conversation_id >= 0:
-            conv = self.conversations.get_conversation(conversation_id)
-            if (
-                conv is not None
-                and conv.system_prompt != self.sampling_panel.system_text()
-                and not self.chat.messages[1:]
-            ):
-                self.sampling_panel.system_prompt.setPlainText(conv.system_prompt)
+        conv = self.conversations.get_conversation(conversation_id) if conversation_id >= 0 else None
+        # Each conversation has its own system prompt: show it, so the next send does not overwrite it
+        # with the previous conversation's. A fresh, empty conversation keeps what the user typed.
+        fresh = conv is not None and not conv.system_prompt and not self.chat.messages
+        if conv is not None and not fresh and conv.system_prompt != self.sampling_panel.system_text():
+            self.sampling_panel.system_prompt.setPlainText(conv.system_prompt)
         self._editing_row = None
 
     @Slot(int)
