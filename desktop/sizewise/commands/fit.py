@@ -22,6 +22,7 @@ from sizewise.core.hardware import format_bytes, machine_budget
 from sizewise.core.measurements import MeasurementStore, settings_key
 from sizewise.core.models import resolve_model_path
 from sizewise.core.remote_gguf import parse_hub_spec, read_remote_header
+from sizewise.core.report import model_summary
 from sizewise.core.sampling import LoadParams
 from sizewise.core.targets import custom_budget, find_target
 
@@ -116,17 +117,7 @@ def result_json(
 ) -> dict[str, Any]:
     pred = result.prediction
     return {
-        "model": {
-            "path": info.path,
-            "name": info.name,
-            "architecture": info.architecture,
-            "parameters": info.parameters,
-            "quantization": info.quantization,
-            "file_bytes": info.file_bytes,
-            "context_length": info.context_length,
-            "n_layers": info.n_layers,
-            "read": how,
-        },
+        "model": {**model_summary(info), "read": how},
         "settings": {
             "ctx": params.n_ctx,
             "gpu_layers": gpu,
