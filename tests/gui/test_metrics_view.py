@@ -68,9 +68,9 @@ def test_live_charts_follow_a_real_reply(qtbot: QtBot, smollm2_path: Path) -> No
         assert y is not None and np.allclose(y, sum(b["bytes"] for b in adapter.loaded_info["buffers"]) / MiB)
         _, y = view.curve_rss.getData()
         assert y is not None and np.nanmax(y) == np.nanmax(rss) / MiB
-        # redrawn once per sample (plus set_prediction/show), never once per token
+        # redrawn at most once per sample (plus set_prediction/show and the reply's end), never per token
         samples = len(s.buffers["t"]) - samples_before
-        assert view.redraws - redraws_before <= samples + 1
+        assert view.redraws - redraws_before <= samples + 2
         assert len(tokens) >= 10
         assert "tokens/s" in view.labels["prompt"].text()
         # hidden: still sampling, no drawing
@@ -82,3 +82,34 @@ def test_live_charts_follow_a_real_reply(qtbot: QtBot, smollm2_path: Path) -> No
         view.close()
         adapter.shutdown()
     assert not view.sampler.running
+
+
+def test_charts_redraw_at_the_busy_rate_while_a_reply_streams(qtbot: QtBot, smollm2_path: Path) -> None:
+    """Sampling stays at its rate while generating; redrawing drops to busy_hz (each redraw costs the engine)."""
+    adapter = EngineAdapter()
+    view = MetricsView(adapter, hz=8.0, busy_hz=2.0)
+    qtbot.addWidget(view)
+    view.resize(700, 600)
+    view.show()
+    seen: list[tuple[bool, int]] = []  # after each sample: streaming?, redraws so far
+    try:
+        with qtbot.waitSignal(adapter.loaded, timeout=120_000):
+            adapter.start()
+            adapter.load(str(smollm2_path), LoadParams(n_ctx=512))
+        view.sampler.sampled.connect(lambda: seen.append((view.sampler.generating, view.redraws)))
+        with qtbot.waitSignal(adapter.finished, timeout=120_000) as blocker:
+            adapter.generate(
+                SamplingParams(temperature=0.7, max_tokens=240, seed=3),
+                messages=[{"role": "user", "content": "Tell a long story about a lighthouse keeper."}],
+            )
+        qtbot.wait(500)
+        streaming = [r for g, r in seen if g]
+        assert len(streaming) >= 8, (blocker.args[1], seen)  # >= 1 s of streaming at 8 Hz
+        during = streaming[-1] - streaming[0]
+        seconds = len(streaming) / view.sampler.hz
+        assert 1 <= during <= seconds * 2.0 + 1, seen  # ~2 a second, far fewer than the 8 samples a second
+        after = [r for g, r in seen[seen.index((True, streaming[-1])) :] if not g]
+        assert after and after[-1] - after[0] >= 2, seen  # idle again: a redraw per sample
+    finally:
+        view.close()
+        adapter.shutdown()

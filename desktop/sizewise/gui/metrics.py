@@ -159,6 +159,11 @@ class MetricsSampler(QObject):
     def vram_available(self) -> bool:
         return self._vram.available
 
+    @property
+    def generating(self) -> bool:
+        """A reply is streaming (its first token has arrived and it has not ended)."""
+        return self._reply_first is not None
+
     # -- engine events (cheap: no drawing here) ----------------------------------------------------
     @Slot(int, str)
     def _on_token(self, gen_id: int, text: str) -> None:
