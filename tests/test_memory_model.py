@@ -86,23 +86,34 @@ def test_gemma3_components_within_3_percent(gemma_path: Path, tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_overhead_estimate_covers_the_worker(smollm2_path: Path, tmp_path: Path) -> None:
-    """The RAM prediction (buffers + overhead) is not below what the worker really holds after generating."""
+def test_ram_need_matches_the_workers_peak_in_the_worst_case(smollm2_path: Path, tmp_path: Path) -> None:
+    """``ram_bytes`` (with the measured start-up RSS) is the worker's real peak RSS, within 3 %, when a chat
+    fills a 2048-token context through full micro-batches; the allocation (``ram_reserved_bytes``) is not.
+
+    The same check at n_ctx 1024 for both models, under a memory cap, is in tests/test_fit.py.
+    """
+    from tests.test_fit import WORKLOAD_PROMPT
+
+    params = LoadParams(n_ctx=2048)
     with EngineSession(log_path=tmp_path / "engine.log") as session:
         ready = session.start()
         pid = int(ready["pid"])
         ready_rss = psutil.Process(pid).memory_info().rss
         backend = Backend.from_system_info(ready["system_info"], gpu_offload=False)
-        session.load(smollm2_path, LoadParams(n_ctx=2048))
-        _, stats = session.generate(SamplingParams(temperature=0.0, max_tokens=8, seed=1), prompt="Paris is")
-    assert stats.tokens > 0
-    pred = predict(read_header(smollm2_path), LoadParams(n_ctx=2048), backend)
+        session.load(smollm2_path, params)
+        _, stats = session.generate(
+            SamplingParams(temperature=0.0, max_tokens=32, seed=1), prompt=" ".join([WORKLOAD_PROMPT] * 2)
+        )
+    assert stats.prompt_tokens + stats.tokens >= 0.9 * 2048  # the context really filled
+    pred = predict(read_header(smollm2_path), params, backend, baseline_bytes=ready_rss)
+    peak = stats.peak_rss_bytes
     print(
-        f"\nworker RSS at ready {ready_rss / 2**20:.1f} MiB (constant {ENGINE_BASELINE_BYTES / 2**20:.0f}); "
-        f"peak after generating {stats.peak_rss_bytes / 2**20:.1f} MiB; predicted RAM {pred.ram_bytes / 2**20:.1f} MiB "
-        f"(overhead {pred.overhead_bytes / 2**20:.1f})"
+        f"\nworker RSS at ready {ready_rss / 2**20:.1f} MiB (constant {ENGINE_BASELINE_BYTES / 2**20:.0f}); peak after "
+        f"{stats.prompt_tokens + stats.tokens} tokens {peak / 2**20:.1f} MiB; need {pred.ram_bytes / 2**20:.1f} MiB "
+        f"(allocated {pred.ram_reserved_bytes / 2**20:.1f}, overhead {pred.overhead_bytes / 2**20:.1f})"
     )
-    assert stats.peak_rss_bytes <= pred.ram_bytes
+    assert abs(peak - pred.ram_bytes) <= 0.03 * pred.ram_bytes
+    assert pred.ram_reserved_bytes - pred.ram_bytes == pred.compute_cpu_unwritten > 0.1 * peak
     assert ready_rss <= ENGINE_BASELINE_BYTES  # the baseline constant does not understate the engine's start-up
 
 

@@ -171,6 +171,11 @@ def _print_human(info: ModelInfo, params: LoadParams, gpu: int | str, r: FitResu
         vram_txt = f", VRAM {format_bytes(vram)}" if vram else ""
         w(f"  {name:<9} {format_bytes(ram + vram):>11}  (RAM {format_bytes(ram)}{vram_txt})\n")
     w(f"  {'RAM':<9} {format_bytes(p.ram_bytes):>11}  + {format_bytes(r.ram_margin)} safety margin\n")
+    if p.compute_cpu_unwritten:
+        w(
+            f"  (llama.cpp also reserves {format_bytes(p.compute_cpu_unwritten)} of compute memory for logits the "
+            "engine never asks for; never written, it takes no RAM)\n"
+        )
     if p.vram_bytes:
         w(f"  {'VRAM':<9} {format_bytes(p.vram_bytes):>11}  + {format_bytes(r.vram_margin)} safety margin\n")
     b = r.budget

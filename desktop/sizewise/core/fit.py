@@ -286,6 +286,7 @@ def compare(pred: MemoryPrediction, measured: MeasuredBuffers) -> list[Component
         ComponentDiff("compute", pred.compute_bytes, m["compute"]),
         ComponentDiff("output", pred.output_bytes, m["output"]),
         ComponentDiff("total", pred.total_bytes, measured.total()),
-        ComponentDiff("ram", pred.ram_bytes - pred.overhead_bytes, measured.total(gpu=False)),
+        # llama.cpp logs what it allocates, so the RAM row compares the reservation, not the need
+        ComponentDiff("ram", pred.ram_reserved_bytes - pred.overhead_bytes, measured.total(gpu=False)),
         ComponentDiff("vram", pred.vram_bytes, measured.total(gpu=True)),
     ]

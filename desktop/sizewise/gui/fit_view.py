@@ -352,6 +352,12 @@ class FitView(QWidget):
             f"Largest context that fits: {r.max_ctx:,} tokens" if r.max_ctx else "No context length fits this budget."
         )
         detail = f"Prediction confidence: {pred.confidence} — {pred.confidence_reason}."
+        if pred.compute_cpu_unwritten:
+            detail += (
+                f" llama.cpp also reserves {format_bytes(pred.compute_cpu_unwritten)} of compute memory for"
+                " logits Sizewise never asks for: never written, it takes no RAM, so the need leaves it out"
+                " (the measured bar shows llama.cpp's reservations)."
+            )
         if r.notes:
             detail += " " + " ".join(n[0].upper() + n[1:] + "." for n in r.notes if n)
         self.detail_label.setText(detail)
