@@ -19,6 +19,9 @@ Commands, parent → worker
 ``tokenize``  ``{id, texts: [str]}`` — token counts with the loaded model's tokenizer (no BOS added,
               special tokens not parsed); queued behind a running reply. Sent with
               ``EngineClient.send_raw``. Added for the context meter (core/context_window.py).
+``threads``   ``{n}`` — CPU threads for the loaded model from now on (llama_set_n_threads); no answer.
+              Sent with ``EngineClient.send_raw`` by the compare view, which splits the cores between
+              engines that generate at the same time.
 
 Events, worker → parent
 -----------------------
