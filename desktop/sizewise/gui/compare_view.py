@@ -1,7 +1,11 @@
 """Compare models, quants or settings — or one model at several temperatures — on this machine.
 
-Two to four runs get the same prompt, seed and sampling; they run one after another, each in its own
-engine (gui/compare_runner.py). The replies appear side by side with each one's speed and memory,
+Two to four runs get the same prompt, seed and sampling, each in its own engine (gui/compare_runner.py).
+When they all fit in memory at once (the view says so, with the numbers, before the run) they are
+loaded together and kept loaded for the next run; the replies are still generated one at a time
+unless "Generate at the same time" is ticked, because replies generated together share the CPU and
+their speeds (labelled as such) are not what one model gets alone. Otherwise they run one after
+another, one model in memory at a time. The replies appear side by side with each one's speed and memory,
 then a table and bar charts, with the best choice for this hardware marked: the largest model that
 fits and generates at or above a reading-speed floor the user sets (default 10 tokens/s).
 
@@ -19,6 +23,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
@@ -48,6 +53,7 @@ from PySide6.QtWidgets import (
 )
 
 from sizewise.core.errors import UserError
+from sizewise.core.fit import Budget
 from sizewise.core.library import Library
 from sizewise.core.paths import AppPaths
 from sizewise.core.report import READING_SPEED_FLOOR_TPS, generation_tps, write_report
@@ -55,12 +61,25 @@ from sizewise.core.sampling import TEMPERATURE_HINT, LoadParams, SamplingParams
 from sizewise.core.starter import find_starter
 from sizewise.engine.bench import BenchRequest
 from sizewise.gui.background import run_in_background
-from sizewise.gui.compare_runner import CompareRunner, RunResult, RunSpec, describe_settings
+from sizewise.gui.compare_runner import (
+    SHARED_SPEED_NOTE,
+    CompareRunner,
+    EnginePool,
+    RunPlan,
+    RunResult,
+    RunSpec,
+    describe_settings,
+    plan_runs,
+)
 
 MAX_RUNS = 4
 MiB = float(1 << 20)
 DEFAULT_PROMPT = "Explain in three sentences what a context window is in a language model."
 DEFAULT_TEMPERATURES = "0.2, 0.7, 1.2"
+TOGETHER_TIP = (
+    "Generate every reply at once instead of one after another. The models then share the CPU, so each "
+    "reply's speed is lower than that model gets alone; the table, the best choice and the report say so."
+)
 
 
 def parse_temperatures(text: str) -> list[float]:
@@ -100,6 +119,11 @@ class CompareView(QWidget):
         self.runner: CompareRunner | None = None
         self.report: dict[str, Any] | None = None
         self.panels: list[_ReplyPanel] = []
+        self.pool = EnginePool(self)  # engines kept loaded after an all-at-once run
+        self.budget_override: Budget | None = None  # None: this machine's budget (tests inject a smaller one)
+        self.plan: RunPlan | None = None
+        self._plan_serial = 0
+        self._replan_waits = False
         self._build()
         self._live = QTimer(self)  # replies stream in: refresh the panels a few times a second, not per token
         self._live.setInterval(150)
@@ -156,6 +180,10 @@ class CompareView(QWidget):
         self.run_list.setAccessibleName("Runs")
         self.run_list.setMaximumHeight(110)
         rl.addWidget(self.run_list)
+        self.together_check = QCheckBox("Generate at the same time (when they all fit in memory)")
+        self.together_check.setEnabled(False)
+        self.together_check.setToolTip("Add runs that fit in memory together first.")
+        rl.addWidget(self.together_check)
         top.addWidget(runs_box, 1)
 
         ask_box = QGroupBox("Same prompt, seed and sampling for each")
@@ -234,6 +262,15 @@ class CompareView(QWidget):
         top.addWidget(ask_box, 1)
         outer.addLayout(top)
 
+        self.plan_label = QLabel("")
+        self.plan_label.setAccessibleName("Memory plan")
+        self.plan_label.setWordWrap(True)
+        self.plan_label.hide()  # shown once there is a decision to show
+        self.plan_label.setToolTip(
+            "Whether every run fits in memory at the same time: each one's predicted need added up, "
+            "the safety margin held back once, against the RAM (and VRAM) available now"
+        )
+        outer.addWidget(self.plan_label)
         self.status = QLabel("Add two to four runs, or pick one model for the temperature comparison.")
         self.status.setAccessibleName("Comparison status")
         self.status.setWordWrap(True)
@@ -316,10 +353,12 @@ class CompareView(QWidget):
         spec = RunSpec(path=str(path), load=load, gpu_layers=gpu_layers, label=label)
         self.specs.append(spec)
         self.run_list.addItem(f"{Path(spec.path).name} · {describe_settings(load, gpu_layers)}")
+        self._runs_changed()
 
     def clear_runs(self) -> None:
         self.specs.clear()
         self.run_list.clear()
+        self._runs_changed()
 
     @Slot()
     def _browse(self) -> None:
@@ -347,12 +386,76 @@ class CompareView(QWidget):
         if 0 <= row < len(self.specs):
             del self.specs[row]
             self.run_list.takeItem(row)
+            self._runs_changed()
 
     @Slot()
     def _sync_mode(self) -> None:
         temps = self.mode_temps.isChecked()
         self.temps_edit.setEnabled(temps)
         self.temp_spin.setEnabled(not temps)
+        self.replan()
+
+    # -- all at once? -----------------------------------------------------------------------------
+    def _runs_changed(self) -> None:
+        """Other runs: the kept engines no longer belong to the selection, so they are unloaded."""
+        if not self.busy:
+            self.pool.close_all()
+        self.replan()
+
+    def replan(self) -> None:
+        """Check again (off the GUI thread) whether the planned runs fit in memory at once; shown in words."""
+        self._plan_serial += 1
+        serial = self._plan_serial
+        try:
+            specs, _kind = self.planned_specs()
+        except UserError:
+            self._show_plan(None)
+            return
+        keys = [s.engine_key for s in specs]
+        if self.pool.covers(keys):
+            self._show_plan(self.pool.plan, kept=True)
+            return
+        if self.pool.closing:  # RAM still held by engines shutting down: check once they are gone
+            if not self._replan_waits:
+                self._replan_waits = True
+                self.pool.closed.connect(self._replan_once_closed)
+            return
+        budget = self.budget_override
+        run_in_background(lambda: plan_runs(specs, budget), lambda plan: self._planned(serial, plan))
+
+    @Slot()
+    def _replan_once_closed(self) -> None:
+        if self.pool.closing:
+            return
+        self._replan_waits = False
+        self.pool.closed.disconnect(self._replan_once_closed)
+        self.replan()
+
+    def _planned(self, serial: int, plan: RunPlan) -> None:
+        if serial == self._plan_serial and not self.busy:
+            self._show_plan(plan)
+
+    @Slot(object)
+    def _show_plan(self, plan: RunPlan | None, kept: bool = False) -> None:
+        self.plan = plan
+        text = "" if plan is None else plan.words()
+        if plan is not None and kept and plan.together is not None:
+            verb = "is" if plan.together.n == 1 else "are"
+            text = f"{plan.together.summary()} and {verb} still loaded from the last run: running again loads nothing."
+        self.plan_label.setText(text)
+        self.plan_label.setVisible(bool(text))
+        together = plan is not None and plan.all_at_once and len(plan.keys) > 1
+        self.together_check.setEnabled(together)
+        if together:
+            self.together_check.setToolTip(TOGETHER_TIP)
+        elif plan is not None and plan.all_at_once:
+            self.together_check.setToolTip("Needs two or more different models or settings loaded together.")
+        elif plan is not None:
+            self.together_check.setToolTip(
+                "Not available: the runs do not all fit in memory at once, so they run one after another."
+            )
+        else:
+            self.together_check.setToolTip("Add runs that fit in memory together first.")
 
     # -- running ----------------------------------------------------------------------------------
     def sampling(self, temperature: float | None = None) -> SamplingParams:
@@ -406,9 +509,14 @@ class CompareView(QWidget):
             bench=bench,
             kind=kind,
             floor_tps=self.floor_spin.value(),
+            budget=self.budget_override,
+            pool=self.pool,
+            generate_together=self.together_check.isEnabled() and self.together_check.isChecked(),
             parent=self,
         )
+        self._plan_serial += 1  # a check still running from before the run is out of date
         self._make_panels(len(specs))
+        self.runner.planned.connect(self._show_plan)
         self.runner.progress.connect(self.status.setText)
         self.runner.resultChanged.connect(self._on_result_changed)
         self.runner.allFinished.connect(self._on_all_finished)
@@ -420,16 +528,22 @@ class CompareView(QWidget):
 
     @Slot()
     def stop(self) -> None:
+        """Stop the comparison; every engine it loaded (kept ones included) shuts down."""
         if self.runner is not None:
             self.runner.stop()
+        self.pool.close_all()
 
     @property
     def busy(self) -> bool:
         return self.runner is not None and self.runner.running
 
     def shutdown(self) -> None:
-        """For the main window's close: stop a running comparison (its engines shut down in the background)."""
+        """For the main window's close: stop a running comparison and unload the kept engines (in the background)."""
         self.stop()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.shutdown()
+        super().closeEvent(event)
 
     # -- results ----------------------------------------------------------------------------------
     def _make_panels(self, n: int) -> None:
@@ -443,13 +557,12 @@ class CompareView(QWidget):
     @Slot()
     def _refresh_live(self) -> None:
         runner = self.runner
-        r = runner.current if runner is not None else None
-        if runner is None or r is None:
+        if runner is None:
             return
-        i = runner.results.index(r)
-        panel = self.panels[i]
-        if panel.text.toPlainText() != r.text:
-            panel.text.setPlainText(r.text)
+        for i in runner.active:
+            panel, r = self.panels[i], runner.results[i]
+            if panel.text.toPlainText() != r.text:
+                panel.text.setPlainText(r.text)
 
     @Slot(int)
     def _on_result_changed(self, i: int) -> None:
@@ -472,9 +585,10 @@ class CompareView(QWidget):
             )
         if r.stats:
             s = r.stats
+            shared = f" ({SHARED_SPEED_NOTE})" if r.side_by_side else ""
             parts.append(
                 f"{float(s.get('tg_tps') or 0):.1f} tokens/s, prompt {float(s.get('pp_tps') or 0):.0f} tokens/s, "
-                f"first token {float(s.get('ttft_ms') or 0):.0f} ms"
+                f"first token {float(s.get('ttft_ms') or 0):.0f} ms{shared}"
             )
         if r.peak_rss:
             parts.append(f"peak RSS {r.peak_rss / MiB:.0f} MiB")
@@ -494,6 +608,9 @@ class CompareView(QWidget):
         self.report = runner.build_report(self.floor_spin.value())
         self._fill_table()
         self._draw_charts()
+        # Runs changed during the run: what it kept loaded and is no longer selected goes.
+        self.pool.retain(s.engine_key for s in self.specs)
+        self.replan()
         self.run_button.setEnabled(True)
         self.stop_button.setEnabled(False)
         self.export_button.setEnabled(bool(self.report and self.report["models"]))
@@ -514,7 +631,13 @@ class CompareView(QWidget):
         assert self.report is not None
         entries = self.report["models"]
         best = self.report.get("best")
+        shared = self.runner is not None and self.runner.speeds_shared
         self.table.setRowCount(len(entries))
+        header = QTableWidgetItem("Generation t/s (shared CPU)" if shared else "Generation t/s")
+        if shared:
+            header.setToolTip(f"Reply speeds {SHARED_SPEED_NOTE}: lower than each model gets alone")
+        self.table.setHorizontalHeaderItem(3, header)
+        mark = "★ best (shared CPU)" if shared else "★ best"
 
         def mib(v: Any) -> str:
             return "–" if v is None else f"{int(v) / MiB:.0f}"
@@ -525,7 +648,7 @@ class CompareView(QWidget):
             gen = generation_tps(e)
             tg = e.get("tg")
             cells = [
-                "★ best" if row == best else "",
+                mark if row == best else "",
                 str(e.get("label")),
                 "failed" if e.get("error") else str(e.get("verdict") or "–"),
                 "–" if gen is None else f"{gen:.1f}",
@@ -554,6 +677,8 @@ class CompareView(QWidget):
         x = np.arange(len(entries), dtype=float)
         ticks = [[(float(i), f"{i + 1}{'★' if i == best else ''}") for i in range(len(entries))]]
         self.speed_chart.clear()
+        shared = self.runner is not None and self.runner.speeds_shared
+        self.speed_chart.setTitle(f"Generation tokens/s{' (shared CPU)' if shared else ''} (dashed: floor)")
         speeds = [generation_tps(e) or 0.0 for e in entries]
         brushes = [pg.mkBrush("#F58518" if i == best else "#4C78A8") for i in range(len(entries))]
         self.speed_chart.addItem(pg.BarGraphItem(x=x, height=speeds, width=0.6, brushes=brushes))
