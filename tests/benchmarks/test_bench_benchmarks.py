@@ -132,7 +132,7 @@ def test_live_charts_cost_at_most_one_percent_of_generation_speed(qtbot: QtBot, 
         cpu_with: list[float] = []
         cpu_without: list[float] = []
         reply([])  # warm-up
-        for i in range(8):
+        for i in range(ROUNDS):
             for charts in (True, False) if i % 2 == 0 else (False, True):  # alternate who goes first
                 view.setVisible(charts)
                 if charts:
@@ -145,9 +145,10 @@ def test_live_charts_cost_at_most_one_percent_of_generation_speed(qtbot: QtBot, 
     finally:
         view.close()
         adapter.shutdown()
-    ratio = statistics.median(with_charts) / statistics.median(without)
+    # per-round pairs ran back to back, so a slow spell of the shared host hits both halves of a pair
+    ratio = statistics.median(w / wo for w, wo in zip(with_charts, without, strict=True))
     print(
-        f"\ngeneration speed with / without live charts: {ratio:.3f} "
+        f"\ngeneration speed with / without live charts, median of {ROUNDS} paired rounds: {ratio:.3f} "
         f"(with {statistics.median(with_charts):.1f} t/s, without {statistics.median(without):.1f}; "
         f"{redraws} redraws)"
     )
