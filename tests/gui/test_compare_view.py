@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -318,3 +321,26 @@ def test_a_worker_that_dies_fails_only_its_own_run(qtbot: QtBot, view: CompareVi
     assert "Failed:" in view.panels[0].figures.text() and "tokens/s" in view.panels[1].figures.text()
     assert engine_workers() == [survivor.pid]  # the survivor stays loaded for the next run
     assert view.report is not None and view.table.item(0, 2).text() == "failed"
+
+
+def test_closing_with_engines_kept_loaded_exits_cleanly(smollm2_path: Path, tmp_path: Path) -> None:
+    """The app's exit waits for kept compare engines to shut down: no worker left, no exit traceback.
+
+    Before, the interpreter could exit while their shutdown threads ran; multiprocessing's exit handler
+    then joined a process object one of them had just closed and printed "ValueError: process object
+    is closed" (2 exits in 3 here).
+    """
+    script = Path(__file__).with_name("compare_exit_script.py")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run(
+        [sys.executable, str(script), str(smollm2_path), str(tmp_path / "base")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0 and done.stdout.strip().endswith("closed"), done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    workers = [int(p) for line in done.stdout.splitlines() if line.startswith("workers ") for p in line.split()[1:]]
+    assert len(workers) == 2 and not any(psutil.pid_exists(p) for p in workers)

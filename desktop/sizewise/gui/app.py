@@ -60,7 +60,6 @@ def run_app(ctx: CliContext, smoke_test: bool = False) -> int:
         faulthandler.enable()
     install_excepthook()
     app = make_app()
-    from sizewise.gui.background import wait_for_background
     from sizewise.gui.main_window import MainWindow
 
     if smoke_test:
@@ -70,5 +69,17 @@ def run_app(ctx: CliContext, smoke_test: bool = False) -> int:
     window = MainWindow(ctx.paths)
     window.show()
     status = app.exec()
-    wait_for_background(10_000)  # let jobs that are still reading files finish before Python exits
+    after_event_loop()
     return status
+
+
+def after_event_loop() -> None:
+    """What must finish before Python exits once the window has closed: background jobs still reading
+    files, and compare engines still shutting their workers down (multiprocessing's exit handler would
+    otherwise race their threads and print a traceback)."""
+    from sizewise.gui.background import wait_for_background
+
+    wait_for_background(10_000)
+    compare = sys.modules.get("sizewise.gui.compare_runner")  # imported only if the Compare tab was opened
+    if compare is not None:
+        compare.wait_for_engine_shutdowns()

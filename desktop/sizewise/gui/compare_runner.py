@@ -209,6 +209,20 @@ def plan_runs(specs: Sequence[RunSpec], budget: Budget | None = None) -> RunPlan
 # -- one engine -----------------------------------------------------------------------------------
 
 _closing: set[QObject] = set()  # engines shutting down: kept alive until their worker has exited
+_shutdowns: list[threading.Thread] = []  # their shutdown threads, for wait_for_engine_shutdowns()
+
+
+def wait_for_engine_shutdowns(timeout_s: float = 5.0) -> None:
+    """Block until engines closed by a view (on its close, say) have exited; for after the event loop.
+
+    Without this, a closed app's interpreter can exit while those threads still shut workers down:
+    multiprocessing's exit handler then joins a process object the thread has just closed, and prints
+    a ValueError traceback (seen when closing the compare view right after an all-at-once run).
+    """
+    deadline = time.monotonic() + timeout_s
+    for t in list(_shutdowns):
+        t.join(max(0.0, deadline - time.monotonic()))
+    _shutdowns[:] = [t for t in _shutdowns if t.is_alive()]
 
 
 class CompareEngine(QObject):
@@ -491,7 +505,9 @@ class CompareEngine(QObject):
 
         # A plain thread, not the pool: EngineClient.shutdown() asks threading.current_thread(), which
         # would leave a never-ending "dummy" Thread record behind for a pool thread.
-        threading.Thread(target=shut_down, name="compare-engine-shutdown", daemon=True).start()
+        thread = threading.Thread(target=shut_down, name="compare-engine-shutdown", daemon=True)
+        _shutdowns[:] = [t for t in _shutdowns if t.is_alive()] + [thread]
+        thread.start()
 
 
 def close_engines(engines: Iterable[CompareEngine], then: Callable[[], None]) -> None:
