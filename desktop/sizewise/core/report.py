@@ -458,7 +458,7 @@ def charts_svg(report: Mapping[str, Any]) -> list[str]:
             [
                 Series("predicted (llama.cpp buffers)", [mib(e, "predicted", "total_bytes") for e in models]),
                 Series("measured (llama.cpp buffers)", [mib(e, "measured", "total_bytes") for e in models]),
-                Series("predicted RAM incl. overhead", [mib(e, "predicted", "ram_bytes") for e in models]),
+                Series("predicted RAM need (incl. overhead)", [mib(e, "predicted", "ram_bytes") for e in models]),
                 Series("measured peak RSS", [mib(e, "measured", "peak_rss_bytes") for e in models]),
             ],
             "MiB",

@@ -307,7 +307,9 @@ class CompareView(QWidget):
         cl = QVBoxLayout(charts)
         cl.setContentsMargins(0, 0, 0, 0)
         self.speed_chart = pg.PlotWidget(background="w", title="Generation tokens/s (dashed: floor)")
-        self.memory_chart = pg.PlotWidget(background="w", title="Memory MiB: predicted / measured / peak RSS")
+        self.memory_chart = pg.PlotWidget(
+            background="w", title="Memory MiB: predicted need / llama.cpp allocated / peak RSS"
+        )
         for chart in (self.speed_chart, self.memory_chart):
             chart.setMouseEnabled(x=False, y=False)
             chart.setMenuEnabled(False)
