@@ -19,6 +19,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -482,3 +483,44 @@ def test_disk_full_mid_download_keeps_the_partial_and_resumes(
     assert r.verified and r.resumed_from == kept and _sha256(r.path) == r.sha256
     with contextlib.suppress(OSError):
         shutil.rmtree(small_disk / "hf")
+
+
+@pytest.mark.parametrize("syscall", ["writev", "write"])
+def test_batched_writes_survive_short_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, syscall: str) -> None:
+    """The batch writer loops until every byte of every chunk is on disk, in order, whatever size each
+    call manages (a short write splits a chunk) — with writev, and with plain write where there is none."""
+    from sizewise.core import downloads
+
+    chunks = [bytes([i]) * n for i, n in enumerate((5, 1, 0, 17, 3, 64))]
+    calls: list[int] = []
+    if syscall == "writev":
+
+        def short_writev(fd: int, buffers: list[memoryview]) -> int:
+            calls.append(len(buffers))
+            return os.write(fd, b"".join(bytes(b) for b in buffers)[:7])  # a prefix, as a short writev writes
+
+        monkeypatch.setattr(os, "writev", short_writev)
+    else:
+        monkeypatch.delattr(os, "writev")
+    path = tmp_path / "out.bin"
+    with open(path, "ab", buffering=0) as out:
+        if syscall == "write":
+            real_write = out.write
+            out = _ShortWrites(real_write, calls)  # type: ignore[assignment]
+        downloads._write_all(out, chunks)
+    assert path.read_bytes() == b"".join(chunks)
+    assert len(calls) > len(chunks)  # it really was split into short writes
+
+
+class _ShortWrites:
+    """A file whose write() takes at most 4 bytes a call, as a slow or interrupted write may."""
+
+    def __init__(self, write: Any, calls: list[int]) -> None:
+        self._write, self._calls = write, calls
+
+    def fileno(self) -> int:
+        return -1  # unused without writev
+
+    def write(self, view: memoryview) -> int:
+        self._calls.append(1)
+        return int(self._write(view[:4]))
