@@ -21,7 +21,7 @@ from sizewise.core.paths import AppPaths
 from sizewise.core.report import best_choice
 from sizewise.core.resources import resource_path
 from sizewise.core.sampling import LoadParams
-from sizewise.gui.compare_runner import SHARED_SPEED_NOTE
+from sizewise.gui.compare_runner import SHARED_SPEED_NOTE, CompareRunner
 from sizewise.gui.compare_view import CompareView, parse_temperatures
 
 RUN_TIMEOUT_MS = 600_000
@@ -168,10 +168,8 @@ def test_temperature_made_visible_with_a_fixed_seed(qtbot: QtBot, view: CompareV
     assert view.panels[2].title().endswith("temperature 1.2")
 
 
-def test_stop_ends_the_comparison_and_its_engine(qtbot: QtBot, view: CompareView, smollm2_path: Path) -> None:
-    view.add_run(smollm2_path, LoadParams(n_ctx=256))
-    view.add_run(smollm2_path, LoadParams(n_ctx=512))
-    view.budget_override = too_small_for_both(qtbot, view)  # one after another: the second never starts
+def stop_mid_reply(qtbot: QtBot, view: CompareView) -> CompareRunner:
+    """Start a long comparison, click Stop once the first reply streams, and wait for the end."""
     view.max_tokens_spin.setValue(400)
     view.run()
     runner = view.runner
@@ -179,6 +177,14 @@ def test_stop_ends_the_comparison_and_its_engine(qtbot: QtBot, view: CompareView
     qtbot.waitUntil(lambda: bool(runner.current and runner.current.text), timeout=RUN_TIMEOUT_MS)
     with qtbot.waitSignal(view.finished, timeout=60_000):
         view.stop_button.click()
+    return runner
+
+
+def test_stop_ends_the_comparison_and_its_engine(qtbot: QtBot, view: CompareView, smollm2_path: Path) -> None:
+    view.add_run(smollm2_path, LoadParams(n_ctx=256))
+    view.add_run(smollm2_path, LoadParams(n_ctx=512))
+    view.budget_override = too_small_for_both(qtbot, view)  # one after another: the second never starts
+    runner = stop_mid_reply(qtbot, view)
     assert runner.stopped and not runner.running
     first, second = runner.results
     # stopped mid-reply: cancelled by the worker, or (if it did not answer within the grace time) killed
@@ -275,13 +281,7 @@ def test_all_at_once_when_they_fit_kept_loaded_shared_speeds_cancel_and_one_afte
 
     # (e) stop during an all-at-once run: every engine stops, no worker is left
     view.together_check.setChecked(False)
-    view.max_tokens_spin.setValue(400)
-    view.run()
-    runner = view.runner
-    assert runner is not None
-    qtbot.waitUntil(lambda: bool(runner.current and runner.current.text), timeout=RUN_TIMEOUT_MS)
-    with qtbot.waitSignal(view.finished, timeout=60_000):
-        view.stop_button.click()
+    runner = stop_mid_reply(qtbot, view)
     assert runner.stopped and engine_workers() == [] and not view.pool.engines
 
     # (b) a budget too small for both together: one after another, never two workers, the same replies
