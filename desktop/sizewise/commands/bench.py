@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import signal
 import sys
@@ -41,6 +42,7 @@ from sizewise.core.report import (
     llama_cpp_facts,
     model_entry,
     report_format,
+    settings_summary,
     write_report,
 )
 from sizewise.core.sampling import LoadParams
@@ -153,16 +155,7 @@ def bench_model(
         hardware = probe_hardware(ready)
         fit: FitResult = check_fit(header, params, machine_budget(hardware), gpu, baseline_bytes=baseline)
         load = replace(params, n_gpu_layers=fit.gpu_layers, n_threads=threads)
-        settings = {
-            "ctx": load.n_ctx,
-            "gpu_layers": fit.gpu_layers,
-            "gpu_layers_requested": gpu,
-            "kv_type": load.kv_type,
-            "flash_attn": load.flash_attn,
-            "n_batch": load.n_batch,
-            "n_ubatch": load.n_ubatch,
-            "n_threads": threads,
-        }
+        settings = {**settings_summary(load, fit.gpu_layers), "gpu_layers_requested": gpu, "n_threads": threads}
         hw, lc = hardware_section(hardware), llama_cpp_facts(ready)
         print(f"{label}: loading ({fit.verdict} predicted)…", file=sys.stderr, flush=True)
         try:
@@ -170,32 +163,16 @@ def bench_model(
         except EngineError as exc:
             entry = model_entry(info=info, settings=settings, fit=fit, hardware=hw, llama_cpp=lc, error=str(exc))
             return entry, ready, hardware
+        loaded_entry = functools.partial(
+            model_entry, info=info, settings=settings, fit=fit, loaded=loaded, baseline_rss_bytes=baseline,
+            hardware=hw, llama_cpp=lc,
+        )  # fmt: skip
         try:
             done = _run_bench(session, req, label)
         except EngineError as exc:
-            entry = model_entry(
-                info=info,
-                settings=settings,
-                fit=fit,
-                loaded=loaded,
-                baseline_rss_bytes=baseline,
-                hardware=hw,
-                llama_cpp=lc,
-                error=str(exc),
-            )
-            return entry, ready, hardware
+            return loaded_entry(error=str(exc)), ready, hardware
         settings.update(n_threads=done.get("n_threads"), n_threads_batch=done.get("n_threads_batch"))
-        entry = model_entry(
-            info=info,
-            settings=settings,
-            fit=fit,
-            loaded=loaded,
-            bench=done,
-            peak_rss_bytes=int(done.get("peak_rss_bytes") or 0),
-            baseline_rss_bytes=baseline,
-            hardware=hw,
-            llama_cpp=lc,
-        )
+        entry = loaded_entry(bench=done, peak_rss_bytes=int(done.get("peak_rss_bytes") or 0))
     _remember(ctx, path, fit, loaded, entry, load)
     return entry, ready, hardware
 
@@ -248,12 +225,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         hardware=hardware_section(hardware) if hardware is not None else None,
         llama_cpp=llama_cpp_facts(ready),
         settings={
-            "ctx": params.n_ctx,
-            "gpu_layers": gpu,
-            "kv_type": params.kv_type,
-            "flash_attn": params.flash_attn,
-            "n_batch": params.n_batch,
-            "n_ubatch": params.n_ubatch,
+            **settings_summary(params, gpu),
             "n_threads": args.threads,
             "pp": req.pp,
             "tg": req.tg,

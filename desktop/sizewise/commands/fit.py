@@ -22,7 +22,7 @@ from sizewise.core.hardware import format_bytes, machine_budget
 from sizewise.core.measurements import MeasurementStore, settings_key
 from sizewise.core.models import resolve_model_path
 from sizewise.core.remote_gguf import parse_hub_spec, read_remote_header
-from sizewise.core.report import model_summary
+from sizewise.core.report import model_summary, settings_summary
 from sizewise.core.sampling import LoadParams
 from sizewise.core.targets import custom_budget, find_target
 
@@ -118,14 +118,7 @@ def result_json(
     pred = result.prediction
     return {
         "model": {**model_summary(info), "read": how},
-        "settings": {
-            "ctx": params.n_ctx,
-            "gpu_layers": gpu,
-            "kv_type": params.kv_type,
-            "flash_attn": params.flash_attn,
-            "n_batch": params.n_batch,
-            "n_ubatch": params.n_ubatch,
-        },
+        "settings": settings_summary(params, gpu),
         "predicted": pred.to_dict(),
         "budget": result.budget.to_dict(),
         "verdict": result.verdict,

@@ -569,23 +569,12 @@ def download_file(
             rep.state(DownloadState.VERIFYING, total, "checking the file already in the cache")
             digest = store.verified_sha256(paths.blob) or _hash_file(paths.blob)
             if _matches(paths.blob, digest, remote):
-                _link_pointer(paths.blob, paths.pointer)
-                _write_ref(paths.storage, revision, meta.commit_hash)
-                store.record(paths.blob, digest, repo_id, filename)
+                _register(paths, revision, meta.commit_hash, store, digest, repo_id, filename)
                 rep.state(DownloadState.DONE, total, "already downloaded")
                 return DownloadedFile(
-                    repo_id,
-                    filename,
-                    revision,
-                    meta.commit_hash,
-                    paths.pointer,
-                    paths.blob,
-                    digest,
-                    total,
-                    True,
-                    total,
-                    0,
-                )
+                    repo_id, filename, revision, meta.commit_hash, paths.pointer, paths.blob, digest, total, True,
+                    total, 0,
+                )  # fmt: skip
             # A damaged copy: remove it and download again.
             paths.blob.unlink()
             with contextlib.suppress(FileNotFoundError):
@@ -730,23 +719,12 @@ def download_file(
                 "connection is altering data."
             )
         _finalize(paths.incomplete, paths.blob)
-        _link_pointer(paths.blob, paths.pointer)
-        _write_ref(paths.storage, revision, meta.commit_hash)
-        store.record(paths.blob, digest, repo_id, filename)
+        _register(paths, revision, meta.commit_hash, store, digest, repo_id, filename)
     rep.state(DownloadState.DONE, total, "verified")
     return DownloadedFile(
-        repo_id,
-        filename,
-        revision,
-        meta.commit_hash,
-        paths.pointer,
-        paths.blob,
-        digest,
-        total,
-        True,
-        resumed_from,
-        received,
-    )
+        repo_id, filename, revision, meta.commit_hash, paths.pointer, paths.blob, digest, total, True,
+        resumed_from, received,
+    )  # fmt: skip
 
 
 class _ProtocolProblem(Exception):
@@ -796,6 +774,15 @@ def _matches(path: Path, sha256: str, remote: RemoteFile) -> bool:
     if remote.sha256:
         return sha256 == remote.sha256
     return _git_blob_sha1(path) == remote.blob_id  # non-LFS files: the git blob id is the checksum
+
+
+def _register(
+    paths: CachePaths, revision: str, commit: str, store: VerifiedStore, digest: str, repo_id: str, filename: str
+) -> None:
+    """Make a verified blob visible the way huggingface_hub lays out its cache, and remember it was checked."""
+    _link_pointer(paths.blob, paths.pointer)
+    _write_ref(paths.storage, revision, commit)
+    store.record(paths.blob, digest, repo_id, filename)
 
 
 def _finalize(src: Path, dst: Path) -> None:

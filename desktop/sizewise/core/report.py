@@ -27,6 +27,7 @@ from sizewise.core.fit import FitResult, compare
 from sizewise.core.gguf_meta import ModelInfo
 from sizewise.core.hardware import HardwareReport, describe
 from sizewise.core.llama_log import MeasuredBuffers
+from sizewise.core.sampling import LoadParams
 from sizewise.core.svg_chart import Series, bar_chart_svg
 
 REPORT_VERSION = 1
@@ -67,6 +68,18 @@ def model_summary(info: ModelInfo) -> dict[str, Any]:
         "file_bytes": info.file_bytes,
         "context_length": info.context_length,
         "n_layers": info.n_layers,
+    }
+
+
+def settings_summary(params: LoadParams, gpu_layers: int | str) -> dict[str, Any]:
+    """The load settings as reports and ``--json`` show them (the issue's ``settings`` object)."""
+    return {
+        "ctx": params.n_ctx,
+        "gpu_layers": gpu_layers,
+        "kv_type": params.kv_type,
+        "flash_attn": params.flash_attn,
+        "n_batch": params.n_batch,
+        "n_ubatch": params.n_ubatch,
     }
 
 

@@ -41,7 +41,7 @@ from sizewise.core.fit_together import TogetherFit, fit_together
 from sizewise.core.gguf_meta import GGUFHeader, ModelInfo
 from sizewise.core.hardware import HardwareReport, machine_budget, probe_hardware
 from sizewise.core.models import inspect_model
-from sizewise.core.report import build_report, hardware_section, llama_cpp_facts, model_entry
+from sizewise.core.report import build_report, hardware_section, llama_cpp_facts, model_entry, settings_summary
 from sizewise.core.sampling import LoadParams, SamplingParams, default_threads
 from sizewise.engine.bench import BenchRequest
 from sizewise.gui.background import run_in_background
@@ -317,15 +317,7 @@ class CompareEngine(QObject):
         _header, info, hardware, fit, baseline = result
         self.info, self.hardware, self.fit, self.baseline = info, hardware, fit, baseline
         spec = self.spec
-        self.settings = {
-            "ctx": spec.load.n_ctx,
-            "gpu_layers": fit.gpu_layers,
-            "gpu_layers_requested": spec.gpu_layers,
-            "kv_type": spec.load.kv_type,
-            "flash_attn": spec.load.flash_attn,
-            "n_batch": spec.load.n_batch,
-            "n_ubatch": spec.load.n_ubatch,
-        }
+        self.settings = {**settings_summary(spec.load, fit.gpu_layers), "gpu_layers_requested": spec.gpu_layers}
         self.prepared.emit(self)
         if self.adapter is None or self.is_settled:
             return
