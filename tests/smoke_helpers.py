@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from sizewise.core.starter import STARTER_FILE
+from sizewise.core.hub.starter import STARTER_FILE
 
 
 def basedir_with_starter(base: Path, starter: Path) -> Path:

@@ -69,9 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             if args.smoke_test:
                 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-            from sizewise.gui.app import run_app
+            from sizewise.gui.shell.app import run_app
 
-            return run_app(ctx, smoke_test=args.smoke_test)
+            return run_app(ctx.paths, smoke_test=args.smoke_test)
         return int(args.func(args, ctx))
     except UserError as exc:
         if args.debug:

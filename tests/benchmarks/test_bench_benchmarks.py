@@ -103,8 +103,8 @@ def test_sizewise_bench_matches_llama_cpp_python_running_the_same_loop(
 
 
 def test_live_charts_cost_at_most_one_percent_of_generation_speed(qtbot: QtBot, smollm2_path: Path) -> None:
-    from sizewise.gui.engine_adapter import EngineAdapter
-    from sizewise.gui.metrics_view import MetricsView
+    from sizewise.gui.adapters.engine_adapter import EngineAdapter
+    from sizewise.gui.metrics.metrics_view import MetricsView
 
     adapter = EngineAdapter()
     view = MetricsView(adapter)

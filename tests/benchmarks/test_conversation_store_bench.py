@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sizewise.core.conversations import FLUSH_INTERVAL_S, ConversationStore
+from sizewise.core.chat.store import FLUSH_INTERVAL_S, ConversationStore
 
 WORDS = [
     "river",

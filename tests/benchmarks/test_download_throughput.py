@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from sizewise.core.downloads import DownloadOptions, download_file
-from sizewise.core.hub import HubSettings
+from sizewise.core.hub.browse import HubSettings
+from sizewise.core.hub.downloads import DownloadOptions, download_file
 
 pytestmark = pytest.mark.benchmarks
 

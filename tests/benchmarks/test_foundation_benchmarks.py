@@ -80,7 +80,7 @@ def test_engine_generation_speed_vs_raw_llama(smollm2_path: Path) -> None:
 def test_gui_event_loop_stall_while_streaming(qtbot, app_paths, smollm2_path: Path) -> None:  # type: ignore[no-untyped-def]
     from PySide6.QtCore import QElapsedTimer, QTimer
 
-    from sizewise.gui.main_window import MainWindow
+    from sizewise.gui.shell.main_window import MainWindow
 
     w = MainWindow(app_paths)
     qtbot.addWidget(w)
@@ -119,8 +119,8 @@ COLD_START = textwrap.dedent("""
     import os, sys, time, psutil
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from sizewise.core.paths import temporary_paths
-    from sizewise.gui.app import make_app
-    from sizewise.gui.main_window import MainWindow
+    from sizewise.gui.shell.app import make_app
+    from sizewise.gui.shell.main_window import MainWindow
     app = make_app()
     paths = temporary_paths().ensure()
     w = MainWindow(paths)

@@ -6,7 +6,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from sizewise.core.paths import AppPaths
-from sizewise.gui.main_window import MainWindow
+from sizewise.gui.shell.main_window import MainWindow
 
 
 @pytest.fixture

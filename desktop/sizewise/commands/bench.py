@@ -1,11 +1,11 @@
 """``sizewise bench MODEL [MODEL…]``: measured speed and memory on this machine, next to the prediction.
 
 Per model: a fresh engine worker (so its peak RSS belongs to this model alone), the memory
-prediction and verdict for exactly these settings (core/fit.py against this machine's budget, with
+prediction and verdict for exactly these settings (core/fit/verdict.py against this machine's budget, with
 the worker's own baseline RSS), the load with those settings, llama.cpp's logged buffers, then the
 llama-bench loop inside the worker (engine/bench.py): pp and tg as mean ± sample stddev over the
 repetitions, and the time to first token of a real chat turn. The measurement is kept in the model's
-record (core/measurements.py) so ``sizewise fit`` and the library show it later.
+record (core/fit/measurements.py) so ``sizewise fit`` and the library show it later.
 
 Progress goes to stderr; ``--json`` prints one object on stdout (the same shape as the JSON report,
 see resources/report.schema.json). Ctrl+C stops the benchmark in the worker, shuts the worker down and
@@ -30,13 +30,13 @@ from typing import Any
 from sizewise.commands import CliContext
 from sizewise.commands.fit import add_memory_flags, memory_settings
 from sizewise.core.errors import UserError
-from sizewise.core.fit import FitResult, check_fit
-from sizewise.core.gguf_meta import GGUFHeader, ModelInfo
-from sizewise.core.hardware import HardwareReport, format_bytes, machine_budget, probe_hardware
-from sizewise.core.llama_log import MeasuredBuffers
-from sizewise.core.measurements import MeasurementStore, make_record, settings_key
-from sizewise.core.models import inspect_model, resolve_model_path
-from sizewise.core.report import (
+from sizewise.core.fit.hardware import HardwareReport, format_bytes, machine_budget, probe_hardware
+from sizewise.core.fit.llama_log import MeasuredBuffers
+from sizewise.core.fit.measurements import MeasurementStore, make_record, settings_key
+from sizewise.core.fit.verdict import FitResult, check_fit
+from sizewise.core.gguf.header import GGUFHeader, ModelInfo
+from sizewise.core.hub.resolve import inspect_model, resolve_model_path
+from sizewise.core.report.fit_report import (
     build_report,
     hardware_section,
     llama_cpp_facts,

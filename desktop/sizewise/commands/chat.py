@@ -11,12 +11,12 @@ import argparse
 import sys
 
 from sizewise.commands import CliContext, add_sampling_flags, sampling_from_args
-from sizewise.core.chat_prompt import chat_messages, transcript_prompt
-from sizewise.core.context_window import estimate_tokens, fit_messages, reply_reserve
-from sizewise.core.conversations import ConversationStore
+from sizewise.core.chat.context_window import estimate_tokens, fit_messages, reply_reserve
+from sizewise.core.chat.presets import PresetLibrary
+from sizewise.core.chat.prompt import chat_messages, transcript_prompt
+from sizewise.core.chat.store import ConversationStore
 from sizewise.core.errors import UserError
-from sizewise.core.models import check_model, context_warning, resolve_model_path
-from sizewise.core.presets import PresetLibrary
+from sizewise.core.hub.resolve import check_model, context_warning, resolve_model_path
 from sizewise.engine.session import EngineError, EngineSession
 
 

@@ -16,15 +16,15 @@ from typing import Any
 
 from sizewise.commands import CliContext
 from sizewise.core.errors import UserError
-from sizewise.core.fit import Budget, FitResult, check_fit
-from sizewise.core.gguf_meta import GGUFError, GGUFHeader, ModelInfo, model_info, read_header
-from sizewise.core.hardware import format_bytes, machine_budget
-from sizewise.core.measurements import MeasurementStore, settings_key
-from sizewise.core.models import resolve_model_path
-from sizewise.core.remote_gguf import parse_hub_spec, read_remote_header
-from sizewise.core.report import model_summary, settings_summary
+from sizewise.core.fit.hardware import format_bytes, machine_budget
+from sizewise.core.fit.measurements import MeasurementStore, settings_key
+from sizewise.core.fit.targets import custom_budget, find_target
+from sizewise.core.fit.verdict import Budget, FitResult, check_fit
+from sizewise.core.gguf.header import GGUFError, GGUFHeader, ModelInfo, model_info, read_header
+from sizewise.core.hub.remote_header import parse_hub_spec, read_remote_header
+from sizewise.core.hub.resolve import resolve_model_path
+from sizewise.core.report.fit_report import model_summary, settings_summary
 from sizewise.core.sampling import LoadParams
-from sizewise.core.targets import custom_budget, find_target
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

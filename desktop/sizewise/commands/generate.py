@@ -8,8 +8,8 @@ import sys
 
 from sizewise.commands import CliContext, add_sampling_flags, sampling_from_args
 from sizewise.core.errors import UserError
-from sizewise.core.llama_log import MeasuredBuffers
-from sizewise.core.models import check_model, context_warning, resolve_model_path
+from sizewise.core.fit.llama_log import MeasuredBuffers
+from sizewise.core.hub.resolve import check_model, context_warning, resolve_model_path
 from sizewise.engine.session import EngineError, EngineSession
 
 

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from sizewise.commands import CliContext
-from sizewise.core.hardware import HardwareReport, describe, probe_hardware
+from sizewise.core.fit.hardware import HardwareReport, describe, probe_hardware
 from sizewise.engine.session import EngineError, EngineSession
 
 

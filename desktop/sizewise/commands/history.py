@@ -15,8 +15,8 @@ from pathlib import Path
 
 from sizewise.commands import CliContext
 from sizewise.core.atomic import write_text_atomic
-from sizewise.core.conversation_export import read_import_file
-from sizewise.core.conversations import Conversation, ConversationStore
+from sizewise.core.chat.export import read_import_file
+from sizewise.core.chat.store import Conversation, ConversationStore
 from sizewise.core.errors import UserError
 
 

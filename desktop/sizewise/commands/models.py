@@ -6,7 +6,7 @@ import argparse
 import json
 
 from sizewise.commands import CliContext
-from sizewise.core.library import Library
+from sizewise.core.hub.library import Library
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

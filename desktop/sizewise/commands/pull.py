@@ -13,9 +13,9 @@ import sys
 import time
 
 from sizewise.commands import CliContext
-from sizewise.core.downloads import DownloadOptions, DownloadState, Progress, download_model
-from sizewise.core.hub import HubBrowser, HubSettings
-from sizewise.core.library import verified_store_for
+from sizewise.core.hub.browse import HubBrowser, HubSettings
+from sizewise.core.hub.downloads import DownloadOptions, DownloadState, Progress, download_model
+from sizewise.core.hub.library import verified_store_for
 
 DEFAULT_QUANT = "Q4_K_M"  # a common balance of size and quality, used when a repository has several files
 
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     settings = HubSettings.from_env()
     listing = HubBrowser(settings).repo_files(args.repo, args.revision)
     if args.list and (args.fit or args.target):
-        from sizewise.core.hub_fit import machine_fit_check, target_fit_check
+        from sizewise.core.hub.remote_fit import machine_fit_check, target_fit_check
 
         check = target_fit_check(args.target) if args.target else machine_fit_check()
         listing = HubBrowser(settings, fit_check=check).with_fit(listing)

@@ -23,11 +23,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from sizewise.core.models import resolve_model_path
+    from sizewise.core.hub.resolve import resolve_model_path
     from sizewise.core.sampling import SamplingParams
-    from sizewise.gui.app import install_excepthook, make_app
-    from sizewise.gui.drive import DriveError, chat_turn, load_model
-    from sizewise.gui.main_window import MainWindow
+    from sizewise.gui.shell.app import install_excepthook, make_app
+    from sizewise.gui.shell.drive import DriveError, chat_turn, load_model
+    from sizewise.gui.shell.main_window import MainWindow
 
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from sizewise.commands import CliContext
-from sizewise.core.hub import SORT_KEYS, HubBrowser
+from sizewise.core.hub.browse import SORT_KEYS, HubBrowser
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

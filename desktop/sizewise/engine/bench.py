@@ -27,13 +27,13 @@ flag makes a long ``llama_decode`` return early (code 2).
 from __future__ import annotations
 
 import ctypes
-import importlib
 import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sizewise.engine.process_memory import process_memory
 from sizewise.engine.protocol import Message
 
 # A plain paragraph, tiled to any length: realistic token ids for the prompt and generation runs.
@@ -347,10 +347,6 @@ class _Runner:
 
 def run_bench(host: BenchHost, msg: Message) -> None:
     """The worker's ``bench`` command: ``bench_progress`` events, then ``bench_done`` (or ``failed``)."""
-    # By name, as engine/entry.py does: this runs inside the worker (whose module is loaded already),
-    # and a static import would make every importer of BenchRequest look like it pulls in llama_cpp.
-    process_memory = importlib.import_module("sizewise.engine.worker").process_memory
-
     bench_id = int(msg["id"])
     if host.llm is None:
         host.send({"type": "failed", "id": bench_id, "message": "No model is loaded."})

@@ -3,7 +3,7 @@
 The parent (GUI or CLI) must name a target for ``multiprocessing``, and naming it imports its
 module. This module imports nothing heavy: the worker module, and with it llama_cpp, is imported
 by name only inside the child process. That keeps llama.cpp out of the GUI process — checked at
-run time by tests/gui/test_process_isolation.py, and statically by import-linter, which would
+run time by tests/gui/shell/test_process_isolation.py, and statically by import-linter, which would
 otherwise follow the import chain gui → engine.client → engine.worker → llama_cpp.
 """
 

@@ -18,7 +18,7 @@ Commands, parent → worker
 ``shutdown``  exit cleanly.
 ``tokenize``  ``{id, texts: [str]}`` — token counts with the loaded model's tokenizer (no BOS added,
               special tokens not parsed); queued behind a running reply. Sent with
-              ``EngineClient.send_raw``. Added for the context meter (core/context_window.py).
+              ``EngineClient.send_raw``. Added for the context meter (core/chat/context_window.py).
 ``threads``   ``{n}`` — CPU threads for the loaded model from now on (llama_set_n_threads); no answer.
               Sent with ``EngineClient.send_raw`` by the compare view, which splits the cores between
               engines that generate at the same time.
@@ -54,7 +54,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-PROTOCOL_VERSION = 1
 STOP_GRACE_S = 0.15  # after this, a stop request terminates the worker (goal: stopped within 200 ms)
 
 Message = dict[str, Any]

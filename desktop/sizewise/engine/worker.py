@@ -27,47 +27,12 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from sizewise.core.llama_log import BufferLine, parse_buffer_line
+from sizewise.core.fit.llama_log import BufferLine, parse_buffer_line
 from sizewise.core.sampling import default_threads
+from sizewise.engine.process_memory import process_memory
 from sizewise.engine.protocol import GenerationStats, Message
 
 KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml_type values
-
-
-def _linux_peak_rss() -> int | None:
-    """VmHWM: this process image's own high-water mark.
-
-    ru_maxrss is not usable on Linux for a spawned worker: it survives execve, so the worker would
-    report the RSS of the parent it was forked from (a GUI or test process) as its own peak.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def process_memory() -> tuple[int, int]:
-    """(current RSS, peak RSS) of this process in bytes."""
-    import psutil
-
-    info = psutil.Process().memory_info()
-    rss = int(info.rss)
-    peak = int(getattr(info, "peak_wset", 0) or 0)  # Windows
-    if not peak and sys.platform.startswith("linux"):
-        peak = _linux_peak_rss() or 0
-    if not peak:
-        try:
-            import resource
-
-            maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            peak = int(maxrss if sys.platform == "darwin" else maxrss * 1024)
-        except (ImportError, OSError):
-            peak = rss
-    return rss, max(rss, peak)
 
 
 def _load_error_message(path: str, log_lines: collections.deque[str], exc: BaseException) -> str:

@@ -1,0 +1,1031 @@
+"""Conversations in SQLite: the user's data, kept safe through crashes and bad files.
+
+Why it is built this way
+------------------------
+* **WAL journal, synchronous=NORMAL.** A commit is a write() into the WAL file, so a process killed
+  at any moment leaves every committed transaction intact (only a power cut can lose the last
+  fraction of a second, and never corrupts the file). Commits stay cheap enough (well under a
+  millisecond) to run on the GUI thread.
+* **Replies are saved while they stream.** :class:`StreamingReply` inserts the assistant row with
+  status ``streaming`` and writes the growing text every ``FLUSH_INTERVAL_S`` (or every
+  ``FLUSH_PIECES`` pieces). A killed app loses at most that much; on the next open, rows whose
+  writer process is gone become ``interrupted`` and are kept.
+* **The file is never replaced.** A database that is locked by another program, read-only,
+  damaged, or written by a newer Sizewise is left byte-for-byte untouched. :meth:`ConversationStore.open`
+  then returns a store over a temporary in-memory database (with a copy of the history where the
+  file can still be read) and a :class:`StoreProblem` that says what happened, so the app starts
+  and shows the problem instead of silently starting empty over the user's history.
+* **Schema versioned with PRAGMA user_version**, one function per migration step, run in one
+  transaction: a failed migration leaves the file as it was.
+* **Deleting is undoable, then thorough.** Delete marks a conversation; purge removes it for good,
+  with ``secure_delete`` so the text does not linger in free pages of a private chat database.
+* Search uses an FTS5 index (kept up to date by triggers) where SQLite has FTS5, else ``LIKE``.
+
+Every public method is one short transaction guarded by a lock, so the GUI thread may call the
+store directly and a background job may use it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import psutil
+
+from sizewise.core.chat.export import (
+    DEFAULT_TITLE,
+    ROLES,
+    all_to_json,
+    conversation_to_json,
+    conversation_to_markdown,
+    parse_import,
+)
+from sizewise.core.errors import UserError
+
+SCHEMA_VERSION = 2
+STATUSES = ("complete", "interrupted", "streaming")
+FLUSH_INTERVAL_S = 0.25
+FLUSH_PIECES = 16
+BUSY_TIMEOUT_S = 2.0
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+ProblemKind = Literal["locked", "read_only", "corrupt", "newer_schema", "unavailable"]
+Status = Literal["complete", "interrupted", "streaming"]
+
+
+class StoreError(UserError):
+    """A store operation failed (the file became locked, read-only, full or damaged)."""
+
+
+@dataclass(frozen=True)
+class StoreProblem:
+    """Why the conversation file is not in use this session; ``message`` is what the user reads."""
+
+    kind: ProblemKind
+    path: Path
+    detail: str  # SQLite's or the OS's own words
+    history_shown: bool  # the temporary store holds a read-only copy of the file's history
+
+    @property
+    def cause(self) -> str:
+        where = f"The conversation file {self.path}"
+        return {
+            "locked": f"{where} is locked by another program, perhaps another Sizewise window",
+            "read_only": f"{where} is read-only",
+            "corrupt": f"{where} is damaged ({self.detail})",
+            "newer_schema": f"{where} was written by a newer Sizewise ({self.detail})",
+        }.get(self.kind, f"{where} could not be opened ({self.detail})")
+
+    @property
+    def advice(self) -> str:
+        return {
+            "locked": " Close the other program and try again.",
+            "read_only": " Make the file and its folder writable and try again.",
+            "corrupt": " It can often be recovered with 'sqlite3 FILE .recover'.",
+            "newer_schema": " Update Sizewise to use it.",
+        }.get(self.kind, "")
+
+    @property
+    def message(self) -> str:
+        """For the app, which carries on with a temporary store."""
+        if self.history_shown:
+            session = "your history is shown from a copy, but nothing this session is saved"
+        else:
+            session = "this session uses a temporary store that is not saved"
+        return f"{self.cause}; it was left untouched, and {session}.{self.advice}"
+
+    @property
+    def cli_message(self) -> str:
+        """For a command that stops rather than work on a store that would be thrown away."""
+        return f"{self.cause}; it was left untouched and nothing was changed.{self.advice}"
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: int
+    uid: str
+    title: str
+    system_prompt: str
+    preset: str
+    created_at: float
+    updated_at: float
+    deleted_at: float | None = None
+    message_count: int = 0
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    uid: str
+    conversation_id: int
+    position: int
+    role: str
+    content: str
+    status: str
+    model_path: str
+    sampling: dict[str, Any]
+    stats: dict[str, Any]
+    created_at: float
+    updated_at: float
+
+    def for_chat(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    conversation: Conversation
+    snippet: str  # where the words were found ("" for a title-only match)
+    in_title: bool
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    imported: int
+    skipped: int  # already present (same uid): importing a file twice adds nothing
+    messages: int
+
+
+# -- errors ---------------------------------------------------------------------------------------
+def _error_name(exc: BaseException) -> str:
+    return str(getattr(exc, "sqlite_errorname", "") or "")
+
+
+def _classify(exc: BaseException) -> ProblemKind:
+    name, text = _error_name(exc), str(exc).lower()
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+        return "locked"
+    if name.startswith("SQLITE_READONLY") or "readonly" in text or "read-only" in text:
+        return "read_only"
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a database" in text:
+        return "corrupt"
+    if isinstance(exc, PermissionError):
+        return "read_only"
+    return "unavailable"
+
+
+def _reason(exc: BaseException) -> str:
+    return {
+        "locked": "the file is locked by another program",
+        "read_only": "the file is read-only",
+        "corrupt": "the file is damaged",
+    }.get(_classify(exc), str(exc) or type(exc).__name__)
+
+
+class _OpenProblem(Exception):
+    def __init__(self, kind: ProblemKind, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+# -- schema ---------------------------------------------------------------------------------------
+def fts5_available() -> bool:
+    db = sqlite3.connect(":memory:")
+    try:
+        db.execute("CREATE VIRTUAL TABLE probe USING fts5(x)")
+        return True
+    except sqlite3.Error:
+        return False
+    finally:
+        db.close()
+
+
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    """Run statements one by one: ``executescript`` would COMMIT the caller's transaction first,
+    and a migration must be all-or-nothing."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            db.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise ValueError(f"incomplete SQL statement: {statement!r}")
+
+
+def _migrate_1_base_tables(db: sqlite3.Connection, fts: bool) -> None:
+    """Version 1: conversations and their messages."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY,
+            uid TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL,
+            system_prompt TEXT NOT NULL DEFAULT '',
+            preset TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            deleted_at REAL
+        );
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            uid TEXT NOT NULL UNIQUE,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+            content TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'complete' CHECK (status IN ('complete', 'interrupted', 'streaming')),
+            model_path TEXT NOT NULL DEFAULT '',
+            sampling_json TEXT NOT NULL DEFAULT '{}',
+            stats_json TEXT NOT NULL DEFAULT '{}',
+            writer TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX messages_by_conversation ON messages (conversation_id, position);
+        """,
+    )
+
+
+def _create_search_index(db: sqlite3.Connection) -> None:
+    _run_script(
+        db,
+        """
+        CREATE VIRTUAL TABLE messages_fts USING fts5(
+            content, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+            INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
+        END;
+        CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+            INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+        END;
+        CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+            INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+            INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
+        END;
+        INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+        """,
+    )
+
+
+def _migrate_2_search_index(db: sqlite3.Connection, fts: bool) -> None:
+    """Version 2: a full-text index over message text (skipped where SQLite lacks FTS5: LIKE is used)."""
+    db.execute("CREATE INDEX conversations_by_update ON conversations (deleted_at, updated_at)")
+    if fts:
+        _create_search_index(db)
+
+
+# MIGRATIONS[n] brings a database from version n to n + 1.
+MIGRATIONS: list[Callable[[sqlite3.Connection, bool], None]] = [_migrate_1_base_tables, _migrate_2_search_index]
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+def migrate(db: sqlite3.Connection, *, target: int = SCHEMA_VERSION, fts: bool = True) -> int:
+    """Run the missing steps up to ``target`` inside the caller's transaction; returns the old version."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    for step in range(version, target):
+        MIGRATIONS[step](db, fts)
+    if target > version:
+        db.execute(f"PRAGMA user_version = {int(target)}")
+    return version
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def _writer_token() -> str:
+    """Identifies this process so a later open can tell a crashed writer from a live one."""
+    try:
+        created = psutil.Process().create_time()
+    except psutil.Error:
+        created = 0.0
+    return f"{os.getpid()}:{created:.2f}"
+
+
+def _writer_alive(token: str) -> bool:
+    pid_text, _, created_text = token.partition(":")
+    try:
+        pid, created = int(pid_text), float(created_text or 0)
+        proc = psutil.Process(pid)
+        return bool(proc.status() != psutil.STATUS_ZOMBIE and abs(proc.create_time() - created) < 0.05)
+    except (ValueError, psutil.Error):
+        return False
+
+
+def _json_dict(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def suggest_title(text: str, words: int = 7, limit: int = 60) -> str:
+    """A title from the first words of the first message, like most chat apps."""
+    first = " ".join(text.split()[:words])
+    if len(first) > limit:
+        first = first[: limit - 1].rstrip() + "…"
+    return first or DEFAULT_TITLE
+
+
+def _like_pattern(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _plain_snippet(content: str, needle: str, width: int = 70) -> str:
+    at = content.lower().find(needle.lower())
+    if at < 0:
+        return ""
+    start = max(0, at - width // 2)
+    end = min(len(content), at + len(needle) + width // 2)
+    text = " ".join(content[start:end].split())
+    return ("…" if start > 0 else "") + text + ("…" if end < len(content) else "")
+
+
+def _is_sqlite_file(path: Path) -> bool:
+    with path.open("rb") as fh:
+        head = fh.read(len(SQLITE_MAGIC))
+    return head == SQLITE_MAGIC or head == b""
+
+
+def _check_version(db: sqlite3.Connection) -> None:
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise _OpenProblem("newer_schema", f"format {version}; this version reads up to {SCHEMA_VERSION}")
+    if version == 0 and db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'").fetchone():
+        raise _OpenProblem("unavailable", "it is an SQLite database, but not a Sizewise conversation file")
+
+
+# -- the store ------------------------------------------------------------------------------------
+class ConversationStore:
+    """All conversations of one profile. Create with :meth:`open` (a file) or :meth:`in_memory`."""
+
+    def __init__(self, db: sqlite3.Connection, *, path: Path | None, problem: StoreProblem | None = None) -> None:
+        self._db = db
+        self._lock = threading.RLock()
+        self.path = path  # None: this session's data lives in memory only
+        self.problem = problem
+        self.fts = False
+        self.recovered: list[int] = []  # ids of replies found 'streaming' at open, now 'interrupted'
+        self._writer = _writer_token()
+
+    # -- opening ----------------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls, path: Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S, use_fts: bool | None = None
+    ) -> ConversationStore:
+        """Open (or create) the file; never raises for a bad file: see ``problem`` instead."""
+        path = Path(path)
+        db: sqlite3.Connection | None = None
+        try:
+            db = cls._connect_file(path, busy_timeout_s)
+            store = cls(db, path=path)
+            store._prepare(use_fts)
+            return store
+        except _OpenProblem as exc:
+            kind, detail = exc.kind, exc.detail
+        except (sqlite3.Error, OSError) as exc:
+            kind, detail = _classify(exc), str(exc)
+        except Exception as exc:  # e.g. a failing migration: rolled back, so the file is as it was
+            kind, detail = "unavailable", f"{type(exc).__name__}: {exc}"
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.rollback()
+            db.close()
+        return cls._temporary(path, kind, detail, busy_timeout_s, use_fts)
+
+    @classmethod
+    def in_memory(cls, *, use_fts: bool | None = None) -> ConversationStore:
+        store = cls(cls._connect(":memory:", 0.0), path=None)
+        store._prepare(use_fts)
+        return store
+
+    @staticmethod
+    def _connect(target: str, timeout: float, *, uri: bool = False) -> sqlite3.Connection:
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE), so a write never waits
+        # half-way through for a lock and a migration is all-or-nothing.
+        db = sqlite3.connect(target, timeout=timeout, isolation_level=None, check_same_thread=False, uri=uri)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA secure_delete = ON")
+        return db
+
+    @classmethod
+    def _connect_file(cls, path: Path, timeout: float) -> sqlite3.Connection:
+        if path.exists():
+            if not path.is_file():
+                raise _OpenProblem("unavailable", "it is not a file")
+            if not _is_sqlite_file(path):
+                raise _OpenProblem("corrupt", "it is not an SQLite database")
+            cls._check_integrity(path, timeout)
+            # WAL needs to write the file and create -wal/-shm files beside it.
+            if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+                raise _OpenProblem("read_only", "no permission to write")
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not os.access(path.parent, os.W_OK):
+                raise _OpenProblem("unavailable", f"the folder {path.parent} is not writable")
+        db = cls._connect(str(path), timeout)
+        try:
+            mode = str(db.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+            if mode != "wal":  # e.g. a file system without shared memory: rollback journal, still safe
+                db.execute("PRAGMA synchronous = FULL")
+            else:
+                db.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    @staticmethod
+    def _check_integrity(path: Path, timeout: float) -> None:
+        """Everything that can refuse a file, checked over a read-only connection before anything
+        could write to it (switching the journal mode or a checkpoint would): damage, a newer
+        format, or an SQLite file that is not ours."""
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=timeout)
+        try:
+            lines = [str(r[0]) for r in db.execute("PRAGMA quick_check(3)").fetchall()]
+            if lines != ["ok"]:
+                detail = "; ".join(
+                    ln for ln in "\n".join(lines).splitlines() if ln.strip() and not ln.startswith("***")
+                )
+                raise _OpenProblem("corrupt", detail[:200])
+            _check_version(db)
+        finally:
+            db.close()
+
+    def _prepare(self, use_fts: bool | None) -> None:
+        """Migrate, recover interrupted replies and purge deleted conversations: one transaction."""
+        fts_ok = fts5_available() if use_fts is None else (use_fts and fts5_available())
+        db = self._db
+        _check_version(db)
+        with self._lock:
+            db.execute("BEGIN IMMEDIATE")  # takes the write lock now: 'locked' is found at open, not later
+            try:
+                migrate(db, fts=fts_ok)
+                has_index = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'").fetchone()
+                if fts_ok and not has_index:
+                    _create_search_index(db)
+                    has_index = (1,)
+                self.fts = bool(has_index) and fts_ok
+                self.recovered = self._recover_streaming()
+                self._purge(db, older_than_s=0.0)
+                # An explicit write, so a read-only file is found now rather than at the first message.
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                raise
+
+    def _recover_streaming(self) -> list[int]:
+        rows = self._db.execute("SELECT id, writer FROM messages WHERE status = 'streaming'").fetchall()
+        dead = [int(r["id"]) for r in rows if not _writer_alive(str(r["writer"]))]
+        now = time.time()
+        for mid in dead:
+            self._db.execute("UPDATE messages SET status = 'interrupted', updated_at = ? WHERE id = ?", (now, mid))
+        return dead
+
+    @classmethod
+    def _temporary(
+        cls, path: Path, kind: ProblemKind, detail: str, timeout: float, use_fts: bool | None
+    ) -> ConversationStore:
+        """An in-memory store standing in for a file that cannot be used; the file is not written."""
+        mem = cls._connect(":memory:", 0.0)
+        shown = False
+        if kind in ("locked", "read_only"):
+            shown = cls._copy_history(path, mem, timeout, allow_immutable=kind == "read_only")
+        store = cls(mem, path=None, problem=StoreProblem(kind=kind, path=path, detail=detail, history_shown=shown))
+        try:
+            store._prepare(use_fts)
+        except Exception:  # a copy we cannot use: start the temporary store empty
+            mem.close()
+            mem = cls._connect(":memory:", 0.0)
+            problem = StoreProblem(kind=kind, path=path, detail=detail, history_shown=False)
+            store = cls(mem, path=None, problem=problem)
+            store._prepare(use_fts)
+        return store
+
+    @staticmethod
+    def _copy_history(path: Path, mem: sqlite3.Connection, timeout: float, *, allow_immutable: bool) -> bool:
+        """Copy a file we may read but not write into memory, opening it read-only."""
+        if not path.is_file():
+            return False
+        options = ["mode=ro"]
+        if allow_immutable:  # ignores the -wal file, so only first when there is none to miss
+            wal = path.with_name(path.name + "-wal")
+            has_wal = wal.exists() and wal.stat().st_size > 0
+            options = ["mode=ro", "immutable=1"] if has_wal else ["immutable=1", "mode=ro"]
+        for option in options:
+            src: sqlite3.Connection | None = None
+            try:
+                src = sqlite3.connect(f"{path.as_uri()}?{option}", uri=True, timeout=min(timeout, 1.0))
+                src.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                src.backup(mem)
+                return True
+            except sqlite3.Error:
+                continue
+            finally:
+                if src is not None:
+                    src.close()
+        return False
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> ConversationStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def persistent(self) -> bool:
+        """False when this session's changes are not being saved to a file."""
+        return self.path is not None
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"The conversation could not be saved: {_reason(exc)}.") from exc
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise StoreError(f"The conversation could not be saved: {_reason(exc)}.") from exc
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"The conversations could not be read: {_reason(exc)}.") from exc
+
+    @staticmethod
+    def _conversation(row: sqlite3.Row) -> Conversation:
+        keys = row.keys()
+        return Conversation(
+            id=int(row["id"]),
+            uid=str(row["uid"]),
+            title=str(row["title"]),
+            system_prompt=str(row["system_prompt"]),
+            preset=str(row["preset"]),
+            created_at=float(row["created_at"]),
+            updated_at=float(row["updated_at"]),
+            deleted_at=None if row["deleted_at"] is None else float(row["deleted_at"]),
+            message_count=int(row["message_count"]) if "message_count" in keys else 0,
+        )
+
+    @staticmethod
+    def _message(row: sqlite3.Row) -> StoredMessage:
+        return StoredMessage(
+            id=int(row["id"]),
+            uid=str(row["uid"]),
+            conversation_id=int(row["conversation_id"]),
+            position=int(row["position"]),
+            role=str(row["role"]),
+            content=str(row["content"]),
+            status=str(row["status"]),
+            model_path=str(row["model_path"]),
+            sampling=_json_dict(str(row["sampling_json"])),
+            stats=_json_dict(str(row["stats_json"])),
+            created_at=float(row["created_at"]),
+            updated_at=float(row["updated_at"]),
+        )
+
+    _CONV_SELECT = (
+        "SELECT c.*, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count "
+        "FROM conversations c "
+    )
+
+    # -- conversations ----------------------------------------------------------------------------
+    def create_conversation(
+        self, title: str = DEFAULT_TITLE, *, system_prompt: str = "", preset: str = ""
+    ) -> Conversation:
+        now = time.time()
+        title = " ".join(title.split()) or DEFAULT_TITLE
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT INTO conversations (uid, title, system_prompt, preset, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (uuid.uuid4().hex, title, system_prompt, preset, now, now),
+            )
+            cid = int(cur.lastrowid or 0)
+        found = self.get_conversation(cid)
+        assert found is not None
+        return found
+
+    def get_conversation(self, conversation_id: int) -> Conversation | None:
+        rows = self._read(self._CONV_SELECT + "WHERE c.id = ?", (conversation_id,))
+        return self._conversation(rows[0]) if rows else None
+
+    def list_conversations(self, *, include_deleted: bool = False) -> list[Conversation]:
+        where = "" if include_deleted else "WHERE c.deleted_at IS NULL "
+        rows = self._read(self._CONV_SELECT + where + "ORDER BY c.updated_at DESC, c.id DESC")
+        return [self._conversation(r) for r in rows]
+
+    def find_by_title(self, title: str) -> Conversation | None:
+        """The most recently used live conversation with this title (exact, else ignoring case)."""
+        for sql in ("c.title = ?", "c.title = ? COLLATE NOCASE"):
+            rows = self._read(
+                self._CONV_SELECT + f"WHERE {sql} AND c.deleted_at IS NULL ORDER BY c.updated_at DESC LIMIT 1",
+                (" ".join(title.split()),),
+            )
+            if rows:
+                return self._conversation(rows[0])
+        return None
+
+    def _require(self, conversation_id: int) -> Conversation:
+        found = self.get_conversation(conversation_id)
+        if found is None:
+            raise StoreError("That conversation no longer exists.")
+        return found
+
+    def rename(self, conversation_id: int, title: str) -> Conversation:
+        title = " ".join(title.split())
+        if not title:
+            raise UserError("A conversation needs a title.")
+        self._require(conversation_id)
+        with self._write() as db:
+            db.execute(
+                "UPDATE conversations SET title = ?, updated_at = ? WHERE id = ?", (title, time.time(), conversation_id)
+            )
+        return self._require(conversation_id)
+
+    def set_system_prompt(self, conversation_id: int, system_prompt: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE conversations SET system_prompt = ?, updated_at = ? WHERE id = ?",
+                (system_prompt, time.time(), conversation_id),
+            )
+
+    def set_preset(self, conversation_id: int, preset: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE conversations SET preset = ? WHERE id = ?", (preset, conversation_id))
+
+    def delete(self, conversation_id: int) -> None:
+        """Hide the conversation; :meth:`undo_delete` brings it back until it is purged."""
+        with self._write() as db:
+            db.execute("UPDATE conversations SET deleted_at = ? WHERE id = ?", (time.time(), conversation_id))
+
+    def undo_delete(self, conversation_id: int) -> None:
+        with self._write() as db:
+            db.execute("UPDATE conversations SET deleted_at = NULL WHERE id = ?", (conversation_id,))
+
+    def purge_deleted(self, older_than_s: float = 0.0) -> int:
+        """Remove deleted conversations for good (all of them at 0); returns how many."""
+        with self._write() as db:
+            return self._purge(db, older_than_s)
+
+    @staticmethod
+    def _purge(db: sqlite3.Connection, older_than_s: float) -> int:
+        cur = db.execute(
+            "DELETE FROM conversations WHERE deleted_at IS NOT NULL AND deleted_at <= ?",
+            (time.time() - older_than_s,),
+        )
+        removed = int(cur.rowcount)
+        if removed and db.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'").fetchone():
+            # FTS5 only marks deleted rows; merging the index drops their words for good.
+            db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
+        return removed
+
+    # -- messages ---------------------------------------------------------------------------------
+    def messages(self, conversation_id: int) -> list[StoredMessage]:
+        rows = self._read("SELECT * FROM messages WHERE conversation_id = ? ORDER BY position", (conversation_id,))
+        return [self._message(r) for r in rows]
+
+    def get_message(self, message_id: int) -> StoredMessage | None:
+        rows = self._read("SELECT * FROM messages WHERE id = ?", (message_id,))
+        return self._message(rows[0]) if rows else None
+
+    def add_message(
+        self,
+        conversation_id: int,
+        role: str,
+        content: str,
+        *,
+        status: Status = "complete",
+        model_path: str = "",
+        sampling: dict[str, Any] | None = None,
+        stats: dict[str, Any] | None = None,
+        auto_title: bool = True,
+    ) -> StoredMessage:
+        """Append a message. The first user message names a conversation still called DEFAULT_TITLE."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        now = time.time()
+        with self._write() as db:
+            conv = db.execute(
+                "SELECT title FROM conversations WHERE id = ? AND deleted_at IS NULL", (conversation_id,)
+            ).fetchone()
+            if conv is None:
+                raise StoreError("That conversation no longer exists.")
+            position = int(
+                db.execute(
+                    "SELECT coalesce(max(position), -1) + 1 FROM messages WHERE conversation_id = ?",
+                    (conversation_id,),
+                ).fetchone()[0]
+            )
+            cur = db.execute(
+                "INSERT INTO messages (uid, conversation_id, position, role, content, status, model_path, "
+                "sampling_json, stats_json, writer, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    uuid.uuid4().hex,
+                    conversation_id,
+                    position,
+                    role,
+                    content,
+                    status,
+                    model_path,
+                    json.dumps(sampling or {}, sort_keys=True),
+                    json.dumps(stats or {}, sort_keys=True),
+                    self._writer if status == "streaming" else "",
+                    now,
+                    now,
+                ),
+            )
+            mid = int(cur.lastrowid or 0)
+            title = str(conv["title"])
+            if auto_title and role == "user" and title == DEFAULT_TITLE and content.strip():
+                title = suggest_title(content)
+            db.execute("UPDATE conversations SET updated_at = ?, title = ? WHERE id = ?", (now, title, conversation_id))
+        found = self.get_message(mid)
+        assert found is not None
+        return found
+
+    def update_message(
+        self,
+        message_id: int,
+        *,
+        content: str | None = None,
+        status: Status | None = None,
+        stats: dict[str, Any] | None = None,
+    ) -> None:
+        sets, params = ["updated_at = ?"], [time.time()]
+        if content is not None:
+            sets.append("content = ?")
+            params.append(content)  # type: ignore[arg-type]
+        if status is not None:
+            if status not in STATUSES:
+                raise ValueError(f"unknown status {status!r}")
+            sets.append("status = ?")
+            params.append(status)  # type: ignore[arg-type]
+            sets.append("writer = ?")
+            params.append(self._writer if status == "streaming" else "")  # type: ignore[arg-type]
+        if stats is not None:
+            sets.append("stats_json = ?")
+            params.append(json.dumps(stats, sort_keys=True))  # type: ignore[arg-type]
+        with self._write() as db:
+            db.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id = ?", (*params, message_id))
+            db.execute(
+                "UPDATE conversations SET updated_at = ? "
+                "WHERE id = (SELECT conversation_id FROM messages WHERE id = ?)",
+                (params[0], message_id),
+            )
+
+    def delete_messages_from(self, message_id: int) -> int:
+        """Delete a message and every later one in its conversation (regenerate; edit and resend)."""
+        with self._write() as db:
+            row = db.execute("SELECT conversation_id, position FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                return 0
+            cur = db.execute(
+                "DELETE FROM messages WHERE conversation_id = ? AND position >= ?",
+                (row["conversation_id"], row["position"]),
+            )
+            return int(cur.rowcount)
+
+    def begin_reply(
+        self,
+        conversation_id: int,
+        *,
+        model_path: str = "",
+        sampling: dict[str, Any] | None = None,
+        interval_s: float = FLUSH_INTERVAL_S,
+        every_pieces: int = FLUSH_PIECES,
+    ) -> StreamingReply:
+        """Insert an assistant row marked 'streaming' and return the writer that keeps it current."""
+        msg = self.add_message(
+            conversation_id, "assistant", "", status="streaming", model_path=model_path, sampling=sampling
+        )
+        return StreamingReply(self, msg.id, "", interval_s=interval_s, every_pieces=every_pieces)
+
+    def continue_reply(
+        self, message_id: int, *, interval_s: float = FLUSH_INTERVAL_S, every_pieces: int = FLUSH_PIECES
+    ) -> StreamingReply:
+        """Carry on writing a cut-off or interrupted reply: new text is appended to what is stored."""
+        msg = self.get_message(message_id)
+        if msg is None or msg.role != "assistant":
+            raise StoreError("Only a stored assistant reply can be continued.")
+        self.update_message(message_id, status="streaming")
+        return StreamingReply(self, message_id, msg.content, interval_s=interval_s, every_pieces=every_pieces)
+
+    # -- search -----------------------------------------------------------------------------------
+    def search(self, query: str, *, limit: int = 200) -> list[SearchHit]:
+        """Live conversations whose title or messages contain the words; title matches first."""
+        query = " ".join(query.split())
+        if not query:
+            return []
+        hits: dict[int, SearchHit] = {}
+        for row in self._read(
+            self._CONV_SELECT + "WHERE c.deleted_at IS NULL AND c.title LIKE ? ESCAPE '\\' "
+            "ORDER BY c.updated_at DESC LIMIT ?",
+            (_like_pattern(query), limit),
+        ):
+            conv = self._conversation(row)
+            hits[conv.id] = SearchHit(conv, "", True)
+        for cid, snippet in self._content_matches(query, limit):
+            if cid in hits:
+                if not hits[cid].snippet:
+                    hits[cid] = SearchHit(hits[cid].conversation, snippet, True)
+                continue
+            conv_found = self.get_conversation(cid)
+            if conv_found is not None and conv_found.deleted_at is None:
+                hits[cid] = SearchHit(conv_found, snippet, False)
+        ordered = sorted(hits.values(), key=lambda h: (not h.in_title, -h.conversation.updated_at))
+        return ordered[:limit]
+
+    def _content_matches(self, query: str, limit: int) -> list[tuple[int, str]]:
+        words = re.findall(r"\w+", query)
+        if self.fts and words:
+            match = " ".join('"' + w.replace('"', '""') + '"*' for w in words)
+            rows = self._read(
+                "SELECT m.conversation_id AS cid, snippet(messages_fts, 0, '', '', '…', 12) AS snip "
+                "FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
+                "WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
+                (match, limit * 5),
+            )
+            out: dict[int, str] = {}
+            for r in rows:
+                out.setdefault(int(r["cid"]), " ".join(str(r["snip"]).split()))
+            return list(out.items())
+        rows = self._read(
+            "SELECT conversation_id AS cid, content FROM messages WHERE content LIKE ? ESCAPE '\\' "
+            "ORDER BY updated_at DESC LIMIT ?",
+            (_like_pattern(query), limit * 5),
+        )
+        found: dict[int, str] = {}
+        for r in rows:
+            found.setdefault(int(r["cid"]), _plain_snippet(str(r["content"]), query))
+        return list(found.items())
+
+    # -- export and import ------------------------------------------------------------------------
+    def export_conversation(self, conversation_id: int) -> dict[str, Any]:
+        """``{"title", "messages": [{"role", "content", …}], …}``: the JSON export of one conversation."""
+        return conversation_to_json(self._require(conversation_id), self.messages(conversation_id))
+
+    def export_all(self) -> dict[str, Any]:
+        """Every live conversation, oldest first, in the one-file format :meth:`import_data` reads."""
+        return all_to_json([self.export_conversation(c.id) for c in reversed(self.list_conversations())])
+
+    def export_markdown(self, conversation_id: int) -> str:
+        return conversation_to_markdown(self._require(conversation_id), self.messages(conversation_id))
+
+    def import_data(self, data: Any, *, source: str = "the file") -> ImportResult:
+        """Import an export_all() file or one export_conversation() object, all or nothing.
+
+        Conversations already present (same uid) are skipped, so importing a file twice adds
+        nothing; a file without uids gets ones derived from its content, for the same reason.
+        """
+        convs = parse_import(data, source)
+        imported = skipped = n_messages = 0
+        with self._write() as db:
+            for conv in convs:
+                existing = db.execute(
+                    "SELECT id, deleted_at FROM conversations WHERE uid = ?", (conv["uid"],)
+                ).fetchone()
+                if existing is not None and existing["deleted_at"] is None:
+                    skipped += 1
+                    continue
+                if existing is not None:  # deleted but not yet purged: the import restores it fresh
+                    db.execute("DELETE FROM conversations WHERE id = ?", (existing["id"],))
+                cur = db.execute(
+                    "INSERT INTO conversations (uid, title, system_prompt, preset, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        conv["uid"],
+                        conv["title"],
+                        conv["system_prompt"],
+                        conv["preset"],
+                        conv["created_at"],
+                        conv["updated_at"],
+                    ),
+                )
+                cid = int(cur.lastrowid or 0)
+                for pos, m in enumerate(conv["messages"]):
+                    try:
+                        db.execute(
+                            "INSERT INTO messages (uid, conversation_id, position, role, content, status, model_path, "
+                            "sampling_json, stats_json, created_at, updated_at) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (
+                                m["uid"],
+                                cid,
+                                pos,
+                                m["role"],
+                                m["content"],
+                                m["status"],
+                                m["model"],
+                                json.dumps(m["sampling"], sort_keys=True),
+                                json.dumps(m["stats"], sort_keys=True),
+                                m["created_at"],
+                                m["created_at"],
+                            ),
+                        )
+                    except sqlite3.IntegrityError as exc:
+                        raise StoreError(f"{source} repeats a message id ({m['uid']}); nothing was imported.") from exc
+                    n_messages += 1
+                imported += 1
+        return ImportResult(imported=imported, skipped=skipped, messages=n_messages)
+
+
+# -- streaming replies ----------------------------------------------------------------------------
+@dataclass
+class StreamingReply:
+    """The assistant reply being generated, saved as it grows.
+
+    ``append`` buffers pieces and writes the whole text so far once ``interval_s`` has passed or
+    ``every_pieces`` pieces have arrived: each write is one small transaction, so a crash loses at
+    most that much. A write that fails (say the file became locked for a moment) is retried on the
+    next piece; :meth:`finish` raises StoreError if the text still cannot be saved, and ``text``
+    keeps everything for the caller either way.
+
+    Use it as a context manager: leaving the block by an exception marks the reply interrupted.
+    """
+
+    store: ConversationStore
+    message_id: int
+    text: str = ""
+    interval_s: float = FLUSH_INTERVAL_S
+    every_pieces: int = FLUSH_PIECES
+    clock: Callable[[], float] = time.monotonic
+    saved_chars: int = 0
+    flushes: int = 0
+    last_error: StoreError | None = None
+    finished: bool = False
+    _pending: int = field(default=0, repr=False)
+    _last_flush: float = field(default=0.0, repr=False)
+
+    def __post_init__(self) -> None:
+        self.saved_chars = len(self.text)
+        self._last_flush = self.clock()
+
+    def append(self, piece: str) -> None:
+        if not piece:
+            return
+        self.text += piece
+        self._pending += 1
+        if self._pending >= self.every_pieces or self.clock() - self._last_flush >= self.interval_s:
+            self.flush()
+
+    def flush(self) -> bool:
+        """Write the text so far now; False (and ``last_error`` set) if the store refused."""
+        if self.saved_chars == len(self.text):
+            self._pending = 0
+            return True
+        try:
+            self.store.update_message(self.message_id, content=self.text)
+        except StoreError as exc:
+            self.last_error = exc
+            return False
+        self.saved_chars = len(self.text)
+        self._pending = 0
+        self._last_flush = self.clock()
+        self.flushes += 1
+        self.last_error = None
+        return True
+
+    def finish(
+        self, status: Literal["complete", "interrupted"] = "complete", stats: dict[str, Any] | None = None
+    ) -> None:
+        self.store.update_message(self.message_id, content=self.text, status=status, stats=stats)
+        self.saved_chars = len(self.text)
+        self.finished = True
+
+    def __enter__(self) -> StreamingReply:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self.finished:
+            with contextlib.suppress(StoreError):
+                self.finish("interrupted")

@@ -1,0 +1,623 @@
+"""Predict, before loading, how many bytes llama.cpp will allocate for a model — per component and device.
+
+Every figure follows a rule in llama.cpp (read at the version llama-cpp-python 0.3.36 vendors) and is
+computed from the GGUF header and the load settings; nothing is stored per model.
+
+* **Weights** (``load_tensors``): blocks ``blk.N`` go to the GPU from layer ``n_layer + 1 - gpu_layers``
+  upward, the output layer (``output``/``output_norm``) counts as the first offloaded layer, token
+  embeddings always stay on the CPU. With mmap the CPU part is one mapped range of the file, from the
+  first CPU tensor's offset to the last one's end (``CPU_Mapped``). A CPU-only build with the REPACK
+  extra buffer also copies the matmul weights whose type it can interleave for this CPU's SIMD units
+  into ``CPU_REPACK`` (Q4_0/Q4_K/IQ4_NL/MXFP4 with AVX2, Q2_K with AVX-512, more on ARM dot-product
+  cores). A model whose output layer is tied to the embeddings gets a duplicate of them where the
+  output layer lives when that is not the CPU mapping.
+* **KV cache** (``llama_kv_cache``): ``n_ctx`` is padded up to a multiple of 256 cells; each layer
+  holds ``cells × n_head_kv(il) × head_dim`` values for K and for V (the V row is padded to the widest
+  layer when flash attention is off), in f16, q8_0 (34 bytes per 32 values) or q4_0 (18 per 32).
+  Models with sliding-window layers get a second cache for those layers, sized
+  ``pad256(min(n_ctx, n_swa + n_ubatch))`` unless ``swa_full`` (llama-cpp-python's default) keeps it
+  full size.
+* **Compute buffer**: simulated with ``core.compute_graph`` — llama.cpp's worst-case graph run through
+  ggml's allocator, logits (``n_vocab × n_ubatch × 4`` bytes) included.
+* **Output buffer**: ``n_vocab × 4`` bytes (one row of logits; llama-cpp-python asks for one output).
+* **Overhead**: what the engine process holds besides llama.cpp's logged buffers — the Python
+  interpreter and libraries (the engine's measured start-up RSS when it is running), the tokenizer's
+  tables, the allocator's and threads' share of a load, and the matmul work area. This is the one part
+  estimated from constants (measured on the engine worker), and it is labelled as such.
+
+**Allocated vs needed.** The per-component figures are what llama.cpp allocates and logs, and the
+accuracy tests hold them to its log. The RAM a machine must have is less: the CPU compute buffer is
+sized for a micro-batch in which every token asks for logits (``n_ubatch × n_vocab × 4`` bytes: 96
+MiB for SmolLM2's 49k vocabulary, 512 MiB for Gemma-3's 262k), but the engine asks for the last
+token's logits only (llama-cpp-python without ``logits_all``; ``llama_batch_get_one`` in the
+benchmark), so those rows are reserved and never written, and an operating system that commits
+memory page by page (Linux, macOS) never gives them RAM. ``ram_bytes`` — what verdicts compare with
+a budget — counts the compute graph the engine really runs (one row of logits); ``ram_reserved_bytes``
+adds the unwritten rows back. Device memory is committed when allocated, so VRAM counts every byte.
+Measured on the worst case a chat produces (a full micro-batch, then the context filled), the
+worker's peak RSS came within 0.2 % of ``ram_bytes`` for both test models at n_ctx 1024 (1.5 % at
+2048), where the reservation would have overstated it by 45 % and 132 % (tests/core/fit/test_fit.py's
+memory-cap test; numbers in its docstring).
+
+Architectures whose graph this module reproduces (``llama`` and ``gemma3``, checked against real
+loads) get ``confidence = "measured"``; layer splits onto a GPU are ``"estimate"`` (the CPU/GPU graph
+split is approximated, not measured here); anything else is ``"rough"``, with the reason.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sizewise.core.fit.compute_graph import DecoderSpec, GraphSettings, LayerShape, compute_buffer_bytes
+from sizewise.core.gguf.header import GGUFHeader, TensorInfo, header_int, vocab_size
+from sizewise.core.sampling import LoadParams
+
+MiB = 1 << 20
+KV_CELL_PAD = 256  # llama_context: cparams.n_ctx = GGML_PAD(n_ctx, 256); the SWA cache is padded the same way
+# (values per block, bytes per block) of the KV cache types llama.cpp accepts here (ggml's type table)
+KV_TYPE_BLOCKS = {"f16": (1, 2), "q8_0": (32, 34), "q4_0": (32, 18)}
+
+# The engine worker before it loads anything: Python, llama-cpp-python, numpy, psutil, libllama. Its
+# RSS is 42-52 MiB on x86-64 Linux with Python 3.11 (~31 MiB private, the rest library pages, as many as
+# were already cached); callers that
+# started the engine pass the measured figure instead (``baseline_bytes``). Used for targets and
+# ``--no-engine``; tests/core/fit/test_memory_model.py::test_overhead_estimate_covers_the_worker keeps it honest.
+ENGINE_BASELINE_BYTES = 56 * MiB
+# Private memory a load adds besides llama.cpp's logged buffers, apart from the vocabulary: compute
+# threads' stacks and allocator arenas, llama-cpp-python's per-model state and the GGUF metadata kept
+# while loading. Measured as (worker RSS after the worst-case chat) − (RSS at start-up) − (buffers the
+# chat writes) − vocabulary − work area: 22.6 MiB for SmolLM2 and 22.4-23.9 MiB for Gemma-3, the same
+# at n_ctx 1024 and 2048.
+ENGINE_LOAD_BYTES = 23 * MiB
+# The tokenizer's C++ tables (token text, scores, attributes, lookup maps, the BPE merges of models that
+# have them) plus llama-cpp-python's per-token candidate array, per vocabulary entry: the slope between
+# SmolLM2's 49 152 tokens and Gemma-3's 262 144 (30.1 vs 56.5 MiB of private memory besides buffers).
+VOCAB_BYTES_PER_TOKEN = 128
+
+# Architectures whose compute graph compute_graph reproduces, with the features that change it.
+_KNOWN_GRAPHS: dict[str, dict[str, bool]] = {
+    "llama": {},
+    "gemma3": {"qk_norm": True, "post_norms": True, "scale_input": True, "scale_q": True},
+}
+# Default sliding-window patterns (llama.cpp's load_swa_pattern calls), for headers that carry a window
+# but no pattern. Every n-th layer is full attention, the others slide.
+_SWA_PATTERN_DEFAULT = {"gemma3": 6, "gemma2": 2, "cohere2": 4, "gemma3n": 5}
+_RECURRENT_HINTS = ("mamba", "rwkv", "lfm2", "jamba", "falcon-h1", "granitehybrid", "qwen3next", "nemotron_h", "plamo2")
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The hyper-parameters the memory model needs, read from a GGUF header."""
+
+    architecture: str
+    n_layer: int
+    n_embd: int
+    n_vocab: int
+    n_head: tuple[int, ...]
+    n_head_kv: tuple[int, ...]
+    head_dim_k: int
+    head_dim_v: int
+    n_ff: tuple[int, ...]
+    swa: tuple[bool, ...]
+    n_swa: int
+    final_softcap: bool
+    tied_output: bool
+    notes: tuple[str, ...] = ()
+
+    @property
+    def known(self) -> bool:
+        return self.architecture in _KNOWN_GRAPHS and not self.notes
+
+
+def _per_layer(value: Any, n_layer: int, default: int) -> tuple[int, ...]:
+    """A scalar hyper-parameter or a per-layer array (llama.cpp accepts both), as one value per layer."""
+    if isinstance(value, list) and value:
+        vals = [min(max(header_int(v, default), 0), MAX_WIDTH) for v in value[:n_layer]]
+        return tuple(vals + [vals[-1]] * (n_layer - len(vals)))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (min(max(header_int(value, default), 0), MAX_WIDTH),) * n_layer
+    return (default,) * n_layer
+
+
+MAX_LAYERS = 4096  # far above any real model; a damaged header must not make the model loop for hours
+MAX_WIDTH = 1 << 24
+
+
+def model_shape(header: GGUFHeader) -> ModelShape:
+    """Read layers, heads, head sizes, FFN width, vocabulary and sliding-window layout from the header.
+
+    Raises ValueError for counts no real model has (a damaged or hostile header).
+    """
+    arch = header.architecture
+    notes: list[str] = []
+    n_layer = header_int(header.arch_key("block_count"))
+    n_embd = header_int(header.arch_key("embedding_length"))
+    if not 0 <= n_layer <= MAX_LAYERS or not 0 <= n_embd <= MAX_WIDTH:
+        raise ValueError(f"the header declares {n_layer} layers of width {n_embd}, which no real model has")
+    by_name = {t.name: t for t in header.tensors}
+    if n_layer <= 0:
+        n_layer = 1 + max((int(m.group(1)) for t in header.tensors if (m := _BLK.match(t.name))), default=-1)
+        n_layer = min(n_layer, MAX_LAYERS)
+        notes.append("the header has no block_count; layers were counted from tensor names")
+    if n_embd <= 0:
+        emb = by_name.get("token_embd.weight")
+        n_embd = emb.shape[0] if emb and emb.shape else 0
+        notes.append("the header has no embedding_length")
+    n_head = _per_layer(header.arch_key("attention.head_count"), n_layer, 0)
+    if not any(n_head):
+        n_head = (max(1, n_embd // 128),) * n_layer
+        notes.append("the header has no attention.head_count; assumed 128-wide heads")
+    n_head_kv = _per_layer(header.arch_key("attention.head_count_kv"), n_layer, -1)
+    n_head_kv = tuple(h if kv < 0 else kv for h, kv in zip(n_head, n_head_kv, strict=True))
+    first_heads = next((h for h in n_head if h), 1)
+    head_k = header_int(header.arch_key("attention.key_length")) or (n_embd // first_heads if first_heads else 0)
+    head_v = header_int(header.arch_key("attention.value_length")) or (n_embd // first_heads if first_heads else 0)
+    n_ff = _per_layer(header.arch_key("feed_forward_length"), n_layer, 4 * n_embd)
+    n_vocab = _output_rows(by_name) or vocab_size(header)
+    n_swa = header_int(header.arch_key("attention.sliding_window"))
+    swa = _swa_layers(header, arch, n_layer, n_swa)
+    if any(hint in arch for hint in _RECURRENT_HINTS):
+        notes.append(f"{arch} keeps a recurrent state that this model does not size")
+    if header.arch_key("expert_count"):
+        notes.append("mixture-of-experts routing buffers are not modelled")
+    softcap = header.arch_key("final_logit_softcapping")
+    return ModelShape(
+        architecture=arch,
+        n_layer=n_layer,
+        n_embd=n_embd,
+        n_vocab=n_vocab,
+        n_head=n_head,
+        n_head_kv=n_head_kv,
+        head_dim_k=head_k,
+        head_dim_v=head_v,
+        n_ff=n_ff,
+        swa=swa,
+        n_swa=n_swa,
+        final_softcap=isinstance(softcap, int | float) and softcap != 0,
+        tied_output="output.weight" not in by_name,
+        notes=tuple(notes),
+    )
+
+
+_BLK = re.compile(r"^blk\.(\d+)\.")
+
+
+def _output_rows(by_name: dict[str, TensorInfo]) -> int:
+    """Rows of the logits: the output matrix's second dimension (the tied embeddings' when absent)."""
+    t = by_name.get("output.weight") or by_name.get("token_embd.weight")
+    return int(t.shape[1]) if t is not None and len(t.shape) >= 2 else 0
+
+
+def _swa_layers(header: GGUFHeader, arch: str, n_layer: int, n_swa: int) -> tuple[bool, ...]:
+    if n_swa <= 0:
+        return (False,) * n_layer
+    pattern = header.arch_key("attention.sliding_window_pattern")
+    if isinstance(pattern, list) and pattern:
+        flags = [bool(p) for p in pattern[:n_layer]]
+        return tuple(flags + [False] * (n_layer - len(flags)))
+    n = (
+        int(pattern)
+        if isinstance(pattern, int) and not isinstance(pattern, bool)
+        else _SWA_PATTERN_DEFAULT.get(arch, 0)
+    )
+    if n <= 0:
+        return (False,) * n_layer  # a window without a known pattern: assume full attention (more memory)
+    # llama_hparams::set_swa_pattern(n, dense_first=false): the last layer of each group of n is dense
+    return tuple(il % n < n - 1 for il in range(n_layer))
+
+
+# -- settings ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What the llama.cpp build and the CPU can do, as far as memory placement is concerned."""
+
+    gpu: bool = False  # a GPU backend is compiled in and a device exists (offload possible)
+    repack: bool = True  # the CPU backend has the REPACK extra buffer type (llama_print_system_info)
+    cpu_features: frozenset[str] = frozenset()  # normalised: avx2, avx512, neon, dotprod, i8mm
+
+    @classmethod
+    def from_system_info(cls, system_info: str, *, gpu_offload: bool = False) -> Backend:
+        """From llama_print_system_info(), e.g. ``CPU : SSE3 = 1 | AVX2 = 1 | … | REPACK = 1 |``."""
+        flags = {m.group(1).upper() for m in re.finditer(r"([A-Za-z0-9_]+)\s*=\s*1", system_info)}
+        features = {
+            name
+            for name, keys in {
+                "avx2": ("AVX2",),
+                "avx512": ("AVX512",),
+                "neon": ("NEON",),
+                "dotprod": ("DOTPROD",),
+                "i8mm": ("MATMUL_INT8", "I8MM"),
+            }.items()
+            if flags & set(keys)
+        }
+        return cls(gpu=gpu_offload, repack="REPACK" in flags, cpu_features=frozenset(features))
+
+
+def _repack_alignment(type_name: str, features: frozenset[str]) -> int:
+    """Row multiple at which ggml's CPU_REPACK buffer takes a weight of this type (0: never).
+
+    ggml_repack_get_optimal_repack_type() in ggml-cpu/repack.cpp, for x86 and ARM.
+    """
+    x86 = {"Q4_0": 8, "Q4_K": 8, "IQ4_NL": 8, "MXFP4": 8} if "avx2" in features else {}
+    if "avx512" in features:
+        x86["Q2_K"] = 8
+    arm: dict[str, int] = {}
+    if "neon" in features and ("dotprod" in features or "i8mm" in features):
+        arm = {"Q4_0": 4, "Q4_K": 8, "Q5_K": 8, "Q6_K": 8, "Q8_0": 4, "Q1_0": 4}
+        if "dotprod" in features:
+            arm.update({"IQ4_NL": 4, "MXFP4": 4})
+    return x86.get(type_name) or arm.get(type_name) or 0
+
+
+@dataclass(frozen=True)
+class EffectiveSettings:
+    """The settings as llama.cpp will really apply them (batch clamped to the context, cells padded)."""
+
+    n_ctx: int  # requested
+    n_ctx_cells: int  # KV cells after padding
+    n_batch: int
+    n_ubatch: int
+    gpu_layers: int  # layers actually offloaded, output layer included (0 … n_layer + 1)
+    kv_type: str
+    flash_attn: bool
+    swa_full: bool
+
+
+def effective_settings(
+    shape: ModelShape, params: LoadParams, backend: Backend, swa_full: bool = True
+) -> EffectiveSettings:
+    n_ctx = max(1, params.n_ctx)
+    n_batch = min(n_ctx, params.n_batch)  # llama_context: causal models cap the batch at the context
+    n_ubatch = min(n_batch, params.n_ubatch or n_batch)
+    cells = -(-n_ctx // KV_CELL_PAD) * KV_CELL_PAD
+    offloadable = shape.n_layer + 1
+    ngl = offloadable if params.n_gpu_layers < 0 else min(params.n_gpu_layers, offloadable)
+    return EffectiveSettings(
+        n_ctx=n_ctx,
+        n_ctx_cells=cells,
+        n_batch=n_batch,
+        n_ubatch=n_ubatch,
+        gpu_layers=ngl if backend.gpu else 0,
+        kv_type=params.kv_type,
+        flash_attn=params.flash_attn,
+        swa_full=swa_full,
+    )
+
+
+# -- the prediction ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemoryPrediction:
+    """Predicted bytes per component and device. RAM also carries the process overhead."""
+
+    weights_cpu: int
+    weights_repack: int
+    weights_gpu: int
+    kv_cpu: int
+    kv_gpu: int
+    compute_cpu: int
+    compute_gpu: int
+    output_bytes: int
+    overhead_bytes: int
+    settings: EffectiveSettings
+    n_layers: int
+    confidence: str  # measured | estimate | rough
+    confidence_reason: str
+    notes: tuple[str, ...] = field(default=())
+    # Of compute_cpu: the logits rows for a micro-batch of outputs that the engine never asks for
+    # (reserved, never written, so never resident on an OS that commits memory page by page).
+    compute_cpu_unwritten: int = 0
+
+    @property
+    def weights_bytes(self) -> int:
+        return self.weights_cpu + self.weights_repack + self.weights_gpu
+
+    @property
+    def kv_bytes(self) -> int:
+        return self.kv_cpu + self.kv_gpu
+
+    @property
+    def compute_bytes(self) -> int:
+        return self.compute_cpu + self.compute_gpu
+
+    @property
+    def total_bytes(self) -> int:
+        """Everything llama.cpp reports in its load log (comparable with MeasuredBuffers.total())."""
+        return self.weights_bytes + self.kv_bytes + self.compute_bytes + self.output_bytes
+
+    @property
+    def compute_cpu_written(self) -> int:
+        """The part of the CPU compute buffer the engine's graphs really write."""
+        return self.compute_cpu - self.compute_cpu_unwritten
+
+    @property
+    def ram_bytes(self) -> int:
+        """RAM the engine process needs at its worst (what verdicts compare with a budget)."""
+        return (
+            self.weights_cpu
+            + self.weights_repack
+            + self.kv_cpu
+            + self.compute_cpu_written
+            + self.output_bytes
+            + self.overhead_bytes
+        )
+
+    @property
+    def ram_reserved_bytes(self) -> int:
+        """``ram_bytes`` plus the compute rows llama.cpp reserves but the engine never writes."""
+        return self.ram_bytes + self.compute_cpu_unwritten
+
+    @property
+    def vram_bytes(self) -> int:
+        return self.weights_gpu + self.kv_gpu + self.compute_gpu
+
+    def components(self) -> dict[str, tuple[int, int]]:
+        """(RAM, VRAM) bytes per component of the need (they add up to ``ram_bytes`` and ``vram_bytes``)."""
+        return {
+            "weights": (self.weights_cpu + self.weights_repack, self.weights_gpu),
+            "kv": (self.kv_cpu, self.kv_gpu),
+            "compute": (self.compute_cpu_written, self.compute_gpu),
+            "output": (self.output_bytes, 0),
+            "overhead": (self.overhead_bytes, 0),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The issue's ``predicted`` object plus the per-device detail."""
+        return {
+            "weights_bytes": self.weights_bytes,
+            "kv_bytes": self.kv_bytes,
+            "compute_bytes": self.compute_bytes,
+            "output_bytes": self.output_bytes,
+            "overhead_bytes": self.overhead_bytes,
+            "ram_bytes": self.ram_bytes,
+            "ram_reserved_bytes": self.ram_reserved_bytes,
+            "compute_unwritten_bytes": self.compute_cpu_unwritten,
+            "vram_bytes": self.vram_bytes,
+            "total_bytes": self.total_bytes,
+            "devices": {
+                "cpu": {
+                    "weights_bytes": self.weights_cpu,
+                    "repack_bytes": self.weights_repack,
+                    "kv_bytes": self.kv_cpu,
+                    "compute_bytes": self.compute_cpu,
+                },
+                "gpu": {"weights_bytes": self.weights_gpu, "kv_bytes": self.kv_gpu, "compute_bytes": self.compute_gpu},
+            },
+            "confidence": self.confidence,
+            "confidence_reason": self.confidence_reason,
+            "notes": list(self.notes),
+            "effective": asdict(self.settings),
+        }
+
+
+def _layer_of(name: str, n_layer: int) -> int:
+    """Which offload slot a tensor belongs to: -1 input (CPU), 0 … n_layer-1 blocks, n_layer output."""
+    m = _BLK.match(name)
+    if m:
+        return int(m.group(1))
+    if name.startswith(("output.", "output_norm.")):
+        return n_layer
+    return -1
+
+
+def _row_padding_bytes(t: TensorInfo) -> int:
+    """CUDA pads quantized rows to 512 values (MATRIX_ROW_PADDING) when it allocates a weight."""
+    if len(t.shape) < 2 or t.type_name in ("F32", "F16", "BF16"):
+        return 0
+    ne0 = t.shape[0]
+    extra = (-ne0) % 512
+    rows = t.n_elements // ne0 if ne0 else 0
+    if not extra or not rows:
+        return 0
+    return extra * (t.n_bytes // rows) // ne0 * rows
+
+
+def _weights(header: GGUFHeader, shape: ModelShape, es: EffectiveSettings, backend: Backend) -> tuple[int, int, int]:
+    """(CPU mapped range, CPU_REPACK copies, GPU) bytes."""
+    i_gpu_start = shape.n_layer + 1 - es.gpu_layers
+    use_repack = backend.repack and not backend.gpu  # with a GPU the host buffer type comes first
+    cpu_lo, cpu_hi = None, 0
+    repack = gpu = 0
+    for t in header.tensors:
+        slot = _layer_of(t.name, shape.n_layer)
+        on_gpu = slot >= 0 and slot >= i_gpu_start and es.gpu_layers > 0
+        if on_gpu:
+            gpu += t.n_bytes + _row_padding_bytes(t)
+            continue
+        cpu_lo = t.offset if cpu_lo is None else min(cpu_lo, t.offset)
+        cpu_hi = max(cpu_hi, t.offset + t.n_bytes)
+        if use_repack and slot >= 0 and len(t.shape) == 2 and t.name.endswith(".weight"):
+            row_multiple = _repack_alignment(t.type_name, backend.cpu_features)
+            if row_multiple and t.shape[1] % row_multiple == 0:
+                repack += t.n_bytes
+    if shape.tied_output:
+        emb = next((t for t in header.tensors if t.name == "token_embd.weight"), None)
+        if emb is not None:
+            if es.gpu_layers > 0:  # the output layer is offloaded first: a copy of the embeddings goes along
+                gpu += emb.n_bytes + _row_padding_bytes(emb)
+            elif use_repack:
+                row_multiple = _repack_alignment(emb.type_name, backend.cpu_features)
+                if row_multiple and emb.shape[1] % row_multiple == 0:
+                    repack += emb.n_bytes
+    mapped = (cpu_hi - cpu_lo) if cpu_lo is not None else 0
+    return mapped, repack, gpu
+
+
+def _row_bytes(kv_type: str, n: int) -> int:
+    block, size = KV_TYPE_BLOCKS[kv_type]
+    return -(-n // block) * size
+
+
+def _align32(n: int) -> int:
+    return (n + 31) // 32 * 32
+
+
+def _kv(shape: ModelShape, es: EffectiveSettings) -> tuple[int, int, int]:
+    """(CPU bytes, GPU bytes, SWA cells) of the KV cache(s)."""
+    base_cells = es.n_ctx_cells
+    swa_cells = base_cells
+    if any(shape.swa) and not es.swa_full:
+        swa_cells = min(base_cells, -(-(shape.n_swa + es.n_ubatch) // KV_CELL_PAD) * KV_CELL_PAD)
+    v_trans = not es.flash_attn
+    v_width_max = max((kv * shape.head_dim_v for kv in shape.n_head_kv), default=0)
+    i_gpu_start = shape.n_layer + 1 - es.gpu_layers
+    cpu = gpu = 0
+    for il in range(shape.n_layer):
+        cells = swa_cells if shape.swa[il] else base_cells
+        k = _align32(_row_bytes(es.kv_type, shape.n_head_kv[il] * shape.head_dim_k) * cells)
+        v_width = v_width_max if v_trans else shape.n_head_kv[il] * shape.head_dim_v
+        v = _align32(_row_bytes(es.kv_type, v_width) * cells)
+        if es.gpu_layers > 0 and il >= i_gpu_start:
+            gpu += k + v
+        else:
+            cpu += k + v
+    return cpu, gpu, swa_cells
+
+
+def _rot_size(head_dim: int, *, grow: bool) -> int:
+    """Hadamard rotation size llama.cpp uses for a quantized K (largest power of two dividing the head) or V (64)."""
+    if head_dim <= 0 or head_dim % 64:
+        return 0
+    n = 64
+    if grow:
+        while head_dim % (n * 2) == 0:
+            n *= 2
+    return n
+
+
+def _decoder_spec(shape: ModelShape, layers: Iterable[int]) -> DecoderSpec:
+    features = _KNOWN_GRAPHS.get(shape.architecture, {})
+    return DecoderSpec(
+        n_embd=shape.n_embd,
+        n_vocab=shape.n_vocab,
+        layers=tuple(
+            LayerShape(
+                n_head=shape.n_head[il] or 1,
+                n_head_kv=shape.n_head_kv[il] or 1,
+                head_dim_k=shape.head_dim_k,
+                head_dim_v=shape.head_dim_v,
+                n_ff=shape.n_ff[il],
+                swa=shape.swa[il],
+            )
+            for il in layers
+        ),
+        final_softcap=shape.final_softcap,
+        **features,
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _compute(spec: DecoderSpec, gs: GraphSettings) -> int:
+    return compute_buffer_bytes(spec, gs)
+
+
+def _compute_split(
+    shape: ModelShape, es: EffectiveSettings, swa_cells: int, n_outputs: int | None = None
+) -> tuple[int, int]:
+    """(CPU, GPU) compute buffer bytes; ``n_outputs`` overrides llama.cpp's worst case (one per token)."""
+    quantized = es.kv_type != "f16"
+    gs = GraphSettings(
+        n_tokens=min(es.n_ctx_cells, es.n_ubatch),
+        n_outputs=min(es.n_ctx_cells, es.n_ubatch, es.n_batch) if n_outputs is None else n_outputs,
+        n_kv=es.n_ctx_cells,
+        n_kv_swa=swa_cells,
+        flash_attn=es.flash_attn,
+        k_rot=_rot_size(shape.head_dim_k, grow=True) if quantized else 0,
+        v_rot=_rot_size(shape.head_dim_v, grow=False) if quantized else 0,
+    )
+    if shape.n_layer <= 0 or shape.n_embd <= 0:
+        return shape.n_vocab * gs.n_outputs * 4, 0
+    if es.gpu_layers <= 0:
+        return _compute(_decoder_spec(shape, range(shape.n_layer)), gs), 0
+    # Split graphs (an estimate): each device allocates the graph of its own layers; the device that
+    # holds the output layer also holds the logits; the CPU keeps the token embeddings and the inputs.
+    i_gpu_start = max(0, shape.n_layer + 1 - es.gpu_layers)
+    logits = shape.n_vocab * gs.n_outputs * 4
+    emb = shape.n_embd * gs.n_tokens * 4
+    if i_gpu_start >= shape.n_layer:  # only the output layer is offloaded
+        full = _compute(_decoder_spec(shape, range(shape.n_layer)), gs)
+        return max(full - logits, 0) + emb, logits + emb
+    gpu = _compute(_decoder_spec(shape, range(i_gpu_start, shape.n_layer)), gs)
+    if i_gpu_start == 0:
+        return 2 * emb + gs.n_tokens * 16, gpu  # embeddings, the raw-embedding input and index inputs
+    cpu = _compute(_decoder_spec(shape, range(i_gpu_start)), gs)
+    return max(cpu - logits, 0) + emb, gpu
+
+
+def overhead_bytes(shape: ModelShape, es: EffectiveSettings, baseline: int | None = None) -> int:
+    """RAM the engine holds outside llama.cpp's logged buffers (process, load, tokenizer, matmul work area)."""
+    work = max((*shape.n_ff, shape.n_embd)) * min(es.n_ctx_cells, es.n_ubatch) * 2
+    start = ENGINE_BASELINE_BYTES if baseline is None else baseline
+    return start + ENGINE_LOAD_BYTES + shape.n_vocab * VOCAB_BYTES_PER_TOKEN + work
+
+
+def predict(
+    header: GGUFHeader,
+    params: LoadParams,
+    backend: Backend | None = None,
+    *,
+    swa_full: bool = True,
+    baseline_bytes: int | None = None,
+) -> MemoryPrediction:
+    """Bytes llama.cpp will allocate for this model with these settings, per component and device.
+
+    ``backend`` describes the llama.cpp build and CPU (``Backend.from_system_info`` with the engine's
+    ``ready`` message); without it, a CPU-only build with no SIMD-specific repacking is assumed.
+    ``baseline_bytes`` replaces the engine's measured start-up RSS when the caller knows better.
+    """
+    backend = backend or Backend(repack=False)
+    shape = model_shape(header)
+    es = effective_settings(shape, params, backend, swa_full)
+    w_cpu, w_repack, w_gpu = _weights(header, shape, es, backend)
+    kv_cpu, kv_gpu, swa_cells = _kv(shape, es)
+    c_cpu, c_gpu = _compute_split(shape, es, swa_cells)
+    c_cpu_one_row, _ = _compute_split(shape, es, swa_cells, n_outputs=1)
+    notes = list(shape.notes)
+    if shape.architecture in _KNOWN_GRAPHS and not shape.notes:
+        if es.gpu_layers > 0:
+            confidence, reason = (
+                "estimate",
+                ("GPU placement follows llama.cpp's rules but the CPU/GPU graph split was not measured here"),
+            )
+        else:
+            confidence, reason = (
+                "measured",
+                f"{shape.architecture}'s graph is reproduced and checked against real loads",
+            )
+    else:
+        confidence = "rough"
+        if shape.architecture not in _KNOWN_GRAPHS:
+            reason = (
+                f"Sizewise does not know the {shape.architecture} graph; compute memory is estimated with a "
+                "llama-style layer and the KV cache from the header's head counts"
+            )
+        else:
+            reason = "; ".join(shape.notes)
+    if params.kv_type != "f16":
+        block = KV_TYPE_BLOCKS[params.kv_type][0]
+        if shape.head_dim_k % block or shape.head_dim_v % block:
+            notes.append(f"{params.kv_type} needs head sizes divisible by {block}; llama.cpp will refuse this KV type")
+    return MemoryPrediction(
+        weights_cpu=w_cpu,
+        weights_repack=w_repack,
+        weights_gpu=w_gpu,
+        kv_cpu=kv_cpu,
+        kv_gpu=kv_gpu,
+        compute_cpu=c_cpu,
+        compute_gpu=c_gpu,
+        output_bytes=shape.n_vocab * 4,
+        overhead_bytes=overhead_bytes(shape, es, baseline_bytes),
+        compute_cpu_unwritten=max(c_cpu - c_cpu_one_row, 0),
+        settings=es,
+        n_layers=shape.n_layer,
+        confidence=confidence,
+        confidence_reason=reason,
+        notes=tuple(notes),
+    )

@@ -1,0 +1,288 @@
+"""Will it fit? Verdicts against this machine or a deployment target, with a safety margin people can see.
+
+``check_fit`` turns a memory prediction and a budget into one of four verdicts:
+
+* ``fits_gpu`` — every layer (and the output layer) offloaded, within VRAM and RAM;
+* ``fits_partial`` — N of M layers offloaded (M = blocks + the output layer, llama.cpp's count);
+* ``fits_cpu`` — nothing offloaded, within RAM;
+* ``too_large`` — no placement fits.
+
+The margin is held back on top of the prediction (5 %, at least 64 MiB), so "fits" means "fits with
+room to spare", never "fits exactly". ``gpu_layers="auto"`` picks the most layers whose VRAM need fits
+(the same rule llama.cpp users apply by hand); ``max_context`` finds the longest context that still
+fits. Predictions are pure arithmetic on the header, so these searches run without touching the file.
+
+``compare`` lines up llama.cpp's measured buffers with the prediction, per component, in percent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from sizewise.core.fit.llama_log import MeasuredBuffers
+from sizewise.core.fit.memory_model import Backend, MemoryPrediction, predict
+from sizewise.core.gguf.header import GGUFHeader
+from sizewise.core.sampling import LoadParams
+
+MiB = 1 << 20
+GiB = 1 << 30
+MARGIN_FRACTION = 0.05
+MARGIN_MIN_BYTES = 64 * MiB
+CTX_STEP = 256  # llama.cpp pads the KV cache to 256 cells, so finer steps change nothing
+
+Verdict = Literal["fits_gpu", "fits_partial", "fits_cpu", "too_large"]
+VERDICTS: tuple[Verdict, ...] = ("fits_gpu", "fits_partial", "fits_cpu", "too_large")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Memory a model may use, and what the hardware can do with it."""
+
+    ram_bytes: int
+    vram_bytes: int
+    source: str
+    backend: Backend = field(default_factory=Backend)
+    unified: bool = False  # GPU memory is part of RAM (Apple silicon): both needs come out of ram_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ram_bytes": self.ram_bytes,
+            "vram_bytes": self.vram_bytes,
+            "source": self.source,
+            "unified": self.unified,
+            "gpu": self.backend.gpu,
+        }
+
+
+def margin_for(need: int) -> int:
+    return 0 if need <= 0 else max(int(need * MARGIN_FRACTION), MARGIN_MIN_BYTES)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    verdict: Verdict
+    gpu_layers: int  # layers offloaded in the chosen placement (0 … n_offloadable)
+    n_offloadable: int  # blocks + output layer
+    requested_gpu_layers: int | str
+    prediction: MemoryPrediction
+    budget: Budget
+    ram_margin: int
+    vram_margin: int
+    max_ctx: int | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ram_required(self) -> int:
+        return self.prediction.ram_bytes + self.ram_margin
+
+    @property
+    def vram_required(self) -> int:
+        return self.prediction.vram_bytes + self.vram_margin
+
+    @property
+    def fits(self) -> bool:
+        return self.verdict != "too_large"
+
+    def words(self) -> str:
+        """The verdict as one sentence for a person."""
+        p, b = self.prediction, self.budget
+        ram = f"{_gib(p.ram_bytes)} of RAM (plus a {_mib(self.ram_margin)} safety margin) of {_gib(b.ram_bytes)}"
+        if self.verdict == "fits_gpu":
+            return (
+                f"Fits on the GPU: all {self.n_offloadable} layers offloaded, {_gib(p.vram_bytes)} of VRAM and {ram}."
+            )
+        if self.verdict == "fits_partial":
+            return (
+                f"Fits partly on the GPU: {self.gpu_layers} of {self.n_offloadable} layers offloaded "
+                f"({_gib(p.vram_bytes)} of VRAM), the rest on the CPU with {ram}."
+            )
+        if self.verdict == "fits_cpu":
+            return f"Fits on the CPU: needs {ram}."
+        if b.vram_bytes and self.vram_required > b.vram_bytes and self.gpu_layers:
+            return f"Too large: needs {_gib(self.vram_required)} of VRAM but {_gib(b.vram_bytes)} are available."
+        return (
+            f"Too large: needs {_gib(self.ram_required)} of RAM (safety margin included) "
+            f"but {_gib(b.ram_bytes)} are available."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "verdict_text": self.words(),
+            "gpu_layers": self.gpu_layers,
+            "n_offloadable_layers": self.n_offloadable,
+            "max_ctx": self.max_ctx,
+            "safety_margin": {"ram_bytes": self.ram_margin, "vram_bytes": self.vram_margin},
+            "required": {"ram_bytes": self.ram_required, "vram_bytes": self.vram_required},
+            "notes": list(self.notes),
+        }
+
+
+def _gib(n: int) -> str:
+    return f"{n / GiB:.2f} GiB"
+
+
+def _mib(n: int) -> str:
+    return f"{n / MiB:.0f} MiB"
+
+
+def _fits(pred: MemoryPrediction, budget: Budget) -> tuple[bool, int, int]:
+    ram_margin = margin_for(pred.ram_bytes)
+    vram_margin = margin_for(pred.vram_bytes)
+    ram_need = pred.ram_bytes + ram_margin
+    vram_need = pred.vram_bytes + vram_margin
+    if budget.unified:
+        ok = ram_need + vram_need <= budget.ram_bytes and vram_need <= max(budget.vram_bytes, 0)
+        ok = ok or (pred.vram_bytes == 0 and ram_need <= budget.ram_bytes)
+    else:
+        ok = ram_need <= budget.ram_bytes and (pred.vram_bytes == 0 or vram_need <= budget.vram_bytes)
+    return ok, ram_margin, vram_margin
+
+
+def _vram_ok(pred: MemoryPrediction, budget: Budget) -> bool:
+    if pred.vram_bytes == 0:
+        return True
+    return pred.vram_bytes + margin_for(pred.vram_bytes) <= budget.vram_bytes
+
+
+def check_fit(
+    header: GGUFHeader,
+    params: LoadParams,
+    budget: Budget,
+    gpu_layers: int | str = "auto",
+    *,
+    swa_full: bool = True,
+    baseline_bytes: int | None = None,
+    with_max_ctx: bool = True,
+) -> FitResult:
+    """The verdict for one model, settings and budget; ``gpu_layers`` is a number (-1 = all) or "auto"."""
+    notes: list[str] = []
+
+    def at(ngl: int, lp: LoadParams = params) -> MemoryPrediction:
+        return predict(
+            header, replace(lp, n_gpu_layers=ngl), budget.backend, swa_full=swa_full, baseline_bytes=baseline_bytes
+        )
+
+    base = at(0)
+    n_off = base.n_layers + 1
+    if gpu_layers == "auto":
+        ngl = _auto_layers(at, n_off, budget) if budget.backend.gpu else 0
+    else:
+        ngl = int(gpu_layers)
+        ngl = n_off if ngl < 0 else min(ngl, n_off)
+        if ngl and not budget.backend.gpu:
+            notes.append("there is no GPU backend here, so llama.cpp keeps every layer on the CPU")
+            ngl = 0
+    pred = at(ngl) if ngl else base
+    ok, ram_margin, vram_margin = _fits(pred, budget)
+    verdict: Verdict
+    if not ok:
+        verdict = "too_large"
+    elif ngl >= n_off:
+        verdict = "fits_gpu"
+    elif ngl > 0:
+        verdict = "fits_partial"
+    else:
+        verdict = "fits_cpu"
+    if pred.confidence != "measured":
+        notes.append(f"prediction confidence: {pred.confidence} — {pred.confidence_reason}")
+    result = FitResult(
+        verdict=verdict,
+        gpu_layers=ngl,
+        n_offloadable=n_off,
+        requested_gpu_layers=gpu_layers,
+        prediction=pred,
+        budget=budget,
+        ram_margin=ram_margin,
+        vram_margin=vram_margin,
+        notes=tuple(notes + list(pred.notes)),
+    )
+    if with_max_ctx:
+        result = replace(result, max_ctx=max_context(header, params, budget, gpu_layers, swa_full=swa_full))
+    return result
+
+
+def _auto_layers(at: Any, n_off: int, budget: Budget) -> int:
+    """Most layers whose VRAM need fits (VRAM need grows with every offloaded layer)."""
+    if _vram_ok(at(n_off), budget):
+        return n_off
+    lo, hi = 0, n_off  # lo fits (0 layers need no VRAM), hi does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _vram_ok(at(mid), budget):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def max_context(
+    header: GGUFHeader,
+    params: LoadParams,
+    budget: Budget,
+    gpu_layers: int | str = "auto",
+    *,
+    swa_full: bool = True,
+    limit: int | None = None,
+) -> int:
+    """The longest context (a multiple of 256, up to the trained length) that still fits; 0 if none does."""
+    trained = int(header.arch_key("context_length", 0) or 0)
+    top = limit or trained or 131072
+    top = max(CTX_STEP, top // CTX_STEP * CTX_STEP)
+
+    def fits(ctx: int) -> bool:
+        r = check_fit(header, replace(params, n_ctx=ctx), budget, gpu_layers, swa_full=swa_full, with_max_ctx=False)
+        return r.fits
+
+    if fits(top):
+        return top
+    if not fits(CTX_STEP):
+        return 0
+    lo, hi = 1, top // CTX_STEP  # in steps: lo fits, hi does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fits(mid * CTX_STEP):
+            lo = mid
+        else:
+            hi = mid
+    return lo * CTX_STEP
+
+
+# -- measured vs predicted -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ComponentDiff:
+    component: str
+    predicted: int
+    measured: int
+
+    @property
+    def diff_pct(self) -> float | None:
+        """(predicted − measured) / measured in percent; None when nothing was measured."""
+        return None if self.measured == 0 else 100.0 * (self.predicted - self.measured) / self.measured
+
+    def to_dict(self) -> dict[str, Any]:
+        pct = self.diff_pct
+        return {
+            "component": self.component,
+            "predicted_bytes": self.predicted,
+            "measured_bytes": self.measured,
+            "diff_pct": None if pct is None else round(pct, 2),
+        }
+
+
+def compare(pred: MemoryPrediction, measured: MeasuredBuffers) -> list[ComponentDiff]:
+    """Per component and per device, llama.cpp's logged buffers against the prediction."""
+    m = measured.by_component()
+    return [
+        ComponentDiff("weights", pred.weights_bytes, m["weights"]),
+        ComponentDiff("kv", pred.kv_bytes, m["kv"]),
+        ComponentDiff("compute", pred.compute_bytes, m["compute"]),
+        ComponentDiff("output", pred.output_bytes, m["output"]),
+        ComponentDiff("total", pred.total_bytes, measured.total()),
+        # llama.cpp logs what it allocates, so the RAM row compares the reservation, not the need
+        ComponentDiff("ram", pred.ram_reserved_bytes - pred.overhead_bytes, measured.total(gpu=False)),
+        ComponentDiff("vram", pred.vram_bytes, measured.total(gpu=True)),
+    ]

@@ -1,0 +1,1 @@
+"""The Fit and Hardware pages: predicted memory against the budget, and what was detected on this machine."""

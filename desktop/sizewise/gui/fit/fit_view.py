@@ -1,0 +1,392 @@
+"""The Fit view: predicted RAM/VRAM by component against the budget, with sliders that answer at once.
+
+Moving the context or GPU-layer slider recomputes the prediction synchronously — it is arithmetic on
+the GGUF header (core.memory_model), a few milliseconds, no file or network access — so the bars,
+the verdict and the largest context that fits follow the slider as it moves. After a real load,
+``show_measured`` puts llama.cpp's logged buffer sizes beside the prediction with the difference in
+percent, so the prediction's accuracy is visible rather than claimed.
+
+The bar chart is drawn with QPainter: one stacked bar per memory (RAM, and VRAM when there is a
+GPU), the budget as a line, the safety margin as a hatched block, the measured bar under the
+predicted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QPainter, QPaintEvent, QPen
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sizewise.core.fit.hardware import format_bytes
+from sizewise.core.fit.llama_log import MeasuredBuffers
+from sizewise.core.fit.verdict import CTX_STEP, Budget, FitResult, check_fit, compare, max_context
+from sizewise.core.gguf.header import GGUFHeader, ModelInfo
+from sizewise.core.sampling import LoadParams
+
+COMPONENT_COLORS = {
+    "weights": QColor("#4c78a8"),
+    "kv": QColor("#f58518"),
+    "compute": QColor("#54a24b"),
+    "output": QColor("#b279a2"),
+    "overhead": QColor("#9d9da1"),
+}
+VERDICT_TEXT = {
+    "fits_gpu": "Fits on the GPU",
+    "fits_partial": "Fits partly on the GPU",
+    "fits_cpu": "Fits on the CPU",
+    "too_large": "Too large",
+}
+
+
+def measured_from(buffers: MeasuredBuffers | Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> MeasuredBuffers:
+    """Accept llama.cpp's buffers as MeasuredBuffers, the engine's ``loaded["buffers"]`` list, or a dict."""
+    if isinstance(buffers, MeasuredBuffers):
+        return buffers
+    if isinstance(buffers, Mapping):
+        if "buffers" in buffers:
+            return measured_from(buffers["buffers"])
+        devices = buffers.get("devices")
+        if isinstance(devices, Mapping):  # MeasuredBuffers.to_dict()
+            lines = [
+                {"device": dev, "component": comp, "bytes": n}
+                for dev, comps in devices.items()
+                for comp, n in dict(comps).items()
+            ]
+            return MeasuredBuffers.from_lines(lines)
+        raise ValueError("show_measured needs the engine's buffers (a list of {device, component, bytes}).")
+    return MeasuredBuffers.from_lines([dict(b) for b in buffers])
+
+
+class MemoryBars(QWidget):
+    """Stacked bars: predicted RAM (and VRAM), optionally the measured bar, against budget lines."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMinimumHeight(120)
+        self.rows: list[tuple[str, list[tuple[str, int]], int, int]] = []  # (label, segments, budget, margin)
+        self.setAccessibleName("Memory bars")
+
+    def sizeHint(self) -> QSize:
+        return QSize(480, 40 + 34 * max(1, len(self.rows)))
+
+    def set_rows(self, rows: list[tuple[str, list[tuple[str, int]], int, int]]) -> None:
+        self.rows = rows
+        self.setMinimumHeight(20 + 34 * max(1, len(rows)))
+        self.updateGeometry()
+        self.update()
+
+    def segments(self, label: str) -> dict[str, int]:
+        for name, segs, _, _ in self.rows:
+            if name == label:
+                return dict(segs)
+        return {}
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        if not self.rows:
+            return
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        label_w = 120
+        width = max(10, self.width() - label_w - 12)
+        scale_max = max(max(sum(n for _, n in segs) + margin, budget) for _, segs, budget, margin in self.rows) or 1
+        text_pen = QPen(self.palette().color(self.foregroundRole()))
+        for i, (label, segs, budget, margin) in enumerate(self.rows):
+            y = 8 + i * 34
+            p.setPen(text_pen)
+            p.drawText(
+                QRectF(0, y, label_w - 6, 22), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, label
+            )
+            x = float(label_w)
+            for comp, n in segs:
+                w = width * n / scale_max
+                p.fillRect(QRectF(x, y, w, 22), COMPONENT_COLORS.get(comp, QColor("gray")))
+                x += w
+            if margin:
+                w = width * margin / scale_max
+                p.fillRect(QRectF(x, y, w, 22), QBrush(QColor("#9d9da1"), Qt.BrushStyle.BDiagPattern))
+            if budget:
+                bx = label_w + width * budget / scale_max
+                p.setPen(QPen(QColor("#d62728"), 2))
+                p.drawLine(int(bx), y - 3, int(bx), y + 25)
+        p.end()
+
+
+class FitView(QWidget):
+    """Fit check for one model: sliders, stacked bars, verdict, largest context, measured vs predicted."""
+
+    settingsChanged = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.header: GGUFHeader | None = None
+        self.info: ModelInfo | None = None
+        self.budget: Budget | None = None
+        self.params = LoadParams()
+        self.result: FitResult | None = None
+        self.measured: MeasuredBuffers | None = None
+        self._max_ctx_key: tuple[Any, ...] | None = None
+        self._updating = False
+
+        outer = QVBoxLayout(self)
+        self.title = QLabel("No model selected.")
+        self.title.setWordWrap(True)
+        outer.addWidget(self.title)
+
+        form = QFormLayout()
+        outer.addLayout(form)
+        self.ctx_slider = QSlider(Qt.Orientation.Horizontal)
+        self.ctx_slider.setAccessibleName("Context length")
+        self.ctx_slider.setToolTip("Context length in tokens (llama.cpp pads the KV cache to steps of 256).")
+        self.ctx_value = QLabel()
+        self.ctx_value.setMinimumWidth(70)
+        row = QHBoxLayout()
+        row.addWidget(self.ctx_slider, 1)
+        row.addWidget(self.ctx_value)
+        form.addRow("Context", row)
+
+        self.gpu_slider = QSlider(Qt.Orientation.Horizontal)
+        self.gpu_slider.setAccessibleName("GPU layers")
+        self.gpu_auto = QCheckBox("Auto (most that fit)")
+        self.gpu_auto.setChecked(True)
+        self.gpu_value = QLabel()
+        self.gpu_value.setMinimumWidth(70)
+        row = QHBoxLayout()
+        row.addWidget(self.gpu_slider, 1)
+        row.addWidget(self.gpu_value)
+        row.addWidget(self.gpu_auto)
+        form.addRow("GPU layers", row)
+
+        self.kv_type = QComboBox()
+        self.kv_type.addItems(["f16", "q8_0", "q4_0"])
+        self.kv_type.setToolTip("Quantized KV caches need flash attention; it is switched on with them.")
+        self.flash_attn = QCheckBox("Flash attention")
+        row = QHBoxLayout()
+        row.addWidget(self.kv_type)
+        row.addWidget(self.flash_attn)
+        row.addStretch(1)
+        form.addRow("KV cache", row)
+
+        self.bars = MemoryBars()
+        outer.addWidget(self.bars)
+        self.legend = QLabel(
+            " ".join(f'<span style="color:{c.name()}">■</span> {name}' for name, c in COMPONENT_COLORS.items())
+            + ' &nbsp; <span style="color:#d62728">|</span> budget &nbsp; ▨ safety margin'
+        )
+        outer.addWidget(self.legend)
+        self.verdict_label = QLabel()
+        self.verdict_label.setWordWrap(True)
+        self.verdict_label.setAccessibleName("Verdict")
+        outer.addWidget(self.verdict_label)
+        self.max_ctx_label = QLabel()
+        outer.addWidget(self.max_ctx_label)
+        self.detail_label = QLabel()
+        self.detail_label.setWordWrap(True)
+        self.detail_label.setStyleSheet("color: palette(placeholder-text); font-size: small;")
+        outer.addWidget(self.detail_label)
+        self.diff_table = QTableWidget(0, 4)
+        self.diff_table.setHorizontalHeaderLabels(["Component", "Predicted", "Measured", "Difference"])
+        self.diff_table.verticalHeader().setVisible(False)
+        self.diff_table.setVisible(False)
+        outer.addWidget(self.diff_table)
+        outer.addStretch(1)
+
+        self.ctx_slider.valueChanged.connect(self._on_changed)
+        self.gpu_slider.valueChanged.connect(self._on_gpu_slider)
+        self.gpu_auto.toggled.connect(self._on_changed)
+        self.kv_type.currentTextChanged.connect(self._on_kv_type)
+        self.flash_attn.toggled.connect(self._on_changed)
+        self._set_enabled(False)
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def set_model(
+        self,
+        header: GGUFHeader,
+        info: ModelInfo,
+        budget: Budget,
+        params: LoadParams | None = None,
+        gpu_layers: int | str = "auto",
+    ) -> None:
+        """Show a model (local or read from the Hub) against a budget; no I/O happens here."""
+        self.header, self.info, self.budget = header, info, budget
+        self.params = params or LoadParams()
+        self.measured = None
+        self.diff_table.setVisible(False)
+        self._max_ctx_key = None
+        trained = max(info.context_length, CTX_STEP)
+        self._updating = True
+        try:
+            self.ctx_slider.setRange(1, max(1, trained // CTX_STEP))
+            self.ctx_slider.setValue(max(1, min(self.params.n_ctx, trained) // CTX_STEP))
+            self.gpu_slider.setRange(0, info.n_layers + 1)
+            self.gpu_slider.setEnabled(budget.backend.gpu)
+            self.gpu_auto.setEnabled(budget.backend.gpu)
+            auto = gpu_layers == "auto"
+            self.gpu_auto.setChecked(auto)
+            if not auto:
+                n = int(gpu_layers)
+                self.gpu_slider.setValue(info.n_layers + 1 if n < 0 else n)
+            self.kv_type.setCurrentText(self.params.kv_type)
+            self.flash_attn.setChecked(self.params.flash_attn)
+        finally:
+            self._updating = False
+        self.title.setText(
+            f"<b>{info.name}</b> — {info.architecture}, {info.parameters_label} parameters, {info.quantization}, "
+            f"{format_bytes(info.file_bytes)}<br>Budget: {budget.source}"
+        )
+        self._set_enabled(True)
+        self.refresh()
+
+    def set_budget(self, budget: Budget) -> None:
+        if self.header is None or self.info is None:
+            self.budget = budget
+            return
+        self.set_model(self.header, self.info, budget, self.current_params(), self.gpu_layers_setting())
+
+    def gpu_layers_setting(self) -> int | str:
+        if self.gpu_auto.isChecked() or not (self.budget and self.budget.backend.gpu):
+            return "auto"
+        return self.gpu_slider.value()
+
+    def current_params(self) -> LoadParams:
+        kv = self.kv_type.currentText()
+        return replace(
+            self.params,
+            n_ctx=self.ctx_slider.value() * CTX_STEP,
+            kv_type=kv,
+            flash_attn=self.flash_attn.isChecked() or kv != "f16",
+            n_gpu_layers=self.result.gpu_layers if self.result else 0,
+        )
+
+    # -- reactions -------------------------------------------------------------------------------
+    def _set_enabled(self, on: bool) -> None:
+        for w in (self.ctx_slider, self.kv_type, self.flash_attn):
+            w.setEnabled(on)
+
+    def _on_kv_type(self, kv: str) -> None:
+        if kv != "f16" and not self.flash_attn.isChecked():
+            self._updating = True
+            self.flash_attn.setChecked(True)
+            self._updating = False
+        self._on_changed()
+
+    def _on_gpu_slider(self) -> None:
+        if not self._updating and self.gpu_auto.isChecked():
+            self._updating = True
+            self.gpu_auto.setChecked(False)
+            self._updating = False
+        self._on_changed()
+
+    def _on_changed(self, *_: object) -> None:
+        if not self._updating:
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute the prediction and verdict for the current slider positions (pure arithmetic)."""
+        if self.header is None or self.info is None or self.budget is None:
+            return
+        kv = self.kv_type.currentText()
+        params = replace(
+            self.params,
+            n_ctx=self.ctx_slider.value() * CTX_STEP,
+            kv_type=kv,
+            flash_attn=self.flash_attn.isChecked() or kv != "f16",
+        )
+        gpu = self.gpu_layers_setting()
+        result = check_fit(self.header, params, self.budget, gpu, with_max_ctx=False)
+        key = (params.kv_type, params.flash_attn, params.n_batch, params.n_ubatch, gpu, id(self.budget))
+        if key != self._max_ctx_key:  # the largest context does not depend on the context slider
+            self._max_ctx = max_context(self.header, params, self.budget, gpu)
+            self._max_ctx_key = key
+        self.result = replace(result, max_ctx=self._max_ctx)
+        self._show()
+        self.settingsChanged.emit(replace(params, n_gpu_layers=result.gpu_layers))
+
+    def _show(self) -> None:
+        r = self.result
+        assert r is not None and self.budget is not None
+        pred = r.prediction
+        self.ctx_value.setText(f"{pred.settings.n_ctx:,}")
+        self._updating = True
+        self.gpu_slider.setValue(r.gpu_layers)
+        self._updating = False
+        self.gpu_value.setText(f"{r.gpu_layers} / {r.n_offloadable}")
+        comps = pred.components()
+        rows: list[tuple[str, list[tuple[str, int]], int, int]] = [
+            ("RAM predicted", [(c, ram) for c, (ram, _) in comps.items() if ram], self.budget.ram_bytes, r.ram_margin)
+        ]
+        if self.budget.backend.gpu:
+            rows.append(
+                (
+                    "VRAM predicted",
+                    [(c, vram) for c, (_, vram) in comps.items() if vram],
+                    self.budget.vram_bytes,
+                    r.vram_margin if pred.vram_bytes else 0,
+                )
+            )
+        if self.measured is not None:
+            by_dev = self.measured
+            ram_m = [(c, by_dev.total(c, gpu=False)) for c in ("weights", "kv", "compute", "output")]
+            rows.insert(1, ("RAM measured", [(c, n) for c, n in ram_m if n], self.budget.ram_bytes, 0))
+            if self.budget.backend.gpu and by_dev.total(gpu=True):
+                vram_m = [(c, by_dev.total(c, gpu=True)) for c in ("weights", "kv", "compute", "output")]
+                rows.append(("VRAM measured", [(c, n) for c, n in vram_m if n], self.budget.vram_bytes, 0))
+        self.bars.set_rows(rows)
+        color = "#2ca02c" if r.fits else "#d62728"
+        self.verdict_label.setText(f'<b style="color:{color}">{VERDICT_TEXT[r.verdict]}.</b> {r.words()}')
+        self.max_ctx_label.setText(
+            f"Largest context that fits: {r.max_ctx:,} tokens" if r.max_ctx else "No context length fits this budget."
+        )
+        detail = f"Prediction confidence: {pred.confidence} — {pred.confidence_reason}."
+        if pred.compute_cpu_unwritten:
+            detail += (
+                f" llama.cpp also reserves {format_bytes(pred.compute_cpu_unwritten)} of compute memory for"
+                " logits Sizewise never asks for: never written, it takes no RAM, so the need leaves it out"
+                " (the measured bar shows llama.cpp's reservations)."
+            )
+        if r.notes:
+            detail += " " + " ".join(n[0].upper() + n[1:] + "." for n in r.notes if n)
+        self.detail_label.setText(detail)
+        if self.measured is not None:
+            self._fill_diff_table()
+
+    # -- after a load ----------------------------------------------------------------------------
+    def show_measured(self, buffers: MeasuredBuffers | Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> None:
+        """Draw llama.cpp's measured buffers beside the prediction, with the difference per component in %."""
+        self.measured = measured_from(buffers)
+        self.diff_table.setVisible(True)
+        if self.result is not None:
+            self._show()
+
+    def differences(self) -> list[tuple[str, int, int, float | None]]:
+        """(component, predicted, measured, difference in %) as shown in the table."""
+        if self.result is None or self.measured is None:
+            return []
+        return [
+            (d.component, d.predicted, d.measured, d.diff_pct) for d in compare(self.result.prediction, self.measured)
+        ]
+
+    def _fill_diff_table(self) -> None:
+        rows = [d for d in self.differences() if d[1] or d[2]]
+        self.diff_table.setRowCount(len(rows))
+        for i, (comp, pred, meas, pct) in enumerate(rows):
+            cells = [comp, format_bytes(pred), format_bytes(meas), "—" if pct is None else f"{pct:+.2f} %"]
+            for j, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+                self.diff_table.setItem(i, j, item)
+        self.diff_table.resizeColumnsToContents()

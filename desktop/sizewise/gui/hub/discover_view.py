@@ -1,0 +1,362 @@
+"""The Discover view: search the Hub for GGUF models, see a repository's files with sizes and fit verdicts,
+and download one with a click.
+
+Everything that touches the network runs through ``run_in_background`` — the search, the repository
+listing, and the fit verdicts (header-only range reads, a few MB per file), which arrive after the file
+list so the sizes show at once and the verdicts fill in. A newer search or a different repository
+makes older answers stale; they are dropped, never shown over the new ones. Errors are one sentence
+in the status line (core.hub turns the Hub's errors into sentences, e.g. how to add a token for a
+gated repository).
+
+Standalone: the main window embeds it and connects ``downloadRequested`` (or hands in a
+``DownloadQueue``, which then receives the files directly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import shiboken6
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sizewise.core.hub.browse import FitCheck, HubBrowser, ModelFile, RepoListing, SearchPage, SortKey
+from sizewise.core.hub.downloads import DownloadQueue
+from sizewise.gui.adapters.background import run_in_background
+
+SORT_CHOICES: list[tuple[str, SortKey]] = [
+    ("Most downloaded", "downloads"),
+    ("Most liked", "likes"),
+    ("Recently updated", "recent"),
+    ("Newest", "created"),
+]
+THIS_MACHINE = "This machine"
+VERDICT_LABELS = {"fits": "Fits", "tight": "Tight", "too big": "Too big", "unknown": "Unknown"}
+
+FitCheckFactory = Callable[[str | None], FitCheck]
+"""Builds a fit check for a target id (None = this machine); called off the GUI thread."""
+
+
+def default_fit_factory(target: str | None) -> FitCheck:
+    from sizewise.core.hub.remote_fit import machine_fit_check, target_fit_check
+
+    return target_fit_check(target) if target else machine_fit_check()
+
+
+def default_targets() -> list[tuple[str, str]]:
+    try:
+        from sizewise.core.fit.targets import load_targets
+
+        return [(t.name, t.id) for t in load_targets()]
+    except Exception:  # the target list is optional; "This machine" always works
+        return []
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+class DiscoverView(QWidget):
+    """Search → repositories → files (size, quant, fit) → download."""
+
+    downloadRequested = Signal(str, object)  # repo id, ModelFile
+    fitDetailsRequested = Signal(str, object)  # repo id, ModelFile: show it in the Fit view
+    searchFinished = Signal(object)  # SearchPage (also after "more")
+    filesShown = Signal(object)  # RepoListing, before fit verdicts
+    fitFinished = Signal(object)  # RepoListing with verdicts
+    failed = Signal(str)
+
+    def __init__(
+        self,
+        browser: HubBrowser | None = None,
+        queue: DownloadQueue | None = None,
+        *,
+        fit_factory: FitCheckFactory | None = default_fit_factory,
+        targets: list[tuple[str, str]] | None = None,
+        page_size: int = 20,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.browser = browser or HubBrowser()
+        self.queue = queue
+        self.fit_factory = fit_factory
+        self.page_size = page_size
+        self._fit_checks: dict[str | None, FitCheck] = {}
+        self._search_gen = 0
+        self._repo_gen = 0
+        self._page: SearchPage | None = None
+        self._repos: list[Any] = []
+        self.listing: RepoListing | None = None
+
+        self.query = QLineEdit(placeholderText="Search GGUF models on the Hugging Face Hub, e.g. smollm2")
+        self.query.setAccessibleName("Search the Hub")
+        self.sort = QComboBox()
+        for label, key in SORT_CHOICES:
+            self.sort.addItem(label, key)
+        self.search_button = QPushButton("Search")
+        self.more_button = QPushButton("More results")
+        self.more_button.setEnabled(False)
+        self.target = QComboBox()
+        self.target.setToolTip("Which hardware the fit verdicts are for")
+        self.target.addItem(THIS_MACHINE, None)
+        for name, tid in default_targets() if targets is None else targets:
+            self.target.addItem(name, tid)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.repos = QTableWidget(0, 4)
+        self.repos.setHorizontalHeaderLabels(["Repository", "Downloads", "Likes", "License"])
+        self.files = QTableWidget(0, 6)
+        self.files.setHorizontalHeaderLabels(["File", "Quant", "Size", "Fits?", "", ""])
+        for table in (self.repos, self.files):
+            table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+            table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+            table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+            table.verticalHeader().hide()
+            table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.repo_title = QLabel("")
+        self.repo_title.setWordWrap(True)
+
+        bar = QHBoxLayout()
+        bar.addWidget(self.query, 1)
+        bar.addWidget(self.sort)
+        bar.addWidget(self.search_button)
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.addWidget(self.repos)
+        lv.addWidget(self.more_button)
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.setContentsMargins(0, 0, 0, 0)
+        fit_row = QHBoxLayout()
+        fit_row.addWidget(self.repo_title, 1)
+        fit_row.addWidget(QLabel("Fit for:"))
+        fit_row.addWidget(self.target)
+        rv.addLayout(fit_row)
+        rv.addWidget(self.files)
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(right)
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(split, 1)
+        layout.addWidget(self.status)
+
+        self.search_button.clicked.connect(self.search)
+        self.query.returnPressed.connect(self.search)
+        self.sort.currentIndexChanged.connect(lambda _i: self.search() if self.query.text().strip() else None)
+        self.more_button.clicked.connect(self.load_more)
+        self.repos.itemSelectionChanged.connect(self._repo_selected)
+        self.files.cellDoubleClicked.connect(lambda row, _col: self.download_row(row))
+        self.target.currentIndexChanged.connect(lambda _i: self._start_fit())
+
+    # -- helpers
+
+    def _alive(self) -> bool:
+        return shiboken6.isValid(self)
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self._alive():
+            return
+        self.status.setText(str(exc))
+        self.failed.emit(str(exc))
+
+    # -- search
+
+    @Slot()
+    def search(self) -> None:
+        self._search_gen += 1
+        gen = self._search_gen
+        text = self.query.text().strip()
+        sort: SortKey = self.sort.currentData()
+        self.status.setText(f"Searching for {text!r}…" if text else "Loading popular GGUF models…")
+        self.more_button.setEnabled(False)
+        browser, size = self.browser, self.page_size
+        run_in_background(
+            lambda: browser.search(text, sort=sort, page=0, page_size=size),
+            lambda page: self._searched(gen, page, replace=True),
+            lambda exc: self._fail(exc) if gen == self._search_gen else None,
+        )
+
+    @Slot()
+    def load_more(self) -> None:
+        if self._page is None or not self._page.has_more:
+            return
+        page = self._page
+        gen = self._search_gen
+        browser = self.browser
+        self.more_button.setEnabled(False)
+        run_in_background(
+            lambda: browser.search(page.query, sort=page.sort, page=page.page + 1, page_size=page.page_size),
+            lambda nxt: self._searched(gen, nxt, replace=False),
+            lambda exc: self._fail(exc) if gen == self._search_gen else None,
+        )
+
+    def _searched(self, gen: int, page: SearchPage, *, replace: bool) -> None:
+        if not self._alive() or gen != self._search_gen:
+            return  # a newer search is on its way
+        self._page = page
+        if replace:
+            self._repos = []
+            self.repos.setRowCount(0)
+        for r in page.items:
+            row = self.repos.rowCount()
+            self.repos.insertRow(row)
+            name = r.repo_id + ("  🔒 gated" if r.gated else "")
+            cells = [name, f"{r.downloads:,}", f"{r.likes:,}", r.license or "?"]
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if col in (1, 2):
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.repos.setItem(row, col, item)
+            self._repos.append(r)
+        self.more_button.setEnabled(page.has_more)
+        shown = self.repos.rowCount()
+        self.status.setText(
+            f"{shown} repositories" + (" — more available" if page.has_more else "") if shown else "No matches."
+        )
+        self.searchFinished.emit(page)
+
+    # -- one repository
+
+    def _repo_selected(self) -> None:
+        rows = {i.row() for i in self.repos.selectedItems()}
+        if rows:
+            self.open_repo(self._repos[min(rows)].repo_id)
+
+    def open_repo(self, repo_id: str) -> None:
+        self._repo_gen += 1
+        gen = self._repo_gen
+        self.listing = None
+        self.files.setRowCount(0)
+        self.repo_title.setText(f"{repo_id} — loading files…")
+        browser = self.browser
+        run_in_background(
+            lambda: browser.repo_files(repo_id, with_fit=False),
+            lambda listing: self._listed(gen, listing),
+            lambda exc: self._repo_failed(gen, repo_id, exc),
+        )
+
+    def _repo_failed(self, gen: int, repo_id: str, exc: BaseException) -> None:
+        if self._alive() and gen == self._repo_gen:
+            self.repo_title.setText(repo_id)
+            self._fail(exc)
+
+    def _listed(self, gen: int, listing: RepoListing) -> None:
+        if not self._alive() or gen != self._repo_gen:
+            return
+        self.listing = listing
+        notes = []
+        if listing.gated:
+            notes.append("gated: downloading needs a token with access")
+        if listing.license:
+            notes.append(f"license {listing.license}")
+        if listing.refused_paths:
+            notes.append(f"{len(listing.refused_paths)} unsafe file path(s) refused")
+        if listing.incomplete_splits:
+            notes.append("incomplete split models: " + ", ".join(listing.incomplete_splits))
+        self.repo_title.setText(listing.repo_id + (" — " + "; ".join(notes) if notes else ""))
+        self.files.setRowCount(0)
+        for m in listing.models:
+            row = self.files.rowCount()
+            self.files.insertRow(row)
+            label = m.name + (f"  ({len(m.parts)} parts)" if m.is_split else "")
+            for col, text in enumerate([label, m.quantization, _size(m.size), "checking…" if self.fit_factory else ""]):
+                self.files.setItem(row, col, QTableWidgetItem(text))
+            button = QPushButton("Download")
+            button.setAccessibleName(f"Download {m.name}")
+            button.clicked.connect(lambda _checked=False, r=row: self.download_row(r))
+            self.files.setCellWidget(row, 4, button)
+            details = QPushButton("Fit details")
+            details.setToolTip("Read this file's header from the Hub (a few MB) and open it in the Fit view")
+            details.clicked.connect(lambda _checked=False, r=row: self.fit_details_row(r))
+            self.files.setCellWidget(row, 5, details)
+        if not listing.models:
+            self.status.setText(f"{listing.repo_id} has no GGUF files.")
+        self.filesShown.emit(listing)
+        self._start_fit()
+
+    # -- fit verdicts
+
+    def _start_fit(self) -> None:
+        listing, factory = self.listing, self.fit_factory
+        if listing is None or factory is None or not listing.models:
+            return
+        gen = self._repo_gen
+        target: str | None = self.target.currentData()
+        for row in range(self.files.rowCount()):
+            self._set_fit(row, "checking…", "")
+        checks = self._fit_checks
+        browser = self.browser
+
+        def work() -> RepoListing:
+            check = checks.get(target)
+            if check is None:
+                check = checks[target] = factory(target)
+            return HubBrowser(browser.settings, fit_check=check).with_fit(listing)
+
+        run_in_background(
+            work, lambda judged: self._fitted(gen, target, judged), lambda exc: self._fit_failed(gen, exc)
+        )
+
+    def _set_fit(self, row: int, text: str, tip: str) -> None:
+        item = QTableWidgetItem(text)
+        item.setToolTip(tip)
+        self.files.setItem(row, 3, item)
+
+    def _fitted(self, gen: int, target: str | None, judged: RepoListing) -> None:
+        if not self._alive() or gen != self._repo_gen or target != self.target.currentData():
+            return
+        self.listing = judged
+        for row, m in enumerate(judged.models):
+            if m.fit is None:
+                self._set_fit(row, "", "")
+            else:
+                self._set_fit(row, VERDICT_LABELS.get(m.fit.verdict, m.fit.verdict), m.fit.reason)
+        self.fitFinished.emit(judged)
+
+    def _fit_failed(self, gen: int, exc: BaseException) -> None:
+        if not self._alive() or gen != self._repo_gen:
+            return
+        for row in range(self.files.rowCount()):
+            self._set_fit(row, "Unknown", str(exc))
+
+    # -- download
+
+    def model_at(self, row: int) -> ModelFile | None:
+        if self.listing is None or not 0 <= row < len(self.listing.models):
+            return None
+        return self.listing.models[row]
+
+    @Slot(int)
+    def fit_details_row(self, row: int) -> None:
+        model = self.model_at(row)
+        if model is not None and self.listing is not None:
+            self.fitDetailsRequested.emit(self.listing.repo_id, model)
+
+    @Slot(int)
+    def download_row(self, row: int) -> None:
+        model = self.model_at(row)
+        if model is None or self.listing is None:
+            return
+        repo_id = self.listing.repo_id
+        if self.queue is not None:
+            self.queue.add_model(repo_id, model, self.listing.revision)
+        self.status.setText(f"Downloading {model.name} ({_size(model.size)}) — see Downloads.")
+        self.downloadRequested.emit(repo_id, model)

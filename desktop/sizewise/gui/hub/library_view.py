@@ -1,0 +1,367 @@
+"""The Downloads and Library view: download progress bars above one list of every local model.
+
+Downloads run on the DownloadQueue's own worker thread (core/hub/downloads.py); its progress callbacks
+arrive on that thread and cross to the GUI thread through a Qt signal, so the bars update without the
+window ever waiting. Listing, importing and deleting read or delete files, so they run through
+``run_in_background`` too. A finished download refreshes the list.
+
+Import works through the file dialog and by dropping ``.gguf`` files on the view. Delete asks first and
+says how much disk space it frees. ``loadRequested(path)`` is for the main window: a double-click or
+"Load" asks it to load that model.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import shiboken6
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sizewise.core.hub.downloads import DownloadedFile, DownloadQueue, DownloadState, Progress
+from sizewise.core.hub.library import Library, LibraryEntry
+from sizewise.gui.adapters.background import run_in_background
+
+LIBRARY_COLUMNS = ["Name", "Quant", "Params", "Size", "Context", "Source", "Status", "Measured", "Last used"]
+
+
+def _size(n: float) -> str:
+    if n >= 2**30:
+        return f"{n / 2**30:.2f} GiB"
+    return f"{n / 2**20:.1f} MiB"
+
+
+def _ago(ts: float | None) -> str:
+    if not ts:
+        return ""
+    s = time.time() - ts
+    if s < 90:
+        return "just now"
+    if s < 5400:
+        return f"{s / 60:.0f} min ago"
+    if s < 129600:
+        return f"{s / 3600:.0f} h ago"
+    return f"{s / 86400:.0f} days ago"
+
+
+class _Relay(QObject):
+    """Carries the queue's callbacks from its worker thread to the GUI thread."""
+
+    progress = Signal(object)
+    finished = Signal(object, object)
+
+
+class DownloadRow(QWidget):
+    """One download: name, bar, speed/ETA and the pause/resume/cancel buttons."""
+
+    def __init__(self, job_id: int, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.job_id = job_id
+        self.title = QLabel(title)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.bar.setAccessibleName(f"Progress of {title}")
+        self.detail = QLabel("queued")
+        self.pause = QPushButton("Pause")
+        self.resume = QPushButton("Resume")
+        self.cancel = QPushButton("Cancel")
+        self.resume.hide()
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.title, 2)
+        layout.addWidget(self.bar, 3)
+        layout.addWidget(self.detail, 3)
+        layout.addWidget(self.pause)
+        layout.addWidget(self.resume)
+        layout.addWidget(self.cancel)
+        self.state = DownloadState.QUEUED
+
+    def show_progress(self, p: Progress) -> None:
+        self.state = p.state
+        if p.total_bytes:
+            self.bar.setValue(int(1000 * min(p.done_bytes / p.total_bytes, 1.0)))
+        if p.state == DownloadState.DOWNLOADING:
+            eta = f", {p.eta_s:.0f} s left" if p.eta_s is not None else ""
+            total = _size(p.total_bytes) if p.total_bytes else "?"
+            self.detail.setText(f"{_size(p.done_bytes)} of {total}, {_size(p.speed_bps)}/s{eta}")
+        else:
+            self.detail.setText(p.message or p.state.value)
+        self.detail.setToolTip(p.message)
+        paused = p.state in (DownloadState.PAUSED, DownloadState.FAILED)
+        self.pause.setVisible(not paused and not p.state.finished)
+        self.resume.setVisible(paused)
+        self.cancel.setVisible(not (p.state.finished and p.state != DownloadState.FAILED))
+
+
+class LibraryView(QWidget):
+    """Downloads with progress bars, then the library: import, delete, load."""
+
+    loadRequested = Signal(str)
+    libraryRefreshed = Signal(list)  # list[LibraryEntry]
+    downloadFinished = Signal(object, object)  # Progress, DownloadedFile | None
+    failed = Signal(str)
+
+    def __init__(self, library: Library, queue: DownloadQueue | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.library = library
+        self.queue = queue
+        self.entries: list[LibraryEntry] = []
+        self.download_rows: dict[int, DownloadRow] = {}
+        self._refresh_gen = 0
+        self._note = ""  # what just happened, kept in front of the count when the list refreshes
+        self._relay = _Relay()
+        self._relay.progress.connect(self._on_progress, Qt.ConnectionType.QueuedConnection)
+        self._relay.finished.connect(self._on_finished, Qt.ConnectionType.QueuedConnection)
+        if queue is not None:
+            queue.on_progress = self._relay.progress.emit
+            queue.on_finished = self._relay.finished.emit
+        self.setAcceptDrops(True)
+
+        self.downloads_box = QWidget()
+        self.downloads_layout = QVBoxLayout(self.downloads_box)
+        self.downloads_layout.setContentsMargins(0, 0, 0, 0)
+        self.downloads_title = QLabel("<b>Downloads</b>")
+        self.downloads_title.hide()
+
+        self.table = QTableWidget(0, len(LIBRARY_COLUMNS))
+        self.table.setHorizontalHeaderLabels(LIBRARY_COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.cellDoubleClicked.connect(lambda row, _c: self.load_row(row))
+        self.import_button = QPushButton("Import…")
+        self.import_button.setToolTip("Add .gguf files from anywhere (or drop them here)")
+        self.load_button = QPushButton("Load")
+        self.delete_button = QPushButton("Delete…")
+        self.refresh_button = QPushButton("Refresh")
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.import_button.clicked.connect(self.choose_files)
+        self.load_button.clicked.connect(lambda: self.load_row(self.selected_row()))
+        self.delete_button.clicked.connect(lambda: self.delete_row(self.selected_row()))
+        self.refresh_button.clicked.connect(self.refresh)
+
+        buttons = QHBoxLayout()
+        for b in (self.import_button, self.load_button, self.delete_button, self.refresh_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.downloads_title)
+        layout.addWidget(self.downloads_box)
+        layout.addWidget(QLabel("<b>Library</b> — every model on this computer"))
+        layout.addWidget(self.table, 1)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        if queue is not None:
+            for p in queue.jobs():  # e.g. unfinished downloads restored from last time
+                self._on_progress(p)
+
+    def _alive(self) -> bool:
+        return shiboken6.isValid(self)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._alive():
+            self.status.setText(str(exc))
+            self.failed.emit(str(exc))
+
+    # -- downloads
+
+    @Slot(object)
+    def _on_progress(self, p: Progress) -> None:
+        if not self._alive():
+            return
+        row = self.download_rows.get(p.job_id)
+        if row is None:
+            row = DownloadRow(p.job_id, p.filename)
+            row.pause.clicked.connect(lambda _c=False, j=p.job_id: self._queue_call("pause", j))
+            row.resume.clicked.connect(lambda _c=False, j=p.job_id: self._queue_call("resume", j))
+            row.cancel.clicked.connect(lambda _c=False, j=p.job_id: self._queue_call("cancel", j))
+            self.download_rows[p.job_id] = row
+            self.downloads_layout.addWidget(row)
+            self.downloads_title.show()
+        row.show_progress(p)
+
+    def _queue_call(self, action: str, job_id: int) -> None:
+        if self.queue is not None:
+            getattr(self.queue, action)(job_id)
+
+    @Slot(object, object)
+    def _on_finished(self, p: Progress, result: DownloadedFile | None) -> None:
+        if not self._alive():
+            return
+        self._on_progress(p)
+        if p.state == DownloadState.DONE:
+            self._note = f"{p.filename} downloaded and verified."
+            self.status.setText(self._note)
+            self.refresh()
+        elif p.state == DownloadState.FAILED:
+            self.status.setText(p.message)
+        self.downloadFinished.emit(p, result)
+
+    # -- the library list
+
+    @Slot()
+    def refresh(self) -> None:
+        self._refresh_gen += 1
+        gen = self._refresh_gen
+        library = self.library
+        run_in_background(library.list, lambda entries: self._listed(gen, entries), self._fail)
+
+    def _listed(self, gen: int, entries: list[LibraryEntry]) -> None:
+        if not self._alive() or gen != self._refresh_gen:
+            return
+        self.entries = entries
+        self.table.setRowCount(0)
+        for e in entries:
+            row = self.table.rowCount()
+            self.table.insertRow(row)
+            status = ("verified ✓" if e.verified else "ok") if e.status == "ok" else e.status
+            measured = ""
+            if e.measured is not None:
+                bits = []
+                if e.measured.memory_bytes:
+                    bits.append(_size(e.measured.memory_bytes))
+                if e.measured.tg_tps:
+                    bits.append(f"{e.measured.tg_tps:.0f} tok/s")
+                measured = ", ".join(bits)
+            cells = [
+                e.name,
+                e.quantization,
+                e.parameters_label,
+                _size(e.size_bytes) if e.size_bytes else "",
+                f"{e.context_length:,}" if e.context_length else "",
+                e.source_label,
+                status,
+                measured,
+                _ago(e.last_used),
+            ]
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(e.message or e.path)
+                if e.status != "ok":
+                    item.setForeground(Qt.GlobalColor.darkGray)
+                self.table.setItem(row, col, item)
+        missing = sum(1 for e in entries if e.status != "ok")
+        count = f"{len(entries)} models" + (f", {missing} missing or unreadable" if missing else "")
+        self.status.setText(f"{self._note} {count}." if self._note else count)
+        self._note = ""
+        self.libraryRefreshed.emit(entries)
+
+    def selected_row(self) -> int:
+        rows = {i.row() for i in self.table.selectedItems()}
+        return min(rows) if rows else -1
+
+    def entry_at(self, row: int) -> LibraryEntry | None:
+        return self.entries[row] if 0 <= row < len(self.entries) else None
+
+    @Slot(int)
+    def load_row(self, row: int) -> None:
+        e = self.entry_at(row)
+        if e is None:
+            return
+        if e.status != "ok":
+            self.status.setText(f"{e.name} cannot be loaded: {e.message}.")
+            return
+        library = self.library
+        run_in_background(lambda: library.mark_used(e.path), lambda _r: None, self._fail)  # for "last used"
+        self.loadRequested.emit(e.path)
+
+    # -- import
+
+    @Slot()
+    def choose_files(self) -> None:
+        paths, _filter = QFileDialog.getOpenFileNames(self, "Import models", "", "GGUF models (*.gguf);;All files (*)")
+        if paths:
+            self.import_paths(paths)
+
+    def import_paths(self, paths: list[str]) -> None:
+        library = self.library
+
+        def work() -> list[str]:
+            problems = []
+            for p in paths:
+                try:
+                    library.import_file(p)
+                except Exception as exc:  # one bad file does not stop the others
+                    problems.append(str(exc))
+            return problems
+
+        def done(problems: list[str]) -> None:
+            if not self._alive():
+                return
+            self.refresh()
+            if problems:
+                self._fail(Exception(" ".join(problems)))
+
+        run_in_background(work, done, self._fail)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if any(u.isLocalFile() and u.toLocalFile().lower().endswith(".gguf") for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        ggufs = [p for p in paths if p.lower().endswith(".gguf")]
+        if ggufs:
+            event.acceptProposedAction()
+            self.import_paths(ggufs)
+
+    # -- delete
+
+    def confirm_delete(self, e: LibraryEntry) -> bool:
+        where = "" if e.source in ("downloaded", "hf-cache", "imported") else f" (from {e.source_label}'s folder)"
+        files = f"{len(e.parts)} files" if len(e.parts) > 1 else "the file"
+        answer = QMessageBox.question(
+            self,
+            "Delete model",
+            f"Delete {e.name}{where}? This removes {files} from disk and frees {_size(e.size_bytes)}.\n\n{e.path}",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    @Slot(int)
+    def delete_row(self, row: int) -> None:
+        e = self.entry_at(row)
+        if e is None:
+            return
+        if not e.can_delete:
+            self.status.setText(f"{e.name} belongs to Ollama; remove it with 'ollama rm {e.ollama_name or e.name}'.")
+            return
+        if e.status == "ok" and not self.confirm_delete(e):
+            return
+        library = self.library
+
+        def done(freed: Any) -> None:
+            if self._alive():
+                self._note = f"Deleted {e.name}; {_size(int(freed))} freed." if freed else f"Removed {e.name}."
+                self.status.setText(self._note)
+                self.refresh()
+
+        run_in_background(lambda: library.delete(e), done, self._fail)
+
+    # -- shutdown
+
+    def shutdown(self) -> None:
+        """Pause running downloads (they resume next time) and stop the queue's worker."""
+        if self.queue is not None:
+            self.queue.close()

@@ -1,0 +1,923 @@
+"""The main window: pick a model, load it in an engine process, chat, and see speed and memory.
+
+The window owns layout and wiring only; the conversation lives in ChatModel, llama.cpp in an
+engine process behind EngineAdapter, and every file read happens in the background.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QByteArray, QPoint, Qt, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sizewise import APP_NAME
+from sizewise.core.atomic import write_text_atomic
+from sizewise.core.chat.presets import Preset, PresetLibrary
+from sizewise.core.chat.store import ConversationStore
+from sizewise.core.errors import UserError
+from sizewise.core.fit.hardware import HardwareReport, machine_budget
+from sizewise.core.fit.llama_log import MeasuredBuffers
+from sizewise.core.fit.measurements import MeasurementStore, make_record
+from sizewise.core.fit.memory_model import Backend, MemoryPrediction, predict
+from sizewise.core.fit.verdict import Budget
+from sizewise.core.gguf.header import GGUFHeader, ModelInfo, model_info
+from sizewise.core.hub.browse import ModelFile
+from sizewise.core.hub.downloads import DownloadQueue
+from sizewise.core.hub.library import Library, download_state_file, verified_store_for
+from sizewise.core.hub.remote_fit import merged_header
+from sizewise.core.hub.remote_header import read_remote_header
+from sizewise.core.hub.resolve import context_warning, inspect_model
+from sizewise.core.hub.starter import STARTER_NAME, find_starter
+from sizewise.core.paths import AppPaths
+from sizewise.core.settings import Settings, SettingsStore
+from sizewise.gui.adapters.background import run_in_background
+from sizewise.gui.adapters.engine_adapter import EngineAdapter
+from sizewise.gui.chat.chat_controller import ChatController
+from sizewise.gui.chat.chat_model import ChatModel
+from sizewise.gui.chat.chat_view import ChatView
+from sizewise.gui.chat.conversation_sidebar import ConversationSidebar
+from sizewise.gui.chat.input_box import InputBox
+from sizewise.gui.chat.writing_view import WritingView
+from sizewise.gui.fit.fit_view import FitView
+from sizewise.gui.fit.hardware_view import HardwareView
+from sizewise.gui.hub.discover_view import DiscoverView
+from sizewise.gui.hub.library_view import LibraryView
+from sizewise.gui.shell.about_dialog import AboutDialog
+from sizewise.gui.shell.lazy import LazyPage
+from sizewise.gui.widgets.presets_widget import PresetsWidget
+from sizewise.gui.widgets.sampling_panel import SamplingPanel
+
+if TYPE_CHECKING:  # built on first sight (gui/shell/lazy.py): pyqtgraph stays out of start-up
+    from sizewise.gui.compare.compare_view import CompareView
+    from sizewise.gui.metrics.metrics_view import MetricsView
+
+MiB = 1 << 20
+
+
+class Banner(QLabel):
+    """A one-sentence message above the chat: errors in red, warnings in amber, never a modal box."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setAccessibleName("Message banner")
+        self.hide()
+
+    def show_message(self, text: str, level: str = "error") -> None:
+        colours = {"error": ("#fdecea", "#8a1c1c"), "warning": ("#fff4e0", "#7a4b00"), "info": ("#e8f1fb", "#1d4f91")}
+        bg, fg = colours[level]
+        self.setStyleSheet(f"background:{bg}; color:{fg}; padding:6px; border-radius:4px;")
+        self.setText(text)
+        self.setProperty("level", level)
+        self.show()
+
+    def clear_message(self) -> None:
+        self.setText("")
+        self.hide()
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, paths: AppPaths, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.paths = paths
+        self.store = SettingsStore(paths.settings_file)
+        self.settings: Settings = self.store.load()
+        self.engine = EngineAdapter(log_path=paths.log_dir / "engine.log", parent=self)
+        self.chat = ChatModel(self)
+        self.conversations = ConversationStore.open(paths.database_file)
+        self.presets = PresetLibrary(paths.config_dir)
+        self.controller = ChatController(self.conversations, self.engine, self.chat, self)
+        self._editing_row: int | None = None
+        self._prediction: MemoryPrediction | None = None
+        self.metrics_view: MetricsView | None = None
+        self.compare_view: CompareView | None = None
+        self.model_info: ModelInfo | None = None
+        self.model_header: GGUFHeader | None = None
+        self.budget: Budget | None = None
+        self.backend: Backend | None = None
+        self.measurements = MeasurementStore(paths)
+        self.pending_load: str | None = None
+        self.state = "empty"  # empty | checking | loading | ready | generating
+        self.setWindowTitle(APP_NAME)
+        self._build()
+        self._wire()
+        self._restore()
+        starter = find_starter([paths.data_dir / "models"])
+        if starter is not None:
+            self._remember_starter(str(starter.path))
+        self.engine.start()  # warm the engine now: the first load is faster and GPU support is known
+        self._set_state("empty")
+
+    # -- construction -----------------------------------------------------------------------------
+    def _build(self) -> None:
+        central = QWidget()
+        layout = QVBoxLayout(central)
+
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Model"))
+        self.model_combo = QComboBox()
+        self.model_combo.setAccessibleName("Model")
+        self.model_combo.setMinimumWidth(200)
+        self.model_combo.setToolTip("The starter model and the model files you used recently")
+        bar.addWidget(self.model_combo, 1)
+        self.open_button = QPushButton("Open GGUF…")
+        self.open_button.setToolTip("Choose a .gguf model file (Ctrl+O)")
+        bar.addWidget(self.open_button)
+        self.load_button = QPushButton("Load")
+        self.load_button.setToolTip("Load the chosen model into a separate engine process")
+        bar.addWidget(self.load_button)
+        self.busy = QProgressBar()
+        self.busy.setRange(0, 0)
+        self.busy.setMaximumWidth(120)
+        self.busy.setTextVisible(False)
+        self.busy.hide()
+        bar.addWidget(self.busy)
+        layout.addLayout(bar)
+
+        self.model_summary = QLabel("No model loaded.")
+        self.model_summary.setAccessibleName("Model summary")
+        self.model_summary.setWordWrap(True)
+        layout.addWidget(self.model_summary)
+        self.banner = Banner()
+        layout.addWidget(self.banner)
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        self.chat_view = ChatView()
+        self.chat_view.setModel(self.chat)
+        splitter.addWidget(self.chat_view)
+        bottom = QWidget()
+        bl = QHBoxLayout(bottom)
+        bl.setContentsMargins(0, 0, 0, 0)
+        self.input = InputBox()
+        bl.addWidget(self.input, 1)
+        buttons = QVBoxLayout()
+        self.send_button = QPushButton("Send")
+        self.send_button.setToolTip("Send the message (Enter)")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop the reply (Esc)")
+        buttons.addWidget(self.send_button)
+        buttons.addWidget(self.stop_button)
+        buttons.addStretch(1)
+        bl.addLayout(buttons)
+        splitter.addWidget(bottom)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 0)
+        splitter.setSizes([600, 90])
+        self.input.setMinimumHeight(60)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(splitter, "Chat")
+        self.tabs.setTabToolTip(0, "Chat with the loaded model (Ctrl+1)")
+        layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        for i in range(9):
+            QShortcut(QKeySequence(f"Ctrl+{i + 1}"), self, lambda i=i: self._show_tab(i))
+        self.fit_view = FitView()
+        self.add_view("Fit", self.fit_view, "Predicted memory for the chosen model against this machine")
+        self.hardware_view = HardwareView()
+        self.add_view("Hardware", self.hardware_view, "What Sizewise detected on this machine, and how")
+        self.writing_view = WritingView(self.engine)
+        self.add_view("Writing", self.writing_view, "Writing help: rewrite, shorten, fix, summarize, translate")
+        self.downloads = DownloadQueue(
+            state_file=download_state_file(self.paths), verified_store=verified_store_for(self.paths)
+        )
+        self.downloads.restore()
+        self._library: Library | None = None
+        self._library_lock = threading.Lock()
+        self.library_view: LibraryView | None = None
+        self.discover_view: DiscoverView | None = None
+        # Built on first sight: the Hub client's import (~0.25 s) stays out of start-up.
+        self.discover_page = LazyPage(self._make_discover_view)
+        self.library_page = LazyPage(self._make_library_view)
+        self.add_view("Discover", self.discover_page, "Find GGUF models on the Hugging Face Hub")
+        self.add_view("Library", self.library_page, "Downloads and every model on this computer")
+        self.compare_page = LazyPage(self._make_compare_view)
+        self.add_view("Compare", self.compare_page, "Models, quants or settings side by side, measured here")
+
+        self.sidebar = ConversationSidebar(self.conversations)
+        side = QDockWidget("Conversations", self)
+        side.setObjectName("conversations-dock")
+        side.setWidget(self.sidebar)
+        side.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, side)
+
+        self.sampling_panel = SamplingPanel()
+        self.presets_widget = PresetsWidget(self.presets)
+        self.sampling_panel.add_header_widget(self.presets_widget)
+        scroll = QScrollArea()
+        scroll.setWidget(self.sampling_panel)
+        scroll.setWidgetResizable(True)
+        dock = QDockWidget("Sampling", self)
+        dock.setObjectName("sampling-dock")
+        dock.setWidget(scroll)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
+        self.metrics_page = LazyPage(self._make_metrics_view)
+        metrics = QDockWidget("Live metrics", self)
+        metrics.setObjectName("metrics-dock")
+        metrics.setWidget(self.metrics_page)
+        metrics.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, metrics)
+        metrics.hide()  # charts on request (View menu); the status bar always shows the last figures
+        self.docks = [side, dock, metrics]
+        # The conversation list belongs to Chat, the sampling controls to Chat and Writing: on other
+        # pages they step aside so wide views (Compare, Fit, Library) get the room. A dock the user
+        # closed from the View menu stays closed.
+        self._dock_pages = {side: {"Chat"}, dock: {"Chat", "Writing"}}
+        self._dock_wanted = {side: True, dock: True}
+        for d in self._dock_pages:
+            d.toggleViewAction().triggered.connect(lambda on, d=d: self._dock_wanted.__setitem__(d, on))
+        self.tabs.currentChanged.connect(self._fit_docks_to_page)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+
+        self.mode_label = QLabel("")
+        self.speed_label = QLabel("Speed: –")
+        self.speed_label.setToolTip("Generation speed of the last reply (llama.cpp's own counters)")
+        self.ttft_label = QLabel("First token: –")
+        self.ttft_label.setToolTip("Time from sending to the first token of the last reply")
+        self.memory_label = QLabel("Engine memory: –")
+        self.memory_label.setToolTip("Resident memory of the engine process (current / peak)")
+        self.context_label = QLabel("Context: –")
+        self.context_label.setToolTip("Tokens the conversation takes of the model's context window")
+        sb = self.statusBar()
+        for w in (self.mode_label, self.context_label, self.speed_label, self.ttft_label, self.memory_label):
+            sb.addPermanentWidget(w)
+
+        menu = self.menuBar().addMenu("&File")
+        self.open_action = QAction("&Open GGUF…", self)
+        self.open_action.setShortcut(QKeySequence.StandardKey.Open)
+        menu.addAction(self.open_action)
+        menu.addSeparator()
+        menu.addAction("Export conversation as &Markdown…", lambda: self.export_conversation("md"))
+        menu.addAction("Export conversation as &JSON…", lambda: self.export_conversation("json"))
+        menu.addAction("Export &all conversations…", self.export_all)
+        menu.addAction("&Import conversations…", self.import_conversations)
+        menu.addSeparator()
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        menu.addAction(quit_action)
+        chat_menu = self.menuBar().addMenu("&Chat")
+        self.send_action = QAction("S&end message", self)
+        self.send_action.setShortcut(QKeySequence("Ctrl+Return"))
+        self.send_action.setToolTip("Send the message (Enter in the message box, or Ctrl+Return)")
+        self.send_action.triggered.connect(self.send)
+        chat_menu.addAction(self.send_action)
+        self.stop_action = QAction("&Stop reply", self)
+        self.stop_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        self.stop_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        chat_menu.addAction(self.stop_action)
+        self.regenerate_action = QAction("&Regenerate reply", self)
+        self.regenerate_action.setShortcut(QKeySequence("Ctrl+R"))
+        self.regenerate_action.triggered.connect(self.regenerate)
+        self.continue_action = QAction("C&ontinue reply", self)
+        self.continue_action.setShortcut(QKeySequence("Ctrl+Shift+Return"))
+        self.continue_action.triggered.connect(self.continue_reply)
+        chat_menu.addActions([self.regenerate_action, self.continue_action])
+        conv_menu = self.menuBar().addMenu("C&onversations")
+        sb_ = self.sidebar
+        for action in (
+            sb_.new_action,
+            sb_.search_action,
+            sb_.next_action,
+            sb_.previous_action,
+            sb_.rename_action,
+            sb_.delete_action,
+            sb_.undo_action,
+        ):
+            conv_menu.addAction(action)
+        view_menu = self.menuBar().addMenu("&View")
+        for d in self.docks:
+            view_menu.addAction(d.toggleViewAction())
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction("&About Sizewise", self.show_about)
+        self.chat_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.chat_view.customContextMenuRequested.connect(self._chat_menu)
+
+    def _wire(self) -> None:
+        self.open_button.clicked.connect(self.choose_model_file)
+        self.open_action.triggered.connect(self.choose_model_file)
+        self.load_button.clicked.connect(self.toggle_load)
+        self.send_button.clicked.connect(self.send)
+        self.input.submitted.connect(self.send)
+        self.stop_button.clicked.connect(self.stop)
+        self.stop_action.triggered.connect(self.stop)
+        self.sidebar.conversationSelected.connect(self.controller.open_conversation)
+        self.sidebar.conversationDeleted.connect(self._on_conversation_deleted)
+        self.sidebar.storeFailed.connect(lambda text: self.banner.show_message(text))
+        self.presets_widget.presetChosen.connect(self._apply_preset)
+        self.sampling_panel.changed.connect(lambda: self.presets_widget.show_sampling(self.sampling_panel.sampling()))
+        self.sampling_panel.n_ctx.valueChanged.connect(self._update_ctx_warning)
+        self.hardware_view.reportChanged.connect(self._on_hardware)
+        e = self.engine
+        e.ready.connect(self._on_ready)
+        e.loaded.connect(self._on_loaded)
+        e.loadFailed.connect(self._on_load_failed)
+        e.unloaded.connect(self._on_unloaded)
+        c = self.controller
+        c.busyChanged.connect(self._on_busy)
+        c.replyFinished.connect(self._on_reply_finished)
+        c.contextChanged.connect(self._on_context)
+        c.message.connect(self.banner.show_message)
+        c.conversationChanged.connect(self._on_conversation_changed)
+        e.stopForced.connect(self._on_stop_forced)
+        e.engineStopped.connect(self._on_engine_stopped)
+        e.stats.connect(self._on_stats)
+
+    def _restore(self) -> None:
+        s = self.settings
+        self.sampling_panel.set_params(s.sampling, s.load, s.system_prompt)
+        self.refresh_model_list()
+        if s.window_geometry:
+            self.restoreGeometry(QByteArray(base64.b64decode(s.window_geometry)))
+        else:
+            self.resize(1100, 720)
+        if s.window_state:
+            self.restoreState(QByteArray(base64.b64decode(s.window_state)))
+        problems = [p for p in (self.store.problem, self.store_problem_text()) if p]
+        if problems:
+            self.banner.show_message(" ".join(problems), "warning")
+
+    def store_problem_text(self) -> str:
+        problem = self.conversations.problem
+        return problem.message if problem is not None else ""
+
+    def refresh_model_list(self) -> None:
+        self.model_combo.clear()
+        starter = find_starter([self.paths.data_dir / "models"])
+        if starter is not None:
+            self.model_combo.addItem(f"{STARTER_NAME} (starter)", str(starter.path))
+            self.model_combo.setItemData(0, f"{starter.path}\nfrom the {starter.source}", Qt.ItemDataRole.ToolTipRole)
+        for p in self.settings.recent_models:
+            if starter is not None and p == str(starter.path):
+                continue
+            missing = "" if Path(p).exists() else "  (missing)"
+            self.model_combo.addItem(Path(p).name + missing, p)
+            self.model_combo.setItemData(self.model_combo.count() - 1, p, Qt.ItemDataRole.ToolTipRole)
+        if self.settings.last_model:
+            i = self.model_combo.findData(self.settings.last_model)
+            if i >= 0:
+                self.model_combo.setCurrentIndex(i)
+        if self.model_combo.count() == 0:
+            self.model_combo.addItem("No models yet — use Open GGUF…", None)
+
+    # -- state ------------------------------------------------------------------------------------
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        busy = state in ("checking", "loading")
+        self.busy.setVisible(busy)
+        self.load_button.setEnabled(state in ("empty", "ready"))
+        self.load_button.setText("Unload" if state in ("ready", "generating") else "Load")
+        self.model_combo.setEnabled(state in ("empty", "ready"))
+        self.open_button.setEnabled(state in ("empty", "ready"))
+        self.send_button.setEnabled(state == "ready")
+        self.stop_button.setEnabled(state == "generating")
+        self.stop_action.setEnabled(state == "generating")
+        if state == "empty":
+            self.mode_label.setText("")
+
+    # -- model choice and loading -----------------------------------------------------------------
+    @Slot()
+    def choose_model_file(self) -> None:
+        start = str(Path(self.settings.last_model).parent) if self.settings.last_model else str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Open a GGUF model", start, "GGUF models (*.gguf);;All files (*)")
+        if path:
+            self.open_model(path)
+
+    def open_model(self, path: str) -> None:
+        """Add a file to the list and load it (used by the Open dialog and by tests)."""
+        i = self.model_combo.findData(path)
+        if i < 0:
+            self.model_combo.addItem(Path(path).name, path)
+            i = self.model_combo.count() - 1
+        self.model_combo.setCurrentIndex(i)
+        self.load_selected()
+
+    @Slot()
+    def toggle_load(self) -> None:
+        if self.state == "ready":
+            self.engine.unload()
+            self._set_state("loading")
+        else:
+            self.load_selected()
+
+    def load_selected(self) -> None:
+        path = self.model_combo.currentData()
+        if not path:
+            self.banner.show_message("Choose a model first: use Open GGUF… to pick a .gguf file.")
+            return
+        self.banner.clear_message()
+        self._set_state("checking")
+        self.model_summary.setText(f"Checking {Path(path).name}…")
+        run_in_background(
+            lambda: inspect_model(Path(path)), lambda found: self._checked(path, *found), self._check_failed
+        )
+
+    def _checked(self, path: str, header: GGUFHeader, info: ModelInfo) -> None:
+        self.model_info = info
+        self.model_header = header
+        load = self.sampling_panel.load_params(self.settings.load)
+        warning = context_warning(info, load.n_ctx)
+        if warning:
+            self.banner.show_message(warning, "warning")
+        if self.budget is not None:
+            self.fit_view.set_model(header, info, self.budget, load, load.n_gpu_layers)
+        self._set_state("loading")
+        self.model_summary.setText(f"Loading {info.name} ({info.parameters_label}, {info.quantization})…")
+        if not self.engine.client.alive:
+            self.engine.start()
+        self.engine.load(path, load)
+
+    def _check_failed(self, exc: BaseException) -> None:
+        message = str(exc) if isinstance(exc, UserError) else f"The model could not be read: {exc}"
+        self.banner.show_message(message)
+        self.model_summary.setText("No model loaded.")
+        self._set_state("empty" if not self.engine.is_loaded else "ready")
+
+    @Slot(object)
+    def _on_hardware(self, report: HardwareReport) -> None:
+        self.budget = machine_budget(report)
+        self.backend = report.backend()
+        if self.model_header is not None and self.model_info is not None:
+            self.fit_view.set_model(self.model_header, self.model_info, self.budget, self.settings.load)
+        else:
+            self.fit_view.set_budget(self.budget)
+
+    def _remember_starter(self, path: str) -> None:
+        def job() -> None:
+            library = self.library
+            if library.find(path) is None:
+                library.import_file(path)
+
+        run_in_background(job, lambda _: self._refresh_library_view(), lambda exc: self._refresh_library_view())
+
+    def _remember_in_library(self, path: str) -> None:
+        """A model that was loaded is one of "every local model": list it, with when it was last used."""
+
+        def job() -> None:
+            library = self.library
+            if library.find(path) is None:
+                library.import_file(path)
+            library.mark_used(path)
+
+        run_in_background(
+            job,
+            lambda _: self._refresh_library_view(),
+            lambda exc: self.banner.show_message(f"The library could not record this model: {exc}", "warning"),
+        )
+
+    def _record_measurement(self, msg: dict[str, Any]) -> None:
+        """Measured (llama.cpp's log) beside predicted, shown in the Fit view and kept with the model."""
+        header, load = self.model_header, self.engine.load_params
+        if header is None or load is None:
+            return
+        measured = MeasuredBuffers.from_lines(msg.get("buffers", []))
+        self.fit_view.show_measured(measured)
+        prediction = predict(header, load, self.backend)
+        self._prediction = prediction
+        if self.metrics_view is not None:
+            self.metrics_view.set_prediction(prediction.ram_bytes, prediction.vram_bytes)
+        record = make_record(prediction, measured, load.to_dict(), {"rss_bytes": msg.get("rss_bytes")})
+        path = str(msg["path"])
+        run_in_background(
+            lambda: self.measurements.add(path, record),
+            lambda _: None,
+            lambda exc: self.banner.show_message(f"The measurement could not be saved: {exc}", "warning"),
+        )
+
+    @Slot(dict)
+    def _on_ready(self, info: dict[str, Any]) -> None:
+        self.hardware_view.set_engine_ready(info)
+        self.hardware_view.refresh()
+        if info.get("gpu_offload"):
+            self.sampling_panel.set_gpu_support(True, "This llama.cpp build can offload layers to a GPU.")
+        else:
+            self.sampling_panel.set_gpu_support(
+                False,
+                "Unavailable: this llama.cpp build has no GPU backend (CPU only). "
+                "See the README for CUDA, Vulkan and Metal builds.",
+            )
+
+    @Slot(dict)
+    def _on_loaded(self, msg: dict[str, Any]) -> None:
+        path = str(msg["path"])
+        info = self.model_info
+        self.settings.remember_model(path)
+        self.settings.load = self.sampling_panel.load_params(self.settings.load)
+        self.save_settings()
+        name = info.name if info else Path(path).name
+        mem = sum(int(b["bytes"]) for b in msg.get("buffers", []))
+        self.model_summary.setText(
+            f"<b>{name}</b> — {info.parameters_label if info else ''} {info.quantization if info else ''}, "
+            f"context {msg['n_ctx']} of {msg['n_ctx_train']} trained · loaded in {float(msg['load_s']):.1f} s · "
+            f"llama.cpp buffers {mem / MiB:.0f} MiB"
+        )
+        self._record_measurement(msg)
+        self._remember_in_library(path)
+        chat = msg.get("chat_mode") == "chat"
+        self.mode_label.setText(
+            "Chat (model's template)" if chat else "Completion mode — this model has no chat template"
+        )
+        self.mode_label.setToolTip("" if chat else "A base model continues your text instead of answering it.")
+        self.memory_label.setText(f"Engine memory: {int(msg['rss_bytes']) / MiB:.0f} MiB")
+        self._set_state("ready")
+        self.input.setFocus()
+
+    @Slot(str)
+    def _on_load_failed(self, message: str) -> None:
+        self.banner.show_message(message)
+        self.model_summary.setText("No model loaded.")
+        self._set_state("empty")
+
+    @Slot()
+    def _on_unloaded(self) -> None:
+        self.model_summary.setText("No model loaded.")
+        self.memory_label.setText("Engine memory: –")
+        self._set_state("empty")
+
+    # -- chatting ---------------------------------------------------------------------------------
+    @Slot()
+    def send(self) -> None:
+        text = self.input.toPlainText().strip()
+        if self.state == "generating":
+            return
+        if not text:
+            self.banner.show_message("Type a message first.", "info")
+            return
+        if self.state != "ready":
+            self.banner.show_message("Load a model first: choose one above and press Load.", "info")
+            return
+        self.banner.clear_message()
+        preset = self.presets_widget.current_preset()
+        if self._editing_row is not None:
+            row, self._editing_row = self._editing_row, None
+            if self.controller.edit_and_resend(
+                row,
+                text,
+                self.sampling_panel.sampling(),
+                self.sampling_panel.system_text(),
+                str(self.engine.model_path or ""),
+            ):
+                self.input.clear()
+            return
+        if self.controller.send(
+            text,
+            self.sampling_panel.sampling(),
+            self.sampling_panel.system_text(),
+            str(self.engine.model_path or ""),
+            preset.name if preset else "",
+        ):
+            self.input.clear()
+
+    def regenerate(self) -> None:
+        if self.state == "ready":
+            self.controller.regenerate(
+                self.sampling_panel.sampling(), self.sampling_panel.system_text(), str(self.engine.model_path or "")
+            )
+
+    def continue_reply(self) -> None:
+        if self.state == "ready":
+            self.controller.continue_last(
+                self.sampling_panel.sampling(), self.sampling_panel.system_text(), str(self.engine.model_path or "")
+            )
+
+    def edit_message(self, row: int) -> None:
+        """Put a sent message back in the input box; sending it replaces it and everything after."""
+        if self.state != "ready" or not 0 <= row < len(self.chat.messages):
+            return
+        self._editing_row = row
+        self.input.setPlainText(self.chat.messages[row].text)
+        self.input.setFocus()
+        self.banner.show_message(
+            "Editing a sent message: Send replaces it and the replies after it; Esc cancels.", "info"
+        )
+
+    @Slot()
+    def stop(self) -> None:
+        if self.state == "generating":
+            self.controller.stop()
+        elif self._editing_row is not None:
+            self._editing_row = None
+            self.input.clear()
+            self.banner.clear_message()
+
+    @Slot(int)
+    def _on_conversation_changed(self, conversation_id: int) -> None:
+        if conversation_id >= 0 and self.sidebar.current_id() != conversation_id:
+            self.sidebar.refresh()
+            self.sidebar.select_conversation(conversation_id)
+        conv = self.conversations.get_conversation(conversation_id) if conversation_id >= 0 else None
+        # Each conversation has its own system prompt: show it, so the next send does not overwrite it
+        # with the previous conversation's. A fresh, empty conversation keeps what the user typed.
+        fresh = conv is not None and not conv.system_prompt and not self.chat.messages
+        if conv is not None and not fresh and conv.system_prompt != self.sampling_panel.system_text():
+            self.sampling_panel.system_prompt.setPlainText(conv.system_prompt)
+        self._editing_row = None
+
+    @Slot(int)
+    def _on_conversation_deleted(self, conversation_id: int) -> None:
+        if conversation_id == self.controller.conversation_id:
+            self.controller.open_conversation(-1)
+
+    def _apply_preset(self, preset: Preset) -> None:
+        self.sampling_panel.set_params(
+            preset.apply(self.sampling_panel.sampling()),
+            self.sampling_panel.load_params(self.settings.load),
+            self.sampling_panel.system_text(),
+        )
+        self.sidebar.set_new_conversation_defaults(preset.name, self.sampling_panel.system_text())
+
+    def _chat_menu(self, pos: QPoint) -> None:
+        index = self.chat_view.indexAt(pos)
+        if not index.isValid():
+            return
+        row = index.row()
+        msg = self.chat.messages[row]
+        menu = QMenu(self)
+        menu.addAction("Copy", lambda: QApplication.clipboard().setText(msg.text))
+        ready = self.state == "ready"
+        last = row == len(self.chat.messages) - 1
+        if msg.role == "user":
+            menu.addAction("Edit and resend", lambda: self.edit_message(row)).setEnabled(ready)
+        elif last:
+            menu.addAction("Regenerate", self.regenerate).setEnabled(ready)
+            menu.addAction("Continue", self.continue_reply).setEnabled(ready)
+        menu.popup(self.chat_view.viewport().mapToGlobal(pos))
+
+    @Slot(bool)
+    def _on_busy(self, busy: bool) -> None:
+        if busy:
+            self._set_state("generating")
+        elif self.state == "generating":
+            self._set_state("ready" if self.engine.is_loaded else "empty")
+
+    @Slot(dict)
+    def _on_reply_finished(self, stats: dict[str, Any]) -> None:
+        self.speed_label.setText(f"Speed: {float(stats['tg_tps']):.1f} tokens/s")
+        self.ttft_label.setText(f"First token: {float(stats['ttft_ms']):.0f} ms")
+        self._show_memory(int(stats["rss_bytes"]), int(stats["peak_rss_bytes"]))
+
+    @Slot(str, float)
+    def _on_context(self, text: str, fraction: float) -> None:
+        self.context_label.setText(f"Context: {text}" if text else "Context: –")
+        self.context_label.setStyleSheet("color: #b36b00;" if fraction > 0.8 else "")
+
+    @Slot(int)
+    def _on_stop_forced(self, gen_id: int) -> None:
+        self.banner.show_message(
+            "Stopped. The engine was restarted to interrupt prompt processing; the model is being loaded again.", "info"
+        )
+        self._set_state("loading")
+
+    @Slot(str)
+    def _on_engine_stopped(self, sentence: str) -> None:
+        self.banner.show_message(sentence + " Your conversation is kept; load the model again to continue.")
+        self.model_summary.setText("No model loaded.")
+        self.memory_label.setText("Engine memory: –")
+        self._set_state("empty")
+
+    @Slot(dict)
+    def _on_stats(self, msg: dict[str, Any]) -> None:
+        self._show_memory(int(msg["rss_bytes"]), int(msg["peak_rss_bytes"]))
+
+    def _show_memory(self, rss: int, peak: int) -> None:
+        self.memory_label.setText(f"Engine memory: {rss / MiB:.0f} MiB (peak {peak / MiB:.0f} MiB)")
+
+    @Slot(int)
+    def _update_ctx_warning(self, n_ctx: int) -> None:
+        if self.model_info is not None:
+            self.sampling_panel.set_context_warning(context_warning(self.model_info, n_ctx))
+
+    def show_hub_fit(self, repo_id: str, model: ModelFile) -> None:
+        """The Fit view for a file on the Hub: its header is read remotely (Range requests), never downloaded."""
+        discover = self.discover_view
+        assert discover is not None  # the request came from it
+        revision = discover.listing.revision if discover.listing else "main"
+
+        def work() -> tuple[GGUFHeader, ModelInfo]:
+            remote = [read_remote_header(repo_id, part.path, revision) for part in model.parts]
+            header = merged_header([r.header for r in remote])
+            return header, model_info(f"{repo_id}/{model.name}", header)
+
+        def done(found: tuple[GGUFHeader, ModelInfo]) -> None:
+            header, info = found
+            if self.budget is None:
+                self.banner.show_message("The hardware is still being probed; try again in a moment.", "info")
+                return
+            self.fit_view.set_model(header, info, self.budget, self.sampling_panel.load_params(self.settings.load))
+            self.show_view(self.fit_view)
+
+        discover.status.setText(f"Reading the header of {model.name} from the Hub…")
+        run_in_background(
+            work,
+            done,
+            lambda exc: discover.status.setText(f"The header of {model.name} could not be read: {exc}"),
+        )
+
+    @property
+    def library(self) -> Library:
+        """The model library, made on first use (from a background job at start-up)."""
+        with self._library_lock:
+            if self._library is None:
+                self._library = Library.for_app(self.paths)
+            return self._library
+
+    def _make_library_view(self) -> QWidget:
+        view = LibraryView(self.library, self.downloads)
+        view.loadRequested.connect(self._load_from_library)
+        self.library_view = view
+        view.refresh()
+        return view
+
+    def _make_discover_view(self) -> QWidget:
+        view = DiscoverView(queue=self.downloads)
+        view.downloadRequested.connect(lambda *_: self.show_view(self.library_page))
+        view.fitDetailsRequested.connect(self.show_hub_fit)
+        self.discover_view = view
+        return view
+
+    def _refresh_library_view(self) -> None:
+        if self.library_view is not None:
+            self.library_view.refresh()
+
+    def _make_compare_view(self) -> QWidget:
+        from sizewise.gui.compare.compare_view import CompareView
+
+        self.compare_view = CompareView(self.paths)
+        return self.compare_view
+
+    def _make_metrics_view(self) -> QWidget:
+        from sizewise.gui.metrics.metrics_view import MetricsView
+
+        self.metrics_view = MetricsView(self.engine)
+        if self._prediction is not None:
+            self.metrics_view.set_prediction(self._prediction.ram_bytes, self._prediction.vram_bytes)
+        return self.metrics_view
+
+    def show_view(self, widget: QWidget) -> None:
+        for i in range(self.tabs.count()):
+            page = self.tabs.widget(i)
+            if page is widget or (isinstance(page, QScrollArea) and page.widget() is widget):
+                self.tabs.setCurrentIndex(i)
+
+    def _load_from_library(self, path: str) -> None:
+        self.tabs.setCurrentIndex(0)
+        if self.state in ("empty", "ready"):
+            self.open_model(path)
+
+    # -- export and import ------------------------------------------------------------------------
+    def export_conversation(self, fmt: str, path: str | None = None) -> None:
+        conv_id = self.controller.conversation_id
+        conv = self.conversations.get_conversation(conv_id) if conv_id >= 0 else None
+        if conv is None:
+            self.banner.show_message("Open a conversation first; there is nothing to export.", "info")
+            return
+        if path is None:
+            suffix = "Markdown (*.md)" if fmt == "md" else "JSON (*.json)"
+            safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in conv.title).strip() or "conversation"
+            path, _ = QFileDialog.getSaveFileName(self, "Export conversation", f"{safe}.{fmt}", suffix)
+            if not path:
+                return
+        try:
+            if fmt == "md":
+                text = self.conversations.export_markdown(conv_id)
+            else:
+                text = json.dumps(self.conversations.export_conversation(conv_id), indent=2, ensure_ascii=False)
+            write_text_atomic(Path(path), text)
+        except (OSError, UserError) as exc:
+            self.banner.show_message(f"The conversation could not be exported: {exc}")
+            return
+        self.banner.show_message(f"Exported “{conv.title}” to {path}.", "info")
+
+    def export_all(self, path: str | None = None) -> None:
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Export all conversations", "conversations.json", "JSON (*.json)"
+            )
+            if not path:
+                return
+        try:
+            data = self.conversations.export_all()
+            write_text_atomic(Path(path), json.dumps(data, indent=2, ensure_ascii=False))
+        except (OSError, UserError) as exc:
+            self.banner.show_message(f"The conversations could not be exported: {exc}")
+            return
+        self.banner.show_message(f"Exported {len(data.get('conversations', []))} conversations to {path}.", "info")
+
+    def import_conversations(self, path: str | None = None) -> None:
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Import conversations", "", "JSON (*.json)")
+            if not path:
+                return
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            result = self.conversations.import_data(data, source=Path(path).name)
+        except (OSError, ValueError, UserError) as exc:
+            self.banner.show_message(f"{Path(path).name} could not be imported: {exc}")
+            return
+        self.sidebar.refresh()
+        self.banner.show_message(
+            f"Imported {result.imported} conversations ({result.messages} messages); "
+            f"{result.skipped} were already here.",
+            "info",
+        )
+
+    def show_about(self) -> None:
+        dialog = AboutDialog(self, self.engine.client.ready_info)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    def _fit_docks_to_page(self, index: int) -> None:
+        page = self.tabs.tabText(index)
+        for d, pages in self._dock_pages.items():
+            d.setVisible(self._dock_wanted[d] and page in pages)
+
+    def _show_tab(self, index: int) -> None:
+        if index < self.tabs.count():
+            self.tabs.setCurrentIndex(index)
+
+    def add_view(self, title: str, widget: QWidget, tooltip: str = "") -> int:
+        """Add a page to the main tabs; Ctrl+N switches to the N-th page.
+
+        Each page sits in a scroll area so a wide page never forces a wide window on a small screen.
+        """
+        scroll = QScrollArea()
+        scroll.setWidget(widget)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        index = self.tabs.addTab(scroll, title)
+        if tooltip:
+            self.tabs.setTabToolTip(index, f"{tooltip} (Ctrl+{index + 1})" if index < 9 else tooltip)
+        return index
+
+    def screenshot_views(self) -> Iterator[tuple[str, QWidget]]:
+        """The views the screenshot command renders, by file name: the whole window on each tab."""
+        for i in range(self.tabs.count()):
+            self.tabs.setCurrentIndex(i)
+            slug = "".join(c if c.isalnum() else "-" for c in self.tabs.tabText(i).lower()).strip("-")
+            yield ("main-window" if i == 0 else f"view-{slug}"), self
+        self.tabs.setCurrentIndex(0)
+
+    # -- persistence and shutdown -----------------------------------------------------------------
+    def save_settings(self) -> None:
+        s = self.settings
+        s.sampling = self.sampling_panel.sampling()
+        s.load = self.sampling_panel.load_params(s.load)
+        s.system_prompt = self.sampling_panel.system_text()
+        s.window_geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode("ascii")
+        s.window_state = base64.b64encode(bytes(self.saveState().data())).decode("ascii")
+        try:
+            self.store.save(s)
+        except OSError as exc:
+            self.banner.show_message(f"Settings could not be saved: {exc.strerror or exc}.", "warning")
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.chat.flush()
+        self.save_settings()
+        self.controller.stop()
+        self.writing_view.stop()
+        if self.library_view is not None:
+            self.library_view.shutdown()  # pauses running downloads so they resume next time
+        else:
+            self.downloads.close()
+        if self.compare_view is not None:
+            self.compare_view.shutdown()
+        if self.metrics_view is not None:
+            self.metrics_view.shutdown()
+        self.engine.shutdown()
+        self.sidebar._finish_delete()  # an undo window still open becomes final, its timer stops
+        self.conversations.close()
+        super().closeEvent(event)

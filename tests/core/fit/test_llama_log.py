@@ -1,0 +1,27 @@
+from sizewise.core.fit.llama_log import MeasuredBuffers, parse_buffer_line
+
+LOG = """\
+load_tensors:   CPU_Mapped model buffer size =    92.10 MiB
+load_tensors:   CPU_REPACK model buffer size =    12.66 MiB
+llama_context:        CPU  output buffer size =     0.19 MiB
+llama_kv_cache:        CPU KV buffer size =    45.00 MiB
+llama_context:      CUDA0 compute buffer size =    99.38 MiB
+llama_context: n_ctx = 2048
+"""
+
+
+def test_parses_each_component_and_device() -> None:
+    m = MeasuredBuffers()
+    m.add_log_text(LOG)
+    comp = m.by_component()
+    assert comp["weights"] == round(92.10 * 2**20) + round(12.66 * 2**20)
+    assert comp["kv"] == 45 * 2**20
+    assert comp["output"] == round(0.19 * 2**20)
+    assert comp["compute"] == round(99.38 * 2**20)
+    assert m.total(gpu=True) == round(99.38 * 2**20)
+    assert set(m.by_device()) == {"CPU_Mapped", "CPU_REPACK", "CPU", "CUDA0"}
+
+
+def test_ignores_other_lines() -> None:
+    assert parse_buffer_line("llama_context: n_ctx = 2048") is None
+    assert parse_buffer_line("") is None

@@ -1,0 +1,52 @@
+from pathlib import Path
+
+import pytest
+
+from sizewise.core.gguf.header import GGUFError, model_info, read_header
+from tests.ggufs import write_truncated_copy, write_unknown_arch
+
+
+def test_reads_smollm2(smollm2_path: Path) -> None:
+    info = model_info(smollm2_path)
+    assert info.architecture == "llama"
+    assert info.quantization == "Q4_1"
+    assert 130e6 < info.parameters < 140e6
+    assert info.context_length == 8192
+    assert info.n_layers == 30
+    assert info.vocab_size == 49152
+    assert info.has_chat_template
+
+
+def test_reads_gemma3(gemma_path: Path) -> None:
+    info = model_info(gemma_path)
+    assert info.architecture == "gemma3"
+    assert info.quantization == "Q4_K_M"
+    assert info.n_layers == 18
+    assert info.vocab_size == 262144
+    assert not info.has_chat_template
+    h = read_header(gemma_path)
+    assert h.arch_key("attention.sliding_window") == 512
+
+
+def test_not_gguf(tmp_path: Path) -> None:
+    p = tmp_path / "notes.gguf"
+    p.write_text("hello, this is not a model at all" * 10)
+    with pytest.raises(GGUFError, match="not a GGUF model file"):
+        model_info(p)
+
+
+def test_missing(tmp_path: Path) -> None:
+    with pytest.raises(GGUFError, match="does not exist"):
+        model_info(tmp_path / "nope.gguf")
+
+
+@pytest.mark.parametrize("keep", [10, 1000, 2_000_000, 50_000_000])
+def test_truncated(smollm2_path: Path, tmp_path: Path, keep: int) -> None:
+    p = write_truncated_copy(smollm2_path, tmp_path / "cut.gguf", keep)
+    with pytest.raises(GGUFError, match=r"truncated|too small|incomplete|ended early"):
+        model_info(p)
+
+
+def test_unknown_arch_header_is_readable(tmp_path: Path) -> None:
+    info = model_info(write_unknown_arch(tmp_path / "odd.gguf"))
+    assert info.architecture == "sizewise-nonexistent-arch"

@@ -1,0 +1,299 @@
+"""The library (core/hub/library.py): every local model from every source, cached facts, missing files, delete."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from gguf import GGUFReader
+
+from sizewise.core.errors import UserError
+from sizewise.core.hub.browse import HubBrowser, HubSettings
+from sizewise.core.hub.downloads import DownloadOptions, VerifiedStore, download_file, download_model, storage_folder
+from sizewise.core.hub.library import DiscoveryRoots, Library, verified_store_for
+from sizewise.core.paths import AppPaths
+from tests.hub_server import HubServer, make_gguf
+
+FAST = DownloadOptions(stall_timeout_s=1, backoff_base_s=0.05, disk_margin_bytes=1 << 20)
+
+
+def _link_or_copy(src: Path, dst: Path) -> Path:
+    """A second name for a real model without copying 100 MB where the filesystem allows it."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+    return dst
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _reader_facts(path: Path) -> tuple[str, int, str]:
+    """Architecture, context length and name read with the gguf package (independently of gguf_meta)."""
+    fields = GGUFReader(str(path)).fields
+    arch = fields["general.architecture"].contents()
+    return arch, int(fields[f"{arch}.context_length"].contents()), str(fields["general.name"].contents())
+
+
+@pytest.fixture
+def roots(tmp_path: Path) -> DiscoveryRoots:
+    base = tmp_path / "apps"
+    return DiscoveryRoots(
+        hf_cache=tmp_path / "hf-home" / "hub",
+        lm_studio=(base / "lmstudio" / "models",),
+        ollama=(base / "ollama" / "models",),
+        gpt4all=(base / "gpt4all",),
+    )
+
+
+def _library(app_paths: AppPaths, roots: DiscoveryRoots) -> Library:
+    return Library(app_paths.data_dir, app_paths.cache_dir, roots, verified=verified_store_for(app_paths))
+
+
+def _ollama_model(root: Path, name: str, tag: str, data: bytes) -> Path:
+    import hashlib
+
+    digest = hashlib.sha256(data).hexdigest()
+    blob = _write(root / "blobs" / f"sha256-{digest}", data)
+    manifest = {
+        "schemaVersion": 2,
+        "layers": [
+            {"mediaType": "application/vnd.ollama.image.template", "digest": "sha256:" + "0" * 64, "size": 10},
+            {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}", "size": len(data)},
+        ],
+    }
+    _write(root / "manifests" / "registry.ollama.ai" / "library" / name / tag, json.dumps(manifest).encode())
+    return blob
+
+
+def test_every_source_is_listed_with_facts_from_the_header(
+    hub_server: HubServer,
+    app_paths: AppPaths,
+    roots: DiscoveryRoots,
+    smollm2_path: Path,
+    gemma_path: Path,
+) -> None:
+    downloaded = download_file(
+        "sizewise-test/tiny-GGUF", "tiny-Q8_0.gguf", options=FAST, verified_store=verified_store_for(app_paths)
+    )
+    lm = _link_or_copy(smollm2_path, roots.lm_studio[0] / "QuantFactory" / "SmolLM2-GGUF" / smollm2_path.name)
+    _write(roots.lm_studio[0] / "x" / "y" / "mmproj-vision-f16.gguf", make_gguf("projector"))  # not a chat model
+    gpt = _write(roots.gpt4all[0] / "gpt4all-tiny.gguf", make_gguf("gpt4all-model", context_length=4096))
+    blob = _ollama_model(roots.ollama[0], "tinyllama", "latest", make_gguf("ollama-model", arch="gemma3"))
+    lib = _library(app_paths, roots)
+    imported = lib.import_file(gemma_path)
+    entries = {e.path: e for e in lib.list()}
+
+    assert set(entries) == {str(downloaded.path), str(lm), str(gpt), str(blob), str(gemma_path.resolve())}
+    assert entries[str(downloaded.path)].source == "downloaded" and entries[str(downloaded.path)].verified
+    assert entries[str(downloaded.path)].repo_id == "sizewise-test/tiny-GGUF"
+    assert entries[str(lm)].source == "lm-studio"
+    assert entries[str(gpt)].source == "gpt4all"
+    assert entries[str(blob)].source == "ollama" and entries[str(blob)].name == "tinyllama:latest"
+    assert imported.source == "imported" and imported.added is not None
+
+    gemma_entry = entries.pop(str(gemma_path.resolve()))
+    # The gguf package's reader takes ~15 s on Gemma's 262k-token vocabulary; its name tells the facts.
+    assert (gemma_entry.architecture, gemma_entry.quantization) == ("gemma3", "Q4_K_M")
+    assert gemma_entry.size_bytes == gemma_path.stat().st_size and gemma_entry.context_length > 0
+    for path, entry in entries.items():
+        arch, ctx, name = _reader_facts(Path(path))
+        assert entry.status == "ok", entry.message
+        assert (entry.architecture, entry.context_length) == (arch, ctx)
+        assert entry.size_bytes == Path(path).stat().st_size
+        if entry.source != "ollama":
+            assert entry.name == name
+    smol = entries[str(lm)]
+    assert smol.quantization == "Q4_1" and 100e6 < smol.parameters < 200e6 and smol.parameters_label == "135M"
+
+
+def test_header_facts_are_cached_by_size_and_mtime(app_paths: AppPaths, roots: DiscoveryRoots) -> None:
+    files = [_write(roots.gpt4all[0] / f"m{i}.gguf", make_gguf(f"m{i}", seed=i)) for i in range(5)]
+    first = _library(app_paths, roots)
+    assert len(first.list()) == 5 and first.header_reads == 5
+    second = _library(app_paths, roots)  # a new run: the cache file answers
+    assert [e.name for e in second.list()] == [e.name for e in first.list()] and second.header_reads == 0
+    _write(files[2], make_gguf("renamed", seed=9))  # replaced: new size/mtime
+    third = _library(app_paths, roots)
+    assert "renamed" in {e.name for e in third.list()} and third.header_reads == 1
+
+
+def test_vanished_files_are_shown_as_missing(app_paths: AppPaths, roots: DiscoveryRoots, tmp_path: Path) -> None:
+    lib = _library(app_paths, roots)
+    path = _write(tmp_path / "elsewhere" / "mine.gguf", make_gguf("mine"))
+    lib.import_file(path)
+    path.unlink()
+    (entry,) = lib.list()
+    assert entry.status == "missing" and "no longer at" in entry.message and entry.name == "mine"
+    assert lib.delete(entry) == 0  # deleting a missing entry just takes it off the list
+    assert lib.list() == []
+
+
+def test_import_refuses_files_that_are_not_complete_models(
+    app_paths: AppPaths, roots: DiscoveryRoots, tmp_path: Path
+) -> None:
+    lib = _library(app_paths, roots)
+    text = _write(tmp_path / "notes.gguf", b"hello, not a model at all" * 10)
+    with pytest.raises(UserError, match=r"cannot be imported: This is not a GGUF model file"):
+        lib.import_file(text)
+    whole = make_gguf("whole", n_floats=1 << 14)
+    cut = _write(tmp_path / "cut.gguf", whole[: len(whole) // 2])
+    with pytest.raises(UserError, match=r"cannot be imported: The model file is incomplete"):
+        lib.import_file(cut)
+    with pytest.raises(UserError, match=r"is not a file"):
+        lib.import_file(tmp_path / "nope.gguf")
+    assert lib.list() == []
+
+
+def test_unreadable_files_in_other_apps_are_shown_not_raised(app_paths: AppPaths, roots: DiscoveryRoots) -> None:
+    whole = make_gguf("whole", n_floats=1 << 14)
+    _write(roots.lm_studio[0] / "a" / "b" / "cut.gguf", whole[: len(whole) // 2])
+    (entry,) = _library(app_paths, roots).list()
+    assert entry.status == "unreadable" and "incomplete" in entry.message
+
+
+def test_deleting_a_download_frees_its_disk_space(
+    hub_server: HubServer, app_paths: AppPaths, roots: DiscoveryRoots
+) -> None:
+    from huggingface_hub import try_to_load_from_cache
+
+    store = verified_store_for(app_paths)
+    r = download_file("sizewise-test/tiny-GGUF", "tiny-Q4_K_M.gguf", options=FAST, verified_store=store)
+    lib = _library(app_paths, roots)
+    (entry,) = lib.list()
+    storage = storage_folder(roots.hf_cache or Path(), "sizewise-test/tiny-GGUF")
+    assert lib.delete(entry) == r.bytes
+    assert not storage.exists() and lib.list() == []
+    assert try_to_load_from_cache("sizewise-test/tiny-GGUF", "tiny-Q4_K_M.gguf", cache_dir=roots.hf_cache) is None
+    assert store.verified_sha256(r.blob_path) is None
+
+
+def test_deleting_one_of_two_downloads_keeps_the_other(
+    hub_server: HubServer, app_paths: AppPaths, roots: DiscoveryRoots
+) -> None:
+    a = download_file("sizewise-test/tiny-GGUF", "tiny-Q8_0.gguf", options=FAST)
+    b = download_file("sizewise-test/tiny-GGUF", "tiny-f16.gguf", options=FAST)
+    lib = _library(app_paths, roots)
+    target = next(e for e in lib.list() if e.path == str(a.path))
+    assert target.source == "hf-cache" and target.verified is None  # downloaded without a store: not vouched for
+    assert lib.delete(target) == a.bytes
+    assert [e.path for e in lib.list()] == [str(b.path)] and b.path.exists()
+
+
+def test_a_split_model_is_one_entry_and_deletes_whole(
+    hub_server: HubServer, app_paths: AppPaths, roots: DiscoveryRoots
+) -> None:
+    model = HubBrowser().repo_files("sizewise-test/split-GGUF").find(quant="Q4_K_M")
+    parts = download_model(
+        "sizewise-test/split-GGUF", model, options=FAST, verified_store=verified_store_for(app_paths)
+    )
+    lib = _library(app_paths, roots)
+    (entry,) = lib.list()
+    assert entry.path == str(parts[0].path) and len(entry.parts) == 2 and entry.verified
+    assert entry.size_bytes == sum(p.bytes for p in parts)
+    assert lib.delete(entry) == sum(p.bytes for p in parts)
+    assert not any(p.blob_path.exists() for p in parts)
+
+
+def test_split_parts_in_a_folder_and_a_missing_part(app_paths: AppPaths, roots: DiscoveryRoots) -> None:
+    folder = roots.lm_studio[0] / "pub" / "big"
+    first = _write(folder / "big-Q4_K_M-00001-of-00003.gguf", make_gguf("big", split=(0, 3)))
+    _write(folder / "big-Q4_K_M-00002-of-00003.gguf", make_gguf("big", split=(1, 3), seed=1))
+    (entry,) = _library(app_paths, roots).list()
+    assert entry.path == str(first) and len(entry.parts) == 2
+    assert entry.status == "missing" and entry.message == "only 2 of 3 parts present"
+    _write(folder / "big-Q4_K_M-00003-of-00003.gguf", make_gguf("big", split=(2, 3), seed=2))
+    (whole,) = _library(app_paths, roots).list()
+    assert whole.status == "ok" and len(whole.parts) == 3
+    assert whole.size_bytes == sum(Path(p).stat().st_size for p in whole.parts)
+
+
+def test_lm_studio_and_imported_files_are_deleted_but_ollama_is_left_to_ollama(
+    app_paths: AppPaths, roots: DiscoveryRoots, tmp_path: Path
+) -> None:
+    lm = _write(roots.lm_studio[0] / "p" / "r" / "lm.gguf", make_gguf("lm"))
+    own = _write(tmp_path / "own" / "own.gguf", make_gguf("own"))
+    blob = _ollama_model(roots.ollama[0], "phi", "mini", make_gguf("phi"))
+    lib = _library(app_paths, roots)
+    lib.import_file(own)
+    entries = {e.path: e for e in lib.list()}
+    assert lib.delete(entries[str(lm)]) == len(make_gguf("lm")) and not lm.exists()
+    assert lib.delete(entries[str(own.resolve())]) > 0 and not own.exists()
+    with pytest.raises(UserError, match=r"belongs to Ollama.*ollama rm phi:mini"):
+        lib.delete(entries[str(blob)])
+    assert blob.exists() and [e.path for e in lib.list()] == [str(blob)]
+
+
+def test_a_file_seen_in_two_places_is_listed_once(app_paths: AppPaths, roots: DiscoveryRoots) -> None:
+    lm = _write(roots.lm_studio[0] / "p" / "r" / "both.gguf", make_gguf("both"))
+    lib = _library(app_paths, roots)
+    lib.import_file(lm)
+    assert [e.path for e in lib.list()] == [str(lm)]
+
+
+def test_partial_downloads_are_never_listed(app_paths: AppPaths, roots: DiscoveryRoots) -> None:
+    assert roots.hf_cache is not None
+    blobs = roots.hf_cache / "models--a--b" / "blobs"
+    _write(blobs / ("f" * 64 + ".incomplete"), make_gguf("partial")[:1000])
+    (roots.hf_cache / "models--a--b" / "snapshots" / ("1" * 40)).mkdir(parents=True)
+    assert _library(app_paths, roots).list() == []
+
+
+def test_last_used_puts_a_model_first(app_paths: AppPaths, roots: DiscoveryRoots) -> None:
+    a = _write(roots.gpt4all[0] / "a.gguf", make_gguf("aaa"))
+    b = _write(roots.gpt4all[0] / "b.gguf", make_gguf("bbb"))
+    lib = _library(app_paths, roots)
+    assert [e.path for e in lib.list()] == [str(a), str(b)]
+    lib.mark_used(b)
+    first = lib.list()[0]
+    assert first.path == str(b) and first.last_used is not None
+
+
+def test_a_damaged_registry_is_tolerated(app_paths: AppPaths, roots: DiscoveryRoots) -> None:
+    (app_paths.data_dir / "library.json").write_text("{not json")
+    _write(roots.gpt4all[0] / "a.gguf", make_gguf("aaa"))
+    assert len(_library(app_paths, roots).list()) == 1
+
+
+def test_measured_memory_is_shown_when_recorded(app_paths: AppPaths, tmp_path: Path) -> None:
+    from sizewise.core.fit.measurements import MeasurementRecord, MeasurementStore
+
+    cache = tmp_path / "hf"
+    model = _write(tmp_path / "m" / "m.gguf", make_gguf("measured"))
+    lib = Library.for_app(app_paths, hf_cache=cache, other_apps=False)
+    lib.import_file(model)
+    assert lib.list()[0].measured is None
+    MeasurementStore(app_paths).add(
+        model, MeasurementRecord(1.0, {"n_ctx": 512}, {}, {"total_bytes": 123_456_789, "tg_tps": 88.5}, {})
+    )
+    measured = lib.list()[0].measured
+    assert measured is not None and measured.memory_bytes == 123_456_789 and measured.tg_tps == 88.5
+
+
+def test_default_folders_follow_each_apps_conventions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    _write(home / ".lmstudio" / "settings.json", json.dumps({"downloadsFolder": str(tmp_path / "lm-custom")}).encode())
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "ollama-custom"))
+    roots = DiscoveryRoots.default(tmp_path / "hf", home=home)
+    assert roots.lm_studio[0] == tmp_path / "lm-custom" and home / ".lmstudio" / "models" in roots.lm_studio
+    assert roots.ollama[0] == tmp_path / "ollama-custom" and home / ".ollama" / "models" in roots.ollama
+    assert roots.gpt4all and roots.gpt4all[0].name == "GPT4All"
+
+
+def test_app_library_uses_the_hf_cache_of_the_environment(hub_server: HubServer, app_paths: AppPaths) -> None:
+    r = download_file(
+        "sizewise-test/tiny-GGUF", "tiny-Q8_0.gguf", options=FAST, verified_store=verified_store_for(app_paths)
+    )
+    lib = Library.for_app(app_paths, other_apps=False)
+    assert lib.roots.hf_cache == HubSettings.from_env().cache_dir
+    (entry,) = lib.list()
+    assert entry.path == str(r.path) and entry.verified and entry.sha256 == r.sha256
+    assert isinstance(lib.verified, VerifiedStore)

@@ -1,0 +1,234 @@
+"""The llama-bench loop and ``sizewise bench`` with real llama.cpp on SmolLM2 and Gemma-3-270M.
+
+Sizes are tiny (the machine has 2 shared cores): the point is the method and the figures' shape —
+repetitions from a cleared cache, mean ± sample stddev over them, buffers exactly as llama.cpp logged
+them — and that stopping a benchmark leaves no worker behind, from the engine and from a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from sizewise.core.fit.llama_log import MeasuredBuffers
+from sizewise.core.fit.measurements import MeasurementStore
+from sizewise.core.paths import basedir_paths
+from sizewise.core.sampling import LoadParams, SamplingParams
+from sizewise.engine.bench import BenchRequest
+from sizewise.engine.session import EngineSession
+from tests.cli_helpers import run_cli
+
+PP, TG, REPS, CTX = 32, 8, 3, 256
+GREEDY = SamplingParams(temperature=0.0, max_tokens=12, seed=1)
+CHAT = [{"role": "user", "content": "Name three colours."}]
+
+
+# -- sizewise bench on both models, run once for the module ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path, gemma_path: Path) -> dict[str, Any]:
+    base = tmp_path_factory.mktemp("bench")
+    args = ["bench", str(smollm2_path), str(gemma_path), "--ctx", str(CTX), "--pp", str(PP), "--tg", str(TG)]
+    proc = run_cli(*args, "-r", str(REPS), "--json", basedir=base / "base", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return {"json": json.loads(proc.stdout), "stderr": proc.stderr, "base": base / "base"}
+
+
+@pytest.mark.slow
+def test_json_has_every_figure_for_both_models(bench_run: dict[str, Any], smollm2_path: Path, gemma_path: Path) -> None:
+    out = bench_run["json"]
+    models = out["models"]
+    assert [Path(m["model"]["path"]).resolve() for m in models] == [smollm2_path.resolve(), gemma_path.resolve()]
+    assert [m["model"]["architecture"] for m in models] == ["llama", "gemma3"]
+    for m in models:
+        assert m["error"] is None
+        for key, n in (("pp", PP), ("tg", TG)):
+            assert m[key]["n"] == n
+            assert m[key]["mean_tps"] > 0 and m[key]["sd_tps"] >= 0
+        assert 0 < m["ttft_ms"] < 120_000
+        assert 0 < m["load_s"] < 120
+        for k in ("weights_bytes", "kv_bytes", "compute_bytes", "overhead_bytes", "ram_bytes", "vram_bytes"):
+            assert isinstance(m["predicted"][k], int)
+        for k in ("weights_bytes", "kv_bytes", "compute_bytes", "peak_rss_bytes", "vram_bytes"):
+            assert isinstance(m["measured"][k], int)
+        assert m["measured"]["peak_rss_bytes"] > m["measured"]["weights_bytes"]
+        assert m["verdict"] in ("fits_gpu", "fits_partial", "fits_cpu")
+        assert m["hardware"]["ram_total"]["value"] > 0
+        assert m["llama_cpp"]["version"] == "0.3.36"
+        assert "CPU" in m["llama_cpp"]["system_info"]
+        assert isinstance(m["llama_cpp"]["gpu_offload"], bool)
+        assert m["settings"]["ctx"] == CTX
+    assert out["llama_cpp"]["version"] == "0.3.36"
+    assert out["hardware"]["rows"]
+
+
+@pytest.mark.slow
+def test_speed_is_mean_and_sample_sd_over_the_repetitions(bench_run: dict[str, Any]) -> None:
+    for m in bench_run["json"]["models"]:
+        for key in ("pp", "tg"):
+            s = m[key]
+            assert s["repetitions"] == REPS and len(s["samples_tps"]) == REPS
+            assert s["mean_tps"] == pytest.approx(statistics.fmean(s["samples_tps"]))
+            assert s["sd_tps"] == pytest.approx(statistics.stdev(s["samples_tps"]))
+            assert len(set(s["samples_tps"])) == REPS  # separately timed runs, not one figure repeated
+        assert len(m["ttft"]["samples_ms"]) == REPS
+        assert m["ttft_ms"] == pytest.approx(statistics.fmean(m["ttft"]["samples_ms"]))
+
+
+@pytest.mark.slow
+def test_measured_buffers_are_what_llama_cpp_logged(bench_run: dict[str, Any]) -> None:
+    log = (basedir_paths(bench_run["base"]).log_dir / "engine.log").read_text(encoding="utf-8")
+    # one worker per model, one after the other: the log holds one load per model, in order
+    loads = log.split("llama_model_loader: loaded meta data")[1:]
+    models = bench_run["json"]["models"]
+    assert len(loads) == len(models)
+    for text, m in zip(loads, models, strict=True):
+        logged = MeasuredBuffers()
+        logged.add_log_text(text)
+        assert logged.lines, "no buffer lines in the log"
+        assert m["measured"]["devices"] == logged.by_device()
+        for component, size in logged.by_component().items():
+            assert m["measured"][f"{component}_bytes"] == size
+        assert m["measured"]["total_bytes"] == logged.total()
+
+
+@pytest.mark.slow
+def test_measurement_kept_with_the_model_record(bench_run: dict[str, Any], smollm2_path: Path) -> None:
+    store = MeasurementStore(basedir_paths(bench_run["base"]))
+    rec = store.latest(smollm2_path)
+    assert rec is not None
+    smol = bench_run["json"]["models"][0]
+    assert rec.measured["peak_rss_bytes"] == smol["measured"]["peak_rss_bytes"]
+    assert rec.measured["tg_tps"] == pytest.approx(smol["tg"]["mean_tps"])
+    assert rec.settings["n_ctx"] == CTX
+    assert rec.diff_pct["weights"] == pytest.approx(smol["diff_pct"]["weights"], abs=0.01)
+
+
+@pytest.mark.slow
+def test_progress_goes_to_stderr(bench_run: dict[str, Any]) -> None:
+    err = bench_run["stderr"]
+    steps = 2 + 2 * REPS + REPS
+    assert f"[1/{steps}]" in err and f"[{steps}/{steps}]" in err
+    assert f"prompt {REPS}/{REPS}" in err and f"generation {REPS}/{REPS}" in err
+    assert "Traceback" not in err
+
+
+def test_bad_settings_fail_before_any_engine_starts(smollm2_path: Path, tmp_path: Path) -> None:
+    proc = run_cli("bench", str(smollm2_path), "--ctx", "64", "--pp", "128", basedir=tmp_path / "b", timeout=60)
+    assert proc.returncode == 1
+    assert "needs 128 tokens of context" in proc.stderr
+    proc = run_cli("bench", str(smollm2_path), "--report", str(tmp_path / "r.pdf"), basedir=tmp_path / "b")
+    assert proc.returncode == 1 and "must end in .md, .json or .html" in proc.stderr
+
+
+# -- the engine command itself ---------------------------------------------------------------------
+
+
+def _bench(session: EngineSession, req: BenchRequest, bench_id: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    session.client.send_raw(req.to_message(bench_id))
+    progress = []
+    while True:
+        msg = session.wait_for("bench_progress", "bench_done", "failed", timeout=300)
+        if msg["type"] == "bench_progress":
+            progress.append(msg)
+        else:
+            return progress, msg
+
+
+def test_engine_bench_cancel_and_chat_afterwards(smollm2_path: Path) -> None:
+    """One load for the whole engine story (loads are the slow part on this machine)."""
+    with EngineSession() as smol:
+        smol.load(smollm2_path, LoadParams(n_ctx=CTX))
+        before, _ = smol.generate(GREEDY, messages=CHAT)
+
+        progress, done = _bench(smol, BenchRequest(pp=PP, tg=TG, repetitions=2, ttft=False), 7)
+        assert done["type"] == "bench_done" and done["cancelled"] is False
+        assert [p["phase"] for p in progress] == ["warmup_pp", "warmup_tg", "pp", "pp", "tg", "tg"]
+        assert [p["step"] for p in progress] == list(range(1, 7)) and progress[-1]["steps"] == 6
+        for key, n in (("pp", PP), ("tg", TG)):
+            s = done[key]
+            assert s["samples_tps"] == pytest.approx([n / secs for secs in s["samples_s"]])
+        assert done["ttft"] is None and done["n_ctx"] == CTX
+        # the cache was cleared after the benchmark: the same greedy reply as before it
+        after, _ = smol.generate(GREEDY, messages=CHAT)
+        assert after == before
+
+        # a benchmark longer than the context is refused, the model stays loaded
+        _, msg = _bench(smol, BenchRequest(pp=CTX + 1, tg=4, repetitions=1), 8)
+        assert msg["type"] == "failed" and "context" in msg["message"]
+
+        # stop cancels a running benchmark at once; the engine goes on
+        smol.client.send_raw(BenchRequest(pp=CTX, tg=CTX, repetitions=100).to_message(9))
+        first = smol.wait_for("bench_progress", timeout=120)
+        assert first["id"] == 9
+        t0 = time.monotonic()
+        smol.client.send_raw({"type": "stop", "id": 9})
+        done = smol.wait_for("bench_done", timeout=30)
+        assert done["cancelled"] is True and done.get("pp") is None
+        assert time.monotonic() - t0 < 10
+        again, stats = smol.generate(GREEDY, messages=CHAT)
+        assert again == before and stats.finish_reason in ("stop", "length")
+
+
+def test_closing_the_session_mid_benchmark_leaves_no_worker(smollm2_path: Path) -> None:
+    session = EngineSession()
+    try:
+        session.load(smollm2_path, LoadParams(n_ctx=CTX))
+        pid = session.client.pid
+        session.client.send_raw(BenchRequest(pp=CTX, tg=CTX, repetitions=100).to_message(3))
+        session.wait_for("bench_progress", timeout=120)
+    finally:
+        t0 = time.monotonic()
+        session.close()
+    assert time.monotonic() - t0 < 3.0  # the worker stopped by itself, it was not killed after the timeout
+    assert pid is not None and not psutil.pid_exists(pid)
+
+
+# -- Ctrl+C in a terminal ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_terminal_cancels_cleanly_and_leaves_no_worker(smollm2_path: Path, tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "sizewise", "--basedir", str(tmp_path / "b"), "bench", str(smollm2_path)]
+    cmd += ["--ctx", str(CTX), "--pp", str(CTX), "--tg", str(CTX), "-r", "100", "--no-ttft"]
+    # A terminal's Ctrl+C goes to the whole foreground process group: start one and signal it.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert proc.stderr is not None
+    lines: list[str] = []
+    try:
+        for line in proc.stderr:
+            lines.append(line)
+            if "] " in line and "tokens/s" in line:  # the benchmark is running in the worker
+                break
+        workers = [
+            p
+            for p in psutil.Process(proc.pid).children(recursive=True)
+            if "resource_tracker" not in " ".join(p.cmdline())
+        ]
+        assert workers, "".join(lines)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    err = "".join(lines) + err
+    assert proc.returncode == 130, err
+    assert "stopping the benchmark" in err and "interrupted" in err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert out == ""
+    deadline = time.monotonic() + 5
+    while any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)

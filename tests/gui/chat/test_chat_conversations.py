@@ -1,0 +1,142 @@
+"""The chat saved in conversations: persistence, regenerate, edit and resend, continue, context meter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytestqt.qtbot import QtBot
+
+from sizewise.core.chat.store import ConversationStore
+from sizewise.core.paths import AppPaths
+from sizewise.core.sampling import LoadParams, SamplingParams
+from sizewise.gui.shell.main_window import MainWindow
+
+
+def load(qtbot: QtBot, w: MainWindow, path: Path, n_ctx: int = 1024) -> None:
+    w.sampling_panel.set_params(w.sampling_panel.sampling(), LoadParams(n_ctx=n_ctx))
+    with qtbot.waitSignal(w.engine.loaded, timeout=120_000):
+        w.open_model(str(path))
+
+
+def turn(qtbot: QtBot, w: MainWindow, text: str) -> dict:
+    w.input.setPlainText(text)
+    with qtbot.waitSignal(w.controller.replyFinished, timeout=120_000) as blocker:
+        w.send()
+    return blocker.args[0]
+
+
+def test_turns_are_saved_and_restored(
+    qtbot: QtBot, window: MainWindow, app_paths: AppPaths, smollm2_path: Path
+) -> None:
+    window.sampling_panel.set_params(SamplingParams(temperature=0.2, max_tokens=16, seed=5), LoadParams(n_ctx=1024))
+    load(qtbot, window, smollm2_path)
+    turn(qtbot, window, "What is the capital of France?")
+    turn(qtbot, window, "And of Italy?")
+    conv_id = window.controller.conversation_id
+    stored = window.conversations.messages(conv_id)
+    assert [m.role for m in stored] == ["user", "assistant", "user", "assistant"]
+    assert stored[1].content == window.chat.messages[1].text and stored[1].status == "complete"
+    assert stored[1].stats["tg_tps"] > 0 and stored[1].sampling["seed"] == 5
+    assert window.sidebar.current_id() == conv_id
+    assert "capital of France" in window.conversations.get_conversation(conv_id).title
+    assert "/" in window.context_label.text() and "tokens" in window.context_label.text()
+    window.close()
+
+    again = MainWindow(app_paths)
+    qtbot.addWidget(again)
+    again.sidebar.select_conversation(conv_id)
+    assert [m.text for m in again.chat.messages] == [m.content for m in stored]
+    again.close()
+
+
+def test_regenerate_edit_and_continue(qtbot: QtBot, window: MainWindow, smollm2_path: Path) -> None:
+    window.sampling_panel.set_params(SamplingParams(temperature=1.2, max_tokens=8, seed=None), LoadParams(n_ctx=1024))
+    load(qtbot, window, smollm2_path)
+    first = turn(qtbot, window, "Tell me a story about a cat.")
+    assert first["finish_reason"] == "length"
+    conv = window.controller.conversation_id
+    cut = window.chat.messages[-1].text
+
+    with qtbot.waitSignal(window.controller.replyFinished, timeout=120_000):
+        window.continue_reply()
+    assert window.chat.messages[-1].text.startswith(cut) and len(window.chat.messages[-1].text) > len(cut)
+    assert len(window.conversations.messages(conv)) == 2  # continued in place, not a new reply
+    assert window.conversations.messages(conv)[-1].content == window.chat.messages[-1].text
+
+    with qtbot.waitSignal(window.controller.replyFinished, timeout=120_000):
+        window.regenerate()
+    assert len(window.conversations.messages(conv)) == 2
+
+    window.edit_message(0)
+    assert window.input.toPlainText() == "Tell me a story about a cat."
+    window.input.setPlainText("Tell me a story about a dog.")
+    with qtbot.waitSignal(window.controller.replyFinished, timeout=120_000):
+        window.send()
+    stored = window.conversations.messages(conv)
+    assert [m.role for m in stored] == ["user", "assistant"]
+    assert stored[0].content == "Tell me a story about a dog."
+
+
+def test_older_messages_dropped_to_fit_are_announced(qtbot: QtBot, window: MainWindow, smollm2_path: Path) -> None:
+    window.sampling_panel.set_params(SamplingParams(temperature=0.2, max_tokens=16, seed=1), LoadParams(n_ctx=256))
+    load(qtbot, window, smollm2_path, n_ctx=256)
+    long_text = "Please remember this list: " + ", ".join(f"item {i}" for i in range(40))
+    turn(qtbot, window, long_text)
+    turn(qtbot, window, "Thanks. " + long_text)
+    assert window.banner.isVisible() and "left out" in window.banner.text()
+
+
+def test_unreadable_conversation_file_is_shown_not_replaced(qtbot: QtBot, app_paths: AppPaths) -> None:
+    app_paths.database_file.write_bytes(b"this is not a database" * 100)
+    before = app_paths.database_file.read_bytes()
+    w = MainWindow(app_paths)
+    qtbot.addWidget(w)
+    assert "damaged" in w.banner.text() and "left untouched" in w.banner.text()
+    w.close()
+    assert app_paths.database_file.read_bytes() == before
+    with ConversationStore.open(app_paths.database_file) as store:
+        assert store.problem is not None
+
+
+def test_export_and_import_from_the_file_menu(
+    qtbot: QtBot, window: MainWindow, smollm2_path: Path, tmp_path: Path, app_paths: AppPaths
+) -> None:
+    window.sampling_panel.set_params(SamplingParams(temperature=0.2, max_tokens=8, seed=2), LoadParams(n_ctx=512))
+    load(qtbot, window, smollm2_path, n_ctx=512)
+    turn(qtbot, window, "Say hi.")
+    reply = window.chat.messages[-1].text
+    window.export_conversation("md", str(tmp_path / "one.md"))
+    md = (tmp_path / "one.md").read_text()
+    assert "Say hi." in md and reply.strip()[:20] in md
+    window.export_all(str(tmp_path / "all.json"))
+    assert "Exported 1 conversations" in window.banner.text()
+    # into a fresh profile: the conversation arrives once, however often it is imported
+    other = MainWindow(AppPaths(**{**app_paths.__dict__, "data_dir": tmp_path / "other-data"}).ensure())
+    qtbot.addWidget(other)
+    other.import_conversations(str(tmp_path / "all.json"))
+    other.import_conversations(str(tmp_path / "all.json"))
+    assert "0 conversations" in other.banner.text() and "1 were already here" in other.banner.text()
+    assert [c.title for c in other.conversations.list_conversations()] == ["Say hi."]
+    other.close()
+    bad = tmp_path / "bad.json"
+    bad.write_text("{broken")
+    window.import_conversations(str(bad))
+    assert "could not be imported" in window.banner.text()
+
+
+def test_each_conversation_shows_its_own_system_prompt(qtbot: QtBot, window: MainWindow) -> None:
+    store = window.conversations
+    a = store.create_conversation("French", system_prompt="Answer in French.")
+    store.add_message(a.id, "user", "Bonjour")
+    store.add_message(a.id, "assistant", "Bonjour !")
+    b = store.create_conversation("Pirate", system_prompt="Talk like a pirate.")
+    store.add_message(b.id, "user", "Ahoy")
+    store.add_message(b.id, "assistant", "Arr!")
+    window.sidebar.refresh()
+    window.sidebar.select_conversation(a.id)
+    assert window.sampling_panel.system_text() == "Answer in French."
+    window.sidebar.select_conversation(b.id)
+    assert window.sampling_panel.system_text() == "Talk like a pirate."
+    window.sidebar.select_conversation(a.id)
+    assert window.sampling_panel.system_text() == "Answer in French."
+    assert store.get_conversation(b.id).system_prompt == "Talk like a pirate."
