@@ -35,6 +35,8 @@ Events, worker → parent
 ``stats``       ``{rss_bytes, peak_rss_bytes}``.
 ``tokenized``   ``{id, counts: [int]}``, or ``{id, counts: None, message}`` when no model is loaded.
 ``unloaded``    ``{}``.
+``fatal``       ``{message}`` — the worker itself crashed (an exception outside any request) and is exiting;
+                the client keeps the message for the ``engine_stopped`` reason instead of passing it on.
 ``bench_progress`` ``{id, phase: warmup_pp|warmup_tg|pp|tg|ttft, rep, repetitions, value, unit, step, steps}``
                 after each run (never inside a timed one).
 ``bench_done``  ``{id, cancelled, pp: {n, repetitions, mean_tps, sd_tps, samples_tps, samples_s} | None,
@@ -45,7 +47,9 @@ Events, worker → parent
 
 Parent-side only (made by EngineClient, never sent by a worker)
 ----------------------------------------------------------------
-``engine_stopped`` ``{reason, exitcode}`` — the worker process ended without being asked to.
+``engine_stopped`` ``{reason, exitcode, generation}`` — the worker process ended without being asked to;
+                   ``generation`` is the id of the reply it was writing, if any.
+``engine_exited``  ``{exitcode}`` — the worker ended because the client closed it.
 ``stop_forced``    ``{id}`` — stop did not take effect in time, the worker was terminated.
 """
 

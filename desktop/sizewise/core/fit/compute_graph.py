@@ -170,7 +170,12 @@ class _State:
 
 
 def simulate_allocator(graph: Graph) -> int:
-    """Replay ggml_gallocr_alloc_graph_impl and return the buffer's high-water mark in bytes."""
+    """Replay ggml_gallocr_alloc_graph_impl and return the buffer's high-water mark in bytes.
+
+    Long on purpose (~90 lines): it follows ggml-alloc.c's one function step by step (allocate each
+    node's parents, reuse a parent's memory in place where ggml would, free a tensor after its last
+    consumer) so it can be read against the C source side by side; split up, that order would be lost.
+    """
     alloc = _DynAllocator()
     st: dict[int, _State] = {}
 
@@ -301,7 +306,12 @@ class GraphSettings:
 
 
 def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
-    """Emit the worst-case graph the way llama.cpp's llm_graph_context builds it (llama / gemma3 shape)."""
+    """Emit the worst-case graph the way llama.cpp's llm_graph_context builds it (llama / gemma3 shape).
+
+    Long on purpose (~130 lines): the allocator's high-water mark depends on the exact order in which
+    nodes are created, so the nodes are emitted in llama.cpp's order in one place, mirroring its builder
+    line by line, rather than spread over helpers whose call order would have to be kept in sync.
+    """
     g = Graph()
     T, E = gs.n_tokens, spec.n_embd
     fa = gs.flash_attn
