@@ -25,3 +25,19 @@ def write_truncated_copy(src: Path, dst: Path, keep_bytes: int) -> Path:
     with src.open("rb") as fin, dst.open("wb") as fout:
         fout.write(fin.read(keep_bytes))
     return dst
+
+
+def write_template_copy(src: Path, dst: Path, chat_template: str) -> Path:
+    """A copy of a real model with another ``tokenizer.chat_template`` (weights copied unchanged)."""
+    import logging
+
+    import gguf
+    from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
+
+    logging.getLogger("gguf").setLevel(logging.WARNING)
+    reader = gguf.GGUFReader(str(src), "r")
+    arch = str(bytes(reader.fields[gguf.Keys.General.ARCHITECTURE].parts[-1]), "utf-8")
+    writer = gguf.GGUFWriter(str(dst), arch=arch, endianess=reader.endianess)
+    new = {gguf.Keys.Tokenizer.CHAT_TEMPLATE: MetadataDetails(gguf.GGUFValueType.STRING, chat_template)}
+    copy_with_new_metadata(reader, writer, new, [])
+    return dst

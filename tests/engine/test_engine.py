@@ -67,6 +67,38 @@ def test_fixed_seed_is_deterministic(smol: EngineSession) -> None:
     assert a == b
 
 
+SEEDED = SamplingParams(temperature=1.0, max_tokens=40, seed=1234)
+LONGER_CHAT = [*CHAT, {"role": "assistant", "content": "Red, orange and yellow."}, {"role": "user", "content": "More?"}]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["chat", "completion"])
+def test_fixed_seed_gives_the_same_text_in_every_engine_state(smollm2_path: Path, mode: str) -> None:
+    """Byte-identical text for one seeded request on a fresh engine, repeated on a warm one (its prompt
+    then cached), after other requests (unseeded, and one sharing the prompt's prefix), and on a
+    second fresh engine — twice over. The prompt is always evaluated in full for a seeded request:
+    a cached prefix makes llama-cpp-python re-evaluate only the last token, in a batch of one, whose
+    logits differ in the last bits from the full batch's (the cause of a flaky failure of the test above)."""
+    request = {"messages": CHAT} if mode == "chat" else {"prompt": "The colours of the rainbow are"}
+    sharing_prefix = {"messages": LONGER_CHAT} if mode == "chat" else {"prompt": "The colours of the rainbow are many"}
+    texts: list[str] = []
+    prompt_tokens: set[int] = set()
+    for _ in range(2):
+        with EngineSession() as s:
+            s.load(smollm2_path, LoadParams(n_ctx=2048))
+            for before in (None, "same", "others"):
+                if before == "others":
+                    s.generate(SamplingParams(temperature=0.9, max_tokens=12), prompt="Once upon a time")
+                    s.generate(SamplingParams(temperature=0.9, max_tokens=12), **sharing_prefix)  # type: ignore[arg-type]
+                text, stats = s.generate(SEEDED, **request)  # type: ignore[arg-type]
+                texts.append(text)
+                prompt_tokens.add(stats.prompt_tokens)
+    assert texts[0].strip()
+    assert len(set(texts)) == 1, texts
+    # every seeded request evaluated its whole prompt (before the fix, a repeat evaluated 1 token)
+    assert len(prompt_tokens) == 1 and prompt_tokens.pop() > 1
+
+
 def test_different_seeds_differ_at_high_temperature(smol: EngineSession) -> None:
     outs = {
         smol.generate(SamplingParams(temperature=1.5, max_tokens=30, seed=seed), messages=CHAT)[0] for seed in (1, 2, 3)

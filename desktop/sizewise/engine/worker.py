@@ -29,6 +29,7 @@ from typing import Any
 
 from sizewise.core.fit.llama_log import BufferLine, parse_buffer_line
 from sizewise.core.sampling import default_threads
+from sizewise.engine.chat_template import TemplateProblem, guard_chat_templates
 from sizewise.engine.process_memory import process_memory
 from sizewise.engine.protocol import GenerationStats, Message
 
@@ -65,6 +66,20 @@ class _AbortFlag:
 
     def clear(self) -> None:
         self._buf[0] = b"\x00"
+
+
+def _completion_kwargs(sampling: dict[str, Any], seed: int) -> dict[str, Any]:
+    """llama-cpp-python's streaming arguments from the request's sampling settings."""
+    return {
+        "temperature": float(sampling.get("temperature", 0.7)),
+        "top_p": float(sampling.get("top_p", 0.95)),
+        "top_k": int(sampling.get("top_k", 40)),
+        "min_p": float(sampling.get("min_p", 0.05)),
+        "repeat_penalty": float(sampling.get("repeat_penalty", 1.1)),
+        "max_tokens": int(sampling.get("max_tokens", 512)),
+        "seed": seed,
+        "stream": True,
+    }
 
 
 class Worker:
@@ -199,6 +214,7 @@ class Worker:
         self.llama_cpp.llama_set_abort_callback(llm._ctx.ctx, self.abort.callback, self.abort.data)
         template = llm.metadata.get("tokenizer.chat_template")
         self.chat_mode = "chat" if template else "completion"
+        guard_chat_templates(llm, self.llama_cpp.llama_chat_format, llm.n_ctx())
         buffers = list(self.load_buffers)
         rss, peak = process_memory()
         self.send(
@@ -247,76 +263,84 @@ class Worker:
         run_bench(self, msg)
 
     def cmd_generate(self, msg: Message) -> None:
+        """Stream one reply. Any failure of this request (a chat template that raises or loops, a prompt
+        longer than the context, an error inside llama.cpp) answers ``failed`` with one sentence and
+        leaves the model loaded; only a crash of the process itself ends the engine.
+
+        A fixed seed promises the same text for the same request, whatever came before. llama-cpp-python
+        reuses the longest cached prompt prefix and re-evaluates at least the prompt's last token on its
+        own; a batch of one runs other kernels than the full prompt's batch, so the logits differ in their
+        last bits and, at temperature 1, the sampled text can differ. A fixed-seed request therefore
+        evaluates its whole prompt from an empty cache, as a fresh engine would; unseeded requests keep
+        the prefix cache (the cost, measured in tests/benchmarks, is the prompt's re-evaluation).
+        """
         gen_id = int(msg["id"])
         if self.llm is None:
             self.send({"type": "failed", "id": gen_id, "message": "No model is loaded."})
             return
-        llm = self.llm
         sampling: dict[str, Any] = msg.get("sampling") or {}
-        seed = sampling.get("seed")
-        if seed is None:
-            seed = random.randrange(2**31)
-        kwargs: dict[str, Any] = {
-            "temperature": float(sampling.get("temperature", 0.7)),
-            "top_p": float(sampling.get("top_p", 0.95)),
-            "top_k": int(sampling.get("top_k", 40)),
-            "min_p": float(sampling.get("min_p", 0.05)),
-            "repeat_penalty": float(sampling.get("repeat_penalty", 1.1)),
-            "max_tokens": int(sampling.get("max_tokens", 512)),
-            "seed": int(seed),
-            "stream": True,
-        }
-        mode = msg.get("mode") or self.chat_mode
+        fixed_seed = sampling.get("seed") is not None
+        seed = int(sampling["seed"]) if fixed_seed else random.randrange(2**31)
+        if fixed_seed:
+            self.llm.reset()
         self.stop_event.clear()
         self.abort.clear()
         self.active_id = gen_id
-        lc = self.llama_cpp
+        self.llama_cpp.llama_perf_context_reset(self.llm._ctx.ctx)
         t0 = time.perf_counter()
-        ttft_ms = 0.0
-        streamed = False
-        finish = "stop"
-        error: str | None = None
-        lc.llama_perf_context_reset(llm._ctx.ctx)
         try:
-            if mode == "chat":
+            finish, ttft_ms, error = self._stream_reply(gen_id, msg, _completion_kwargs(sampling, seed), t0)
+        finally:
+            self.active_id = None
+            self.abort.clear()
+        if error is not None:
+            self.send({"type": "failed", "id": gen_id, "message": error})
+            return
+        self._send_done(gen_id, finish, ttft_ms, time.perf_counter() - t0, seed)
+
+    def _stream_reply(
+        self, gen_id: int, msg: Message, kwargs: dict[str, Any], t0: float
+    ) -> tuple[str, float | None, str | None]:
+        """Send ``token`` events as the reply streams; (finish reason, time to first token, error)."""
+        llm = self.llm
+        ttft_ms: float | None = None
+        finish = "stop"
+        try:
+            if (msg.get("mode") or self.chat_mode) == "chat":
                 stream = llm.create_chat_completion(messages=msg.get("messages") or [], **kwargs)
             else:
                 stream = llm.create_completion(prompt=str(msg.get("prompt") or ""), **kwargs)
             for chunk in stream:
                 if self.stop_event.is_set():
-                    finish = "cancelled"
                     break
                 choice = chunk["choices"][0]
                 text = choice["delta"].get("content") if "delta" in choice else choice.get("text")
                 if text:
-                    if not streamed:
+                    if ttft_ms is None:
                         ttft_ms = (time.perf_counter() - t0) * 1000.0
-                        streamed = True
                     self.send({"type": "token", "id": gen_id, "text": text})
                 if choice.get("finish_reason"):
                     finish = "length" if choice["finish_reason"] == "length" else "stop"
-            if self.stop_event.is_set():
-                finish = "cancelled"
+        except TemplateProblem as exc:
+            return finish, ttft_ms, str(exc)
         except RuntimeError as exc:
-            if self.stop_event.is_set():
-                finish = "cancelled"  # llama_decode returned "aborted": stop during prompt processing
-            else:
-                error = f"Generation failed: {exc}."
+            if not self.stop_event.is_set():  # else llama_decode said "aborted": stopped during the prompt
+                return finish, ttft_ms, f"Generation failed: {exc}."
         except ValueError as exc:  # e.g. prompt longer than the context window
-            error = str(exc).rstrip(".") + "."
-        finally:
-            self.active_id = None
-            self.abort.clear()
-        total_s = time.perf_counter() - t0
-        if error is not None:
-            self.send({"type": "failed", "id": gen_id, "message": error})
-            return
-        perf = lc.llama_perf_context(llm._ctx.ctx)
+            return finish, ttft_ms, str(exc).rstrip(".") + "."
+        except Exception as exc:  # one request's failure, whatever it is, must not end the engine
+            return finish, ttft_ms, f"Generation failed ({type(exc).__name__}): {str(exc).rstrip('.')}."
+        if self.stop_event.is_set():
+            finish = "cancelled"
+        return finish, ttft_ms, None
+
+    def _send_done(self, gen_id: int, finish: str, ttft_ms: float | None, total_s: float, seed: int) -> None:
+        perf = self.llama_cpp.llama_perf_context(self.llm._ctx.ctx)
         n_eval = int(perf.n_eval)
         rss, peak = process_memory()
         stats = GenerationStats(
-            tokens=n_eval + 1 if streamed else 0,
-            ttft_ms=ttft_ms,
+            tokens=n_eval + 1 if ttft_ms is not None else 0,
+            ttft_ms=ttft_ms or 0.0,
             prompt_tokens=int(perf.n_p_eval),
             pp_tps=(perf.n_p_eval / perf.t_p_eval_ms * 1000.0) if perf.t_p_eval_ms > 0 else 0.0,
             tg_tps=(n_eval / perf.t_eval_ms * 1000.0) if perf.t_eval_ms > 0 else 0.0,
@@ -324,7 +348,7 @@ class Worker:
             finish_reason=finish,
             peak_rss_bytes=peak,
             rss_bytes=rss,
-            seed=int(seed),
+            seed=seed,
         )
         self.send({"type": "done", "id": gen_id, "stats": stats.to_dict()})
 
