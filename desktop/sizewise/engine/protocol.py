@@ -29,7 +29,8 @@ Events, worker → parent
 ``loaded``      ``{path, load_s, n_ctx, n_ctx_train, chat_mode, buffers: [{device, component, bytes}],
                 rss_bytes, peak_rss_bytes}``.
 ``load_failed`` ``{message}`` — one sentence, taken from llama.cpp's own log where it said why.
-``token``       ``{id, text}`` — streamed text pieces.
+``token``       ``{id, text, n}`` — streamed text: ``n`` tokens' pieces, batched within 25 ms (the first
+                piece of a reply is sent at once).
 ``done``        ``{id, stats: GenerationStats.to_dict()}``; ``finish_reason`` is stop|length|cancelled.
 ``failed``      ``{id, message}`` — the request failed; the model stays loaded.
 ``stats``       ``{rss_bytes, peak_rss_bytes}``.

@@ -24,6 +24,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -34,6 +35,7 @@ from sizewise.engine.process_memory import process_memory
 from sizewise.engine.protocol import GenerationStats, Message
 
 KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml_type values
+TOKEN_BATCH_S = 0.025
 
 
 def _load_error_message(path: str, log_lines: collections.deque[str], exc: BaseException) -> str:
@@ -80,6 +82,34 @@ def _completion_kwargs(sampling: dict[str, Any], seed: int) -> dict[str, Any]:
         "seed": seed,
         "stream": True,
     }
+
+
+class _TokenBatch:
+    """Streamed text sent in small batches: the first piece at once, then at most every TOKEN_BATCH_S.
+
+    One message per token made the receiving process wake ~130 times a second; on a 2-core laptop
+    each wake-up preempts one of llama.cpp's barrier-synchronised threads, and tokens/s as received
+    fell to ~0.93 of raw llama-cpp-python. Batching within 25 ms is below what a reader notices and
+    the GUI repaints no faster anyway. ``n`` tells receivers how many tokens a batch holds.
+    """
+
+    def __init__(self, send: Callable[[Message], None], gen_id: int) -> None:
+        self._send = send
+        self._gen_id = gen_id
+        self._pieces: list[str] = []
+        self._last_sent = 0.0
+
+    def add(self, text: str) -> None:
+        self._pieces.append(text)
+        now = time.perf_counter()
+        if now - self._last_sent >= TOKEN_BATCH_S:
+            self.flush(now)
+
+    def flush(self, now: float | None = None) -> None:
+        if self._pieces:
+            self._send({"type": "token", "id": self._gen_id, "text": "".join(self._pieces), "n": len(self._pieces)})
+            self._pieces.clear()
+            self._last_sent = time.perf_counter() if now is None else now
 
 
 class Worker:
@@ -305,6 +335,7 @@ class Worker:
         llm = self.llm
         ttft_ms: float | None = None
         finish = "stop"
+        batch = _TokenBatch(self.send, gen_id)
         try:
             if (msg.get("mode") or self.chat_mode) == "chat":
                 stream = llm.create_chat_completion(messages=msg.get("messages") or [], **kwargs)
@@ -318,7 +349,7 @@ class Worker:
                 if text:
                     if ttft_ms is None:
                         ttft_ms = (time.perf_counter() - t0) * 1000.0
-                    self.send({"type": "token", "id": gen_id, "text": text})
+                    batch.add(text)
                 if choice.get("finish_reason"):
                     finish = "length" if choice["finish_reason"] == "length" else "stop"
         except TemplateProblem as exc:
@@ -330,6 +361,8 @@ class Worker:
             return finish, ttft_ms, str(exc).rstrip(".") + "."
         except Exception as exc:  # one request's failure, whatever it is, must not end the engine
             return finish, ttft_ms, f"Generation failed ({type(exc).__name__}): {str(exc).rstrip('.')}."
+        finally:
+            batch.flush()
         if self.stop_event.is_set():
             finish = "cancelled"
         return finish, ttft_ms, None

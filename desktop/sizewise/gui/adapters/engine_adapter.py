@@ -18,6 +18,7 @@ class EngineAdapter(QObject):
     loadFailed = Signal(str)
     unloaded = Signal()
     token = Signal(int, str)
+    tokenCount = Signal(int, int)  # generation id, tokens in the piece just sent by ``token``
     finished = Signal(int, dict)  # generation id, GenerationStats dict
     failed = Signal(int, str)
     stopForced = Signal(int)
@@ -93,6 +94,7 @@ class EngineAdapter(QObject):
         elif kind == "unloaded":
             self.unloaded.emit()
         elif kind == "token":
+            self.tokenCount.emit(int(msg["id"]), int(msg.get("n", 1)))
             self.token.emit(int(msg["id"]), str(msg["text"]))
         elif kind == "done":
             self.generating = None

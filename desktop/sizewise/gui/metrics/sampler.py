@@ -130,7 +130,7 @@ class MetricsSampler(QObject):
         self.timer = QTimer(self)
         self.timer.setInterval(max(1, round(1000 / hz)))
         self.timer.timeout.connect(self.sample)
-        adapter.token.connect(self._on_token)
+        adapter.tokenCount.connect(self._on_tokens)
         adapter.finished.connect(self._on_finished)
         adapter.failed.connect(self._on_reply_ended)
         adapter.stopForced.connect(self._on_reply_ended)
@@ -165,12 +165,12 @@ class MetricsSampler(QObject):
         return self._reply_first is not None
 
     # -- engine events (cheap: no drawing here) ----------------------------------------------------
-    @Slot(int, str)
-    def _on_token(self, gen_id: int, text: str) -> None:
+    @Slot(int, int)
+    def _on_tokens(self, gen_id: int, n: int) -> None:
         if self._reply_first is None:
             self._reply_first = time.monotonic()
-        self._tokens_since_sample += 1
-        self._reply_tokens += 1
+        self._tokens_since_sample += n
+        self._reply_tokens += n
 
     @Slot(int, dict)
     def _on_finished(self, gen_id: int, stats: dict[str, Any]) -> None:
