@@ -20,8 +20,8 @@ import pytest
 
 from sizewise.core.chat import store as conv_mod
 from sizewise.core.chat.export import EXPORT_FORMAT
+from sizewise.core.chat.records import DEFAULT_TITLE
 from sizewise.core.chat.store import (
-    DEFAULT_TITLE,
     SCHEMA_VERSION,
     ConversationStore,
     StoreError,

@@ -43,25 +43,26 @@ from typing import Any, Literal
 
 import psutil
 
-from sizewise.core.chat.export import (
+from sizewise.core.chat.export import all_to_json, conversation_to_json, conversation_to_markdown, parse_import
+from sizewise.core.chat.records import (
     DEFAULT_TITLE,
     ROLES,
-    all_to_json,
-    conversation_to_json,
-    conversation_to_markdown,
-    parse_import,
+    STATUSES,
+    Conversation,
+    ImportResult,
+    SearchHit,
+    Status,
+    StoredMessage,
 )
 from sizewise.core.errors import UserError
 
 SCHEMA_VERSION = 2
-STATUSES = ("complete", "interrupted", "streaming")
 FLUSH_INTERVAL_S = 0.25
 FLUSH_PIECES = 16
 BUSY_TIMEOUT_S = 2.0
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 ProblemKind = Literal["locked", "read_only", "corrupt", "newer_schema", "unavailable"]
-Status = Literal["complete", "interrupted", "streaming"]
 
 
 class StoreError(UserError):
@@ -109,52 +110,6 @@ class StoreProblem:
     def cli_message(self) -> str:
         """For a command that stops rather than work on a store that would be thrown away."""
         return f"{self.cause}; it was left untouched and nothing was changed.{self.advice}"
-
-
-@dataclass(frozen=True)
-class Conversation:
-    id: int
-    uid: str
-    title: str
-    system_prompt: str
-    preset: str
-    created_at: float
-    updated_at: float
-    deleted_at: float | None = None
-    message_count: int = 0
-
-
-@dataclass(frozen=True)
-class StoredMessage:
-    id: int
-    uid: str
-    conversation_id: int
-    position: int
-    role: str
-    content: str
-    status: str
-    model_path: str
-    sampling: dict[str, Any]
-    stats: dict[str, Any]
-    created_at: float
-    updated_at: float
-
-    def for_chat(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    conversation: Conversation
-    snippet: str  # where the words were found ("" for a title-only match)
-    in_title: bool
-
-
-@dataclass(frozen=True)
-class ImportResult:
-    imported: int
-    skipped: int  # already present (same uid): importing a file twice adds nothing
-    messages: int
 
 
 # -- errors ---------------------------------------------------------------------------------------
