@@ -15,8 +15,6 @@ Why it is built this way
   then returns a store over a temporary in-memory database (with a copy of the history where the
   file can still be read) and a :class:`StoreProblem` that says what happened, so the app starts
   and shows the problem instead of silently starting empty over the user's history.
-* **Schema versioned with PRAGMA user_version**, one function per migration step, run in one
-  transaction: a failed migration leaves the file as it was.
 * **Deleting is undoable, then thorough.** Delete marks a conversation; purge removes it for good,
   with ``secure_delete`` so the text does not linger in free pages of a private chat database.
 * Search uses an FTS5 index (kept up to date by triggers) where SQLite has FTS5, else ``LIKE``.
@@ -54,9 +52,9 @@ from sizewise.core.chat.records import (
     Status,
     StoredMessage,
 )
+from sizewise.core.chat.schema import SCHEMA_VERSION, ensure_search_index, fts5_available, migrate, version_problem
 from sizewise.core.errors import UserError
 
-SCHEMA_VERSION = 2
 FLUSH_INTERVAL_S = 0.25
 FLUSH_PIECES = 16
 BUSY_TIMEOUT_S = 2.0
@@ -145,110 +143,6 @@ class _OpenProblem(Exception):
         self.detail = detail
 
 
-# -- schema ---------------------------------------------------------------------------------------
-def fts5_available() -> bool:
-    db = sqlite3.connect(":memory:")
-    try:
-        db.execute("CREATE VIRTUAL TABLE probe USING fts5(x)")
-        return True
-    except sqlite3.Error:
-        return False
-    finally:
-        db.close()
-
-
-def _run_script(db: sqlite3.Connection, script: str) -> None:
-    """Run statements one by one: ``executescript`` would COMMIT the caller's transaction first,
-    and a migration must be all-or-nothing."""
-    statement = ""
-    for line in script.splitlines(keepends=True):
-        statement += line
-        if sqlite3.complete_statement(statement):
-            db.execute(statement)
-            statement = ""
-    if statement.strip():
-        raise ValueError(f"incomplete SQL statement: {statement!r}")
-
-
-def _migrate_1_base_tables(db: sqlite3.Connection, fts: bool) -> None:
-    """Version 1: conversations and their messages."""
-    _run_script(
-        db,
-        """
-        CREATE TABLE conversations (
-            id INTEGER PRIMARY KEY,
-            uid TEXT NOT NULL UNIQUE,
-            title TEXT NOT NULL,
-            system_prompt TEXT NOT NULL DEFAULT '',
-            preset TEXT NOT NULL DEFAULT '',
-            created_at REAL NOT NULL,
-            updated_at REAL NOT NULL,
-            deleted_at REAL
-        );
-        CREATE TABLE messages (
-            id INTEGER PRIMARY KEY,
-            uid TEXT NOT NULL UNIQUE,
-            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-            position INTEGER NOT NULL,
-            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
-            content TEXT NOT NULL DEFAULT '',
-            status TEXT NOT NULL DEFAULT 'complete' CHECK (status IN ('complete', 'interrupted', 'streaming')),
-            model_path TEXT NOT NULL DEFAULT '',
-            sampling_json TEXT NOT NULL DEFAULT '{}',
-            stats_json TEXT NOT NULL DEFAULT '{}',
-            writer TEXT NOT NULL DEFAULT '',
-            created_at REAL NOT NULL,
-            updated_at REAL NOT NULL
-        );
-        CREATE INDEX messages_by_conversation ON messages (conversation_id, position);
-        """,
-    )
-
-
-def _create_search_index(db: sqlite3.Connection) -> None:
-    _run_script(
-        db,
-        """
-        CREATE VIRTUAL TABLE messages_fts USING fts5(
-            content, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
-        );
-        CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
-            INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
-        END;
-        CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
-            INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
-        END;
-        CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
-            INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
-            INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
-        END;
-        INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
-        """,
-    )
-
-
-def _migrate_2_search_index(db: sqlite3.Connection, fts: bool) -> None:
-    """Version 2: a full-text index over message text (skipped where SQLite lacks FTS5: LIKE is used)."""
-    db.execute("CREATE INDEX conversations_by_update ON conversations (deleted_at, updated_at)")
-    if fts:
-        _create_search_index(db)
-
-
-# MIGRATIONS[n] brings a database from version n to n + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection, bool], None]] = [_migrate_1_base_tables, _migrate_2_search_index]
-assert len(MIGRATIONS) == SCHEMA_VERSION
-
-
-def migrate(db: sqlite3.Connection, *, target: int = SCHEMA_VERSION, fts: bool = True) -> int:
-    """Run the missing steps up to ``target`` inside the caller's transaction; returns the old version."""
-    version = int(db.execute("PRAGMA user_version").fetchone()[0])
-    for step in range(version, target):
-        MIGRATIONS[step](db, fts)
-    if target > version:
-        db.execute(f"PRAGMA user_version = {int(target)}")
-    return version
-
-
 # -- helpers --------------------------------------------------------------------------------------
 def _writer_token() -> str:
     """Identifies this process so a later open can tell a crashed writer from a live one."""
@@ -306,11 +200,9 @@ def _is_sqlite_file(path: Path) -> bool:
 
 
 def _check_version(db: sqlite3.Connection) -> None:
-    version = int(db.execute("PRAGMA user_version").fetchone()[0])
-    if version > SCHEMA_VERSION:
-        raise _OpenProblem("newer_schema", f"format {version}; this version reads up to {SCHEMA_VERSION}")
-    if version == 0 and db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'").fetchone():
-        raise _OpenProblem("unavailable", "it is an SQLite database, but not a Sizewise conversation file")
+    problem = version_problem(db)
+    if problem is not None:
+        raise _OpenProblem(*problem)
 
 
 # -- the store ------------------------------------------------------------------------------------
@@ -420,11 +312,7 @@ class ConversationStore:
             db.execute("BEGIN IMMEDIATE")  # takes the write lock now: 'locked' is found at open, not later
             try:
                 migrate(db, fts=fts_ok)
-                has_index = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'").fetchone()
-                if fts_ok and not has_index:
-                    _create_search_index(db)
-                    has_index = (1,)
-                self.fts = bool(has_index) and fts_ok
+                self.fts = ensure_search_index(db, fts_ok)
                 self.recovered = self._recover_streaming()
                 self._purge(db, older_than_s=0.0)
                 # An explicit write, so a read-only file is found now rather than at the first message.
