@@ -20,13 +20,10 @@ import pytest
 
 from sizewise.core.chat import schema as conv_mod
 from sizewise.core.chat.export import EXPORT_FORMAT
+from sizewise.core.chat.opening import StoreError
 from sizewise.core.chat.records import DEFAULT_TITLE
 from sizewise.core.chat.schema import SCHEMA_VERSION, fts5_available, migrate
-from sizewise.core.chat.store import (
-    ConversationStore,
-    StoreError,
-    StreamingReply,
-)
+from sizewise.core.chat.store import ConversationStore, StreamingReply
 from sizewise.core.errors import UserError
 from tests.db_helpers import lock_held, read_only
 

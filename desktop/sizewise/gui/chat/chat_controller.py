@@ -18,9 +18,10 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal, Slot
 
 from sizewise.core.chat.context_window import ContextFit, estimate_tokens, fit_messages, reply_reserve
+from sizewise.core.chat.opening import StoreError
 from sizewise.core.chat.prompt import chat_messages, transcript_prompt
 from sizewise.core.chat.records import StoredMessage
-from sizewise.core.chat.store import ConversationStore, StoreError, StreamingReply, suggest_title
+from sizewise.core.chat.store import ConversationStore, StreamingReply, suggest_title
 from sizewise.core.sampling import SamplingParams
 from sizewise.gui.adapters.engine_adapter import EngineAdapter
 from sizewise.gui.chat.chat_model import ChatMessage, ChatModel
