@@ -3,12 +3,9 @@
 :class:`ConversationStore` is what the app and the commands hold: conversations and their
 messages (create, read, rename, delete), search, and export and import through ``export.py``.
 How the file is opened and what happens when it cannot be is in ``opening.py``; its tables and
-migrations in ``schema.py``; the records it returns in ``records.py``.
+migrations in ``schema.py``; the records it returns in ``records.py``; a reply saved while it
+streams in ``reply.py``.
 
-* **Replies are saved while they stream.** :class:`StreamingReply` inserts the assistant row with
-  status ``streaming`` and writes the growing text every ``FLUSH_INTERVAL_S`` (or every
-  ``FLUSH_PIECES`` pieces). A killed app loses at most that much; on the next open, rows whose
-  writer process is gone become ``interrupted`` and are kept (see ``opening.py``).
 * **Deleting is undoable, then thorough.** Delete marks a conversation; purge removes it for good
   (at the latest at the next open), with ``secure_delete`` on so the text does not linger in free
   pages of a private chat database.
@@ -27,11 +24,10 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 from sizewise.core.chat.export import all_to_json, conversation_to_json, conversation_to_markdown, parse_import
 from sizewise.core.chat.opening import (
@@ -54,10 +50,8 @@ from sizewise.core.chat.records import (
     Status,
     StoredMessage,
 )
+from sizewise.core.chat.reply import FLUSH_INTERVAL_S, FLUSH_PIECES, StreamingReply
 from sizewise.core.errors import UserError
-
-FLUSH_INTERVAL_S = 0.25
-FLUSH_PIECES = 16
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -557,77 +551,3 @@ class ConversationStore:
                     n_messages += 1
                 imported += 1
         return ImportResult(imported=imported, skipped=skipped, messages=n_messages)
-
-
-# -- streaming replies ----------------------------------------------------------------------------
-@dataclass
-class StreamingReply:
-    """The assistant reply being generated, saved as it grows.
-
-    ``append`` buffers pieces and writes the whole text so far once ``interval_s`` has passed or
-    ``every_pieces`` pieces have arrived: each write is one small transaction, so a crash loses at
-    most that much. A write that fails (say the file became locked for a moment) is retried on the
-    next piece; :meth:`finish` raises StoreError if the text still cannot be saved, and ``text``
-    keeps everything for the caller either way.
-
-    Use it as a context manager: leaving the block by an exception marks the reply interrupted.
-    """
-
-    store: ConversationStore
-    message_id: int
-    text: str = ""
-    interval_s: float = FLUSH_INTERVAL_S
-    every_pieces: int = FLUSH_PIECES
-    clock: Callable[[], float] = time.monotonic
-    saved_chars: int = 0
-    flushes: int = 0
-    last_error: StoreError | None = None
-    finished: bool = False
-    _pending: int = field(default=0, repr=False)
-    _last_flush: float = field(default=0.0, repr=False)
-
-    def __post_init__(self) -> None:
-        self.saved_chars = len(self.text)
-        self._last_flush = self.clock()
-
-    def append(self, piece: str) -> None:
-        if not piece:
-            return
-        self.text += piece
-        self._pending += 1
-        if self._pending >= self.every_pieces or self.clock() - self._last_flush >= self.interval_s:
-            self.flush()
-
-    def flush(self) -> bool:
-        """Write the text so far now; False (and ``last_error`` set) if the store refused."""
-        if self.saved_chars == len(self.text):
-            self._pending = 0
-            return True
-        try:
-            self.store.update_message(self.message_id, content=self.text)
-        except StoreError as exc:
-            self.last_error = exc
-            return False
-        self.saved_chars = len(self.text)
-        self._pending = 0
-        self._last_flush = self.clock()
-        self.flushes += 1
-        self.last_error = None
-        return True
-
-    def finish(
-        self, status: Literal["complete", "interrupted"] = "complete", stats: dict[str, Any] | None = None
-    ) -> None:
-        self.store.update_message(self.message_id, content=self.text, status=status, stats=stats)
-        self.saved_chars = len(self.text)
-        self.finished = True
-
-    def __enter__(self) -> StreamingReply:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if not self.finished:
-            with contextlib.suppress(StoreError):
-                self.finish("interrupted")
