@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from sizewise.core.chat.store import FLUSH_INTERVAL_S, ConversationStore
+from sizewise.core.chat.reply import FLUSH_INTERVAL_S
+from sizewise.core.chat.store import ConversationStore
 
 WORDS = [
     "river",

@@ -18,7 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from sizewise.core.chat.store import FLUSH_PIECES, ConversationStore
+from sizewise.core.chat.reply import FLUSH_PIECES
+from sizewise.core.chat.store import ConversationStore
 from sizewise.core.paths import basedir_paths
 
 PROMPT = "Now count from 1 to 1000, separated by spaces."  # reliably long, even from a 135M model

@@ -1,7 +1,7 @@
 """``sizewise chat``: add one turn to a saved conversation, streaming and saving the reply.
 
 The user's message is stored before the model even loads, and the reply is saved while it
-streams (see core/conversations.StreamingReply), so killing the command at any moment keeps
+streams (see core/chat/reply.py, StreamingReply), so killing the command at any moment keeps
 everything written so far; the next open marks the cut-off reply as interrupted.
 """
 

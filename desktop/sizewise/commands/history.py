@@ -16,7 +16,8 @@ from pathlib import Path
 from sizewise.commands import CliContext
 from sizewise.core.atomic import write_text_atomic
 from sizewise.core.chat.export import read_import_file
-from sizewise.core.chat.store import Conversation, ConversationStore
+from sizewise.core.chat.records import Conversation
+from sizewise.core.chat.store import ConversationStore
 from sizewise.core.errors import UserError
 
 

@@ -18,17 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from sizewise.core.chat import store as conv_mod
+from sizewise.core.chat import schema as conv_mod
 from sizewise.core.chat.export import EXPORT_FORMAT
-from sizewise.core.chat.store import (
-    DEFAULT_TITLE,
-    SCHEMA_VERSION,
-    ConversationStore,
-    StoreError,
-    StreamingReply,
-    fts5_available,
-    migrate,
-)
+from sizewise.core.chat.opening import StoreError
+from sizewise.core.chat.records import DEFAULT_TITLE
+from sizewise.core.chat.reply import StreamingReply
+from sizewise.core.chat.schema import SCHEMA_VERSION, fts5_available, migrate
+from sizewise.core.chat.store import ConversationStore
 from sizewise.core.errors import UserError
 from tests.db_helpers import lock_held, read_only
 

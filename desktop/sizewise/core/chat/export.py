@@ -13,17 +13,13 @@ import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from sizewise.core.chat.records import DEFAULT_TITLE, ROLES, Conversation, StoredMessage
 from sizewise.core.errors import UserError
-
-if TYPE_CHECKING:
-    from sizewise.core.chat.store import Conversation, StoredMessage
 
 EXPORT_FORMAT = "sizewise-conversations"
 EXPORT_VERSION = 1
-DEFAULT_TITLE = "New conversation"
-ROLES = ("system", "user", "assistant")
 SPEAKERS = {"user": "You", "assistant": "Assistant", "system": "System"}
 
 

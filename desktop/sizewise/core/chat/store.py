@@ -1,25 +1,15 @@
-"""Conversations in SQLite: the user's data, kept safe through crashes and bad files.
+"""Conversations in SQLite: the user's data, read and written in short, safe transactions.
 
-Why it is built this way
-------------------------
-* **WAL journal, synchronous=NORMAL.** A commit is a write() into the WAL file, so a process killed
-  at any moment leaves every committed transaction intact (only a power cut can lose the last
-  fraction of a second, and never corrupts the file). Commits stay cheap enough (well under a
-  millisecond) to run on the GUI thread.
-* **Replies are saved while they stream.** :class:`StreamingReply` inserts the assistant row with
-  status ``streaming`` and writes the growing text every ``FLUSH_INTERVAL_S`` (or every
-  ``FLUSH_PIECES`` pieces). A killed app loses at most that much; on the next open, rows whose
-  writer process is gone become ``interrupted`` and are kept.
-* **The file is never replaced.** A database that is locked by another program, read-only,
-  damaged, or written by a newer Sizewise is left byte-for-byte untouched. :meth:`ConversationStore.open`
-  then returns a store over a temporary in-memory database (with a copy of the history where the
-  file can still be read) and a :class:`StoreProblem` that says what happened, so the app starts
-  and shows the problem instead of silently starting empty over the user's history.
-* **Schema versioned with PRAGMA user_version**, one function per migration step, run in one
-  transaction: a failed migration leaves the file as it was.
-* **Deleting is undoable, then thorough.** Delete marks a conversation; purge removes it for good,
-  with ``secure_delete`` so the text does not linger in free pages of a private chat database.
-* Search uses an FTS5 index (kept up to date by triggers) where SQLite has FTS5, else ``LIKE``.
+:class:`ConversationStore` is what the app and the commands hold: conversations and their
+messages (create, read, rename, delete), search, and export and import through ``export.py``.
+How the file is opened and what happens when it cannot be is in ``opening.py``; its tables and
+migrations in ``schema.py``; the records it returns in ``records.py``; a reply saved while it
+streams in ``reply.py``.
+
+* **Deleting is undoable, then thorough.** Delete marks a conversation; purge removes it for good
+  (at the latest at the next open), with ``secure_delete`` on so the text does not linger in free
+  pages of a private chat database.
+* Search uses the FTS5 index (kept up to date by triggers) where SQLite has FTS5, else ``LIKE``.
 
 Every public method is one short transaction guarded by a lock, so the GUI thread may call the
 store directly and a background job may use it too.
@@ -29,291 +19,42 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
-import psutil
-
-from sizewise.core.chat.export import (
+from sizewise.core.chat.export import all_to_json, conversation_to_json, conversation_to_markdown, parse_import
+from sizewise.core.chat.opening import (
+    BUSY_TIMEOUT_S,
+    OpenedDatabase,
+    StoreError,
+    StoreProblem,
+    error_reason,
+    open_file,
+    open_in_memory,
+    writer_token,
+)
+from sizewise.core.chat.records import (
     DEFAULT_TITLE,
     ROLES,
-    all_to_json,
-    conversation_to_json,
-    conversation_to_markdown,
-    parse_import,
+    STATUSES,
+    Conversation,
+    ImportResult,
+    SearchHit,
+    Status,
+    StoredMessage,
 )
+from sizewise.core.chat.reply import FLUSH_INTERVAL_S, FLUSH_PIECES, StreamingReply
 from sizewise.core.errors import UserError
-
-SCHEMA_VERSION = 2
-STATUSES = ("complete", "interrupted", "streaming")
-FLUSH_INTERVAL_S = 0.25
-FLUSH_PIECES = 16
-BUSY_TIMEOUT_S = 2.0
-SQLITE_MAGIC = b"SQLite format 3\x00"
-
-ProblemKind = Literal["locked", "read_only", "corrupt", "newer_schema", "unavailable"]
-Status = Literal["complete", "interrupted", "streaming"]
-
-
-class StoreError(UserError):
-    """A store operation failed (the file became locked, read-only, full or damaged)."""
-
-
-@dataclass(frozen=True)
-class StoreProblem:
-    """Why the conversation file is not in use this session; ``message`` is what the user reads."""
-
-    kind: ProblemKind
-    path: Path
-    detail: str  # SQLite's or the OS's own words
-    history_shown: bool  # the temporary store holds a read-only copy of the file's history
-
-    @property
-    def cause(self) -> str:
-        where = f"The conversation file {self.path}"
-        return {
-            "locked": f"{where} is locked by another program, perhaps another Sizewise window",
-            "read_only": f"{where} is read-only",
-            "corrupt": f"{where} is damaged ({self.detail})",
-            "newer_schema": f"{where} was written by a newer Sizewise ({self.detail})",
-        }.get(self.kind, f"{where} could not be opened ({self.detail})")
-
-    @property
-    def advice(self) -> str:
-        return {
-            "locked": " Close the other program and try again.",
-            "read_only": " Make the file and its folder writable and try again.",
-            "corrupt": " It can often be recovered with 'sqlite3 FILE .recover'.",
-            "newer_schema": " Update Sizewise to use it.",
-        }.get(self.kind, "")
-
-    @property
-    def message(self) -> str:
-        """For the app, which carries on with a temporary store."""
-        if self.history_shown:
-            session = "your history is shown from a copy, but nothing this session is saved"
-        else:
-            session = "this session uses a temporary store that is not saved"
-        return f"{self.cause}; it was left untouched, and {session}.{self.advice}"
-
-    @property
-    def cli_message(self) -> str:
-        """For a command that stops rather than work on a store that would be thrown away."""
-        return f"{self.cause}; it was left untouched and nothing was changed.{self.advice}"
-
-
-@dataclass(frozen=True)
-class Conversation:
-    id: int
-    uid: str
-    title: str
-    system_prompt: str
-    preset: str
-    created_at: float
-    updated_at: float
-    deleted_at: float | None = None
-    message_count: int = 0
-
-
-@dataclass(frozen=True)
-class StoredMessage:
-    id: int
-    uid: str
-    conversation_id: int
-    position: int
-    role: str
-    content: str
-    status: str
-    model_path: str
-    sampling: dict[str, Any]
-    stats: dict[str, Any]
-    created_at: float
-    updated_at: float
-
-    def for_chat(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    conversation: Conversation
-    snippet: str  # where the words were found ("" for a title-only match)
-    in_title: bool
-
-
-@dataclass(frozen=True)
-class ImportResult:
-    imported: int
-    skipped: int  # already present (same uid): importing a file twice adds nothing
-    messages: int
-
-
-# -- errors ---------------------------------------------------------------------------------------
-def _error_name(exc: BaseException) -> str:
-    return str(getattr(exc, "sqlite_errorname", "") or "")
-
-
-def _classify(exc: BaseException) -> ProblemKind:
-    name, text = _error_name(exc), str(exc).lower()
-    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
-        return "locked"
-    if name.startswith("SQLITE_READONLY") or "readonly" in text or "read-only" in text:
-        return "read_only"
-    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a database" in text:
-        return "corrupt"
-    if isinstance(exc, PermissionError):
-        return "read_only"
-    return "unavailable"
-
-
-def _reason(exc: BaseException) -> str:
-    return {
-        "locked": "the file is locked by another program",
-        "read_only": "the file is read-only",
-        "corrupt": "the file is damaged",
-    }.get(_classify(exc), str(exc) or type(exc).__name__)
-
-
-class _OpenProblem(Exception):
-    def __init__(self, kind: ProblemKind, detail: str) -> None:
-        super().__init__(detail)
-        self.kind = kind
-        self.detail = detail
-
-
-# -- schema ---------------------------------------------------------------------------------------
-def fts5_available() -> bool:
-    db = sqlite3.connect(":memory:")
-    try:
-        db.execute("CREATE VIRTUAL TABLE probe USING fts5(x)")
-        return True
-    except sqlite3.Error:
-        return False
-    finally:
-        db.close()
-
-
-def _run_script(db: sqlite3.Connection, script: str) -> None:
-    """Run statements one by one: ``executescript`` would COMMIT the caller's transaction first,
-    and a migration must be all-or-nothing."""
-    statement = ""
-    for line in script.splitlines(keepends=True):
-        statement += line
-        if sqlite3.complete_statement(statement):
-            db.execute(statement)
-            statement = ""
-    if statement.strip():
-        raise ValueError(f"incomplete SQL statement: {statement!r}")
-
-
-def _migrate_1_base_tables(db: sqlite3.Connection, fts: bool) -> None:
-    """Version 1: conversations and their messages."""
-    _run_script(
-        db,
-        """
-        CREATE TABLE conversations (
-            id INTEGER PRIMARY KEY,
-            uid TEXT NOT NULL UNIQUE,
-            title TEXT NOT NULL,
-            system_prompt TEXT NOT NULL DEFAULT '',
-            preset TEXT NOT NULL DEFAULT '',
-            created_at REAL NOT NULL,
-            updated_at REAL NOT NULL,
-            deleted_at REAL
-        );
-        CREATE TABLE messages (
-            id INTEGER PRIMARY KEY,
-            uid TEXT NOT NULL UNIQUE,
-            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-            position INTEGER NOT NULL,
-            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
-            content TEXT NOT NULL DEFAULT '',
-            status TEXT NOT NULL DEFAULT 'complete' CHECK (status IN ('complete', 'interrupted', 'streaming')),
-            model_path TEXT NOT NULL DEFAULT '',
-            sampling_json TEXT NOT NULL DEFAULT '{}',
-            stats_json TEXT NOT NULL DEFAULT '{}',
-            writer TEXT NOT NULL DEFAULT '',
-            created_at REAL NOT NULL,
-            updated_at REAL NOT NULL
-        );
-        CREATE INDEX messages_by_conversation ON messages (conversation_id, position);
-        """,
-    )
-
-
-def _create_search_index(db: sqlite3.Connection) -> None:
-    _run_script(
-        db,
-        """
-        CREATE VIRTUAL TABLE messages_fts USING fts5(
-            content, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
-        );
-        CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
-            INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
-        END;
-        CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
-            INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
-        END;
-        CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
-            INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
-            INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
-        END;
-        INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
-        """,
-    )
-
-
-def _migrate_2_search_index(db: sqlite3.Connection, fts: bool) -> None:
-    """Version 2: a full-text index over message text (skipped where SQLite lacks FTS5: LIKE is used)."""
-    db.execute("CREATE INDEX conversations_by_update ON conversations (deleted_at, updated_at)")
-    if fts:
-        _create_search_index(db)
-
-
-# MIGRATIONS[n] brings a database from version n to n + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection, bool], None]] = [_migrate_1_base_tables, _migrate_2_search_index]
-assert len(MIGRATIONS) == SCHEMA_VERSION
-
-
-def migrate(db: sqlite3.Connection, *, target: int = SCHEMA_VERSION, fts: bool = True) -> int:
-    """Run the missing steps up to ``target`` inside the caller's transaction; returns the old version."""
-    version = int(db.execute("PRAGMA user_version").fetchone()[0])
-    for step in range(version, target):
-        MIGRATIONS[step](db, fts)
-    if target > version:
-        db.execute(f"PRAGMA user_version = {int(target)}")
-    return version
 
 
 # -- helpers --------------------------------------------------------------------------------------
-def _writer_token() -> str:
-    """Identifies this process so a later open can tell a crashed writer from a live one."""
-    try:
-        created = psutil.Process().create_time()
-    except psutil.Error:
-        created = 0.0
-    return f"{os.getpid()}:{created:.2f}"
-
-
-def _writer_alive(token: str) -> bool:
-    pid_text, _, created_text = token.partition(":")
-    try:
-        pid, created = int(pid_text), float(created_text or 0)
-        proc = psutil.Process(pid)
-        return bool(proc.status() != psutil.STATUS_ZOMBIE and abs(proc.create_time() - created) < 0.05)
-    except (ValueError, psutil.Error):
-        return False
-
-
 def _json_dict(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text or "{}")
@@ -344,193 +85,48 @@ def _plain_snippet(content: str, needle: str, width: int = 70) -> str:
     return ("…" if start > 0 else "") + text + ("…" if end < len(content) else "")
 
 
-def _is_sqlite_file(path: Path) -> bool:
-    with path.open("rb") as fh:
-        head = fh.read(len(SQLITE_MAGIC))
-    return head == SQLITE_MAGIC or head == b""
-
-
-def _check_version(db: sqlite3.Connection) -> None:
-    version = int(db.execute("PRAGMA user_version").fetchone()[0])
-    if version > SCHEMA_VERSION:
-        raise _OpenProblem("newer_schema", f"format {version}; this version reads up to {SCHEMA_VERSION}")
-    if version == 0 and db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'").fetchone():
-        raise _OpenProblem("unavailable", "it is an SQLite database, but not a Sizewise conversation file")
-
-
 # -- the store ------------------------------------------------------------------------------------
 class ConversationStore:
     """All conversations of one profile. Create with :meth:`open` (a file) or :meth:`in_memory`."""
 
-    def __init__(self, db: sqlite3.Connection, *, path: Path | None, problem: StoreProblem | None = None) -> None:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        *,
+        path: Path | None,
+        problem: StoreProblem | None = None,
+        fts: bool = False,
+        recovered: list[int] | None = None,
+    ) -> None:
         self._db = db
         self._lock = threading.RLock()
         self.path = path  # None: this session's data lives in memory only
         self.problem = problem
-        self.fts = False
-        self.recovered: list[int] = []  # ids of replies found 'streaming' at open, now 'interrupted'
-        self._writer = _writer_token()
+        self.fts = fts
+        self.recovered = recovered or []  # ids of replies found 'streaming' at open, now 'interrupted'
+        self._writer = writer_token()
 
-    # -- opening ----------------------------------------------------------------------------------
+    # -- opening (opening.py does the work) -------------------------------------------------------
     @classmethod
     def open(
         cls, path: Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S, use_fts: bool | None = None
     ) -> ConversationStore:
         """Open (or create) the file; never raises for a bad file: see ``problem`` instead."""
-        path = Path(path)
-        db: sqlite3.Connection | None = None
-        try:
-            db = cls._connect_file(path, busy_timeout_s)
-            store = cls(db, path=path)
-            store._prepare(use_fts)
-            return store
-        except _OpenProblem as exc:
-            kind, detail = exc.kind, exc.detail
-        except (sqlite3.Error, OSError) as exc:
-            kind, detail = _classify(exc), str(exc)
-        except Exception as exc:  # e.g. a failing migration: rolled back, so the file is as it was
-            kind, detail = "unavailable", f"{type(exc).__name__}: {exc}"
-        if db is not None:
-            with contextlib.suppress(sqlite3.Error):
-                db.rollback()
-            db.close()
-        return cls._temporary(path, kind, detail, busy_timeout_s, use_fts)
+        opened = open_file(Path(path), busy_timeout_s=busy_timeout_s, use_fts=use_fts, housekeeping=cls._purge_all)
+        return cls._from(opened)
 
     @classmethod
     def in_memory(cls, *, use_fts: bool | None = None) -> ConversationStore:
-        store = cls(cls._connect(":memory:", 0.0), path=None)
-        store._prepare(use_fts)
-        return store
-
-    @staticmethod
-    def _connect(target: str, timeout: float, *, uri: bool = False) -> sqlite3.Connection:
-        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE), so a write never waits
-        # half-way through for a lock and a migration is all-or-nothing.
-        db = sqlite3.connect(target, timeout=timeout, isolation_level=None, check_same_thread=False, uri=uri)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA foreign_keys = ON")
-        db.execute("PRAGMA secure_delete = ON")
-        return db
+        return cls._from(open_in_memory(use_fts=use_fts, housekeeping=cls._purge_all))
 
     @classmethod
-    def _connect_file(cls, path: Path, timeout: float) -> sqlite3.Connection:
-        if path.exists():
-            if not path.is_file():
-                raise _OpenProblem("unavailable", "it is not a file")
-            if not _is_sqlite_file(path):
-                raise _OpenProblem("corrupt", "it is not an SQLite database")
-            cls._check_integrity(path, timeout)
-            # WAL needs to write the file and create -wal/-shm files beside it.
-            if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
-                raise _OpenProblem("read_only", "no permission to write")
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not os.access(path.parent, os.W_OK):
-                raise _OpenProblem("unavailable", f"the folder {path.parent} is not writable")
-        db = cls._connect(str(path), timeout)
-        try:
-            mode = str(db.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
-            if mode != "wal":  # e.g. a file system without shared memory: rollback journal, still safe
-                db.execute("PRAGMA synchronous = FULL")
-            else:
-                db.execute("PRAGMA synchronous = NORMAL")
-        except BaseException:
-            db.close()
-            raise
-        return db
-
-    @staticmethod
-    def _check_integrity(path: Path, timeout: float) -> None:
-        """Everything that can refuse a file, checked over a read-only connection before anything
-        could write to it (switching the journal mode or a checkpoint would): damage, a newer
-        format, or an SQLite file that is not ours."""
-        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=timeout)
-        try:
-            lines = [str(r[0]) for r in db.execute("PRAGMA quick_check(3)").fetchall()]
-            if lines != ["ok"]:
-                detail = "; ".join(
-                    ln for ln in "\n".join(lines).splitlines() if ln.strip() and not ln.startswith("***")
-                )
-                raise _OpenProblem("corrupt", detail[:200])
-            _check_version(db)
-        finally:
-            db.close()
-
-    def _prepare(self, use_fts: bool | None) -> None:
-        """Migrate, recover interrupted replies and purge deleted conversations: one transaction."""
-        fts_ok = fts5_available() if use_fts is None else (use_fts and fts5_available())
-        db = self._db
-        _check_version(db)
-        with self._lock:
-            db.execute("BEGIN IMMEDIATE")  # takes the write lock now: 'locked' is found at open, not later
-            try:
-                migrate(db, fts=fts_ok)
-                has_index = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'").fetchone()
-                if fts_ok and not has_index:
-                    _create_search_index(db)
-                    has_index = (1,)
-                self.fts = bool(has_index) and fts_ok
-                self.recovered = self._recover_streaming()
-                self._purge(db, older_than_s=0.0)
-                # An explicit write, so a read-only file is found now rather than at the first message.
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                db.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-                raise
-
-    def _recover_streaming(self) -> list[int]:
-        rows = self._db.execute("SELECT id, writer FROM messages WHERE status = 'streaming'").fetchall()
-        dead = [int(r["id"]) for r in rows if not _writer_alive(str(r["writer"]))]
-        now = time.time()
-        for mid in dead:
-            self._db.execute("UPDATE messages SET status = 'interrupted', updated_at = ? WHERE id = ?", (now, mid))
-        return dead
+    def _from(cls, opened: OpenedDatabase) -> ConversationStore:
+        return cls(opened.db, path=opened.path, problem=opened.problem, fts=opened.fts, recovered=opened.recovered)
 
     @classmethod
-    def _temporary(
-        cls, path: Path, kind: ProblemKind, detail: str, timeout: float, use_fts: bool | None
-    ) -> ConversationStore:
-        """An in-memory store standing in for a file that cannot be used; the file is not written."""
-        mem = cls._connect(":memory:", 0.0)
-        shown = False
-        if kind in ("locked", "read_only"):
-            shown = cls._copy_history(path, mem, timeout, allow_immutable=kind == "read_only")
-        store = cls(mem, path=None, problem=StoreProblem(kind=kind, path=path, detail=detail, history_shown=shown))
-        try:
-            store._prepare(use_fts)
-        except Exception:  # a copy we cannot use: start the temporary store empty
-            mem.close()
-            mem = cls._connect(":memory:", 0.0)
-            problem = StoreProblem(kind=kind, path=path, detail=detail, history_shown=False)
-            store = cls(mem, path=None, problem=problem)
-            store._prepare(use_fts)
-        return store
-
-    @staticmethod
-    def _copy_history(path: Path, mem: sqlite3.Connection, timeout: float, *, allow_immutable: bool) -> bool:
-        """Copy a file we may read but not write into memory, opening it read-only."""
-        if not path.is_file():
-            return False
-        options = ["mode=ro"]
-        if allow_immutable:  # ignores the -wal file, so only first when there is none to miss
-            wal = path.with_name(path.name + "-wal")
-            has_wal = wal.exists() and wal.stat().st_size > 0
-            options = ["mode=ro", "immutable=1"] if has_wal else ["immutable=1", "mode=ro"]
-        for option in options:
-            src: sqlite3.Connection | None = None
-            try:
-                src = sqlite3.connect(f"{path.as_uri()}?{option}", uri=True, timeout=min(timeout, 1.0))
-                src.execute("SELECT count(*) FROM sqlite_master").fetchone()
-                src.backup(mem)
-                return True
-            except sqlite3.Error:
-                continue
-            finally:
-                if src is not None:
-                    src.close()
-        return False
+    def _purge_all(cls, db: sqlite3.Connection) -> int:
+        """Run at every open: conversations deleted last session are gone for good."""
+        return cls._purge(db, older_than_s=0.0)
 
     def close(self) -> None:
         with self._lock:
@@ -556,14 +152,14 @@ class ConversationStore:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise StoreError(f"The conversation could not be saved: {_reason(exc)}.") from exc
+                raise StoreError(f"The conversation could not be saved: {error_reason(exc)}.") from exc
             try:
                 yield self._db
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
-                raise StoreError(f"The conversation could not be saved: {_reason(exc)}.") from exc
+                raise StoreError(f"The conversation could not be saved: {error_reason(exc)}.") from exc
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
@@ -574,7 +170,7 @@ class ConversationStore:
             try:
                 return self._db.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
-                raise StoreError(f"The conversations could not be read: {_reason(exc)}.") from exc
+                raise StoreError(f"The conversations could not be read: {error_reason(exc)}.") from exc
 
     @staticmethod
     def _conversation(row: sqlite3.Row) -> Conversation:
@@ -955,77 +551,3 @@ class ConversationStore:
                     n_messages += 1
                 imported += 1
         return ImportResult(imported=imported, skipped=skipped, messages=n_messages)
-
-
-# -- streaming replies ----------------------------------------------------------------------------
-@dataclass
-class StreamingReply:
-    """The assistant reply being generated, saved as it grows.
-
-    ``append`` buffers pieces and writes the whole text so far once ``interval_s`` has passed or
-    ``every_pieces`` pieces have arrived: each write is one small transaction, so a crash loses at
-    most that much. A write that fails (say the file became locked for a moment) is retried on the
-    next piece; :meth:`finish` raises StoreError if the text still cannot be saved, and ``text``
-    keeps everything for the caller either way.
-
-    Use it as a context manager: leaving the block by an exception marks the reply interrupted.
-    """
-
-    store: ConversationStore
-    message_id: int
-    text: str = ""
-    interval_s: float = FLUSH_INTERVAL_S
-    every_pieces: int = FLUSH_PIECES
-    clock: Callable[[], float] = time.monotonic
-    saved_chars: int = 0
-    flushes: int = 0
-    last_error: StoreError | None = None
-    finished: bool = False
-    _pending: int = field(default=0, repr=False)
-    _last_flush: float = field(default=0.0, repr=False)
-
-    def __post_init__(self) -> None:
-        self.saved_chars = len(self.text)
-        self._last_flush = self.clock()
-
-    def append(self, piece: str) -> None:
-        if not piece:
-            return
-        self.text += piece
-        self._pending += 1
-        if self._pending >= self.every_pieces or self.clock() - self._last_flush >= self.interval_s:
-            self.flush()
-
-    def flush(self) -> bool:
-        """Write the text so far now; False (and ``last_error`` set) if the store refused."""
-        if self.saved_chars == len(self.text):
-            self._pending = 0
-            return True
-        try:
-            self.store.update_message(self.message_id, content=self.text)
-        except StoreError as exc:
-            self.last_error = exc
-            return False
-        self.saved_chars = len(self.text)
-        self._pending = 0
-        self._last_flush = self.clock()
-        self.flushes += 1
-        self.last_error = None
-        return True
-
-    def finish(
-        self, status: Literal["complete", "interrupted"] = "complete", stats: dict[str, Any] | None = None
-    ) -> None:
-        self.store.update_message(self.message_id, content=self.text, status=status, stats=stats)
-        self.saved_chars = len(self.text)
-        self.finished = True
-
-    def __enter__(self) -> StreamingReply:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if not self.finished:
-            with contextlib.suppress(StoreError):
-                self.finish("interrupted")

@@ -1,7 +1,7 @@
 """The chat flow between the conversation store, the chat list model and the engine.
 
 Every turn is saved before and while it happens: the user's message is stored when sent, the
-reply is stored as it streams (core.conversations.StreamingReply), so a killed app loses nothing
+reply is stored as it streams (core.chat.reply.StreamingReply), so a killed app loses nothing
 but the last fraction of a second. Before each reply the history is measured with the model's own
 tokenizer (the engine's ``tokenize`` command) and fitted to the context window; when older
 messages have to be left out, the user is told.
@@ -18,8 +18,11 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal, Slot
 
 from sizewise.core.chat.context_window import ContextFit, estimate_tokens, fit_messages, reply_reserve
+from sizewise.core.chat.opening import StoreError
 from sizewise.core.chat.prompt import chat_messages, transcript_prompt
-from sizewise.core.chat.store import ConversationStore, StoredMessage, StoreError, StreamingReply, suggest_title
+from sizewise.core.chat.records import StoredMessage
+from sizewise.core.chat.reply import StreamingReply
+from sizewise.core.chat.store import ConversationStore, suggest_title
 from sizewise.core.sampling import SamplingParams
 from sizewise.gui.adapters.engine_adapter import EngineAdapter
 from sizewise.gui.chat.chat_model import ChatMessage, ChatModel

@@ -47,8 +47,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sizewise.core.chat.export import DEFAULT_TITLE
-from sizewise.core.chat.store import Conversation, ConversationStore
+from sizewise.core.chat.records import DEFAULT_TITLE, Conversation
+from sizewise.core.chat.store import ConversationStore
 from sizewise.core.errors import UserError
 
 UNDO_MS = 8000
