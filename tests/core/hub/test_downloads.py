@@ -25,6 +25,7 @@ import pytest
 
 from sizewise.core.errors import UserError
 from sizewise.core.hub.browse import HubBrowser, HubSettings
+from sizewise.core.hub.cache_layout import storage_folder
 from sizewise.core.hub.downloads import (
     CHUNK_BYTES,
     ChecksumMismatch,
@@ -36,7 +37,6 @@ from sizewise.core.hub.downloads import (
     VerifiedStore,
     download_file,
     download_model,
-    storage_folder,
 )
 from sizewise.core.hub.library import DiscoveryRoots, Library
 from sizewise.core.hub.starter import STARTER_SHA256

@@ -6,9 +6,8 @@ from byte 0, and it never checks the file against the sha256 the Hub lists. Here
 cache's own ``blobs/<etag>.incomplete`` (the name older huggingface_hub versions resume from), written
 unbuffered so every received byte survives a SIGKILL; a restart continues with an HTTP Range request.
 Everything else stays huggingface_hub's: the metadata calls (``get_paths_info`` for size and LFS sha256,
-``get_hf_file_metadata`` for the commit, etag and redirect), its HTTP session, headers, error types, the
-cache layout (``blobs/``, ``snapshots/<commit>/``, ``refs/``) and its per-blob lock file, so
-``hf_hub_download`` and other tools see our files as their own.
+``get_hf_file_metadata`` for the commit, etag and redirect), its HTTP session, headers, error types, and
+its per-blob lock file; the cache layout itself is ``cache_layout.py``.
 
 What the app adds: sha256 verification before a file is moved into the cache (a mismatch deletes the
 bad bytes and says so), a free-disk check (size + margin) before starting, a clear message on ENOSPC that
@@ -28,7 +27,6 @@ import json
 import os
 import queue
 import shutil
-import stat
 import threading
 import time
 from collections import deque
@@ -49,6 +47,7 @@ from sizewise.core.hub.browse import (
     check_repo_path,
     explain_hub_error,
 )
+from sizewise.core.hub.cache_layout import CachePaths, finalize_blob, link_pointer, storage_folder, write_ref
 
 MiB = 1 << 20
 CHUNK_BYTES = 1 * MiB  # the unit a restart may re-download at most: bytes in flight when a process dies
@@ -292,61 +291,6 @@ class VerifiedStore:
 
     def all(self) -> dict[str, dict[str, Any]]:
         return self._load()
-
-
-# --- Cache layout (as huggingface_hub lays it out) -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CachePaths:
-    storage: Path
-    blob: Path
-    incomplete: Path
-    pointer: Path
-    lock: Path
-
-    @classmethod
-    def build(cls, cache_dir: Path, repo_id: str, filename: str, etag: str, commit: str) -> CachePaths:
-        from huggingface_hub.file_download import repo_folder_name
-
-        folder = repo_folder_name(repo_id=repo_id, repo_type="model")
-        storage = cache_dir / folder
-        blob = storage / "blobs" / etag
-        return cls(
-            storage=storage,
-            blob=blob,
-            incomplete=blob.with_name(etag + ".incomplete"),
-            pointer=storage / "snapshots" / commit / Path(*filename.split("/")),
-            lock=cache_dir / ".locks" / folder / f"{etag}.lock",
-        )
-
-
-def storage_folder(cache_dir: Path, repo_id: str) -> Path:
-    from huggingface_hub.file_download import repo_folder_name
-
-    return cache_dir / repo_folder_name(repo_id=repo_id, repo_type="model")
-
-
-def _link_pointer(blob: Path, pointer: Path) -> None:
-    pointer.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
-        pointer.unlink()
-    try:
-        os.symlink(os.path.relpath(blob, pointer.parent), pointer)
-    except OSError:  # no symlinks (Windows without developer mode): a hard link, else a copy
-        try:
-            os.link(blob, pointer)
-        except OSError:
-            shutil.copy2(blob, pointer)
-
-
-def _write_ref(storage: Path, revision: str, commit: str) -> None:
-    if revision == commit:
-        return
-    ref = storage / "refs" / revision
-    ref.parent.mkdir(parents=True, exist_ok=True)
-    if not ref.exists() or ref.read_text().strip() != commit:
-        ref.write_text(commit)
 
 
 def _hash_file(path: Path) -> str:
@@ -718,7 +662,7 @@ def download_file(
                 f"got {digest[:16]}…); the damaged file was deleted. Try again; if it happens again, the "
                 "connection is altering data."
             )
-        _finalize(paths.incomplete, paths.blob)
+        finalize_blob(paths.incomplete, paths.blob)
         _register(paths, revision, meta.commit_hash, store, digest, repo_id, filename)
     rep.state(DownloadState.DONE, total, "verified")
     return DownloadedFile(
@@ -780,16 +724,9 @@ def _register(
     paths: CachePaths, revision: str, commit: str, store: VerifiedStore, digest: str, repo_id: str, filename: str
 ) -> None:
     """Make a verified blob visible the way huggingface_hub lays out its cache, and remember it was checked."""
-    _link_pointer(paths.blob, paths.pointer)
-    _write_ref(paths.storage, revision, commit)
+    link_pointer(paths.blob, paths.pointer)
+    write_ref(paths.storage, revision, commit)
     store.record(paths.blob, digest, repo_id, filename)
-
-
-def _finalize(src: Path, dst: Path) -> None:
-    umask = os.umask(0o022)
-    os.umask(umask)
-    os.chmod(src, stat.S_IMODE(0o666 & ~umask))
-    os.replace(src, dst)
 
 
 def download_model(
