@@ -28,18 +28,17 @@ from sizewise.core.hub.browse import HubBrowser, HubSettings
 from sizewise.core.hub.cache_layout import storage_folder
 from sizewise.core.hub.downloads import (
     CHUNK_BYTES,
-    ChecksumMismatch,
     DiskFull,
     DownloadOptions,
     DownloadQueue,
     DownloadState,
     Progress,
-    VerifiedStore,
     download_file,
     download_model,
 )
 from sizewise.core.hub.library import DiscoveryRoots, Library
 from sizewise.core.hub.starter import STARTER_SHA256
+from sizewise.core.hub.verify import ChecksumMismatch, VerifiedStore
 from tests.hub_fixtures import sizewise_cmd
 from tests.hub_server import HubServer, iter_records
 

@@ -9,23 +9,20 @@ Everything else stays huggingface_hub's: the metadata calls (``get_paths_info`` 
 ``get_hf_file_metadata`` for the commit, etag and redirect), its HTTP session, headers, error types, and
 its per-blob lock file; the cache layout itself is ``cache_layout.py``.
 
-What the app adds: sha256 verification before a file is moved into the cache (a mismatch deletes the
-bad bytes and says so), a free-disk check (size + margin) before starting, a clear message on ENOSPC that
-keeps the partial file for a later resume, retries with backoff on 5xx, resets and stalls (a read
-timeout), pause/resume/cancel, progress with speed and ETA, and a queue (``DownloadQueue``) that
-remembers unfinished downloads across restarts. The token is sent only to the Hub's own origin and
-never appears in a message.
+What the app adds: sha256 verification before a file is moved into the cache (``verify.py``), a
+free-disk check (size + margin) before starting, a clear message on ENOSPC that keeps the partial file
+for a later resume, retries with backoff on 5xx, resets and stalls (a read timeout), pause/resume/cancel,
+progress with speed and ETA, and a queue (``DownloadQueue``) that remembers unfinished downloads across
+restarts. The token is sent only to the Hub's own origin and never appears in a message.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import importlib
 import json
 import os
-import queue
 import shutil
 import threading
 import time
@@ -48,6 +45,14 @@ from sizewise.core.hub.browse import (
     explain_hub_error,
 )
 from sizewise.core.hub.cache_layout import CachePaths, finalize_blob, link_pointer, storage_folder, write_ref
+from sizewise.core.hub.verify import (
+    BackgroundHasher,
+    ChecksumMismatch,
+    VerifiedStore,
+    hash_file,
+    matches_remote,
+    prefix_hasher,
+)
 
 MiB = 1 << 20
 CHUNK_BYTES = 1 * MiB  # the unit a restart may re-download at most: bytes in flight when a process dies
@@ -168,10 +173,6 @@ class DownloadCancelled(Exception):
     """Raised inside a download when it was cancelled; the partial file has been deleted."""
 
 
-class ChecksumMismatch(UserError):
-    pass
-
-
 class DiskFull(UserError):
     pass
 
@@ -228,124 +229,6 @@ class _RateMeter:
             self.samples.popleft()
         t0, b0 = self.samples[0]
         return (done - b0) / (now - t0) if now > t0 else 0.0
-
-
-# --- Verification records -------------------------------------------------------------------------------------
-
-
-class VerifiedStore:
-    """Which cache blobs Sizewise has checked against the Hub's sha256 (path, size, mtime), so a later
-    pull or the library need not hash gigabytes again. Losing a record only costs a re-hash."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-
-    def _load(self) -> dict[str, dict[str, Any]]:
-        if self.path is None or not self.path.exists():
-            return {}
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    @staticmethod
-    def _key(blob: Path) -> str:
-        return str(blob.resolve())
-
-    def record(self, blob: Path, sha256: str, repo_id: str, filename: str) -> None:
-        if self.path is None:
-            return
-        st = blob.stat()
-        with self._lock:
-            data = self._load()
-            data[self._key(blob)] = {
-                "sha256": sha256,
-                "size": st.st_size,
-                "mtime_ns": st.st_mtime_ns,
-                "repo_id": repo_id,
-                "filename": filename,
-                "verified_at": time.time(),
-            }
-            write_text_atomic(self.path, json.dumps(data, indent=1, sort_keys=True))
-
-    def forget(self, blob: Path) -> None:
-        if self.path is None:
-            return
-        with self._lock:
-            data = self._load()
-            if data.pop(self._key(blob), None) is not None:
-                write_text_atomic(self.path, json.dumps(data, indent=1, sort_keys=True))
-
-    def verified_sha256(self, blob: Path) -> str | None:
-        """The recorded sha256 if the file is unchanged since it was verified, else None."""
-        try:
-            st = blob.stat()
-        except OSError:
-            return None
-        rec = self._load().get(self._key(blob))
-        if rec and rec.get("size") == st.st_size and rec.get("mtime_ns") == st.st_mtime_ns:
-            return str(rec.get("sha256"))
-        return None
-
-    def all(self) -> dict[str, dict[str, Any]]:
-        return self._load()
-
-
-def _hash_file(path: Path) -> str:
-    return str(_prefix_hasher(path, path.stat().st_size).hexdigest())
-
-
-class _Hasher:
-    """sha256 on its own thread, fed the chunks as they arrive, so hashing overlaps the network
-    (hashlib releases the GIL on large updates) instead of adding a second pass over the file."""
-
-    def __init__(self, initial: Any = None) -> None:
-        self._h = initial if initial is not None else hashlib.sha256()
-        self._q: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=64)
-        self._t = threading.Thread(target=self._run, name="sizewise-sha256", daemon=True)
-        self._t.start()
-
-    def _run(self) -> None:
-        while (chunks := self._q.get()) is not None:
-            for chunk in chunks:
-                self._h.update(chunk)
-
-    def update(self, chunks: list[bytes]) -> None:
-        """Hash these chunks next (the list is the hasher's from now on)."""
-        self._q.put(chunks)
-
-    def finish(self) -> str:
-        self._q.put(None)
-        self._t.join()
-        return str(self._h.hexdigest())
-
-    def abandon(self) -> None:
-        self._q.put(None)
-        self._t.join()
-
-
-def _prefix_hasher(path: Path, size: int) -> Any:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        left = size
-        while left > 0:
-            block = fh.read(min(8 * MiB, left))
-            if not block:
-                break
-            h.update(block)
-            left -= len(block)
-    return h
-
-
-def _git_blob_sha1(path: Path) -> str:
-    size = path.stat().st_size
-    h = hashlib.sha1(b"blob %d\0" % size)
-    with path.open("rb") as fh:
-        while block := fh.read(8 * MiB):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fmt_bytes(n: float) -> str:
@@ -511,8 +394,8 @@ def download_file(
         # 2. Already in the cache (from us or any other tool): check it once, then reuse it.
         if paths.blob.exists():
             rep.state(DownloadState.VERIFYING, total, "checking the file already in the cache")
-            digest = store.verified_sha256(paths.blob) or _hash_file(paths.blob)
-            if _matches(paths.blob, digest, remote):
+            digest = store.verified_sha256(paths.blob) or hash_file(paths.blob)
+            if matches_remote(paths.blob, digest, remote):
                 _register(paths, revision, meta.commit_hash, store, digest, repo_id, filename)
                 rep.state(DownloadState.DONE, total, "already downloaded")
                 return DownloadedFile(
@@ -534,7 +417,7 @@ def download_file(
         check_free_space(paths.blob.parent, total - have, opt.disk_margin_bytes, what)
         if have:
             rep.state(DownloadState.CHECKING, have, f"resuming at {_fmt_bytes(have)}")
-        hasher = _Hasher(_prefix_hasher(paths.incomplete, have) if have else None)
+        hasher = BackgroundHasher(prefix_hasher(paths.incomplete, have) if have else None)
         url = meta.location
         headers = build_hf_headers(token=s.token or False, headers={"Accept-Encoding": "identity"})
         if not _same_origin(url, s.endpoint):
@@ -556,7 +439,7 @@ def download_file(
                         if have and r.status_code == 200:
                             # The server ignored the Range: start over rather than append a second copy.
                             hasher.abandon()
-                            hasher = _Hasher()
+                            hasher = BackgroundHasher()
                             have = 0
                             with paths.incomplete.open("wb"):
                                 pass
@@ -654,7 +537,7 @@ def download_file(
         digest = hasher.finish()
         if not paths.incomplete.exists():
             paths.incomplete.touch()  # an empty file downloads nothing
-        if not _matches(paths.incomplete, digest, remote):
+        if not matches_remote(paths.incomplete, digest, remote):
             paths.incomplete.unlink()
             expected = expected_sha or remote.blob_id
             raise ChecksumMismatch(
@@ -710,14 +593,6 @@ def _write_all(out: Any, chunks: list[bytes]) -> None:
             views.pop(0)
         if n:
             views[0] = views[0][n:]
-
-
-def _matches(path: Path, sha256: str, remote: RemoteFile) -> bool:
-    if path.stat().st_size != remote.size:
-        return False
-    if remote.sha256:
-        return sha256 == remote.sha256
-    return _git_blob_sha1(path) == remote.blob_id  # non-LFS files: the git blob id is the checksum
 
 
 def _register(

@@ -33,7 +33,7 @@ from sizewise.core.atomic import write_text_atomic
 from sizewise.core.errors import UserError
 from sizewise.core.gguf.header import GGUFError, model_info
 from sizewise.core.hub.browse import split_part
-from sizewise.core.hub.downloads import VerifiedStore
+from sizewise.core.hub.verify import VerifiedStore
 from sizewise.core.paths import AppPaths
 
 Source = Literal["downloaded", "hf-cache", "imported", "lm-studio", "ollama", "gpt4all"]
