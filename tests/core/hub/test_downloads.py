@@ -26,11 +26,11 @@ import pytest
 from sizewise.core.errors import UserError
 from sizewise.core.hub.browse import HubBrowser, HubSettings
 from sizewise.core.hub.cache_layout import storage_folder
+from sizewise.core.hub.download_queue import DownloadQueue
 from sizewise.core.hub.downloads import (
     CHUNK_BYTES,
     DiskFull,
     DownloadOptions,
-    DownloadQueue,
     DownloadState,
     Progress,
     download_file,
