@@ -20,7 +20,7 @@ from pathlib import Path
 from sizewise.core.atomic import write_text_atomic
 from sizewise.core.errors import UserError
 from sizewise.core.hub.browse import HubSettings, ModelFile, check_repo_id, check_repo_path
-from sizewise.core.hub.downloads import (
+from sizewise.core.hub.transfer import (
     Control,
     DownloadCancelled,
     DownloadedFile,

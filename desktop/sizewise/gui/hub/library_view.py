@@ -34,8 +34,8 @@ from PySide6.QtWidgets import (
 )
 
 from sizewise.core.hub.download_queue import DownloadQueue
-from sizewise.core.hub.downloads import DownloadedFile, DownloadState, Progress
 from sizewise.core.hub.library import Library, LibraryEntry
+from sizewise.core.hub.transfer import DownloadedFile, DownloadState, Progress
 from sizewise.gui.adapters.background import run_in_background
 
 LIBRARY_COLUMNS = ["Name", "Quant", "Params", "Size", "Context", "Source", "Status", "Measured", "Last used"]

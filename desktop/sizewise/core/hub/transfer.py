@@ -1,19 +1,19 @@
-"""Downloads from the Hub into the standard Hugging Face cache that survive faults, kills and full disks.
+"""Downloading one file from the Hub into the standard Hugging Face cache, surviving faults, kills and full disks.
 
 Why not just ``hf_hub_download``: since huggingface_hub 2.x it writes each download to a process-unique
 temporary file and deletes it on failure, so a download that is killed or runs out of disk starts over
 from byte 0, and it never checks the file against the sha256 the Hub lists. Here the bytes go to the
-cache's own ``blobs/<etag>.incomplete`` (the name older huggingface_hub versions resume from), written
-unbuffered so every received byte survives a SIGKILL; a restart continues with an HTTP Range request.
-Everything else stays huggingface_hub's: the metadata calls (``get_paths_info`` for size and LFS sha256,
-``get_hf_file_metadata`` for the commit, etag and redirect), its HTTP session, headers, error types, and
-its per-blob lock file; the cache layout itself is ``cache_layout.py``.
+cache's own ``.incomplete`` file (``cache_layout.py``), written unbuffered so every received byte survives
+a SIGKILL; a restart continues with an HTTP Range request, and the file is verified (``verify.py``) before
+it is moved into the cache. Everything else stays huggingface_hub's: the metadata calls
+(``get_paths_info`` for size and LFS sha256, ``get_hf_file_metadata`` for the commit, etag and redirect),
+its HTTP session, headers, error types, and its per-blob lock file.
 
-What the app adds: sha256 verification before a file is moved into the cache (``verify.py``), a
-free-disk check (size + margin) before starting, a clear message on ENOSPC that keeps the partial file
-for a later resume, retries with backoff on 5xx, resets and stalls (a read timeout), pause/resume/cancel,
-progress with speed and ETA (the queue that runs them is ``download_queue.py``). The token is sent only
-to the Hub's own origin and never appears in a message.
+What this module adds: a free-disk check (size + margin) before starting, a clear message on ENOSPC that
+keeps the partial file for a later resume, retries with backoff on 5xx, resets and stalls (a read
+timeout), pause/resume/cancel, and progress with speed and ETA: ``Progress`` snapshots in a
+``DownloadState``, which the queue that runs downloads one after another (``download_queue.py``) keeps
+and shows. The token is sent only to the Hub's own origin and never appears in a message.
 """
 
 from __future__ import annotations
