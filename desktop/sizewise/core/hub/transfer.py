@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sizewise.core.errors import UserError
@@ -51,6 +51,9 @@ from sizewise.core.hub.verify import (
     matches_remote,
     prefix_hasher,
 )
+
+if TYPE_CHECKING:
+    from huggingface_hub.errors import HfHubHTTPError
 
 MiB = 1 << 20
 CHUNK_BYTES = 1 * MiB  # the unit a restart may re-download at most: bytes in flight when a process dies
@@ -320,6 +323,35 @@ def _resolve(settings: HubSettings, repo_id: str, filename: str, revision: str) 
     return remote, meta
 
 
+@dataclass(frozen=True)
+class _Download:
+    """One ``download_file`` call: the file asked for, and the settings, flags and reporter it runs with."""
+
+    repo_id: str
+    filename: str
+    revision: str
+    settings: HubSettings
+    options: DownloadOptions
+    control: Control
+    store: VerifiedStore
+    rep: _Reporter
+
+    @property
+    def what(self) -> str:
+        return f"{self.repo_id}/{self.filename}"
+
+    def resolve(self) -> tuple[RemoteFile, Any]:
+        return _resolve(self.settings, self.repo_id, self.filename, self.revision)
+
+    def hub_error(self, exc: BaseException) -> UserError:
+        return explain_hub_error(exc, self.repo_id, self.filename, self.settings.endpoint)
+
+    def backoff(self, failures: int) -> float:
+        """Seconds to wait before the next try after this many failed ones in a row."""
+        wait: float = min(self.options.backoff_base_s * 2 ** max(failures - 1, 0), self.options.backoff_max_s)
+        return wait
+
+
 def download_file(
     repo_id: str,
     filename: str,
@@ -338,222 +370,296 @@ def download_file(
     Raises UserError (with DiskFull/ChecksumMismatch subclasses) for anything a person must act on,
     DownloadPaused/DownloadCancelled when ``control`` asked for it.
     """
-    http = _http()
-    from huggingface_hub import get_session, hf_raise_for_status
-    from huggingface_hub.errors import HfHubHTTPError
-    from huggingface_hub.utils import WeakFileLock, build_hf_headers  # type: ignore[attr-defined]
+    from huggingface_hub.utils import WeakFileLock  # type: ignore[attr-defined]
 
     check_repo_id(repo_id)
     check_repo_path(filename)
     s = settings or HubSettings.from_env()
     opt = options or DownloadOptions()
-    ctl = control or Control()
-    store = verified_store or VerifiedStore(None)
     rep = _Reporter(job_id, repo_id, filename, group, on_progress, opt.progress_interval_s)
+    d = _Download(repo_id, filename, revision, s, opt, control or Control(), verified_store or VerifiedStore(None), rep)
     rep.state(DownloadState.CHECKING, message="asking the Hub")
     s.require_online()
 
-    # 1. What the Hub says the file is. 5xx and resets here are retried like the transfer itself.
-    attempt = 0
-    while True:
-        ctl.check()
-        try:
-            remote, meta = _resolve(s, repo_id, filename, revision)
-            break
-        except UserError:
-            raise
-        except HfHubHTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else None
-            if status is None or not (status >= 500 or status in (408, 429)):
-                raise explain_hub_error(exc, repo_id, filename, s.endpoint) from exc
-            last_error: BaseException = exc
-        except http.TransportError as exc:
-            last_error = exc
-        except Exception as exc:
-            raise explain_hub_error(exc, repo_id, filename, s.endpoint) from exc
-        attempt += 1
-        if attempt >= opt.max_attempts:
-            raise explain_hub_error(last_error, repo_id, filename, s.endpoint) from last_error
-        rep.state(DownloadState.RETRYING, message=f"the Hub did not answer ({type(last_error).__name__}); retrying")
-        ctl.sleep(min(opt.backoff_base_s * 2 ** (attempt - 1), opt.backoff_max_s))
-
+    remote, meta = _ask_the_hub(d)
     if meta.commit_hash is None or meta.etag is None:
         raise UserError(f"{s.endpoint} did not answer like the Hugging Face Hub (no commit or etag for {filename}).")
+    commit: str = meta.commit_hash
     total = remote.size
     rep.total = total
-    expected_sha = remote.sha256
-    paths = CachePaths.build(s.cache_dir, repo_id, filename, meta.etag, meta.commit_hash)
+    paths = CachePaths.build(s.cache_dir, repo_id, filename, meta.etag, commit)
     rep.partial = paths.incomplete
-    what = f"{repo_id}/{filename}"
 
     paths.lock.parent.mkdir(parents=True, exist_ok=True)
     paths.blob.parent.mkdir(parents=True, exist_ok=True)
     with WeakFileLock(paths.lock):
-        # 2. Already in the cache (from us or any other tool): check it once, then reuse it.
-        if paths.blob.exists():
-            rep.state(DownloadState.VERIFYING, total, "checking the file already in the cache")
-            digest = store.verified_sha256(paths.blob) or hash_file(paths.blob)
-            if matches_remote(paths.blob, digest, remote):
-                _register(paths, revision, meta.commit_hash, store, digest, repo_id, filename)
-                rep.state(DownloadState.DONE, total, "already downloaded")
-                return DownloadedFile(
-                    repo_id, filename, revision, meta.commit_hash, paths.pointer, paths.blob, digest, total, True,
-                    total, 0,
-                )  # fmt: skip
-            # A damaged copy: remove it and download again.
-            paths.blob.unlink()
-            with contextlib.suppress(FileNotFoundError):
-                paths.pointer.unlink()
-            store.forget(paths.blob)
-
-        # 3. Resume what a previous run (or a killed process) left behind.
-        have = paths.incomplete.stat().st_size if paths.incomplete.exists() else 0
-        if have > total:
-            paths.incomplete.unlink()
-            have = 0
-        resumed_from = have
-        check_free_space(paths.blob.parent, total - have, opt.disk_margin_bytes, what)
-        if have:
-            rep.state(DownloadState.CHECKING, have, f"resuming at {_fmt_bytes(have)}")
-        hasher = BackgroundHasher(prefix_hasher(paths.incomplete, have) if have else None)
-        url = meta.location
-        headers = build_hf_headers(token=s.token or False, headers={"Accept-Encoding": "identity"})
-        if not _same_origin(url, s.endpoint):
-            headers.pop("authorization", None)  # a signed CDN URL: the token stays with the Hub
-        timeout = http.Timeout(opt.stall_timeout_s, connect=opt.connect_timeout_s)
-        session = get_session()
-        received = 0
-        failures = 0
-        try:
-            while have < total:
-                ctl.check()
-                progressed = False
-                try:
-                    req_headers = dict(headers)
-                    if have:
-                        req_headers["Range"] = f"bytes={have}-"
-                    with session.stream("GET", url, headers=req_headers, timeout=timeout, follow_redirects=True) as r:
-                        hf_raise_for_status(r)
-                        if have and r.status_code == 200:
-                            # The server ignored the Range: start over rather than append a second copy.
-                            hasher.abandon()
-                            hasher = BackgroundHasher()
-                            have = 0
-                            with paths.incomplete.open("wb"):
-                                pass
-                        elif r.status_code == 206:
-                            start = _content_range_start(r.headers.get("Content-Range"))
-                            if start != have:
-                                raise _ProtocolProblem(f"the server resumed at byte {start}, not {have}")
-                        rep.state(DownloadState.DOWNLOADING, have)
-                        with open(paths.incomplete, "ab", buffering=0) as out:
-                            pending: list[bytes] = []
-                            pending_bytes = 0
-                            try:
-                                for chunk in r.iter_bytes():
-                                    if not chunk:
-                                        continue
-                                    if have + pending_bytes + len(chunk) > total:
-                                        raise _ProtocolProblem("the server sent more bytes than the file has")
-                                    pending.append(chunk)
-                                    pending_bytes += len(chunk)
-                                    if pending_bytes >= FLUSH_BYTES or len(pending) >= FLUSH_CHUNKS:
-                                        # taken first: a write that fails must not be tried again below
-                                        batch, size, pending, pending_bytes = pending, pending_bytes, [], 0
-                                        _write_all(out, batch)
-                                        hasher.update(batch)
-                                        have += size
-                                        received += size
-                                        progressed = True
-                                    rep.bytes(have + pending_bytes)
-                                    ctl.check()
-                            finally:
-                                # what arrived is kept however the loop ends (pause, fault, end of file), so
-                                # a resume starts after it; a failing write leaves the on-disk size to decide
-                                if pending:
-                                    batch, pending = pending, []
-                                    _write_all(out, batch)
-                                    hasher.update(batch)
-                                    have += pending_bytes
-                                    received += pending_bytes
-                                    progressed = True
-                    if have < total:
-                        raise _ProtocolProblem("the connection closed before the end of the file")
-                except (DownloadPaused, DownloadCancelled):
-                    raise
-                except HfHubHTTPError as exc:  # before OSError: it is one, for backward compatibility
-                    status = exc.response.status_code if exc.response is not None else None
-                    if status in (403, 410) and not _same_origin(url, s.endpoint):
-                        # An expired signed URL: ask the Hub for a fresh one (next attempt, if this fails).
-                        with contextlib.suppress(Exception):
-                            url = _resolve(s, repo_id, filename, revision)[1].location
-                    elif status is None or not (status >= 500 or status in (408, 429)):
-                        raise explain_hub_error(exc, repo_id, filename, s.endpoint) from exc
-                    last_error = exc
-                except OSError as exc:
-                    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                        raise DiskFull(
-                            f"The disk filled up while downloading {what} ({_fmt_bytes(have)} of "
-                            f"{_fmt_bytes(total)} saved). Free some space on {paths.blob.parent} and start the "
-                            "download again: it resumes where it stopped."
-                        ) from exc
-                    if isinstance(exc, PermissionError):
-                        raise UserError(f"Sizewise may not write to {paths.blob.parent} (permission denied).") from exc
-                    raise
-                except (http.TransportError, _ProtocolProblem) as exc:
-                    last_error = exc
-                else:
-                    continue
-                if have >= total:
-                    break
-                failures = 0 if progressed else failures + 1
-                if failures >= opt.max_attempts:
-                    raise UserError(
-                        f"The download of {what} kept failing ({_describe(last_error)}); "
-                        f"{_fmt_bytes(have)} of {_fmt_bytes(total)} are saved. Start it again later to resume."
-                    ) from last_error
-                wait = min(opt.backoff_base_s * 2 ** max(failures - 1, 0), opt.backoff_max_s)
-                rep.state(DownloadState.RETRYING, have, f"{_describe(last_error)}; retrying in {wait:.1f} s")
-                ctl.sleep(wait)
-        except DownloadCancelled:
-            hasher.abandon()
-            with contextlib.suppress(FileNotFoundError):
-                paths.incomplete.unlink()
-            rep.state(DownloadState.CANCELLED, 0, "cancelled; the partial file was deleted")
-            raise
-        except DownloadPaused:
-            hasher.abandon()
-            rep.state(DownloadState.PAUSED, have, "paused")
-            raise
-        except BaseException:
-            hasher.abandon()
-            raise
-
-        # 4. Verify before anything can see the file.
-        rep.bytes(have, force=True)
-        rep.state(DownloadState.VERIFYING, have, "checking the sha256")
-        digest = hasher.finish()
-        if not paths.incomplete.exists():
-            paths.incomplete.touch()  # an empty file downloads nothing
-        if not matches_remote(paths.incomplete, digest, remote):
-            paths.incomplete.unlink()
-            expected = expected_sha or remote.blob_id
-            raise ChecksumMismatch(
-                f"The downloaded {what} did not match the checksum the Hub lists (expected {expected[:16]}…, "
-                f"got {digest[:16]}…); the damaged file was deleted. Try again; if it happens again, the "
-                "connection is altering data."
+        digest = _reuse_cached(d, paths, remote, commit)
+        if digest is not None:
+            return DownloadedFile(
+                repo_id, filename, revision, commit, paths.pointer, paths.blob, digest, total, True, total, 0
             )
-        finalize_blob(paths.incomplete, paths.blob)
-        _register(paths, revision, meta.commit_hash, store, digest, repo_id, filename)
+        fetch = _start_fetch(d, paths, total, meta.location)
+        digest = fetch.run()
+        _verify_into_cache(d, paths, remote, digest, commit)
     rep.state(DownloadState.DONE, total, "verified")
     return DownloadedFile(
-        repo_id, filename, revision, meta.commit_hash, paths.pointer, paths.blob, digest, total, True,
-        resumed_from, received,
+        repo_id, filename, revision, commit, paths.pointer, paths.blob, digest, total, True,
+        fetch.resumed_from, fetch.received,
     )  # fmt: skip
+
+
+def _ask_the_hub(d: _Download) -> tuple[RemoteFile, Any]:
+    """Step 1: what the Hub says the file is. 5xx and resets here are retried like the transfer itself."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    http = _http()
+    attempt = 0
+    while True:
+        d.control.check()
+        try:
+            return d.resolve()
+        except UserError:
+            raise
+        except HfHubHTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            if not _retryable(status):
+                raise d.hub_error(exc) from exc
+            last_error: BaseException = exc
+        except http.TransportError as exc:
+            last_error = exc
+        except Exception as exc:
+            raise d.hub_error(exc) from exc
+        attempt += 1
+        if attempt >= d.options.max_attempts:
+            raise d.hub_error(last_error) from last_error
+        d.rep.state(DownloadState.RETRYING, message=f"the Hub did not answer ({type(last_error).__name__}); retrying")
+        d.control.sleep(d.backoff(attempt))
+
+
+def _reuse_cached(d: _Download, paths: CachePaths, remote: RemoteFile, commit: str) -> str | None:
+    """Step 2: a blob already in the cache (from us or any other tool) is checked once, then reused.
+
+    Returns its sha256 when it is the Hub's file (registered and reported done), else None; a damaged
+    copy is removed so that it downloads again."""
+    if not paths.blob.exists():
+        return None
+    d.rep.state(DownloadState.VERIFYING, remote.size, "checking the file already in the cache")
+    digest = d.store.verified_sha256(paths.blob) or hash_file(paths.blob)
+    if matches_remote(paths.blob, digest, remote):
+        _register(d, paths, commit, digest)
+        d.rep.state(DownloadState.DONE, remote.size, "already downloaded")
+        return digest
+    paths.blob.unlink()
+    with contextlib.suppress(FileNotFoundError):
+        paths.pointer.unlink()
+    d.store.forget(paths.blob)
+    return None
+
+
+def _start_fetch(d: _Download, paths: CachePaths, total: int, location: str) -> _Fetch:
+    """Step 3 begins: keep what a previous run (or a killed process) left behind, if it can be, and
+    refuse to start when the disk cannot hold the rest."""
+    have = paths.incomplete.stat().st_size if paths.incomplete.exists() else 0
+    if have > total:
+        paths.incomplete.unlink()
+        have = 0
+    check_free_space(paths.blob.parent, total - have, d.options.disk_margin_bytes, d.what)
+    if have:
+        d.rep.state(DownloadState.CHECKING, have, f"resuming at {_fmt_bytes(have)}")
+    return _Fetch(d, paths, total, have, location)
+
+
+class _Fetch:
+    """Step 3: the rest of the file's bytes into its ``.incomplete`` file, retried until it is complete.
+
+    The bytes are hashed as they arrive. What arrived is on disk however an attempt ends (pause, fault,
+    end of file), so a retry, a resume or the next run starts after it; a cancel deletes the file."""
+
+    def __init__(self, d: _Download, paths: CachePaths, total: int, have: int, location: str) -> None:
+        from huggingface_hub import get_session
+        from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
+
+        self.d = d
+        self.paths = paths
+        self.total = total
+        self.have = have  # bytes in the .incomplete file
+        self.resumed_from = have
+        self.received = 0  # bytes this run took from the network
+        self.hasher = BackgroundHasher(prefix_hasher(paths.incomplete, have) if have else None)
+        self.url = location
+        self.headers = build_hf_headers(token=d.settings.token or False, headers={"Accept-Encoding": "identity"})
+        if not _same_origin(self.url, d.settings.endpoint):
+            self.headers.pop("authorization", None)  # a signed CDN URL: the token stays with the Hub
+        self.timeout = _http().Timeout(d.options.stall_timeout_s, connect=d.options.connect_timeout_s)
+        self.session = get_session()
+
+    def run(self) -> str:
+        """Fetch until the file is complete; its sha256. Pause and cancel end it with their exceptions."""
+        try:
+            self._until_complete()
+        except DownloadCancelled:
+            self.hasher.abandon()
+            with contextlib.suppress(FileNotFoundError):
+                self.paths.incomplete.unlink()
+            self.d.rep.state(DownloadState.CANCELLED, 0, "cancelled; the partial file was deleted")
+            raise
+        except DownloadPaused:
+            self.hasher.abandon()
+            self.d.rep.state(DownloadState.PAUSED, self.have, "paused")
+            raise
+        except BaseException:
+            self.hasher.abandon()
+            raise
+        self.d.rep.bytes(self.have, force=True)
+        self.d.rep.state(DownloadState.VERIFYING, self.have, "checking the sha256")
+        return self.hasher.finish()
+
+    def _until_complete(self) -> None:
+        """Attempts until the file is complete; gives up after ``max_attempts`` in a row that brought nothing."""
+        from huggingface_hub.errors import HfHubHTTPError
+
+        http = _http()
+        failures = 0
+        while self.have < self.total:
+            self.d.control.check()
+            received_before = self.received
+            try:
+                self._attempt()
+            except (DownloadPaused, DownloadCancelled):
+                raise
+            except HfHubHTTPError as exc:  # before OSError: it is one, for backward compatibility
+                self._on_http_error(exc)
+                last_error: BaseException = exc
+            except OSError as exc:
+                self._on_os_error(exc)
+                raise
+            except (http.TransportError, _ProtocolProblem) as exc:
+                last_error = exc
+            else:
+                continue
+            if self.have >= self.total:
+                break
+            failures = 0 if self.received > received_before else failures + 1
+            if failures >= self.d.options.max_attempts:
+                raise UserError(
+                    f"The download of {self.d.what} kept failing ({_describe(last_error)}); "
+                    f"{_fmt_bytes(self.have)} of {_fmt_bytes(self.total)} are saved. Start it again later to resume."
+                ) from last_error
+            wait = self.d.backoff(failures)
+            self.d.rep.state(DownloadState.RETRYING, self.have, f"{_describe(last_error)}; retrying in {wait:.1f} s")
+            self.d.control.sleep(wait)
+
+    def _attempt(self) -> None:
+        """One GET from byte ``have`` on, appended to the ``.incomplete`` file."""
+        from huggingface_hub import hf_raise_for_status
+
+        headers = dict(self.headers)
+        if self.have:
+            headers["Range"] = f"bytes={self.have}-"
+        with self.session.stream("GET", self.url, headers=headers, timeout=self.timeout, follow_redirects=True) as r:
+            hf_raise_for_status(r)
+            self._check_resumed_at(r)
+            self.d.rep.state(DownloadState.DOWNLOADING, self.have)
+            with open(self.paths.incomplete, "ab", buffering=0) as out:
+                self._receive(r, out)
+        if self.have < self.total:
+            raise _ProtocolProblem("the connection closed before the end of the file")
+
+    def _check_resumed_at(self, r: Any) -> None:
+        if self.have and r.status_code == 200:
+            # The server ignored the Range: start over rather than append a second copy.
+            self.hasher.abandon()
+            self.hasher = BackgroundHasher()
+            self.have = 0
+            with self.paths.incomplete.open("wb"):
+                pass
+        elif r.status_code == 206:
+            start = _content_range_start(r.headers.get("Content-Range"))
+            if start != self.have:
+                raise _ProtocolProblem(f"the server resumed at byte {start}, not {self.have}")
+
+    def _receive(self, r: Any, out: Any) -> None:
+        """The response's bytes into ``out`` and the hasher, in batches of ``FLUSH_BYTES``."""
+        pending: list[bytes] = []
+        pending_bytes = 0
+        try:
+            for chunk in r.iter_bytes():
+                if not chunk:
+                    continue
+                if self.have + pending_bytes + len(chunk) > self.total:
+                    raise _ProtocolProblem("the server sent more bytes than the file has")
+                pending.append(chunk)
+                pending_bytes += len(chunk)
+                if pending_bytes >= FLUSH_BYTES or len(pending) >= FLUSH_CHUNKS:
+                    # taken first: a write that fails must not be tried again below
+                    batch, size, pending, pending_bytes = pending, pending_bytes, [], 0
+                    self._keep(out, batch, size)
+                self.d.rep.bytes(self.have + pending_bytes)
+                self.d.control.check()
+        finally:
+            # what arrived is kept however the loop ends (pause, fault, end of file), so
+            # a resume starts after it; a failing write leaves the on-disk size to decide
+            if pending:
+                self._keep(out, pending, pending_bytes)
+
+    def _keep(self, out: Any, batch: list[bytes], size: int) -> None:
+        _write_all(out, batch)
+        self.hasher.update(batch)
+        self.have += size
+        self.received += size
+
+    def _on_http_error(self, exc: HfHubHTTPError) -> None:
+        """Returns when the error is worth another attempt; raises the person's UserError when not."""
+        status = exc.response.status_code if exc.response is not None else None
+        if status in (403, 410) and not _same_origin(self.url, self.d.settings.endpoint):
+            # An expired signed URL: ask the Hub for a fresh one (next attempt, if this fails).
+            with contextlib.suppress(Exception):
+                self.url = self.d.resolve()[1].location
+        elif not _retryable(status):
+            raise self.d.hub_error(exc) from exc
+
+    def _on_os_error(self, exc: OSError) -> None:
+        """A full disk or a refused write becomes a UserError; other OSErrors are left to propagate."""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(
+                f"The disk filled up while downloading {self.d.what} ({_fmt_bytes(self.have)} of "
+                f"{_fmt_bytes(self.total)} saved). Free some space on {self.paths.blob.parent} and start the "
+                "download again: it resumes where it stopped."
+            ) from exc
+        if isinstance(exc, PermissionError):
+            raise UserError(f"Sizewise may not write to {self.paths.blob.parent} (permission denied).") from exc
+
+
+def _verify_into_cache(d: _Download, paths: CachePaths, remote: RemoteFile, digest: str, commit: str) -> None:
+    """Step 4: verify before anything can see the file, then move it to its blob name and register it."""
+    if not paths.incomplete.exists():
+        paths.incomplete.touch()  # an empty file downloads nothing
+    if not matches_remote(paths.incomplete, digest, remote):
+        paths.incomplete.unlink()
+        expected = remote.sha256 or remote.blob_id
+        raise ChecksumMismatch(
+            f"The downloaded {d.what} did not match the checksum the Hub lists (expected {expected[:16]}…, "
+            f"got {digest[:16]}…); the damaged file was deleted. Try again; if it happens again, the "
+            "connection is altering data."
+        )
+    finalize_blob(paths.incomplete, paths.blob)
+    _register(d, paths, commit, digest)
+
+
+def _register(d: _Download, paths: CachePaths, commit: str, digest: str) -> None:
+    """Make a verified blob visible the way huggingface_hub lays out its cache, and remember it was checked."""
+    link_pointer(paths.blob, paths.pointer)
+    write_ref(paths.storage, d.revision, commit)
+    d.store.record(paths.blob, digest, d.repo_id, d.filename)
 
 
 class _ProtocolProblem(Exception):
     pass
+
+
+def _retryable(status: int | None) -> bool:
+    """An HTTP status worth another try: the server's trouble (5xx), a timeout or a rate limit."""
+    return status is not None and (status >= 500 or status in (408, 429))
 
 
 def _describe(exc: BaseException) -> str:
@@ -591,15 +697,6 @@ def _write_all(out: Any, chunks: list[bytes]) -> None:
             views.pop(0)
         if n:
             views[0] = views[0][n:]
-
-
-def _register(
-    paths: CachePaths, revision: str, commit: str, store: VerifiedStore, digest: str, repo_id: str, filename: str
-) -> None:
-    """Make a verified blob visible the way huggingface_hub lays out its cache, and remember it was checked."""
-    link_pointer(paths.blob, paths.pointer)
-    write_ref(paths.storage, revision, commit)
-    store.record(paths.blob, digest, repo_id, filename)
 
 
 def download_model(
