@@ -1,11 +1,12 @@
 """The download queue: one file at a time on a worker thread, pause/resume/cancel, and memory across restarts.
 
-Why its own module: the GUI and the CLI both hand files to ``transfer.download_file``, but a person
-queues several (every part of a split model), pauses and cancels them, and expects an unfinished
-download to still be there after quitting. ``DownloadQueue`` keeps the jobs and their last ``Progress``,
-runs them in order on a worker thread that exists only while there is work, writes every unfinished
-download to ``downloads.json`` (repository, file, revision, size, the ``.incomplete`` file in the HF
-cache) and ``restore()`` brings them back paused; resuming one continues from its partial file.
+Why its own module: ``sizewise pull`` calls ``transfer.download_model`` and waits, but in the app a person
+queues several files (every part of a split model), pauses and cancels them while the window stays
+responsive, and expects an unfinished download to still be there after quitting. ``DownloadQueue`` keeps
+the jobs and their last ``Progress``, runs them in order on a worker thread that exists only while there
+is work, writes every download not yet done or cancelled to ``downloads.json`` (repository, file,
+revision, size, its ``.incomplete`` file in the HF cache), and ``restore()`` brings them back paused;
+resuming one continues from its partial file.
 """
 
 from __future__ import annotations
