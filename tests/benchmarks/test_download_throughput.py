@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from sizewise.core.hub.browse import HubSettings
-from sizewise.core.hub.downloads import DownloadOptions, download_file
+from sizewise.core.hub.transfer import DownloadOptions, download_file
 
 pytestmark = pytest.mark.benchmarks
 

@@ -14,8 +14,8 @@ import time
 
 from sizewise.commands import CliContext
 from sizewise.core.hub.browse import HubBrowser, HubSettings
-from sizewise.core.hub.downloads import DownloadOptions, DownloadState, Progress, download_model
 from sizewise.core.hub.library import verified_store_for
+from sizewise.core.hub.transfer import DownloadOptions, DownloadState, Progress, download_model
 
 DEFAULT_QUANT = "Q4_K_M"  # a common balance of size and quality, used when a repository has several files
 

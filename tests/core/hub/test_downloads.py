@@ -1,4 +1,5 @@
-"""Downloads (core/hub/downloads.py) against the local Hub stand-in: every fault, a SIGKILL, a full disk.
+"""Downloads (core/hub/transfer.py, download_queue.py, verify.py) against the local Hub stand-in: every fault,
+a SIGKILL, a full disk.
 
 All tests run the real huggingface_hub client and write into a real HF cache under a temporary HF_HOME.
 Most use the 4 MiB synthetic file; the kill/pause tests use the real 98 MB SmolLM2 file, throttled by the
@@ -25,21 +26,20 @@ import pytest
 
 from sizewise.core.errors import UserError
 from sizewise.core.hub.browse import HubBrowser, HubSettings
-from sizewise.core.hub.downloads import (
-    CHUNK_BYTES,
-    ChecksumMismatch,
-    DiskFull,
-    DownloadOptions,
-    DownloadQueue,
-    DownloadState,
-    Progress,
-    VerifiedStore,
-    download_file,
-    download_model,
-    storage_folder,
-)
+from sizewise.core.hub.cache_layout import storage_folder
+from sizewise.core.hub.download_queue import DownloadQueue
 from sizewise.core.hub.library import DiscoveryRoots, Library
 from sizewise.core.hub.starter import STARTER_SHA256
+from sizewise.core.hub.transfer import (
+    CHUNK_BYTES,
+    DiskFull,
+    DownloadOptions,
+    DownloadState,
+    Progress,
+    download_file,
+    download_model,
+)
+from sizewise.core.hub.verify import ChecksumMismatch, VerifiedStore
 from tests.hub_fixtures import sizewise_cmd
 from tests.hub_server import HubServer, iter_records
 
@@ -489,7 +489,7 @@ def test_disk_full_mid_download_keeps_the_partial_and_resumes(
 def test_batched_writes_survive_short_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, syscall: str) -> None:
     """The batch writer loops until every byte of every chunk is on disk, in order, whatever size each
     call manages (a short write splits a chunk) — with writev, and with plain write where there is none."""
-    from sizewise.core.hub import downloads
+    from sizewise.core.hub import transfer
 
     chunks = [bytes([i]) * n for i, n in enumerate((5, 1, 0, 17, 3, 64))]
     calls: list[int] = []
@@ -507,7 +507,7 @@ def test_batched_writes_survive_short_writes(tmp_path: Path, monkeypatch: pytest
         if syscall == "write":
             real_write = out.write
             out = _ShortWrites(real_write, calls)  # type: ignore[assignment]
-        downloads._write_all(out, chunks)
+        transfer._write_all(out, chunks)
     assert path.read_bytes() == b"".join(chunks)
     assert len(calls) > len(chunks)  # it really was split into short writes
 

@@ -12,8 +12,10 @@ from gguf import GGUFReader
 
 from sizewise.core.errors import UserError
 from sizewise.core.hub.browse import HubBrowser, HubSettings
-from sizewise.core.hub.downloads import DownloadOptions, VerifiedStore, download_file, download_model, storage_folder
+from sizewise.core.hub.cache_layout import storage_folder
 from sizewise.core.hub.library import DiscoveryRoots, Library, verified_store_for
+from sizewise.core.hub.transfer import DownloadOptions, download_file, download_model
+from sizewise.core.hub.verify import VerifiedStore
 from sizewise.core.paths import AppPaths
 from tests.hub_server import HubServer, make_gguf
 

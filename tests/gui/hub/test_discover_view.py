@@ -11,8 +11,9 @@ from pytestqt.qtbot import QtBot
 
 from sizewise.core.fit.targets import custom_budget
 from sizewise.core.hub.browse import FitCheck, HubBrowser
-from sizewise.core.hub.downloads import DownloadOptions, DownloadQueue, DownloadState
+from sizewise.core.hub.download_queue import DownloadQueue
 from sizewise.core.hub.remote_fit import remote_fit_check
+from sizewise.core.hub.transfer import DownloadOptions, DownloadState
 from sizewise.gui.adapters.background import wait_for_background
 from sizewise.gui.hub.discover_view import DiscoverView
 from tests.hub_server import HubServer

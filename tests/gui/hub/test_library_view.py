@@ -17,8 +17,9 @@ from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
 from sizewise.core.hub.browse import HubSettings
-from sizewise.core.hub.downloads import DownloadOptions, DownloadQueue, DownloadState
+from sizewise.core.hub.download_queue import DownloadQueue
 from sizewise.core.hub.library import DiscoveryRoots, Library, verified_store_for
+from sizewise.core.hub.transfer import DownloadOptions, DownloadState
 from sizewise.core.paths import AppPaths
 from sizewise.gui.adapters.background import wait_for_background
 from sizewise.gui.hub.library_view import LibraryView

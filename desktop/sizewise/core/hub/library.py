@@ -12,7 +12,7 @@ folders; deleting a file there is a separate, explicit action (the GUI asks firs
 are left to ``ollama rm`` because Ollama indexes and shares them.
 
 Partial downloads never appear: they live as ``blobs/*.incomplete`` in the HF cache and only a verified
-file gets a snapshot entry (see core/hub/downloads.py).
+file gets a snapshot entry (see core/hub/cache_layout.py).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from sizewise.core.atomic import write_text_atomic
 from sizewise.core.errors import UserError
 from sizewise.core.gguf.header import GGUFError, model_info
 from sizewise.core.hub.browse import split_part
-from sizewise.core.hub.downloads import VerifiedStore
+from sizewise.core.hub.verify import VerifiedStore
 from sizewise.core.paths import AppPaths
 
 Source = Literal["downloaded", "hf-cache", "imported", "lm-studio", "ollama", "gpt4all"]
@@ -585,7 +585,7 @@ class Library:
         cache = self.roots.hf_cache
         if cache is None or entry.repo_id is None:
             raise UserError(f"{entry.name} is not in the Hugging Face cache Sizewise knows.")
-        from sizewise.core.hub.downloads import storage_folder
+        from sizewise.core.hub.cache_layout import storage_folder
 
         storage = storage_folder(cache, entry.repo_id)
         blobs = {_real(Path(p)) for p in entry.parts or (entry.path,)}

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from sizewise.core.hub.browse import FitCheck, HubBrowser, ModelFile, RepoListing, SearchPage, SortKey
-from sizewise.core.hub.downloads import DownloadQueue
+from sizewise.core.hub.download_queue import DownloadQueue
 from sizewise.gui.adapters.background import run_in_background
 
 SORT_CHOICES: list[tuple[str, SortKey]] = [

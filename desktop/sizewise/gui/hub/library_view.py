@@ -1,6 +1,6 @@
 """The Downloads and Library view: download progress bars above one list of every local model.
 
-Downloads run on the DownloadQueue's own worker thread (core/hub/downloads.py); its progress callbacks
+Downloads run on the DownloadQueue's own worker thread (core/hub/download_queue.py); its progress callbacks
 arrive on that thread and cross to the GUI thread through a Qt signal, so the bars update without the
 window ever waiting. Listing, importing and deleting read or delete files, so they run through
 ``run_in_background`` too. A finished download refreshes the list.
@@ -33,8 +33,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sizewise.core.hub.downloads import DownloadedFile, DownloadQueue, DownloadState, Progress
+from sizewise.core.hub.download_queue import DownloadQueue
 from sizewise.core.hub.library import Library, LibraryEntry
+from sizewise.core.hub.transfer import DownloadedFile, DownloadState, Progress
 from sizewise.gui.adapters.background import run_in_background
 
 LIBRARY_COLUMNS = ["Name", "Quant", "Params", "Size", "Context", "Source", "Status", "Measured", "Last used"]

@@ -45,7 +45,7 @@ from sizewise.core.fit.memory_model import Backend, MemoryPrediction, predict
 from sizewise.core.fit.verdict import Budget
 from sizewise.core.gguf.header import GGUFHeader, ModelInfo, model_info
 from sizewise.core.hub.browse import ModelFile
-from sizewise.core.hub.downloads import DownloadQueue
+from sizewise.core.hub.download_queue import DownloadQueue
 from sizewise.core.hub.library import Library, download_state_file, verified_store_for
 from sizewise.core.hub.remote_fit import merged_header
 from sizewise.core.hub.remote_header import read_remote_header

@@ -1,0 +1,78 @@
+"""Where a model file lives in the standard Hugging Face cache, laid out exactly as huggingface_hub lays it out.
+
+Why its own module: downloads write into this layout and the library reads and deletes from it, and both
+must agree with huggingface_hub so that ``hf_hub_download`` and other tools see our files as their own.
+Per repository the cache holds ``blobs/<etag>`` (the bytes), ``snapshots/<commit>/<path>`` (a pointer to
+the blob: a relative symlink, else a hard link, else a copy), ``refs/<revision>`` (the commit a branch or
+tag named) and, while a download runs, ``blobs/<etag>.incomplete`` (the name older huggingface_hub
+versions resume from); its per-blob lock file is ``.locks/<repo folder>/<etag>.lock``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class CachePaths:
+    storage: Path
+    blob: Path
+    incomplete: Path
+    pointer: Path
+    lock: Path
+
+    @classmethod
+    def build(cls, cache_dir: Path, repo_id: str, filename: str, etag: str, commit: str) -> CachePaths:
+        from huggingface_hub.file_download import repo_folder_name
+
+        folder = repo_folder_name(repo_id=repo_id, repo_type="model")
+        storage = cache_dir / folder
+        blob = storage / "blobs" / etag
+        return cls(
+            storage=storage,
+            blob=blob,
+            incomplete=blob.with_name(etag + ".incomplete"),
+            pointer=storage / "snapshots" / commit / Path(*filename.split("/")),
+            lock=cache_dir / ".locks" / folder / f"{etag}.lock",
+        )
+
+
+def storage_folder(cache_dir: Path, repo_id: str) -> Path:
+    from huggingface_hub.file_download import repo_folder_name
+
+    return cache_dir / repo_folder_name(repo_id=repo_id, repo_type="model")
+
+
+def link_pointer(blob: Path, pointer: Path) -> None:
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        pointer.unlink()
+    try:
+        os.symlink(os.path.relpath(blob, pointer.parent), pointer)
+    except OSError:  # no symlinks (Windows without developer mode): a hard link, else a copy
+        try:
+            os.link(blob, pointer)
+        except OSError:
+            shutil.copy2(blob, pointer)
+
+
+def write_ref(storage: Path, revision: str, commit: str) -> None:
+    if revision == commit:
+        return
+    ref = storage / "refs" / revision
+    ref.parent.mkdir(parents=True, exist_ok=True)
+    if not ref.exists() or ref.read_text().strip() != commit:
+        ref.write_text(commit)
+
+
+def finalize_blob(src: Path, dst: Path) -> None:
+    """Move a finished ``.incomplete`` file to its blob name, with the permissions the umask gives new files."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(src, stat.S_IMODE(0o666 & ~umask))
+    os.replace(src, dst)
