@@ -1,9 +1,9 @@
 """Runs a comparison: each model/setting gets the same prompt, seed and sampling.
 
 Each distinct (model file, load settings) gets its own engine worker; runs that share a model and
-settings (the temperature comparison) share one load. Before anything starts, ``plan_runs`` checks
-whether every engine fits in memory at the same time (``core.fit_together``: the needs added up, the
-safety margin held back once):
+settings (the temperature comparison) share one load. Before anything starts, ``plan_runs``
+(core/compare/plan.py) checks whether every engine fits in memory at the same time (``core.fit.together``:
+the needs added up, the safety margin held back once):
 
 * **They fit**: one worker per engine starts at once and the loads overlap. The replies are then
   generated one at a time by default — each engine in turn while the others wait loaded — because
@@ -24,23 +24,31 @@ thread; the engine's answers arrive as signals. A worker that dies fails only it
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import psutil
 from PySide6.QtCore import QObject, Signal, Slot
 
+from sizewise.core.compare.plan import (
+    EngineKey,
+    RunPlan,
+    RunSpec,
+    Schedule,
+    describe_settings,
+    group_specs,
+    inspect_cached,
+    plan_runs,
+)
+from sizewise.core.compare.results import RunResult
 from sizewise.core.fit.hardware import HardwareReport, machine_budget, probe_hardware
-from sizewise.core.fit.together import TogetherFit, fit_together
 from sizewise.core.fit.verdict import Budget, FitResult, check_fit
 from sizewise.core.gguf.header import GGUFHeader, ModelInfo
-from sizewise.core.hub.resolve import inspect_model
 from sizewise.core.report.fit_report import (
     build_report,
     hardware_section,
@@ -48,168 +56,17 @@ from sizewise.core.report.fit_report import (
     model_entry,
     settings_summary,
 )
-from sizewise.core.sampling import LoadParams, SamplingParams, default_threads
+from sizewise.core.sampling import SamplingParams, default_threads
 from sizewise.engine.bench import BenchRequest
 from sizewise.gui.adapters.background import run_in_background
 from sizewise.gui.adapters.bench_adapter import BenchAdapter
 
 BENCH_ID = 1_000_001
-EngineKey = tuple[str, LoadParams, int | str]
-Schedule = Literal["one_after_another", "loaded_together", "generated_together"]
 SHARED_SPEED_NOTE = "measured side by side, sharing the CPU"
 
 
 class _Relay(QObject):
     done = Signal()  # emitted from a worker thread, delivered on the GUI thread
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One column of the comparison: a model file at some settings, optionally at its own temperature."""
-
-    path: str
-    load: LoadParams = field(default_factory=LoadParams)
-    gpu_layers: int | str = 0  # requested: a number (-1 = all) or "auto"
-    temperature: float | None = None  # None: the comparison's sampling temperature
-    label: str = ""
-
-    @property
-    def engine_key(self) -> EngineKey:
-        return (str(Path(self.path).resolve()), self.load, self.gpu_layers)
-
-
-@dataclass
-class RunResult:
-    spec: RunSpec
-    label: str = ""
-    info: ModelInfo | None = None
-    fit: FitResult | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-    loaded: dict[str, Any] | None = None
-    sampling: SamplingParams | None = None
-    text: str = ""
-    stats: dict[str, Any] | None = None
-    bench: dict[str, Any] | None = None
-    baseline_rss: int | None = None
-    error: str | None = None
-    done: bool = False
-    pid: int | None = None  # the engine worker that answered
-    load_span: tuple[float, float] | None = None  # time.monotonic(): load sent → loaded
-    gen_span: tuple[float, float] | None = None  # time.monotonic(): reply asked → finished
-    reused: bool = False  # the engine was still loaded from the previous run: no load this time
-    side_by_side: bool = False  # generated at the same time as other runs: its reply speeds share the CPU
-
-    def reply(self, prompt: str) -> dict[str, Any] | None:
-        if self.stats is None or self.sampling is None:
-            return None
-        s = self.stats
-        out = {
-            "text": self.text,
-            "tokens": int(s.get("tokens") or 0),
-            "tg_tps": float(s.get("tg_tps") or 0.0),
-            "pp_tps": float(s.get("pp_tps") or 0.0),
-            "ttft_ms": float(s.get("ttft_ms") or 0.0),
-            "prompt_tokens": int(s.get("prompt_tokens") or 0),
-            "finish_reason": s.get("finish_reason"),
-            "seed": s.get("seed", self.sampling.seed),
-            "sampling": self.sampling.to_dict(),
-            "prompt": prompt,
-        }
-        if self.side_by_side:
-            out["speeds_shared_cpu"] = True
-        return out
-
-    @property
-    def peak_rss(self) -> int | None:
-        peaks = [
-            int(x) for x in ((self.stats or {}).get("peak_rss_bytes"), (self.bench or {}).get("peak_rss_bytes")) if x
-        ]
-        return max(peaks) if peaks else None
-
-    @property
-    def speed_shared(self) -> bool:
-        """Its generation figure (the reply's, unless a benchmark measured it alone) shared the CPU."""
-        return self.side_by_side and self.stats is not None and not (self.bench or {}).get("tg")
-
-
-def describe_settings(load: LoadParams, gpu_layers: int | str) -> str:
-    parts = [f"ctx {load.n_ctx}", f"KV {load.kv_type}"]
-    if gpu_layers not in (0, "0"):
-        parts.append(f"GPU layers {gpu_layers}")
-    if load.flash_attn:
-        parts.append("flash attn")
-    return ", ".join(parts)
-
-
-def group_specs(specs: Sequence[RunSpec]) -> list[list[int]]:
-    """Indexes of consecutive runs that share one engine (same file and load settings)."""
-    groups: list[list[int]] = []
-    for i, s in enumerate(specs):
-        if groups and specs[groups[-1][0]].engine_key == s.engine_key:
-            groups[-1].append(i)
-        else:
-            groups.append([i])
-    return groups
-
-
-@functools.lru_cache(maxsize=4)  # a comparison has at most four runs
-def _inspect(path: str, mtime_ns: int, size: int) -> tuple[GGUFHeader, ModelInfo]:
-    return inspect_model(Path(path))
-
-
-def inspect_cached(path: str | Path) -> tuple[GGUFHeader, ModelInfo]:
-    """``inspect_model``, remembered while the file is unchanged.
-
-    The view's check, the run's check and each engine read the same headers, and parsing a large
-    vocabulary holds the GIL for about half a second (Gemma-3's 262k tokens): uncached, the second
-    engine's load started only after the first had finished, instead of overlapping it.
-    """
-    p = Path(path).resolve()
-    st = p.stat()
-    return _inspect(str(p), st.st_mtime_ns, st.st_size)
-
-
-# -- all at once? ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """Before a run: each engine's verdict and whether all engines fit in memory at the same time."""
-
-    keys: tuple[EngineKey, ...]
-    fits: tuple[FitResult, ...] = ()
-    together: TogetherFit | None = None
-    problem: str = ""  # why there is no decision (a file could not be read)
-
-    @property
-    def all_at_once(self) -> bool:
-        return self.together is not None and self.together.fits
-
-    def words(self) -> str:
-        if self.together is not None:
-            return self.together.words()
-        return f"Could not check whether the runs fit together ({self.problem}): running one after another."
-
-
-def plan_runs(specs: Sequence[RunSpec], budget: Budget | None = None) -> RunPlan:
-    """Blocking (reads headers; probes the hardware when no budget is given): call it off the GUI thread.
-
-    The budget is this machine's, as for each run's own verdict (``machine_budget``); every engine's
-    need includes its own process overhead, estimated, since none has started yet.
-    """
-    groups = group_specs(specs)
-    keys = tuple(specs[g[0]].engine_key for g in groups)
-    try:
-        if budget is None:
-            budget = machine_budget(probe_hardware())
-        fits = []
-        for g in groups:
-            spec = specs[g[0]]
-            header, _info = inspect_cached(spec.path)
-            fits.append(check_fit(header, spec.load, budget, spec.gpu_layers, with_max_ctx=False))
-    except Exception as exc:  # a missing or broken file: the run itself reports it per engine
-        return RunPlan(keys=keys, problem=str(exc).rstrip("."))
-    return RunPlan(keys=keys, fits=tuple(fits), together=fit_together(fits))
 
 
 # -- one engine -----------------------------------------------------------------------------------
