@@ -45,24 +45,18 @@ from sizewise.core.compare.plan import (
     inspect_cached,
     plan_runs,
 )
-from sizewise.core.compare.results import RunResult
+from sizewise.core.compare.report import compare_report
+from sizewise.core.compare.results import RunResult, speeds_shared
 from sizewise.core.fit.hardware import HardwareReport, machine_budget, probe_hardware
 from sizewise.core.fit.verdict import Budget, FitResult, check_fit
 from sizewise.core.gguf.header import GGUFHeader, ModelInfo
-from sizewise.core.report.fit_report import (
-    build_report,
-    hardware_section,
-    llama_cpp_facts,
-    model_entry,
-    settings_summary,
-)
+from sizewise.core.report.fit_report import settings_summary
 from sizewise.core.sampling import SamplingParams, default_threads
 from sizewise.engine.bench import BenchRequest
 from sizewise.gui.adapters.background import run_in_background
 from sizewise.gui.adapters.bench_adapter import BenchAdapter
 
 BENCH_ID = 1_000_001
-SHARED_SPEED_NOTE = "measured side by side, sharing the CPU"
 
 
 class _Relay(QObject):
@@ -543,7 +537,7 @@ class CompareRunner(QObject):
     @property
     def speeds_shared(self) -> bool:
         """Some generation figure was measured while other runs generated too (shared CPU)."""
-        return any(r.speed_shared for r in self.results)
+        return speeds_shared(self.results)
 
     # -- planning ---------------------------------------------------------------------------------
     def _plan(self) -> None:
@@ -750,78 +744,20 @@ class CompareRunner(QObject):
         self.allFinished.emit()
 
     # -- the report -------------------------------------------------------------------------------
-    def entries(self) -> list[dict[str, Any]]:
-        hw = hardware_section(self.hardware) if self.hardware is not None else None
-        lc = llama_cpp_facts(self.ready_info)
-        out = []
-        for r in self.results:
-            if r.info is None:
-                continue
-            out.append(
-                model_entry(
-                    info=r.info,
-                    settings=r.settings,
-                    fit=r.fit,
-                    loaded=r.loaded,
-                    bench=r.bench,
-                    reply=r.reply(self.prompt),
-                    peak_rss_bytes=r.peak_rss,
-                    baseline_rss_bytes=r.baseline_rss,
-                    hardware=hw,
-                    llama_cpp=lc,
-                    label=r.label,
-                    error=r.error,
-                )
-            )
-        return out
-
-    def notes(self) -> list[str]:
-        same = "with the same prompt, seed and sampling"
-        if self.schedule == "one_after_another":
-            notes = [f"Runs went one after another, each in its own engine process, {same}."]
-        elif self.schedule == "loaded_together":
-            notes = [
-                f"All runs were loaded at once, each in its own engine process, and answered one at a time "
-                f"(the others waiting loaded), {same}: each speed is what that model gets alone."
-            ]
-        else:
-            notes = [
-                f"All runs were loaded at once, each in its own engine process, and answered at the same time, "
-                f"{same}: their reply speeds were {SHARED_SPEED_NOTE}, so each is lower than that model gets alone."
-            ]
-            if self.shared_threads is not None:
-                notes.append(
-                    f"While generating together each engine used {self.shared_threads} CPU thread(s) instead of "
-                    f"{default_threads()}: the cores were split between them, because llama.cpp threads that "
-                    "compete for the same cores wait on each other and slow down far more than the split costs."
-                )
-            if self.bench_request is not None:
-                notes.append("The benchmarks ran one at a time after the replies, so their figures are not shared.")
-        if self.plan is not None:
-            notes.append(f"Memory check before the run: {self.plan.words()}")
-        if self.reused:
-            notes.append("The models were still loaded from the previous run, so nothing was loaded again.")
-        return notes
-
     def build_report(self, floor_tps: float | None = None) -> dict[str, Any]:
-        settings: dict[str, Any] = {"prompt": self.prompt, **self.sampling.to_dict()}
-        if self.kind == "temperature":
-            settings["temperatures"] = [r.spec.temperature for r in self.results]
-        if self.bench_request is not None:
-            b = self.bench_request
-            settings.update(pp=b.pp, tg=b.tg, repetitions=b.repetitions)
-        settings["schedule"] = self.schedule
-        if self.plan is not None and self.plan.together is not None:
-            settings["fit_together"] = self.plan.together.to_dict()
-        report = build_report(
+        """The comparison's report so far (core/compare/report.py); ``floor_tps`` overrides the reading-speed floor."""
+        b = self.bench_request
+        return compare_report(
             kind=self.kind,
-            entries=self.entries(),
-            hardware=hardware_section(self.hardware) if self.hardware is not None else None,
-            llama_cpp=llama_cpp_facts(self.ready_info),
-            settings=settings,
+            results=self.results,
+            prompt=self.prompt,
+            sampling=self.sampling,
+            schedule=self.schedule,
+            plan=self.plan,
+            reused=self.reused,
+            shared_threads=self.shared_threads,
+            bench_settings=None if b is None else {"pp": b.pp, "tg": b.tg, "repetitions": b.repetitions},
+            hardware=self.hardware,
+            ready_info=self.ready_info,
             floor_tps=self.floor_tps if floor_tps is None else floor_tps,
-            notes=self.notes(),
         )
-        if self.speeds_shared:
-            report["best_rule"] += f" (speeds {SHARED_SPEED_NOTE})"
-        return report

@@ -53,6 +53,7 @@ from PySide6.QtWidgets import (
 )
 
 from sizewise.core.compare.plan import RunPlan, RunSpec, describe_settings, plan_runs
+from sizewise.core.compare.report import SHARED_SPEED_NOTE
 from sizewise.core.compare.results import RunResult
 from sizewise.core.errors import UserError
 from sizewise.core.fit.verdict import Budget
@@ -63,7 +64,7 @@ from sizewise.core.report.fit_report import READING_SPEED_FLOOR_TPS, generation_
 from sizewise.core.sampling import TEMPERATURE_HINT, LoadParams, SamplingParams
 from sizewise.engine.bench import BenchRequest
 from sizewise.gui.adapters.background import run_in_background
-from sizewise.gui.compare.compare_runner import SHARED_SPEED_NOTE, CompareRunner, EnginePool
+from sizewise.gui.compare.compare_runner import CompareRunner, EnginePool
 
 MAX_RUNS = 4
 MiB = float(1 << 20)
