@@ -1,6 +1,7 @@
 """Compare models, quants or settings — or one model at several temperatures — on this machine.
 
-Two to four runs get the same prompt, seed and sampling, each in its own engine (gui/compare/compare_runner.py).
+Two to four runs get the same prompt, seed and sampling, each in its own engine (gui/compare/engine_pool.py),
+sequenced by gui/compare/compare_runner.py.
 When they all fit in memory at once (the view says so, with the numbers, before the run) they are
 loaded together and kept loaded for the next run; the replies are still generated one at a time
 unless "Generate at the same time" is ticked, because replies generated together share the CPU and
@@ -64,7 +65,8 @@ from sizewise.core.report.fit_report import READING_SPEED_FLOOR_TPS, generation_
 from sizewise.core.sampling import TEMPERATURE_HINT, LoadParams, SamplingParams
 from sizewise.engine.bench import BenchRequest
 from sizewise.gui.adapters.background import run_in_background
-from sizewise.gui.compare.compare_runner import CompareRunner, EnginePool
+from sizewise.gui.compare.compare_runner import CompareRunner
+from sizewise.gui.compare.engine_pool import EnginePool
 
 MAX_RUNS = 4
 MiB = float(1 << 20)
