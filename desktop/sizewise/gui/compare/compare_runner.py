@@ -1,9 +1,9 @@
 """Runs a comparison: each model/setting gets the same prompt, seed and sampling.
 
-Each distinct (model file, load settings) gets its own engine worker; runs that share a model and
-settings (the temperature comparison) share one load. Before anything starts, ``plan_runs`` checks
-whether every engine fits in memory at the same time (``core.fit_together``: the needs added up, the
-safety margin held back once):
+Each distinct (model file, load settings) gets its own engine worker (engine_pool.py); runs that share a model
+and settings (the temperature comparison) share one load. Before anything starts, ``plan_runs``
+(core/compare/plan.py) checks whether every engine fits in memory at the same time (``core.fit.together``:
+the needs added up, the safety margin held back once):
 
 * **They fit**: one worker per engine starts at once and the loads overlap. The replies are then
   generated one at a time by default — each engine in turn while the others wait loaded — because
@@ -18,568 +18,30 @@ safety margin held back once):
   and shut down before the next starts, so only one model is in memory and each worker's peak RSS
   belongs to one model.
 
-Everything blocking (reading headers, probing the hardware, joining a worker) runs off the GUI
-thread; the engine's answers arrive as signals. A worker that dies fails only its own runs.
+This module is the sequencing only: which engine is asked what and when, told to the view as signals; the
+memory check, like everything blocking, runs off the GUI thread. The results are plain records
+(core/compare/results.py) and the report is built from them in core/compare/report.py.
 """
 
 from __future__ import annotations
 
-import functools
-import threading
-import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import psutil
 from PySide6.QtCore import QObject, Signal, Slot
 
-from sizewise.core.fit.hardware import HardwareReport, machine_budget, probe_hardware
-from sizewise.core.fit.together import TogetherFit, fit_together
-from sizewise.core.fit.verdict import Budget, FitResult, check_fit
-from sizewise.core.gguf.header import GGUFHeader, ModelInfo
-from sizewise.core.hub.resolve import inspect_model
-from sizewise.core.report.fit_report import (
-    build_report,
-    hardware_section,
-    llama_cpp_facts,
-    model_entry,
-    settings_summary,
-)
-from sizewise.core.sampling import LoadParams, SamplingParams, default_threads
+from sizewise.core.compare.plan import RunPlan, RunSpec, Schedule, describe_settings, group_specs, plan_runs
+from sizewise.core.compare.report import compare_report
+from sizewise.core.compare.results import RunResult, speeds_shared
+from sizewise.core.fit.hardware import HardwareReport
+from sizewise.core.fit.verdict import Budget
+from sizewise.core.sampling import SamplingParams
 from sizewise.engine.bench import BenchRequest
 from sizewise.gui.adapters.background import run_in_background
-from sizewise.gui.adapters.bench_adapter import BenchAdapter
-
-BENCH_ID = 1_000_001
-EngineKey = tuple[str, LoadParams, int | str]
-Schedule = Literal["one_after_another", "loaded_together", "generated_together"]
-SHARED_SPEED_NOTE = "measured side by side, sharing the CPU"
-
-
-class _Relay(QObject):
-    done = Signal()  # emitted from a worker thread, delivered on the GUI thread
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One column of the comparison: a model file at some settings, optionally at its own temperature."""
-
-    path: str
-    load: LoadParams = field(default_factory=LoadParams)
-    gpu_layers: int | str = 0  # requested: a number (-1 = all) or "auto"
-    temperature: float | None = None  # None: the comparison's sampling temperature
-    label: str = ""
-
-    @property
-    def engine_key(self) -> EngineKey:
-        return (str(Path(self.path).resolve()), self.load, self.gpu_layers)
-
-
-@dataclass
-class RunResult:
-    spec: RunSpec
-    label: str = ""
-    info: ModelInfo | None = None
-    fit: FitResult | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-    loaded: dict[str, Any] | None = None
-    sampling: SamplingParams | None = None
-    text: str = ""
-    stats: dict[str, Any] | None = None
-    bench: dict[str, Any] | None = None
-    baseline_rss: int | None = None
-    error: str | None = None
-    done: bool = False
-    pid: int | None = None  # the engine worker that answered
-    load_span: tuple[float, float] | None = None  # time.monotonic(): load sent → loaded
-    gen_span: tuple[float, float] | None = None  # time.monotonic(): reply asked → finished
-    reused: bool = False  # the engine was still loaded from the previous run: no load this time
-    side_by_side: bool = False  # generated at the same time as other runs: its reply speeds share the CPU
-
-    def reply(self, prompt: str) -> dict[str, Any] | None:
-        if self.stats is None or self.sampling is None:
-            return None
-        s = self.stats
-        out = {
-            "text": self.text,
-            "tokens": int(s.get("tokens") or 0),
-            "tg_tps": float(s.get("tg_tps") or 0.0),
-            "pp_tps": float(s.get("pp_tps") or 0.0),
-            "ttft_ms": float(s.get("ttft_ms") or 0.0),
-            "prompt_tokens": int(s.get("prompt_tokens") or 0),
-            "finish_reason": s.get("finish_reason"),
-            "seed": s.get("seed", self.sampling.seed),
-            "sampling": self.sampling.to_dict(),
-            "prompt": prompt,
-        }
-        if self.side_by_side:
-            out["speeds_shared_cpu"] = True
-        return out
-
-    @property
-    def peak_rss(self) -> int | None:
-        peaks = [
-            int(x) for x in ((self.stats or {}).get("peak_rss_bytes"), (self.bench or {}).get("peak_rss_bytes")) if x
-        ]
-        return max(peaks) if peaks else None
-
-    @property
-    def speed_shared(self) -> bool:
-        """Its generation figure (the reply's, unless a benchmark measured it alone) shared the CPU."""
-        return self.side_by_side and self.stats is not None and not (self.bench or {}).get("tg")
-
-
-def describe_settings(load: LoadParams, gpu_layers: int | str) -> str:
-    parts = [f"ctx {load.n_ctx}", f"KV {load.kv_type}"]
-    if gpu_layers not in (0, "0"):
-        parts.append(f"GPU layers {gpu_layers}")
-    if load.flash_attn:
-        parts.append("flash attn")
-    return ", ".join(parts)
-
-
-def group_specs(specs: Sequence[RunSpec]) -> list[list[int]]:
-    """Indexes of consecutive runs that share one engine (same file and load settings)."""
-    groups: list[list[int]] = []
-    for i, s in enumerate(specs):
-        if groups and specs[groups[-1][0]].engine_key == s.engine_key:
-            groups[-1].append(i)
-        else:
-            groups.append([i])
-    return groups
-
-
-@functools.lru_cache(maxsize=4)  # a comparison has at most four runs
-def _inspect(path: str, mtime_ns: int, size: int) -> tuple[GGUFHeader, ModelInfo]:
-    return inspect_model(Path(path))
-
-
-def inspect_cached(path: str | Path) -> tuple[GGUFHeader, ModelInfo]:
-    """``inspect_model``, remembered while the file is unchanged.
-
-    The view's check, the run's check and each engine read the same headers, and parsing a large
-    vocabulary holds the GIL for about half a second (Gemma-3's 262k tokens): uncached, the second
-    engine's load started only after the first had finished, instead of overlapping it.
-    """
-    p = Path(path).resolve()
-    st = p.stat()
-    return _inspect(str(p), st.st_mtime_ns, st.st_size)
-
-
-# -- all at once? ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """Before a run: each engine's verdict and whether all engines fit in memory at the same time."""
-
-    keys: tuple[EngineKey, ...]
-    fits: tuple[FitResult, ...] = ()
-    together: TogetherFit | None = None
-    problem: str = ""  # why there is no decision (a file could not be read)
-
-    @property
-    def all_at_once(self) -> bool:
-        return self.together is not None and self.together.fits
-
-    def words(self) -> str:
-        if self.together is not None:
-            return self.together.words()
-        return f"Could not check whether the runs fit together ({self.problem}): running one after another."
-
-
-def plan_runs(specs: Sequence[RunSpec], budget: Budget | None = None) -> RunPlan:
-    """Blocking (reads headers; probes the hardware when no budget is given): call it off the GUI thread.
-
-    The budget is this machine's, as for each run's own verdict (``machine_budget``); every engine's
-    need includes its own process overhead, estimated, since none has started yet.
-    """
-    groups = group_specs(specs)
-    keys = tuple(specs[g[0]].engine_key for g in groups)
-    try:
-        if budget is None:
-            budget = machine_budget(probe_hardware())
-        fits = []
-        for g in groups:
-            spec = specs[g[0]]
-            header, _info = inspect_cached(spec.path)
-            fits.append(check_fit(header, spec.load, budget, spec.gpu_layers, with_max_ctx=False))
-    except Exception as exc:  # a missing or broken file: the run itself reports it per engine
-        return RunPlan(keys=keys, problem=str(exc).rstrip("."))
-    return RunPlan(keys=keys, fits=tuple(fits), together=fit_together(fits))
-
-
-# -- one engine -----------------------------------------------------------------------------------
-
-_closing: set[QObject] = set()  # engines shutting down: kept alive until their worker has exited
-_shutdowns: list[threading.Thread] = []  # their shutdown threads, for wait_for_engine_shutdowns()
-
-
-def wait_for_engine_shutdowns(timeout_s: float = 5.0) -> None:
-    """Block until engines closed by a view (on its close, say) have exited; for after the event loop.
-
-    Without this, a closed app's interpreter can exit while those threads still shut workers down:
-    multiprocessing's exit handler then joins a process object the thread has just closed, and prints
-    a ValueError traceback (seen when closing the compare view right after an all-at-once run).
-    """
-    deadline = time.monotonic() + timeout_s
-    for t in list(_shutdowns):
-        t.join(max(0.0, deadline - time.monotonic()))
-    _shutdowns[:] = [t for t in _shutdowns if t.is_alive()]
-
-
-class CompareEngine(QObject):
-    """One worker for one (model file, load settings): started, checked, loaded, then asked in turn.
-
-    It outlives a run when kept in an ``EnginePool``; the runner that uses it connects to its signals
-    for the length of the run. ``usable`` says whether it can still answer.
-    """
-
-    prepared = Signal(object)  # self: model info and verdict known (before the load)
-    settled = Signal(object)  # self: loaded, or could not start/load (``error``)
-    stepDone = Signal(object)  # self: the reply or benchmark asked of it ended (ok, failed or stopped)
-    progress = Signal(str)
-
-    def __init__(
-        self, spec: RunSpec, *, budget: Budget | None, log_path: Path | None, parent: QObject | None = None
-    ) -> None:
-        super().__init__(parent)
-        self.spec = spec
-        self.key = spec.engine_key
-        self.budget = budget
-        self.log_path = log_path
-        self.adapter: BenchAdapter | None = None
-        self.ready: dict[str, Any] = {}
-        self.hardware: HardwareReport | None = None
-        self.info: ModelInfo | None = None
-        self.fit: FitResult | None = None
-        self.baseline: int | None = None
-        self.settings: dict[str, Any] = {}
-        self.loaded: dict[str, Any] | None = None
-        self.load_span: tuple[float, float] | None = None
-        self.error: str | None = None
-        self.is_settled = False
-        self.closed = False
-        self.result: RunResult | None = None  # the run being answered or benchmarked
-        self._gen_id: int | None = None
-        self._benching = False
-        self._load_t0 = 0.0
-
-    @property
-    def pid(self) -> int | None:
-        return self.adapter.client.pid if self.adapter is not None else None
-
-    @property
-    def usable(self) -> bool:
-        return self.loaded is not None and self.error is None and not self.closed
-
-    @property
-    def busy(self) -> bool:
-        return self.result is not None
-
-    def start(self) -> None:
-        a = BenchAdapter(log_path=self.log_path, parent=self)
-        self.adapter = a
-        a.ready.connect(self._on_ready)
-        a.loaded.connect(self._on_loaded)
-        a.loadFailed.connect(self._on_load_failed)
-        a.engineStopped.connect(self._on_engine_stopped)
-        a.token.connect(self._on_token)
-        a.finished.connect(self._on_finished)
-        a.failed.connect(self._on_failed)
-        a.stopForced.connect(self._on_stop_forced)
-        a.benchProgress.connect(self._on_bench_progress)
-        a.benchDone.connect(self._on_bench_done)
-        a.start()
-
-    # -- start and load ---------------------------------------------------------------------------
-    @Slot(dict)
-    def _on_ready(self, ready: dict[str, Any]) -> None:
-        if self.closed:
-            return
-        self.ready = dict(ready)
-        spec, budget, pid = self.spec, self.budget, int(ready.get("pid") or 0)
-
-        def prepare() -> tuple[GGUFHeader, ModelInfo, HardwareReport, FitResult, int | None]:
-            header, info = inspect_cached(spec.path)
-            hardware = probe_hardware(ready)
-            try:
-                baseline: int | None = int(psutil.Process(pid).memory_info().rss)
-            except psutil.Error:
-                baseline = None
-            fit = check_fit(
-                header, spec.load, budget or machine_budget(hardware), spec.gpu_layers, baseline_bytes=baseline
-            )
-            return header, info, hardware, fit, baseline
-
-        run_in_background(prepare, self._prepared, lambda exc: self._settle_failed(str(exc)))
-
-    def _prepared(self, result: tuple[GGUFHeader, ModelInfo, HardwareReport, FitResult, int | None]) -> None:
-        if self.closed or self.is_settled:  # stopped meanwhile
-            return
-        _header, info, hardware, fit, baseline = result
-        self.info, self.hardware, self.fit, self.baseline = info, hardware, fit, baseline
-        spec = self.spec
-        self.settings = {**settings_summary(spec.load, fit.gpu_layers), "gpu_layers_requested": spec.gpu_layers}
-        self.prepared.emit(self)
-        if self.adapter is None or self.is_settled:
-            return
-        self.progress.emit(f"Loading {info.name} ({fit.verdict.replace('_', ' ')} predicted)…")
-        self._load_t0 = time.monotonic()
-        self.adapter.load(spec.path, replace(spec.load, n_gpu_layers=fit.gpu_layers))
-
-    @Slot(dict)
-    def _on_loaded(self, loaded: dict[str, Any]) -> None:
-        if self.closed or self.is_settled:
-            return
-        self.loaded = dict(loaded)
-        self.load_span = (self._load_t0, time.monotonic())
-        self.is_settled = True
-        self.settled.emit(self)
-
-    @Slot(str)
-    def _on_load_failed(self, message: str) -> None:
-        self._settle_failed(message)
-
-    def _settle_failed(self, message: str) -> None:
-        if self.closed or self.is_settled:
-            return
-        self.error = message
-        self.is_settled = True
-        self.settled.emit(self)
-
-    @Slot(str)
-    def _on_engine_stopped(self, message: str) -> None:
-        """The worker died (crash, out of memory, killed): this engine's runs fail, nobody else's."""
-        if self.closed:
-            return
-        if not self.is_settled:
-            self._settle_failed(message)
-            return
-        self.error = message
-        if self.result is not None:
-            self._step_failed(message)
-
-    # -- asking -----------------------------------------------------------------------------------
-    def ask(self, r: RunResult, sampling: SamplingParams, prompt: str, *, shared: bool = False) -> None:
-        assert self.adapter is not None and self.result is None
-        self.result = r
-        r.sampling, r.side_by_side = sampling, shared
-        t0 = time.monotonic()
-        r.gen_span = (t0, t0)
-        if (self.loaded or {}).get("chat_mode") == "chat":
-            self._gen_id = self.adapter.generate(sampling, messages=[{"role": "user", "content": prompt}])
-        else:
-            self._gen_id = self.adapter.generate(sampling, prompt=prompt)
-
-    @property
-    def load_threads(self) -> int:
-        """The threads it was loaded with (the worker's rule: the setting, else one per physical core)."""
-        return self.spec.load.n_threads or default_threads()
-
-    def set_threads(self, n: int) -> None:
-        """Threads for the next replies; the worker applies it before any command sent after it."""
-        if self.adapter is not None and self.adapter.client.alive:
-            self.adapter.client.send_raw({"type": "threads", "n": n})
-
-    def bench(self, r: RunResult, request: BenchRequest) -> None:
-        assert self.adapter is not None and self.result is None
-        self.result = r
-        self._benching = True
-        self.adapter.bench(request, BENCH_ID)
-
-    def stop(self) -> None:
-        """Stop the reply or benchmark in progress; ``stepDone`` follows."""
-        a = self.adapter
-        if a is None or self.result is None:
-            return
-        if self._benching:
-            a.stop_bench(BENCH_ID)
-        elif self._gen_id is not None:
-            a.stop()
-
-    def abort(self, message: str) -> None:
-        """Give up on an engine still starting or loading (a stopped run): it settles as failed now."""
-        self._settle_failed(message)
-
-    @Slot(int, str)
-    def _on_token(self, gen_id: int, text: str) -> None:
-        if self.result is not None and gen_id == self._gen_id:
-            self.result.text += text
-
-    @Slot(int, dict)
-    def _on_finished(self, gen_id: int, stats: dict[str, Any]) -> None:
-        r = self.result
-        if r is None or gen_id != self._gen_id:
-            return
-        r.stats = dict(stats)
-        if r.gen_span is not None:
-            r.gen_span = (r.gen_span[0], time.monotonic())
-        self._end_step()
-
-    @Slot(int, str)
-    def _on_failed(self, gen_id: int, message: str) -> None:
-        if self.result is not None:
-            self._step_failed(message)
-
-    @Slot(int)
-    def _on_stop_forced(self, gen_id: int) -> None:
-        message = "stopped while processing the prompt; the engine was restarted"
-        self.error = message  # the worker was killed: this engine cannot answer again
-        if self.result is not None:
-            self._step_failed(message)
-
-    @Slot(dict)
-    def _on_bench_progress(self, msg: dict[str, Any]) -> None:
-        r = self.result
-        if r is not None:
-            value = msg.get("value")
-            figure = "" if value is None else f": {float(value):.1f} {msg.get('unit')}"
-            self.progress.emit(f"Benchmarking {r.label} — {msg.get('phase')} {msg.get('rep')}{figure}")
-
-    @Slot(dict)
-    def _on_bench_done(self, msg: dict[str, Any]) -> None:
-        r = self.result
-        if r is None:
-            return
-        if not msg.get("cancelled"):
-            r.bench = dict(msg)
-        self._end_step()
-
-    def _step_failed(self, message: str) -> None:
-        r = self.result
-        if r is not None:
-            r.error = r.error or message
-        self._end_step()
-
-    def _end_step(self) -> None:
-        self._gen_id = None
-        self._benching = False
-        self.result = None
-        self.stepDone.emit(self)
-
-    # -- shutting down ----------------------------------------------------------------------------
-    def close(self, then: Callable[[], None] | None = None) -> None:
-        """Shut the worker down on a plain thread; ``then`` runs on the GUI thread once it has exited.
-
-        The engine leaves its parent and waits in ``_closing`` so that a view or runner deleted in the
-        meantime cannot take it (and the adapter its reader thread still reports to) along.
-        """
-        if self.closed:
-            if then is not None:
-                then()
-            return
-        self.closed = True
-        self.result = None
-        a = self.adapter
-        if a is None:
-            if then is not None:
-                then()
-            return
-        self.setParent(None)
-        relay = _Relay()
-        _closing.update((self, relay))
-
-        @Slot()
-        def closed() -> None:
-            _closing.discard(self)
-            _closing.discard(relay)
-            relay.deleteLater()
-            self.deleteLater()
-            if then is not None:
-                then()
-
-        relay.done.connect(closed)
-        client = a.client
-
-        def shut_down() -> None:
-            try:
-                client.shutdown()
-            finally:
-                relay.done.emit()
-
-        # A plain thread, not the pool: EngineClient.shutdown() asks threading.current_thread(), which
-        # would leave a never-ending "dummy" Thread record behind for a pool thread.
-        thread = threading.Thread(target=shut_down, name="compare-engine-shutdown", daemon=True)
-        _shutdowns[:] = [t for t in _shutdowns if t.is_alive()] + [thread]
-        thread.start()
-
-
-def close_engines(engines: Iterable[CompareEngine], then: Callable[[], None]) -> None:
-    """Close every engine (their workers exit in parallel); ``then`` once all have."""
-    engines = list(engines)
-    left = [len(engines)]
-    if not engines:
-        then()
-        return
-
-    def one_closed() -> None:
-        left[0] -= 1
-        if left[0] == 0:
-            then()
-
-    for e in engines:
-        e.close(one_closed)
-
-
-class EnginePool(QObject):
-    """Engines kept loaded after an all-at-once run, by (model file, load settings).
-
-    The compare view owns one: while the same runs stay selected, the next run (or the temperature
-    comparison on one of them) takes its engines instead of loading again. The view empties it when
-    the runs change, on Stop and when it closes.
-    """
-
-    closed = Signal()  # a close_all() finished: the workers have exited
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.engines: dict[EngineKey, CompareEngine] = {}
-        self.plan: RunPlan | None = None  # the decision the kept engines were loaded under
-        self.closing = 0  # close_all() calls still waiting for workers to exit
-
-    def covers(self, keys: Iterable[EngineKey]) -> bool:
-        keys = list(keys)
-        return bool(keys) and all(k in self.engines and self.engines[k].usable for k in keys)
-
-    def take(self, keys: Iterable[EngineKey]) -> list[CompareEngine]:
-        """The kept engines for these keys; the run owns them until it gives them back with ``keep``."""
-        return [self.engines.pop(k) for k in keys]
-
-    def keep(self, engines: Iterable[CompareEngine], plan: RunPlan | None) -> None:
-        for e in engines:
-            e.setParent(self)
-            self.engines[e.key] = e
-        if plan is not None and plan.all_at_once:
-            self.plan = plan
-
-    def close_all(self, then: Callable[[], None] | None = None) -> None:
-        self.retain((), then)
-
-    def retain(self, keys: Iterable[EngineKey], then: Callable[[], None] | None = None) -> None:
-        """Close the kept engines whose key is not in ``keys`` (the runs that are no longer selected)."""
-        keys = set(keys)
-        engines = [e for k, e in self.engines.items() if k not in keys]
-        self.engines = {k: e for k, e in self.engines.items() if k in keys}
-        if not self.engines:
-            self.plan = None
-        if not engines:
-            if then is not None:
-                then()
-            return
-        self.closing += 1
-
-        def done() -> None:
-            self.closing -= 1
-            self.closed.emit()
-            if then is not None:
-                then()
-
-        close_engines(engines, done)
-
+from sizewise.gui.compare.engine_pool import CompareEngine, EnginePool, close_engines
 
 # -- the comparison -------------------------------------------------------------------------------
 
@@ -686,7 +148,7 @@ class CompareRunner(QObject):
     @property
     def speeds_shared(self) -> bool:
         """Some generation figure was measured while other runs generated too (shared CPU)."""
-        return any(r.speed_shared for r in self.results)
+        return speeds_shared(self.results)
 
     # -- planning ---------------------------------------------------------------------------------
     def _plan(self) -> None:
@@ -893,78 +355,20 @@ class CompareRunner(QObject):
         self.allFinished.emit()
 
     # -- the report -------------------------------------------------------------------------------
-    def entries(self) -> list[dict[str, Any]]:
-        hw = hardware_section(self.hardware) if self.hardware is not None else None
-        lc = llama_cpp_facts(self.ready_info)
-        out = []
-        for r in self.results:
-            if r.info is None:
-                continue
-            out.append(
-                model_entry(
-                    info=r.info,
-                    settings=r.settings,
-                    fit=r.fit,
-                    loaded=r.loaded,
-                    bench=r.bench,
-                    reply=r.reply(self.prompt),
-                    peak_rss_bytes=r.peak_rss,
-                    baseline_rss_bytes=r.baseline_rss,
-                    hardware=hw,
-                    llama_cpp=lc,
-                    label=r.label,
-                    error=r.error,
-                )
-            )
-        return out
-
-    def notes(self) -> list[str]:
-        same = "with the same prompt, seed and sampling"
-        if self.schedule == "one_after_another":
-            notes = [f"Runs went one after another, each in its own engine process, {same}."]
-        elif self.schedule == "loaded_together":
-            notes = [
-                f"All runs were loaded at once, each in its own engine process, and answered one at a time "
-                f"(the others waiting loaded), {same}: each speed is what that model gets alone."
-            ]
-        else:
-            notes = [
-                f"All runs were loaded at once, each in its own engine process, and answered at the same time, "
-                f"{same}: their reply speeds were {SHARED_SPEED_NOTE}, so each is lower than that model gets alone."
-            ]
-            if self.shared_threads is not None:
-                notes.append(
-                    f"While generating together each engine used {self.shared_threads} CPU thread(s) instead of "
-                    f"{default_threads()}: the cores were split between them, because llama.cpp threads that "
-                    "compete for the same cores wait on each other and slow down far more than the split costs."
-                )
-            if self.bench_request is not None:
-                notes.append("The benchmarks ran one at a time after the replies, so their figures are not shared.")
-        if self.plan is not None:
-            notes.append(f"Memory check before the run: {self.plan.words()}")
-        if self.reused:
-            notes.append("The models were still loaded from the previous run, so nothing was loaded again.")
-        return notes
-
     def build_report(self, floor_tps: float | None = None) -> dict[str, Any]:
-        settings: dict[str, Any] = {"prompt": self.prompt, **self.sampling.to_dict()}
-        if self.kind == "temperature":
-            settings["temperatures"] = [r.spec.temperature for r in self.results]
-        if self.bench_request is not None:
-            b = self.bench_request
-            settings.update(pp=b.pp, tg=b.tg, repetitions=b.repetitions)
-        settings["schedule"] = self.schedule
-        if self.plan is not None and self.plan.together is not None:
-            settings["fit_together"] = self.plan.together.to_dict()
-        report = build_report(
+        """The comparison's report so far (core/compare/report.py); ``floor_tps`` overrides the reading-speed floor."""
+        b = self.bench_request
+        return compare_report(
             kind=self.kind,
-            entries=self.entries(),
-            hardware=hardware_section(self.hardware) if self.hardware is not None else None,
-            llama_cpp=llama_cpp_facts(self.ready_info),
-            settings=settings,
+            results=self.results,
+            prompt=self.prompt,
+            sampling=self.sampling,
+            schedule=self.schedule,
+            plan=self.plan,
+            reused=self.reused,
+            shared_threads=self.shared_threads,
+            bench_settings=None if b is None else {"pp": b.pp, "tg": b.tg, "repetitions": b.repetitions},
+            hardware=self.hardware,
+            ready_info=self.ready_info,
             floor_tps=self.floor_tps if floor_tps is None else floor_tps,
-            notes=self.notes(),
         )
-        if self.speeds_shared:
-            report["best_rule"] += f" (speeds {SHARED_SPEED_NOTE})"
-        return report

@@ -1,6 +1,7 @@
 """Compare models, quants or settings — or one model at several temperatures — on this machine.
 
-Two to four runs get the same prompt, seed and sampling, each in its own engine (gui/compare/compare_runner.py).
+Two to four runs get the same prompt, seed and sampling, each in its own engine (gui/compare/engine_pool.py),
+sequenced by gui/compare/compare_runner.py.
 When they all fit in memory at once (the view says so, with the numbers, before the run) they are
 loaded together and kept loaded for the next run; the replies are still generated one at a time
 unless "Generate at the same time" is ticked, because replies generated together share the CPU and
@@ -52,6 +53,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sizewise.core.compare.plan import RunPlan, RunSpec, describe_settings, plan_runs
+from sizewise.core.compare.report import SHARED_SPEED_NOTE
+from sizewise.core.compare.results import RunResult
 from sizewise.core.errors import UserError
 from sizewise.core.fit.verdict import Budget
 from sizewise.core.hub.library import Library
@@ -61,16 +65,8 @@ from sizewise.core.report.fit_report import READING_SPEED_FLOOR_TPS, generation_
 from sizewise.core.sampling import TEMPERATURE_HINT, LoadParams, SamplingParams
 from sizewise.engine.bench import BenchRequest
 from sizewise.gui.adapters.background import run_in_background
-from sizewise.gui.compare.compare_runner import (
-    SHARED_SPEED_NOTE,
-    CompareRunner,
-    EnginePool,
-    RunPlan,
-    RunResult,
-    RunSpec,
-    describe_settings,
-    plan_runs,
-)
+from sizewise.gui.compare.compare_runner import CompareRunner
+from sizewise.gui.compare.engine_pool import EnginePool
 
 MAX_RUNS = 4
 MiB = float(1 << 20)
@@ -133,25 +129,37 @@ class CompareView(QWidget):
 
     # -- construction -----------------------------------------------------------------------------
     def _build(self) -> None:
+        """The page, top to bottom: the runs beside the prompt and its settings, the memory plan and status
+        lines, then the replies above the results table and charts."""
         outer = QVBoxLayout(self)
         top = QHBoxLayout()
+        top.addWidget(self._build_runs_box(), 1)
+        top.addWidget(self._build_ask_box(), 1)
+        outer.addLayout(top)
+        outer.addWidget(self._build_plan_label())
+        outer.addWidget(self._build_status_label())
+        outer.addWidget(self._build_results(), 1)
 
+    def _build_runs_box(self) -> QGroupBox:
+        """The runs: the form that describes one, Add/Remove, the list so far and "Generate at the same time"."""
         runs_box = QGroupBox("Runs (2–4: models, quants or settings)")
         rl = QVBoxLayout(runs_box)
+        rl.addLayout(self._build_run_form())
+        rl.addLayout(self._build_run_buttons())
+        self.run_list = QListWidget()
+        self.run_list.setAccessibleName("Runs")
+        self.run_list.setMaximumHeight(110)
+        rl.addWidget(self.run_list)
+        self.together_check = QCheckBox("Generate at the same time (when they all fit in memory)")
+        self.together_check.setEnabled(False)
+        self.together_check.setToolTip("Add runs that fit in memory together first.")
+        rl.addWidget(self.together_check)
+        return runs_box
+
+    def _build_run_form(self) -> QFormLayout:
+        """One run's model file and load settings: context, GPU layers, KV cache type."""
         form = QFormLayout()
-        pick = QHBoxLayout()
-        self.model_edit = QComboBox()
-        self.model_edit.setEditable(True)
-        self.model_edit.setAccessibleName("Model file")
-        self.model_edit.setToolTip("A .gguf model file")
-        starter = find_starter()
-        if starter is not None:
-            self.model_edit.addItem(str(starter.path))
-        pick.addWidget(self.model_edit, 1)
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
-        pick.addWidget(browse)
-        form.addRow("Model", pick)
+        form.addRow("Model", self._build_model_picker())
         self.ctx_spin = QSpinBox()
         self.ctx_spin.setRange(256, 131072)
         self.ctx_spin.setSingleStep(256)
@@ -167,7 +175,25 @@ class CompareView(QWidget):
         self.kv_combo = QComboBox()
         self.kv_combo.addItems(["f16", "q8_0", "q4_0"])
         form.addRow("KV cache", self.kv_combo)
-        rl.addLayout(form)
+        return form
+
+    def _build_model_picker(self) -> QHBoxLayout:
+        """The model file: an editable list (the starter model now, local models once scanned) and Browse…."""
+        pick = QHBoxLayout()
+        self.model_edit = QComboBox()
+        self.model_edit.setEditable(True)
+        self.model_edit.setAccessibleName("Model file")
+        self.model_edit.setToolTip("A .gguf model file")
+        starter = find_starter()
+        if starter is not None:
+            self.model_edit.addItem(str(starter.path))
+        pick.addWidget(self.model_edit, 1)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        pick.addWidget(browse)
+        return pick
+
+    def _build_run_buttons(self) -> QHBoxLayout:
         row = QHBoxLayout()
         self.add_button = QPushButton("Add run")
         self.add_button.clicked.connect(self._add_from_form)
@@ -175,19 +201,23 @@ class CompareView(QWidget):
         self.remove_button.clicked.connect(self._remove_selected)
         row.addWidget(self.add_button)
         row.addWidget(self.remove_button)
-        rl.addLayout(row)
-        self.run_list = QListWidget()
-        self.run_list.setAccessibleName("Runs")
-        self.run_list.setMaximumHeight(110)
-        rl.addWidget(self.run_list)
-        self.together_check = QCheckBox("Generate at the same time (when they all fit in memory)")
-        self.together_check.setEnabled(False)
-        self.together_check.setToolTip("Add runs that fit in memory together first.")
-        rl.addWidget(self.together_check)
-        top.addWidget(runs_box, 1)
+        return row
 
+    def _build_ask_box(self) -> QGroupBox:
+        """What every run is asked, and how: the mode, the prompt, sampling and benchmark, Run/Stop/Export."""
         ask_box = QGroupBox("Same prompt, seed and sampling for each")
         al = QVBoxLayout(ask_box)
+        al.addLayout(self._build_mode_row())
+        self.prompt_edit = QPlainTextEdit(DEFAULT_PROMPT)
+        self.prompt_edit.setAccessibleName("Prompt")
+        self.prompt_edit.setMaximumHeight(70)
+        al.addWidget(self.prompt_edit)
+        al.addLayout(self._build_sampling_form())
+        al.addLayout(self._build_action_buttons())
+        return ask_box
+
+    def _build_mode_row(self) -> QHBoxLayout:
+        """Compare runs, or one model at several temperatures."""
         modes = QHBoxLayout()
         self.mode_models = QRadioButton("Compare runs")
         self.mode_temps = QRadioButton("Temperature made visible")
@@ -199,11 +229,10 @@ class CompareView(QWidget):
         self.mode_models.toggled.connect(self._sync_mode)
         modes.addWidget(self.mode_models)
         modes.addWidget(self.mode_temps)
-        al.addLayout(modes)
-        self.prompt_edit = QPlainTextEdit(DEFAULT_PROMPT)
-        self.prompt_edit.setAccessibleName("Prompt")
-        self.prompt_edit.setMaximumHeight(70)
-        al.addWidget(self.prompt_edit)
+        return modes
+
+    def _build_sampling_form(self) -> QFormLayout:
+        """Seed, temperature (or temperatures), max tokens, the reading-speed floor and the benchmark row."""
         sf = QFormLayout()
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
@@ -229,6 +258,11 @@ class CompareView(QWidget):
         self.floor_spin.setToolTip("The slowest generation speed you would accept (about reading speed)")
         self.floor_spin.valueChanged.connect(self._refresh_best)
         sf.addRow("Reading-speed floor", self.floor_spin)
+        sf.addRow(self._build_bench_row())
+        return sf
+
+    def _build_bench_row(self) -> QHBoxLayout:
+        """Benchmark too, with its pp and tg sizes and repetitions."""
         bench_row = QHBoxLayout()
         self.bench_check = QCheckBox("Benchmark too (llama-bench pp/tg)")
         self.pp_spin = QSpinBox()
@@ -245,8 +279,9 @@ class CompareView(QWidget):
         self.reps_spin.setSuffix("×")
         for w in (self.bench_check, self.pp_spin, self.tg_spin, self.reps_spin):
             bench_row.addWidget(w)
-        sf.addRow(bench_row)
-        al.addLayout(sf)
+        return bench_row
+
+    def _build_action_buttons(self) -> QHBoxLayout:
         buttons = QHBoxLayout()
         self.run_button = QPushButton("Run")
         self.run_button.clicked.connect(self.run)
@@ -258,10 +293,10 @@ class CompareView(QWidget):
         self.export_button.setEnabled(False)
         for b in (self.run_button, self.stop_button, self.export_button):
             buttons.addWidget(b)
-        al.addLayout(buttons)
-        top.addWidget(ask_box, 1)
-        outer.addLayout(top)
+        return buttons
 
+    def _build_plan_label(self) -> QLabel:
+        """Whether the runs fit in memory together, in words; hidden until there is a decision."""
         self.plan_label = QLabel("")
         self.plan_label.setAccessibleName("Memory plan")
         self.plan_label.setWordWrap(True)
@@ -270,20 +305,36 @@ class CompareView(QWidget):
             "Whether every run fits in memory at the same time: each one's predicted need added up, "
             "the safety margin held back once, against the RAM (and VRAM) available now"
         )
-        outer.addWidget(self.plan_label)
+        return self.plan_label
+
+    def _build_status_label(self) -> QLabel:
         self.status = QLabel("Add two to four runs, or pick one model for the temperature comparison.")
         self.status.setAccessibleName("Comparison status")
         self.status.setWordWrap(True)
-        outer.addWidget(self.status)
+        return self.status
 
+    def _build_results(self) -> QSplitter:
+        """The replies side by side above the results table and the charts."""
         splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self._build_reply_area())
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.addWidget(self._build_table())
+        bottom.addWidget(self._build_charts())
+        splitter.addWidget(bottom)
+        splitter.setSizes([320, 260])
+        return splitter
+
+    def _build_reply_area(self) -> QScrollArea:
+        """A scrolling row for the reply panels (``_make_panels`` fills it for each run)."""
         self.panel_host = QWidget()
         self.panel_layout = QHBoxLayout(self.panel_host)
         scroll = QScrollArea()
         scroll.setWidget(self.panel_host)
         scroll.setWidgetResizable(True)
-        splitter.addWidget(scroll)
-        bottom = QSplitter(Qt.Orientation.Horizontal)
+        return scroll
+
+    def _build_table(self) -> QTableWidget:
+        """One row per run: verdict, speeds, predicted and measured memory, benchmark; the best one starred."""
         self.table = QTableWidget(0, 10)
         self.table.setHorizontalHeaderLabels(
             [
@@ -302,7 +353,10 @@ class CompareView(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().setVisible(False)
-        bottom.addWidget(self.table)
+        return self.table
+
+    def _build_charts(self) -> QWidget:
+        """Two bar charts: generation speed against the floor, and memory predicted / allocated / peak."""
         charts = QWidget()
         cl = QVBoxLayout(charts)
         cl.setContentsMargins(0, 0, 0, 0)
@@ -316,10 +370,7 @@ class CompareView(QWidget):
             chart.hideButtons()
             chart.setMinimumHeight(120)
             cl.addWidget(chart)
-        bottom.addWidget(charts)
-        splitter.addWidget(bottom)
-        splitter.setSizes([320, 260])
-        outer.addWidget(splitter, 1)
+        return charts
 
     # -- runs -------------------------------------------------------------------------------------
     def _local_models(self) -> list[tuple[str, str]]:

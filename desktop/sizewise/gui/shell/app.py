@@ -70,6 +70,6 @@ def after_event_loop() -> None:
     from sizewise.gui.adapters.background import wait_for_background
 
     wait_for_background(10_000)
-    compare = sys.modules.get("sizewise.gui.compare.compare_runner")  # imported only if the Compare tab was opened
+    compare = sys.modules.get("sizewise.gui.compare.engine_pool")  # imported only if the Compare tab was opened
     if compare is not None:
         compare.wait_for_engine_shutdowns()
