@@ -105,22 +105,22 @@ def test_export_and_import_from_the_file_menu(
     load(qtbot, window, smollm2_path, n_ctx=512)
     turn(qtbot, window, "Say hi.")
     reply = window.chat.messages[-1].text
-    window.export_conversation("md", str(tmp_path / "one.md"))
+    window.conversation_files.export_conversation("md", str(tmp_path / "one.md"))
     md = (tmp_path / "one.md").read_text()
     assert "Say hi." in md and reply.strip()[:20] in md
-    window.export_all(str(tmp_path / "all.json"))
+    window.conversation_files.export_all(str(tmp_path / "all.json"))
     assert "Exported 1 conversations" in window.banner.text()
     # into a fresh profile: the conversation arrives once, however often it is imported
     other = MainWindow(AppPaths(**{**app_paths.__dict__, "data_dir": tmp_path / "other-data"}).ensure())
     qtbot.addWidget(other)
-    other.import_conversations(str(tmp_path / "all.json"))
-    other.import_conversations(str(tmp_path / "all.json"))
+    other.conversation_files.import_conversations(str(tmp_path / "all.json"))
+    other.conversation_files.import_conversations(str(tmp_path / "all.json"))
     assert "0 conversations" in other.banner.text() and "1 were already here" in other.banner.text()
     assert [c.title for c in other.conversations.list_conversations()] == ["Say hi."]
     other.close()
     bad = tmp_path / "bad.json"
     bad.write_text("{broken")
-    window.import_conversations(str(bad))
+    window.conversation_files.import_conversations(str(bad))
     assert "could not be imported" in window.banner.text()
 
 

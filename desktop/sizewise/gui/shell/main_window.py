@@ -7,7 +7,6 @@ engine process behind EngineAdapter, and every file read happens in the backgrou
 from __future__ import annotations
 
 import base64
-import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +33,6 @@ from PySide6.QtWidgets import (
 )
 
 from sizewise import APP_NAME
-from sizewise.core.atomic import write_text_atomic
 from sizewise.core.chat.presets import Preset, PresetLibrary
 from sizewise.core.chat.store import ConversationStore
 from sizewise.core.errors import UserError
@@ -58,6 +56,7 @@ from sizewise.gui.adapters.engine_adapter import EngineAdapter
 from sizewise.gui.chat.chat_controller import ChatController
 from sizewise.gui.chat.chat_model import ChatModel
 from sizewise.gui.chat.chat_view import ChatView
+from sizewise.gui.chat.conversation_files import ConversationFiles
 from sizewise.gui.chat.conversation_sidebar import ConversationSidebar
 from sizewise.gui.chat.input_box import InputBox
 from sizewise.gui.chat.writing_view import WritingView
@@ -111,6 +110,7 @@ class MainWindow(QMainWindow):
         self.conversations = ConversationStore.open(paths.database_file)
         self.presets = PresetLibrary(paths.config_dir)
         self.controller = ChatController(self.conversations, self.engine, self.chat, self)
+        self.conversation_files = ConversationFiles(self.conversations, self.controller, self)
         self._editing_row: int | None = None
         self._prediction: MemoryPrediction | None = None
         self.metrics_view: MetricsView | None = None
@@ -281,10 +281,11 @@ class MainWindow(QMainWindow):
         self.open_action.setShortcut(QKeySequence.StandardKey.Open)
         menu.addAction(self.open_action)
         menu.addSeparator()
-        menu.addAction("Export conversation as &Markdown…", lambda: self.export_conversation("md"))
-        menu.addAction("Export conversation as &JSON…", lambda: self.export_conversation("json"))
-        menu.addAction("Export &all conversations…", self.export_all)
-        menu.addAction("&Import conversations…", self.import_conversations)
+        files = self.conversation_files
+        menu.addAction("Export conversation as &Markdown…", lambda: files.export_conversation("md"))
+        menu.addAction("Export conversation as &JSON…", lambda: files.export_conversation("json"))
+        menu.addAction("Export &all conversations…", lambda: files.export_all())
+        menu.addAction("&Import conversations…", lambda: files.import_conversations())
         menu.addSeparator()
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
@@ -353,6 +354,8 @@ class MainWindow(QMainWindow):
         c.contextChanged.connect(self._on_context)
         c.message.connect(self.banner.show_message)
         c.conversationChanged.connect(self._on_conversation_changed)
+        self.conversation_files.message.connect(self.banner.show_message)
+        self.conversation_files.imported.connect(self.sidebar.refresh)
         e.stopForced.connect(self._on_stop_forced)
         e.engineStopped.connect(self._on_engine_stopped)
         e.stats.connect(self._on_stats)
@@ -797,63 +800,6 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(0)
         if self.state in ("empty", "ready"):
             self.open_model(path)
-
-    # -- export and import ------------------------------------------------------------------------
-    def export_conversation(self, fmt: str, path: str | None = None) -> None:
-        conv_id = self.controller.conversation_id
-        conv = self.conversations.get_conversation(conv_id) if conv_id >= 0 else None
-        if conv is None:
-            self.banner.show_message("Open a conversation first; there is nothing to export.", "info")
-            return
-        if path is None:
-            suffix = "Markdown (*.md)" if fmt == "md" else "JSON (*.json)"
-            safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in conv.title).strip() or "conversation"
-            path, _ = QFileDialog.getSaveFileName(self, "Export conversation", f"{safe}.{fmt}", suffix)
-            if not path:
-                return
-        try:
-            if fmt == "md":
-                text = self.conversations.export_markdown(conv_id)
-            else:
-                text = json.dumps(self.conversations.export_conversation(conv_id), indent=2, ensure_ascii=False)
-            write_text_atomic(Path(path), text)
-        except (OSError, UserError) as exc:
-            self.banner.show_message(f"The conversation could not be exported: {exc}")
-            return
-        self.banner.show_message(f"Exported “{conv.title}” to {path}.", "info")
-
-    def export_all(self, path: str | None = None) -> None:
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(
-                self, "Export all conversations", "conversations.json", "JSON (*.json)"
-            )
-            if not path:
-                return
-        try:
-            data = self.conversations.export_all()
-            write_text_atomic(Path(path), json.dumps(data, indent=2, ensure_ascii=False))
-        except (OSError, UserError) as exc:
-            self.banner.show_message(f"The conversations could not be exported: {exc}")
-            return
-        self.banner.show_message(f"Exported {len(data.get('conversations', []))} conversations to {path}.", "info")
-
-    def import_conversations(self, path: str | None = None) -> None:
-        if path is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Import conversations", "", "JSON (*.json)")
-            if not path:
-                return
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-            result = self.conversations.import_data(data, source=Path(path).name)
-        except (OSError, ValueError, UserError) as exc:
-            self.banner.show_message(f"{Path(path).name} could not be imported: {exc}")
-            return
-        self.sidebar.refresh()
-        self.banner.show_message(
-            f"Imported {result.imported} conversations ({result.messages} messages); "
-            f"{result.skipped} were already here.",
-            "info",
-        )
 
     def show_about(self) -> None:
         dialog = AboutDialog(self, self.engine.client.ready_info)
