@@ -15,7 +15,7 @@ from sizewise.gui.shell.main_window import MainWindow
 def load(qtbot: QtBot, w: MainWindow, path: Path, n_ctx: int = 1024) -> None:
     w.sampling_panel.set_params(w.sampling_panel.sampling(), LoadParams(n_ctx=n_ctx))
     with qtbot.waitSignal(w.engine.loaded, timeout=120_000):
-        w.open_model(str(path))
+        w.loader.open_model(str(path))
 
 
 def turn(qtbot: QtBot, w: MainWindow, text: str) -> dict:

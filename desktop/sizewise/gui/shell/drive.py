@@ -49,7 +49,7 @@ def wait_signal(
 
 def load_model(window: MainWindow, path: str, timeout_s: float = 120.0) -> dict[str, Any]:
     e = window.engine
-    window.open_model(path)
+    window.loader.open_model(path)
     (msg,) = wait_signal(e.loaded, timeout_s, fail=[e.loadFailed, e.engineStopped])
     return dict(msg)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, QPoint, Qt, Slot
@@ -18,7 +17,6 @@ from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
     QDockWidget,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMainWindow,
@@ -35,20 +33,15 @@ from PySide6.QtWidgets import (
 from sizewise import APP_NAME
 from sizewise.core.chat.presets import Preset, PresetLibrary
 from sizewise.core.chat.store import ConversationStore
-from sizewise.core.errors import UserError
-from sizewise.core.fit.hardware import HardwareReport, machine_budget
-from sizewise.core.fit.llama_log import MeasuredBuffers
-from sizewise.core.fit.measurements import MeasurementStore, make_record
-from sizewise.core.fit.memory_model import Backend, MemoryPrediction, predict
-from sizewise.core.fit.verdict import Budget
+from sizewise.core.fit.memory_model import MemoryPrediction
 from sizewise.core.gguf.header import GGUFHeader, ModelInfo, model_info
 from sizewise.core.hub.browse import ModelFile
 from sizewise.core.hub.downloads import DownloadQueue
 from sizewise.core.hub.library import Library, download_state_file, verified_store_for
 from sizewise.core.hub.remote_fit import merged_header
 from sizewise.core.hub.remote_header import read_remote_header
-from sizewise.core.hub.resolve import context_warning, inspect_model
-from sizewise.core.hub.starter import STARTER_NAME, find_starter
+from sizewise.core.hub.resolve import context_warning
+from sizewise.core.hub.starter import find_starter
 from sizewise.core.paths import AppPaths
 from sizewise.core.settings import Settings, SettingsStore
 from sizewise.gui.adapters.background import run_in_background
@@ -66,6 +59,7 @@ from sizewise.gui.hub.discover_view import DiscoverView
 from sizewise.gui.hub.library_view import LibraryView
 from sizewise.gui.shell.about_dialog import AboutDialog
 from sizewise.gui.shell.lazy import LazyPage
+from sizewise.gui.shell.model_loader import ModelLoader
 from sizewise.gui.widgets.presets_widget import PresetsWidget
 from sizewise.gui.widgets.sampling_panel import SamplingPanel
 
@@ -112,25 +106,26 @@ class MainWindow(QMainWindow):
         self.controller = ChatController(self.conversations, self.engine, self.chat, self)
         self.conversation_files = ConversationFiles(self.conversations, self.controller, self)
         self._editing_row: int | None = None
-        self._prediction: MemoryPrediction | None = None
         self.metrics_view: MetricsView | None = None
         self.compare_view: CompareView | None = None
-        self.model_info: ModelInfo | None = None
-        self.model_header: GGUFHeader | None = None
-        self.budget: Budget | None = None
-        self.backend: Backend | None = None
-        self.measurements = MeasurementStore(paths)
-        self.pending_load: str | None = None
-        self.state = "empty"  # empty | checking | loading | ready | generating
         self.setWindowTitle(APP_NAME)
         self._build()
+        self.loader = ModelLoader(
+            self.engine,
+            self.settings,
+            paths,
+            self.fit_view,
+            load_params=lambda: self.sampling_panel.load_params(self.settings.load),
+            library=lambda: self.library,
+            parent=self,
+        )
         self._wire()
         self._restore()
         starter = find_starter([paths.data_dir / "models"])
         if starter is not None:
             self._remember_starter(str(starter.path))
         self.engine.start()  # warm the engine now: the first load is faster and GPU support is known
-        self._set_state("empty")
+        self._show_state(self.loader.state)
 
     # -- construction -----------------------------------------------------------------------------
     def _build(self) -> None:
@@ -329,9 +324,21 @@ class MainWindow(QMainWindow):
         self.chat_view.customContextMenuRequested.connect(self._chat_menu)
 
     def _wire(self) -> None:
-        self.open_button.clicked.connect(self.choose_model_file)
-        self.open_action.triggered.connect(self.choose_model_file)
-        self.load_button.clicked.connect(self.toggle_load)
+        lo = self.loader
+        self.model_combo.setModel(lo.choices)
+        lo.choiceSelected.connect(self.model_combo.setCurrentIndex)
+        lo.stateChanged.connect(self._show_state)
+        lo.summaryChanged.connect(self.model_summary.setText)
+        lo.message.connect(self.banner.show_message)
+        lo.messageCleared.connect(self.banner.clear_message)
+        lo.settingsChanged.connect(self.save_settings)
+        lo.modelLoaded.connect(self._on_model_loaded)
+        lo.modelUnloaded.connect(lambda: self.memory_label.setText("Engine memory: –"))
+        lo.predictionChanged.connect(self._on_prediction)
+        lo.libraryChanged.connect(self._refresh_library_view)
+        self.open_button.clicked.connect(lo.choose_file)
+        self.open_action.triggered.connect(lo.choose_file)
+        self.load_button.clicked.connect(self._toggle_load)
         self.send_button.clicked.connect(self.send)
         self.input.submitted.connect(self.send)
         self.stop_button.clicked.connect(self.stop)
@@ -342,12 +349,9 @@ class MainWindow(QMainWindow):
         self.presets_widget.presetChosen.connect(self._apply_preset)
         self.sampling_panel.changed.connect(lambda: self.presets_widget.show_sampling(self.sampling_panel.sampling()))
         self.sampling_panel.n_ctx.valueChanged.connect(self._update_ctx_warning)
-        self.hardware_view.reportChanged.connect(self._on_hardware)
+        self.hardware_view.reportChanged.connect(self.loader.set_hardware)
         e = self.engine
         e.ready.connect(self._on_ready)
-        e.loaded.connect(self._on_loaded)
-        e.loadFailed.connect(self._on_load_failed)
-        e.unloaded.connect(self._on_unloaded)
         c = self.controller
         c.busyChanged.connect(self._on_busy)
         c.replyFinished.connect(self._on_reply_finished)
@@ -356,14 +360,12 @@ class MainWindow(QMainWindow):
         c.conversationChanged.connect(self._on_conversation_changed)
         self.conversation_files.message.connect(self.banner.show_message)
         self.conversation_files.imported.connect(self.sidebar.refresh)
-        e.stopForced.connect(self._on_stop_forced)
-        e.engineStopped.connect(self._on_engine_stopped)
         e.stats.connect(self._on_stats)
 
     def _restore(self) -> None:
         s = self.settings
         self.sampling_panel.set_params(s.sampling, s.load, s.system_prompt)
-        self.refresh_model_list()
+        self.loader.refresh_choices()
         if s.window_geometry:
             self.restoreGeometry(QByteArray(base64.b64decode(s.window_geometry)))
         else:
@@ -378,28 +380,9 @@ class MainWindow(QMainWindow):
         problem = self.conversations.problem
         return problem.message if problem is not None else ""
 
-    def refresh_model_list(self) -> None:
-        self.model_combo.clear()
-        starter = find_starter([self.paths.data_dir / "models"])
-        if starter is not None:
-            self.model_combo.addItem(f"{STARTER_NAME} (starter)", str(starter.path))
-            self.model_combo.setItemData(0, f"{starter.path}\nfrom the {starter.source}", Qt.ItemDataRole.ToolTipRole)
-        for p in self.settings.recent_models:
-            if starter is not None and p == str(starter.path):
-                continue
-            missing = "" if Path(p).exists() else "  (missing)"
-            self.model_combo.addItem(Path(p).name + missing, p)
-            self.model_combo.setItemData(self.model_combo.count() - 1, p, Qt.ItemDataRole.ToolTipRole)
-        if self.settings.last_model:
-            i = self.model_combo.findData(self.settings.last_model)
-            if i >= 0:
-                self.model_combo.setCurrentIndex(i)
-        if self.model_combo.count() == 0:
-            self.model_combo.addItem("No models yet — use Open GGUF…", None)
-
     # -- state ------------------------------------------------------------------------------------
-    def _set_state(self, state: str) -> None:
-        self.state = state
+    @Slot(str)
+    def _show_state(self, state: str) -> None:
         busy = state in ("checking", "loading")
         self.busy.setVisible(busy)
         self.load_button.setEnabled(state in ("empty", "ready"))
@@ -414,70 +397,8 @@ class MainWindow(QMainWindow):
 
     # -- model choice and loading -----------------------------------------------------------------
     @Slot()
-    def choose_model_file(self) -> None:
-        start = str(Path(self.settings.last_model).parent) if self.settings.last_model else str(Path.home())
-        path, _ = QFileDialog.getOpenFileName(self, "Open a GGUF model", start, "GGUF models (*.gguf);;All files (*)")
-        if path:
-            self.open_model(path)
-
-    def open_model(self, path: str) -> None:
-        """Add a file to the list and load it (used by the Open dialog and by tests)."""
-        i = self.model_combo.findData(path)
-        if i < 0:
-            self.model_combo.addItem(Path(path).name, path)
-            i = self.model_combo.count() - 1
-        self.model_combo.setCurrentIndex(i)
-        self.load_selected()
-
-    @Slot()
-    def toggle_load(self) -> None:
-        if self.state == "ready":
-            self.engine.unload()
-            self._set_state("loading")
-        else:
-            self.load_selected()
-
-    def load_selected(self) -> None:
-        path = self.model_combo.currentData()
-        if not path:
-            self.banner.show_message("Choose a model first: use Open GGUF… to pick a .gguf file.")
-            return
-        self.banner.clear_message()
-        self._set_state("checking")
-        self.model_summary.setText(f"Checking {Path(path).name}…")
-        run_in_background(
-            lambda: inspect_model(Path(path)), lambda found: self._checked(path, *found), self._check_failed
-        )
-
-    def _checked(self, path: str, header: GGUFHeader, info: ModelInfo) -> None:
-        self.model_info = info
-        self.model_header = header
-        load = self.sampling_panel.load_params(self.settings.load)
-        warning = context_warning(info, load.n_ctx)
-        if warning:
-            self.banner.show_message(warning, "warning")
-        if self.budget is not None:
-            self.fit_view.set_model(header, info, self.budget, load, load.n_gpu_layers)
-        self._set_state("loading")
-        self.model_summary.setText(f"Loading {info.name} ({info.parameters_label}, {info.quantization})…")
-        if not self.engine.client.alive:
-            self.engine.start()
-        self.engine.load(path, load)
-
-    def _check_failed(self, exc: BaseException) -> None:
-        message = str(exc) if isinstance(exc, UserError) else f"The model could not be read: {exc}"
-        self.banner.show_message(message)
-        self.model_summary.setText("No model loaded.")
-        self._set_state("empty" if not self.engine.is_loaded else "ready")
-
-    @Slot(object)
-    def _on_hardware(self, report: HardwareReport) -> None:
-        self.budget = machine_budget(report)
-        self.backend = report.backend()
-        if self.model_header is not None and self.model_info is not None:
-            self.fit_view.set_model(self.model_header, self.model_info, self.budget, self.settings.load)
-        else:
-            self.fit_view.set_budget(self.budget)
+    def _toggle_load(self) -> None:
+        self.loader.toggle_load(self.model_combo.currentData())
 
     def _remember_starter(self, path: str) -> None:
         def job() -> None:
@@ -486,40 +407,6 @@ class MainWindow(QMainWindow):
                 library.import_file(path)
 
         run_in_background(job, lambda _: self._refresh_library_view(), lambda exc: self._refresh_library_view())
-
-    def _remember_in_library(self, path: str) -> None:
-        """A model that was loaded is one of "every local model": list it, with when it was last used."""
-
-        def job() -> None:
-            library = self.library
-            if library.find(path) is None:
-                library.import_file(path)
-            library.mark_used(path)
-
-        run_in_background(
-            job,
-            lambda _: self._refresh_library_view(),
-            lambda exc: self.banner.show_message(f"The library could not record this model: {exc}", "warning"),
-        )
-
-    def _record_measurement(self, msg: dict[str, Any]) -> None:
-        """Measured (llama.cpp's log) beside predicted, shown in the Fit view and kept with the model."""
-        header, load = self.model_header, self.engine.load_params
-        if header is None or load is None:
-            return
-        measured = MeasuredBuffers.from_lines(msg.get("buffers", []))
-        self.fit_view.show_measured(measured)
-        prediction = predict(header, load, self.backend)
-        self._prediction = prediction
-        if self.metrics_view is not None:
-            self.metrics_view.set_prediction(prediction.ram_bytes, prediction.vram_bytes)
-        record = make_record(prediction, measured, load.to_dict(), {"rss_bytes": msg.get("rss_bytes")})
-        path = str(msg["path"])
-        run_in_background(
-            lambda: self.measurements.add(path, record),
-            lambda _: None,
-            lambda exc: self.banner.show_message(f"The measurement could not be saved: {exc}", "warning"),
-        )
 
     @Slot(dict)
     def _on_ready(self, info: dict[str, Any]) -> None:
@@ -535,52 +422,30 @@ class MainWindow(QMainWindow):
             )
 
     @Slot(dict)
-    def _on_loaded(self, msg: dict[str, Any]) -> None:
-        path = str(msg["path"])
-        info = self.model_info
-        self.settings.remember_model(path)
-        self.settings.load = self.sampling_panel.load_params(self.settings.load)
-        self.save_settings()
-        name = info.name if info else Path(path).name
-        mem = sum(int(b["bytes"]) for b in msg.get("buffers", []))
-        self.model_summary.setText(
-            f"<b>{name}</b> — {info.parameters_label if info else ''} {info.quantization if info else ''}, "
-            f"context {msg['n_ctx']} of {msg['n_ctx_train']} trained · loaded in {float(msg['load_s']):.1f} s · "
-            f"llama.cpp buffers {mem / MiB:.0f} MiB"
-        )
-        self._record_measurement(msg)
-        self._remember_in_library(path)
+    def _on_model_loaded(self, msg: dict[str, Any]) -> None:
         chat = msg.get("chat_mode") == "chat"
         self.mode_label.setText(
             "Chat (model's template)" if chat else "Completion mode — this model has no chat template"
         )
         self.mode_label.setToolTip("" if chat else "A base model continues your text instead of answering it.")
         self.memory_label.setText(f"Engine memory: {int(msg['rss_bytes']) / MiB:.0f} MiB")
-        self._set_state("ready")
         self.input.setFocus()
 
-    @Slot(str)
-    def _on_load_failed(self, message: str) -> None:
-        self.banner.show_message(message)
-        self.model_summary.setText("No model loaded.")
-        self._set_state("empty")
-
-    @Slot()
-    def _on_unloaded(self) -> None:
-        self.model_summary.setText("No model loaded.")
-        self.memory_label.setText("Engine memory: –")
-        self._set_state("empty")
+    @Slot(object)
+    def _on_prediction(self, prediction: MemoryPrediction) -> None:
+        if self.metrics_view is not None:
+            self.metrics_view.set_prediction(prediction.ram_bytes, prediction.vram_bytes)
 
     # -- chatting ---------------------------------------------------------------------------------
     @Slot()
     def send(self) -> None:
         text = self.input.toPlainText().strip()
-        if self.state == "generating":
+        if self.loader.state == "generating":
             return
         if not text:
             self.banner.show_message("Type a message first.", "info")
             return
-        if self.state != "ready":
+        if self.loader.state != "ready":
             self.banner.show_message("Load a model first: choose one above and press Load.", "info")
             return
         self.banner.clear_message()
@@ -606,20 +471,20 @@ class MainWindow(QMainWindow):
             self.input.clear()
 
     def regenerate(self) -> None:
-        if self.state == "ready":
+        if self.loader.state == "ready":
             self.controller.regenerate(
                 self.sampling_panel.sampling(), self.sampling_panel.system_text(), str(self.engine.model_path or "")
             )
 
     def continue_reply(self) -> None:
-        if self.state == "ready":
+        if self.loader.state == "ready":
             self.controller.continue_last(
                 self.sampling_panel.sampling(), self.sampling_panel.system_text(), str(self.engine.model_path or "")
             )
 
     def edit_message(self, row: int) -> None:
         """Put a sent message back in the input box; sending it replaces it and everything after."""
-        if self.state != "ready" or not 0 <= row < len(self.chat.messages):
+        if self.loader.state != "ready" or not 0 <= row < len(self.chat.messages):
             return
         self._editing_row = row
         self.input.setPlainText(self.chat.messages[row].text)
@@ -630,7 +495,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def stop(self) -> None:
-        if self.state == "generating":
+        if self.loader.state == "generating":
             self.controller.stop()
         elif self._editing_row is not None:
             self._editing_row = None
@@ -671,7 +536,7 @@ class MainWindow(QMainWindow):
         msg = self.chat.messages[row]
         menu = QMenu(self)
         menu.addAction("Copy", lambda: QApplication.clipboard().setText(msg.text))
-        ready = self.state == "ready"
+        ready = self.loader.state == "ready"
         last = row == len(self.chat.messages) - 1
         if msg.role == "user":
             menu.addAction("Edit and resend", lambda: self.edit_message(row)).setEnabled(ready)
@@ -682,10 +547,7 @@ class MainWindow(QMainWindow):
 
     @Slot(bool)
     def _on_busy(self, busy: bool) -> None:
-        if busy:
-            self._set_state("generating")
-        elif self.state == "generating":
-            self._set_state("ready" if self.engine.is_loaded else "empty")
+        self.loader.set_generating(busy)
 
     @Slot(dict)
     def _on_reply_finished(self, stats: dict[str, Any]) -> None:
@@ -698,20 +560,6 @@ class MainWindow(QMainWindow):
         self.context_label.setText(f"Context: {text}" if text else "Context: –")
         self.context_label.setStyleSheet("color: #b36b00;" if fraction > 0.8 else "")
 
-    @Slot(int)
-    def _on_stop_forced(self, gen_id: int) -> None:
-        self.banner.show_message(
-            "Stopped. The engine was restarted to interrupt prompt processing; the model is being loaded again.", "info"
-        )
-        self._set_state("loading")
-
-    @Slot(str)
-    def _on_engine_stopped(self, sentence: str) -> None:
-        self.banner.show_message(sentence + " Your conversation is kept; load the model again to continue.")
-        self.model_summary.setText("No model loaded.")
-        self.memory_label.setText("Engine memory: –")
-        self._set_state("empty")
-
     @Slot(dict)
     def _on_stats(self, msg: dict[str, Any]) -> None:
         self._show_memory(int(msg["rss_bytes"]), int(msg["peak_rss_bytes"]))
@@ -721,8 +569,8 @@ class MainWindow(QMainWindow):
 
     @Slot(int)
     def _update_ctx_warning(self, n_ctx: int) -> None:
-        if self.model_info is not None:
-            self.sampling_panel.set_context_warning(context_warning(self.model_info, n_ctx))
+        if self.loader.model_info is not None:
+            self.sampling_panel.set_context_warning(context_warning(self.loader.model_info, n_ctx))
 
     def show_hub_fit(self, repo_id: str, model: ModelFile) -> None:
         """The Fit view for a file on the Hub: its header is read remotely (Range requests), never downloaded."""
@@ -737,10 +585,11 @@ class MainWindow(QMainWindow):
 
         def done(found: tuple[GGUFHeader, ModelInfo]) -> None:
             header, info = found
-            if self.budget is None:
+            budget = self.loader.budget
+            if budget is None:
                 self.banner.show_message("The hardware is still being probed; try again in a moment.", "info")
                 return
-            self.fit_view.set_model(header, info, self.budget, self.sampling_panel.load_params(self.settings.load))
+            self.fit_view.set_model(header, info, budget, self.sampling_panel.load_params(self.settings.load))
             self.show_view(self.fit_view)
 
         discover.status.setText(f"Reading the header of {model.name} from the Hub…")
@@ -786,8 +635,8 @@ class MainWindow(QMainWindow):
         from sizewise.gui.metrics.metrics_view import MetricsView
 
         self.metrics_view = MetricsView(self.engine)
-        if self._prediction is not None:
-            self.metrics_view.set_prediction(self._prediction.ram_bytes, self._prediction.vram_bytes)
+        if self.loader.prediction is not None:
+            self.metrics_view.set_prediction(self.loader.prediction.ram_bytes, self.loader.prediction.vram_bytes)
         return self.metrics_view
 
     def show_view(self, widget: QWidget) -> None:
@@ -798,8 +647,8 @@ class MainWindow(QMainWindow):
 
     def _load_from_library(self, path: str) -> None:
         self.tabs.setCurrentIndex(0)
-        if self.state in ("empty", "ready"):
-            self.open_model(path)
+        if self.loader.state in ("empty", "ready"):
+            self.loader.open_model(path)
 
     def show_about(self) -> None:
         dialog = AboutDialog(self, self.engine.client.ready_info)
