@@ -105,9 +105,15 @@ class MainWindow(QMainWindow):
         self.presets = PresetLibrary(paths.config_dir)
         self.controller = ChatController(self.conversations, self.engine, self.chat, self)
         self.conversation_files = ConversationFiles(self.conversations, self.controller, self)
+        self.downloads = DownloadQueue(state_file=download_state_file(paths), verified_store=verified_store_for(paths))
+        self.downloads.restore()
+        self._library: Library | None = None
+        self._library_lock = threading.Lock()
         self._editing_row: int | None = None
         self.metrics_view: MetricsView | None = None
         self.compare_view: CompareView | None = None
+        self.library_view: LibraryView | None = None
+        self.discover_view: DiscoverView | None = None
         self.setWindowTitle(APP_NAME)
         self._build()
         self.loader = ModelLoader(
@@ -129,9 +135,31 @@ class MainWindow(QMainWindow):
 
     # -- construction -----------------------------------------------------------------------------
     def _build(self) -> None:
+        """The window's parts, top to bottom: model bar, summary and banner, pages, docks, status bar, menus."""
         central = QWidget()
         layout = QVBoxLayout(central)
+        layout.addLayout(self._build_model_bar())
+        self.model_summary = QLabel("No model loaded.")
+        self.model_summary.setAccessibleName("Model summary")
+        self.model_summary.setWordWrap(True)
+        layout.addWidget(self.model_summary)
+        self.banner = Banner()
+        layout.addWidget(self.banner)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self._build_chat_page(), "Chat")
+        self.tabs.setTabToolTip(0, "Chat with the loaded model (Ctrl+1)")
+        layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        for i in range(9):
+            QShortcut(QKeySequence(f"Ctrl+{i + 1}"), self, lambda i=i: self._show_tab(i))
+        self._build_pages()
+        self._build_docks()
+        self._build_status_bar()
+        self._build_menus()
 
+    def _build_model_bar(self) -> QHBoxLayout:
+        """Which model (starter and recent files), Open GGUF…, Load/Unload, and a busy indicator."""
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Model"))
         self.model_combo = QComboBox()
@@ -151,18 +179,14 @@ class MainWindow(QMainWindow):
         self.busy.setTextVisible(False)
         self.busy.hide()
         bar.addWidget(self.busy)
-        layout.addLayout(bar)
+        return bar
 
-        self.model_summary = QLabel("No model loaded.")
-        self.model_summary.setAccessibleName("Model summary")
-        self.model_summary.setWordWrap(True)
-        layout.addWidget(self.model_summary)
-        self.banner = Banner()
-        layout.addWidget(self.banner)
-
+    def _build_chat_page(self) -> QSplitter:
+        """The first page: the conversation above, the message box with Send and Stop below."""
         splitter = QSplitter(Qt.Orientation.Vertical)
         self.chat_view = ChatView()
         self.chat_view.setModel(self.chat)
+        self.chat_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         splitter.addWidget(self.chat_view)
         bottom = QWidget()
         bl = QHBoxLayout(bottom)
@@ -183,28 +207,16 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(1, 0)
         splitter.setSizes([600, 90])
         self.input.setMinimumHeight(60)
-        self.tabs = QTabWidget()
-        self.tabs.setDocumentMode(True)
-        self.tabs.addTab(splitter, "Chat")
-        self.tabs.setTabToolTip(0, "Chat with the loaded model (Ctrl+1)")
-        layout.addWidget(self.tabs, 1)
-        self.setCentralWidget(central)
-        for i in range(9):
-            QShortcut(QKeySequence(f"Ctrl+{i + 1}"), self, lambda i=i: self._show_tab(i))
+        return splitter
+
+    def _build_pages(self) -> None:
+        """The pages after Chat, in tab order; Discover, Library and Compare are built on first sight."""
         self.fit_view = FitView()
         self.add_view("Fit", self.fit_view, "Predicted memory for the chosen model against this machine")
         self.hardware_view = HardwareView()
         self.add_view("Hardware", self.hardware_view, "What Sizewise detected on this machine, and how")
         self.writing_view = WritingView(self.engine)
         self.add_view("Writing", self.writing_view, "Writing help: rewrite, shorten, fix, summarize, translate")
-        self.downloads = DownloadQueue(
-            state_file=download_state_file(self.paths), verified_store=verified_store_for(self.paths)
-        )
-        self.downloads.restore()
-        self._library: Library | None = None
-        self._library_lock = threading.Lock()
-        self.library_view: LibraryView | None = None
-        self.discover_view: DiscoverView | None = None
         # Built on first sight: the Hub client's import (~0.25 s) stays out of start-up.
         self.discover_page = LazyPage(self._make_discover_view)
         self.library_page = LazyPage(self._make_library_view)
@@ -213,38 +225,20 @@ class MainWindow(QMainWindow):
         self.compare_page = LazyPage(self._make_compare_view)
         self.add_view("Compare", self.compare_page, "Models, quants or settings side by side, measured here")
 
+    def _build_docks(self) -> None:
+        """Conversations (left), sampling (right) and live metrics (bottom, hidden until asked for)."""
         self.sidebar = ConversationSidebar(self.conversations)
-        side = QDockWidget("Conversations", self)
-        side.setObjectName("conversations-dock")
-        side.setWidget(self.sidebar)
-        side.setFeatures(
-            QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetClosable
-        )
+        side = self._dock("Conversations", "conversations-dock", self.sidebar, floatable=False)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, side)
-
         self.sampling_panel = SamplingPanel()
         self.presets_widget = PresetsWidget(self.presets)
         self.sampling_panel.add_header_widget(self.presets_widget)
         scroll = QScrollArea()
         scroll.setWidget(self.sampling_panel)
         scroll.setWidgetResizable(True)
-        dock = QDockWidget("Sampling", self)
-        dock.setObjectName("sampling-dock")
-        dock.setWidget(scroll)
-        dock.setFeatures(
-            QDockWidget.DockWidgetFeature.DockWidgetMovable
-            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-            | QDockWidget.DockWidgetFeature.DockWidgetClosable
-        )
+        dock = self._dock("Sampling", "sampling-dock", scroll)
         self.metrics_page = LazyPage(self._make_metrics_view)
-        metrics = QDockWidget("Live metrics", self)
-        metrics.setObjectName("metrics-dock")
-        metrics.setWidget(self.metrics_page)
-        metrics.setFeatures(
-            QDockWidget.DockWidgetFeature.DockWidgetMovable
-            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-            | QDockWidget.DockWidgetFeature.DockWidgetClosable
-        )
+        metrics = self._dock("Live metrics", "metrics-dock", self.metrics_page)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, metrics)
         metrics.hide()  # charts on request (View menu); the status bar always shows the last figures
         self.docks = [side, dock, metrics]
@@ -258,6 +252,18 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._fit_docks_to_page)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
 
+    def _dock(self, title: str, name: str, widget: QWidget, *, floatable: bool = True) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        features = QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        if floatable:
+            features |= QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        dock.setFeatures(features)
+        return dock
+
+    def _build_status_bar(self) -> None:
+        """Chat or completion mode, context used, and the last reply's speed, first token and memory."""
         self.mode_label = QLabel("")
         self.speed_label = QLabel("Speed: –")
         self.speed_label.setToolTip("Generation speed of the last reply (llama.cpp's own counters)")
@@ -271,7 +277,29 @@ class MainWindow(QMainWindow):
         for w in (self.mode_label, self.context_label, self.speed_label, self.ttft_label, self.memory_label):
             sb.addPermanentWidget(w)
 
-        menu = self.menuBar().addMenu("&File")
+    def _build_menus(self) -> None:
+        """File, Chat, Conversations, View and Help; the actions with shortcuts are kept for wiring."""
+        self._build_file_menu(self.menuBar().addMenu("&File"))
+        self._build_chat_menu(self.menuBar().addMenu("&Chat"))
+        conv_menu = self.menuBar().addMenu("C&onversations")
+        sb = self.sidebar
+        for action in (
+            sb.new_action,
+            sb.search_action,
+            sb.next_action,
+            sb.previous_action,
+            sb.rename_action,
+            sb.delete_action,
+            sb.undo_action,
+        ):
+            conv_menu.addAction(action)
+        view_menu = self.menuBar().addMenu("&View")
+        for d in self.docks:
+            view_menu.addAction(d.toggleViewAction())
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction("&About Sizewise", self.show_about)
+
+    def _build_file_menu(self, menu: QMenu) -> None:
         self.open_action = QAction("&Open GGUF…", self)
         self.open_action.setShortcut(QKeySequence.StandardKey.Open)
         menu.addAction(self.open_action)
@@ -286,44 +314,27 @@ class MainWindow(QMainWindow):
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         menu.addAction(quit_action)
-        chat_menu = self.menuBar().addMenu("&Chat")
+
+    def _build_chat_menu(self, menu: QMenu) -> None:
         self.send_action = QAction("S&end message", self)
         self.send_action.setShortcut(QKeySequence("Ctrl+Return"))
         self.send_action.setToolTip("Send the message (Enter in the message box, or Ctrl+Return)")
         self.send_action.triggered.connect(self.send)
-        chat_menu.addAction(self.send_action)
+        menu.addAction(self.send_action)
         self.stop_action = QAction("&Stop reply", self)
         self.stop_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
         self.stop_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        chat_menu.addAction(self.stop_action)
+        menu.addAction(self.stop_action)
         self.regenerate_action = QAction("&Regenerate reply", self)
         self.regenerate_action.setShortcut(QKeySequence("Ctrl+R"))
         self.regenerate_action.triggered.connect(self.regenerate)
         self.continue_action = QAction("C&ontinue reply", self)
         self.continue_action.setShortcut(QKeySequence("Ctrl+Shift+Return"))
         self.continue_action.triggered.connect(self.continue_reply)
-        chat_menu.addActions([self.regenerate_action, self.continue_action])
-        conv_menu = self.menuBar().addMenu("C&onversations")
-        sb_ = self.sidebar
-        for action in (
-            sb_.new_action,
-            sb_.search_action,
-            sb_.next_action,
-            sb_.previous_action,
-            sb_.rename_action,
-            sb_.delete_action,
-            sb_.undo_action,
-        ):
-            conv_menu.addAction(action)
-        view_menu = self.menuBar().addMenu("&View")
-        for d in self.docks:
-            view_menu.addAction(d.toggleViewAction())
-        help_menu = self.menuBar().addMenu("&Help")
-        help_menu.addAction("&About Sizewise", self.show_about)
-        self.chat_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.chat_view.customContextMenuRequested.connect(self._chat_menu)
+        menu.addActions([self.regenerate_action, self.continue_action])
 
     def _wire(self) -> None:
+        self.chat_view.customContextMenuRequested.connect(self._chat_menu)
         lo = self.loader
         self.model_combo.setModel(lo.choices)
         lo.choiceSelected.connect(self.model_combo.setCurrentIndex)
