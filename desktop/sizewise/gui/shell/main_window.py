@@ -60,6 +60,7 @@ from sizewise.gui.hub.library_view import LibraryView
 from sizewise.gui.shell.about_dialog import AboutDialog
 from sizewise.gui.shell.lazy import LazyPage
 from sizewise.gui.shell.model_loader import ModelLoader
+from sizewise.gui.widgets.banner import Banner
 from sizewise.gui.widgets.presets_widget import PresetsWidget
 from sizewise.gui.widgets.sampling_panel import SamplingPanel
 
@@ -68,29 +69,6 @@ if TYPE_CHECKING:  # built on first sight (gui/shell/lazy.py): pyqtgraph stays o
     from sizewise.gui.metrics.metrics_view import MetricsView
 
 MiB = 1 << 20
-
-
-class Banner(QLabel):
-    """A one-sentence message above the chat: errors in red, warnings in amber, never a modal box."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWordWrap(True)
-        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.setAccessibleName("Message banner")
-        self.hide()
-
-    def show_message(self, text: str, level: str = "error") -> None:
-        colours = {"error": ("#fdecea", "#8a1c1c"), "warning": ("#fff4e0", "#7a4b00"), "info": ("#e8f1fb", "#1d4f91")}
-        bg, fg = colours[level]
-        self.setStyleSheet(f"background:{bg}; color:{fg}; padding:6px; border-radius:4px;")
-        self.setText(text)
-        self.setProperty("level", level)
-        self.show()
-
-    def clear_message(self) -> None:
-        self.setText("")
-        self.hide()
 
 
 class MainWindow(QMainWindow):
