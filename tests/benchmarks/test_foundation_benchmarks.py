@@ -104,7 +104,7 @@ def test_gui_event_loop_stall_while_streaming(qtbot, app_paths, smollm2_path: Pa
     w.input.setPlainText(PROMPT)
     with qtbot.waitSignal(w.engine.finished, timeout=120_000) as done:
         timer.start()
-        w.send()
+        w.chat_actions.send()
     timer.stop()
     worst = max(gaps[1:])
     print(

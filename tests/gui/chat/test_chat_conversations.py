@@ -21,7 +21,7 @@ def load(qtbot: QtBot, w: MainWindow, path: Path, n_ctx: int = 1024) -> None:
 def turn(qtbot: QtBot, w: MainWindow, text: str) -> dict:
     w.input.setPlainText(text)
     with qtbot.waitSignal(w.controller.replyFinished, timeout=120_000) as blocker:
-        w.send()
+        w.chat_actions.send()
     return blocker.args[0]
 
 
@@ -58,20 +58,20 @@ def test_regenerate_edit_and_continue(qtbot: QtBot, window: MainWindow, smollm2_
     cut = window.chat.messages[-1].text
 
     with qtbot.waitSignal(window.controller.replyFinished, timeout=120_000):
-        window.continue_reply()
+        window.chat_actions.continue_reply()
     assert window.chat.messages[-1].text.startswith(cut) and len(window.chat.messages[-1].text) > len(cut)
     assert len(window.conversations.messages(conv)) == 2  # continued in place, not a new reply
     assert window.conversations.messages(conv)[-1].content == window.chat.messages[-1].text
 
     with qtbot.waitSignal(window.controller.replyFinished, timeout=120_000):
-        window.regenerate()
+        window.chat_actions.regenerate()
     assert len(window.conversations.messages(conv)) == 2
 
-    window.edit_message(0)
+    window.chat_actions.edit_message(0)
     assert window.input.toPlainText() == "Tell me a story about a cat."
     window.input.setPlainText("Tell me a story about a dog.")
     with qtbot.waitSignal(window.controller.replyFinished, timeout=120_000):
-        window.send()
+        window.chat_actions.send()
     stored = window.conversations.messages(conv)
     assert [m.role for m in stored] == ["user", "assistant"]
     assert stored[0].content == "Tell me a story about a dog."

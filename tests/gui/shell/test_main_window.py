@@ -73,7 +73,7 @@ def test_stop_with_escape(qtbot: QtBot, window: MainWindow, smollm2_path: Path) 
     window.sampling_panel.set_params(SamplingParams(temperature=0.9, max_tokens=3000, seed=1), LoadParams(n_ctx=4096))
     load(qtbot, window, smollm2_path)
     window.input.setPlainText("Write a very long story about a lighthouse keeper.")
-    window.send()
+    window.chat_actions.send()
     wait_reply_text(qtbot, window, 20)
     with qtbot.waitSignal(window.engine.finished, timeout=5_000) as blocker:
         qtbot.keyClick(window, Qt.Key.Key_Escape)
@@ -96,10 +96,10 @@ def test_bad_file_shows_message_and_window_stays_usable(
 
 
 def test_empty_message_and_no_model_give_hints(qtbot: QtBot, window: MainWindow) -> None:
-    window.send()
+    window.chat_actions.send()
     assert window.chat.rowCount() == 0
     window.input.setPlainText("hello")
-    window.send()
+    window.chat_actions.send()
     assert "Load a model first" in window.banner.text()
     assert window.chat.rowCount() == 0
 
@@ -108,7 +108,7 @@ def test_engine_crash_is_reported_and_app_recovers(qtbot: QtBot, window: MainWin
     window.sampling_panel.set_params(SamplingParams(max_tokens=2000, seed=1), LoadParams(n_ctx=1024))
     load(qtbot, window, smollm2_path)
     window.input.setPlainText("Count to one thousand.")
-    window.send()
+    window.chat_actions.send()
     wait_reply_text(qtbot, window, 5)
     pid = window.engine.client.pid
     assert pid is not None
@@ -158,13 +158,13 @@ def test_forced_stop_reloads_the_model(qtbot: QtBot, window: MainWindow, smollm2
     window.sampling_panel.set_params(SamplingParams(max_tokens=2000, seed=1), LoadParams(n_ctx=1024))
     load(qtbot, window, smollm2_path)
     window.input.setPlainText("Count to one thousand.")
-    window.send()
+    window.chat_actions.send()
     wait_reply_text(qtbot, window, 5)
     old_pid = window.engine.client.pid
     assert old_pid is not None
     os.kill(old_pid, signal.SIGSTOP)
     with qtbot.waitSignal(window.engine.stopForced, timeout=2_000):
-        window.stop()
+        window.chat_actions.stop()
     assert window.chat.messages[-1].status == "stopped"
     assert "engine was restarted" in window.banner.text()
     with qtbot.waitSignal(window.engine.loaded, timeout=120_000):

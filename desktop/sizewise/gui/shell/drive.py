@@ -57,6 +57,6 @@ def load_model(window: MainWindow, path: str, timeout_s: float = 120.0) -> dict[
 def chat_turn(window: MainWindow, text: str, timeout_s: float = 120.0) -> dict[str, Any]:
     e = window.engine
     window.input.setPlainText(text)
-    window.send()
+    window.chat_actions.send()
     _, stats = wait_signal(e.finished, timeout_s, fail=[e.failed, e.engineStopped])
     return dict(stats)

@@ -11,10 +11,9 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, QPoint, Qt, Slot
+from PySide6.QtCore import QByteArray, Qt, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QApplication,
     QComboBox,
     QDockWidget,
     QHBoxLayout,
@@ -46,6 +45,7 @@ from sizewise.core.paths import AppPaths
 from sizewise.core.settings import Settings, SettingsStore
 from sizewise.gui.adapters.background import run_in_background
 from sizewise.gui.adapters.engine_adapter import EngineAdapter
+from sizewise.gui.chat.chat_actions import ChatActions
 from sizewise.gui.chat.chat_controller import ChatController
 from sizewise.gui.chat.chat_model import ChatModel
 from sizewise.gui.chat.chat_view import ChatView
@@ -87,7 +87,6 @@ class MainWindow(QMainWindow):
         self.downloads.restore()
         self._library: Library | None = None
         self._library_lock = threading.Lock()
-        self._editing_row: int | None = None
         self.metrics_view: MetricsView | None = None
         self.compare_view: CompareView | None = None
         self.library_view: LibraryView | None = None
@@ -101,6 +100,16 @@ class MainWindow(QMainWindow):
             self.fit_view,
             load_params=lambda: self.sampling_panel.load_params(self.settings.load),
             library=lambda: self.library,
+            parent=self,
+        )
+        self.chat_actions = ChatActions(
+            self.controller,
+            input_box=self.input,
+            chat_view=self.chat_view,
+            sampling_panel=self.sampling_panel,
+            presets=self.presets_widget,
+            sidebar=self.sidebar,
+            state=lambda: self.loader.state,
             parent=self,
         )
         self._wire()
@@ -297,7 +306,6 @@ class MainWindow(QMainWindow):
         self.send_action = QAction("S&end message", self)
         self.send_action.setShortcut(QKeySequence("Ctrl+Return"))
         self.send_action.setToolTip("Send the message (Enter in the message box, or Ctrl+Return)")
-        self.send_action.triggered.connect(self.send)
         menu.addAction(self.send_action)
         self.stop_action = QAction("&Stop reply", self)
         self.stop_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
@@ -305,14 +313,11 @@ class MainWindow(QMainWindow):
         menu.addAction(self.stop_action)
         self.regenerate_action = QAction("&Regenerate reply", self)
         self.regenerate_action.setShortcut(QKeySequence("Ctrl+R"))
-        self.regenerate_action.triggered.connect(self.regenerate)
         self.continue_action = QAction("C&ontinue reply", self)
         self.continue_action.setShortcut(QKeySequence("Ctrl+Shift+Return"))
-        self.continue_action.triggered.connect(self.continue_reply)
         menu.addActions([self.regenerate_action, self.continue_action])
 
     def _wire(self) -> None:
-        self.chat_view.customContextMenuRequested.connect(self._chat_menu)
         lo = self.loader
         self.model_combo.setModel(lo.choices)
         lo.choiceSelected.connect(self.model_combo.setCurrentIndex)
@@ -328,12 +333,19 @@ class MainWindow(QMainWindow):
         self.open_button.clicked.connect(lo.choose_file)
         self.open_action.triggered.connect(lo.choose_file)
         self.load_button.clicked.connect(self._toggle_load)
-        self.send_button.clicked.connect(self.send)
-        self.input.submitted.connect(self.send)
-        self.stop_button.clicked.connect(self.stop)
-        self.stop_action.triggered.connect(self.stop)
+        a = self.chat_actions
+        a.message.connect(self.banner.show_message)
+        a.messageCleared.connect(self.banner.clear_message)
+        self.send_button.clicked.connect(a.send)
+        self.input.submitted.connect(a.send)
+        self.send_action.triggered.connect(a.send)
+        self.stop_button.clicked.connect(a.stop)
+        self.stop_action.triggered.connect(a.stop)
+        self.regenerate_action.triggered.connect(a.regenerate)
+        self.continue_action.triggered.connect(a.continue_reply)
+        self.chat_view.customContextMenuRequested.connect(a.show_menu)
         self.sidebar.conversationSelected.connect(self.controller.open_conversation)
-        self.sidebar.conversationDeleted.connect(self._on_conversation_deleted)
+        self.sidebar.conversationDeleted.connect(a.conversation_deleted)
         self.sidebar.storeFailed.connect(lambda text: self.banner.show_message(text))
         self.presets_widget.presetChosen.connect(self._apply_preset)
         self.sampling_panel.changed.connect(lambda: self.presets_widget.show_sampling(self.sampling_panel.sampling()))
@@ -346,7 +358,7 @@ class MainWindow(QMainWindow):
         c.replyFinished.connect(self._on_reply_finished)
         c.contextChanged.connect(self._on_context)
         c.message.connect(self.banner.show_message)
-        c.conversationChanged.connect(self._on_conversation_changed)
+        c.conversationChanged.connect(a.conversation_changed)
         self.conversation_files.message.connect(self.banner.show_message)
         self.conversation_files.imported.connect(self.sidebar.refresh)
         e.stats.connect(self._on_stats)
@@ -426,89 +438,6 @@ class MainWindow(QMainWindow):
             self.metrics_view.set_prediction(prediction.ram_bytes, prediction.vram_bytes)
 
     # -- chatting ---------------------------------------------------------------------------------
-    @Slot()
-    def send(self) -> None:
-        text = self.input.toPlainText().strip()
-        if self.loader.state == "generating":
-            return
-        if not text:
-            self.banner.show_message("Type a message first.", "info")
-            return
-        if self.loader.state != "ready":
-            self.banner.show_message("Load a model first: choose one above and press Load.", "info")
-            return
-        self.banner.clear_message()
-        preset = self.presets_widget.current_preset()
-        if self._editing_row is not None:
-            row, self._editing_row = self._editing_row, None
-            if self.controller.edit_and_resend(
-                row,
-                text,
-                self.sampling_panel.sampling(),
-                self.sampling_panel.system_text(),
-                str(self.engine.model_path or ""),
-            ):
-                self.input.clear()
-            return
-        if self.controller.send(
-            text,
-            self.sampling_panel.sampling(),
-            self.sampling_panel.system_text(),
-            str(self.engine.model_path or ""),
-            preset.name if preset else "",
-        ):
-            self.input.clear()
-
-    def regenerate(self) -> None:
-        if self.loader.state == "ready":
-            self.controller.regenerate(
-                self.sampling_panel.sampling(), self.sampling_panel.system_text(), str(self.engine.model_path or "")
-            )
-
-    def continue_reply(self) -> None:
-        if self.loader.state == "ready":
-            self.controller.continue_last(
-                self.sampling_panel.sampling(), self.sampling_panel.system_text(), str(self.engine.model_path or "")
-            )
-
-    def edit_message(self, row: int) -> None:
-        """Put a sent message back in the input box; sending it replaces it and everything after."""
-        if self.loader.state != "ready" or not 0 <= row < len(self.chat.messages):
-            return
-        self._editing_row = row
-        self.input.setPlainText(self.chat.messages[row].text)
-        self.input.setFocus()
-        self.banner.show_message(
-            "Editing a sent message: Send replaces it and the replies after it; Esc cancels.", "info"
-        )
-
-    @Slot()
-    def stop(self) -> None:
-        if self.loader.state == "generating":
-            self.controller.stop()
-        elif self._editing_row is not None:
-            self._editing_row = None
-            self.input.clear()
-            self.banner.clear_message()
-
-    @Slot(int)
-    def _on_conversation_changed(self, conversation_id: int) -> None:
-        if conversation_id >= 0 and self.sidebar.current_id() != conversation_id:
-            self.sidebar.refresh()
-            self.sidebar.select_conversation(conversation_id)
-        conv = self.conversations.get_conversation(conversation_id) if conversation_id >= 0 else None
-        # Each conversation has its own system prompt: show it, so the next send does not overwrite it
-        # with the previous conversation's. A fresh, empty conversation keeps what the user typed.
-        fresh = conv is not None and not conv.system_prompt and not self.chat.messages
-        if conv is not None and not fresh and conv.system_prompt != self.sampling_panel.system_text():
-            self.sampling_panel.system_prompt.setPlainText(conv.system_prompt)
-        self._editing_row = None
-
-    @Slot(int)
-    def _on_conversation_deleted(self, conversation_id: int) -> None:
-        if conversation_id == self.controller.conversation_id:
-            self.controller.open_conversation(-1)
-
     def _apply_preset(self, preset: Preset) -> None:
         self.sampling_panel.set_params(
             preset.apply(self.sampling_panel.sampling()),
@@ -516,23 +445,6 @@ class MainWindow(QMainWindow):
             self.sampling_panel.system_text(),
         )
         self.sidebar.set_new_conversation_defaults(preset.name, self.sampling_panel.system_text())
-
-    def _chat_menu(self, pos: QPoint) -> None:
-        index = self.chat_view.indexAt(pos)
-        if not index.isValid():
-            return
-        row = index.row()
-        msg = self.chat.messages[row]
-        menu = QMenu(self)
-        menu.addAction("Copy", lambda: QApplication.clipboard().setText(msg.text))
-        ready = self.loader.state == "ready"
-        last = row == len(self.chat.messages) - 1
-        if msg.role == "user":
-            menu.addAction("Edit and resend", lambda: self.edit_message(row)).setEnabled(ready)
-        elif last:
-            menu.addAction("Regenerate", self.regenerate).setEnabled(ready)
-            menu.addAction("Continue", self.continue_reply).setEnabled(ready)
-        menu.popup(self.chat_view.viewport().mapToGlobal(pos))
 
     @Slot(bool)
     def _on_busy(self, busy: bool) -> None:
