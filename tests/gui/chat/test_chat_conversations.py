@@ -39,7 +39,7 @@ def test_turns_are_saved_and_restored(
     assert stored[1].stats["tg_tps"] > 0 and stored[1].sampling["seed"] == 5
     assert window.sidebar.current_id() == conv_id
     assert "capital of France" in window.conversations.get_conversation(conv_id).title
-    assert "/" in window.context_label.text() and "tokens" in window.context_label.text()
+    assert "/" in window.status_line.context_label.text() and "tokens" in window.status_line.context_label.text()
     window.close()
 
     again = MainWindow(app_paths)

@@ -41,7 +41,7 @@ def test_gpu_layers_disabled_with_reason_on_cpu_build(window: MainWindow) -> Non
 def test_chat_streams_tokens_and_reports_speed_and_memory(qtbot: QtBot, window: MainWindow, smollm2_path: Path) -> None:
     window.sampling_panel.set_params(SamplingParams(temperature=0.2, max_tokens=40, seed=3), LoadParams(n_ctx=1024))
     load(qtbot, window, smollm2_path)
-    assert "Chat" in window.mode_label.text()
+    assert "Chat" in window.status_line.mode_label.text()
     seen_lengths: list[int] = []
     window.chat.dataChanged.connect(lambda *_: seen_lengths.append(len(window.chat.messages[-1].text)))
     qtbot.keyClicks(window.input, "Tell me about the sea.")
@@ -56,9 +56,9 @@ def test_chat_streams_tokens_and_reports_speed_and_memory(qtbot: QtBot, window: 
     reply = window.chat.messages[-1]
     assert reply.role == "assistant" and reply.text and reply.status == "done"
     assert window.input.toPlainText() == ""
-    assert "tokens/s" in window.speed_label.text() and "–" not in window.speed_label.text()
-    assert "ms" in window.ttft_label.text()
-    assert "MiB" in window.memory_label.text() and "peak" in window.memory_label.text()
+    assert "tokens/s" in window.status_line.speed_label.text() and "–" not in window.status_line.speed_label.text()
+    assert "ms" in window.status_line.ttft_label.text()
+    assert "MiB" in window.status_line.memory_label.text() and "peak" in window.status_line.memory_label.text()
 
 
 def test_shift_enter_adds_a_line(qtbot: QtBot, window: MainWindow) -> None:

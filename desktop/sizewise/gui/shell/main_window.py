@@ -60,6 +60,7 @@ from sizewise.gui.hub.library_view import LibraryView
 from sizewise.gui.shell.about_dialog import AboutDialog
 from sizewise.gui.shell.lazy import LazyPage
 from sizewise.gui.shell.model_loader import ModelLoader
+from sizewise.gui.shell.status_line import StatusLine
 from sizewise.gui.widgets.banner import Banner
 from sizewise.gui.widgets.presets_widget import PresetsWidget
 from sizewise.gui.widgets.sampling_panel import SamplingPanel
@@ -67,8 +68,6 @@ from sizewise.gui.widgets.sampling_panel import SamplingPanel
 if TYPE_CHECKING:  # built on first sight (gui/shell/lazy.py): pyqtgraph stays out of start-up
     from sizewise.gui.compare.compare_view import CompareView
     from sizewise.gui.metrics.metrics_view import MetricsView
-
-MiB = 1 << 20
 
 
 class MainWindow(QMainWindow):
@@ -142,7 +141,7 @@ class MainWindow(QMainWindow):
             QShortcut(QKeySequence(f"Ctrl+{i + 1}"), self, lambda i=i: self._show_tab(i))
         self._build_pages()
         self._build_docks()
-        self._build_status_bar()
+        self.status_line = StatusLine(self.statusBar(), self)
         self._build_menus()
 
     def _build_model_bar(self) -> QHBoxLayout:
@@ -249,21 +248,6 @@ class MainWindow(QMainWindow):
         dock.setFeatures(features)
         return dock
 
-    def _build_status_bar(self) -> None:
-        """Chat or completion mode, context used, and the last reply's speed, first token and memory."""
-        self.mode_label = QLabel("")
-        self.speed_label = QLabel("Speed: –")
-        self.speed_label.setToolTip("Generation speed of the last reply (llama.cpp's own counters)")
-        self.ttft_label = QLabel("First token: –")
-        self.ttft_label.setToolTip("Time from sending to the first token of the last reply")
-        self.memory_label = QLabel("Engine memory: –")
-        self.memory_label.setToolTip("Resident memory of the engine process (current / peak)")
-        self.context_label = QLabel("Context: –")
-        self.context_label.setToolTip("Tokens the conversation takes of the model's context window")
-        sb = self.statusBar()
-        for w in (self.mode_label, self.context_label, self.speed_label, self.ttft_label, self.memory_label):
-            sb.addPermanentWidget(w)
-
     def _build_menus(self) -> None:
         """File, Chat, Conversations, View and Help; the actions with shortcuts are kept for wiring."""
         self._build_file_menu(self.menuBar().addMenu("&File"))
@@ -326,8 +310,9 @@ class MainWindow(QMainWindow):
         lo.message.connect(self.banner.show_message)
         lo.messageCleared.connect(self.banner.clear_message)
         lo.settingsChanged.connect(self.save_settings)
-        lo.modelLoaded.connect(self._on_model_loaded)
-        lo.modelUnloaded.connect(lambda: self.memory_label.setText("Engine memory: –"))
+        lo.modelLoaded.connect(self.status_line.show_loaded)
+        lo.modelLoaded.connect(lambda _: self.input.setFocus())
+        lo.modelUnloaded.connect(self.status_line.show_unloaded)
         lo.predictionChanged.connect(self._on_prediction)
         lo.libraryChanged.connect(self._refresh_library_view)
         self.open_button.clicked.connect(lo.choose_file)
@@ -355,13 +340,13 @@ class MainWindow(QMainWindow):
         e.ready.connect(self._on_ready)
         c = self.controller
         c.busyChanged.connect(self._on_busy)
-        c.replyFinished.connect(self._on_reply_finished)
-        c.contextChanged.connect(self._on_context)
+        c.replyFinished.connect(self.status_line.show_reply)
+        c.contextChanged.connect(self.status_line.show_context)
         c.message.connect(self.banner.show_message)
         c.conversationChanged.connect(a.conversation_changed)
         self.conversation_files.message.connect(self.banner.show_message)
         self.conversation_files.imported.connect(self.sidebar.refresh)
-        e.stats.connect(self._on_stats)
+        e.stats.connect(self.status_line.show_memory)
 
     def _restore(self) -> None:
         s = self.settings
@@ -394,7 +379,7 @@ class MainWindow(QMainWindow):
         self.stop_button.setEnabled(state == "generating")
         self.stop_action.setEnabled(state == "generating")
         if state == "empty":
-            self.mode_label.setText("")
+            self.status_line.clear_mode()
 
     # -- model choice and loading -----------------------------------------------------------------
     @Slot()
@@ -422,16 +407,6 @@ class MainWindow(QMainWindow):
                 "See the README for CUDA, Vulkan and Metal builds.",
             )
 
-    @Slot(dict)
-    def _on_model_loaded(self, msg: dict[str, Any]) -> None:
-        chat = msg.get("chat_mode") == "chat"
-        self.mode_label.setText(
-            "Chat (model's template)" if chat else "Completion mode — this model has no chat template"
-        )
-        self.mode_label.setToolTip("" if chat else "A base model continues your text instead of answering it.")
-        self.memory_label.setText(f"Engine memory: {int(msg['rss_bytes']) / MiB:.0f} MiB")
-        self.input.setFocus()
-
     @Slot(object)
     def _on_prediction(self, prediction: MemoryPrediction) -> None:
         if self.metrics_view is not None:
@@ -449,24 +424,6 @@ class MainWindow(QMainWindow):
     @Slot(bool)
     def _on_busy(self, busy: bool) -> None:
         self.loader.set_generating(busy)
-
-    @Slot(dict)
-    def _on_reply_finished(self, stats: dict[str, Any]) -> None:
-        self.speed_label.setText(f"Speed: {float(stats['tg_tps']):.1f} tokens/s")
-        self.ttft_label.setText(f"First token: {float(stats['ttft_ms']):.0f} ms")
-        self._show_memory(int(stats["rss_bytes"]), int(stats["peak_rss_bytes"]))
-
-    @Slot(str, float)
-    def _on_context(self, text: str, fraction: float) -> None:
-        self.context_label.setText(f"Context: {text}" if text else "Context: –")
-        self.context_label.setStyleSheet("color: #b36b00;" if fraction > 0.8 else "")
-
-    @Slot(dict)
-    def _on_stats(self, msg: dict[str, Any]) -> None:
-        self._show_memory(int(msg["rss_bytes"]), int(msg["peak_rss_bytes"]))
-
-    def _show_memory(self, rss: int, peak: int) -> None:
-        self.memory_label.setText(f"Engine memory: {rss / MiB:.0f} MiB (peak {peak / MiB:.0f} MiB)")
 
     @Slot(int)
     def _update_ctx_warning(self, n_ctx: int) -> None:
