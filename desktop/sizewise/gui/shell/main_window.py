@@ -1,7 +1,9 @@
 """The main window: pick a model, load it in an engine process, chat, and see speed and memory.
 
-The window owns layout and wiring only; the conversation lives in ChatModel, llama.cpp in an
-engine process behind EngineAdapter, and every file read happens in the background.
+The window owns layout, wiring and page switching only. The work lives in what it wires together:
+loading a model in ModelLoader, chat turns in ChatActions and ChatController, conversation files in
+ConversationFiles, the status bar's figures in StatusLine; the conversation lives in ChatModel,
+llama.cpp in an engine process behind EngineAdapter, and every file read happens in the background.
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ from sizewise.core.hub.library import Library, download_state_file, verified_sto
 from sizewise.core.hub.remote_fit import merged_header
 from sizewise.core.hub.remote_header import read_remote_header
 from sizewise.core.hub.resolve import context_warning
-from sizewise.core.hub.starter import find_starter
 from sizewise.core.paths import AppPaths
 from sizewise.core.settings import Settings, SettingsStore
 from sizewise.gui.adapters.background import run_in_background
@@ -71,6 +72,8 @@ if TYPE_CHECKING:  # built on first sight (gui/shell/lazy.py): pyqtgraph stays o
 
 
 class MainWindow(QMainWindow):
+    """Builds the window's parts, connects them to the controllers, switches pages, keeps settings."""
+
     def __init__(self, paths: AppPaths, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.paths = paths
@@ -113,9 +116,7 @@ class MainWindow(QMainWindow):
         )
         self._wire()
         self._restore()
-        starter = find_starter([paths.data_dir / "models"])
-        if starter is not None:
-            self._remember_starter(str(starter.path))
+        self.loader.remember_starter()
         self.engine.start()  # warm the engine now: the first load is faster and GPU support is known
         self._show_state(self.loader.state)
 
@@ -317,7 +318,7 @@ class MainWindow(QMainWindow):
         lo.libraryChanged.connect(self._refresh_library_view)
         self.open_button.clicked.connect(lo.choose_file)
         self.open_action.triggered.connect(lo.choose_file)
-        self.load_button.clicked.connect(self._toggle_load)
+        self.load_button.clicked.connect(lambda: lo.toggle_load(self.model_combo.currentData()))
         a = self.chat_actions
         a.message.connect(self.banner.show_message)
         a.messageCleared.connect(self.banner.clear_message)
@@ -339,7 +340,7 @@ class MainWindow(QMainWindow):
         e = self.engine
         e.ready.connect(self._on_ready)
         c = self.controller
-        c.busyChanged.connect(self._on_busy)
+        c.busyChanged.connect(self.loader.set_generating)
         c.replyFinished.connect(self.status_line.show_reply)
         c.contextChanged.connect(self.status_line.show_context)
         c.message.connect(self.banner.show_message)
@@ -381,19 +382,7 @@ class MainWindow(QMainWindow):
         if state == "empty":
             self.status_line.clear_mode()
 
-    # -- model choice and loading -----------------------------------------------------------------
-    @Slot()
-    def _toggle_load(self) -> None:
-        self.loader.toggle_load(self.model_combo.currentData())
-
-    def _remember_starter(self, path: str) -> None:
-        def job() -> None:
-            library = self.library
-            if library.find(path) is None:
-                library.import_file(path)
-
-        run_in_background(job, lambda _: self._refresh_library_view(), lambda exc: self._refresh_library_view())
-
+    # -- engine and model -------------------------------------------------------------------------
     @Slot(dict)
     def _on_ready(self, info: dict[str, Any]) -> None:
         self.hardware_view.set_engine_ready(info)
@@ -420,10 +409,6 @@ class MainWindow(QMainWindow):
             self.sampling_panel.system_text(),
         )
         self.sidebar.set_new_conversation_defaults(preset.name, self.sampling_panel.system_text())
-
-    @Slot(bool)
-    def _on_busy(self, busy: bool) -> None:
-        self.loader.set_generating(busy)
 
     @Slot(int)
     def _update_ctx_warning(self, n_ctx: int) -> None:

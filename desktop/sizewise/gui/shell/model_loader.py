@@ -100,6 +100,7 @@ class ModelLoader(QObject):
         self.state = state
         self.stateChanged.emit(state)
 
+    @Slot(bool)
     def set_generating(self, busy: bool) -> None:
         """A reply (or writing help) started or ended: no loading or unloading while one runs."""
         if busy:
@@ -278,6 +279,20 @@ class ModelLoader(QObject):
             lambda _: None,
             lambda exc: self.message.emit(f"The measurement could not be saved: {exc}", "warning"),
         )
+
+    def remember_starter(self) -> None:
+        """The starter model, where there is one, is listed in the library from the first start."""
+        starter = find_starter([self.paths.data_dir / "models"])
+        if starter is None:
+            return
+        path = str(starter.path)
+
+        def job() -> None:
+            library = self._library()
+            if library.find(path) is None:
+                library.import_file(path)
+
+        run_in_background(job, lambda _: self.libraryChanged.emit(), lambda exc: self.libraryChanged.emit())
 
     def _remember_in_library(self, path: str) -> None:
         """A model that was loaded is one of "every local model": list it, with when it was last used."""
