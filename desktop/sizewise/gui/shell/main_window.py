@@ -1,25 +1,23 @@
 """The main window: pick a model, load it in an engine process, chat, and see speed and memory.
 
-The window owns layout and wiring only; the conversation lives in ChatModel, llama.cpp in an
-engine process behind EngineAdapter, and every file read happens in the background.
+The window owns layout, wiring and page switching only. The work lives in what it wires together:
+loading a model in ModelLoader, chat turns in ChatActions and ChatController, conversation files in
+ConversationFiles, the status bar's figures in StatusLine; the conversation lives in ChatModel,
+llama.cpp in an engine process behind EngineAdapter, and every file read happens in the background.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, QPoint, Qt, Slot
+from PySide6.QtCore import QByteArray, Qt, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QApplication,
     QComboBox,
     QDockWidget,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMainWindow,
@@ -34,30 +32,25 @@ from PySide6.QtWidgets import (
 )
 
 from sizewise import APP_NAME
-from sizewise.core.atomic import write_text_atomic
 from sizewise.core.chat.presets import Preset, PresetLibrary
 from sizewise.core.chat.store import ConversationStore
-from sizewise.core.errors import UserError
-from sizewise.core.fit.hardware import HardwareReport, machine_budget
-from sizewise.core.fit.llama_log import MeasuredBuffers
-from sizewise.core.fit.measurements import MeasurementStore, make_record
-from sizewise.core.fit.memory_model import Backend, MemoryPrediction, predict
-from sizewise.core.fit.verdict import Budget
+from sizewise.core.fit.memory_model import MemoryPrediction
 from sizewise.core.gguf.header import GGUFHeader, ModelInfo, model_info
 from sizewise.core.hub.browse import ModelFile
 from sizewise.core.hub.download_queue import DownloadQueue
 from sizewise.core.hub.library import Library, download_state_file, verified_store_for
 from sizewise.core.hub.remote_fit import merged_header
 from sizewise.core.hub.remote_header import read_remote_header
-from sizewise.core.hub.resolve import context_warning, inspect_model
-from sizewise.core.hub.starter import STARTER_NAME, find_starter
+from sizewise.core.hub.resolve import context_warning
 from sizewise.core.paths import AppPaths
 from sizewise.core.settings import Settings, SettingsStore
 from sizewise.gui.adapters.background import run_in_background
 from sizewise.gui.adapters.engine_adapter import EngineAdapter
+from sizewise.gui.chat.chat_actions import ChatActions
 from sizewise.gui.chat.chat_controller import ChatController
 from sizewise.gui.chat.chat_model import ChatModel
 from sizewise.gui.chat.chat_view import ChatView
+from sizewise.gui.chat.conversation_files import ConversationFiles
 from sizewise.gui.chat.conversation_sidebar import ConversationSidebar
 from sizewise.gui.chat.input_box import InputBox
 from sizewise.gui.chat.writing_view import WritingView
@@ -67,6 +60,9 @@ from sizewise.gui.hub.discover_view import DiscoverView
 from sizewise.gui.hub.library_view import LibraryView
 from sizewise.gui.shell.about_dialog import AboutDialog
 from sizewise.gui.shell.lazy import LazyPage
+from sizewise.gui.shell.model_loader import ModelLoader
+from sizewise.gui.shell.status_line import StatusLine
+from sizewise.gui.widgets.banner import Banner
 from sizewise.gui.widgets.presets_widget import PresetsWidget
 from sizewise.gui.widgets.sampling_panel import SamplingPanel
 
@@ -74,33 +70,10 @@ if TYPE_CHECKING:  # built on first sight (gui/shell/lazy.py): pyqtgraph stays o
     from sizewise.gui.compare.compare_view import CompareView
     from sizewise.gui.metrics.metrics_view import MetricsView
 
-MiB = 1 << 20
-
-
-class Banner(QLabel):
-    """A one-sentence message above the chat: errors in red, warnings in amber, never a modal box."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWordWrap(True)
-        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.setAccessibleName("Message banner")
-        self.hide()
-
-    def show_message(self, text: str, level: str = "error") -> None:
-        colours = {"error": ("#fdecea", "#8a1c1c"), "warning": ("#fff4e0", "#7a4b00"), "info": ("#e8f1fb", "#1d4f91")}
-        bg, fg = colours[level]
-        self.setStyleSheet(f"background:{bg}; color:{fg}; padding:6px; border-radius:4px;")
-        self.setText(text)
-        self.setProperty("level", level)
-        self.show()
-
-    def clear_message(self) -> None:
-        self.setText("")
-        self.hide()
-
 
 class MainWindow(QMainWindow):
+    """Builds the window's parts, connects them to the controllers, switches pages, keeps settings."""
+
     def __init__(self, paths: AppPaths, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.paths = paths
@@ -111,32 +84,69 @@ class MainWindow(QMainWindow):
         self.conversations = ConversationStore.open(paths.database_file)
         self.presets = PresetLibrary(paths.config_dir)
         self.controller = ChatController(self.conversations, self.engine, self.chat, self)
-        self._editing_row: int | None = None
-        self._prediction: MemoryPrediction | None = None
+        self.conversation_files = ConversationFiles(self.conversations, self.controller, self)
+        self.downloads = DownloadQueue(state_file=download_state_file(paths), verified_store=verified_store_for(paths))
+        self.downloads.restore()
+        self._library: Library | None = None
+        self._library_lock = threading.Lock()
         self.metrics_view: MetricsView | None = None
         self.compare_view: CompareView | None = None
-        self.model_info: ModelInfo | None = None
-        self.model_header: GGUFHeader | None = None
-        self.budget: Budget | None = None
-        self.backend: Backend | None = None
-        self.measurements = MeasurementStore(paths)
-        self.pending_load: str | None = None
-        self.state = "empty"  # empty | checking | loading | ready | generating
+        self.library_view: LibraryView | None = None
+        self.discover_view: DiscoverView | None = None
         self.setWindowTitle(APP_NAME)
         self._build()
+        self.loader = ModelLoader(
+            self.engine,
+            self.settings,
+            paths,
+            self.fit_view,
+            load_params=lambda: self.sampling_panel.load_params(self.settings.load),
+            library=lambda: self.library,
+            parent=self,
+        )
+        self.chat_actions = ChatActions(
+            self.controller,
+            input_box=self.input,
+            chat_view=self.chat_view,
+            sampling_panel=self.sampling_panel,
+            presets=self.presets_widget,
+            sidebar=self.sidebar,
+            state=lambda: self.loader.state,
+            parent=self,
+        )
         self._wire()
         self._restore()
-        starter = find_starter([paths.data_dir / "models"])
-        if starter is not None:
-            self._remember_starter(str(starter.path))
+        self.loader.remember_starter()
         self.engine.start()  # warm the engine now: the first load is faster and GPU support is known
-        self._set_state("empty")
+        self._show_state(self.loader.state)
 
     # -- construction -----------------------------------------------------------------------------
     def _build(self) -> None:
+        """The window's parts, top to bottom: model bar, summary and banner, pages, docks, status bar, menus."""
         central = QWidget()
         layout = QVBoxLayout(central)
+        layout.addLayout(self._build_model_bar())
+        self.model_summary = QLabel("No model loaded.")
+        self.model_summary.setAccessibleName("Model summary")
+        self.model_summary.setWordWrap(True)
+        layout.addWidget(self.model_summary)
+        self.banner = Banner()
+        layout.addWidget(self.banner)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self._build_chat_page(), "Chat")
+        self.tabs.setTabToolTip(0, "Chat with the loaded model (Ctrl+1)")
+        layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        for i in range(9):
+            QShortcut(QKeySequence(f"Ctrl+{i + 1}"), self, lambda i=i: self._show_tab(i))
+        self._build_pages()
+        self._build_docks()
+        self.status_line = StatusLine(self.statusBar(), self)
+        self._build_menus()
 
+    def _build_model_bar(self) -> QHBoxLayout:
+        """Which model (starter and recent files), Open GGUF…, Load/Unload, and a busy indicator."""
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Model"))
         self.model_combo = QComboBox()
@@ -156,18 +166,14 @@ class MainWindow(QMainWindow):
         self.busy.setTextVisible(False)
         self.busy.hide()
         bar.addWidget(self.busy)
-        layout.addLayout(bar)
+        return bar
 
-        self.model_summary = QLabel("No model loaded.")
-        self.model_summary.setAccessibleName("Model summary")
-        self.model_summary.setWordWrap(True)
-        layout.addWidget(self.model_summary)
-        self.banner = Banner()
-        layout.addWidget(self.banner)
-
+    def _build_chat_page(self) -> QSplitter:
+        """The first page: the conversation above, the message box with Send and Stop below."""
         splitter = QSplitter(Qt.Orientation.Vertical)
         self.chat_view = ChatView()
         self.chat_view.setModel(self.chat)
+        self.chat_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         splitter.addWidget(self.chat_view)
         bottom = QWidget()
         bl = QHBoxLayout(bottom)
@@ -188,28 +194,16 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(1, 0)
         splitter.setSizes([600, 90])
         self.input.setMinimumHeight(60)
-        self.tabs = QTabWidget()
-        self.tabs.setDocumentMode(True)
-        self.tabs.addTab(splitter, "Chat")
-        self.tabs.setTabToolTip(0, "Chat with the loaded model (Ctrl+1)")
-        layout.addWidget(self.tabs, 1)
-        self.setCentralWidget(central)
-        for i in range(9):
-            QShortcut(QKeySequence(f"Ctrl+{i + 1}"), self, lambda i=i: self._show_tab(i))
+        return splitter
+
+    def _build_pages(self) -> None:
+        """The pages after Chat, in tab order; Discover, Library and Compare are built on first sight."""
         self.fit_view = FitView()
         self.add_view("Fit", self.fit_view, "Predicted memory for the chosen model against this machine")
         self.hardware_view = HardwareView()
         self.add_view("Hardware", self.hardware_view, "What Sizewise detected on this machine, and how")
         self.writing_view = WritingView(self.engine)
         self.add_view("Writing", self.writing_view, "Writing help: rewrite, shorten, fix, summarize, translate")
-        self.downloads = DownloadQueue(
-            state_file=download_state_file(self.paths), verified_store=verified_store_for(self.paths)
-        )
-        self.downloads.restore()
-        self._library: Library | None = None
-        self._library_lock = threading.Lock()
-        self.library_view: LibraryView | None = None
-        self.discover_view: DiscoverView | None = None
         # Built on first sight: the Hub client's import (~0.25 s) stays out of start-up.
         self.discover_page = LazyPage(self._make_discover_view)
         self.library_page = LazyPage(self._make_library_view)
@@ -218,38 +212,20 @@ class MainWindow(QMainWindow):
         self.compare_page = LazyPage(self._make_compare_view)
         self.add_view("Compare", self.compare_page, "Models, quants or settings side by side, measured here")
 
+    def _build_docks(self) -> None:
+        """Conversations (left), sampling (right) and live metrics (bottom, hidden until asked for)."""
         self.sidebar = ConversationSidebar(self.conversations)
-        side = QDockWidget("Conversations", self)
-        side.setObjectName("conversations-dock")
-        side.setWidget(self.sidebar)
-        side.setFeatures(
-            QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetClosable
-        )
+        side = self._dock("Conversations", "conversations-dock", self.sidebar, floatable=False)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, side)
-
         self.sampling_panel = SamplingPanel()
         self.presets_widget = PresetsWidget(self.presets)
         self.sampling_panel.add_header_widget(self.presets_widget)
         scroll = QScrollArea()
         scroll.setWidget(self.sampling_panel)
         scroll.setWidgetResizable(True)
-        dock = QDockWidget("Sampling", self)
-        dock.setObjectName("sampling-dock")
-        dock.setWidget(scroll)
-        dock.setFeatures(
-            QDockWidget.DockWidgetFeature.DockWidgetMovable
-            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-            | QDockWidget.DockWidgetFeature.DockWidgetClosable
-        )
+        dock = self._dock("Sampling", "sampling-dock", scroll)
         self.metrics_page = LazyPage(self._make_metrics_view)
-        metrics = QDockWidget("Live metrics", self)
-        metrics.setObjectName("metrics-dock")
-        metrics.setWidget(self.metrics_page)
-        metrics.setFeatures(
-            QDockWidget.DockWidgetFeature.DockWidgetMovable
-            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-            | QDockWidget.DockWidgetFeature.DockWidgetClosable
-        )
+        metrics = self._dock("Live metrics", "metrics-dock", self.metrics_page)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, metrics)
         metrics.hide()  # charts on request (View menu); the status bar always shows the last figures
         self.docks = [side, dock, metrics]
@@ -263,60 +239,30 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._fit_docks_to_page)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
 
-        self.mode_label = QLabel("")
-        self.speed_label = QLabel("Speed: –")
-        self.speed_label.setToolTip("Generation speed of the last reply (llama.cpp's own counters)")
-        self.ttft_label = QLabel("First token: –")
-        self.ttft_label.setToolTip("Time from sending to the first token of the last reply")
-        self.memory_label = QLabel("Engine memory: –")
-        self.memory_label.setToolTip("Resident memory of the engine process (current / peak)")
-        self.context_label = QLabel("Context: –")
-        self.context_label.setToolTip("Tokens the conversation takes of the model's context window")
-        sb = self.statusBar()
-        for w in (self.mode_label, self.context_label, self.speed_label, self.ttft_label, self.memory_label):
-            sb.addPermanentWidget(w)
+    def _dock(self, title: str, name: str, widget: QWidget, *, floatable: bool = True) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        features = QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        if floatable:
+            features |= QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        dock.setFeatures(features)
+        return dock
 
-        menu = self.menuBar().addMenu("&File")
-        self.open_action = QAction("&Open GGUF…", self)
-        self.open_action.setShortcut(QKeySequence.StandardKey.Open)
-        menu.addAction(self.open_action)
-        menu.addSeparator()
-        menu.addAction("Export conversation as &Markdown…", lambda: self.export_conversation("md"))
-        menu.addAction("Export conversation as &JSON…", lambda: self.export_conversation("json"))
-        menu.addAction("Export &all conversations…", self.export_all)
-        menu.addAction("&Import conversations…", self.import_conversations)
-        menu.addSeparator()
-        quit_action = QAction("&Quit", self)
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
-        menu.addAction(quit_action)
-        chat_menu = self.menuBar().addMenu("&Chat")
-        self.send_action = QAction("S&end message", self)
-        self.send_action.setShortcut(QKeySequence("Ctrl+Return"))
-        self.send_action.setToolTip("Send the message (Enter in the message box, or Ctrl+Return)")
-        self.send_action.triggered.connect(self.send)
-        chat_menu.addAction(self.send_action)
-        self.stop_action = QAction("&Stop reply", self)
-        self.stop_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
-        self.stop_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        chat_menu.addAction(self.stop_action)
-        self.regenerate_action = QAction("&Regenerate reply", self)
-        self.regenerate_action.setShortcut(QKeySequence("Ctrl+R"))
-        self.regenerate_action.triggered.connect(self.regenerate)
-        self.continue_action = QAction("C&ontinue reply", self)
-        self.continue_action.setShortcut(QKeySequence("Ctrl+Shift+Return"))
-        self.continue_action.triggered.connect(self.continue_reply)
-        chat_menu.addActions([self.regenerate_action, self.continue_action])
+    def _build_menus(self) -> None:
+        """File, Chat, Conversations, View and Help; the actions with shortcuts are kept for wiring."""
+        self._build_file_menu(self.menuBar().addMenu("&File"))
+        self._build_chat_menu(self.menuBar().addMenu("&Chat"))
         conv_menu = self.menuBar().addMenu("C&onversations")
-        sb_ = self.sidebar
+        sb = self.sidebar
         for action in (
-            sb_.new_action,
-            sb_.search_action,
-            sb_.next_action,
-            sb_.previous_action,
-            sb_.rename_action,
-            sb_.delete_action,
-            sb_.undo_action,
+            sb.new_action,
+            sb.search_action,
+            sb.next_action,
+            sb.previous_action,
+            sb.rename_action,
+            sb.delete_action,
+            sb.undo_action,
         ):
             conv_menu.addAction(action)
         view_menu = self.menuBar().addMenu("&View")
@@ -324,43 +270,89 @@ class MainWindow(QMainWindow):
             view_menu.addAction(d.toggleViewAction())
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction("&About Sizewise", self.show_about)
-        self.chat_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.chat_view.customContextMenuRequested.connect(self._chat_menu)
+
+    def _build_file_menu(self, menu: QMenu) -> None:
+        self.open_action = QAction("&Open GGUF…", self)
+        self.open_action.setShortcut(QKeySequence.StandardKey.Open)
+        menu.addAction(self.open_action)
+        menu.addSeparator()
+        files = self.conversation_files
+        menu.addAction("Export conversation as &Markdown…", lambda: files.export_conversation("md"))
+        menu.addAction("Export conversation as &JSON…", lambda: files.export_conversation("json"))
+        menu.addAction("Export &all conversations…", lambda: files.export_all())
+        menu.addAction("&Import conversations…", lambda: files.import_conversations())
+        menu.addSeparator()
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        menu.addAction(quit_action)
+
+    def _build_chat_menu(self, menu: QMenu) -> None:
+        self.send_action = QAction("S&end message", self)
+        self.send_action.setShortcut(QKeySequence("Ctrl+Return"))
+        self.send_action.setToolTip("Send the message (Enter in the message box, or Ctrl+Return)")
+        menu.addAction(self.send_action)
+        self.stop_action = QAction("&Stop reply", self)
+        self.stop_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        self.stop_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        menu.addAction(self.stop_action)
+        self.regenerate_action = QAction("&Regenerate reply", self)
+        self.regenerate_action.setShortcut(QKeySequence("Ctrl+R"))
+        self.continue_action = QAction("C&ontinue reply", self)
+        self.continue_action.setShortcut(QKeySequence("Ctrl+Shift+Return"))
+        menu.addActions([self.regenerate_action, self.continue_action])
 
     def _wire(self) -> None:
-        self.open_button.clicked.connect(self.choose_model_file)
-        self.open_action.triggered.connect(self.choose_model_file)
-        self.load_button.clicked.connect(self.toggle_load)
-        self.send_button.clicked.connect(self.send)
-        self.input.submitted.connect(self.send)
-        self.stop_button.clicked.connect(self.stop)
-        self.stop_action.triggered.connect(self.stop)
+        lo = self.loader
+        self.model_combo.setModel(lo.choices)
+        lo.choiceSelected.connect(self.model_combo.setCurrentIndex)
+        lo.stateChanged.connect(self._show_state)
+        lo.summaryChanged.connect(self.model_summary.setText)
+        lo.message.connect(self.banner.show_message)
+        lo.messageCleared.connect(self.banner.clear_message)
+        lo.settingsChanged.connect(self.save_settings)
+        lo.modelLoaded.connect(self.status_line.show_loaded)
+        lo.modelLoaded.connect(lambda _: self.input.setFocus())
+        lo.modelUnloaded.connect(self.status_line.show_unloaded)
+        lo.predictionChanged.connect(self._on_prediction)
+        lo.libraryChanged.connect(self._refresh_library_view)
+        self.open_button.clicked.connect(lo.choose_file)
+        self.open_action.triggered.connect(lo.choose_file)
+        self.load_button.clicked.connect(lambda: lo.toggle_load(self.model_combo.currentData()))
+        a = self.chat_actions
+        a.message.connect(self.banner.show_message)
+        a.messageCleared.connect(self.banner.clear_message)
+        self.send_button.clicked.connect(a.send)
+        self.input.submitted.connect(a.send)
+        self.send_action.triggered.connect(a.send)
+        self.stop_button.clicked.connect(a.stop)
+        self.stop_action.triggered.connect(a.stop)
+        self.regenerate_action.triggered.connect(a.regenerate)
+        self.continue_action.triggered.connect(a.continue_reply)
+        self.chat_view.customContextMenuRequested.connect(a.show_menu)
         self.sidebar.conversationSelected.connect(self.controller.open_conversation)
-        self.sidebar.conversationDeleted.connect(self._on_conversation_deleted)
+        self.sidebar.conversationDeleted.connect(a.conversation_deleted)
         self.sidebar.storeFailed.connect(lambda text: self.banner.show_message(text))
         self.presets_widget.presetChosen.connect(self._apply_preset)
         self.sampling_panel.changed.connect(lambda: self.presets_widget.show_sampling(self.sampling_panel.sampling()))
         self.sampling_panel.n_ctx.valueChanged.connect(self._update_ctx_warning)
-        self.hardware_view.reportChanged.connect(self._on_hardware)
+        self.hardware_view.reportChanged.connect(self.loader.set_hardware)
         e = self.engine
         e.ready.connect(self._on_ready)
-        e.loaded.connect(self._on_loaded)
-        e.loadFailed.connect(self._on_load_failed)
-        e.unloaded.connect(self._on_unloaded)
         c = self.controller
-        c.busyChanged.connect(self._on_busy)
-        c.replyFinished.connect(self._on_reply_finished)
-        c.contextChanged.connect(self._on_context)
+        c.busyChanged.connect(self.loader.set_generating)
+        c.replyFinished.connect(self.status_line.show_reply)
+        c.contextChanged.connect(self.status_line.show_context)
         c.message.connect(self.banner.show_message)
-        c.conversationChanged.connect(self._on_conversation_changed)
-        e.stopForced.connect(self._on_stop_forced)
-        e.engineStopped.connect(self._on_engine_stopped)
-        e.stats.connect(self._on_stats)
+        c.conversationChanged.connect(a.conversation_changed)
+        self.conversation_files.message.connect(self.banner.show_message)
+        self.conversation_files.imported.connect(self.sidebar.refresh)
+        e.stats.connect(self.status_line.show_memory)
 
     def _restore(self) -> None:
         s = self.settings
         self.sampling_panel.set_params(s.sampling, s.load, s.system_prompt)
-        self.refresh_model_list()
+        self.loader.refresh_choices()
         if s.window_geometry:
             self.restoreGeometry(QByteArray(base64.b64decode(s.window_geometry)))
         else:
@@ -375,28 +367,9 @@ class MainWindow(QMainWindow):
         problem = self.conversations.problem
         return problem.message if problem is not None else ""
 
-    def refresh_model_list(self) -> None:
-        self.model_combo.clear()
-        starter = find_starter([self.paths.data_dir / "models"])
-        if starter is not None:
-            self.model_combo.addItem(f"{STARTER_NAME} (starter)", str(starter.path))
-            self.model_combo.setItemData(0, f"{starter.path}\nfrom the {starter.source}", Qt.ItemDataRole.ToolTipRole)
-        for p in self.settings.recent_models:
-            if starter is not None and p == str(starter.path):
-                continue
-            missing = "" if Path(p).exists() else "  (missing)"
-            self.model_combo.addItem(Path(p).name + missing, p)
-            self.model_combo.setItemData(self.model_combo.count() - 1, p, Qt.ItemDataRole.ToolTipRole)
-        if self.settings.last_model:
-            i = self.model_combo.findData(self.settings.last_model)
-            if i >= 0:
-                self.model_combo.setCurrentIndex(i)
-        if self.model_combo.count() == 0:
-            self.model_combo.addItem("No models yet — use Open GGUF…", None)
-
     # -- state ------------------------------------------------------------------------------------
-    def _set_state(self, state: str) -> None:
-        self.state = state
+    @Slot(str)
+    def _show_state(self, state: str) -> None:
         busy = state in ("checking", "loading")
         self.busy.setVisible(busy)
         self.load_button.setEnabled(state in ("empty", "ready"))
@@ -407,117 +380,9 @@ class MainWindow(QMainWindow):
         self.stop_button.setEnabled(state == "generating")
         self.stop_action.setEnabled(state == "generating")
         if state == "empty":
-            self.mode_label.setText("")
+            self.status_line.clear_mode()
 
-    # -- model choice and loading -----------------------------------------------------------------
-    @Slot()
-    def choose_model_file(self) -> None:
-        start = str(Path(self.settings.last_model).parent) if self.settings.last_model else str(Path.home())
-        path, _ = QFileDialog.getOpenFileName(self, "Open a GGUF model", start, "GGUF models (*.gguf);;All files (*)")
-        if path:
-            self.open_model(path)
-
-    def open_model(self, path: str) -> None:
-        """Add a file to the list and load it (used by the Open dialog and by tests)."""
-        i = self.model_combo.findData(path)
-        if i < 0:
-            self.model_combo.addItem(Path(path).name, path)
-            i = self.model_combo.count() - 1
-        self.model_combo.setCurrentIndex(i)
-        self.load_selected()
-
-    @Slot()
-    def toggle_load(self) -> None:
-        if self.state == "ready":
-            self.engine.unload()
-            self._set_state("loading")
-        else:
-            self.load_selected()
-
-    def load_selected(self) -> None:
-        path = self.model_combo.currentData()
-        if not path:
-            self.banner.show_message("Choose a model first: use Open GGUF… to pick a .gguf file.")
-            return
-        self.banner.clear_message()
-        self._set_state("checking")
-        self.model_summary.setText(f"Checking {Path(path).name}…")
-        run_in_background(
-            lambda: inspect_model(Path(path)), lambda found: self._checked(path, *found), self._check_failed
-        )
-
-    def _checked(self, path: str, header: GGUFHeader, info: ModelInfo) -> None:
-        self.model_info = info
-        self.model_header = header
-        load = self.sampling_panel.load_params(self.settings.load)
-        warning = context_warning(info, load.n_ctx)
-        if warning:
-            self.banner.show_message(warning, "warning")
-        if self.budget is not None:
-            self.fit_view.set_model(header, info, self.budget, load, load.n_gpu_layers)
-        self._set_state("loading")
-        self.model_summary.setText(f"Loading {info.name} ({info.parameters_label}, {info.quantization})…")
-        if not self.engine.client.alive:
-            self.engine.start()
-        self.engine.load(path, load)
-
-    def _check_failed(self, exc: BaseException) -> None:
-        message = str(exc) if isinstance(exc, UserError) else f"The model could not be read: {exc}"
-        self.banner.show_message(message)
-        self.model_summary.setText("No model loaded.")
-        self._set_state("empty" if not self.engine.is_loaded else "ready")
-
-    @Slot(object)
-    def _on_hardware(self, report: HardwareReport) -> None:
-        self.budget = machine_budget(report)
-        self.backend = report.backend()
-        if self.model_header is not None and self.model_info is not None:
-            self.fit_view.set_model(self.model_header, self.model_info, self.budget, self.settings.load)
-        else:
-            self.fit_view.set_budget(self.budget)
-
-    def _remember_starter(self, path: str) -> None:
-        def job() -> None:
-            library = self.library
-            if library.find(path) is None:
-                library.import_file(path)
-
-        run_in_background(job, lambda _: self._refresh_library_view(), lambda exc: self._refresh_library_view())
-
-    def _remember_in_library(self, path: str) -> None:
-        """A model that was loaded is one of "every local model": list it, with when it was last used."""
-
-        def job() -> None:
-            library = self.library
-            if library.find(path) is None:
-                library.import_file(path)
-            library.mark_used(path)
-
-        run_in_background(
-            job,
-            lambda _: self._refresh_library_view(),
-            lambda exc: self.banner.show_message(f"The library could not record this model: {exc}", "warning"),
-        )
-
-    def _record_measurement(self, msg: dict[str, Any]) -> None:
-        """Measured (llama.cpp's log) beside predicted, shown in the Fit view and kept with the model."""
-        header, load = self.model_header, self.engine.load_params
-        if header is None or load is None:
-            return
-        measured = MeasuredBuffers.from_lines(msg.get("buffers", []))
-        self.fit_view.show_measured(measured)
-        prediction = predict(header, load, self.backend)
-        self._prediction = prediction
-        if self.metrics_view is not None:
-            self.metrics_view.set_prediction(prediction.ram_bytes, prediction.vram_bytes)
-        record = make_record(prediction, measured, load.to_dict(), {"rss_bytes": msg.get("rss_bytes")})
-        path = str(msg["path"])
-        run_in_background(
-            lambda: self.measurements.add(path, record),
-            lambda _: None,
-            lambda exc: self.banner.show_message(f"The measurement could not be saved: {exc}", "warning"),
-        )
-
+    # -- engine and model -------------------------------------------------------------------------
     @Slot(dict)
     def _on_ready(self, info: dict[str, Any]) -> None:
         self.hardware_view.set_engine_ready(info)
@@ -531,127 +396,12 @@ class MainWindow(QMainWindow):
                 "See the README for CUDA, Vulkan and Metal builds.",
             )
 
-    @Slot(dict)
-    def _on_loaded(self, msg: dict[str, Any]) -> None:
-        path = str(msg["path"])
-        info = self.model_info
-        self.settings.remember_model(path)
-        self.settings.load = self.sampling_panel.load_params(self.settings.load)
-        self.save_settings()
-        name = info.name if info else Path(path).name
-        mem = sum(int(b["bytes"]) for b in msg.get("buffers", []))
-        self.model_summary.setText(
-            f"<b>{name}</b> — {info.parameters_label if info else ''} {info.quantization if info else ''}, "
-            f"context {msg['n_ctx']} of {msg['n_ctx_train']} trained · loaded in {float(msg['load_s']):.1f} s · "
-            f"llama.cpp buffers {mem / MiB:.0f} MiB"
-        )
-        self._record_measurement(msg)
-        self._remember_in_library(path)
-        chat = msg.get("chat_mode") == "chat"
-        self.mode_label.setText(
-            "Chat (model's template)" if chat else "Completion mode — this model has no chat template"
-        )
-        self.mode_label.setToolTip("" if chat else "A base model continues your text instead of answering it.")
-        self.memory_label.setText(f"Engine memory: {int(msg['rss_bytes']) / MiB:.0f} MiB")
-        self._set_state("ready")
-        self.input.setFocus()
-
-    @Slot(str)
-    def _on_load_failed(self, message: str) -> None:
-        self.banner.show_message(message)
-        self.model_summary.setText("No model loaded.")
-        self._set_state("empty")
-
-    @Slot()
-    def _on_unloaded(self) -> None:
-        self.model_summary.setText("No model loaded.")
-        self.memory_label.setText("Engine memory: –")
-        self._set_state("empty")
+    @Slot(object)
+    def _on_prediction(self, prediction: MemoryPrediction) -> None:
+        if self.metrics_view is not None:
+            self.metrics_view.set_prediction(prediction.ram_bytes, prediction.vram_bytes)
 
     # -- chatting ---------------------------------------------------------------------------------
-    @Slot()
-    def send(self) -> None:
-        text = self.input.toPlainText().strip()
-        if self.state == "generating":
-            return
-        if not text:
-            self.banner.show_message("Type a message first.", "info")
-            return
-        if self.state != "ready":
-            self.banner.show_message("Load a model first: choose one above and press Load.", "info")
-            return
-        self.banner.clear_message()
-        preset = self.presets_widget.current_preset()
-        if self._editing_row is not None:
-            row, self._editing_row = self._editing_row, None
-            if self.controller.edit_and_resend(
-                row,
-                text,
-                self.sampling_panel.sampling(),
-                self.sampling_panel.system_text(),
-                str(self.engine.model_path or ""),
-            ):
-                self.input.clear()
-            return
-        if self.controller.send(
-            text,
-            self.sampling_panel.sampling(),
-            self.sampling_panel.system_text(),
-            str(self.engine.model_path or ""),
-            preset.name if preset else "",
-        ):
-            self.input.clear()
-
-    def regenerate(self) -> None:
-        if self.state == "ready":
-            self.controller.regenerate(
-                self.sampling_panel.sampling(), self.sampling_panel.system_text(), str(self.engine.model_path or "")
-            )
-
-    def continue_reply(self) -> None:
-        if self.state == "ready":
-            self.controller.continue_last(
-                self.sampling_panel.sampling(), self.sampling_panel.system_text(), str(self.engine.model_path or "")
-            )
-
-    def edit_message(self, row: int) -> None:
-        """Put a sent message back in the input box; sending it replaces it and everything after."""
-        if self.state != "ready" or not 0 <= row < len(self.chat.messages):
-            return
-        self._editing_row = row
-        self.input.setPlainText(self.chat.messages[row].text)
-        self.input.setFocus()
-        self.banner.show_message(
-            "Editing a sent message: Send replaces it and the replies after it; Esc cancels.", "info"
-        )
-
-    @Slot()
-    def stop(self) -> None:
-        if self.state == "generating":
-            self.controller.stop()
-        elif self._editing_row is not None:
-            self._editing_row = None
-            self.input.clear()
-            self.banner.clear_message()
-
-    @Slot(int)
-    def _on_conversation_changed(self, conversation_id: int) -> None:
-        if conversation_id >= 0 and self.sidebar.current_id() != conversation_id:
-            self.sidebar.refresh()
-            self.sidebar.select_conversation(conversation_id)
-        conv = self.conversations.get_conversation(conversation_id) if conversation_id >= 0 else None
-        # Each conversation has its own system prompt: show it, so the next send does not overwrite it
-        # with the previous conversation's. A fresh, empty conversation keeps what the user typed.
-        fresh = conv is not None and not conv.system_prompt and not self.chat.messages
-        if conv is not None and not fresh and conv.system_prompt != self.sampling_panel.system_text():
-            self.sampling_panel.system_prompt.setPlainText(conv.system_prompt)
-        self._editing_row = None
-
-    @Slot(int)
-    def _on_conversation_deleted(self, conversation_id: int) -> None:
-        if conversation_id == self.controller.conversation_id:
-            self.controller.open_conversation(-1)
-
     def _apply_preset(self, preset: Preset) -> None:
         self.sampling_panel.set_params(
             preset.apply(self.sampling_panel.sampling()),
@@ -660,66 +410,10 @@ class MainWindow(QMainWindow):
         )
         self.sidebar.set_new_conversation_defaults(preset.name, self.sampling_panel.system_text())
 
-    def _chat_menu(self, pos: QPoint) -> None:
-        index = self.chat_view.indexAt(pos)
-        if not index.isValid():
-            return
-        row = index.row()
-        msg = self.chat.messages[row]
-        menu = QMenu(self)
-        menu.addAction("Copy", lambda: QApplication.clipboard().setText(msg.text))
-        ready = self.state == "ready"
-        last = row == len(self.chat.messages) - 1
-        if msg.role == "user":
-            menu.addAction("Edit and resend", lambda: self.edit_message(row)).setEnabled(ready)
-        elif last:
-            menu.addAction("Regenerate", self.regenerate).setEnabled(ready)
-            menu.addAction("Continue", self.continue_reply).setEnabled(ready)
-        menu.popup(self.chat_view.viewport().mapToGlobal(pos))
-
-    @Slot(bool)
-    def _on_busy(self, busy: bool) -> None:
-        if busy:
-            self._set_state("generating")
-        elif self.state == "generating":
-            self._set_state("ready" if self.engine.is_loaded else "empty")
-
-    @Slot(dict)
-    def _on_reply_finished(self, stats: dict[str, Any]) -> None:
-        self.speed_label.setText(f"Speed: {float(stats['tg_tps']):.1f} tokens/s")
-        self.ttft_label.setText(f"First token: {float(stats['ttft_ms']):.0f} ms")
-        self._show_memory(int(stats["rss_bytes"]), int(stats["peak_rss_bytes"]))
-
-    @Slot(str, float)
-    def _on_context(self, text: str, fraction: float) -> None:
-        self.context_label.setText(f"Context: {text}" if text else "Context: –")
-        self.context_label.setStyleSheet("color: #b36b00;" if fraction > 0.8 else "")
-
-    @Slot(int)
-    def _on_stop_forced(self, gen_id: int) -> None:
-        self.banner.show_message(
-            "Stopped. The engine was restarted to interrupt prompt processing; the model is being loaded again.", "info"
-        )
-        self._set_state("loading")
-
-    @Slot(str)
-    def _on_engine_stopped(self, sentence: str) -> None:
-        self.banner.show_message(sentence + " Your conversation is kept; load the model again to continue.")
-        self.model_summary.setText("No model loaded.")
-        self.memory_label.setText("Engine memory: –")
-        self._set_state("empty")
-
-    @Slot(dict)
-    def _on_stats(self, msg: dict[str, Any]) -> None:
-        self._show_memory(int(msg["rss_bytes"]), int(msg["peak_rss_bytes"]))
-
-    def _show_memory(self, rss: int, peak: int) -> None:
-        self.memory_label.setText(f"Engine memory: {rss / MiB:.0f} MiB (peak {peak / MiB:.0f} MiB)")
-
     @Slot(int)
     def _update_ctx_warning(self, n_ctx: int) -> None:
-        if self.model_info is not None:
-            self.sampling_panel.set_context_warning(context_warning(self.model_info, n_ctx))
+        if self.loader.model_info is not None:
+            self.sampling_panel.set_context_warning(context_warning(self.loader.model_info, n_ctx))
 
     def show_hub_fit(self, repo_id: str, model: ModelFile) -> None:
         """The Fit view for a file on the Hub: its header is read remotely (Range requests), never downloaded."""
@@ -734,10 +428,11 @@ class MainWindow(QMainWindow):
 
         def done(found: tuple[GGUFHeader, ModelInfo]) -> None:
             header, info = found
-            if self.budget is None:
+            budget = self.loader.budget
+            if budget is None:
                 self.banner.show_message("The hardware is still being probed; try again in a moment.", "info")
                 return
-            self.fit_view.set_model(header, info, self.budget, self.sampling_panel.load_params(self.settings.load))
+            self.fit_view.set_model(header, info, budget, self.sampling_panel.load_params(self.settings.load))
             self.show_view(self.fit_view)
 
         discover.status.setText(f"Reading the header of {model.name} from the Hub…")
@@ -783,8 +478,8 @@ class MainWindow(QMainWindow):
         from sizewise.gui.metrics.metrics_view import MetricsView
 
         self.metrics_view = MetricsView(self.engine)
-        if self._prediction is not None:
-            self.metrics_view.set_prediction(self._prediction.ram_bytes, self._prediction.vram_bytes)
+        if self.loader.prediction is not None:
+            self.metrics_view.set_prediction(self.loader.prediction.ram_bytes, self.loader.prediction.vram_bytes)
         return self.metrics_view
 
     def show_view(self, widget: QWidget) -> None:
@@ -795,65 +490,8 @@ class MainWindow(QMainWindow):
 
     def _load_from_library(self, path: str) -> None:
         self.tabs.setCurrentIndex(0)
-        if self.state in ("empty", "ready"):
-            self.open_model(path)
-
-    # -- export and import ------------------------------------------------------------------------
-    def export_conversation(self, fmt: str, path: str | None = None) -> None:
-        conv_id = self.controller.conversation_id
-        conv = self.conversations.get_conversation(conv_id) if conv_id >= 0 else None
-        if conv is None:
-            self.banner.show_message("Open a conversation first; there is nothing to export.", "info")
-            return
-        if path is None:
-            suffix = "Markdown (*.md)" if fmt == "md" else "JSON (*.json)"
-            safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in conv.title).strip() or "conversation"
-            path, _ = QFileDialog.getSaveFileName(self, "Export conversation", f"{safe}.{fmt}", suffix)
-            if not path:
-                return
-        try:
-            if fmt == "md":
-                text = self.conversations.export_markdown(conv_id)
-            else:
-                text = json.dumps(self.conversations.export_conversation(conv_id), indent=2, ensure_ascii=False)
-            write_text_atomic(Path(path), text)
-        except (OSError, UserError) as exc:
-            self.banner.show_message(f"The conversation could not be exported: {exc}")
-            return
-        self.banner.show_message(f"Exported “{conv.title}” to {path}.", "info")
-
-    def export_all(self, path: str | None = None) -> None:
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(
-                self, "Export all conversations", "conversations.json", "JSON (*.json)"
-            )
-            if not path:
-                return
-        try:
-            data = self.conversations.export_all()
-            write_text_atomic(Path(path), json.dumps(data, indent=2, ensure_ascii=False))
-        except (OSError, UserError) as exc:
-            self.banner.show_message(f"The conversations could not be exported: {exc}")
-            return
-        self.banner.show_message(f"Exported {len(data.get('conversations', []))} conversations to {path}.", "info")
-
-    def import_conversations(self, path: str | None = None) -> None:
-        if path is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Import conversations", "", "JSON (*.json)")
-            if not path:
-                return
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-            result = self.conversations.import_data(data, source=Path(path).name)
-        except (OSError, ValueError, UserError) as exc:
-            self.banner.show_message(f"{Path(path).name} could not be imported: {exc}")
-            return
-        self.sidebar.refresh()
-        self.banner.show_message(
-            f"Imported {result.imported} conversations ({result.messages} messages); "
-            f"{result.skipped} were already here.",
-            "info",
-        )
+        if self.loader.state in ("empty", "ready"):
+            self.loader.open_model(path)
 
     def show_about(self) -> None:
         dialog = AboutDialog(self, self.engine.client.ready_info)

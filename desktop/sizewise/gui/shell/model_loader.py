@@ -1,0 +1,310 @@
+"""The model-loading state machine, kept out of the main window.
+
+Loading a model is a chain of steps with its own state: choose a file (the starter, a recent
+file, the Open dialog, the Library), read its header in the background, predict its memory against
+this machine (shown in the Fit view) before anything is loaded, start the engine process if it is
+not running, follow the load to ready or failure, unload, reload after a forced stop, and record
+what a finished load measured beside what was predicted. This controller owns that chain and its
+state; the window shows the state (buttons, summary, banner) through the signals below and never
+reaches into the steps. It does not import the window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtGui import QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import QFileDialog, QWidget
+
+from sizewise.core.errors import UserError
+from sizewise.core.fit.hardware import HardwareReport, machine_budget
+from sizewise.core.fit.llama_log import MeasuredBuffers
+from sizewise.core.fit.measurements import MeasurementStore, make_record
+from sizewise.core.fit.memory_model import Backend, MemoryPrediction, predict
+from sizewise.core.fit.verdict import Budget
+from sizewise.core.gguf.header import GGUFHeader, ModelInfo
+from sizewise.core.hub.library import Library
+from sizewise.core.hub.resolve import context_warning, inspect_model
+from sizewise.core.hub.starter import STARTER_NAME, find_starter
+from sizewise.core.paths import AppPaths
+from sizewise.core.sampling import LoadParams
+from sizewise.core.settings import Settings
+from sizewise.gui.adapters.background import run_in_background
+from sizewise.gui.adapters.engine_adapter import EngineAdapter
+from sizewise.gui.fit.fit_view import FitView
+
+MiB = 1 << 20
+PATH_ROLE = Qt.ItemDataRole.UserRole  # where QComboBox.itemData/currentData look
+NO_MODEL = "No model loaded."
+
+# empty: no model · checking: reading the header · loading: in the engine (also unloading and the
+# reload after a forced stop) · ready: loaded, idle · generating: a reply or writing help is running
+STATES = ("empty", "checking", "loading", "ready", "generating")
+
+
+class ModelLoader(QObject):
+    """Which model, loaded how far: the choices, the load itself, and what it measured.
+
+    ``choices`` is the list model a combo box shows (starter first, then recent files); the window
+    passes the chosen row's path back to ``load``/``toggle_load``. Messages for the banner and the
+    summary line go out as signals; the Fit view is fed directly, as the place predictions show.
+    """
+
+    stateChanged = Signal(str)  # one of STATES
+    summaryChanged = Signal(str)  # the line under the model bar (rich text once a model is loaded)
+    message = Signal(str, str)  # sentence, level (error | warning | info)
+    messageCleared = Signal()  # a new load began: an old message no longer applies
+    choiceSelected = Signal(int)  # the row of ``choices`` to show as chosen
+    settingsChanged = Signal()  # the settings now name the loaded model and its load parameters: save them
+    modelLoaded = Signal(dict)  # the engine's load message, once the state is "ready"
+    modelUnloaded = Signal()  # no model in the engine any more (unloaded, or the engine stopped)
+    predictionChanged = Signal(object)  # the MemoryPrediction for the loaded model and its settings
+    libraryChanged = Signal()  # the library has a model added or marked used
+
+    def __init__(
+        self,
+        engine: EngineAdapter,
+        settings: Settings,
+        paths: AppPaths,
+        fit_view: FitView,
+        load_params: Callable[[], LoadParams],
+        library: Callable[[], Library],
+        parent: QWidget,
+    ) -> None:
+        super().__init__(parent)
+        self.engine = engine
+        self.settings = settings
+        self.paths = paths
+        self.fit_view = fit_view
+        self._load_params = load_params  # what the sampling panel says now
+        self._library = library  # made on first use, off the GUI thread
+        self._dialog_parent = parent
+        self.choices = QStandardItemModel(self)
+        self.state = "empty"
+        self.model_info: ModelInfo | None = None
+        self.model_header: GGUFHeader | None = None
+        self.budget: Budget | None = None
+        self.backend: Backend | None = None
+        self.prediction: MemoryPrediction | None = None
+        self.measurements = MeasurementStore(paths)
+        engine.loaded.connect(self._on_loaded)
+        engine.loadFailed.connect(self._on_load_failed)
+        engine.unloaded.connect(self._on_unloaded)
+        engine.stopForced.connect(self._on_stop_forced)
+        engine.engineStopped.connect(self._on_engine_stopped)
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.stateChanged.emit(state)
+
+    @Slot(bool)
+    def set_generating(self, busy: bool) -> None:
+        """A reply (or writing help) started or ended: no loading or unloading while one runs."""
+        if busy:
+            self._set_state("generating")
+        elif self.state == "generating":
+            self._set_state("ready" if self.engine.is_loaded else "empty")
+
+    # -- choosing a model -------------------------------------------------------------------------
+    def refresh_choices(self) -> None:
+        """The starter first, then the recent files (missing ones marked); the last model is chosen."""
+        self.choices.clear()
+        starter = find_starter([self.paths.data_dir / "models"])
+        if starter is not None:
+            tooltip = f"{starter.path}\nfrom the {starter.source}"
+            self._add_choice(f"{STARTER_NAME} (starter)", str(starter.path), tooltip)
+        for p in self.settings.recent_models:
+            if starter is not None and p == str(starter.path):
+                continue
+            missing = "" if Path(p).exists() else "  (missing)"
+            self._add_choice(Path(p).name + missing, p, p)
+        if self.settings.last_model:
+            row = self.row_of(self.settings.last_model)
+            if row >= 0:
+                self.choiceSelected.emit(row)
+        if self.choices.rowCount() == 0:
+            self._add_choice("No models yet — use Open GGUF…", None)
+
+    def _add_choice(self, text: str, path: str | None, tooltip: str = "") -> int:
+        item = QStandardItem(text)
+        if path is not None:
+            item.setData(path, PATH_ROLE)
+        if tooltip:
+            item.setToolTip(tooltip)
+        self.choices.appendRow(item)
+        return self.choices.rowCount() - 1
+
+    def row_of(self, path: str) -> int:
+        """The row of ``choices`` holding this path, or -1."""
+        for row in range(self.choices.rowCount()):
+            if self.choices.index(row, 0).data(PATH_ROLE) == path:
+                return row
+        return -1
+
+    @Slot()
+    def choose_file(self) -> None:
+        """The Open dialog, starting in the last model's folder; a chosen file is loaded."""
+        start = str(Path(self.settings.last_model).parent) if self.settings.last_model else str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(
+            self._dialog_parent, "Open a GGUF model", start, "GGUF models (*.gguf);;All files (*)"
+        )
+        if path:
+            self.open_model(path)
+
+    def open_model(self, path: str) -> None:
+        """Add a file to the choices, choose it and load it (the Open dialog, the Library, tests)."""
+        row = self.row_of(path)
+        if row < 0:
+            row = self._add_choice(Path(path).name, path)
+        self.choiceSelected.emit(row)
+        self.load(path)
+
+    # -- loading ----------------------------------------------------------------------------------
+    def toggle_load(self, path: str | None) -> None:
+        """The Load/Unload button: unload a ready model, otherwise load the chosen file."""
+        if self.state == "ready":
+            self.engine.unload()
+            self._set_state("loading")
+        else:
+            self.load(path)
+
+    def load(self, path: str | None) -> None:
+        """Read the file's header in the background; ``_checked`` predicts and starts the load."""
+        if not path:
+            self.message.emit("Choose a model first: use Open GGUF… to pick a .gguf file.", "error")
+            return
+        chosen = path
+        self.messageCleared.emit()
+        self._set_state("checking")
+        self.summaryChanged.emit(f"Checking {Path(chosen).name}…")
+        run_in_background(
+            lambda: inspect_model(Path(chosen)), lambda found: self._checked(chosen, *found), self._check_failed
+        )
+
+    def _checked(self, path: str, header: GGUFHeader, info: ModelInfo) -> None:
+        self.model_info = info
+        self.model_header = header
+        load = self._load_params()
+        warning = context_warning(info, load.n_ctx)
+        if warning:
+            self.message.emit(warning, "warning")
+        if self.budget is not None:
+            self.fit_view.set_model(header, info, self.budget, load, load.n_gpu_layers)
+        self._set_state("loading")
+        self.summaryChanged.emit(f"Loading {info.name} ({info.parameters_label}, {info.quantization})…")
+        if not self.engine.client.alive:
+            self.engine.start()
+        self.engine.load(path, load)
+
+    def _check_failed(self, exc: BaseException) -> None:
+        message = str(exc) if isinstance(exc, UserError) else f"The model could not be read: {exc}"
+        self.message.emit(message, "error")
+        self.summaryChanged.emit(NO_MODEL)
+        self._set_state("empty" if not self.engine.is_loaded else "ready")
+
+    @Slot(object)
+    def set_hardware(self, report: HardwareReport) -> None:
+        """The machine's budget (from the hardware probe) for every prediction from now on."""
+        self.budget = machine_budget(report)
+        self.backend = report.backend()
+        if self.model_header is not None and self.model_info is not None:
+            self.fit_view.set_model(self.model_header, self.model_info, self.budget, self.settings.load)
+        else:
+            self.fit_view.set_budget(self.budget)
+
+    # -- engine events ----------------------------------------------------------------------------
+    @Slot(dict)
+    def _on_loaded(self, msg: dict[str, Any]) -> None:
+        path = str(msg["path"])
+        info = self.model_info
+        self.settings.remember_model(path)
+        self.settings.load = self._load_params()
+        self.settingsChanged.emit()
+        name = info.name if info else Path(path).name
+        mem = sum(int(b["bytes"]) for b in msg.get("buffers", []))
+        self.summaryChanged.emit(
+            f"<b>{name}</b> — {info.parameters_label if info else ''} {info.quantization if info else ''}, "
+            f"context {msg['n_ctx']} of {msg['n_ctx_train']} trained · loaded in {float(msg['load_s']):.1f} s · "
+            f"llama.cpp buffers {mem / MiB:.0f} MiB"
+        )
+        self._record_measurement(msg)
+        self._remember_in_library(path)
+        self._set_state("ready")
+        self.modelLoaded.emit(msg)
+
+    @Slot(str)
+    def _on_load_failed(self, message: str) -> None:
+        self.message.emit(message, "error")
+        self.summaryChanged.emit(NO_MODEL)
+        self._set_state("empty")
+
+    @Slot()
+    def _on_unloaded(self) -> None:
+        self.summaryChanged.emit(NO_MODEL)
+        self.modelUnloaded.emit()
+        self._set_state("empty")
+
+    @Slot(int)
+    def _on_stop_forced(self, gen_id: int) -> None:
+        self.message.emit(
+            "Stopped. The engine was restarted to interrupt prompt processing; the model is being loaded again.", "info"
+        )
+        self._set_state("loading")
+
+    @Slot(str)
+    def _on_engine_stopped(self, sentence: str) -> None:
+        self.message.emit(sentence + " Your conversation is kept; load the model again to continue.", "error")
+        self.summaryChanged.emit(NO_MODEL)
+        self.modelUnloaded.emit()
+        self._set_state("empty")
+
+    # -- after a load -----------------------------------------------------------------------------
+    def _record_measurement(self, msg: dict[str, Any]) -> None:
+        """Measured (llama.cpp's log) beside predicted, shown in the Fit view and kept with the model."""
+        header, load = self.model_header, self.engine.load_params
+        if header is None or load is None:
+            return
+        measured = MeasuredBuffers.from_lines(msg.get("buffers", []))
+        self.fit_view.show_measured(measured)
+        prediction = predict(header, load, self.backend)
+        self.prediction = prediction
+        self.predictionChanged.emit(prediction)
+        record = make_record(prediction, measured, load.to_dict(), {"rss_bytes": msg.get("rss_bytes")})
+        path = str(msg["path"])
+        run_in_background(
+            lambda: self.measurements.add(path, record),
+            lambda _: None,
+            lambda exc: self.message.emit(f"The measurement could not be saved: {exc}", "warning"),
+        )
+
+    def remember_starter(self) -> None:
+        """The starter model, where there is one, is listed in the library from the first start."""
+        starter = find_starter([self.paths.data_dir / "models"])
+        if starter is None:
+            return
+        path = str(starter.path)
+
+        def job() -> None:
+            library = self._library()
+            if library.find(path) is None:
+                library.import_file(path)
+
+        run_in_background(job, lambda _: self.libraryChanged.emit(), lambda exc: self.libraryChanged.emit())
+
+    def _remember_in_library(self, path: str) -> None:
+        """A model that was loaded is one of "every local model": list it, with when it was last used."""
+
+        def job() -> None:
+            library = self._library()
+            if library.find(path) is None:
+                library.import_file(path)
+            library.mark_used(path)
+
+        run_in_background(
+            job,
+            lambda _: self.libraryChanged.emit(),
+            lambda exc: self.message.emit(f"The library could not record this model: {exc}", "warning"),
+        )
