@@ -1,4 +1,6 @@
-"""The library (core/hub/library.py): every local model from every source, cached facts, missing files, delete."""
+"""The library (core/hub/library.py): every local model from every source, cached facts, missing files, removing
+a model from the list (it stays hidden across scans) and deleting it from disk (a split model whole or not at all;
+the Hugging Face cache left as huggingface_hub's own scan expects it)."""
 
 from __future__ import annotations
 
@@ -297,3 +299,45 @@ def test_app_library_uses_the_hf_cache_of_the_environment(hub_server: HubServer,
     (entry,) = lib.list()
     assert entry.path == str(r.path) and entry.verified and entry.sha256 == r.sha256
     assert isinstance(lib.verified, VerifiedStore)
+
+
+def test_removing_from_the_library_keeps_the_files_and_lasts_across_scans(
+    app_paths: AppPaths, roots: DiscoveryRoots, tmp_path: Path
+) -> None:
+    lm = _write(roots.lm_studio[0] / "p" / "r" / "lm.gguf", make_gguf("lm"))
+    gpt = _write(roots.gpt4all[0] / "gpt.gguf", make_gguf("gpt"))
+    own = _write(tmp_path / "own" / "own.gguf", make_gguf("own"))
+    blob = _ollama_model(roots.ollama[0], "phi", "mini", make_gguf("phi"))
+    lib = _library(app_paths, roots)
+    lib.import_file(own)
+    lib.mark_used(lm)
+    entries = {e.path: e for e in lib.list()}
+    for path in (lm, own.resolve(), blob):
+        lib.remove_from_library(entries[str(path)])
+    assert lm.exists() and own.exists() and blob.exists() and gpt.exists()
+    # A new run scans the same folders again: what was removed stays off the list.
+    assert [e.path for e in _library(app_paths, roots).list()] == [str(gpt)]
+    # Importing a removed file on purpose brings it back.
+    _library(app_paths, roots).import_file(lm)
+    assert sorted(e.path for e in _library(app_paths, roots).list()) == sorted([str(gpt), str(lm)])
+
+
+def test_a_model_taken_off_the_list_comes_back_when_sizewise_downloads_it(
+    hub_server: HubServer, app_paths: AppPaths, roots: DiscoveryRoots
+) -> None:
+    from huggingface_hub import hf_hub_download
+
+    other_tool = Path(
+        hf_hub_download("sizewise-test/tiny-GGUF", "tiny-Q8_0.gguf", cache_dir=roots.hf_cache, endpoint=hub_server.url)
+    )
+    lib = _library(app_paths, roots)
+    (entry,) = lib.list()
+    assert entry.source == "hf-cache" and entry.path == str(other_tool)
+    lib.remove_from_library(entry)
+    assert lib.list() == [] and other_tool.exists()
+    # Downloading it on purpose later verifies the same blob; a verified download is always listed.
+    download_file("sizewise-test/tiny-GGUF", "tiny-Q8_0.gguf", options=FAST, verified_store=lib.verified)
+    (again,) = lib.list()
+    assert again.source == "downloaded" and again.path == str(other_tool)
+    with pytest.raises(UserError, match=r"Sizewise downloaded tiny8; delete it"):
+        lib.remove_from_library(again)

@@ -6,10 +6,18 @@ file's header once (``gguf_meta.model_info``) and caches the facts by path + siz
 hundreds of models stays fast; a file that changed is read again, a file that vanished is shown as
 *missing* rather than raising.
 
-Files written: ``library.json`` in the app data dir (imported paths, last-used times) through
-``core/atomic.py``, and a header cache in the app cache dir. Nothing is written into other apps'
-folders; deleting a file there is a separate, explicit action (the GUI asks first), and Ollama's blobs
-are left to ``ollama rm`` because Ollama indexes and shares them.
+Files written: ``library.json`` in the app data dir (imported paths, last-used times, models taken off
+the list) through ``core/atomic.py``, and a header cache in the app cache dir. Nothing is written into
+other apps' folders.
+
+Two ways to take a model away, and the GUI asks which every time:
+
+* ``remove_from_library`` only stops listing it. An imported file is forgotten; a file found by scanning a
+  folder (LM Studio, GPT4All, Ollama, the Hugging Face cache) is remembered as *hidden*, so the next scan
+  does not bring it back. Its files are not touched. Importing the file again brings it back.
+* ``delete`` deletes its files from disk: every part of a split model or none of them. Files in the
+  Hugging Face cache go through huggingface_hub's own cache API, so other programs that share that cache
+  find it as they expect. Ollama's blobs are left to ``ollama rm`` because Ollama indexes and shares them.
 
 Partial downloads never appear: they live as ``blobs/*.incomplete`` in the HF cache and only a verified
 file gets a snapshot entry (see core/hub/downloads.py).
@@ -122,6 +130,16 @@ class LibraryEntry:
     @property
     def can_delete(self) -> bool:
         return self.source != "ollama"
+
+    @property
+    def downloaded_by_sizewise(self) -> bool:
+        """Sizewise downloaded and verified these bytes; any other file is someone else's to keep."""
+        return self.source == "downloaded"
+
+    @property
+    def has_files(self) -> bool:
+        """Some file of the model is still on disk (a vanished file leaves only its entry in the list)."""
+        return self.status != "missing" or self.size_bytes > 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -303,6 +321,7 @@ def _scan_ollama(root: Path) -> Iterator[_Found]:
 class _Registry:
     imported: dict[str, float] = field(default_factory=dict)  # path -> added
     last_used: dict[str, float] = field(default_factory=dict)
+    hidden: dict[str, float] = field(default_factory=dict)  # real path of a model taken off the list -> when
 
 
 class Library:
@@ -350,15 +369,15 @@ class Library:
             return _Registry()
         if not isinstance(data, dict):
             return _Registry()
-        imported = data.get("imported", {})
-        last_used = data.get("last_used", {})
-        return _Registry(
-            imported={str(k): float(v) for k, v in imported.items()} if isinstance(imported, dict) else {},
-            last_used={str(k): float(v) for k, v in last_used.items()} if isinstance(last_used, dict) else {},
-        )
+
+        def times(key: str) -> dict[str, float]:
+            value = data.get(key, {})
+            return {str(k): float(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+        return _Registry(imported=times("imported"), last_used=times("last_used"), hidden=times("hidden"))
 
     def _save_registry(self, reg: _Registry) -> None:
-        payload = {"version": 1, "imported": reg.imported, "last_used": reg.last_used}
+        payload = {"version": 1, "imported": reg.imported, "last_used": reg.last_used, "hidden": reg.hidden}
         write_text_atomic(self.registry_file, json.dumps(payload, indent=1, sort_keys=True))
 
     def import_file(self, path: str | Path) -> LibraryEntry:
@@ -374,6 +393,7 @@ class Library:
         with self._lock:
             reg = self._load_registry()
             reg.imported.setdefault(str(p), time.time())
+            reg.hidden.pop(str(p), None)  # importing a model taken off the list brings it back
             self._save_registry(reg)
         entry = self.find(p)
         assert entry is not None
@@ -386,6 +406,23 @@ class Library:
             reg = self._load_registry()
             reg.imported.pop(key, None)
             reg.imported.pop(str(Path(path).resolve()), None)
+            self._save_registry(reg)
+
+    def remove_from_library(self, entry: LibraryEntry) -> None:
+        """Stop listing a model and leave its files alone; it stays off the list across scans until imported again.
+
+        A model Sizewise downloaded is not hidden this way (``list`` shows every verified download): it is
+        Sizewise's own file, so taking it away means deleting it.
+        """
+        if entry.downloaded_by_sizewise:
+            raise UserError(f"Sizewise downloaded {entry.name}; delete it to take it off the list.")
+        with self._lock:
+            reg = self._load_registry()
+            for key in (entry.path, _real(Path(entry.path))):
+                reg.imported.pop(key, None)
+                reg.last_used.pop(key, None)
+            if entry.source != "imported" or entry.has_files:  # a scanned folder would list it again
+                reg.hidden[_real(Path(entry.path))] = time.time()
             self._save_registry(reg)
 
     def mark_used(self, path: str | Path) -> None:
@@ -474,6 +511,8 @@ class Library:
                 if key in seen:
                     continue
                 seen.add(key)
+                if key in reg.hidden and not self._verified_download(found):
+                    continue
                 entry, did_read = self._entry(found, reg)
                 changed |= did_read
                 entries.append(entry)
@@ -485,6 +524,13 @@ class Library:
     def find(self, path: str | Path) -> LibraryEntry | None:
         key = _real(Path(path))
         return next((e for e in self.list() if _real(Path(e.path)) == key or e.path == str(path)), None)
+
+    def _verified_download(self, found: _Found) -> bool:
+        """Every part is a Hugging Face cache blob Sizewise verified (such an entry is a "downloaded" one)."""
+        if found.source != "hf-cache":
+            return False
+        shas = [self.verified.verified_sha256(part) for part in found.parts or (found.path,)]
+        return bool(shas) and all(shas)
 
     def _entry(self, found: _Found, reg: _Registry) -> tuple[LibraryEntry, bool]:
         p = found.path
