@@ -341,3 +341,72 @@ def test_a_model_taken_off_the_list_comes_back_when_sizewise_downloads_it(
     assert again.source == "downloaded" and again.path == str(other_tool)
     with pytest.raises(UserError, match=r"Sizewise downloaded tiny8; delete it"):
         lib.remove_from_library(again)
+
+
+def test_a_split_model_is_deleted_from_disk_whole(app_paths: AppPaths, roots: DiscoveryRoots) -> None:
+    folder = roots.lm_studio[0] / "pub" / "big"
+    data = [make_gguf("big", split=(i, 3), seed=i) for i in range(3)]
+    parts = [_write(folder / f"big-Q4_K_M-0000{i + 1}-of-00003.gguf", d) for i, d in enumerate(data)]
+    _write(folder / "notes.txt", b"kept")
+    (entry,) = _library(app_paths, roots).list()
+    assert _library(app_paths, roots).delete(entry) == sum(len(d) for d in data)
+    assert not any(p.exists() for p in parts) and sorted(os.listdir(folder)) == ["notes.txt"]
+
+
+def test_an_incomplete_split_model_is_deleted_from_disk_whole(app_paths: AppPaths, roots: DiscoveryRoots) -> None:
+    folder = roots.gpt4all[0] / "big"
+    parts = [
+        _write(folder / f"big-Q4_K_M-0000{i + 1}-of-00003.gguf", make_gguf("big", split=(i, 3), seed=i))
+        for i in range(2)
+    ]
+    (entry,) = _library(app_paths, roots).list()
+    assert entry.status == "missing" and len(entry.parts) == 2
+    size = sum(p.stat().st_size for p in parts)
+    assert _library(app_paths, roots).delete(entry) == size
+    assert not any(p.exists() for p in parts) and _library(app_paths, roots).list() == []
+
+
+def test_a_split_model_is_left_whole_when_one_part_cannot_be_deleted(
+    app_paths: AppPaths, roots: DiscoveryRoots, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = roots.lm_studio[0] / "pub" / "big"
+    data = [make_gguf("big", split=(i, 3), seed=i) for i in range(3)]
+    parts = [_write(folder / f"big-Q4_K_M-0000{i + 1}-of-00003.gguf", d) for i, d in enumerate(data)]
+    (entry,) = _library(app_paths, roots).list()
+    # The second part cannot be moved or removed (on Windows: another program has it open).
+    locked = os.fspath(parts[1])
+    for name in ("unlink", "remove", "rename", "replace"):
+        real = getattr(os, name)
+
+        def refuse(src, *args, _real=real, **kwargs):  # type: ignore[no-untyped-def]
+            if os.fspath(src) == locked:
+                raise PermissionError(13, "Permission denied", locked)
+            return _real(src, *args, **kwargs)
+
+        monkeypatch.setattr(os, name, refuse)
+    with pytest.raises(UserError, match=r"Nothing was deleted"):
+        _library(app_paths, roots).delete(entry)
+    monkeypatch.undo()
+    assert [p.read_bytes() for p in parts] == data  # every part still there, unchanged
+    assert sorted(os.listdir(folder)) == sorted(p.name for p in parts)  # and nothing left half-renamed
+    (again,) = _library(app_paths, roots).list()
+    assert again.status == "ok" and len(again.parts) == 3
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="POSIX permissions; root ignores them")
+def test_a_split_model_in_a_folder_that_cannot_be_changed_is_left_whole(
+    app_paths: AppPaths, roots: DiscoveryRoots
+) -> None:
+    folder = roots.lm_studio[0] / "pub" / "big"
+    parts = [
+        _write(folder / f"big-Q4_K_M-0000{i + 1}-of-00002.gguf", make_gguf("big", split=(i, 2), seed=i))
+        for i in range(2)
+    ]
+    (entry,) = _library(app_paths, roots).list()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(UserError, match=r"Nothing was deleted.*permission"):
+            _library(app_paths, roots).delete(entry)
+    finally:
+        folder.chmod(0o755)
+    assert all(p.exists() for p in parts)

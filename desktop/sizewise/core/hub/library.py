@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import sys
 import threading
 import time
@@ -601,7 +602,11 @@ class Library:
     # -- deleting
 
     def delete(self, entry: LibraryEntry) -> int:
-        """Delete a model's file(s) from disk and return the bytes freed. The caller asks the person first."""
+        """Delete a model's file(s) from disk and return the bytes freed. The caller asks the person first.
+
+        Every part of a split model goes, or none does: a part that cannot be deleted raises UserError and
+        leaves all of them in place.
+        """
         if entry.source == "ollama":
             raise UserError(
                 f"{entry.name} belongs to Ollama, which shares and indexes its files; remove it with "
@@ -614,12 +619,7 @@ class Library:
             if entry.source in ("downloaded", "hf-cache"):
                 freed = self._delete_from_hf_cache(entry)
             else:
-                freed = 0
-                for part in entry.parts or (entry.path,):
-                    pp = Path(part)
-                    with contextlib.suppress(FileNotFoundError):
-                        freed += pp.stat().st_size
-                        pp.unlink()
+                freed = _delete_all_or_none(entry.name, [Path(p) for p in entry.parts or (entry.path,)])
                 if entry.source == "imported":
                     self.forget(entry.path)
             reg = self._load_registry()
@@ -654,6 +654,64 @@ class Library:
         if not remaining_blobs and not (snapshots.is_dir() and any(snapshots.iterdir())):
             shutil.rmtree(storage, ignore_errors=True)
         return freed
+
+
+def _why_undeletable(path: Path) -> str:
+    """Why this file cannot be deleted, in words, or "" when nothing stands in the way that can be seen first."""
+    folder = path.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"there is no permission to change the folder {folder}"
+    if sys.platform == "win32" and not os.access(path, os.W_OK):
+        return f"{path.name} is read-only"
+    geteuid = getattr(os, "geteuid", None)
+    if geteuid is not None and geteuid() != 0:
+        try:
+            folder_st, file_st = folder.stat(), path.lstat()
+        except OSError as exc:
+            return f"{path.name} cannot be read ({exc.strerror or exc})"
+        if folder_st.st_mode & stat.S_ISVTX and geteuid() not in (folder_st.st_uid, file_st.st_uid):
+            return f"{path.name} belongs to another user"  # a shared folder such as /tmp (the sticky bit)
+    return ""
+
+
+def _delete_all_or_none(name: str, parts: list[Path]) -> int:
+    """Delete every file that is there, or none: bytes freed, or UserError with nothing changed.
+
+    Permissions are checked first. Then each file is renamed aside in its folder, which needs the same
+    rights as deleting it and fails the same way when another program holds it open (Windows); if any
+    rename fails, the renamed ones go back and nothing is lost. Only then are they deleted.
+    """
+    present = [p for p in parts if os.path.lexists(p)]
+    problems = [why for p in present if (why := _why_undeletable(p))]
+    if problems:
+        raise UserError(f"Nothing was deleted: {name} cannot be deleted whole because {'; '.join(problems)}.")
+    aside: list[tuple[Path, Path]] = []
+    for p in present:
+        tmp = p.with_name(f".{p.name}.sizewise-deleting")
+        try:
+            os.replace(p, tmp)
+        except OSError as exc:
+            for orig, moved in reversed(aside):
+                with contextlib.suppress(OSError):
+                    os.replace(moved, orig)
+            raise UserError(
+                f"Nothing was deleted: {p.name} in {p.parent} cannot be deleted ({exc.strerror or exc})."
+            ) from exc
+        aside.append((p, tmp))
+    freed = 0
+    left: list[str] = []
+    for orig, moved in aside:
+        try:
+            size = moved.lstat().st_size
+            moved.unlink()
+            freed += size
+        except OSError:  # not seen in practice once the rename worked; say so rather than hide the file
+            with contextlib.suppress(OSError):
+                os.replace(moved, orig)
+            left.append(str(orig if orig.exists() else moved))
+    if left:
+        raise UserError(f"{name} was only partly deleted; these files are left: {', '.join(left)}.")
+    return freed
 
 
 def _real(p: Path) -> str:
