@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import stat
 import sys
 import threading
@@ -36,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sizewise.core.atomic import write_text_atomic
 from sizewise.core.errors import UserError
@@ -44,6 +43,9 @@ from sizewise.core.gguf.header import GGUFError, model_info
 from sizewise.core.hub.browse import split_part
 from sizewise.core.hub.downloads import VerifiedStore
 from sizewise.core.paths import AppPaths
+
+if TYPE_CHECKING:
+    from huggingface_hub import CachedFileInfo, HFCacheInfo
 
 Source = Literal["downloaded", "hf-cache", "imported", "lm-studio", "ollama", "gpt4all"]
 Status = Literal["ok", "missing", "unreadable"]
@@ -628,32 +630,91 @@ class Library:
             return freed
 
     def _delete_from_hf_cache(self, entry: LibraryEntry) -> int:
+        """Delete a model from the Hugging Face cache as huggingface_hub itself would, so that other programs
+        sharing the cache find it consistent (``scan_cache_dir`` reports no damage).
+
+        The model is every entry in its repo's snapshots whose bytes are the model's: the same file kept by
+        several revisions is one model in the list, and deleting it must not leave it listed from an older
+        revision nor leave any entry pointing at a deleted blob. A revision that holds nothing else goes
+        whole through ``delete_revisions`` (its snapshot folder, the refs naming it, its blobs; the repo
+        folder when it is the last revision). In a revision that also holds other files, such as a README
+        another tool fetched, only the model's entries go, and a blob only once no entry points at it. The
+        last revisions are not deleted whole while the repo holds a partial download, because deleting the
+        repo folder would delete that too.
+        """
         cache = self.roots.hf_cache
         if cache is None or entry.repo_id is None:
             raise UserError(f"{entry.name} is not in the Hugging Face cache Sizewise knows.")
-        from sizewise.core.hub.downloads import storage_folder
+        from huggingface_hub import scan_cache_dir
+        from huggingface_hub.errors import CacheNotFound
 
-        storage = storage_folder(cache, entry.repo_id)
-        blobs = {_real(Path(p)) for p in entry.parts or (entry.path,)}
+        targets = {_real(Path(p)) for p in entry.parts or (entry.path,) if os.path.lexists(p)}
+        try:
+            info = scan_cache_dir(cache)
+        except (CacheNotFound, ValueError, OSError) as exc:
+            raise UserError(f"Nothing was deleted: the Hugging Face cache {cache} cannot be read ({exc}).") from exc
+        repo = next((r for r in info.repos if r.repo_type == "model" and r.repo_id == entry.repo_id), None)
+        if repo is None:
+            folder = "models--" + entry.repo_id.replace("/", "--")
+            damage = next((f" ({w})" for w in info.warnings if folder in str(w)), "")
+            raise UserError(
+                f"Nothing was deleted: huggingface_hub cannot read the folder of {entry.repo_id} in the "
+                f"Hugging Face cache {cache}{damage}."
+            )
+        snapshot_of = {f: rev.snapshot_path for rev in repo.revisions for f in rev.files}
+        model = {f for f in snapshot_of if _real(f.file_path) in targets}
+        if not model:
+            return 0
+        problems = sorted({why for f in model for p in (f.file_path, f.blob_path) if (why := _why_undeletable(p))})
+        if problems:
+            raise UserError(f"Nothing was deleted: {entry.name} cannot be deleted because {'; '.join(problems)}.")
+        whole = [rev.commit_hash for rev in repo.revisions if rev.files and rev.files <= model]
+        if len(whole) == len(repo.revisions) and any((repo.repo_path / "blobs").glob("*.incomplete")):
+            whole = []
+        entries = {f for f in model if snapshot_of[f].name not in whole}  # a snapshot folder is named by its commit
+        for f in model:
+            self.verified.forget(f.blob_path)
         freed = 0
-        # Every snapshot entry that points at these blobs goes, then the blobs themselves.
-        snapshots = storage / "snapshots"
-        for link in list(snapshots.rglob("*")) if snapshots.is_dir() else []:
-            if (link.is_symlink() or link.is_file()) and _real(link) in blobs:
-                if not link.is_symlink():  # a copy instead of a link (no symlink support): it holds bytes too
-                    freed += link.stat().st_size
-                link.unlink()
-        for b in blobs:
-            bp = Path(b)
-            if bp.exists() and storage in bp.parents:
-                freed += bp.stat().st_size
-                self.verified.forget(bp)
-                bp.unlink()
-        _prune_empty_dirs(snapshots)
-        remaining_blobs = [p for p in (storage / "blobs").glob("*")] if (storage / "blobs").is_dir() else []
-        if not remaining_blobs and not (snapshots.is_dir() and any(snapshots.iterdir())):
-            shutil.rmtree(storage, ignore_errors=True)
+        if entries:
+            freed += _delete_cached_files(info, entries)
+            for f in entries:
+                _prune_empty_parents(f.file_path, stop=snapshot_of[f])
+            if whole:  # the entries just deleted no longer hold those revisions' blobs back
+                info = scan_cache_dir(cache)
+        if whole:
+            strategy = info.delete_revisions(*whole)
+            strategy.execute()
+            freed += int(strategy.expected_freed_size)
         return freed
+
+
+def _delete_cached_files(info: HFCacheInfo, files: set[CachedFileInfo]) -> int:
+    """Delete snapshot entries, and each blob no other cached file points at: ``HFCacheInfo.delete_files``."""
+    delete_files = getattr(info, "delete_files", None)
+    if delete_files is not None:
+        strategy = delete_files(*files)
+        strategy.execute()
+        return int(strategy.expected_freed_size)
+    # huggingface_hub releases without delete_files: the same steps in the same order, entries before blobs.
+    kept = {f.blob_path for repo in info.repos for rev in repo.revisions for f in rev.files if f not in files}
+    for f in files:
+        f.file_path.unlink(missing_ok=True)
+    freed = 0
+    for blob, size in {f.blob_path: f.size_on_disk for f in files if f.blob_path not in kept}.items():
+        blob.unlink(missing_ok=True)  # a copy kept in the snapshot instead of a link went with its entry
+        freed += size
+    return freed
+
+
+def _prune_empty_parents(path: Path, stop: Path) -> None:
+    """Remove the folders a deleted file leaves empty, up to (not including) stop."""
+    folder = path.parent
+    while folder != stop and stop in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
 
 
 def _why_undeletable(path: Path) -> str:
@@ -719,14 +780,6 @@ def _real(p: Path) -> str:
         return str(p.resolve())
     except OSError:
         return str(p)
-
-
-def _prune_empty_dirs(root: Path) -> None:
-    if not root.is_dir():
-        return
-    for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-        with contextlib.suppress(OSError):
-            d.rmdir()
 
 
 def measurement_lookup(paths: AppPaths) -> MeasurementLookup | None:
