@@ -428,6 +428,15 @@ class Library:
                 reg.hidden[_real(Path(entry.path))] = time.time()
             self._save_registry(reg)
 
+    def folder_of(self, entry: LibraryEntry) -> Path:
+        """The folder to name when telling a person where a model's files are: the Hugging Face cache for a
+        download, Ollama's models folder for an Ollama blob, otherwise the folder the file is in."""
+        if entry.source in ("downloaded", "hf-cache") and self.roots.hf_cache is not None:
+            return self.roots.hf_cache
+        if entry.source == "ollama":
+            return Path(entry.path).parent.parent  # <models>/blobs/sha256-…
+        return Path(entry.path).parent
+
     def mark_used(self, path: str | Path) -> None:
         with self._lock:
             reg = self._load_registry()
