@@ -1,10 +1,14 @@
-"""The library (core/hub/library.py): every local model from every source, cached facts, missing files, delete."""
+"""The library (core/hub/library.py): every local model from every source, cached facts, missing files, removing
+a model from the list (it stays hidden across scans) and deleting it from disk (a split model whole or not at all;
+the Hugging Face cache left as huggingface_hub's own scan expects it)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -174,6 +178,7 @@ def test_deleting_a_download_frees_its_disk_space(
     storage = storage_folder(roots.hf_cache or Path(), "sizewise-test/tiny-GGUF")
     assert lib.delete(entry) == r.bytes
     assert not storage.exists() and lib.list() == []
+    assert _hf_cache_state(roots.hf_cache or Path(), "sizewise-test/tiny-GGUF") == ({}, {})
     assert try_to_load_from_cache("sizewise-test/tiny-GGUF", "tiny-Q4_K_M.gguf", cache_dir=roots.hf_cache) is None
     assert store.verified_sha256(r.blob_path) is None
 
@@ -188,6 +193,9 @@ def test_deleting_one_of_two_downloads_keeps_the_other(
     assert target.source == "hf-cache" and target.verified is None  # downloaded without a store: not vouched for
     assert lib.delete(target) == a.bytes
     assert [e.path for e in lib.list()] == [str(b.path)] and b.path.exists()
+    commit = b.path.parent.name  # the revision holds the other download, so only the one file went
+    files, refs = _hf_cache_state(roots.hf_cache or Path(), "sizewise-test/tiny-GGUF")
+    assert files == {commit: {"tiny-f16.gguf"}} and refs == {"main": commit}
 
 
 def test_a_split_model_is_one_entry_and_deletes_whole(
@@ -203,6 +211,7 @@ def test_a_split_model_is_one_entry_and_deletes_whole(
     assert entry.size_bytes == sum(p.bytes for p in parts)
     assert lib.delete(entry) == sum(p.bytes for p in parts)
     assert not any(p.blob_path.exists() for p in parts)
+    assert _hf_cache_state(roots.hf_cache or Path(), "sizewise-test/split-GGUF") == ({}, {})
 
 
 def test_split_parts_in_a_folder_and_a_missing_part(app_paths: AppPaths, roots: DiscoveryRoots) -> None:
@@ -299,3 +308,248 @@ def test_app_library_uses_the_hf_cache_of_the_environment(hub_server: HubServer,
     (entry,) = lib.list()
     assert entry.path == str(r.path) and entry.verified and entry.sha256 == r.sha256
     assert isinstance(lib.verified, VerifiedStore)
+
+
+# --- Removing from the library, deleting from disk ---------------------------------------------------------------
+
+
+def _hf_cache_state(cache: Path, repo_id: str) -> tuple[dict[str, set[str]], dict[str, str]]:
+    """({commit: files}, {ref: commit}) of a repo as huggingface_hub's own scan sees it; damage it reports fails."""
+    from huggingface_hub import scan_cache_dir
+
+    info = scan_cache_dir(cache)
+    assert info.warnings == []
+    repo = next((r for r in info.repos if r.repo_id == repo_id), None)
+    if repo is None:
+        return {}, {}
+    files = {
+        rev.commit_hash: {f.file_path.relative_to(rev.snapshot_path).as_posix() for f in rev.files}
+        for rev in repo.revisions
+    }
+    return files, {ref: rev.commit_hash for ref, rev in repo.refs.items()}
+
+
+def _add_revision(storage: Path, commit: str, files: dict[str, Path | bytes]) -> Path:
+    """An older snapshot as huggingface_hub lays it out: relative links to blobs (an existing blob, or new bytes)."""
+    snapshot = storage / "snapshots" / commit
+    for name, source in files.items():
+        if isinstance(source, bytes):
+            source = _write(storage / "blobs" / hashlib.sha256(source).hexdigest(), source)
+        blob = source
+        link = snapshot / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    old = time.time() - 3600
+    os.utime(snapshot, (old, old))  # older than the download, so the library reports the download's copy
+    return snapshot
+
+
+def test_removing_from_the_library_keeps_the_files_and_lasts_across_scans(
+    app_paths: AppPaths, roots: DiscoveryRoots, tmp_path: Path
+) -> None:
+    lm = _write(roots.lm_studio[0] / "p" / "r" / "lm.gguf", make_gguf("lm"))
+    gpt = _write(roots.gpt4all[0] / "gpt.gguf", make_gguf("gpt"))
+    own = _write(tmp_path / "own" / "own.gguf", make_gguf("own"))
+    blob = _ollama_model(roots.ollama[0], "phi", "mini", make_gguf("phi"))
+    lib = _library(app_paths, roots)
+    lib.import_file(own)
+    lib.mark_used(lm)
+    entries = {e.path: e for e in lib.list()}
+    for path in (lm, own.resolve(), blob):
+        lib.remove_from_library(entries[str(path)])
+    assert lm.exists() and own.exists() and blob.exists() and gpt.exists()
+    # A new run scans the same folders again: what was removed stays off the list.
+    assert [e.path for e in _library(app_paths, roots).list()] == [str(gpt)]
+    # Importing a removed file on purpose brings it back.
+    _library(app_paths, roots).import_file(lm)
+    assert sorted(e.path for e in _library(app_paths, roots).list()) == sorted([str(gpt), str(lm)])
+
+
+def test_a_model_taken_off_the_list_comes_back_when_sizewise_downloads_it(
+    hub_server: HubServer, app_paths: AppPaths, roots: DiscoveryRoots
+) -> None:
+    from huggingface_hub import hf_hub_download
+
+    other_tool = Path(
+        hf_hub_download("sizewise-test/tiny-GGUF", "tiny-Q8_0.gguf", cache_dir=roots.hf_cache, endpoint=hub_server.url)
+    )
+    lib = _library(app_paths, roots)
+    (entry,) = lib.list()
+    assert entry.source == "hf-cache" and entry.path == str(other_tool)
+    lib.remove_from_library(entry)
+    assert lib.list() == [] and other_tool.exists()
+    # Downloading it on purpose later verifies the same blob; a verified download is always listed.
+    download_file("sizewise-test/tiny-GGUF", "tiny-Q8_0.gguf", options=FAST, verified_store=lib.verified)
+    (again,) = lib.list()
+    assert again.source == "downloaded" and again.path == str(other_tool)
+    with pytest.raises(UserError, match=r"Sizewise downloaded tiny8; delete it"):
+        lib.remove_from_library(again)
+
+
+def test_a_split_model_is_deleted_from_disk_whole(app_paths: AppPaths, roots: DiscoveryRoots) -> None:
+    folder = roots.lm_studio[0] / "pub" / "big"
+    data = [make_gguf("big", split=(i, 3), seed=i) for i in range(3)]
+    parts = [_write(folder / f"big-Q4_K_M-0000{i + 1}-of-00003.gguf", d) for i, d in enumerate(data)]
+    _write(folder / "notes.txt", b"kept")
+    (entry,) = _library(app_paths, roots).list()
+    assert _library(app_paths, roots).delete(entry) == sum(len(d) for d in data)
+    assert not any(p.exists() for p in parts) and sorted(os.listdir(folder)) == ["notes.txt"]
+
+
+def test_an_incomplete_split_model_is_deleted_from_disk_whole(app_paths: AppPaths, roots: DiscoveryRoots) -> None:
+    folder = roots.gpt4all[0] / "big"
+    parts = [
+        _write(folder / f"big-Q4_K_M-0000{i + 1}-of-00003.gguf", make_gguf("big", split=(i, 3), seed=i))
+        for i in range(2)
+    ]
+    (entry,) = _library(app_paths, roots).list()
+    assert entry.status == "missing" and len(entry.parts) == 2
+    size = sum(p.stat().st_size for p in parts)
+    assert _library(app_paths, roots).delete(entry) == size
+    assert not any(p.exists() for p in parts) and _library(app_paths, roots).list() == []
+
+
+def test_a_split_model_is_left_whole_when_one_part_cannot_be_deleted(
+    app_paths: AppPaths, roots: DiscoveryRoots, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = roots.lm_studio[0] / "pub" / "big"
+    data = [make_gguf("big", split=(i, 3), seed=i) for i in range(3)]
+    parts = [_write(folder / f"big-Q4_K_M-0000{i + 1}-of-00003.gguf", d) for i, d in enumerate(data)]
+    (entry,) = _library(app_paths, roots).list()
+    # The second part cannot be moved or removed (on Windows: another program has it open).
+    locked = os.fspath(parts[1])
+    for name in ("unlink", "remove", "rename", "replace"):
+        real = getattr(os, name)
+
+        def refuse(src, *args, _real=real, **kwargs):  # type: ignore[no-untyped-def]
+            if os.fspath(src) == locked:
+                raise PermissionError(13, "Permission denied", locked)
+            return _real(src, *args, **kwargs)
+
+        monkeypatch.setattr(os, name, refuse)
+    with pytest.raises(UserError, match=r"Nothing was deleted"):
+        _library(app_paths, roots).delete(entry)
+    monkeypatch.undo()
+    assert [p.read_bytes() for p in parts] == data  # every part still there, unchanged
+    assert sorted(os.listdir(folder)) == sorted(p.name for p in parts)  # and nothing left half-renamed
+    (again,) = _library(app_paths, roots).list()
+    assert again.status == "ok" and len(again.parts) == 3
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="POSIX permissions; root ignores them")
+def test_a_split_model_in_a_folder_that_cannot_be_changed_is_left_whole(
+    app_paths: AppPaths, roots: DiscoveryRoots
+) -> None:
+    folder = roots.lm_studio[0] / "pub" / "big"
+    parts = [
+        _write(folder / f"big-Q4_K_M-0000{i + 1}-of-00002.gguf", make_gguf("big", split=(i, 2), seed=i))
+        for i in range(2)
+    ]
+    (entry,) = _library(app_paths, roots).list()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(UserError, match=r"Nothing was deleted.*permission"):
+            _library(app_paths, roots).delete(entry)
+    finally:
+        folder.chmod(0o755)
+    assert all(p.exists() for p in parts)
+
+
+def test_deleting_the_only_model_of_a_revision_deletes_the_revision_and_its_ref(
+    hub_server: HubServer, app_paths: AppPaths, roots: DiscoveryRoots
+) -> None:
+    assert roots.hf_cache is not None
+    store = verified_store_for(app_paths)
+    a = download_file("sizewise-test/tiny-GGUF", "tiny-Q8_0.gguf", options=FAST, verified_store=store)
+    storage = storage_folder(roots.hf_cache, "sizewise-test/tiny-GGUF")
+    commit = a.path.parent.name
+    _add_revision(storage, "0" * 40, {"other.gguf": make_gguf("other")})  # an older revision holds another model
+    lib = _library(app_paths, roots)
+    target = next(e for e in lib.list() if e.path == str(a.path))
+    assert target.source == "downloaded"
+    assert lib.delete(target) == a.bytes
+    files, refs = _hf_cache_state(roots.hf_cache, "sizewise-test/tiny-GGUF")
+    assert files == {"0" * 40: {"other.gguf"}} and refs == {}  # the revision went, and 'main' with it
+    assert not a.blob_path.exists() and store.verified_sha256(a.blob_path) is None
+    assert commit not in os.listdir(storage / "snapshots")
+    assert [e.name for e in lib.list()] == ["other"]
+
+
+def test_a_file_another_tool_put_in_the_same_revision_stays(
+    hub_server: HubServer, app_paths: AppPaths, roots: DiscoveryRoots
+) -> None:
+    from huggingface_hub import hf_hub_download
+
+    assert roots.hf_cache is not None
+    a = download_file(
+        "sizewise-test/tiny-GGUF", "tiny-Q8_0.gguf", options=FAST, verified_store=verified_store_for(app_paths)
+    )
+    config = Path(
+        hf_hub_download("sizewise-test/tiny-GGUF", "config.json", cache_dir=roots.hf_cache, endpoint=hub_server.url)
+    )
+    lib = _library(app_paths, roots)
+    (entry,) = lib.list()
+    assert lib.delete(entry) == a.bytes
+    files, refs = _hf_cache_state(roots.hf_cache, "sizewise-test/tiny-GGUF")
+    assert files == {a.path.parent.name: {"config.json"}} and refs == {"main": a.path.parent.name}
+    assert config.read_text() == '{"model_type": "llama"}\n' and not a.blob_path.exists()
+
+
+@pytest.mark.parametrize("hf_delete_files", [True, False], ids=["hf-delete-files", "older-huggingface-hub"])
+def test_a_model_in_two_revisions_is_deleted_from_both_and_their_other_files_stay(
+    hub_server: HubServer,
+    app_paths: AppPaths,
+    roots: DiscoveryRoots,
+    monkeypatch: pytest.MonkeyPatch,
+    hf_delete_files: bool,
+) -> None:
+    from huggingface_hub import HFCacheInfo
+
+    if not hf_delete_files:  # huggingface_hub versions without HFCacheInfo.delete_files (the project allows >=1.0)
+        monkeypatch.delattr(HFCacheInfo, "delete_files", raising=False)
+    assert roots.hf_cache is not None
+    a = download_file(
+        "sizewise-test/tiny-GGUF", "tiny-Q8_0.gguf", options=FAST, verified_store=verified_store_for(app_paths)
+    )
+    storage = storage_folder(roots.hf_cache, "sizewise-test/tiny-GGUF")
+    older = "1" * 40
+    _add_revision(storage, older, {"tiny-Q8_0.gguf": a.blob_path, "README.md": b"# tiny\n"})
+    lib = _library(app_paths, roots)
+    (entry,) = lib.list()
+    assert entry.path == str(a.path)
+    assert lib.delete(entry) == a.bytes
+    files, refs = _hf_cache_state(roots.hf_cache, "sizewise-test/tiny-GGUF")
+    assert files == {older: {"README.md"}} and refs == {}
+    assert not a.blob_path.exists() and lib.list() == []
+
+
+def test_deleting_a_download_keeps_a_partial_download_from_the_same_repo(
+    hub_server: HubServer, app_paths: AppPaths, roots: DiscoveryRoots
+) -> None:
+    assert roots.hf_cache is not None
+    a = download_file(
+        "sizewise-test/tiny-GGUF", "tiny-Q8_0.gguf", options=FAST, verified_store=verified_store_for(app_paths)
+    )
+    partial = _write(a.blob_path.parent / ("e" * 64 + ".incomplete"), b"half of tiny-f16")  # a paused download
+    lib = _library(app_paths, roots)
+    (entry,) = lib.list()
+    assert lib.delete(entry) == a.bytes
+    files, _refs = _hf_cache_state(roots.hf_cache, "sizewise-test/tiny-GGUF")
+    assert all(not names for names in files.values())
+    assert partial.read_bytes() == b"half of tiny-f16" and not a.blob_path.exists() and lib.list() == []
+
+
+def test_a_cache_folder_huggingface_hub_calls_damaged_is_left_alone(
+    hub_server: HubServer, app_paths: AppPaths, roots: DiscoveryRoots
+) -> None:
+    assert roots.hf_cache is not None
+    a = download_file(
+        "sizewise-test/tiny-GGUF", "tiny-Q8_0.gguf", options=FAST, verified_store=verified_store_for(app_paths)
+    )
+    storage = storage_folder(roots.hf_cache, "sizewise-test/tiny-GGUF")
+    _write(storage / "refs" / "pr" / "1", b"f" * 40)  # a ref to a revision that is not there
+    lib = _library(app_paths, roots)
+    (entry,) = lib.list()
+    with pytest.raises(UserError, match=r"Nothing was deleted: huggingface_hub cannot read .* missing commit"):
+        lib.delete(entry)
+    assert a.path.exists() and a.blob_path.exists()

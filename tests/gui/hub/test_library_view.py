@@ -1,8 +1,14 @@
 """The Downloads/Library view: progress bars, pause/resume/cancel buttons, import (dialog path and drag and
-drop), delete with confirmation, missing files, and the loadRequested signal — against the local Hub."""
+drop), missing files, the loadRequested signal, and Remove…: every kind of entry asks first, a file Sizewise did not
+download is only taken off the list unless the person chooses to delete it from disk — against the local Hub.
+
+The Remove… tests answer the view's real message boxes as a person would: read the box, click a button by its label.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -11,15 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox
 from pytestqt.qtbot import QtBot
 
-from sizewise.core.hub.browse import HubSettings
+from sizewise.core.hub.browse import HubBrowser, HubSettings
 from sizewise.core.hub.download_queue import DownloadQueue
 from sizewise.core.hub.library import DiscoveryRoots, Library, verified_store_for
-from sizewise.core.hub.transfer import DownloadOptions, DownloadState
+from sizewise.core.hub.transfer import DownloadOptions, DownloadState, download_file, download_model
 from sizewise.core.paths import AppPaths
 from sizewise.gui.adapters.background import wait_for_background
 from sizewise.gui.hub.library_view import LibraryView
@@ -30,8 +36,18 @@ TINY = "sizewise-test/tiny-GGUF"
 
 
 @pytest.fixture
-def library(hub_server: HubServer, app_paths: AppPaths) -> Library:
-    roots = DiscoveryRoots(hf_cache=HubSettings.from_env().cache_dir)
+def roots(hub_server: HubServer, tmp_path: Path) -> DiscoveryRoots:
+    apps = tmp_path / "apps"
+    return DiscoveryRoots(
+        hf_cache=HubSettings.from_env().cache_dir,
+        lm_studio=(apps / "lmstudio" / "models",),
+        ollama=(apps / "ollama" / "models",),
+        gpt4all=(apps / "gpt4all",),
+    )
+
+
+@pytest.fixture
+def library(roots: DiscoveryRoots, app_paths: AppPaths) -> Library:
     return Library(app_paths.data_dir, app_paths.cache_dir, roots, verified=verified_store_for(app_paths))
 
 
@@ -177,34 +193,6 @@ def test_a_bad_import_is_explained(qtbot: QtBot, view: LibraryView, tmp_path: Pa
     wait_for_background()
 
 
-def test_delete_asks_first_and_frees_the_space(
-    qtbot: QtBot, view: LibraryView, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    model = tmp_path / "deleteme.gguf"
-    data = make_gguf("deleteme", n_floats=1 << 16)
-    model.write_bytes(data)
-    with qtbot.waitSignal(view.libraryRefreshed, timeout=15_000):
-        view.import_paths([str(model)])
-    asked: list[str] = []
-
-    def answer(reply: QMessageBox.StandardButton):  # type: ignore[no-untyped-def]
-        def question(parent, title, text, *rest):  # type: ignore[no-untyped-def]
-            asked.append(text)
-            return reply
-
-        return question
-
-    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.No))
-    view.delete_row(0)
-    wait_for_background()
-    assert model.exists() and "frees 0.3 MiB" in asked[0] and str(model) in asked[0]
-    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
-    with qtbot.waitSignal(view.libraryRefreshed, timeout=15_000):
-        view.delete_row(0)
-    assert not model.exists() and view.table.rowCount() == 0
-    assert "Deleted deleteme" in view.status.text() and "freed" in view.status.text()
-
-
 def test_vanished_files_are_shown_missing_and_not_loaded(qtbot: QtBot, view: LibraryView, tmp_path: Path) -> None:
     model = tmp_path / "gone.gguf"
     model.write_bytes(make_gguf("gone"))
@@ -241,3 +229,234 @@ def test_real_model_facts_in_the_list(qtbot: QtBot, view: LibraryView, smollm2_p
         view.import_paths([str(link)])
     assert _col(view, 0, "Quant") == "Q4_1" and _col(view, 0, "Params") == "135M"
     assert _col(view, 0, "Context") == "8,192" and _col(view, 0, "Size") == "93.8 MiB"
+
+
+# --- Remove…: every kind of entry asks, and only what Sizewise downloaded is deleted by default -----------------
+
+REMOVE = "Remove from library"
+DELETE_ASK = "Delete from disk…"
+DELETE = "Delete from disk"
+CANCEL = "Cancel"
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _names(view: LibraryView) -> list[str]:
+    return [_col(view, r, "Name") for r in range(view.table.rowCount())]
+
+
+def _remove(qtbot: QtBot, view: LibraryView, name: str, *answers: str, acts: bool = True) -> list[str]:
+    """Select the model called name, press Remove… and answer each message box it shows by clicking the button
+    labelled with the next answer. Returns what each box said (title, text, details, buttons). If acts, the
+    answers lead to a removal and this waits for the list to refresh."""
+    view.table.selectRow(_names(view).index(name))
+    pending = list(answers)
+    said: list[str] = []
+    unanswered: list[str] = []
+    refreshed: list[object] = []
+
+    def answer() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox) or not box.isVisible():
+            return
+        labels = [b.text() for b in box.buttons()]
+        default = box.defaultButton().text() if box.defaultButton() is not None else ""
+        said.append(f"{box.windowTitle()}\n{box.text()}\n{box.informativeText()}\n{sorted(labels)} default={default}")
+        label = pending.pop(0) if pending else None
+        button = next((b for b in box.buttons() if b.text() == label), None)
+        if button is None:
+            unanswered.append(f"no {label!r} button in: {said[-1]}")
+            box.reject()  # close it, so that the test fails instead of hanging
+        else:
+            button.click()
+
+    def on_refreshed(entries: list) -> None:  # type: ignore[type-arg]
+        refreshed.append(entries)
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(answer)
+    timer.start()
+    view.libraryRefreshed.connect(on_refreshed)
+    try:
+        view.delete_button.click()
+    finally:
+        timer.stop()
+    assert not unanswered and not pending, f"expected other questions; the view asked: {said}, {unanswered}"
+    try:
+        if acts:
+            qtbot.waitUntil(lambda: bool(refreshed), timeout=15_000)
+        else:
+            wait_for_background()
+    finally:
+        view.libraryRefreshed.disconnect(on_refreshed)
+    return said
+
+
+def _fresh_names(library: Library) -> list[str]:
+    """The list a new run of the app would show (same data folder, a new scan)."""
+    return sorted(e.name for e in Library(library.data_dir, library.meta_file.parent, library.roots).list())
+
+
+def _split(folder: Path, name: str, count: int, present: int) -> list[Path]:
+    return [
+        _write(folder / f"{name}-Q4_K_M-{i + 1:05d}-of-{count:05d}.gguf", make_gguf(name, split=(i, count), seed=i))
+        for i in range(present)
+    ]
+
+
+def test_deleting_a_download_asks_names_the_cache_and_frees_the_space(
+    qtbot: QtBot, view: LibraryView, app_paths: AppPaths, roots: DiscoveryRoots
+) -> None:
+    from huggingface_hub import scan_cache_dir
+
+    r = download_file(TINY, "tiny-Q4_K_M.gguf", options=FAST, verified_store=verified_store_for(app_paths))
+    _refreshed(qtbot, view)
+    (said,) = _remove(qtbot, view, "tiny", CANCEL, acts=False)
+    assert r.path.exists() and _names(view) == ["tiny"]
+    assert "Delete “tiny” from disk?" in said and "tiny-Q4_K_M.gguf" in said and str(roots.hf_cache) in said
+    assert "frees 4.0 MiB" in said and DELETE_ASK not in said and REMOVE not in said and "default=Cancel" in said
+    _remove(qtbot, view, "tiny", DELETE)
+    assert not r.blob_path.exists() and _names(view) == []
+    assert "Deleted tiny from disk; 4.0 MiB freed." in view.status.text()
+    assert scan_cache_dir(roots.hf_cache).warnings == []
+
+
+def test_removing_an_imported_model_keeps_the_persons_file(
+    qtbot: QtBot, view: LibraryView, library: Library, tmp_path: Path
+) -> None:
+    model = _write(tmp_path / "My models" / "mine.gguf", make_gguf("mine", n_floats=1 << 16))
+    with qtbot.waitSignal(view.libraryRefreshed, timeout=15_000):
+        view.import_paths([str(model)])
+    (said,) = _remove(qtbot, view, "mine", REMOVE)
+    assert "Remove “mine” from the library?" in said and "mine.gguf" in said and str(model.parent) in said
+    assert f"default={REMOVE}" in said
+    assert model.exists() and _names(view) == [] and _fresh_names(library) == []
+    assert "Removed mine from the library" in view.status.text()
+
+    with qtbot.waitSignal(view.libraryRefreshed, timeout=15_000):
+        view.import_paths([str(model)])  # importing it again brings it back
+    _remove(qtbot, view, "mine", DELETE_ASK, CANCEL, acts=False)
+    assert model.exists() and _names(view) == ["mine"]
+    first, second = _remove(qtbot, view, "mine", DELETE_ASK, DELETE)
+    assert REMOVE in first and DELETE_ASK in first  # the first question still offers removing from the list
+    assert "Delete mine.gguf from disk?" in second and str(model.parent) in second and "frees 0.3 MiB" in second
+    assert "default=Cancel" in second
+    assert not model.exists() and _names(view) == []
+    assert "Deleted mine from disk" in view.status.text() and "freed" in view.status.text()
+
+
+def test_a_model_in_lm_studios_folder_is_only_removed_from_the_library(
+    qtbot: QtBot, view: LibraryView, library: Library, roots: DiscoveryRoots
+) -> None:
+    lm = _write(roots.lm_studio[0] / "pub" / "repo" / "lm.gguf", make_gguf("lm"))
+    _refreshed(qtbot, view)
+    (said,) = _remove(qtbot, view, "lm", REMOVE)
+    assert "LM Studio" in said and "lm.gguf" in said and str(lm.parent) in said
+    assert lm.exists() and _names(view) == []
+    assert _refreshed(qtbot, view) == [] and _fresh_names(library) == []  # a new scan does not bring it back
+
+
+def test_deleting_from_gpt4alls_folder_is_a_separate_choice_that_names_the_folder(
+    qtbot: QtBot, view: LibraryView, roots: DiscoveryRoots
+) -> None:
+    gpt = _write(roots.gpt4all[0] / "gpt.gguf", make_gguf("gpt"))
+    _refreshed(qtbot, view)
+    _first, second = _remove(qtbot, view, "gpt", DELETE_ASK, DELETE)
+    assert "Delete gpt.gguf from disk?" in second and str(gpt.parent) in second and "GPT4All" in second
+    assert not gpt.exists() and _names(view) == []
+
+
+def test_a_model_in_a_folder_the_person_chose_is_only_removed_from_the_library(
+    qtbot: QtBot, app_paths: AppPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, chosen = tmp_path / "home", tmp_path / "Big disk" / "models"
+    _write(home / ".lmstudio" / "settings.json", json.dumps({"downloadsFolder": str(chosen)}).encode())
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    roots = dataclasses.replace(DiscoveryRoots.default(tmp_path / "hf", home=home), ollama=())
+    model = _write(chosen / "someone" / "repo" / "chosen.gguf", make_gguf("chosen"))
+    library = Library(app_paths.data_dir, app_paths.cache_dir, roots)
+    view = LibraryView(library)
+    qtbot.addWidget(view)
+    _refreshed(qtbot, view)
+    (said,) = _remove(qtbot, view, "chosen", REMOVE)
+    assert "chosen.gguf" in said and str(model.parent) in said
+    assert model.exists() and _names(view) == [] and _fresh_names(library) == []
+
+
+def test_an_unreadable_file_asks_before_anything_happens(
+    qtbot: QtBot, view: LibraryView, library: Library, roots: DiscoveryRoots
+) -> None:
+    whole = make_gguf("whole", n_floats=1 << 14)
+    cut = _write(roots.gpt4all[0] / "cut.gguf", whole[: len(whole) // 2])
+    (entry,) = _refreshed(qtbot, view)
+    assert entry.status == "unreadable"
+    (said,) = _remove(qtbot, view, "cut", CANCEL, acts=False)
+    assert "cut.gguf" in said and str(cut.parent) in said
+    assert cut.exists() and _names(view) == ["cut"]
+    _remove(qtbot, view, "cut", REMOVE)
+    assert cut.exists() and _names(view) == [] and _fresh_names(library) == []
+
+
+def test_an_incomplete_split_model_asks_and_deletes_every_part_there_is(
+    qtbot: QtBot, view: LibraryView, roots: DiscoveryRoots
+) -> None:
+    folder = roots.lm_studio[0] / "pub" / "big"
+    parts = _split(folder, "big", count=3, present=2)
+    (entry,) = _refreshed(qtbot, view)
+    assert entry.status == "missing"
+    _remove(qtbot, view, "big", CANCEL, acts=False)
+    assert all(p.exists() for p in parts)
+    _first, second = _remove(qtbot, view, "big", DELETE_ASK, DELETE)
+    assert all(p.name in second for p in parts) and str(folder) in second and "only 2 of 3 parts" in second
+    assert not any(p.exists() for p in parts) and os.listdir(folder) == []
+
+
+def test_a_complete_split_model_is_deleted_whole(
+    qtbot: QtBot, view: LibraryView, app_paths: AppPaths, roots: DiscoveryRoots
+) -> None:
+    from huggingface_hub import scan_cache_dir
+
+    model = HubBrowser().repo_files("sizewise-test/split-GGUF").find(quant="Q4_K_M")
+    parts = download_model(
+        "sizewise-test/split-GGUF", model, options=FAST, verified_store=verified_store_for(app_paths)
+    )
+    (entry,) = _refreshed(qtbot, view)
+    (said,) = _remove(qtbot, view, entry.name, DELETE)
+    assert all(p.path.name in said for p in parts) and str(roots.hf_cache) in said
+    assert not any(p.blob_path.exists() for p in parts) and _names(view) == []
+    assert scan_cache_dir(roots.hf_cache).warnings == []
+
+
+def test_an_ollama_model_can_only_be_removed_from_the_library(
+    qtbot: QtBot, view: LibraryView, library: Library, roots: DiscoveryRoots
+) -> None:
+    data = make_gguf("phi")
+    digest = hashlib.sha256(data).hexdigest()
+    blob = _write(roots.ollama[0] / "blobs" / f"sha256-{digest}", data)
+    manifest = {"layers": [{"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}"}]}
+    _write(
+        roots.ollama[0] / "manifests" / "registry.ollama.ai" / "library" / "phi" / "mini", json.dumps(manifest).encode()
+    )
+    _refreshed(qtbot, view)
+    (said,) = _remove(qtbot, view, "phi:mini", REMOVE)
+    assert "ollama rm phi:mini" in said and DELETE_ASK not in said and str(roots.ollama[0]) in said
+    assert blob.exists() and _names(view) == [] and _fresh_names(library) == []
+
+
+def test_a_vanished_file_is_taken_off_the_list_after_asking(
+    qtbot: QtBot, view: LibraryView, library: Library, tmp_path: Path
+) -> None:
+    model = _write(tmp_path / "gone" / "gone.gguf", make_gguf("gone"))
+    with qtbot.waitSignal(view.libraryRefreshed, timeout=15_000):
+        view.import_paths([str(model)])
+    model.unlink()
+    _refreshed(qtbot, view)
+    (said,) = _remove(qtbot, view, "gone", CANCEL, acts=False)
+    assert f"no longer at {model}" in said and DELETE_ASK not in said and _names(view) == ["gone"]
+    _remove(qtbot, view, "gone", REMOVE)
+    assert _names(view) == [] and _fresh_names(library) == []

@@ -6,10 +6,18 @@ file's header once (``gguf_meta.model_info``) and caches the facts by path + siz
 hundreds of models stays fast; a file that changed is read again, a file that vanished is shown as
 *missing* rather than raising.
 
-Files written: ``library.json`` in the app data dir (imported paths, last-used times) through
-``core/atomic.py``, and a header cache in the app cache dir. Nothing is written into other apps'
-folders; deleting a file there is a separate, explicit action (the GUI asks first), and Ollama's blobs
-are left to ``ollama rm`` because Ollama indexes and shares them.
+Files written: ``library.json`` in the app data dir (imported paths, last-used times, models taken off
+the list) through ``core/atomic.py``, and a header cache in the app cache dir. Nothing is written into
+other apps' folders.
+
+Two ways to take a model away, and the GUI asks which every time:
+
+* ``remove_from_library`` only stops listing it. An imported file is forgotten; a file found by scanning a
+  folder (LM Studio, GPT4All, Ollama, the Hugging Face cache) is remembered as *hidden*, so the next scan
+  does not bring it back. Its files are not touched. Importing the file again brings it back.
+* ``delete`` deletes its files from disk: every part of a split model or none of them. Files in the
+  Hugging Face cache go through huggingface_hub's own cache API, so other programs that share that cache
+  find it as they expect. Ollama's blobs are left to ``ollama rm`` because Ollama indexes and shares them.
 
 Partial downloads never appear: they live as ``blobs/*.incomplete`` in the HF cache and only a verified
 file gets a snapshot entry (see core/hub/cache_layout.py).
@@ -20,14 +28,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
+import stat
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sizewise.core.atomic import write_text_atomic
 from sizewise.core.errors import UserError
@@ -35,6 +43,9 @@ from sizewise.core.gguf.header import GGUFError, model_info
 from sizewise.core.hub.browse import split_part
 from sizewise.core.hub.verify import VerifiedStore
 from sizewise.core.paths import AppPaths
+
+if TYPE_CHECKING:
+    from huggingface_hub import CachedFileInfo, HFCacheInfo
 
 Source = Literal["downloaded", "hf-cache", "imported", "lm-studio", "ollama", "gpt4all"]
 Status = Literal["ok", "missing", "unreadable"]
@@ -122,6 +133,16 @@ class LibraryEntry:
     @property
     def can_delete(self) -> bool:
         return self.source != "ollama"
+
+    @property
+    def downloaded_by_sizewise(self) -> bool:
+        """Sizewise downloaded and verified these bytes; any other file is someone else's to keep."""
+        return self.source == "downloaded"
+
+    @property
+    def has_files(self) -> bool:
+        """Some file of the model is still on disk (a vanished file leaves only its entry in the list)."""
+        return self.status != "missing" or self.size_bytes > 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -303,6 +324,7 @@ def _scan_ollama(root: Path) -> Iterator[_Found]:
 class _Registry:
     imported: dict[str, float] = field(default_factory=dict)  # path -> added
     last_used: dict[str, float] = field(default_factory=dict)
+    hidden: dict[str, float] = field(default_factory=dict)  # real path of a model taken off the list -> when
 
 
 class Library:
@@ -350,15 +372,15 @@ class Library:
             return _Registry()
         if not isinstance(data, dict):
             return _Registry()
-        imported = data.get("imported", {})
-        last_used = data.get("last_used", {})
-        return _Registry(
-            imported={str(k): float(v) for k, v in imported.items()} if isinstance(imported, dict) else {},
-            last_used={str(k): float(v) for k, v in last_used.items()} if isinstance(last_used, dict) else {},
-        )
+
+        def times(key: str) -> dict[str, float]:
+            value = data.get(key, {})
+            return {str(k): float(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+        return _Registry(imported=times("imported"), last_used=times("last_used"), hidden=times("hidden"))
 
     def _save_registry(self, reg: _Registry) -> None:
-        payload = {"version": 1, "imported": reg.imported, "last_used": reg.last_used}
+        payload = {"version": 1, "imported": reg.imported, "last_used": reg.last_used, "hidden": reg.hidden}
         write_text_atomic(self.registry_file, json.dumps(payload, indent=1, sort_keys=True))
 
     def import_file(self, path: str | Path) -> LibraryEntry:
@@ -374,6 +396,7 @@ class Library:
         with self._lock:
             reg = self._load_registry()
             reg.imported.setdefault(str(p), time.time())
+            reg.hidden.pop(str(p), None)  # importing a model taken off the list brings it back
             self._save_registry(reg)
         entry = self.find(p)
         assert entry is not None
@@ -387,6 +410,32 @@ class Library:
             reg.imported.pop(key, None)
             reg.imported.pop(str(Path(path).resolve()), None)
             self._save_registry(reg)
+
+    def remove_from_library(self, entry: LibraryEntry) -> None:
+        """Stop listing a model and leave its files alone; it stays off the list across scans until imported again.
+
+        A model Sizewise downloaded is not hidden this way (``list`` shows every verified download): it is
+        Sizewise's own file, so taking it away means deleting it.
+        """
+        if entry.downloaded_by_sizewise:
+            raise UserError(f"Sizewise downloaded {entry.name}; delete it to take it off the list.")
+        with self._lock:
+            reg = self._load_registry()
+            for key in (entry.path, _real(Path(entry.path))):
+                reg.imported.pop(key, None)
+                reg.last_used.pop(key, None)
+            if entry.source != "imported" or entry.has_files:  # a scanned folder would list it again
+                reg.hidden[_real(Path(entry.path))] = time.time()
+            self._save_registry(reg)
+
+    def folder_of(self, entry: LibraryEntry) -> Path:
+        """The folder to name when telling a person where a model's files are: the Hugging Face cache for a
+        download, Ollama's models folder for an Ollama blob, otherwise the folder the file is in."""
+        if entry.source in ("downloaded", "hf-cache") and self.roots.hf_cache is not None:
+            return self.roots.hf_cache
+        if entry.source == "ollama":
+            return Path(entry.path).parent.parent  # <models>/blobs/sha256-…
+        return Path(entry.path).parent
 
     def mark_used(self, path: str | Path) -> None:
         with self._lock:
@@ -474,6 +523,8 @@ class Library:
                 if key in seen:
                     continue
                 seen.add(key)
+                if key in reg.hidden and not self._verified_download(found):
+                    continue
                 entry, did_read = self._entry(found, reg)
                 changed |= did_read
                 entries.append(entry)
@@ -485,6 +536,13 @@ class Library:
     def find(self, path: str | Path) -> LibraryEntry | None:
         key = _real(Path(path))
         return next((e for e in self.list() if _real(Path(e.path)) == key or e.path == str(path)), None)
+
+    def _verified_download(self, found: _Found) -> bool:
+        """Every part is a Hugging Face cache blob Sizewise verified (such an entry is a "downloaded" one)."""
+        if found.source != "hf-cache":
+            return False
+        shas = [self.verified.verified_sha256(part) for part in found.parts or (found.path,)]
+        return bool(shas) and all(shas)
 
     def _entry(self, found: _Found, reg: _Registry) -> tuple[LibraryEntry, bool]:
         p = found.path
@@ -555,7 +613,11 @@ class Library:
     # -- deleting
 
     def delete(self, entry: LibraryEntry) -> int:
-        """Delete a model's file(s) from disk and return the bytes freed. The caller asks the person first."""
+        """Delete a model's file(s) from disk and return the bytes freed. The caller asks the person first.
+
+        Every part of a split model goes, or none does: a part that cannot be deleted raises UserError and
+        leaves all of them in place.
+        """
         if entry.source == "ollama":
             raise UserError(
                 f"{entry.name} belongs to Ollama, which shares and indexes its files; remove it with "
@@ -568,12 +630,7 @@ class Library:
             if entry.source in ("downloaded", "hf-cache"):
                 freed = self._delete_from_hf_cache(entry)
             else:
-                freed = 0
-                for part in entry.parts or (entry.path,):
-                    pp = Path(part)
-                    with contextlib.suppress(FileNotFoundError):
-                        freed += pp.stat().st_size
-                        pp.unlink()
+                freed = _delete_all_or_none(entry.name, [Path(p) for p in entry.parts or (entry.path,)])
                 if entry.source == "imported":
                     self.forget(entry.path)
             reg = self._load_registry()
@@ -582,32 +639,149 @@ class Library:
             return freed
 
     def _delete_from_hf_cache(self, entry: LibraryEntry) -> int:
+        """Delete a model from the Hugging Face cache as huggingface_hub itself would, so that other programs
+        sharing the cache find it consistent (``scan_cache_dir`` reports no damage).
+
+        The model is every entry in its repo's snapshots whose bytes are the model's: the same file kept by
+        several revisions is one model in the list, and deleting it must not leave it listed from an older
+        revision nor leave any entry pointing at a deleted blob. A revision that holds nothing else goes
+        whole through ``delete_revisions`` (its snapshot folder, the refs naming it, its blobs; the repo
+        folder when it is the last revision). In a revision that also holds other files, such as a README
+        another tool fetched, only the model's entries go, and a blob only once no entry points at it. The
+        last revisions are not deleted whole while the repo holds a partial download, because deleting the
+        repo folder would delete that too.
+        """
         cache = self.roots.hf_cache
         if cache is None or entry.repo_id is None:
             raise UserError(f"{entry.name} is not in the Hugging Face cache Sizewise knows.")
-        from sizewise.core.hub.cache_layout import storage_folder
+        from huggingface_hub import scan_cache_dir
+        from huggingface_hub.errors import CacheNotFound
 
-        storage = storage_folder(cache, entry.repo_id)
-        blobs = {_real(Path(p)) for p in entry.parts or (entry.path,)}
+        targets = {_real(Path(p)) for p in entry.parts or (entry.path,) if os.path.lexists(p)}
+        try:
+            info = scan_cache_dir(cache)
+        except (CacheNotFound, ValueError, OSError) as exc:
+            raise UserError(f"Nothing was deleted: the Hugging Face cache {cache} cannot be read ({exc}).") from exc
+        repo = next((r for r in info.repos if r.repo_type == "model" and r.repo_id == entry.repo_id), None)
+        if repo is None:
+            folder = "models--" + entry.repo_id.replace("/", "--")
+            damage = next((f" ({w})" for w in info.warnings if folder in str(w)), "")
+            raise UserError(
+                f"Nothing was deleted: huggingface_hub cannot read the folder of {entry.repo_id} in the "
+                f"Hugging Face cache {cache}{damage}."
+            )
+        snapshot_of = {f: rev.snapshot_path for rev in repo.revisions for f in rev.files}
+        model = {f for f in snapshot_of if _real(f.file_path) in targets}
+        if not model:
+            return 0
+        problems = sorted({why for f in model for p in (f.file_path, f.blob_path) if (why := _why_undeletable(p))})
+        if problems:
+            raise UserError(f"Nothing was deleted: {entry.name} cannot be deleted because {'; '.join(problems)}.")
+        whole = [rev.commit_hash for rev in repo.revisions if rev.files and rev.files <= model]
+        if len(whole) == len(repo.revisions) and any((repo.repo_path / "blobs").glob("*.incomplete")):
+            whole = []
+        entries = {f for f in model if snapshot_of[f].name not in whole}  # a snapshot folder is named by its commit
+        for f in model:
+            self.verified.forget(f.blob_path)
         freed = 0
-        # Every snapshot entry that points at these blobs goes, then the blobs themselves.
-        snapshots = storage / "snapshots"
-        for link in list(snapshots.rglob("*")) if snapshots.is_dir() else []:
-            if (link.is_symlink() or link.is_file()) and _real(link) in blobs:
-                if not link.is_symlink():  # a copy instead of a link (no symlink support): it holds bytes too
-                    freed += link.stat().st_size
-                link.unlink()
-        for b in blobs:
-            bp = Path(b)
-            if bp.exists() and storage in bp.parents:
-                freed += bp.stat().st_size
-                self.verified.forget(bp)
-                bp.unlink()
-        _prune_empty_dirs(snapshots)
-        remaining_blobs = [p for p in (storage / "blobs").glob("*")] if (storage / "blobs").is_dir() else []
-        if not remaining_blobs and not (snapshots.is_dir() and any(snapshots.iterdir())):
-            shutil.rmtree(storage, ignore_errors=True)
+        if entries:
+            freed += _delete_cached_files(info, entries)
+            for f in entries:
+                _prune_empty_parents(f.file_path, stop=snapshot_of[f])
+            if whole:  # the entries just deleted no longer hold those revisions' blobs back
+                info = scan_cache_dir(cache)
+        if whole:
+            strategy = info.delete_revisions(*whole)
+            strategy.execute()
+            freed += int(strategy.expected_freed_size)
         return freed
+
+
+def _delete_cached_files(info: HFCacheInfo, files: set[CachedFileInfo]) -> int:
+    """Delete snapshot entries, and each blob no other cached file points at: ``HFCacheInfo.delete_files``."""
+    delete_files = getattr(info, "delete_files", None)
+    if delete_files is not None:
+        strategy = delete_files(*files)
+        strategy.execute()
+        return int(strategy.expected_freed_size)
+    # huggingface_hub releases without delete_files: the same steps in the same order, entries before blobs.
+    kept = {f.blob_path for repo in info.repos for rev in repo.revisions for f in rev.files if f not in files}
+    for f in files:
+        f.file_path.unlink(missing_ok=True)
+    freed = 0
+    for blob, size in {f.blob_path: f.size_on_disk for f in files if f.blob_path not in kept}.items():
+        blob.unlink(missing_ok=True)  # a copy kept in the snapshot instead of a link went with its entry
+        freed += size
+    return freed
+
+
+def _prune_empty_parents(path: Path, stop: Path) -> None:
+    """Remove the folders a deleted file leaves empty, up to (not including) stop."""
+    folder = path.parent
+    while folder != stop and stop in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
+
+
+def _why_undeletable(path: Path) -> str:
+    """Why this file cannot be deleted, in words, or "" when nothing stands in the way that can be seen first."""
+    folder = path.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"there is no permission to change the folder {folder}"
+    if sys.platform == "win32" and not os.access(path, os.W_OK):
+        return f"{path.name} is read-only"
+    geteuid = getattr(os, "geteuid", None)
+    if geteuid is not None and geteuid() != 0:
+        try:
+            folder_st, file_st = folder.stat(), path.lstat()
+        except OSError as exc:
+            return f"{path.name} cannot be read ({exc.strerror or exc})"
+        if folder_st.st_mode & stat.S_ISVTX and geteuid() not in (folder_st.st_uid, file_st.st_uid):
+            return f"{path.name} belongs to another user"  # a shared folder such as /tmp (the sticky bit)
+    return ""
+
+
+def _delete_all_or_none(name: str, parts: list[Path]) -> int:
+    """Delete every file that is there, or none: bytes freed, or UserError with nothing changed.
+
+    Permissions are checked first. Then each file is renamed aside in its folder, which needs the same
+    rights as deleting it and fails the same way when another program holds it open (Windows); if any
+    rename fails, the renamed ones go back and nothing is lost. Only then are they deleted.
+    """
+    present = [p for p in parts if os.path.lexists(p)]
+    problems = [why for p in present if (why := _why_undeletable(p))]
+    if problems:
+        raise UserError(f"Nothing was deleted: {name} cannot be deleted whole because {'; '.join(problems)}.")
+    aside: list[tuple[Path, Path]] = []
+    for p in present:
+        tmp = p.with_name(f".{p.name}.sizewise-deleting")
+        try:
+            os.replace(p, tmp)
+        except OSError as exc:
+            for orig, moved in reversed(aside):
+                with contextlib.suppress(OSError):
+                    os.replace(moved, orig)
+            raise UserError(
+                f"Nothing was deleted: {p.name} in {p.parent} cannot be deleted ({exc.strerror or exc})."
+            ) from exc
+        aside.append((p, tmp))
+    freed = 0
+    left: list[str] = []
+    for orig, moved in aside:
+        try:
+            size = moved.lstat().st_size
+            moved.unlink()
+            freed += size
+        except OSError:  # not seen in practice once the rename worked; say so rather than hide the file
+            with contextlib.suppress(OSError):
+                os.replace(moved, orig)
+            left.append(str(orig if orig.exists() else moved))
+    if left:
+        raise UserError(f"{name} was only partly deleted; these files are left: {', '.join(left)}.")
+    return freed
 
 
 def _real(p: Path) -> str:
@@ -615,14 +789,6 @@ def _real(p: Path) -> str:
         return str(p.resolve())
     except OSError:
         return str(p)
-
-
-def _prune_empty_dirs(root: Path) -> None:
-    if not root.is_dir():
-        return
-    for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-        with contextlib.suppress(OSError):
-            d.rmdir()
 
 
 def measurement_lookup(paths: AppPaths) -> MeasurementLookup | None:

@@ -5,15 +5,22 @@ arrive on that thread and cross to the GUI thread through a Qt signal, so the ba
 window ever waiting. Listing, importing and deleting read or delete files, so they run through
 ``run_in_background`` too. A finished download refreshes the list.
 
-Import works through the file dialog and by dropping ``.gguf`` files on the view. Delete asks first and
-says how much disk space it frees. ``loadRequested(path)`` is for the main window: a double-click or
-"Load" asks it to load that model.
+Import works through the file dialog and by dropping ``.gguf`` files on the view. ``loadRequested(path)``
+is for the main window: a double-click or "Load" asks it to load that model.
+
+"Remove…" always asks first, whatever state the model is in, and names the file and its folder. A model
+Sizewise downloaded is deleted from disk (the question says how much space that frees). Any other file —
+imported, or found in LM Studio's, GPT4All's, Ollama's folder or the shared Hugging Face cache — is only
+taken off the list by default (core/hub/library.py remembers that across scans); deleting it from disk is
+a separate choice with its own question, which names the folder and the app it belongs to. Ollama's files
+are never deleted here.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import shiboken6
 from PySide6.QtCore import QObject, Qt, Signal, Slot
@@ -39,6 +46,10 @@ from sizewise.core.hub.transfer import DownloadedFile, DownloadState, Progress
 from sizewise.gui.adapters.background import run_in_background
 
 LIBRARY_COLUMNS = ["Name", "Quant", "Params", "Size", "Context", "Source", "Status", "Measured", "Last used"]
+REMOVE_CHOICE = "Remove from library"
+DELETE_ASK_CHOICE = "Delete from disk…"
+DELETE_CHOICE = "Delete from disk"
+_OTHER_APPS = {"lm-studio": "LM Studio", "gpt4all": "GPT4All", "ollama": "Ollama"}
 
 
 def _size(n: float) -> str:
@@ -150,7 +161,10 @@ class LibraryView(QWidget):
         self.import_button = QPushButton("Import…")
         self.import_button.setToolTip("Add .gguf files from anywhere (or drop them here)")
         self.load_button = QPushButton("Load")
-        self.delete_button = QPushButton("Delete…")
+        self.delete_button = QPushButton("Remove…")
+        self.delete_button.setToolTip(
+            "Take the selected model off the list, or delete its files from disk (asks first)"
+        )
         self.refresh_button = QPushButton("Refresh")
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -326,39 +340,130 @@ class LibraryView(QWidget):
             event.acceptProposedAction()
             self.import_paths(ggufs)
 
-    # -- delete
+    # -- remove / delete
 
-    def confirm_delete(self, e: LibraryEntry) -> bool:
-        where = "" if e.source in ("downloaded", "hf-cache", "imported") else f" (from {e.source_label}'s folder)"
-        files = f"{len(e.parts)} files" if len(e.parts) > 1 else "the file"
-        answer = QMessageBox.question(
-            self,
-            "Delete model",
-            f"Delete {e.name}{where}? This removes {files} from disk and frees {_size(e.size_bytes)}.\n\n{e.path}",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
+    def _ask(self, title: str, text: str, details: str, choices: list[tuple[str, QMessageBox.ButtonRole]]) -> str:
+        """A question with the given buttons plus Cancel; the label clicked, or "" for Cancel / Escape.
+        The first choice is the default unless it deletes something; then Cancel is."""
+        box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.NoButton, self)
+        box.setInformativeText(details)
+        buttons = {label: box.addButton(label, role) for label, role in choices}
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        first_label, first_role = choices[0]
+        box.setDefaultButton(cancel if first_role == QMessageBox.ButtonRole.DestructiveRole else buttons[first_label])
+        box.setEscapeButton(cancel)
+        box.exec()
+        clicked = box.clickedButton()
+        box.deleteLater()
+        return next((label for label, b in buttons.items() if b is clicked), "")
+
+    def _files(self, e: LibraryEntry) -> str:
+        names = [Path(p).name for p in e.parts or (e.path,)]
+        if len(names) == 1:
+            return names[0]
+        if len(names) == 2:
+            return f"{names[0]} and {names[1]}"
+        return f"the {len(names)} files {names[0]} to {names[-1]}"
+
+    def _where(self, e: LibraryEntry) -> str:
+        folder = self.library.folder_of(e)
+        if e.source in ("downloaded", "hf-cache"):
+            return f"the Hugging Face cache at “{folder}”"
+        app = _OTHER_APPS.get(e.source)
+        return f"{app}'s folder “{folder}”" if app else f"the folder “{folder}”"
+
+    @staticmethod
+    def _problem(e: LibraryEntry) -> str:
+        message = e.message.rstrip(".")
+        if e.status == "unreadable":
+            return f"Sizewise cannot read this file. {message[:1].upper()}{message[1:]}. "
+        if e.status == "missing":
+            return f"This model is incomplete: {message}. "
+        return ""
+
+    def ask_how_to_remove(self, e: LibraryEntry) -> Literal["remove", "delete"] | None:
+        """Ask what to do with the model, in words that name its files and folder; None when the person cancels."""
+        remove = [(REMOVE_CHOICE, QMessageBox.ButtonRole.AcceptRole)]
+        title, question = "Remove model", f"Remove “{e.name}” from the library?"
+        if not e.has_files:
+            details = f"Its file is no longer at {e.path}, so there is nothing to delete from disk."
+            return "remove" if self._ask(title, question, details, remove) else None
+        files, where, size = self._files(e), self._where(e), _size(e.size_bytes)
+        if not e.can_delete:
+            details = (
+                f"Its file stays in {where}. Ollama shares its files between models, so Sizewise leaves deleting "
+                f"them to Ollama: run 'ollama rm {e.ollama_name or e.name}' to free the space."
+            )
+            return "remove" if self._ask(title, question, details, remove) else None
+        if e.downloaded_by_sizewise:
+            details = (
+                f"{self._problem(e)}Sizewise downloaded {files} into {where}. Deleting it frees {size}; "
+                "you can download it again from the Hub."
+            )
+            delete = [(DELETE_CHOICE, QMessageBox.ButtonRole.DestructiveRole)]
+            return "delete" if self._ask("Delete model", f"Delete “{e.name}” from disk?", details, delete) else None
+        them = "it" if len(e.parts) <= 1 else "them"
+        details = (
+            f"{self._problem(e)}Sizewise did not download {files}, so removing the model from the library leaves "
+            f"{them} where {'it is' if them == 'it' else 'they are'}, in {where}; Sizewise only stops listing "
+            f"the model. Importing it again brings it back.\n\nTo free {size} instead, choose “{DELETE_ASK_CHOICE}”."
         )
-        return answer == QMessageBox.StandardButton.Yes
+        choice = self._ask(
+            title, question, details, [*remove, (DELETE_ASK_CHOICE, QMessageBox.ButtonRole.DestructiveRole)]
+        )
+        if choice == REMOVE_CHOICE:
+            return "remove"
+        if choice == DELETE_ASK_CHOICE and self.confirm_delete_from_disk(e):
+            return "delete"
+        return None
+
+    def confirm_delete_from_disk(self, e: LibraryEntry) -> bool:
+        """The second, explicit question before deleting a file Sizewise did not download."""
+        app = _OTHER_APPS.get(e.source)
+        if app:
+            after = f" {app} will no longer find the model."
+        elif e.source == "hf-cache":
+            after = " Other programs that use this cache will download it again if they need it."
+        else:
+            after = ""
+        files = self._files(e)
+        details = (
+            f"{self._problem(e)}This permanently deletes {files} from {self._where(e)} and frees "
+            f"{_size(e.size_bytes)}.{after} This cannot be undone."
+        )
+        delete = [(DELETE_CHOICE, QMessageBox.ButtonRole.DestructiveRole)]
+        return bool(self._ask("Delete from disk", f"Delete {files} from disk?", details, delete))
 
     @Slot(int)
     def delete_row(self, row: int) -> None:
+        """Remove… for one row: ask, then take the model off the list or delete its files (off the GUI thread)."""
         e = self.entry_at(row)
         if e is None:
             return
-        if not e.can_delete:
-            self.status.setText(f"{e.name} belongs to Ollama; remove it with 'ollama rm {e.ollama_name or e.name}'.")
-            return
-        if e.status == "ok" and not self.confirm_delete(e):
+        choice = self.ask_how_to_remove(e)
+        if choice is None:
             return
         library = self.library
+        if choice == "remove":
+            kept = "its file stays" if len(e.parts) <= 1 else "its files stay"
+            note = f"Removed {e.name} from the library; {kept} in {library.folder_of(e)}." if e.has_files else ""
 
-        def done(freed: Any) -> None:
+            def removed(_r: Any) -> None:
+                if self._alive():
+                    self._note = note or f"Removed {e.name} from the library."
+                    self.status.setText(self._note)
+                    self.refresh()
+
+            run_in_background(lambda: library.remove_from_library(e), removed, self._fail)
+            return
+
+        def deleted(freed: Any) -> None:
             if self._alive():
-                self._note = f"Deleted {e.name}; {_size(int(freed))} freed." if freed else f"Removed {e.name}."
+                self._note = f"Deleted {e.name} from disk; {_size(int(freed))} freed."
                 self.status.setText(self._note)
                 self.refresh()
 
-        run_in_background(lambda: library.delete(e), done, self._fail)
+        run_in_background(lambda: library.delete(e), deleted, self._fail)
 
     # -- shutdown
 
