@@ -12,6 +12,8 @@
 # Every pip install uses constraints.txt, the versions the tests last passed with, so a new release of a
 # dependency cannot break a fresh install. SIZEWISE_UNPINNED=1 installs the newest releases pyproject.toml
 # allows instead; when 'SIZEWISE_UNPINNED=1 scripts/setup.sh test' passes, 'scripts/setup.sh lock' records them.
+# As root where apt-get exists, 'test' installs Xvfb and Qt's X11 (xcb) libraries for the test that starts the
+# app under a real X server; elsewhere that test is skipped and says why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -99,6 +101,24 @@ if [ "$mode" = test ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   "$PY" -m pip install "${quiet[@]}" "${pins[@]}" -e ".[test,packaging]"
   "$PY" -m pip install "${quiet[@]}" --no-deps "${STARTER_PKGS[@]}" "${GEMMA_PKGS[@]}"
   echo "$wanted" > "$stamp"
+fi
+
+if [ "$mode" = test ]; then
+  # tests/gui/shell/test_x11.py starts the app under Xvfb with Qt's xcb plugin: what it needs from the system.
+  need="$("$PY" -c '
+import shutil
+from sizewise.gui.shell.app import XCB_LIBRARY_PACKAGES, missing_xcb_libraries
+need = {XCB_LIBRARY_PACKAGES.get(lib, lib) for lib in missing_xcb_libraries() or []}
+print(" ".join(sorted(need | ({"xvfb"} if shutil.which("Xvfb") is None else set()))))')"
+  if [ -n "$need" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "== system packages for the X11 test: $need" >&2
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null; } \
+        || echo "Could not install $need: the X11 test will fail or be skipped." >&2
+    else
+      echo "The X11 test needs these system packages and will fail or be skipped without them: sudo apt-get install $need" >&2
+    fi
+  fi
 fi
 
 export QT_QPA_PLATFORM=offscreen

@@ -1,6 +1,7 @@
-"""What a newcomer's first commands rely on stays consistent: constraints.txt pins every dependency
-pyproject.toml declares (within its ranges, without sizewise or the model packages), and scripts/setup.sh
-installs through it and keeps its quick path free of the slow checks."""
+"""What a newcomer's first commands rely on stays consistent: the README names every system package the
+app's display check may ask for, constraints.txt pins every dependency pyproject.toml declares (within
+its ranges, without sizewise or the model packages), and scripts/setup.sh installs through it and keeps
+its quick path free of the slow checks."""
 
 from __future__ import annotations
 
@@ -12,8 +13,16 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from sizewise.gui.shell.app import XCB_LIBRARY_PACKAGES
+
 ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / "scripts" / "setup.sh"
+
+
+def _apt_line(readme: str) -> set[str]:
+    block = re.search(r"sudo apt-get install ((?:[^\n]*\\\n)*[^\n]*)", readme)
+    assert block, "README has no 'sudo apt-get install' command"
+    return set(block.group(1).replace("\\", " ").split())
 
 
 def _pins() -> dict[str, str]:
@@ -25,6 +34,12 @@ def _pins() -> dict[str, str]:
         assert sep and version, f"not a pin: {line!r}"
         pins[canonicalize_name(name)] = version
     return pins
+
+
+def test_readme_names_every_system_package() -> None:
+    listed = _apt_line((ROOT / "README.md").read_text())
+    assert set(XCB_LIBRARY_PACKAGES.values()) <= listed, set(XCB_LIBRARY_PACKAGES.values()) - listed
+    assert {"python3-venv", "build-essential"} <= listed
 
 
 def test_constraints_pin_every_declared_dependency_within_its_range() -> None:
