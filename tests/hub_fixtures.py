@@ -6,11 +6,13 @@
   ``HF_HUB_CACHE`` and ``HF_HUB_OFFLINE`` are cleared. Range reads work on every file
   (``206`` + ``Content-Range``), e.g. for reading a remote GGUF header.
 * ``hub_env``: the environment a subprocess needs to reach the same server (``sizewise pull`` in a child).
+* ``closed_port()``: a loopback port whose connections are refused, for "the Hub cannot be reached".
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,3 +64,10 @@ def hub_env(hub_server: HubServer) -> dict[str, str]:
 
 def sizewise_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "sizewise", *args]
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 nobody listens on: connecting to it is refused at once (no network needed)."""
+    with socket.socket() as s:  # bound, never listening
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -17,7 +17,8 @@ Errors carry the ``X-Error-Code`` header the client maps to its exception types 
 
 Fault switches (``HubServer.faults``) make the next content responses misbehave: ``statuses`` (e.g. 500s),
 ``drop_after`` (close the connection mid-file), ``stall_after`` (send some bytes then go silent),
-``corrupt`` (wrong bytes, same size: a hash mismatch), ``rate_bps`` (throttle) and ``ignore_range``.
+``corrupt`` (wrong bytes, same size: a hash mismatch), ``rate_bps`` (throttle) and ``ignore_range``;
+``api_delay_s`` and ``api_statuses`` (e.g. a 503 on the next search) do the same for the ``/api/`` calls.
 Synthetic repos cover 401 gated / private, 404, paths with ``../`` or an absolute path (the client must
 refuse them, and ``requests`` lets a test check it never asked for one) and a split model.
 
@@ -187,6 +188,7 @@ class Faults:
     rate_bps: int | None = None  # throttle content responses to this many bytes per second
     ignore_range: bool = False  # answer 200 with the whole file even when a Range was asked
     api_delay_s: float = 0.0  # answer /api/ calls (search, listings) this much later: a slow Hub
+    api_statuses: list[int] = field(default_factory=list)  # next /api/ calls answer with these (e.g. 503)
 
 
 @dataclass
@@ -359,6 +361,12 @@ class _Handler(BaseHTTPRequestHandler):
             and self.hub.stopping.wait(self.hub.faults.api_delay_s)
         ):
             raise _Stopped
+        if path.startswith("/api/"):
+            with self.hub.lock:
+                status = self.hub.faults.api_statuses.pop(0) if self.hub.faults.api_statuses else None
+            if status:
+                self._error(status, None, f"Injected {status}")
+                return
         if path == "/api/models" and self.command == "GET":
             self._search(query)
             return

@@ -9,18 +9,28 @@ can act on are shared by the CLI (``sizewise search``/``pull``) and the GUI's Di
 ``--basedir`` (which sets ``HF_HOME``) or a test server (``HF_ENDPOINT``) takes effect even when the
 library was imported earlier. The token comes from ``huggingface_hub.get_token()`` (``HF_TOKEN`` or the
 saved login) and is never put into a message or a log.
+
+Before a search or a listing, ``check_reachable`` resolves the Hub's host name and opens one TCP connection
+to it (or to the proxy the environment names). ``huggingface_hub`` retries every network error five times
+with back-off (about 25 s, and a warning line on stderr for each try); a name that does not resolve or a
+refused connection will not recover in that time, so it becomes one sentence at once (``HubUnreachable``).
+A timeout or anything else unclear is left to the real request, whose retries are meant for it (as are 5xx).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from sizewise.core.errors import UserError
 
@@ -77,6 +87,113 @@ class HubSettings:
 
     def repo_url(self, repo_id: str) -> str:
         return f"{self.endpoint}/{repo_id}"
+
+
+# --- Is the Hub there at all? ---------------------------------------------------------------------------------
+
+
+class HubUnreachable(UserError):
+    """The Hub cannot be reached at all: its name does not resolve, the connection is refused, or there is
+    no route to it. Said at once, never retried; local models are unaffected. ``where`` names the Hub
+    ("The Hugging Face Hub" or "The Hub at URL") and ``reason`` says why, for views that word it their way."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(
+            f"{where} could not be reached: {reason}; check the network connection and try again "
+            "(local models still work)."
+        )
+        self.where = where
+        self.reason = reason
+
+
+REACH_TIMEOUT_S = 3.0
+_NO_ROUTE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EADDRNOTAVAIL}
+Resolver = Callable[..., list[tuple[Any, ...]]]
+Connector = Callable[[tuple[Any, ...], float], Any]
+
+
+def _default_connect(sockaddr: tuple[Any, ...], timeout: float) -> Any:
+    return socket.create_connection((sockaddr[0], sockaddr[1]), timeout=timeout)
+
+
+def unreachable(endpoint: str, reason: str) -> HubUnreachable:
+    """One sentence: where, why, and that nothing local is affected."""
+    plain = not endpoint or endpoint.rstrip("/") == DEFAULT_ENDPOINT
+    return HubUnreachable("The Hugging Face Hub" if plain else f"The Hub at {endpoint}", reason)
+
+
+def connect_failure(exc: BaseException) -> str | None:
+    """Why a connection failed, when the reason is final (see ``check_reachable``); None otherwise."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, socket.gaierror):
+            return "its name does not resolve (no network, or no DNS)"
+        if isinstance(cur, ConnectionRefusedError):
+            return "the connection was refused"
+        if isinstance(cur, OSError) and cur.errno in _NO_ROUTE:
+            return "there is no network route to it"
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def _proxy_for(url: str) -> tuple[str, int] | None:
+    """The proxy (host, port) that requests to ``url`` go through, from the environment, or None."""
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or (parts.hostname and urllib.request.proxy_bypass(parts.hostname)):
+        return None
+    p = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if not p.hostname:
+        return None
+    return p.hostname, p.port or (443 if p.scheme == "https" else 1080 if p.scheme.startswith("socks") else 80)
+
+
+def check_reachable(
+    endpoint: str,
+    *,
+    timeout_s: float = REACH_TIMEOUT_S,
+    resolve: Resolver | None = None,
+    connect: Connector | None = None,
+) -> None:
+    """Raise ``HubUnreachable`` when the Hub (or the proxy in front of it) surely cannot be reached now.
+
+    Resolves the host name and opens (and closes) one TCP connection. A failed name resolution, a refused
+    connection and "no route" are final; a timeout or any other error returns quietly and the real request
+    decides (huggingface_hub retries those). ``resolve``/``connect`` replace ``socket.getaddrinfo`` and the
+    connection for tests.
+    """
+    parts = urlsplit(endpoint)
+    if not parts.hostname:
+        return
+    via_proxy = _proxy_for(endpoint)
+    host, port = via_proxy or (parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    what = f"the proxy {host}:{port}" if via_proxy else f"{host}:{port}"
+    try:
+        addresses = (resolve or socket.getaddrinfo)(host, port, 0, socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise unreachable(endpoint, f"the name {host} does not resolve (no network, or no DNS)") from None
+    except OSError:
+        return
+    refused = no_route = 0
+    for *_, sockaddr in addresses:
+        try:
+            conn = (connect or _default_connect)(sockaddr, timeout_s)
+        except ConnectionRefusedError:
+            refused += 1
+        except OSError as exc:
+            if exc.errno not in _NO_ROUTE:
+                return  # a timeout or something unclear: the request itself will tell (and retry)
+            no_route += 1
+        else:
+            conn.close()
+            return
+    if refused:
+        raise unreachable(endpoint, f"{what} refused the connection")
+    if no_route:
+        raise unreachable(endpoint, f"there is no network route to {what}")
 
 
 # --- File names: quantization and split parts ------------------------------------------------------------
@@ -380,6 +497,8 @@ def explain_hub_error(exc: BaseException, repo_id: str, filename: str | None = N
         if status in (401, 403):
             return UserError(f"The Hub refused access to {repo_id} (HTTP {status}); {TOKEN_HELP}.")
         return UserError(f"The Hub answered with an error (HTTP {status}) for {repo_id}; try again later.")
+    if isinstance(exc, httpx2.ConnectError) and (reason := connect_failure(exc)) is not None:
+        return unreachable(endpoint, reason)
     if isinstance(exc, httpx2.TimeoutException):
         return UserError(f"{where} did not answer in time; check the connection and try again.")
     if isinstance(exc, httpx2.TransportError):
@@ -430,6 +549,7 @@ class HubBrowser:
         if hit is not None and now - hit[0] < self.cache_ttl_s and (len(hit[1]) > want or hit[2]):
             items, exhausted = hit[1], hit[2]
         else:
+            check_reachable(s.endpoint)
             try:
                 found = s.api().list_models(
                     search=query.strip() or None,
@@ -467,6 +587,7 @@ class HubBrowser:
         if hit is not None and now - hit[0] < self.cache_ttl_s:
             listing = hit[1]
         else:
+            check_reachable(s.endpoint)
             api = s.api()
             try:
                 info = api.model_info(repo_id, revision=revision)

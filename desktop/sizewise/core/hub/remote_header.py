@@ -12,7 +12,9 @@ pathological.
 
 URLs, tokens and the session come from ``huggingface_hub`` (``hf_hub_url``, ``get_hf_file_metadata``,
 ``get_session``), so ``HF_ENDPOINT``, ``HF_TOKEN`` and ``HF_HUB_OFFLINE`` are honoured; errors become
-one sentence through ``core.hub.explain_hub_error`` (gated, missing, offline …).
+one sentence through ``core.hub.explain_hub_error`` (gated, missing, offline …). None of these requests is
+retried, so no network (a name that does not resolve, a refused connection) is one sentence at once:
+``explain_hub_error`` recognises it in the connection error's cause and raises ``HubUnreachable``.
 """
 
 from __future__ import annotations

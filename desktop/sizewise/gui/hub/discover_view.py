@@ -6,7 +6,9 @@ listing, and the fit verdicts (header-only range reads, a few MB per file), whic
 list so the sizes show at once and the verdicts fill in. A newer search or a different repository
 makes older answers stale; they are dropped, never shown over the new ones. Errors are one sentence
 in the status line (core.hub turns the Hub's errors into sentences, e.g. how to add a token for a
-gated repository).
+gated repository). When the Hub cannot be reached at all (no network, a name that does not resolve, a
+refused connection) core.hub says so at once instead of retrying, and the status line says the Hub is
+unreachable and that the models on this computer (the Library) still work; earlier results stay.
 
 Standalone: the main window embeds it and connects ``downloadRequested`` (or hands in a
 ``DownloadQueue``, which then receives the files directly).
@@ -34,7 +36,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sizewise.core.hub.browse import FitCheck, HubBrowser, ModelFile, RepoListing, SearchPage, SortKey
+from sizewise.core.hub.browse import (
+    FitCheck,
+    HubBrowser,
+    HubUnreachable,
+    ModelFile,
+    RepoListing,
+    SearchPage,
+    SortKey,
+)
 from sizewise.core.hub.download_queue import DownloadQueue
 from sizewise.gui.adapters.background import run_in_background
 
@@ -174,8 +184,14 @@ class DiscoverView(QWidget):
     def _fail(self, exc: BaseException) -> None:
         if not self._alive():
             return
-        self.status.setText(str(exc))
-        self.failed.emit(str(exc))
+        text = str(exc)
+        if isinstance(exc, HubUnreachable):
+            text = (
+                f"{exc.where} is unreachable ({exc.reason}): check the network connection and search again; "
+                "the models on this computer are in the Library and still work."
+            )
+        self.status.setText(text)
+        self.failed.emit(text)
 
     # -- search
 
