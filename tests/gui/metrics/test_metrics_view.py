@@ -46,7 +46,7 @@ def test_live_charts_follow_a_real_reply(qtbot: QtBot, smollm2_path: Path) -> No
         redraws_before, samples_before = view.redraws, len(view.sampler.buffers["t"])
         tokens: list[str] = []
         adapter.token.connect(lambda _id, text: tokens.append(text))
-        with qtbot.waitSignal(adapter.finished, timeout=120_000) as blocker:
+        with qtbot.waitSignal(adapter.finished, timeout=300_000) as blocker:  # a loaded 2-core host is slow
             adapter.generate(
                 SamplingParams(temperature=0.0, max_tokens=48, seed=1),
                 messages=[{"role": "user", "content": "Write a short poem about the sea."}],
@@ -97,7 +97,7 @@ def test_charts_redraw_at_the_busy_rate_while_a_reply_streams(qtbot: QtBot, smol
             adapter.start()
             adapter.load(str(smollm2_path), LoadParams(n_ctx=512))
         view.sampler.sampled.connect(lambda: seen.append((view.sampler.generating, view.redraws)))
-        with qtbot.waitSignal(adapter.finished, timeout=120_000) as blocker:
+        with qtbot.waitSignal(adapter.finished, timeout=300_000) as blocker:  # a loaded 2-core host is slow
             adapter.generate(
                 SamplingParams(temperature=0.7, max_tokens=240, seed=3),
                 messages=[{"role": "user", "content": "Tell a long story about a lighthouse keeper."}],
