@@ -114,3 +114,16 @@ def test_unknown_titles_and_presets_are_explained(tmp_path: Path) -> None:
         "Precise, Balanced, Creative",
     )
     _one_line_error(run_cli("chat", "starter", "--conversation", "X", "--prompt", "  ", basedir=tmp_path), "empty")
+
+
+def test_a_fixed_seed_gives_the_same_reply_in_two_new_conversations(tmp_path: Path) -> None:
+    """README: "With a fixed --seed the same prompt and settings give the same text" — for chat too."""
+    replies = []
+    for title in ("first", "second"):
+        out = run_cli(
+            "chat", "starter", "--conversation", title, "--prompt", "Name a colour.",
+            "--seed", "77", "--temperature", "1.0", "--max-tokens", "30", basedir=tmp_path,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        replies.append(out.stdout.strip())
+    assert replies[0] and replies[0] == replies[1]
