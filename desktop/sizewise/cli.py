@@ -23,6 +23,7 @@ from sizewise.core.paths import resolve_paths
 COMMAND_MODULES = [
     "sizewise.commands.generate",
     "sizewise.commands.chat",
+    "sizewise.commands.compare",
     "sizewise.commands.history",
     "sizewise.commands.screenshots",
     "sizewise.commands.search",
