@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "sizewise.commands.generate",
     "sizewise.commands.chat",
     "sizewise.commands.compare",
+    "sizewise.commands.write",
     "sizewise.commands.history",
     "sizewise.commands.screenshots",
     "sizewise.commands.search",
