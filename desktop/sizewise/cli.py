@@ -23,6 +23,8 @@ from sizewise.core.paths import resolve_paths
 COMMAND_MODULES = [
     "sizewise.commands.generate",
     "sizewise.commands.chat",
+    "sizewise.commands.compare",
+    "sizewise.commands.write",
     "sizewise.commands.history",
     "sizewise.commands.screenshots",
     "sizewise.commands.search",

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from sizewise.core.errors import UserError
 from sizewise.core.fit.hardware import machine_budget, probe_hardware
 from sizewise.core.fit.together import TogetherFit, fit_together
 from sizewise.core.fit.verdict import Budget, FitResult, check_fit
@@ -25,6 +26,8 @@ from sizewise.core.sampling import LoadParams
 
 EngineKey = tuple[str, LoadParams, int | str]
 Schedule = Literal["one_after_another", "loaded_together", "generated_together"]
+
+MAX_RUNS = 4  # a comparison shows at most four replies side by side
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,22 @@ def describe_settings(load: LoadParams, gpu_layers: int | str) -> str:
     if load.flash_attn:
         parts.append("flash attn")
     return ", ".join(parts)
+
+
+def parse_temperatures(text: str, fewest: int = 1) -> list[float]:
+    """``"0.2, 0.7, 1.2"`` → [0.2, 0.7, 1.2]: ``fewest``–4 values between 0 and 2, or a UserError sentence.
+
+    The temperature comparison's list, as ``sizewise compare --temperatures`` reads it (commas or semicolons).
+    """
+    try:
+        temps = [float(t) for t in text.replace(";", ",").split(",") if t.strip()]
+    except ValueError as exc:
+        raise UserError("Temperatures must be numbers separated by commas, e.g. 0.2, 0.7, 1.2.") from exc
+    if not fewest <= len(temps) <= MAX_RUNS:
+        raise UserError(f"Give between {fewest} and {MAX_RUNS} temperatures, e.g. 0.2, 0.7, 1.2.")
+    if any(not 0.0 <= t <= 2.0 for t in temps):
+        raise UserError("Temperatures must be between 0 and 2.")
+    return temps
 
 
 def group_specs(specs: Sequence[RunSpec]) -> list[list[int]]:
