@@ -113,9 +113,7 @@ def _time_limit(seconds: float) -> Iterator[None]:
     try:
         yield
     except _RenderTimeout:
-        raise TemplateProblem(
-            f"The model's chat template did not finish within {seconds:g} s (it may loop)."
-        ) from None
+        raise TemplateProblem(f"The model's chat template did not finish within {seconds:g} s (it may loop).") from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -133,9 +131,7 @@ def guard_chat_templates(llm: Any, llama_chat_format: Any, n_ctx: int) -> None:
 
     class BoundedFormatter(base):  # type: ignore[misc, valid-type]
         def __init__(self, template: str, eos_token: str, bos_token: str, stop_token_ids: list[int]) -> None:
-            super().__init__(
-                template=template, eos_token=eos_token, bos_token=bos_token, stop_token_ids=stop_token_ids
-            )
+            super().__init__(template=template, eos_token=eos_token, bos_token=bos_token, stop_token_ids=stop_token_ids)
             env = _BoundedSandbox(
                 loader=jinja2.BaseLoader(),
                 trim_blocks=True,

@@ -15,6 +15,7 @@ import psutil
 import pytest
 from pytestqt.qtbot import QtBot
 
+from sizewise.core.compare.plan import parse_temperatures
 from sizewise.core.compare.report import SHARED_SPEED_NOTE
 from sizewise.core.errors import UserError
 from sizewise.core.fit.verdict import Budget
@@ -23,7 +24,7 @@ from sizewise.core.report.fit_report import best_choice
 from sizewise.core.resources import resource_path
 from sizewise.core.sampling import LoadParams
 from sizewise.gui.compare.compare_runner import CompareRunner
-from sizewise.gui.compare.compare_view import CompareView, parse_temperatures
+from sizewise.gui.compare.compare_view import CompareView
 
 RUN_TIMEOUT_MS = 600_000
 

@@ -53,7 +53,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sizewise.core.compare.plan import RunPlan, RunSpec, describe_settings, plan_runs
+from sizewise.core.compare.plan import MAX_RUNS, RunPlan, RunSpec, describe_settings, parse_temperatures, plan_runs
 from sizewise.core.compare.report import SHARED_SPEED_NOTE
 from sizewise.core.compare.results import RunResult
 from sizewise.core.errors import UserError
@@ -68,7 +68,6 @@ from sizewise.gui.adapters.background import run_in_background
 from sizewise.gui.compare.compare_runner import CompareRunner
 from sizewise.gui.compare.engine_pool import EnginePool
 
-MAX_RUNS = 4
 MiB = float(1 << 20)
 DEFAULT_PROMPT = "Explain in three sentences what a context window is in a language model."
 DEFAULT_TEMPERATURES = "0.2, 0.7, 1.2"
@@ -76,19 +75,6 @@ TOGETHER_TIP = (
     "Generate every reply at once instead of one after another. The models then share the CPU, so each "
     "reply's speed is lower than that model gets alone; the table, the best choice and the report say so."
 )
-
-
-def parse_temperatures(text: str) -> list[float]:
-    """``"0.2, 0.7, 1.2"`` → [0.2, 0.7, 1.2]; 2–4 values between 0 and 2, or a UserError sentence."""
-    try:
-        temps = [float(t) for t in text.replace(";", ",").split(",") if t.strip()]
-    except ValueError as exc:
-        raise UserError("Temperatures must be numbers separated by commas, e.g. 0.2, 0.7, 1.2.") from exc
-    if not 1 <= len(temps) <= MAX_RUNS:
-        raise UserError(f"Give between 1 and {MAX_RUNS} temperatures.")
-    if any(not 0.0 <= t <= 2.0 for t in temps):
-        raise UserError("Temperatures must be between 0 and 2.")
-    return temps
 
 
 class _ReplyPanel(QGroupBox):
