@@ -79,6 +79,26 @@ def storage_folder(cache_dir: Path, repo_id: str) -> Path:
     return cache_dir / repo_folder_name(repo_id=repo_id, repo_type="model")
 
 
+def partial_blob(cache_dir: Path, repo_id: str, path: str) -> Path:
+    """A saved path of a partial download (``downloads.json`` is a file anyone may have edited), accepted only
+    when it is ``<sha256 or sha1>.incomplete`` directly in this repository's own ``blobs`` folder, with no
+    ``..`` or folder link leading elsewhere and not itself a link: returned as that folder's path to it.
+    Raises ValueError with the reason (a phrase: "is not ...") otherwise."""
+    p = Path(path)
+    if not p.is_absolute():
+        raise ValueError("is not an absolute path")
+    stem = p.name.removesuffix(INCOMPLETE)
+    if stem == p.name or blob_name(stem) != stem:
+        raise ValueError(f"is not named like a partial download (<sha256 or git sha1>{INCOMPLETE})")
+    blobs = storage_folder(cache_dir, repo_id) / "blobs"
+    if os.path.realpath(p.parent) != os.path.realpath(blobs):
+        raise ValueError(f"is not in the cache folder of {repo_id} ({blobs})")
+    canonical = blobs / p.name
+    if canonical.is_symlink():
+        raise ValueError("is a symbolic link, not a file the download wrote")
+    return canonical
+
+
 def link_pointer(blob: Path, pointer: Path) -> None:
     pointer.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
@@ -95,6 +115,10 @@ def link_pointer(blob: Path, pointer: Path) -> None:
 def write_ref(storage: Path, revision: str, commit: str) -> None:
     if revision == commit:
         return
+    # Both were checked before (browse.check_revision, commit_name); refused here too rather than joined.
+    leaves_refs = "\\" in revision or any(part in ("", ".", "..") for part in revision.split("/"))
+    if leaves_refs or commit_name(commit) != commit:
+        raise ValueError(f"not a cache name: revision {revision!r}, commit {commit!r}")
     ref = storage / "refs" / revision
     ref.parent.mkdir(parents=True, exist_ok=True)
     if not ref.exists() or ref.read_text().strip() != commit:

@@ -40,6 +40,7 @@ from sizewise.core.hub.browse import (
     RemoteFile,
     check_repo_id,
     check_repo_path,
+    check_revision,
     explain_hub_error,
 )
 from sizewise.core.hub.cache_layout import (
@@ -382,6 +383,7 @@ def download_file(
 
     check_repo_id(repo_id)
     check_repo_path(filename)
+    check_revision(revision)
     s = settings or HubSettings.from_env()
     opt = options or DownloadOptions()
     rep = _Reporter(job_id, repo_id, filename, group, on_progress, opt.progress_interval_s)
