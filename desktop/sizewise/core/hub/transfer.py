@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import importlib
 import os
 import shutil
 import threading
@@ -74,11 +73,11 @@ FLUSH_CHUNKS = 256  # and never more buffers than one writev() takes (IOV_MAX is
 
 
 def _http() -> Any:
-    """The HTTP library huggingface_hub uses (httpx2 in 2.x, httpx in 1.x), for its exception types."""
-    try:
-        return importlib.import_module("httpx2")
-    except ImportError:  # pragma: no cover - huggingface_hub 1.x
-        return importlib.import_module("httpx")
+    """The HTTP library huggingface_hub 2.x uses (httpx2; pyproject allows no 1.x, which used httpx), for its
+    exception and timeout types; imported when first needed, like huggingface_hub itself."""
+    import httpx2
+
+    return httpx2
 
 
 # --- Public types ---------------------------------------------------------------------------------------------
