@@ -18,7 +18,9 @@ Errors carry the ``X-Error-Code`` header the client maps to its exception types 
 Fault switches (``HubServer.faults``) make the next content responses misbehave: ``statuses`` (e.g. 500s),
 ``drop_after`` (close the connection mid-file), ``stall_after`` (send some bytes then go silent),
 ``corrupt`` (wrong bytes, same size: a hash mismatch), ``rate_bps`` (throttle) and ``ignore_range``;
-``api_delay_s`` and ``api_statuses`` (e.g. a 503 on the next search) do the same for the ``/api/`` calls.
+``api_delay_s`` and ``api_statuses`` (e.g. a 503 on the next search) do the same for the ``/api/`` calls;
+``repo_commit`` and ``etag`` make every resolve answer with a chosen ``X-Repo-Commit`` / ``ETag`` (a hostile
+mirror's ``../`` names, say).
 Synthetic repos cover 401 gated / private, 404, paths with ``../`` or an absolute path (the client must
 refuse them, and ``requests`` lets a test check it never asked for one) and a split model.
 
@@ -189,6 +191,9 @@ class Faults:
     ignore_range: bool = False  # answer 200 with the whole file even when a Range was asked
     api_delay_s: float = 0.0  # answer /api/ calls (search, listings) this much later: a slow Hub
     api_statuses: list[int] = field(default_factory=list)  # next /api/ calls answer with these (e.g. 503)
+    # A Hub look-alike's own answers on resolve: sent verbatim (quotes included) instead of the real ones.
+    repo_commit: str | None = None  # the X-Repo-Commit header
+    etag: str | None = None  # the ETag header, and X-Linked-Etag (what the client prefers) on LFS redirects
 
 
 @dataclass
@@ -467,10 +472,15 @@ class _Handler(BaseHTTPRequestHandler):
         if f is None:
             self._error(404, "EntryNotFound", f"{path} does not exist on main", {"X-Repo-Commit": repo.commit})
             return
-        meta = {"X-Repo-Commit": repo.commit, "ETag": f'"{f.git_oid}"', "Accept-Ranges": "bytes"}
+        meta = {
+            "X-Repo-Commit": faults.repo_commit if faults.repo_commit is not None else repo.commit,
+            "ETag": faults.etag if faults.etag is not None else f'"{f.git_oid}"',
+            "Accept-Ranges": "bytes",
+        }
         if f.lfs:
             location = f"{self.hub.cdn_url}/lfs/{quote(repo.repo_id)}/{f.sha256}"
-            meta |= {"X-Linked-Etag": f'"{f.sha256}"', "X-Linked-Size": str(f.size), "Location": location}
+            linked = faults.etag if faults.etag is not None else f'"{f.sha256}"'
+            meta |= {"X-Linked-Etag": linked, "X-Linked-Size": str(f.size), "Location": location}
             body = f"Found. Redirecting to {location}".encode()
             self.send_response(302)
             for k, v in meta.items():

@@ -246,6 +246,16 @@ def check_repo_path(path: str) -> str:
     return path
 
 
+def check_revision(revision: str) -> str:
+    """A branch, tag or commit name, which becomes ``refs/<revision>`` in the cache: it must stay in there."""
+    if not is_safe_repo_path(revision):
+        raise UserError(
+            f"Refusing the revision {revision!r}: a branch, tag or commit name cannot be empty or absolute, "
+            "or contain '..'."
+        )
+    return revision
+
+
 def check_repo_id(repo_id: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*", repo_id) or ".." in repo_id:
         raise UserError(f"{repo_id!r} is not a Hugging Face repository name (expected 'owner/name').")

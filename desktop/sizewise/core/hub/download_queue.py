@@ -7,12 +7,18 @@ the jobs and their last ``Progress``, runs them in order on a worker thread that
 is work, writes every download not yet done or cancelled to ``downloads.json`` (repository, file,
 revision, size, its ``.incomplete`` file in the HF cache), and ``restore()`` brings them back paused;
 resuming one continues from its partial file.
+
+``downloads.json`` is a file on disk, so what it says is checked like a server's answer: an entry comes back
+only when its repository, file and revision are valid names and its partial file is a partial blob in that
+repository's own ``blobs`` folder of the HF cache (``cache_layout.partial_blob``); any other entry is dropped
+with a logged reason and its file is left alone, so a cancel can never delete a file elsewhere.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -20,7 +26,8 @@ from pathlib import Path
 
 from sizewise.core.atomic import write_text_atomic
 from sizewise.core.errors import UserError
-from sizewise.core.hub.browse import HubSettings, ModelFile, check_repo_id, check_repo_path
+from sizewise.core.hub.browse import HubSettings, ModelFile, check_repo_id, check_repo_path, check_revision
+from sizewise.core.hub.cache_layout import partial_blob
 from sizewise.core.hub.transfer import (
     Control,
     DownloadCancelled,
@@ -33,6 +40,8 @@ from sizewise.core.hub.transfer import (
     download_file,
 )
 from sizewise.core.hub.verify import VerifiedStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -112,6 +121,7 @@ class DownloadQueue:
     def add(self, repo_id: str, filename: str, revision: str = "main", group: str = "") -> int:
         check_repo_id(repo_id)
         check_repo_path(filename)
+        check_revision(revision)
         with self._lock:
             for job in self._jobs.values():
                 if (job.repo_id, job.filename, job.revision) == (repo_id, filename, revision) and not (
@@ -175,23 +185,39 @@ class DownloadQueue:
             entries = json.loads(self.state_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return []
+        cache_dir: Path | None = None  # asked for once, when an entry has a partial file to check
         ids = []
         for e in entries if isinstance(entries, list) else []:
             try:
                 repo_id, filename = str(e["repo_id"]), str(e["filename"])
                 check_repo_id(repo_id)
                 check_repo_path(filename)
-            except (KeyError, TypeError, UserError):
+                revision = check_revision(str(e.get("revision", "main")))
+            except (KeyError, TypeError, UserError) as exc:
+                log.warning("Not restoring a download saved in %s: %s", self.state_file, _why(exc))
+                continue
+            partial = e.get("partial_path")
+            try:
+                # None: saved before the download knew its file; the download finds it again itself.
+                if partial is None:
+                    partial_path = None
+                else:
+                    cache_dir = cache_dir or self._settings().cache_dir
+                    partial_path = str(partial_blob(cache_dir, repo_id, str(partial)))
+            except ValueError as exc:
+                log.warning(
+                    "Not restoring the download of %s/%s saved in %s: its partial file %r %s; the file was left alone.",
+                    repo_id, filename, self.state_file, partial, exc,
+                )  # fmt: skip
                 continue
             with self._lock:
-                partial = e.get("partial_path")
                 job = _Job(
                     self._next_id,
                     repo_id,
                     filename,
-                    str(e.get("revision", "main")),
+                    revision,
                     str(e.get("group", "")),
-                    partial_path=str(partial) if isinstance(partial, str) and partial.endswith(".incomplete") else None,
+                    partial_path=partial_path,
                 )
                 self._next_id += 1
                 self._jobs[job.job_id] = job
@@ -332,7 +358,14 @@ class DownloadQueue:
         return total
 
     def _partials(self, job: _Job) -> list[Path]:
-        return [Path(job.partial_path)] if job.partial_path else []
+        """The job's partial file, when it is one in the cache (checked again: only such a file is ever deleted)."""
+        if not job.partial_path:
+            return []
+        try:
+            return [partial_blob(self._settings().cache_dir, job.repo_id, job.partial_path)]
+        except ValueError as exc:
+            log.warning("Leaving %r alone: it %s.", job.partial_path, exc)
+            return []
 
     def _delete_partial(self, job: _Job) -> None:
         for p in self._partials(job):
@@ -356,3 +389,11 @@ class DownloadQueue:
         ]
         with contextlib.suppress(OSError):
             write_text_atomic(self.state_file, json.dumps(pending, indent=1))
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return f"it has no {exc.args[0]!r}"
+    if isinstance(exc, TypeError):
+        return "it is not an object with a repository and a file"
+    return str(exc)

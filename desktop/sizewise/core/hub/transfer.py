@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import importlib
 import os
 import shutil
 import threading
@@ -40,9 +39,18 @@ from sizewise.core.hub.browse import (
     RemoteFile,
     check_repo_id,
     check_repo_path,
+    check_revision,
     explain_hub_error,
 )
-from sizewise.core.hub.cache_layout import CachePaths, finalize_blob, link_pointer, storage_folder, write_ref
+from sizewise.core.hub.cache_layout import (
+    CachePaths,
+    blob_name,
+    commit_name,
+    finalize_blob,
+    link_pointer,
+    storage_folder,
+    write_ref,
+)
 from sizewise.core.hub.verify import (
     BackgroundHasher,
     ChecksumMismatch,
@@ -65,11 +73,11 @@ FLUSH_CHUNKS = 256  # and never more buffers than one writev() takes (IOV_MAX is
 
 
 def _http() -> Any:
-    """The HTTP library huggingface_hub uses (httpx2 in 2.x, httpx in 1.x), for its exception types."""
-    try:
-        return importlib.import_module("httpx2")
-    except ImportError:  # pragma: no cover - huggingface_hub 1.x
-        return importlib.import_module("httpx")
+    """The HTTP library huggingface_hub 2.x uses (httpx2; pyproject allows no 1.x, which used httpx), for its
+    exception and timeout types; imported when first needed, like huggingface_hub itself."""
+    import httpx2
+
+    return httpx2
 
 
 # --- Public types ---------------------------------------------------------------------------------------------
@@ -374,6 +382,7 @@ def download_file(
 
     check_repo_id(repo_id)
     check_repo_path(filename)
+    check_revision(revision)
     s = settings or HubSettings.from_env()
     opt = options or DownloadOptions()
     rep = _Reporter(job_id, repo_id, filename, group, on_progress, opt.progress_interval_s)
@@ -384,10 +393,10 @@ def download_file(
     remote, meta = _ask_the_hub(d)
     if meta.commit_hash is None or meta.etag is None:
         raise UserError(f"{s.endpoint} did not answer like the Hugging Face Hub (no commit or etag for {filename}).")
-    commit: str = meta.commit_hash
+    commit, etag = _cache_names(d, meta.commit_hash, meta.etag)
     total = remote.size
     rep.total = total
-    paths = CachePaths.build(s.cache_dir, repo_id, filename, meta.etag, commit)
+    paths = CachePaths.build(s.cache_dir, repo_id, filename, etag, commit)
     rep.partial = paths.incomplete
 
     paths.lock.parent.mkdir(parents=True, exist_ok=True)
@@ -434,6 +443,31 @@ def _ask_the_hub(d: _Download) -> tuple[RemoteFile, Any]:
             raise d.hub_error(last_error) from last_error
         d.rep.state(DownloadState.RETRYING, message=f"the Hub did not answer ({type(last_error).__name__}); retrying")
         d.control.sleep(d.backoff(attempt))
+
+
+def _cache_names(d: _Download, commit: str, etag: str) -> tuple[str, str]:
+    """The commit and etag the server sent, as the folder and file names they become in the cache.
+
+    They come from response headers, so a Hub look-alike (``HF_ENDPOINT``, or anything on a plain-http
+    path to it) could send ``../`` names that would write outside the cache: only the Hub's hex forms pass."""
+    checked_commit, checked_etag = commit_name(commit), blob_name(etag)
+    if checked_commit is None:
+        raise UserError(
+            f"Refusing to download {d.what}: the commit id {_shown(commit)} that {d.settings.endpoint} sent is "
+            "not the 40-digit hex hash the Hugging Face Hub uses, so it cannot name a folder in the cache."
+        )
+    if checked_etag is None:
+        raise UserError(
+            f"Refusing to download {d.what}: the ETag {_shown(etag)} that {d.settings.endpoint} sent is not "
+            "the sha256 or git sha1 hex digest the Hugging Face Hub names files by, so it cannot name a file "
+            "in the cache."
+        )
+    return checked_commit, checked_etag
+
+
+def _shown(value: str) -> str:
+    """A server's value quoted for a message, cut short: it may be long, and it is not ours."""
+    return repr(value if len(value) <= 80 else value[:80] + "…")
 
 
 def _reuse_cached(d: _Download, paths: CachePaths, remote: RemoteFile, commit: str) -> str | None:
@@ -734,4 +768,5 @@ def download_model(
 
 
 def _cached(s: HubSettings, repo_id: str, part: RemoteFile) -> bool:
-    return bool(part.sha256) and (storage_folder(s.cache_dir, repo_id) / "blobs" / str(part.sha256)).exists()
+    name = blob_name(part.sha256)  # the Hub's listing is no more trusted than its headers
+    return name is not None and name == part.sha256 and (storage_folder(s.cache_dir, repo_id) / "blobs" / name).exists()
