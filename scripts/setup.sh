@@ -129,8 +129,8 @@ if [ "$mode" = test ]; then
   "$PY" -m mypy
   echo "== import contracts" >&2
   .venv/bin/lint-imports
-  echo "== desktop bundle (PyInstaller; tests/packaging/test_bundle.py runs its smoke test)" >&2
-  packaging/build.sh >&2
+  echo "== desktop bundle with the starter model (PyInstaller; tests/packaging/test_bundle.py runs its smoke test)" >&2
+  packaging/build.sh --with-starter >&2  # the starter inside (+94 MiB): test_bundle.py checks an offline first start
 fi
 echo "== pytest" >&2
 set +e

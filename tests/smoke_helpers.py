@@ -20,12 +20,15 @@ def basedir_with_starter(base: Path, starter: Path) -> Path:
     return base
 
 
-def run_smoke(cmd: list[str], *, home: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_smoke(
+    cmd: list[str], *, home: Path, timeout: float = 300, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(home),  # the user's real HF cache and settings stay out of it
         "QT_QPA_PLATFORM": "offscreen",
         "LANG": os.environ.get("LANG", "C.UTF-8"),
+        **(env_extra or {}),
     }
     return subprocess.run([*cmd, "--smoke-test"], capture_output=True, text=True, timeout=timeout, env=env)
 

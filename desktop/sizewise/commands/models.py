@@ -1,4 +1,5 @@
-"""``sizewise models``: every local model Sizewise can see — downloaded, imported, and other apps' folders."""
+"""``sizewise models``: every local model Sizewise can load — the starter, downloaded, imported, and other apps'
+folders: the same list as the Library page and the model picker (core/hub/library.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from sizewise.core.hub.library import Library
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("models", help="list local models (downloaded, imported, LM Studio, Ollama, GPT4All)")
+    p = sub.add_parser(
+        "models", help="list local models (the starter, downloaded, imported, LM Studio, Ollama, GPT4All)"
+    )
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.add_argument("--no-other-apps", action="store_true", help="skip LM Studio, Ollama and GPT4All folders")
     p.set_defaults(func=run)

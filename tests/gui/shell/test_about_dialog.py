@@ -97,6 +97,38 @@ def test_selecting_a_component_shows_its_license_text(qtbot: QtBot) -> None:
         assert "No license text was found" not in dialog.text.toPlainText(), name
 
 
+def test_a_bundle_with_the_starter_shows_its_notice_and_license(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A frozen bundle built with --with-starter (its layout made in tmp_path: sys._MEIPASS/sizewise/models) lists
+    the starter as bundled, Apache-2.0, with the notice saying where it comes from before the license text."""
+    import sys
+
+    from sizewise.core.hub.starter import BUNDLE_DIR, NOTICE_FILE, STARTER_FILE, starter_notice
+
+    models = tmp_path / "_internal" / BUNDLE_DIR
+    models.mkdir(parents=True)
+    (models / STARTER_FILE).write_bytes(b"GGUF")
+    (models / NOTICE_FILE).write_text(starter_notice(), encoding="utf-8")
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path / "_internal"), raising=False)
+    dialog = _open(qtbot, {})
+    assert dialog.fields["starter"].text().endswith("Apache-2.0, bundled with this app")
+    _version, lic, role = _rows(dialog)[STARTER_NAME]
+    assert lic == "Apache-2.0" and role == "the starter model, bundled with this app"
+    names = [dialog.table.item(r, 0).text() for r in range(dialog.table.rowCount())]
+    dialog.table.setCurrentCell(names.index(STARTER_NAME), 0)
+    text = dialog.text.toPlainText()
+    assert text.startswith(starter_notice().strip()) and "HuggingFaceTB/SmolLM2-135M-Instruct" in text
+    assert "Apache License" in text and "Version 2.0" in text
+
+
+def test_not_bundled_the_starter_says_so(qtbot: QtBot) -> None:
+    dialog = _open(qtbot, {})
+    assert _rows(dialog)[STARTER_NAME][2] == "the starter model (downloaded, not bundled)"
+    assert "bundled" not in dialog.fields["starter"].text()
+
+
 def test_screenshot(qtbot: QtBot, ready_info: dict[str, Any], tmp_path: Path) -> None:
     dialog = _open(qtbot, ready_info)
     target = tmp_path / "about.png"

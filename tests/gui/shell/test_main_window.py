@@ -222,6 +222,34 @@ def test_loaded_models_and_starter_are_in_the_library(qtbot: QtBot, window: Main
     )
 
 
+def test_the_model_picker_lists_what_the_library_lists(
+    qtbot: QtBot, window: MainWindow, tmp_path: Path, smollm2_path: Path
+) -> None:
+    """One list of runnable models: the picker offers the paths the Library page lists (the starter first), and
+    follows the Library when a model is imported or taken off the list there."""
+    from tests.hub_server import make_gguf
+
+    window.library_page.ensure()
+    view = window.library_view
+    assert view is not None
+
+    def agree() -> bool:
+        return bool(view.entries) and sorted(window.loader.choice_paths()) == sorted(e.path for e in view.entries)
+
+    qtbot.waitUntil(agree, timeout=30_000)
+    assert window.model_combo.itemData(0) == str(smollm2_path) and "starter" in window.model_combo.itemText(0)
+    assert next(e for e in view.entries if e.path == str(smollm2_path)).source == "starter"
+    other = tmp_path / "other.gguf"
+    other.write_bytes(make_gguf("other"))
+    view.import_paths([str(other)])
+    qtbot.waitUntil(lambda: str(other.resolve()) in window.loader.choice_paths() and agree(), timeout=30_000)
+    entry = next(e for e in view.entries if e.path == str(other.resolve()))
+    window.library.remove_from_library(entry)
+    view.refresh()
+    qtbot.waitUntil(lambda: str(other.resolve()) not in window.loader.choice_paths() and agree(), timeout=30_000)
+    assert window.model_combo.itemData(0) == str(smollm2_path)
+
+
 def test_compare_and_live_metrics_are_built_on_first_sight(
     qtbot: QtBot, window: MainWindow, smollm2_path: Path
 ) -> None:

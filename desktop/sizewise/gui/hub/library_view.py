@@ -13,7 +13,8 @@ Sizewise downloaded is deleted from disk (the question says how much space that 
 imported, or found in LM Studio's, GPT4All's, Ollama's folder or the shared Hugging Face cache — is only
 taken off the list by default (core/hub/library.py remembers that across scans); deleting it from disk is
 a separate choice with its own question, which names the folder and the app it belongs to. Ollama's files
-are never deleted here.
+are never deleted here. The starter model is neither: it belongs to the installation, so Remove… is disabled
+while it is selected and its tooltip says why.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ LIBRARY_COLUMNS = ["Name", "Quant", "Params", "Size", "Context", "Source", "Stat
 REMOVE_CHOICE = "Remove from library"
 DELETE_ASK_CHOICE = "Delete from disk…"
 DELETE_CHOICE = "Delete from disk"
+REMOVE_TOOLTIP = "Take the selected model off the list, or delete its files from disk (asks first)"
 _OTHER_APPS = {"lm-studio": "LM Studio", "gpt4all": "GPT4All", "ollama": "Ollama"}
 
 
@@ -158,13 +160,12 @@ class LibraryView(QWidget):
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.cellDoubleClicked.connect(lambda row, _c: self.load_row(row))
+        self.table.itemSelectionChanged.connect(self._update_remove_button)
         self.import_button = QPushButton("Import…")
         self.import_button.setToolTip("Add .gguf files from anywhere (or drop them here)")
         self.load_button = QPushButton("Load")
         self.delete_button = QPushButton("Remove…")
-        self.delete_button.setToolTip(
-            "Take the selected model off the list, or delete its files from disk (asks first)"
-        )
+        self.delete_button.setToolTip(REMOVE_TOOLTIP)
         self.refresh_button = QPushButton("Refresh")
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -269,7 +270,7 @@ class LibraryView(QWidget):
             ]
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setToolTip(e.message or e.path)
+                item.setToolTip(e.message or (f"{e.path}\n{e.kept_because}" if e.kept_because else e.path))
                 if e.status != "ok":
                     item.setForeground(Qt.GlobalColor.darkGray)
                 self.table.setItem(row, col, item)
@@ -277,7 +278,16 @@ class LibraryView(QWidget):
         count = f"{len(entries)} models" + (f", {missing} missing or unreadable" if missing else "")
         self.status.setText(f"{self._note} {count}." if self._note else count)
         self._note = ""
+        self._update_remove_button()
         self.libraryRefreshed.emit(entries)
+
+    @Slot()
+    def _update_remove_button(self) -> None:
+        """Remove… is disabled for a model the app must keep (the starter), with the reason as its tooltip."""
+        e = self.entry_at(self.selected_row())
+        kept = e.kept_because if e is not None else ""
+        self.delete_button.setEnabled(not kept)
+        self.delete_button.setToolTip(kept or REMOVE_TOOLTIP)
 
     def selected_row(self) -> int:
         rows = {i.row() for i in self.table.selectedItems()}
@@ -439,6 +449,9 @@ class LibraryView(QWidget):
         """Remove… for one row: ask, then take the model off the list or delete its files (off the GUI thread)."""
         e = self.entry_at(row)
         if e is None:
+            return
+        if e.kept_because:
+            self.status.setText(e.kept_because)
             return
         choice = self.ask_how_to_remove(e)
         if choice is None:

@@ -3,6 +3,8 @@
 The llama.cpp facts come from the engine's ``ready`` message (the GUI never imports llama_cpp), so
 the dialog describes the build the engine really runs, GPU backends included. The license list is
 read from package metadata (or the bundle's index, see core/report/licenses.py) off the GUI thread.
+A bundle built with the starter model inside (``packaging/build.sh --with-starter``) says so, and the
+starter's license text begins with the notice bundled beside it (where the model comes from).
 """
 
 from __future__ import annotations
@@ -34,7 +36,13 @@ from PySide6.QtWidgets import (
 
 from sizewise import APP_NAME, __version__
 from sizewise.core.errors import UserError
-from sizewise.core.hub.starter import STARTER_LICENSE, STARTER_NAME, STARTER_REPO
+from sizewise.core.hub.starter import (
+    NOTICE_FILE,
+    STARTER_LICENSE,
+    STARTER_NAME,
+    STARTER_REPO,
+    bundled_starter,
+)
 from sizewise.core.report.build_info import describe_backends
 from sizewise.core.report.licenses import Component, LicenseList, bundled_components
 from sizewise.core.resources import resource_path
@@ -137,7 +145,7 @@ class AboutDialog(QDialog):
             ("llama", "llama.cpp", llama),
             ("gpu_offload", "GPU offload", offload),
             ("backends", "Backends", describe_backends(r)),
-            ("starter", "Starter model", f"{STARTER_NAME} ({STARTER_REPO}): {STARTER_LICENSE}"),
+            ("starter", "Starter model", f"{STARTER_NAME} ({STARTER_REPO}): {STARTER_LICENSE}{_bundled_note()}"),
         ]
 
     def build_info_text(self) -> str:
@@ -154,9 +162,12 @@ class AboutDialog(QDialog):
     def components(self) -> list[Component]:
         """Sizewise and the starter model first, then what the installation bundles."""
         own = _own_license_paths()
+        bundled = bundled_starter()  # its notice (where the model comes from) comes before the license text
+        notice = (str(bundled.with_name(NOTICE_FILE)),) if bundled is not None else ()
+        role = "the starter model, bundled with this app" if notice else "the starter model (downloaded, not bundled)"
         head = [
             Component(APP_NAME, __version__, APP_LICENSE, "this application", own),
-            Component(STARTER_NAME, "", STARTER_LICENSE, "the starter model (downloaded, not bundled)", own),
+            Component(STARTER_NAME, "", STARTER_LICENSE, role, notice + own),
         ]
         rest = self.licenses.components if self.licenses else []
         # Qt's version is the one really loaded; the core list cannot ask Qt.
@@ -190,6 +201,10 @@ class AboutDialog(QDialog):
             return
         base = self.licenses.base if self.licenses else None
         self.text.setPlainText(comps[row].texts(base))
+
+
+def _bundled_note() -> str:
+    return ", bundled with this app" if bundled_starter() is not None else ""
 
 
 def _own_license_paths() -> tuple[str, ...]:

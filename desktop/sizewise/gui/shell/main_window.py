@@ -116,7 +116,6 @@ class MainWindow(QMainWindow):
         )
         self._wire()
         self._restore()
-        self.loader.remember_starter()
         self.engine.start()  # warm the engine now: the first load is faster and GPU support is known
         self._show_state(self.loader.state)
 
@@ -146,13 +145,13 @@ class MainWindow(QMainWindow):
         self._build_menus()
 
     def _build_model_bar(self) -> QHBoxLayout:
-        """Which model (starter and recent files), Open GGUF…, Load/Unload, and a busy indicator."""
+        """Which model (the starter and the Library's models), Open GGUF…, Load/Unload, and a busy indicator."""
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Model"))
         self.model_combo = QComboBox()
         self.model_combo.setAccessibleName("Model")
         self.model_combo.setMinimumWidth(200)
-        self.model_combo.setToolTip("The starter model and the model files you used recently")
+        self.model_combo.setToolTip("The starter model and every model the Library lists")
         bar.addWidget(self.model_combo, 1)
         self.open_button = QPushButton("Open GGUF…")
         self.open_button.setToolTip("Choose a .gguf model file (Ctrl+O)")
@@ -453,6 +452,7 @@ class MainWindow(QMainWindow):
     def _make_library_view(self) -> QWidget:
         view = LibraryView(self.library, self.downloads)
         view.loadRequested.connect(self._load_from_library)
+        view.libraryRefreshed.connect(self.loader.show_library)  # the model picker lists what the Library lists
         self.library_view = view
         view.refresh()
         return view

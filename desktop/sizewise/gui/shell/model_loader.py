@@ -1,7 +1,7 @@
 """The model-loading state machine, kept out of the main window.
 
-Loading a model is a chain of steps with its own state: choose a file (the starter, a recent
-file, the Open dialog, the Library), read its header in the background, predict its memory against
+Loading a model is a chain of steps with its own state: choose a file (the starter, a model the
+Library lists, the Open dialog), read its header in the background, predict its memory against
 this machine (shown in the Fit view) before anything is loaded, start the engine process if it is
 not running, follow the load to ready or failure, unload, reload after a forced stop, and record
 what a finished load measured beside what was predicted. This controller owns that chain and its
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QFileDialog, QWidget
@@ -26,9 +27,9 @@ from sizewise.core.fit.measurements import MeasurementStore, make_record
 from sizewise.core.fit.memory_model import Backend, MemoryPrediction, predict
 from sizewise.core.fit.verdict import Budget
 from sizewise.core.gguf.header import GGUFHeader, ModelInfo
-from sizewise.core.hub.library import Library
+from sizewise.core.hub.library import Library, LibraryEntry
 from sizewise.core.hub.resolve import context_warning, inspect_model
-from sizewise.core.hub.starter import STARTER_NAME, find_starter
+from sizewise.core.hub.starter import STARTER_NAME, find_app_starter
 from sizewise.core.paths import AppPaths
 from sizewise.core.sampling import LoadParams
 from sizewise.core.settings import Settings
@@ -39,6 +40,7 @@ from sizewise.gui.fit.fit_view import FitView
 MiB = 1 << 20
 PATH_ROLE = Qt.ItemDataRole.UserRole  # where QComboBox.itemData/currentData look
 NO_MODEL = "No model loaded."
+NO_CHOICES = "No models yet — use Open GGUF…"
 
 # empty: no model · checking: reading the header · loading: in the engine (also unloading and the
 # reload after a forced stop) · ready: loaded, idle · generating: a reply or writing help is running
@@ -48,7 +50,8 @@ STATES = ("empty", "checking", "loading", "ready", "generating")
 class ModelLoader(QObject):
     """Which model, loaded how far: the choices, the load itself, and what it measured.
 
-    ``choices`` is the list model a combo box shows (starter first, then recent files); the window
+    ``choices`` is the list model a combo box shows: the models the Library lists (the starter first), the
+    same paths as the Library page and ``sizewise models`` (``show_library``); the window
     passes the chosen row's path back to ``load``/``toggle_load``. Messages for the banner and the
     summary line go out as signals; the Fit view is fed directly, as the place predictions show.
     """
@@ -83,6 +86,7 @@ class ModelLoader(QObject):
         self._library = library  # made on first use, off the GUI thread
         self._dialog_parent = parent
         self.choices = QStandardItemModel(self)
+        self._chosen_file: str | None = None  # a file being loaded that the library may not list yet
         self.state = "empty"
         self.model_info: ModelInfo | None = None
         self.model_header: GGUFHeader | None = None
@@ -110,9 +114,10 @@ class ModelLoader(QObject):
 
     # -- choosing a model -------------------------------------------------------------------------
     def refresh_choices(self) -> None:
-        """The starter first, then the recent files (missing ones marked); the last model is chosen."""
+        """At once: the starter, then the recent files (missing ones marked), the last model chosen. Then, off
+        the GUI thread, the library's list, which the choices follow from then on (``show_library``)."""
         self.choices.clear()
-        starter = find_starter([self.paths.data_dir / "models"])
+        starter = find_app_starter(self.paths)
         if starter is not None:
             tooltip = f"{starter.path}\nfrom the {starter.source}"
             self._add_choice(f"{STARTER_NAME} (starter)", str(starter.path), tooltip)
@@ -126,16 +131,72 @@ class ModelLoader(QObject):
             if row >= 0:
                 self.choiceSelected.emit(row)
         if self.choices.rowCount() == 0:
-            self._add_choice("No models yet — use Open GGUF…", None)
+            self._add_choice(NO_CHOICES, None)
+        library = self._library
+        run_in_background(lambda: library().list(), self.show_library, self._library_failed)
 
-    def _add_choice(self, text: str, path: str | None, tooltip: str = "") -> int:
+    @Slot(list)
+    def show_library(self, entries: list[LibraryEntry]) -> None:
+        """Make the choices the library's models: one list of what can be loaded, as on the Library page.
+
+        Rows are updated in place, so the row chosen in the combo box stays chosen: a model no longer listed
+        goes, a new one is added (the starter at the top, others at the end). The file being loaded stays
+        until the library lists it.
+        """
+        if not shiboken6.isValid(self):  # the window closed before a background listing came back
+            return
+        wanted: dict[str, tuple[str, str]] = {}
+        for e in entries:
+            text = f"{STARTER_NAME} (starter)" if e.source == "starter" else e.ollama_name or Path(e.path).name
+            if e.status != "ok":
+                text += f"  ({e.status})"
+            wanted[e.path] = (text, e.message or (f"{e.path}\n{e.kept_because}" if e.kept_because else e.path))
+        for row in reversed(range(self.choices.rowCount())):
+            path = self.choices.index(row, 0).data(PATH_ROLE)
+            if path not in wanted and not (path is not None and path == self._chosen_file):
+                self.choices.removeRow(row)
+        for e in entries:
+            text, tooltip = wanted[e.path]
+            row = self.row_of(e.path)
+            if row >= 0:
+                item = self.choices.item(row)
+                item.setText(text)
+                item.setToolTip(tooltip)
+            elif e.source == "starter":
+                self.choices.insertRow(0, self._choice_item(text, e.path, tooltip))
+            else:
+                self._add_choice(text, e.path, tooltip)
+        if self.choices.rowCount() == 0:
+            self._add_choice(NO_CHOICES, None)
+
+    def _library_failed(self, exc: BaseException) -> None:
+        if shiboken6.isValid(self):
+            self.message.emit(f"The list of local models could not be read: {exc}", "warning")
+
+    def choice_paths(self) -> list[str]:
+        """The paths the choices offer, top to bottom (the "no models" row has none)."""
+        rows = (self.choices.index(row, 0).data(PATH_ROLE) for row in range(self.choices.rowCount()))
+        return [p for p in rows if p is not None]
+
+    @staticmethod
+    def _choice_item(text: str, path: str | None, tooltip: str = "") -> QStandardItem:
         item = QStandardItem(text)
         if path is not None:
             item.setData(path, PATH_ROLE)
         if tooltip:
             item.setToolTip(tooltip)
-        self.choices.appendRow(item)
+        return item
+
+    def _add_choice(self, text: str, path: str | None, tooltip: str = "") -> int:
+        if path is not None:  # the "no models yet" row goes once there is a model
+            placeholder = self.row_of_placeholder()
+            if placeholder >= 0:
+                self.choices.removeRow(placeholder)
+        self.choices.appendRow(self._choice_item(text, path, tooltip))
         return self.choices.rowCount() - 1
+
+    def row_of_placeholder(self) -> int:
+        return next((r for r in range(self.choices.rowCount()) if self.choices.index(r, 0).data(PATH_ROLE) is None), -1)
 
     def row_of(self, path: str) -> int:
         """The row of ``choices`` holding this path, or -1."""
@@ -177,6 +238,7 @@ class ModelLoader(QObject):
             self.message.emit("Choose a model first: use Open GGUF… to pick a .gguf file.", "error")
             return
         chosen = path
+        self._chosen_file = path
         self.messageCleared.emit()
         self._set_state("checking")
         self.summaryChanged.emit(f"Checking {Path(chosen).name}…")
@@ -280,31 +342,23 @@ class ModelLoader(QObject):
             lambda exc: self.message.emit(f"The measurement could not be saved: {exc}", "warning"),
         )
 
-    def remember_starter(self) -> None:
-        """The starter model, where there is one, is listed in the library from the first start."""
-        starter = find_starter([self.paths.data_dir / "models"])
-        if starter is None:
-            return
-        path = str(starter.path)
-
-        def job() -> None:
-            library = self._library()
-            if library.find(path) is None:
-                library.import_file(path)
-
-        run_in_background(job, lambda _: self.libraryChanged.emit(), lambda exc: self.libraryChanged.emit())
-
     def _remember_in_library(self, path: str) -> None:
         """A model that was loaded is one of "every local model": list it, with when it was last used."""
 
-        def job() -> None:
+        def job() -> list[LibraryEntry]:
             library = self._library()
             if library.find(path) is None:
                 library.import_file(path)
             library.mark_used(path)
+            return library.list()
+
+        def done(entries: list[LibraryEntry]) -> None:
+            if shiboken6.isValid(self):
+                self.show_library(entries)
+                self.libraryChanged.emit()
 
         run_in_background(
             job,
-            lambda _: self.libraryChanged.emit(),
+            done,
             lambda exc: self.message.emit(f"The library could not record this model: {exc}", "warning"),
         )

