@@ -492,3 +492,17 @@ def test_a_damaged_page_is_found_and_the_file_left_untouched(db_path: Path) -> N
     assert not store.persistent and store.list_conversations() == []
     store.close()
     assert sha(db_path) == before and db_path.exists()
+
+
+def test_finding_interrupted_replies_reads_an_index_not_every_message(db_path: Path) -> None:
+    """Each open looks for replies a crash left 'streaming'. A scan of the messages reads the whole file (the
+    status comes after each row's text): 5.6 s for a 1 GB history out of the page cache."""
+    with ConversationStore.open(db_path):
+        pass
+    db = raw(db_path)
+    plan = " ".join(
+        str(row[-1])
+        for row in db.execute("EXPLAIN QUERY PLAN SELECT id, writer FROM messages WHERE status = 'streaming'")
+    )
+    db.close()
+    assert "USING INDEX messages_streaming" in plan, plan

@@ -38,7 +38,14 @@ from typing import Literal
 
 import psutil
 
-from sizewise.core.chat.schema import SCHEMA_VERSION, ensure_search_index, fts5_available, migrate, version_problem
+from sizewise.core.chat.schema import (
+    SCHEMA_VERSION,
+    ensure_recovery_index,
+    ensure_search_index,
+    fts5_available,
+    migrate,
+    version_problem,
+)
 from sizewise.core.errors import UserError
 
 BUSY_TIMEOUT_S = 2.0
@@ -245,6 +252,7 @@ def _prepare(db: sqlite3.Connection, use_fts: bool | None, housekeeping: Houseke
     try:
         migrate(db, fts=fts_ok)
         fts = ensure_search_index(db, fts_ok)
+        ensure_recovery_index(db)
         recovered = _recover_streaming(db)
         housekeeping(db)
         # An explicit write, so a read-only file is found now rather than at the first message.
