@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from pytestqt.qtbot import QtBot
 
+from sizewise.core.chat import opening
+from sizewise.core.chat import store as store_module
 from sizewise.core.chat.store import ConversationStore
 from sizewise.core.paths import AppPaths
 from sizewise.core.sampling import LoadParams, SamplingParams
 from sizewise.gui.shell.main_window import MainWindow
+from tests.db_helpers import damage_table_root, make_longer_history
 
 
 def load(qtbot: QtBot, w: MainWindow, path: Path, n_ctx: int = 1024) -> None:
@@ -96,6 +100,23 @@ def test_unreadable_conversation_file_is_shown_not_replaced(qtbot: QtBot, app_pa
     assert app_paths.database_file.read_bytes() == before
     with ConversationStore.open(app_paths.database_file) as store:
         assert store.problem is not None
+
+
+def test_damage_beyond_the_start_up_check_is_shown_when_the_background_check_finds_it(
+    qtbot: QtBot, app_paths: AppPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window opens the file with a bounded integrity check; one cut short is finished in the background,
+    and damage it finds is shown. (A budget of 0 stands for a history too large to check in 0.2 s.)"""
+    make_longer_history(app_paths.database_file)
+    damage_table_root(app_paths.database_file, "messages")
+    monkeypatch.setattr(opening, "FULL_CHECK_BYTES", 0)
+    monkeypatch.setattr(store_module, "STARTUP_CHECK_BUDGET_S", 0.0)
+    w = MainWindow(app_paths)
+    qtbot.addWidget(w)
+    assert w.conversations.persistent and not w.conversations.integrity_checked
+    qtbot.waitUntil(lambda: "found by the full check" in w.banner.text(), timeout=10_000)
+    assert "damaged" in w.banner.text() and str(app_paths.database_file) in w.banner.text()
+    w.close()
 
 
 def test_export_and_import_from_the_file_menu(
