@@ -21,7 +21,7 @@ import pytest
 from sizewise.core.chat import opening
 from sizewise.core.chat import schema as conv_mod
 from sizewise.core.chat.export import EXPORT_FORMAT
-from sizewise.core.chat.opening import StoreError
+from sizewise.core.chat.opening import BUSY_TIMEOUT_S, StoreError
 from sizewise.core.chat.records import DEFAULT_TITLE
 from sizewise.core.chat.reply import StreamingReply
 from sizewise.core.chat.schema import SCHEMA_VERSION, fts5_available, migrate
@@ -431,6 +431,30 @@ def test_a_file_locked_by_another_process(db_path: Path, mode: str) -> None:
     assert sha(db_path) == before
     with ConversationStore.open(db_path) as store:
         assert store.problem is None and history_of(store) == written
+
+
+@pytest.mark.parametrize("mode", ["exclusive", "writing"])
+def test_opening_at_start_up_reports_a_lock_without_waiting_out_the_busy_timeout(db_path: Path, mode: str) -> None:
+    """The window opens the store before it shows: a locked file is said after STARTUP_LOCK_WAIT_S (twice
+    when readers are locked out too: the check, then the copy of the history), not after the 2 s busy timeout
+    (3 s with readers locked out), which an open that waits it out cannot beat."""
+    written = make_history(db_path)
+    before = sha(db_path)
+    with lock_held(db_path, mode):
+        t0 = time.monotonic()
+        store = ConversationStore.open_at_startup(db_path)
+        waited = time.monotonic() - t0
+        problem = store.problem
+        assert problem is not None and problem.kind == "locked" and not store.persistent
+        assert "locked by another program" in problem.message
+        assert problem.history_shown == (mode == "writing") and (mode != "writing" or history_of(store) == written)
+        store.close()
+    print(f"\nlocked ({mode}): reported after {waited:.2f} s")
+    assert waited < BUSY_TIMEOUT_S
+    assert sha(db_path) == before
+    with ConversationStore.open_at_startup(db_path) as store:  # once opened, writes wait the busy timeout
+        assert store.problem is None and history_of(store) == written
+        assert store._db.execute("PRAGMA busy_timeout").fetchone()[0] == int(BUSY_TIMEOUT_S * 1000)
 
 
 def test_a_write_that_meets_a_lock_later_is_reported_and_retried(db_path: Path) -> None:

@@ -24,10 +24,12 @@ left alone, and replies cut off by a crash must be found again.
   (the store purges deleted conversations). ``BEGIN IMMEDIATE`` takes the write lock at once, so
   a locked file is found at open rather than at the first message.
 * **Opening on the GUI thread is bounded.** The app opens the file before its window shows, so there
-  opening spends at most ``STARTUP_CHECK_BUDGET_S`` on the integrity check:
-  ``PRAGMA quick_check`` reads every page, about 0.4 s per GB from the page cache and several seconds
-  from a disk. A check cut short has found nothing yet: the file is used, not known damaged, and
-  :func:`check_in_full` finishes the check off the GUI thread. (A progress handler alone does not
+  opening waits at most ``STARTUP_LOCK_WAIT_S`` for another program's lock (a locked file is reported
+  then, not after the 2 s busy timeout that later writes keep) and spends at most
+  ``STARTUP_CHECK_BUDGET_S`` on the integrity check: ``PRAGMA quick_check`` reads every page, about
+  0.4 s per GB from the page cache and several seconds from a disk. A check cut short has found
+  nothing yet: the file is used, not known damaged, and :func:`check_in_full` finishes the check off
+  the GUI thread. (A progress handler alone does not
   bound it: SQLite 3.40 does not call it inside the b-tree walk that is most of a ``quick_check``,
   but ``interrupt()`` stops that walk, so a timer calls it too.)
 """
@@ -57,8 +59,10 @@ from sizewise.core.chat.schema import (
 from sizewise.core.errors import UserError
 
 BUSY_TIMEOUT_S = 2.0
-# Opening from the GUI thread at start-up (ConversationStore.open_at_startup): how long it may spend on
-# the integrity check. Files up to FULL_CHECK_BYTES are always checked in full (~5 ms).
+# Opening from the GUI thread at start-up (ConversationStore.open_at_startup): how long it may wait for
+# another program's lock (a write by another Sizewise window holds it for milliseconds), and how long it
+# may spend on the integrity check. Files up to FULL_CHECK_BYTES are always checked in full (~5 ms).
+STARTUP_LOCK_WAIT_S = 0.25
 STARTUP_CHECK_BUDGET_S = 0.2
 FULL_CHECK_BYTES = 16 << 20
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -357,14 +361,18 @@ def open_file(
     busy_timeout_s: float = BUSY_TIMEOUT_S,
     use_fts: bool | None = None,
     housekeeping: Housekeeping,
+    lock_wait_s: float | None = None,
     check_budget_s: float | None = None,
 ) -> OpenedDatabase:
     """Open (or create) the file; never raises for a bad file: a temporary database and a
-    ``problem`` come back instead. ``check_budget_s`` bounds the integrity check."""
+    ``problem`` come back instead. Opening waits ``lock_wait_s`` for a lock (default: the busy
+    timeout, which the connection keeps afterwards); ``check_budget_s`` bounds the integrity check."""
+    wait = busy_timeout_s if lock_wait_s is None else lock_wait_s
     db: sqlite3.Connection | None = None
     try:
-        db, checked = _connect_file(path, busy_timeout_s, check_budget_s)
+        db, checked = _connect_file(path, wait, check_budget_s)
         fts, recovered = _prepare(db, use_fts, housekeeping)
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         return OpenedDatabase(db, path=path, fts=fts, recovered=recovered, checked=checked)
     except _OpenProblem as exc:
         kind, detail = exc.kind, exc.detail
@@ -376,7 +384,7 @@ def open_file(
         with contextlib.suppress(sqlite3.Error):
             db.rollback()
         db.close()
-    return _temporary(path, kind, detail, busy_timeout_s, use_fts, housekeeping)
+    return _temporary(path, kind, detail, wait, use_fts, housekeeping)
 
 
 # -- the temporary stand-in -----------------------------------------------------------------------

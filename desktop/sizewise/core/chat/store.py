@@ -33,6 +33,7 @@ from sizewise.core.chat.export import all_to_json, conversation_to_json, convers
 from sizewise.core.chat.opening import (
     BUSY_TIMEOUT_S,
     STARTUP_CHECK_BUDGET_S,
+    STARTUP_LOCK_WAIT_S,
     OpenedDatabase,
     StoreError,
     StoreProblem,
@@ -120,27 +121,32 @@ class ConversationStore:
         *,
         busy_timeout_s: float = BUSY_TIMEOUT_S,
         use_fts: bool | None = None,
+        lock_wait_s: float | None = None,
         check_budget_s: float | None = None,
     ) -> ConversationStore:
         """Open (or create) the file; never raises for a bad file: see ``problem`` instead.
 
-        ``check_budget_s``: how long the integrity check may take (default: all it needs; see
-        ``integrity_checked``)."""
+        ``lock_wait_s``: how long opening waits for another program's lock (default ``busy_timeout_s``,
+        which later writes keep); ``check_budget_s``: how long the integrity check may take (default: all
+        it needs; see ``integrity_checked``)."""
         opened = open_file(
             Path(path),
             busy_timeout_s=busy_timeout_s,
             use_fts=use_fts,
             housekeeping=cls._purge_all,
+            lock_wait_s=lock_wait_s,
             check_budget_s=check_budget_s,
         )
         return cls._from(opened)
 
     @classmethod
     def open_at_startup(cls, path: Path, *, use_fts: bool | None = None) -> ConversationStore:
-        """Open the file as the app does before its window shows, on the GUI thread: the integrity check
-        stops after STARTUP_CHECK_BUDGET_S (a large history; :meth:`check_integrity` finishes it in the
-        background)."""
-        return cls.open(path, use_fts=use_fts, check_budget_s=STARTUP_CHECK_BUDGET_S)
+        """Open the file as the app does before its window shows, on the GUI thread: a locked file is
+        reported after STARTUP_LOCK_WAIT_S rather than the busy timeout, and the integrity check stops after
+        STARTUP_CHECK_BUDGET_S (a large history; :meth:`check_integrity` finishes it in the background)."""
+        return cls.open(
+            path, use_fts=use_fts, lock_wait_s=STARTUP_LOCK_WAIT_S, check_budget_s=STARTUP_CHECK_BUDGET_S
+        )
 
     def check_integrity(self) -> StoreProblem | None:
         """The whole integrity check of the file in use, for a background thread (it can take seconds per

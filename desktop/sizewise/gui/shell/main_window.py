@@ -83,8 +83,9 @@ class MainWindow(QMainWindow):
         self.engine = EngineAdapter(log_path=paths.log_dir / "engine.log", parent=self)
         self.chat = ChatModel(self)
         self._closed = False
-        # Bounded, as this runs before the window shows: a large history's integrity check is cut short
-        # and finished in the background (_check_conversations).
+        # Bounded, as this runs before the window shows: a locked file is reported after a quarter of a
+        # second, and a large history's integrity check is cut short and finished in the background
+        # (_check_conversations).
         self.conversations = ConversationStore.open_at_startup(paths.database_file)
         self.presets = PresetLibrary(paths.config_dir)
         self.controller = ChatController(self.conversations, self.engine, self.chat, self)
