@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+from sizewise.core.chat.store import ConversationStore
 
 HOLD_LOCK = """
 import sqlite3, sys
@@ -55,3 +58,24 @@ def read_only(path: Path) -> Iterator[None]:
             yield
         finally:
             path.chmod(mode)
+
+
+def make_longer_history(path: Path, conversations: int = 3, messages: int = 20) -> None:
+    """Enough rows that ``quick_check`` takes a few thousand VM steps (its progress handler runs every 1000)."""
+    with ConversationStore.open(path) as store:
+        for i in range(conversations):
+            c = store.create_conversation(f"Conversation {i}")
+            for j in range(messages):
+                store.add_message(c.id, "user" if j % 2 == 0 else "assistant", f"message {j} " + "words " * 50)
+
+
+def damage_table_root(path: Path, table: str) -> None:
+    """Break the b-tree header of a table's root page: a ``quick_check`` finds it; reading the table fails."""
+    db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    root = int(db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0])
+    page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
+    db.close()
+    data = bytearray(path.read_bytes())
+    at = (root - 1) * page_size
+    data[at : at + 8] = b"\x0d\xff\xff\xff\xff\xff\xff\xff"
+    path.write_bytes(bytes(data))

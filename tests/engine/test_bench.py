@@ -183,15 +183,23 @@ def test_engine_bench_cancel_and_chat_afterwards(smollm2_path: Path) -> None:
 
 def test_closing_the_session_mid_benchmark_leaves_no_worker(smollm2_path: Path) -> None:
     session = EngineSession()
+    killed: list[int] = []
     try:
         session.load(smollm2_path, LoadParams(n_ctx=CTX))
         pid = session.client.pid
+        proc = session.client._proc
+        assert proc is not None
+        kill = proc.kill
+        proc.kill = lambda: (killed.append(1), kill())[-1]  # type: ignore[method-assign]
         session.client.send_raw(BenchRequest(pp=CTX, tg=CTX, repetitions=100).to_message(3))
         session.wait_for("bench_progress", timeout=120)
     finally:
         t0 = time.monotonic()
         session.close()
-    assert time.monotonic() - t0 < 3.0  # the worker stopped by itself, it was not killed after the timeout
+    # The worker stopped by itself: the client's kill after its 3 s shutdown wait was never needed. (Asked
+    # directly: a bound on the wall time stood for this before, and a loaded machine can take that long.)
+    assert killed == []
+    assert time.monotonic() - t0 < 30  # does not hang
     assert pid is not None and not psutil.pid_exists(pid)
 
 

@@ -106,6 +106,21 @@ def test_different_seeds_differ_at_high_temperature(smol: EngineSession) -> None
     assert len(outs) >= 2
 
 
+# The stop tests check that a stop takes effect by itself — llama.cpp's abort callback, the worker
+# survives — not how fast: on a loaded 2-core machine a stop can miss the 150 ms grace period before the
+# client restarts the worker, which is the fallback working, not a fault. So they give the worker a
+# patient grace period and a bound a loaded machine meets; README's "within 200 ms" is measured, with
+# the real grace period, by tests/benchmarks/test_stop_latency.py. The fallback itself is tested below
+# (test_stop_terminates_a_worker_that_does_not_answer).
+PATIENT_GRACE_S = 30.0
+STOP_BOUND_S = 5.0  # "does not hang": the benchmark measures medians of 6-45 ms
+
+
+@pytest.fixture
+def patient_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sizewise.engine.client.STOP_GRACE_S", PATIENT_GRACE_S)
+
+
 def _stop_after_first_token(session: EngineSession, **request: object) -> tuple[float, str]:
     gen = session.stream(SamplingParams(temperature=0.8, max_tokens=2000, seed=5), **request)  # type: ignore[arg-type]
     first = next(gen)
@@ -117,16 +132,16 @@ def _stop_after_first_token(session: EngineSession, **request: object) -> tuple[
     return elapsed, first + "".join(rest)
 
 
-def test_stop_mid_generation_within_200ms(smol: EngineSession) -> None:
+def test_stop_mid_generation_takes_effect(smol: EngineSession, patient_stop: None) -> None:
     elapsed, _ = _stop_after_first_token(smol, messages=[{"role": "user", "content": "Write a very long story."}])
-    assert smol.last_stats is not None and smol.last_stats.finish_reason == "cancelled"
-    assert elapsed < 0.2
+    assert smol.last_stats is not None and smol.last_stats.finish_reason == "cancelled"  # not restarted
+    assert elapsed < STOP_BOUND_S
     # the model stays loaded and usable
     text, _ = smol.generate(GREEDY, messages=CHAT)
     assert text
 
 
-def test_stop_during_long_prompt_within_200ms(smol: EngineSession) -> None:
+def test_stop_during_long_prompt_takes_effect(smol: EngineSession, patient_stop: None) -> None:
     gen_id = smol.client.generate(sampling=GREEDY, prompt=LONG_PROMPT)
     time.sleep(0.3)  # 1500 tokens take seconds to process: we are inside llama_decode now
     t0 = time.perf_counter()
@@ -134,7 +149,7 @@ def test_stop_during_long_prompt_within_200ms(smol: EngineSession) -> None:
     msg = smol.wait_for("done", "stop_forced", "failed", timeout=10)
     elapsed = time.perf_counter() - t0
     assert msg["id"] == gen_id, msg
-    assert elapsed < 0.2
+    assert elapsed < STOP_BOUND_S
     # Interrupted through llama.cpp's abort callback: the worker survived and still works.
     assert msg["type"] == "done" and msg["stats"]["finish_reason"] == "cancelled"
     assert msg["stats"]["tokens"] == 0
@@ -154,7 +169,7 @@ def test_gemma_completion_mode(gemma_path: Path) -> None:
         assert comp["compute"] > 400 * 2**20  # the 262k-vocab logits buffer dominates
 
 
-def test_gemma_stop_and_determinism(gemma_path: Path) -> None:
+def test_gemma_stop_and_determinism(gemma_path: Path, patient_stop: None) -> None:
     with EngineSession() as s:
         s.load(gemma_path, LoadParams(n_ctx=1024))
         params = SamplingParams(temperature=0.9, max_tokens=20, seed=99)
@@ -162,7 +177,8 @@ def test_gemma_stop_and_determinism(gemma_path: Path) -> None:
         b, _ = s.generate(params, prompt="Once upon a time")
         assert a == b
         elapsed, _ = _stop_after_first_token(s, prompt="List of numbers: 1, 2, 3,")
-        assert elapsed < 0.2
+        assert s.last_stats is not None and s.last_stats.finish_reason == "cancelled"  # not restarted
+        assert elapsed < STOP_BOUND_S
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT])
@@ -203,10 +219,12 @@ def test_stop_terminates_a_worker_that_does_not_answer(smollm2_path: Path) -> No
         os.kill(s.client.pid, signal.SIGSTOP)  # a worker stuck where the abort flag is not polled
         t0 = time.perf_counter()
         s.client.stop()
-        msg = s.wait_for("stop_forced", timeout=5)
+        msg = s.wait_for("stop_forced", timeout=STOP_BOUND_S)
         elapsed = time.perf_counter() - t0
         assert msg["id"] == gen_id
-        assert elapsed < 0.2
+        from sizewise.engine.protocol import STOP_GRACE_S
+
+        assert elapsed >= STOP_GRACE_S  # the grace period first (how soon after it: the benchmark)
         s.wait_for("engine_exited", timeout=5)
         s.load(smollm2_path, LoadParams(n_ctx=512))  # a fresh worker takes over
         text, _ = s.generate(GREEDY, messages=CHAT)

@@ -18,15 +18,16 @@ from pathlib import Path
 
 import pytest
 
+from sizewise.core.chat import opening
 from sizewise.core.chat import schema as conv_mod
 from sizewise.core.chat.export import EXPORT_FORMAT
-from sizewise.core.chat.opening import StoreError
+from sizewise.core.chat.opening import BUSY_TIMEOUT_S, StoreError
 from sizewise.core.chat.records import DEFAULT_TITLE
 from sizewise.core.chat.reply import StreamingReply
 from sizewise.core.chat.schema import SCHEMA_VERSION, fts5_available, migrate
 from sizewise.core.chat.store import ConversationStore
 from sizewise.core.errors import UserError
-from tests.db_helpers import lock_held, read_only
+from tests.db_helpers import damage_table_root, lock_held, make_longer_history, read_only
 
 
 def sha(path: Path) -> str:
@@ -432,6 +433,30 @@ def test_a_file_locked_by_another_process(db_path: Path, mode: str) -> None:
         assert store.problem is None and history_of(store) == written
 
 
+@pytest.mark.parametrize("mode", ["exclusive", "writing"])
+def test_opening_at_start_up_reports_a_lock_without_waiting_out_the_busy_timeout(db_path: Path, mode: str) -> None:
+    """The window opens the store before it shows: a locked file is said after STARTUP_LOCK_WAIT_S (twice
+    when readers are locked out too: the check, then the copy of the history), not after the 2 s busy timeout
+    (3 s with readers locked out), which an open that waits it out cannot beat."""
+    written = make_history(db_path)
+    before = sha(db_path)
+    with lock_held(db_path, mode):
+        t0 = time.monotonic()
+        store = ConversationStore.open_at_startup(db_path)
+        waited = time.monotonic() - t0
+        problem = store.problem
+        assert problem is not None and problem.kind == "locked" and not store.persistent
+        assert "locked by another program" in problem.message
+        assert problem.history_shown == (mode == "writing") and (mode != "writing" or history_of(store) == written)
+        store.close()
+    print(f"\nlocked ({mode}): reported after {waited:.2f} s")
+    assert waited < BUSY_TIMEOUT_S
+    assert sha(db_path) == before
+    with ConversationStore.open_at_startup(db_path) as store:  # once opened, writes wait the busy timeout
+        assert store.problem is None and history_of(store) == written
+        assert store._db.execute("PRAGMA busy_timeout").fetchone()[0] == int(BUSY_TIMEOUT_S * 1000)
+
+
 def test_a_write_that_meets_a_lock_later_is_reported_and_retried(db_path: Path) -> None:
     make_history(db_path)
     with ConversationStore.open(db_path, busy_timeout_s=0.3) as store:
@@ -492,3 +517,61 @@ def test_a_damaged_page_is_found_and_the_file_left_untouched(db_path: Path) -> N
     assert not store.persistent and store.list_conversations() == []
     store.close()
     assert sha(db_path) == before and db_path.exists()
+
+
+# -- bounded opening (the app opens the file on the GUI thread, before its window shows) ---------
+def test_an_integrity_check_cut_short_opens_the_file_and_finishes_later(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening with a time budget stops ``quick_check`` when the budget is spent (the progress handler, and a
+    timer calling interrupt(), which also stops SQLite's b-tree walk); what it did not reach is not known
+    damaged, so the file is used, and ``check_integrity()`` runs the whole check later."""
+    make_longer_history(db_path)
+    monkeypatch.setattr(opening, "FULL_CHECK_BYTES", 0)  # this small file is otherwise always checked in full
+    with ConversationStore.open(db_path, check_budget_s=1e-6) as store:  # spent before the first 1000 steps
+        assert store.problem is None and store.persistent and not store.integrity_checked
+        assert len(store.list_conversations()) == 3
+        assert store.check_integrity() is None  # nothing wrong
+    with ConversationStore.open(db_path, check_budget_s=60) as store:
+        assert store.problem is None and store.integrity_checked
+    with ConversationStore.open(db_path) as store:  # no budget: the whole check, as before
+        assert store.integrity_checked
+
+
+def test_damage_a_cut_short_check_missed_is_found_by_the_full_check(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_longer_history(db_path)
+    damage_table_root(db_path, "messages")  # opening does not read the messages table
+    monkeypatch.setattr(opening, "FULL_CHECK_BYTES", 0)
+    with ConversationStore.open(db_path, check_budget_s=0) as store:
+        assert store.problem is None and store.persistent and not store.integrity_checked
+        problem = store.check_integrity()
+        assert problem is not None and problem.kind == "corrupt" and problem.in_use
+        assert str(db_path) in problem.message and "damaged" in problem.message
+        assert "found by the full check after it was opened" in problem.message
+    before = sha(db_path)
+    with ConversationStore.open(db_path) as store:  # the whole check at open: refused, left untouched
+        assert store.problem is not None and store.problem.kind == "corrupt" and not store.persistent
+    assert sha(db_path) == before
+
+
+def test_closing_the_store_stops_its_background_check(db_path: Path) -> None:
+    make_longer_history(db_path)
+    store = ConversationStore.open(db_path)
+    store.close()
+    assert store.check_integrity() is None  # called off at once: nothing known
+
+
+def test_finding_interrupted_replies_reads_an_index_not_every_message(db_path: Path) -> None:
+    """Each open looks for replies a crash left 'streaming'. A scan of the messages reads the whole file (the
+    status comes after each row's text): 5.6 s for a 1 GB history out of the page cache."""
+    with ConversationStore.open(db_path):
+        pass
+    db = raw(db_path)
+    plan = " ".join(
+        str(row[-1])
+        for row in db.execute("EXPLAIN QUERY PLAN SELECT id, writer FROM messages WHERE status = 'streaming'")
+    )
+    db.close()
+    assert "USING INDEX messages_streaming" in plan, plan

@@ -373,6 +373,11 @@ def _evict_from_page_cache(path: Path) -> None:
 WORKLOAD_CTX = 1024
 WORKLOAD_PROMPT = " ".join(f"Item {i} is a {('red', 'blue', 'green', 'small')[i % 4]} thing." for i in range(108))
 WORKLOAD_REPLY_TOKENS = 32
+# README: the verdict's need is "within 1 % of the measured peak RSS". Measured 0.13-0.19 % (here, and at
+# n_ctx 2048 in tests/core/fit/test_memory_model.py); the rest is room for what the need estimates from
+# constants (core/fit/memory_model.py: the allocator's and the compute threads' share), which varies between
+# machines.
+PEAK_RSS_TOLERANCE = 0.01
 CHARGE_BATCH_BYTES = 1 * MiB  # the kernel charges a cgroup in batches of up to 64 pages; a peak this close is the cap
 
 
@@ -493,8 +498,8 @@ def test_verdict_agrees_with_worst_case_runs_under_a_memory_cap(
     asks for (core/fit/memory_model.py, "Allocated vs needed"). Per model, three budgets:
 
     * **just above** the need the verdict asks for (need + margin, × 1.03): the verdict says
-      ``fits_cpu``, the run succeeds without reaching the cap, and the worker's peak RSS is within 3 %
-      of the need (the accuracy that makes "just below" mean something);
+      ``fits_cpu``, the run succeeds without reaching the cap, and the worker's peak RSS is within 1 %
+      of the need (README's figure; the accuracy that makes "just below" mean something);
     * **just below** the need (× 0.97): the verdict says ``too_large``, and the run does not fit: the
       cap binds, and the worker either dies or goes on only by dropping pages of its mapped weights and
       reading them again from the disk for every token (major faults while generating, none above), at
@@ -542,7 +547,7 @@ def test_verdict_agrees_with_worst_case_runs_under_a_memory_cap(
             assert not above.reached_cap, rows  # "fits" means room to spare: the cap was never even reached
             assert above.tokens >= 0.9 * WORKLOAD_CTX, rows  # the worst case really ran
             assert above.file >= 0.9 * model.stat().st_size, rows  # the mapped weights were charged to it
-            assert abs(above.peak_rss - above.need) <= 0.03 * above.need, rows  # the need is the real peak
+            assert abs(above.peak_rss - above.need) <= PEAK_RSS_TOLERANCE * above.need, rows  # the need is the peak
 
             below = capped("just below", lambda p, margin: int(p.ram_bytes * 0.97))
             assert below.verdict == "too_large", rows

@@ -1,13 +1,21 @@
-"""The memory model against real llama.cpp loads: every component within 3 % of what llama.cpp logs.
+"""The memory model against real llama.cpp loads: every component within 0.5 % of what llama.cpp logs.
 
 Each case loads the real model through the engine (``EngineSession``; ``loaded["buffers"]`` are the
 sizes llama.cpp wrote to its log) with the issue's settings — SmolLM2-135M Q4_1 and Gemma-3-270M
 Q4_K_M, context 512 / 2048 / 8192, KV f16 without flash attention and KV q8_0 with it — and compares
-weights, KV cache, compute buffer and the total with the prediction made from the header alone.
+weights, KV cache, compute and output buffers and the total with the prediction made from the header
+alone.
 One engine per model serves all of its loads inside one test (a load replaces the previous model in
 the worker, and the suite's no-leftovers guard wants no engine alive between tests).
 
-The errors are printed (``pytest -s``) so the numbers behind the assertion are on record.
+The errors are printed (``pytest -s``) so the numbers behind the assertion are on record. Measured
+(llama-cpp-python 0.3.36, AVX-512, 2 cores): weights, compute and total within 0.003 %, the KV cache
+within 0.06 % (q8_0 at n_ctx 512: a few KiB of a 5-6 MiB buffer). The bound, 0.5 %, is several times
+that; it is no per-machine fit either, since the prediction follows llama.cpp's rules for the CPU it
+is given (which weights an AVX2 or an AVX-512 CPU repacks), and it still fails a model that misses one
+layer's KV cache (1/30 of SmolLM2's, 1/18 of Gemma-3's) or a few MiB of compute buffer. llama.cpp logs
+MiB with two decimals, so each logged line also carries up to 0.005 MiB of rounding: that is all the
+output buffer (0.19 MiB for SmolLM2's vocabulary) is held to; the other components are far above it.
 """
 
 from __future__ import annotations
@@ -32,7 +40,8 @@ from sizewise.core.sampling import LoadParams, SamplingParams
 from sizewise.engine.session import EngineSession
 from tests.ggufs import write_unknown_arch
 
-TOLERANCE_PCT = 3.0
+TOLERANCE_PCT = 0.5  # README: "within 0.5 %"
+LOG_ROUNDING_BYTES = 0.005 * 2**20  # llama.cpp prints "… buffer size = 92.10 MiB": two decimals per line
 CONTEXTS = (512, 2048, 8192)
 KV_SETTINGS = (("f16", False), ("q8_0", True))
 MATRIX = [(ctx, kv, fa) for ctx in CONTEXTS for kv, fa in KV_SETTINGS]
@@ -61,12 +70,17 @@ def _run_matrix(path: Path, log: Path) -> list[str]:
             )
             if pred.confidence != "measured":
                 failures.append(f"ctx={ctx} kv={kv}: confidence {pred.confidence}")
-            for component in ("weights", "kv", "compute", "total"):
+            for component in ("weights", "kv", "compute", "output", "total"):
                 d = diffs[component]
+                lines = len([b for b in measured.lines if component in (b.component, "total")])
+                allowed = TOLERANCE_PCT / 100 * d.measured + LOG_ROUNDING_BYTES * lines
                 if d.measured <= 0:
                     failures.append(f"ctx={ctx} kv={kv}: llama.cpp logged no {component} buffer")
-                elif d.diff_pct is None or abs(d.diff_pct) > TOLERANCE_PCT:
-                    failures.append(f"ctx={ctx} kv={kv}: {component} off by {d.diff_pct:+.2f}%")
+                elif abs(d.predicted - d.measured) > allowed:
+                    failures.append(
+                        f"ctx={ctx} kv={kv}: {component} off by {d.predicted - d.measured:+d} bytes "
+                        f"({d.diff_pct:+.3f}%; allowed ±{allowed:.0f})"
+                    )
             # CPU-only build: nothing on a GPU, on either side
             if measured.total(gpu=True) or pred.vram_bytes:
                 failures.append(f"ctx={ctx} kv={kv}: unexpected GPU memory")
@@ -74,25 +88,26 @@ def _run_matrix(path: Path, log: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_smollm2_components_within_3_percent(smollm2_path: Path, tmp_path: Path) -> None:
+def test_smollm2_components_within_half_a_percent(smollm2_path: Path, tmp_path: Path) -> None:
     failures = _run_matrix(smollm2_path, tmp_path / "engine.log")
     assert not failures, "\n".join(failures)
 
 
 @pytest.mark.slow
-def test_gemma3_components_within_3_percent(gemma_path: Path, tmp_path: Path) -> None:
+def test_gemma3_components_within_half_a_percent(gemma_path: Path, tmp_path: Path) -> None:
     failures = _run_matrix(gemma_path, tmp_path / "engine.log")
     assert not failures, "\n".join(failures)
 
 
 @pytest.mark.slow
 def test_ram_need_matches_the_workers_peak_in_the_worst_case(smollm2_path: Path, tmp_path: Path) -> None:
-    """``ram_bytes`` (with the measured start-up RSS) is the worker's real peak RSS, within 3 %, when a chat
+    """``ram_bytes`` (with the measured start-up RSS) is the worker's real peak RSS, within 1 %, when a chat
     fills a 2048-token context through full micro-batches; the allocation (``ram_reserved_bytes``) is not.
+    Measured: 256.2 MiB peak against 256.6 MiB predicted (0.16 %; llama-cpp-python 0.3.36, 2 cores).
 
     The same check at n_ctx 1024 for both models, under a memory cap, is in tests/core/fit/test_fit.py.
     """
-    from tests.core.fit.test_fit import WORKLOAD_PROMPT
+    from tests.core.fit.test_fit import PEAK_RSS_TOLERANCE, WORKLOAD_PROMPT
 
     params = LoadParams(n_ctx=2048)
     with EngineSession(log_path=tmp_path / "engine.log") as session:
@@ -112,7 +127,7 @@ def test_ram_need_matches_the_workers_peak_in_the_worst_case(smollm2_path: Path,
         f"{stats.prompt_tokens + stats.tokens} tokens {peak / 2**20:.1f} MiB; need {pred.ram_bytes / 2**20:.1f} MiB "
         f"(allocated {pred.ram_reserved_bytes / 2**20:.1f}, overhead {pred.overhead_bytes / 2**20:.1f})"
     )
-    assert abs(peak - pred.ram_bytes) <= 0.03 * pred.ram_bytes
+    assert abs(peak - pred.ram_bytes) <= PEAK_RSS_TOLERANCE * pred.ram_bytes
     assert pred.ram_reserved_bytes - pred.ram_bytes == pred.compute_cpu_unwritten > 0.1 * peak
     assert ready_rss <= ENGINE_BASELINE_BYTES  # the baseline constant does not understate the engine's start-up
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 from pathlib import Path
 
+import pytest
 from pytestqt.qtbot import QtBot
 
+from sizewise.core.chat import opening
+from sizewise.core.chat import store as store_module
+from sizewise.core.chat.opening import BUSY_TIMEOUT_S
 from sizewise.core.chat.store import ConversationStore
 from sizewise.core.paths import AppPaths
 from sizewise.core.sampling import LoadParams, SamplingParams
 from sizewise.gui.shell.main_window import MainWindow
+from tests.db_helpers import damage_table_root, lock_held, make_longer_history
 
 
 def load(qtbot: QtBot, w: MainWindow, path: Path, n_ctx: int = 1024) -> None:
@@ -96,6 +103,46 @@ def test_unreadable_conversation_file_is_shown_not_replaced(qtbot: QtBot, app_pa
     assert app_paths.database_file.read_bytes() == before
     with ConversationStore.open(app_paths.database_file) as store:
         assert store.problem is not None
+
+
+@pytest.mark.parametrize("mode", ["exclusive", "writing"])
+def test_a_locked_conversation_file_does_not_hold_up_the_window(qtbot: QtBot, app_paths: AppPaths, mode: str) -> None:
+    """The window shows well before the 2 s busy timeout (it waited that out, 3 s with readers locked out
+    too, before saying the file was locked), shows the problem, and leaves the file as it was."""
+    with ConversationStore.open(app_paths.database_file) as store:
+        c = store.create_conversation("Kept")
+        store.add_message(c.id, "user", "Remember this")
+    before = hashlib.sha256(app_paths.database_file.read_bytes()).hexdigest()
+    with lock_held(app_paths.database_file, mode):
+        t0 = time.monotonic()
+        w = MainWindow(app_paths)
+        qtbot.addWidget(w)
+        w.show()
+        qtbot.waitExposed(w)
+        shown = time.monotonic() - t0
+        assert w.banner.isVisible() and "locked by another program" in w.banner.text()
+        assert "left untouched" in w.banner.text()
+        w.close()
+    print(f"\nwindow shown {shown:.2f} s after it was asked for, the file locked ({mode})")
+    assert shown < BUSY_TIMEOUT_S
+    assert hashlib.sha256(app_paths.database_file.read_bytes()).hexdigest() == before
+
+
+def test_damage_beyond_the_start_up_check_is_shown_when_the_background_check_finds_it(
+    qtbot: QtBot, app_paths: AppPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window opens the file with a bounded integrity check; one cut short is finished in the background,
+    and damage it finds is shown. (A budget of 0 stands for a history too large to check in 0.2 s.)"""
+    make_longer_history(app_paths.database_file)
+    damage_table_root(app_paths.database_file, "messages")
+    monkeypatch.setattr(opening, "FULL_CHECK_BYTES", 0)
+    monkeypatch.setattr(store_module, "STARTUP_CHECK_BUDGET_S", 0.0)
+    w = MainWindow(app_paths)
+    qtbot.addWidget(w)
+    assert w.conversations.persistent and not w.conversations.integrity_checked
+    qtbot.waitUntil(lambda: "found by the full check" in w.banner.text(), timeout=10_000)
+    assert "damaged" in w.banner.text() and str(app_paths.database_file) in w.banner.text()
+    w.close()
 
 
 def test_export_and_import_from_the_file_menu(

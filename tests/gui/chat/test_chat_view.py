@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QFont, QGuiApplication, QTextDocument
 from pytestqt.qtbot import QtBot
 
 from sizewise.gui.chat.chat_model import ChatMessage, ChatModel
@@ -51,12 +51,35 @@ def test_copy_link_puts_the_code_on_the_clipboard(qtbot: QtBot) -> None:
     assert QGuiApplication.clipboard().text() == "print('hello')"
 
 
+def _bold_runs(doc: QTextDocument) -> list[str]:
+    """The text of every bold fragment of a laid-out message."""
+    runs = []
+    block = doc.begin()
+    while block.isValid():
+        it = block.begin()
+        while not it.atEnd():
+            fragment = it.fragment()
+            if fragment.isValid() and fragment.charFormat().fontWeight() >= QFont.Weight.Bold:
+                runs.append(fragment.text())
+            it += 1
+        block = block.next()
+    return runs
+
+
 def test_user_text_is_not_rendered_as_markdown(qtbot: QtBot) -> None:
     view, _ = make_view(qtbot)
     delegate = view.itemDelegate()
     assert isinstance(delegate, MessageDelegate)
+    font = view.font()
+    user = delegate._doc_for(view.model().index(0, 0), 500, font)
+    reply = delegate._doc_for(view.model().index(1, 0), 500, font)
+    # the user's text is drawn as typed: the asterisks stay, nothing turns bold, nothing is a link
+    assert user.toPlainText() == "Show me **code**"
+    assert _bold_runs(user) == []
+    assert "copy-code" not in user.toHtml()
+    # the same kind of Markdown in a reply is rendered
+    assert "bold" in _bold_runs(reply) and "**" not in reply.toPlainText()
     rendered = delegate.rendered(REPLY)
-    assert "<b>bold</b>" in rendered.html or "<strong>bold</strong>" in rendered.html
     assert rendered.code_blocks == ["print('hello')"]
     user_rect = view.visualRect(view.model().index(0, 0))
     reply_rect = view.visualRect(view.model().index(1, 0))

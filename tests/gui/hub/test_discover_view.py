@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -52,10 +51,10 @@ def test_search_never_blocks_and_pages(qtbot: QtBot, view: DiscoverView, hub_ser
     hub_server.faults.api_delay_s = 0.5  # a slow Hub
     view.query.setText("GGUF")
     with qtbot.waitSignal(view.searchFinished, timeout=15_000):
-        t0 = time.monotonic()
         view.search_button.click()
-        assert time.monotonic() - t0 < 0.2  # the click returned at once; the answer comes later
-        assert "Searching" in view.status.text()
+        # The click returned before the slow Hub answered: no results yet, the answer comes later. (Not
+        # timed: a wall-clock bound here fails on a loaded machine; the click takes well under 1 ms.)
+        assert "Searching" in view.status.text() and view.repos.rowCount() == 0
     assert view.repos.rowCount() == 2
     assert _cell(view.repos, 0, 0) == "unsloth/gemma-3-270m-it-GGUF" and _cell(view.repos, 1, 0) == SMOL_REPO
     assert view.more_button.isEnabled()

@@ -23,6 +23,15 @@ left alone, and replies cut off by a crash must be found again.
 * Opening is one transaction: migrate, recover interrupted replies, then the caller's housekeeping
   (the store purges deleted conversations). ``BEGIN IMMEDIATE`` takes the write lock at once, so
   a locked file is found at open rather than at the first message.
+* **Opening on the GUI thread is bounded.** The app opens the file before its window shows, so there
+  opening waits at most ``STARTUP_LOCK_WAIT_S`` for another program's lock (a locked file is reported
+  then, not after the 2 s busy timeout that later writes keep) and spends at most
+  ``STARTUP_CHECK_BUDGET_S`` on the integrity check: ``PRAGMA quick_check`` reads every page, about
+  0.4 s per GB from the page cache and several seconds from a disk. A check cut short has found
+  nothing yet: the file is used, not known damaged, and :func:`check_in_full` finishes the check off
+  the GUI thread. (A progress handler alone does not
+  bound it: SQLite 3.40 does not call it inside the b-tree walk that is most of a ``quick_check``,
+  but ``interrupt()`` stops that walk, so a timer calls it too.)
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,10 +48,23 @@ from typing import Literal
 
 import psutil
 
-from sizewise.core.chat.schema import SCHEMA_VERSION, ensure_search_index, fts5_available, migrate, version_problem
+from sizewise.core.chat.schema import (
+    SCHEMA_VERSION,
+    ensure_recovery_index,
+    ensure_search_index,
+    fts5_available,
+    migrate,
+    version_problem,
+)
 from sizewise.core.errors import UserError
 
 BUSY_TIMEOUT_S = 2.0
+# Opening from the GUI thread at start-up (ConversationStore.open_at_startup): how long it may wait for
+# another program's lock (a write by another Sizewise window holds it for milliseconds), and how long it
+# may spend on the integrity check. Files up to FULL_CHECK_BYTES are always checked in full (~5 ms).
+STARTUP_LOCK_WAIT_S = 0.25
+STARTUP_CHECK_BUDGET_S = 0.2
+FULL_CHECK_BYTES = 16 << 20
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 ProblemKind = Literal["locked", "read_only", "corrupt", "newer_schema", "unavailable"]
@@ -61,6 +84,7 @@ class StoreProblem:
     path: Path
     detail: str  # SQLite's or the OS's own words
     history_shown: bool  # the temporary store holds a read-only copy of the file's history
+    in_use: bool = False  # found by the full check after opening: the file is this session's store
 
     @property
     def cause(self) -> str:
@@ -83,7 +107,12 @@ class StoreProblem:
 
     @property
     def message(self) -> str:
-        """For the app, which carries on with a temporary store."""
+        """For the app, which carries on with a temporary store (or, ``in_use``, with the file)."""
+        if self.in_use:
+            return (
+                f"{self.cause}, found by the full check after it was opened; this session still saves to it, "
+                f"so quit Sizewise and keep a copy of the file before repairing it.{self.advice}"
+            )
         if self.history_shown:
             session = "your history is shown from a copy, but nothing this session is saved"
         else:
@@ -105,6 +134,7 @@ class OpenedDatabase:
     problem: StoreProblem | None = None
     fts: bool = False  # search can use the FTS5 index
     recovered: list[int] = field(default_factory=list)  # replies found 'streaming', now 'interrupted'
+    checked: bool = True  # the integrity check finished (False: cut short by its time budget)
 
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -193,28 +223,88 @@ def _check_version(db: sqlite3.Connection) -> None:
         raise _OpenProblem(*problem)
 
 
-def _check_integrity(path: Path, timeout: float) -> None:
+def _damage(lines: list[str]) -> str:
+    """``quick_check``'s findings in one line; empty when it said "ok"."""
+    if lines == ["ok"]:
+        return ""
+    return "; ".join(ln for ln in "\n".join(lines).splitlines() if ln.strip() and not ln.startswith("***"))[:200]
+
+
+def _quick_check(db: sqlite3.Connection, budget_s: float | None) -> list[str] | None:
+    """``PRAGMA quick_check``'s lines, or None when it ran out of its time budget (None: no budget;
+    0: no time for it at all)."""
+    if budget_s is None:
+        return [str(r[0]) for r in db.execute("PRAGMA quick_check(3)").fetchall()]
+    if budget_s <= 0:
+        return None
+    deadline = time.monotonic() + budget_s
+    # Between VM steps (and inside the b-tree walk in newer SQLite) the progress handler stops it;
+    # inside the walk in older versions (3.40) only interrupt() does, so a timer calls it.
+    db.set_progress_handler(lambda: time.monotonic() >= deadline, 1000)
+    timer = threading.Timer(budget_s, db.interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        return [str(r[0]) for r in db.execute("PRAGMA quick_check(3)").fetchall()]
+    except sqlite3.OperationalError as exc:
+        if "interrupt" in str(exc).lower():
+            return None
+        raise
+    finally:
+        timer.cancel()
+        timer.join()
+        db.set_progress_handler(None, 0)
+
+
+def _check_integrity(path: Path, timeout: float, budget_s: float | None) -> bool:
     """Everything that can refuse a file, checked over a read-only connection before anything
     could write to it (switching the journal mode or a checkpoint would): damage, a newer
-    format, or an SQLite file that is not ours."""
+    format, or an SQLite file that is not ours. Returns whether the damage check finished: with a
+    ``budget_s`` a file larger than FULL_CHECK_BYTES gets that long, and what it did not reach is not
+    known damaged."""
     db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=timeout)
     try:
-        lines = [str(r[0]) for r in db.execute("PRAGMA quick_check(3)").fetchall()]
-        if lines != ["ok"]:
-            detail = "; ".join(ln for ln in "\n".join(lines).splitlines() if ln.strip() and not ln.startswith("***"))
-            raise _OpenProblem("corrupt", detail[:200])
+        if budget_s is not None and path.stat().st_size <= FULL_CHECK_BYTES:
+            budget_s = None
+        lines = _quick_check(db, budget_s)
+        if lines is not None and _damage(lines):
+            raise _OpenProblem("corrupt", _damage(lines))
+        # (an interrupt() that came just as the check ended does not reach this: SQLite clears it when a
+        # statement starts on a connection with none running)
         _check_version(db)
+        return lines is not None
     finally:
         db.close()
 
 
-def _connect_file(path: Path, timeout: float) -> sqlite3.Connection:
+def check_in_full(path: Path, starting: Callable[[sqlite3.Connection], bool] = lambda db: True) -> str:
+    """The whole ``quick_check`` of a file in use (after a start-up check was cut short), for a background
+    thread: SQLite's words for the damage, or "" when there is none or the check could not run.
+    ``starting`` receives the connection first, so the caller can ``interrupt()`` it (at quit); it
+    returns False to call the check off."""
+    try:
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+    except sqlite3.Error:
+        return ""
+    try:
+        if not starting(db):
+            return ""
+        return _damage(_quick_check(db, None) or [])
+    except sqlite3.Error as exc:
+        return str(exc) if _classify(exc) == "corrupt" else ""  # interrupted, or locked: nothing known
+    finally:
+        db.close()
+
+
+def _connect_file(path: Path, timeout: float, check_budget_s: float | None = None) -> tuple[sqlite3.Connection, bool]:
+    """The connection, and whether the integrity check finished."""
+    checked = True
     if path.exists():
         if not path.is_file():
             raise _OpenProblem("unavailable", "it is not a file")
         if not _is_sqlite_file(path):
             raise _OpenProblem("corrupt", "it is not an SQLite database")
-        _check_integrity(path, timeout)
+        checked = _check_integrity(path, timeout, check_budget_s)
         # WAL needs to write the file and create -wal/-shm files beside it.
         if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
             raise _OpenProblem("read_only", "no permission to write")
@@ -232,7 +322,7 @@ def _connect_file(path: Path, timeout: float) -> sqlite3.Connection:
     except BaseException:
         db.close()
         raise
-    return db
+    return db, checked
 
 
 # -- preparing ------------------------------------------------------------------------------------
@@ -245,6 +335,7 @@ def _prepare(db: sqlite3.Connection, use_fts: bool | None, housekeeping: Houseke
     try:
         migrate(db, fts=fts_ok)
         fts = ensure_search_index(db, fts_ok)
+        ensure_recovery_index(db)
         recovered = _recover_streaming(db)
         housekeeping(db)
         # An explicit write, so a read-only file is found now rather than at the first message.
@@ -265,15 +356,24 @@ def open_in_memory(*, use_fts: bool | None = None, housekeeping: Housekeeping) -
 
 
 def open_file(
-    path: Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S, use_fts: bool | None = None, housekeeping: Housekeeping
+    path: Path,
+    *,
+    busy_timeout_s: float = BUSY_TIMEOUT_S,
+    use_fts: bool | None = None,
+    housekeeping: Housekeeping,
+    lock_wait_s: float | None = None,
+    check_budget_s: float | None = None,
 ) -> OpenedDatabase:
     """Open (or create) the file; never raises for a bad file: a temporary database and a
-    ``problem`` come back instead."""
+    ``problem`` come back instead. Opening waits ``lock_wait_s`` for a lock (default: the busy
+    timeout, which the connection keeps afterwards); ``check_budget_s`` bounds the integrity check."""
+    wait = busy_timeout_s if lock_wait_s is None else lock_wait_s
     db: sqlite3.Connection | None = None
     try:
-        db = _connect_file(path, busy_timeout_s)
+        db, checked = _connect_file(path, wait, check_budget_s)
         fts, recovered = _prepare(db, use_fts, housekeeping)
-        return OpenedDatabase(db, path=path, fts=fts, recovered=recovered)
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        return OpenedDatabase(db, path=path, fts=fts, recovered=recovered, checked=checked)
     except _OpenProblem as exc:
         kind, detail = exc.kind, exc.detail
     except (sqlite3.Error, OSError) as exc:
@@ -284,7 +384,7 @@ def open_file(
         with contextlib.suppress(sqlite3.Error):
             db.rollback()
         db.close()
-    return _temporary(path, kind, detail, busy_timeout_s, use_fts, housekeeping)
+    return _temporary(path, kind, detail, wait, use_fts, housekeeping)
 
 
 # -- the temporary stand-in -----------------------------------------------------------------------

@@ -133,6 +133,17 @@ def ensure_search_index(db: sqlite3.Connection, fts: bool) -> bool:
     return bool(has_index) and fts
 
 
+def ensure_recovery_index(db: sqlite3.Connection) -> None:
+    """Index the replies still marked 'streaming' (a handful at most), inside the caller's transaction.
+
+    Every open looks for the ones a crash left behind. Without the index that is a scan of all messages
+    that reads the whole file, since each row's status comes after its text (5.6 s for a 1 GB history
+    that is not in the page cache). Added where it is missing rather than by a migration, like the search
+    index: the format stays at its version, and an older Sizewise simply keeps the index up to date.
+    """
+    db.execute("CREATE INDEX IF NOT EXISTS messages_streaming ON messages (status) WHERE status = 'streaming'")
+
+
 def version_problem(db: sqlite3.Connection) -> VersionProblem | None:
     """Why this database cannot be used by this version (kind, detail), or None when it can."""
     version = int(db.execute("PRAGMA user_version").fetchone()[0])

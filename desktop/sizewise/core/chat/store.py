@@ -32,9 +32,12 @@ from typing import Any
 from sizewise.core.chat.export import all_to_json, conversation_to_json, conversation_to_markdown, parse_import
 from sizewise.core.chat.opening import (
     BUSY_TIMEOUT_S,
+    STARTUP_CHECK_BUDGET_S,
+    STARTUP_LOCK_WAIT_S,
     OpenedDatabase,
     StoreError,
     StoreProblem,
+    check_in_full,
     error_reason,
     open_file,
     open_in_memory,
@@ -97,6 +100,7 @@ class ConversationStore:
         problem: StoreProblem | None = None,
         fts: bool = False,
         recovered: list[int] | None = None,
+        integrity_checked: bool = True,
     ) -> None:
         self._db = db
         self._lock = threading.RLock()
@@ -104,16 +108,71 @@ class ConversationStore:
         self.problem = problem
         self.fts = fts
         self.recovered = recovered or []  # ids of replies found 'streaming' at open, now 'interrupted'
+        self.integrity_checked = integrity_checked  # False: opening's check was cut short, see check_integrity()
         self._writer = writer_token()
+        self._checks: set[sqlite3.Connection] = set()  # full checks running, interrupted by close()
+        self._closed = False
 
     # -- opening (opening.py does the work) -------------------------------------------------------
     @classmethod
     def open(
-        cls, path: Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S, use_fts: bool | None = None
+        cls,
+        path: Path,
+        *,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
+        use_fts: bool | None = None,
+        lock_wait_s: float | None = None,
+        check_budget_s: float | None = None,
     ) -> ConversationStore:
-        """Open (or create) the file; never raises for a bad file: see ``problem`` instead."""
-        opened = open_file(Path(path), busy_timeout_s=busy_timeout_s, use_fts=use_fts, housekeeping=cls._purge_all)
+        """Open (or create) the file; never raises for a bad file: see ``problem`` instead.
+
+        ``lock_wait_s``: how long opening waits for another program's lock (default ``busy_timeout_s``,
+        which later writes keep); ``check_budget_s``: how long the integrity check may take (default: all
+        it needs; see ``integrity_checked``)."""
+        opened = open_file(
+            Path(path),
+            busy_timeout_s=busy_timeout_s,
+            use_fts=use_fts,
+            housekeeping=cls._purge_all,
+            lock_wait_s=lock_wait_s,
+            check_budget_s=check_budget_s,
+        )
         return cls._from(opened)
+
+    @classmethod
+    def open_at_startup(cls, path: Path, *, use_fts: bool | None = None) -> ConversationStore:
+        """Open the file as the app does before its window shows, on the GUI thread: a locked file is
+        reported after STARTUP_LOCK_WAIT_S rather than the busy timeout, and the integrity check stops after
+        STARTUP_CHECK_BUDGET_S (a large history; :meth:`check_integrity` finishes it in the background)."""
+        return cls.open(
+            path, use_fts=use_fts, lock_wait_s=STARTUP_LOCK_WAIT_S, check_budget_s=STARTUP_CHECK_BUDGET_S
+        )
+
+    def check_integrity(self) -> StoreProblem | None:
+        """The whole integrity check of the file in use, for a background thread (it can take seconds per
+        GB): the damage as a problem, or None when there is none, nothing could be checked, or
+        :meth:`close` stopped it."""
+        path = self.path
+        if path is None:
+            return None
+        running: list[sqlite3.Connection] = []
+
+        def starting(db: sqlite3.Connection) -> bool:
+            with self._lock:
+                if self._closed:
+                    return False
+                self._checks.add(db)
+                running.append(db)
+                return True
+
+        try:
+            damage = check_in_full(path, starting)
+        finally:
+            with self._lock:
+                self._checks.difference_update(running)
+        if not damage:
+            return None
+        return StoreProblem(kind="corrupt", path=path, detail=damage, history_shown=True, in_use=True)
 
     @classmethod
     def in_memory(cls, *, use_fts: bool | None = None) -> ConversationStore:
@@ -121,7 +180,14 @@ class ConversationStore:
 
     @classmethod
     def _from(cls, opened: OpenedDatabase) -> ConversationStore:
-        return cls(opened.db, path=opened.path, problem=opened.problem, fts=opened.fts, recovered=opened.recovered)
+        return cls(
+            opened.db,
+            path=opened.path,
+            problem=opened.problem,
+            fts=opened.fts,
+            recovered=opened.recovered,
+            integrity_checked=opened.checked,
+        )
 
     @classmethod
     def _purge_all(cls, db: sqlite3.Connection) -> int:
@@ -130,6 +196,9 @@ class ConversationStore:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
+            for check in self._checks:
+                check.interrupt()
             self._db.close()
 
     def __enter__(self) -> ConversationStore:

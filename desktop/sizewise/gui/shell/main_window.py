@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from sizewise import APP_NAME
+from sizewise.core.chat.opening import StoreProblem
 from sizewise.core.chat.presets import Preset, PresetLibrary
 from sizewise.core.chat.store import ConversationStore
 from sizewise.core.fit.memory_model import MemoryPrediction
@@ -81,7 +82,11 @@ class MainWindow(QMainWindow):
         self.settings: Settings = self.store.load()
         self.engine = EngineAdapter(log_path=paths.log_dir / "engine.log", parent=self)
         self.chat = ChatModel(self)
-        self.conversations = ConversationStore.open(paths.database_file)
+        self._closed = False
+        # Bounded, as this runs before the window shows: a locked file is reported after a quarter of a
+        # second, and a large history's integrity check is cut short and finished in the background
+        # (_check_conversations).
+        self.conversations = ConversationStore.open_at_startup(paths.database_file)
         self.presets = PresetLibrary(paths.config_dir)
         self.controller = ChatController(self.conversations, self.engine, self.chat, self)
         self.conversation_files = ConversationFiles(self.conversations, self.controller, self)
@@ -116,6 +121,7 @@ class MainWindow(QMainWindow):
         )
         self._wire()
         self._restore()
+        self._check_conversations()
         self.engine.start()  # warm the engine now: the first load is faster and GPU support is known
         self._show_state(self.loader.state)
 
@@ -366,6 +372,15 @@ class MainWindow(QMainWindow):
         problem = self.conversations.problem
         return problem.message if problem is not None else ""
 
+    def _check_conversations(self) -> None:
+        """Finish the integrity check that opening cut short (a large history), off the GUI thread."""
+        if self.conversations.persistent and not self.conversations.integrity_checked:
+            run_in_background(self.conversations.check_integrity, self._on_conversations_checked)
+
+    def _on_conversations_checked(self, problem: StoreProblem | None) -> None:
+        if problem is not None and not self._closed:
+            self.banner.show_message(problem.message, "warning")
+
     # -- state ------------------------------------------------------------------------------------
     @Slot(str)
     def _show_state(self, state: str) -> None:
@@ -557,5 +572,6 @@ class MainWindow(QMainWindow):
             self.metrics_view.shutdown()
         self.engine.shutdown()
         self.sidebar._finish_delete()  # an undo window still open becomes final, its timer stops
-        self.conversations.close()
+        self._closed = True
+        self.conversations.close()  # also stops a background integrity check
         super().closeEvent(event)
