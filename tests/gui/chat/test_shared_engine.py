@@ -1,7 +1,8 @@
 """Chat and Writing help on one loaded engine (issue 12, point 3), in the real window with SmolLM2.
 
 Their requests queue in the one worker; the window is busy while either runs; each page's Stop stops
-its own request, queued or running, without restarting the worker; and a queued request says so.
+its own request, queued or running, without restarting the worker; a queued request says so; and the
+Sampling panel, shown beside the Writing page, applies there.
 """
 
 from __future__ import annotations
@@ -173,3 +174,18 @@ def test_a_chat_turn_sent_while_writing_runs_says_it_waits(
         view.stop()
     assert view.last_stats["finish_reason"] == "cancelled" and window.loader.state == "ready"
     watch.no_restart()
+
+
+def test_writing_uses_the_sampling_panel(qtbot: QtBot, window: MainWindow, smollm2_path: Path) -> None:
+    load(qtbot, window, smollm2_path, SamplingParams(temperature=0.7, max_tokens=64, seed=4242))
+    view = window.writing_view
+    window.show_view(view)
+    view.set_text(GRAMMAR_TEXT)
+    view.select_action("grammar")
+    with qtbot.waitSignal(view.resultReady, timeout=300_000):
+        view.run()
+    assert view.last_stats["seed"] == 4242  # the panel's seed, not a random one
+    window.sampling_panel.seed.setValue(77)  # the panel's current settings, read at each run
+    with qtbot.waitSignal(view.resultReady, timeout=300_000):
+        view.run()
+    assert view.last_stats["seed"] == 77

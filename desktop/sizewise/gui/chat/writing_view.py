@@ -17,12 +17,14 @@ Signals: ``started(int)`` (generation id), ``resultReady(str)``, ``accepted(str)
 (one sentence), ``busyChanged(bool)``.
 Slots: ``run()`` (Ctrl+Return), ``stop()`` (Esc), ``copy_result()``, ``accept_result()``,
 ``set_text(str)``, ``set_base_sampling(SamplingParams)`` (seed and samplers to use; the action
-sets temperature and length).
+sets temperature and length), ``set_sampling_source(callable)`` (the same, read at each run: the
+window passes its sampling panel's settings).
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
@@ -89,6 +91,7 @@ class WritingView(QWidget):
         self.engine = engine  # EngineAdapter-like: see the module docstring
         self.catalog = catalog or load_catalog()
         self.base_sampling = SamplingParams()
+        self._sampling_source: Callable[[], SamplingParams] | None = None
         self.gen_id: int | None = None
         self._label = ""  # the running action's name, for the status line
         self.result = ""
@@ -206,6 +209,11 @@ class WritingView(QWidget):
 
     def set_base_sampling(self, sampling: SamplingParams) -> None:
         self.base_sampling = sampling
+        self._sampling_source = None
+
+    def set_sampling_source(self, source: Callable[[], SamplingParams]) -> None:
+        """Seed and samplers from ``source()``, read at each run (the sampling panel shown beside the page)."""
+        self._sampling_source = source
 
     def select_action(self, action_id: str) -> None:
         index = self.action_combo.findData(action_id)
@@ -226,7 +234,7 @@ class WritingView(QWidget):
                 self.original.toPlainText(),
                 language=self.language_combo.currentText() if self.language_combo.isEnabled() else None,
                 chat=chat,
-                base=self.base_sampling,
+                base=self._sampling_source() if self._sampling_source is not None else self.base_sampling,
             )
         except UserError as exc:
             self._fail(str(exc))

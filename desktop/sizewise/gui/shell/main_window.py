@@ -346,6 +346,8 @@ class MainWindow(QMainWindow):
         c.busyChanged.connect(self._pages_busy_changed)
         self.writing_view.busyChanged.connect(self._pages_busy_changed)
         self.tabs.currentChanged.connect(lambda _: self._show_state(self.loader.state))
+        # The Sampling panel is shown beside the Writing page too: its seed and samplers apply there.
+        self.writing_view.set_sampling_source(self.sampling_panel.sampling)
         c.replyFinished.connect(self.status_line.show_reply)
         c.contextChanged.connect(self.status_line.show_context)
         c.message.connect(self.banner.show_message)
