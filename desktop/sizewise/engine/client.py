@@ -4,6 +4,13 @@ The client never blocks its caller on the worker: commands are one ``send`` on a
 events arrive on a reader thread that hands each one to ``on_event``. The GUI adapter turns that
 callback into a Qt signal; the CLI puts events on a queue. If the worker dies, the reader sees
 the pipe close and reports ``engine_stopped`` with the reason read from the exit status.
+
+One engine can have several users (the chat and writing help share the loaded model). Their replies
+queue in the worker, one runs at a time, and the client keeps track of each one it sent until it is
+answered: which still wait and which one runs (the worker says ``started``). ``stop(gen_id)`` reaches
+the reply it names: a waiting one is settled at once (``done``, ``cancelled``, no tokens; the worker,
+told too, never starts it), the running one is interrupted, and only for the running one does the
+watchdog arm that terminates a worker which does not stop within STOP_GRACE_S.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from typing import Any
 
 from sizewise.core.sampling import LoadParams, SamplingParams
 from sizewise.engine.entry import run_worker
-from sizewise.engine.protocol import STOP_GRACE_S, Message
+from sizewise.engine.protocol import STOP_GRACE_S, GenerationStats, Message
 
 EventCallback = Callable[[Message], None]
 
@@ -64,7 +71,15 @@ class EngineClient:
         self._conn: Connection | None = None
         self._reader: threading.Thread | None = None
         self._closing = False
-        self._active_gen: int | None = None
+        # The replies sent and not yet answered, oldest first: "waiting" (not started, as far as the
+        # reader has seen), "running", or "settled" (stopped before it started and already answered
+        # here; the worker's own answer for it is dropped). Guarded by ``_state_lock``: the caller,
+        # the reader thread and the stop watchdog all change them.
+        self._state_lock = threading.Lock()
+        self._replies: dict[int, str] = {}
+        self._stopping: set[int] = set()  # replies a stop was sent for
+        self._running: int | None = None
+        self._memory = (0, 0)  # the worker's last reported (rss, peak), for replies settled here
         self._stop_timer: threading.Timer | None = None
         self.ready_info: Message = {}
 
@@ -117,7 +132,8 @@ class EngineClient:
             conn.close()
         proc.close()
         self._proc = self._conn = self._reader = None
-        self._active_gen = None
+        with self._state_lock:
+            self._forget_replies()
 
     # -- commands ---------------------------------------------------------------------------------
     def _send(self, msg: Message) -> None:
@@ -143,31 +159,77 @@ class EngineClient:
         messages: list[dict[str, str]] | None = None,
         prompt: str | None = None,
     ) -> int:
-        """Start a reply: ``messages`` for chat mode, ``prompt`` for plain completion mode."""
+        """Start a reply: ``messages`` for chat mode, ``prompt`` for plain completion mode.
+
+        It queues behind replies sent before it (of this or another user of the engine) and starts when
+        they are done; ``started`` says when.
+        """
         gen_id = next(self._ids)
         msg: dict[str, Any] = {"type": "generate", "id": gen_id, "sampling": sampling.to_dict()}
         if messages is not None:
             msg.update(mode="chat", messages=messages)
         else:
             msg.update(mode="completion", prompt=prompt or "")
-        self._active_gen = gen_id
-        self._send(msg)
+        with self._state_lock:
+            self._replies[gen_id] = "waiting"
+        try:
+            self._send(msg)
+        except BaseException:
+            with self._state_lock:
+                self._replies.pop(gen_id, None)
+            raise
         return gen_id
 
     def send_raw(self, msg: Message) -> None:
         """For protocol extensions (benchmarks) that the client has no helper for."""
         self._send(msg)
 
-    def stop(self) -> None:
-        """Stop the running reply. If the worker has not finished within STOP_GRACE_S (it can be
-        deep inside one long llama.cpp call), it is terminated and ``stop_forced`` is reported."""
-        gen_id = self._active_gen
-        if gen_id is None or not self.alive:
+    def stop(self, gen_id: int | None = None) -> None:
+        """Stop reply ``gen_id``, or with None every reply of this client that has not ended.
+
+        A reply still waiting for its turn is answered at once (``done``, ``finish_reason``
+        ``cancelled``, no tokens) and never starts. The running reply is interrupted; if the worker
+        has not finished it within STOP_GRACE_S (it can be deep inside one long llama.cpp call), the
+        worker is terminated and ``stop_forced`` is reported. A reply that already ended is left alone.
+        """
+        if not self.alive:
             return
-        try:
-            self._send({"type": "stop", "id": gen_id})
-        except (OSError, RuntimeError):
-            return
+        with self._state_lock:
+            wanted = list(self._replies) if gen_id is None else [gen_id]
+            targets = [g for g in wanted if self._replies.get(g) in ("waiting", "running") and g not in self._stopping]
+            self._stopping.update(targets)
+            settled = [g for g in targets if self._replies[g] == "waiting"]
+            for g in settled:
+                self._replies[g] = "settled"
+            running = self._running if self._running in targets else None
+        for g in targets:
+            try:
+                self._send({"type": "stop", "id": g})
+            except (OSError, RuntimeError):  # the worker is gone: the reader reports that
+                return
+        if running is not None:
+            self._arm_watchdog(running)
+        for g in settled:
+            self._on_event({"type": "done", "id": g, "stats": self._cancelled_stats()})
+
+    # -- internals --------------------------------------------------------------------------------
+    def _cancelled_stats(self) -> dict[str, Any]:
+        rss, peak = self._memory
+        stats = GenerationStats(
+            tokens=0,
+            ttft_ms=0.0,
+            prompt_tokens=0,
+            pp_tps=0.0,
+            tg_tps=0.0,
+            total_s=0.0,
+            finish_reason="cancelled",
+            peak_rss_bytes=peak,
+            rss_bytes=rss,
+        )
+        return stats.to_dict()
+
+    def _arm_watchdog(self, gen_id: int) -> None:
+        """Terminate the worker if reply ``gen_id``, running and told to stop, has not ended in time."""
         self._cancel_stop_timer()
         timer = threading.Timer(STOP_GRACE_S, self._force_stop, args=(gen_id,))
         timer.daemon = True
@@ -175,20 +237,73 @@ class EngineClient:
         self._stop_timer = timer
         timer.start()
 
-    # -- internals --------------------------------------------------------------------------------
-    def _cancel_stop_timer(self) -> None:
+    def _cancel_stop_timer(self, join: bool = True) -> None:
         timer, self._stop_timer = self._stop_timer, None
         if timer is not None:
             timer.cancel()
-            if timer is not threading.current_thread():
+            if join and timer is not threading.current_thread():
                 timer.join()
 
+    def _forget_replies(self) -> tuple[int | None, list[int]]:
+        """Clear the bookkeeping (under ``_state_lock``): (the running reply, the others not answered)."""
+        running = self._running
+        if running is not None and self._replies.get(running) not in ("waiting", "running"):
+            running = None
+        others = [g for g, state in self._replies.items() if state != "settled" and g != running]
+        self._replies.clear()
+        self._stopping.clear()
+        self._running = None
+        return running, others
+
     def _force_stop(self, gen_id: int) -> None:
-        if self._active_gen != gen_id or self._proc is None:
-            return
-        self._closing = True  # the reader must not report this exit as a crash
-        self._proc.kill()
+        with self._state_lock:
+            if self._running != gen_id or self._proc is None:
+                return
+            _, others = self._forget_replies()
+            self._closing = True  # the reader must not report this exit as a crash
+            proc = self._proc
+        # Said before the kill, so that they come before the reader's ``engine_exited``.
         self._on_event({"type": "stop_forced", "id": gen_id})
+        for g in others:  # replies queued behind it are lost with the worker: they end here
+            self._on_event(
+                {
+                    "type": "failed",
+                    "id": g,
+                    "message": "The engine was restarted to stop another reply before this one began; run it again.",
+                }
+            )
+        proc.kill()
+
+    def _track(self, msg: Message) -> bool:
+        """Follow the replies' progress from one worker event; False for an event to drop (it is for a
+        reply already settled here)."""
+        kind = msg.get("type")
+        if "rss_bytes" in msg and "peak_rss_bytes" in msg:
+            self._memory = (int(msg["rss_bytes"]), int(msg["peak_rss_bytes"]))
+        elif isinstance(msg.get("stats"), dict) and "rss_bytes" in msg["stats"]:
+            self._memory = (int(msg["stats"]["rss_bytes"]), int(msg["stats"].get("peak_rss_bytes", 0)))
+        gen_id = msg.get("id")
+        if kind not in ("started", "token", "done", "failed") or not isinstance(gen_id, int):
+            return True
+        arm = False
+        with self._state_lock:
+            state = self._replies.get(gen_id)
+            if state is None:
+                return True
+            if kind == "started":
+                self._running = gen_id
+                if state == "waiting":
+                    self._replies[gen_id] = "running"
+                arm = gen_id in self._stopping  # a stop sent before the reader saw it start
+            elif kind in ("done", "failed"):
+                del self._replies[gen_id]
+                self._stopping.discard(gen_id)
+                if self._running == gen_id:
+                    self._running = None
+                    self._cancel_stop_timer(join=False)
+        if arm:
+            self._arm_watchdog(gen_id)
+        return state != "settled"
 
     def _read_loop(self, proc: BaseProcess, conn: Connection) -> None:
         last_error = ""
@@ -200,21 +315,19 @@ class EngineClient:
             kind = msg.get("type")
             if kind == "ready":
                 self.ready_info = msg
-            elif kind in ("done", "failed") and msg.get("id") == self._active_gen:
-                self._active_gen = None
-                timer, self._stop_timer = self._stop_timer, None
-                if timer is not None:
-                    timer.cancel()
             elif kind in ("load_failed", "fatal"):
                 last_error = str(msg.get("message", ""))
                 if kind == "fatal":
                     continue
+            if not self._track(msg):
+                continue
             self._on_event(msg)
         proc.join(2.0)
         exitcode = proc.exitcode
         forced = self._closing
-        gen = self._active_gen
-        self._active_gen = None
+        with self._state_lock:
+            running, others = self._forget_replies()
+        gen = running if running is not None else (others[0] if others else None)
         if not forced:
             reason = describe_exit(exitcode, last_error)
             self._on_event({"type": "engine_stopped", "reason": reason, "exitcode": exitcode, "generation": gen})

@@ -9,7 +9,10 @@ Commands, parent → worker
 ``generate``  ``{id, mode: "chat"|"completion", messages: [{role, content}], prompt: str,
               sampling: SamplingParams.to_dict()}`` — stream a reply.
 ``stop``      ``{id}`` — stop generation ``id``; handled by the worker's listener thread at once,
-              so it also interrupts prompt processing (llama.cpp's abort callback).
+              so it also interrupts prompt processing (llama.cpp's abort callback). Requests queue (one
+              runs at a time); a stop for one still waiting is remembered and that request never starts:
+              it is answered ``done`` with ``finish_reason`` ``cancelled`` and no tokens when its turn
+              comes (a ``bench``: ``bench_done`` cancelled). A stop for any other id is ignored.
 ``unload``    free the model, keep the process.
 ``stats``     ask for memory figures now.
 ``bench``     ``{id, pp, tg, repetitions, warmup, ttft, ttft_prompt}`` — the llama-bench loop on the loaded
@@ -29,6 +32,8 @@ Events, worker → parent
 ``loaded``      ``{path, load_s, n_ctx, n_ctx_train, chat_mode, buffers: [{device, component, bytes}],
                 rss_bytes, peak_rss_bytes}``.
 ``load_failed`` ``{message}`` — one sentence, taken from llama.cpp's own log where it said why.
+``started``     ``{id}`` — generation or benchmark ``id`` left the queue and runs now (the client's stop
+                watchdog arms only for the request that runs).
 ``token``       ``{id, text, n}`` — streamed text: ``n`` tokens' pieces, batched within 25 ms (the first
                 piece of a reply is sent at once).
 ``done``        ``{id, stats: GenerationStats.to_dict()}``; ``finish_reason`` is stop|length|cancelled.

@@ -9,6 +9,12 @@ listener thread reads the connection so that ``stop`` takes effect at once, even
 thread is inside a long ``llama_decode`` (prompt processing). It does so through llama.cpp's abort
 callback, pointed at libc's ``strlen`` over a one-byte flag: the callback runs for every graph node,
 and a C function costs nothing there, where a Python callback would slow generation measurably.
+
+Several users can share one worker (the chat and writing help): their requests queue, and a ``stop``
+names the request it is for. A stop for a request still waiting in the queue is remembered, and that
+request never starts: it is answered at once when its turn comes (``done`` with ``finish_reason``
+``cancelled`` and no tokens, or ``bench_done`` cancelled). A stop for a request that already ended,
+or that this worker never received, changes nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from sizewise.engine.protocol import GenerationStats, Message
 
 KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml_type values
 TOKEN_BATCH_S = 0.025
+QUEUED_REQUESTS = ("generate", "bench")  # the commands a ``stop`` can cancel before they start
 
 
 def _load_error_message(path: str, log_lines: collections.deque[str], exc: BaseException) -> str:
@@ -118,7 +125,14 @@ class Worker:
         self.send_lock = threading.Lock()
         self.commands: queue.Queue[Message] = queue.Queue()
         self.stop_event = threading.Event()
-        self.active_id: int | None = None
+        # Which request runs, which wait in ``commands`` and which of those were stopped before they
+        # started: the listener and the main thread both read them, under ``_queue_lock``. ``_waiting``
+        # holds only requests received and not yet finished, so it (and ``_stopped``, part of it)
+        # stays as small as the queue.
+        self._queue_lock = threading.Lock()
+        self._active_id: int | None = None
+        self._waiting: set[Any] = set()
+        self._stopped: set[Any] = set()
         self.log_lines: collections.deque[str] = collections.deque(maxlen=400)
         self._partial = ""
         self._log_level = 2
@@ -159,6 +173,69 @@ class Worker:
         with self.send_lock:
             self.conn.send(msg)
 
+    @property
+    def active_id(self) -> int | None:
+        """The request running now (a reply or a benchmark), or None."""
+        return self._active_id
+
+    @active_id.setter
+    def active_id(self, value: int | None) -> None:
+        """Set by a request as it starts (after clearing the stop flags) and back to None as it ends.
+
+        A stop that arrived between the request leaving the queue and this moment is applied here, so no
+        stop is lost; ``started`` tells the parent which request is running (its stop watchdog arms for
+        that one only).
+        """
+        with self._queue_lock:
+            self._active_id = value
+            stopped = value is not None and value in self._stopped
+            if stopped:
+                self.stop_event.set()
+                self.abort.set()
+        if value is not None:
+            self.send({"type": "started", "id": value})
+
+    def _on_stop(self, gen_id: Any) -> None:
+        """The listener's half of ``stop``: interrupt the running request, or mark a waiting one."""
+        with self._queue_lock:
+            if self._active_id is not None and gen_id in (None, self._active_id):
+                self.stop_event.set()
+                self.abort.set()
+            elif gen_id is not None and gen_id in self._waiting:
+                self._stopped.add(gen_id)
+
+    def _stopped_before_start(self, msg: Message) -> bool:
+        """Whether this request, just taken from the queue, was stopped while it waited."""
+        with self._queue_lock:
+            return msg.get("id") in self._stopped
+
+    def _finished_waiting(self, msg: Message) -> None:
+        with self._queue_lock:
+            self._waiting.discard(msg.get("id"))
+            self._stopped.discard(msg.get("id"))
+
+    def _answer_cancelled(self, msg: Message) -> None:
+        """A request stopped before it started: answered as a stop at once would have been, no tokens."""
+        gen_id = msg.get("id")
+        rss, peak = process_memory()
+        if msg.get("type") == "bench":
+            self.send({"type": "bench_done", "id": gen_id, "cancelled": True, "rss_bytes": rss, "peak_rss_bytes": peak})
+            return
+        seed = (msg.get("sampling") or {}).get("seed")
+        stats = GenerationStats(
+            tokens=0,
+            ttft_ms=0.0,
+            prompt_tokens=0,
+            pp_tps=0.0,
+            tg_tps=0.0,
+            total_s=0.0,
+            finish_reason="cancelled",
+            peak_rss_bytes=peak,
+            rss_bytes=rss,
+            seed=int(seed) if seed is not None else None,
+        )
+        self.send({"type": "done", "id": gen_id, "stats": stats.to_dict()})
+
     def listen(self) -> None:
         while True:
             try:
@@ -167,10 +244,11 @@ class Worker:
                 msg = {"type": "shutdown"}
             kind = msg.get("type")
             if kind == "stop":
-                if self.active_id is not None and msg.get("id") in (None, self.active_id):
-                    self.stop_event.set()
-                    self.abort.set()
+                self._on_stop(msg.get("id"))
                 continue
+            if kind in QUEUED_REQUESTS and msg.get("id") is not None:
+                with self._queue_lock:
+                    self._waiting.add(msg.get("id"))
             if kind == "stats":
                 rss, peak = process_memory()
                 self.send({"type": "stats", "rss_bytes": rss, "peak_rss_bytes": peak})
@@ -203,7 +281,16 @@ class Worker:
             if handler is None:
                 self.send({"type": "failed", "id": msg.get("id"), "message": f"Unknown engine command {kind!r}."})
                 continue
-            handler(msg)
+            if kind not in QUEUED_REQUESTS:
+                handler(msg)
+                continue
+            try:
+                if self._stopped_before_start(msg):
+                    self._answer_cancelled(msg)
+                else:
+                    handler(msg)
+            finally:
+                self._finished_waiting(msg)
         self._free()
 
     # -- commands ----------------------------------------------------------------------------------

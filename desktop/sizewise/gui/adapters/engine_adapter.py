@@ -1,11 +1,16 @@
-"""Turns engine events (from the client's reader thread) into Qt signals on the GUI thread."""
+"""Turns engine events (from the client's reader thread) into Qt signals on the GUI thread.
+
+One adapter serves every user of its engine (the chat and writing help): their replies queue in the
+worker, each user follows the events for its own generation ids, and ``stop(gen_id)`` stops one reply.
+``waiting(gen_id)`` says whether a reply waits behind another; ``replyStarted`` says when it runs.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from sizewise.core.sampling import LoadParams, SamplingParams
 from sizewise.engine.client import EngineClient
@@ -17,6 +22,7 @@ class EngineAdapter(QObject):
     loaded = Signal(dict)
     loadFailed = Signal(str)
     unloaded = Signal()
+    replyStarted = Signal(int)  # generation id: it left the queue and runs now
     token = Signal(int, str)
     tokenCount = Signal(int, int)  # generation id, tokens in the piece just sent by ``token``
     finished = Signal(int, dict)  # generation id, GenerationStats dict
@@ -30,12 +36,15 @@ class EngineAdapter(QObject):
 
     def __init__(self, log_path: Path | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._event.connect(self._dispatch)
+        # Queued even when emitted on the GUI thread (a reply stopped before it started is answered
+        # inside ``stop``): a page's stop must not re-enter the page through its own finished slot.
+        self._event.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
         self.client = EngineClient(self._event.emit, log_path=log_path)
         self.model_path: str | None = None
         self.load_params: LoadParams | None = None
         self.loaded_info: dict[str, Any] = {}
-        self.generating: int | None = None
+        self.generating: int | None = None  # the oldest reply not yet ended (running, or next to run)
+        self._replies: list[int] = []  # every reply not yet ended, in the order they run
         self._reload_after_force = False
 
     # -- commands (all return at once) -------------------------------------------------------------
@@ -58,11 +67,24 @@ class EngineAdapter(QObject):
     def generate(
         self, sampling: SamplingParams, *, messages: list[dict[str, str]] | None = None, prompt: str | None = None
     ) -> int:
-        self.generating = self.client.generate(sampling=sampling, messages=messages, prompt=prompt)
-        return self.generating
+        """Send a reply: it waits behind those sent before it (``waiting``); ``replyStarted`` says when it runs."""
+        gen_id = self.client.generate(sampling=sampling, messages=messages, prompt=prompt)
+        self._replies.append(gen_id)
+        self.generating = self._replies[0]
+        return gen_id
 
-    def stop(self) -> None:
-        self.client.stop()
+    def stop(self, gen_id: int | None = None) -> None:
+        """Stop reply ``gen_id`` (None: every reply). One that waits ends at once, without ever running."""
+        self.client.stop(gen_id)
+
+    def waiting(self, gen_id: int) -> bool:
+        """Whether reply ``gen_id`` waits for another reply on this engine to end before it can start."""
+        return gen_id in self._replies and self._replies[0] != gen_id
+
+    def _ended(self, gen_id: int | None) -> None:
+        if gen_id in self._replies:
+            self._replies.remove(gen_id)
+        self.generating = self._replies[0] if self._replies else None
 
     def tokenize(self, request_id: str, texts: list[str]) -> None:
         """Token counts with the loaded model's tokenizer; answered by ``tokenized``."""
@@ -93,14 +115,17 @@ class EngineAdapter(QObject):
             self.loadFailed.emit(str(msg["message"]))
         elif kind == "unloaded":
             self.unloaded.emit()
+        elif kind == "started":
+            if msg.get("id") in self._replies:
+                self.replyStarted.emit(int(msg["id"]))
         elif kind == "token":
             self.tokenCount.emit(int(msg["id"]), int(msg.get("n", 1)))
             self.token.emit(int(msg["id"]), str(msg["text"]))
         elif kind == "done":
-            self.generating = None
+            self._ended(msg.get("id"))
             self.finished.emit(int(msg["id"]), dict(msg["stats"]))
         elif kind == "failed":
-            self.generating = None
+            self._ended(msg.get("id"))
             self.failed.emit(int(msg.get("id") or 0), str(msg["message"]))
         elif kind == "stats":
             self.stats.emit(msg)
@@ -108,17 +133,21 @@ class EngineAdapter(QObject):
             self.tokenized.emit(msg)
         elif kind == "stop_forced":
             # Stop arrived during one long llama.cpp call: the worker was killed. Reload the model
-            # in a fresh worker so the user can go on; the chat keeps what was generated.
-            self.generating = None
+            # in a fresh worker so the user can go on; the chat keeps what was generated. Replies that
+            # waited behind it were answered ``failed`` by the client.
+            self._ended(msg.get("id"))
             self._reload_after_force = True
             self.stopForced.emit(int(msg["id"]))
         elif kind == "engine_exited":
+            self._replies.clear()
+            self.generating = None
             if self._reload_after_force:
                 self._reload_after_force = False
                 self.client.shutdown()
                 if self.model_path and self.load_params:
                     self.load(self.model_path, self.load_params)
         elif kind == "engine_stopped":
+            self._replies.clear()
             self.generating = None
             self.loaded_info = {}
             self.client.shutdown()

@@ -26,7 +26,9 @@ class ChatActions(QObject):
     """The chat turns the user starts from the Chat page, given the model state from ``state()``.
 
     ``state`` answers the model loader's state (empty | checking | loading | ready | generating);
-    nothing is sent unless it is "ready", and Stop only stops while "generating".
+    nothing is sent unless a model is loaded ("ready", or "generating" while another page's request
+    runs: the chat's turn then queues behind it) and the chat has no turn of its own under way. Stop
+    stops the chat's own turn only.
     """
 
     message = Signal(str, str)  # sentence, level (error | warning | info)
@@ -59,15 +61,19 @@ class ChatActions(QObject):
     def _model_path(self) -> str:
         return str(self.controller.engine.model_path or "")
 
+    def _model_ready(self) -> bool:
+        """A model is loaded (another page may be using it: the chat's turn then waits for it)."""
+        return self._state() in ("ready", "generating")
+
     @Slot()
     def send(self) -> None:
         text = self.input.toPlainText().strip()
-        if self._state() == "generating":
+        if self.controller.busy:
             return
         if not text:
             self.message.emit("Type a message first.", "info")
             return
-        if self._state() != "ready":
+        if not self._model_ready():
             self.message.emit("Load a model first: choose one above and press Load.", "info")
             return
         self.messageCleared.emit()
@@ -83,21 +89,21 @@ class ChatActions(QObject):
 
     @Slot()
     def regenerate(self) -> None:
-        if self._state() == "ready":
+        if self._model_ready():
             self.controller.regenerate(
                 self.sampling_panel.sampling(), self.sampling_panel.system_text(), self._model_path()
             )
 
     @Slot()
     def continue_reply(self) -> None:
-        if self._state() == "ready":
+        if self._model_ready():
             self.controller.continue_last(
                 self.sampling_panel.sampling(), self.sampling_panel.system_text(), self._model_path()
             )
 
     def edit_message(self, row: int) -> None:
         """Put a sent message back in the input box; sending it replaces it and everything after."""
-        if self._state() != "ready" or not 0 <= row < len(self.chat.messages):
+        if not self._model_ready() or self.controller.busy or not 0 <= row < len(self.chat.messages):
             return
         self._editing_row = row
         self.input.setPlainText(self.chat.messages[row].text)
@@ -106,8 +112,8 @@ class ChatActions(QObject):
 
     @Slot()
     def stop(self) -> None:
-        """Stop the reply; with none running, cancel editing a sent message."""
-        if self._state() == "generating":
+        """Stop the chat's reply (another page's request goes on); with none, cancel editing a sent message."""
+        if self.controller.busy:
             self.controller.stop()
         elif self._editing_row is not None:
             self._editing_row = None
@@ -145,7 +151,7 @@ class ChatActions(QObject):
         msg = self.chat.messages[row]
         menu = QMenu(self._menu_parent)
         menu.addAction("Copy", lambda: QApplication.clipboard().setText(msg.text))
-        ready = self._state() == "ready"
+        ready = self._model_ready() and not self.controller.busy
         last = row == len(self.chat.messages) - 1
         if msg.role == "user":
             menu.addAction("Edit and resend", lambda: self.edit_message(row)).setEnabled(ready)

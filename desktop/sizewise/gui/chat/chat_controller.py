@@ -7,7 +7,9 @@ tokenizer (the engine's ``tokenize`` command) and fitted to the context window; 
 messages have to be left out, the user is told.
 
 The controller only reacts to engine events for its own generation id, so other views (writing
-help) can share the engine.
+help) can share the engine; its Stop stops its own request only. A turn sent while another view's
+reply runs waits for it (the engine answers one request at a time): the user is told, and told
+again when the wait is over.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from sizewise.gui.adapters.engine_adapter import EngineAdapter
 from sizewise.gui.chat.chat_model import ChatMessage, ChatModel
 
 CONTINUE_PROMPT = "Continue exactly where you stopped, without repeating anything."
+WAITING_NOTICE = "Another reply on this model is in progress (writing help): this one starts when it ends."
+QUEUED_NOTE = "queued: starts when the reply in progress ends"
 _STATUS_FROM_STORE = {"complete": "done", "interrupted": "interrupted", "streaming": "streaming"}
 
 
@@ -41,6 +45,7 @@ def chat_row(m: StoredMessage) -> ChatMessage:
 
 class ChatController(QObject):
     message = Signal(str, str)  # sentence, level (error | warning | info)
+    messageCleared = Signal()  # the turn that was waiting for another reply is under way (or stopped)
     busyChanged = Signal(bool)
     contextChanged = Signal(str, float)  # meter text, fraction used
     replyFinished = Signal(dict)  # GenerationStats dict
@@ -58,6 +63,8 @@ class ChatController(QObject):
         self.reply: StreamingReply | None = None
         self._pending: dict[str, Any] | None = None  # a request waiting for token counts
         self._token_ids = itertools.count(1)
+        self._waiting_told = False  # WAITING_NOTICE is shown for the pending request
+        engine.replyStarted.connect(self._on_started)
         engine.token.connect(self._on_token)
         engine.finished.connect(self._on_finished)
         engine.failed.connect(self._on_failed)
@@ -141,11 +148,18 @@ class ChatController(QObject):
         return True
 
     def stop(self) -> None:
+        """Stop this chat's turn, queued or running; a reply of another view goes on."""
         if self._pending is not None:
             self._pending = None
+            self._end_waiting()
             self.busyChanged.emit(False)
         if self.gen_id is not None:
-            self.engine.stop()
+            self.engine.stop(self.gen_id)
+
+    def _end_waiting(self) -> None:
+        if self._waiting_told:
+            self._waiting_told = False
+            self.messageCleared.emit()
 
     def _drop_from(self, row: int) -> bool:
         msg_id = self.chat.messages[row].message_id
@@ -174,6 +188,9 @@ class ChatController(QObject):
             "continue_id": continue_id,
         }
         self.busyChanged.emit(True)
+        if self.engine.generating is not None:  # the token counts, and then the reply, queue behind it
+            self._waiting_told = True
+            self.message.emit(WAITING_NOTICE, "info")
         self.engine.tokenize(request_id, [m["content"] for m in history])
 
     @Slot(dict)
@@ -182,6 +199,7 @@ class ChatController(QObject):
         if pending is None or msg.get("id") != pending["id"]:
             return
         self._pending = None
+        self._end_waiting()
         history: list[dict[str, str]] = pending["history"]
         raw = msg.get("counts")
         estimated = not (isinstance(raw, list) and len(raw) == len(history))
@@ -233,6 +251,8 @@ class ChatController(QObject):
             else:
                 prompt = transcript_prompt(sent)
             self.gen_id = self.engine.generate(sampling, prompt=prompt)
+        if self.engine.waiting(self.gen_id):  # another view's reply was sent in the meantime
+            self.chat.finish_last("streaming", note=QUEUED_NOTE)
 
     def _report_context(self, fit: ContextFit) -> None:
         self.contextChanged.emit(fit.meter_text, fit.fraction)
@@ -240,6 +260,12 @@ class ChatController(QObject):
             self.message.emit(fit.notice, "warning")
 
     # -- engine events ----------------------------------------------------------------------------
+    @Slot(int)
+    def _on_started(self, gen_id: int) -> None:
+        rows = self.chat.messages
+        if gen_id == self.gen_id and rows and rows[-1].note == QUEUED_NOTE:
+            self.chat.finish_last("streaming")
+
     @Slot(int, str)
     def _on_token(self, gen_id: int, text: str) -> None:
         if gen_id != self.gen_id:
@@ -287,6 +313,7 @@ class ChatController(QObject):
     def _on_engine_stopped(self, sentence: str) -> None:
         if self._pending is not None:
             self._pending = None
+            self._end_waiting()
             self.busyChanged.emit(False)
         if self.gen_id is not None or self.reply is not None:
             self.chat.finish_last("interrupted")

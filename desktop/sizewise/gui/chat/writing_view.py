@@ -7,20 +7,24 @@ original's editor).
 
 The engine is passed in: an EngineAdapter-like QObject with the signals ``token(int, str)``,
 ``finished(int, dict)`` and ``failed(int, str)``, the methods ``generate(sampling, messages=…|
-prompt=…) -> int`` and ``stop()``, and ``loaded_info`` (a dict with ``chat_mode`` once a model is
-loaded). Only events for this widget's own generation id are used, so it can share the engine
-with the chat.
+prompt=…) -> int`` and ``stop(gen_id)``, and ``loaded_info`` (a dict with ``chat_mode`` once a model
+is loaded). Only events for this widget's own generation id are used, so it can share the engine
+with the chat; Stop stops this widget's request only. Where the engine has them, ``waiting(gen_id)``
+and ``replyStarted(int)`` let the status say that the request is queued behind another reply, and
+``stopForced(int)`` and ``engineStopped(str)`` end a request the engine could not finish.
 
 Signals: ``started(int)`` (generation id), ``resultReady(str)``, ``accepted(str)``, ``failed(str)``
 (one sentence), ``busyChanged(bool)``.
 Slots: ``run()`` (Ctrl+Return), ``stop()`` (Esc), ``copy_result()``, ``accept_result()``,
 ``set_text(str)``, ``set_base_sampling(SamplingParams)`` (seed and samplers to use; the action
-sets temperature and length).
+sets temperature and length), ``set_sampling_source(callable)`` (the same, read at each run: the
+window passes its sampling panel's settings).
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
@@ -87,7 +91,9 @@ class WritingView(QWidget):
         self.engine = engine  # EngineAdapter-like: see the module docstring
         self.catalog = catalog or load_catalog()
         self.base_sampling = SamplingParams()
+        self._sampling_source: Callable[[], SamplingParams] | None = None
         self.gen_id: int | None = None
+        self._label = ""  # the running action's name, for the status line
         self.result = ""
         self.last_stats: dict[str, Any] = {}
         self._pending = ""
@@ -99,7 +105,20 @@ class WritingView(QWidget):
         self.engine.token.connect(self._on_token)
         self.engine.finished.connect(self._on_finished)
         self.engine.failed.connect(self._on_failed)
+        for name, slot in (
+            ("replyStarted", self._on_started),
+            ("stopForced", self._on_stop_forced),
+            ("engineStopped", self._on_engine_stopped),
+        ):
+            signal = getattr(self.engine, name, None)
+            if signal is not None:
+                signal.connect(slot)
         self._set_busy(False)
+
+    @property
+    def busy(self) -> bool:
+        """A request of this view is queued or running."""
+        return self.gen_id is not None
 
     # -- construction -----------------------------------------------------------------------------
     def _build(self) -> None:
@@ -190,6 +209,11 @@ class WritingView(QWidget):
 
     def set_base_sampling(self, sampling: SamplingParams) -> None:
         self.base_sampling = sampling
+        self._sampling_source = None
+
+    def set_sampling_source(self, source: Callable[[], SamplingParams]) -> None:
+        """Seed and samplers from ``source()``, read at each run (the sampling panel shown beside the page)."""
+        self._sampling_source = source
 
     def select_action(self, action_id: str) -> None:
         index = self.action_combo.findData(action_id)
@@ -210,7 +234,7 @@ class WritingView(QWidget):
                 self.original.toPlainText(),
                 language=self.language_combo.currentText() if self.language_combo.isEnabled() else None,
                 chat=chat,
-                base=self.base_sampling,
+                base=self._sampling_source() if self._sampling_source is not None else self.base_sampling,
             )
         except UserError as exc:
             self._fail(str(exc))
@@ -229,14 +253,20 @@ class WritingView(QWidget):
         except RuntimeError as exc:  # the engine process is not running
             self._fail(f"The engine is not running: {exc}")
             return
-        self.status.setText(f"{request.action.label}…")
+        self._label = request.action.label
+        waiting = getattr(self.engine, "waiting", None)
+        if waiting is not None and waiting(self.gen_id):
+            self.status.setText(f"{self._label}: queued behind the reply in progress; it starts when that one ends.")
+        else:
+            self.status.setText(f"{self._label}…")
         self._set_busy(True)
         self.started.emit(self.gen_id)
 
     @Slot()
     def stop(self) -> None:
+        """Stop this view's request (running or still queued); other users of the engine go on."""
         if self.gen_id is not None:
-            self.engine.stop()
+            self.engine.stop(self.gen_id)
 
     @Slot()
     def copy_result(self) -> None:
@@ -257,6 +287,22 @@ class WritingView(QWidget):
         self.accepted.emit(self.result)
 
     # -- engine events ----------------------------------------------------------------------------
+    @Slot(int)
+    def _on_started(self, gen_id: int) -> None:
+        if gen_id == self.gen_id:
+            self.status.setText(f"{self._label}…")
+
+    @Slot(int)
+    def _on_stop_forced(self, gen_id: int) -> None:
+        """Stopped by restarting the engine: what came so far is the result."""
+        if gen_id == self.gen_id:
+            self._on_finished(gen_id, {"finish_reason": "cancelled"})
+
+    @Slot(str)
+    def _on_engine_stopped(self, sentence: str) -> None:
+        if self.gen_id is not None:
+            self._on_failed(self.gen_id, sentence)
+
     @Slot(int, str)
     def _on_token(self, gen_id: int, text: str) -> None:
         if gen_id != self.gen_id:

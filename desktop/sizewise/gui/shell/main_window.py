@@ -208,7 +208,8 @@ class MainWindow(QMainWindow):
         self.hardware_view = HardwareView()
         self.add_view("Hardware", self.hardware_view, "What Sizewise detected on this machine, and how")
         self.writing_view = WritingView(self.engine)
-        self.add_view("Writing", self.writing_view, "Writing help: rewrite, shorten, fix, summarize, translate")
+        index = self.add_view("Writing", self.writing_view, "Writing help: rewrite, shorten, fix, summarize, translate")
+        self._writing_page = self.tabs.widget(index)
         # Built on first sight: the Hub client's import (~0.25 s) stays out of start-up.
         self.discover_page = LazyPage(self._make_discover_view)
         self.library_page = LazyPage(self._make_library_view)
@@ -345,10 +346,17 @@ class MainWindow(QMainWindow):
         e = self.engine
         e.ready.connect(self._on_ready)
         c = self.controller
-        c.busyChanged.connect(self.loader.set_generating)
+        # Chat and Writing share the engine: the window is busy (no load or unload) while either has a
+        # request queued or running, and each page's Stop stops its own.
+        c.busyChanged.connect(self._pages_busy_changed)
+        self.writing_view.busyChanged.connect(self._pages_busy_changed)
+        self.tabs.currentChanged.connect(lambda _: self._show_state(self.loader.state))
+        # The Sampling panel is shown beside the Writing page too: its seed and samplers apply there.
+        self.writing_view.set_sampling_source(self.sampling_panel.sampling)
         c.replyFinished.connect(self.status_line.show_reply)
         c.contextChanged.connect(self.status_line.show_context)
         c.message.connect(self.banner.show_message)
+        c.messageCleared.connect(self.banner.clear_message)
         c.conversationChanged.connect(a.conversation_changed)
         self.conversation_files.message.connect(self.banner.show_message)
         self.conversation_files.imported.connect(self.sidebar.refresh)
@@ -382,6 +390,10 @@ class MainWindow(QMainWindow):
             self.banner.show_message(problem.message, "warning")
 
     # -- state ------------------------------------------------------------------------------------
+    @Slot()
+    def _pages_busy_changed(self) -> None:
+        self.loader.set_generating(self.controller.busy or self.writing_view.busy)
+
     @Slot(str)
     def _show_state(self, state: str) -> None:
         busy = state in ("checking", "loading")
@@ -390,9 +402,13 @@ class MainWindow(QMainWindow):
         self.load_button.setText("Unload" if state in ("ready", "generating") else "Load")
         self.model_combo.setEnabled(state in ("empty", "ready"))
         self.open_button.setEnabled(state in ("empty", "ready"))
-        self.send_button.setEnabled(state == "ready")
-        self.stop_button.setEnabled(state == "generating")
-        self.stop_action.setEnabled(state == "generating")
+        chat_busy = self.controller.busy
+        # A chat turn may be sent while Writing runs (it waits for it); Stop is for the chat's own turn.
+        self.send_button.setEnabled(state in ("ready", "generating") and not chat_busy)
+        self.stop_button.setEnabled(chat_busy)
+        # On the Writing page, Esc belongs to its own Stop while it runs (two Esc shortcuts would be ambiguous).
+        writing_has_esc = self.tabs.currentWidget() is self._writing_page and self.writing_view.busy
+        self.stop_action.setEnabled(chat_busy and not writing_has_esc)
         if state == "empty":
             self.status_line.clear_mode()
 
