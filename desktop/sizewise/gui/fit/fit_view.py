@@ -293,8 +293,9 @@ class FitView(QWidget):
                 " logits Sizewise never asks for: never written, it takes no RAM, so the need leaves it out"
                 " (the measured bar shows llama.cpp's reservations)."
             )
-        if r.notes:
-            detail += " " + " ".join(n[0].upper() + n[1:] + "." for n in r.notes if n)
+        notes = [n for n in r.notes if n and not n.startswith("prediction confidence:")]  # said just above
+        if notes:
+            detail += " " + " ".join(n[0].upper() + n[1:] + "." for n in notes)
         self.detail_label.setText(detail)
         if self.measured is not None:
             self._fill_diff_table()
