@@ -326,3 +326,8 @@ class FitView(QWidget):
                 item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
                 self.diff_table.setItem(i, j, item)
         self.diff_table.resizeColumnsToContents()
+        self.diff_table.resizeRowsToContents()
+        t = self.diff_table  # every row shown: a handful of them, no scroll bar inside the scrolling page
+        rows_h = sum(t.rowHeight(i) for i in range(t.rowCount()))
+        t.setFixedHeight(t.horizontalHeader().height() + rows_h + 2 * t.frameWidth())
+        t.setMaximumWidth(sum(t.columnWidth(j) for j in range(t.columnCount())) + 2 * t.frameWidth())
