@@ -62,3 +62,5 @@ def test_speed_is_live_while_a_reply_streams_and_final_at_the_end(
     qtbot.wait(700)
     watcher.stop()
     assert len(shown) == count and status.speed_label.text() == f"Speed: {float(stats['tg_tps']):.1f} tokens/s"
+    window.engine.tokenCount.emit(12345, 5)  # another request's tokens (Writing help): not the chat reply's
+    assert not status.live_timer.isActive()
