@@ -20,7 +20,14 @@ from sizewise.core.fit.verdict import Budget, margin_for
 from sizewise.core.gguf.header import model_info, read_header
 from sizewise.core.sampling import LoadParams
 from sizewise.gui.fit.fit_view import FitView
-from sizewise.gui.fit.memory_chart import BUDGET_COLOR, COMPONENT_NAMES, MIN_SEGMENT_PX, ChartLayout, GroupLayout
+from sizewise.gui.fit.memory_chart import (
+    BUDGET_COLOR,
+    COMPONENT_NAMES,
+    MIN_SEGMENT_PX,
+    ChartLayout,
+    GroupLayout,
+    MemoryChart,
+)
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -142,3 +149,34 @@ def test_need_over_the_budget_shows_by_how_much(qtbot: QtBot, smollm2_path: Path
         assert over.color == BUDGET_COLOR
         assert _near(image, over.rect.center().x(), over.rect.center().y(), BUDGET_COLOR, 6)
         assert view.result is not None and view.result.verdict == "too_large"
+
+
+def test_each_memory_gets_its_own_axis_and_tiny_parts_stay_visible(qtbot: QtBot, tmp_path: Path) -> None:
+    chart = MemoryChart()
+    qtbot.addWidget(chart)
+    ram_parts = [("weights", 300 * MiB), ("output", 64 << 10), ("overhead", 90 * MiB)]
+    vram_parts = [("weights", 7 * GiB), ("kv", 512 * MiB), ("compute", 900 * MiB)]
+    chart.set_rows(
+        [("RAM predicted", ram_parts, 32 * GiB, 64 * MiB), ("VRAM predicted", vram_parts, 8 * GiB, 64 * MiB)]
+    )
+    chart.resize(700, chart.heightForWidth(700))
+    chart.show()
+    qtbot.waitExposed(chart)
+    image = chart.grab().toImage()
+    assert image.save(str(tmp_path / "two-memories.png"))
+    layout = chart.chart()
+    ram, vram = layout.group("RAM"), layout.group("VRAM")
+    assert ram is not None and vram is not None
+    assert ram.zoomed and ram.budget_x is None and ram.scale_max < GiB  # 0.45 GiB against 32 GiB: zoomed
+    assert not vram.zoomed and vram.budget_x is not None  # 8.4 GiB against 8 GiB: to scale, over
+    assert ram.plot.bottom() < vram.plot.top()
+    row = layout.row("RAM predicted")
+    assert row is not None
+    output = row.segment("output")
+    assert output is not None and output.rect.width() >= MIN_SEGMENT_PX - 1e-6  # 64 KiB of 0.45 GiB
+    # the bar's length stays to scale: widened tiny parts are paid for by the large ones
+    bar = row.segments[-1].rect.right() - row.segments[0].rect.left()
+    assert abs(bar - ram.plot.width() * (390 * MiB + (64 << 10) + 64 * MiB) / ram.scale_max) < 0.5
+    over = layout.row("VRAM predicted")
+    assert over is not None and over.texts[1].text.endswith("over") and over.texts[1].color == BUDGET_COLOR
+    assert "VRAM predicted: 8.38 GiB" in chart.accessibleDescription()

@@ -127,13 +127,24 @@ class ChartLayout:
 
 
 def nice_axis(top: float, max_ticks: int) -> tuple[int, int, str]:
-    """(axis maximum, tick step, unit) in bytes: a round step in MiB or GiB, at most ``max_ticks`` steps."""
+    """(axis maximum, tick step, unit) in bytes: a round step in MiB or GiB, at most ``max_ticks`` steps.
+
+    Of the round steps (1, 2, 2.5, 5 times a power of ten) the one whose axis ends closest above
+    ``top`` wins, so the bars fill the axis.
+    """
     unit_name, unit = ("GiB", GiB) if top >= GiB else ("MiB", MiB)
-    raw = max(top / unit, 1e-9) / max(1, max_ticks)
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw - 1e-12)
-    steps = max(1, math.ceil(top / unit / step - 1e-9))
-    return round(steps * step * unit), round(step * unit), unit_name
+    value = max(top / unit, 1e-9)
+    max_ticks = max(1, max_ticks)
+    power = 10 ** math.floor(math.log10(value / max_ticks))
+    best: tuple[float, float] | None = None  # (axis maximum, step) in units
+    for p in (power, power * 10):
+        for m in (1, 2, 2.5, 5):
+            step = m * p
+            steps = max(1, math.ceil(value / step - 1e-9))
+            if steps <= max_ticks and (best is None or steps * step < best[0] - 1e-12):
+                best = (steps * step, step)
+    assert best is not None  # a step of 10 * power always fits
+    return round(best[0] * unit), round(best[1] * unit), unit_name
 
 
 def tick_text(n: float, unit_name: str) -> str:
@@ -201,7 +212,7 @@ def chart_layout(rows: list[Row], width: float, font: QFont) -> ChartLayout:
         x0 = LABEL_W
         plot_w = max(60.0, right - reserve - x0)
         top = need_max if zoomed else max(need_max, budget)
-        scale_max, step, unit_name = nice_axis(top, max(2, int(plot_w // 90)))
+        scale_max, step, unit_name = nice_axis(top, max(2, int(plot_w // 75)))
         group = GroupLayout(kind, budget, zoomed, scale_max, QRectF(), None)
         if budget and not zoomed:
             group.budget_x = x0 + plot_w * budget / scale_max
