@@ -100,6 +100,8 @@ def test_show_measured_draws_the_real_load_beside_the_prediction(
         view.diff_table.item(r, 0).text(): view.diff_table.item(r, 3).text() for r in range(view.diff_table.rowCount())
     }
     assert cells["kv"].endswith("%") and "vram" not in cells  # nothing on a GPU: no row for it
+    table = view.diff_table  # every row in sight, no scroll bar inside the page
+    qtbot.waitUntil(lambda: table.viewport().height() >= sum(table.rowHeight(r) for r in range(table.rowCount())))
     # the MeasuredBuffers.to_dict() form is accepted too, and the view repaints without errors
     from sizewise.core.fit.llama_log import MeasuredBuffers
 

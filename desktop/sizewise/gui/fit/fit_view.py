@@ -6,9 +6,10 @@ the verdict and the largest context that fits follow the slider as it moves. Aft
 ``show_measured`` puts llama.cpp's logged buffer sizes beside the prediction with the difference in
 percent, so the prediction's accuracy is visible rather than claimed.
 
-The bar chart is drawn with QPainter: one stacked bar per memory (RAM, and VRAM when there is a
-GPU), the budget as a line, the safety margin as a hatched block, the measured bar under the
-predicted one.
+The bar chart (``memory_chart.MemoryChart``, QPainter) has one stacked bar per memory (RAM, and VRAM
+when there is a GPU), each component labelled with its size, the safety margin as a hatched block,
+the measured bar under the predicted one, and the budget as a line — or, when the need is a small
+part of it, written off-scale at the right end of an axis zoomed to the need.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from PySide6.QtCore import QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QPainter, QPaintEvent, QPen
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -37,14 +37,8 @@ from sizewise.core.fit.llama_log import MeasuredBuffers
 from sizewise.core.fit.verdict import CTX_STEP, Budget, FitResult, check_fit, compare, max_context
 from sizewise.core.gguf.header import GGUFHeader, ModelInfo
 from sizewise.core.sampling import LoadParams
+from sizewise.gui.fit.memory_chart import MemoryChart
 
-COMPONENT_COLORS = {
-    "weights": QColor("#4c78a8"),
-    "kv": QColor("#f58518"),
-    "compute": QColor("#54a24b"),
-    "output": QColor("#b279a2"),
-    "overhead": QColor("#9d9da1"),
-}
 VERDICT_TEXT = {
     "fits_gpu": "Fits on the GPU",
     "fits_partial": "Fits partly on the GPU",
@@ -70,60 +64,6 @@ def measured_from(buffers: MeasuredBuffers | Sequence[Mapping[str, Any]] | Mappi
             return MeasuredBuffers.from_lines(lines)
         raise ValueError("show_measured needs the engine's buffers (a list of {device, component, bytes}).")
     return MeasuredBuffers.from_lines([dict(b) for b in buffers])
-
-
-class MemoryBars(QWidget):
-    """Stacked bars: predicted RAM (and VRAM), optionally the measured bar, against budget lines."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setMinimumHeight(120)
-        self.rows: list[tuple[str, list[tuple[str, int]], int, int]] = []  # (label, segments, budget, margin)
-        self.setAccessibleName("Memory bars")
-
-    def sizeHint(self) -> QSize:
-        return QSize(480, 40 + 34 * max(1, len(self.rows)))
-
-    def set_rows(self, rows: list[tuple[str, list[tuple[str, int]], int, int]]) -> None:
-        self.rows = rows
-        self.setMinimumHeight(20 + 34 * max(1, len(rows)))
-        self.updateGeometry()
-        self.update()
-
-    def segments(self, label: str) -> dict[str, int]:
-        for name, segs, _, _ in self.rows:
-            if name == label:
-                return dict(segs)
-        return {}
-
-    def paintEvent(self, event: QPaintEvent) -> None:
-        if not self.rows:
-            return
-        p = QPainter(self)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        label_w = 120
-        width = max(10, self.width() - label_w - 12)
-        scale_max = max(max(sum(n for _, n in segs) + margin, budget) for _, segs, budget, margin in self.rows) or 1
-        text_pen = QPen(self.palette().color(self.foregroundRole()))
-        for i, (label, segs, budget, margin) in enumerate(self.rows):
-            y = 8 + i * 34
-            p.setPen(text_pen)
-            p.drawText(
-                QRectF(0, y, label_w - 6, 22), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, label
-            )
-            x = float(label_w)
-            for comp, n in segs:
-                w = width * n / scale_max
-                p.fillRect(QRectF(x, y, w, 22), COMPONENT_COLORS.get(comp, QColor("gray")))
-                x += w
-            if margin:
-                w = width * margin / scale_max
-                p.fillRect(QRectF(x, y, w, 22), QBrush(QColor("#9d9da1"), Qt.BrushStyle.BDiagPattern))
-            if budget:
-                bx = label_w + width * budget / scale_max
-                p.setPen(QPen(QColor("#d62728"), 2))
-                p.drawLine(int(bx), y - 3, int(bx), y + 25)
-        p.end()
 
 
 class FitView(QWidget):
@@ -181,13 +121,8 @@ class FitView(QWidget):
         row.addStretch(1)
         form.addRow("KV cache", row)
 
-        self.bars = MemoryBars()
+        self.bars = MemoryChart()  # each component labelled with its size: no separate legend
         outer.addWidget(self.bars)
-        self.legend = QLabel(
-            " ".join(f'<span style="color:{c.name()}">■</span> {name}' for name, c in COMPONENT_COLORS.items())
-            + ' &nbsp; <span style="color:#d62728">|</span> budget &nbsp; ▨ safety margin'
-        )
-        outer.addWidget(self.legend)
         self.verdict_label = QLabel()
         self.verdict_label.setWordWrap(True)
         self.verdict_label.setAccessibleName("Verdict")
@@ -358,8 +293,9 @@ class FitView(QWidget):
                 " logits Sizewise never asks for: never written, it takes no RAM, so the need leaves it out"
                 " (the measured bar shows llama.cpp's reservations)."
             )
-        if r.notes:
-            detail += " " + " ".join(n[0].upper() + n[1:] + "." for n in r.notes if n)
+        notes = [n for n in r.notes if n and not n.startswith("prediction confidence:")]  # said just above
+        if notes:
+            detail += " " + " ".join(n[0].upper() + n[1:] + "." for n in notes)
         self.detail_label.setText(detail)
         if self.measured is not None:
             self._fill_diff_table()
@@ -390,3 +326,8 @@ class FitView(QWidget):
                 item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
                 self.diff_table.setItem(i, j, item)
         self.diff_table.resizeColumnsToContents()
+        self.diff_table.resizeRowsToContents()
+        t = self.diff_table  # every row shown: a handful of them, no scroll bar inside the scrolling page
+        rows_h = sum(t.rowHeight(i) for i in range(t.rowCount()))
+        t.setFixedHeight(t.horizontalHeader().height() + rows_h + 2 * t.frameWidth())
+        t.setMaximumWidth(sum(t.columnWidth(j) for j in range(t.columnCount())) + 2 * t.frameWidth())

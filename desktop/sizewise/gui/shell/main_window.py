@@ -354,6 +354,8 @@ class MainWindow(QMainWindow):
         # The Sampling panel is shown beside the Writing page too: its seed and samplers apply there.
         self.writing_view.set_sampling_source(self.sampling_panel.sampling)
         c.replyFinished.connect(self.status_line.show_reply)
+        c.busyChanged.connect(self.status_line.set_replying)
+        e.tokenCount.connect(self._count_reply_tokens)
         c.contextChanged.connect(self.status_line.show_context)
         c.message.connect(self.banner.show_message)
         c.messageCleared.connect(self.banner.clear_message)
@@ -432,6 +434,12 @@ class MainWindow(QMainWindow):
             self.metrics_view.set_prediction(prediction.ram_bytes, prediction.vram_bytes)
 
     # -- chatting ---------------------------------------------------------------------------------
+    @Slot(int, int)
+    def _count_reply_tokens(self, gen_id: int, n: int) -> None:
+        """The chat reply's tokens feed the live speed; Writing help's requests do not."""
+        if gen_id == self.controller.gen_id:
+            self.status_line.count_tokens(n)
+
     def _apply_preset(self, preset: Preset) -> None:
         self.sampling_panel.set_params(
             preset.apply(self.sampling_panel.sampling()),

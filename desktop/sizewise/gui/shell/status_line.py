@@ -1,19 +1,26 @@
 """The main window's status bar figures, and how each is worded.
 
-Chat or completion mode, how much of the context the conversation takes, the last reply's speed
-and time to first token, and the engine process's memory: each comes from a different source
-(the model loader, the chat controller, the engine's periodic stats), so the window only connects
-those sources to the slots here and never formats a figure itself.
+Chat or completion mode, how much of the context the conversation takes, the reply's speed and
+time to first token, and the engine process's memory: each comes from a different source (the
+model loader, the chat controller, the engine's periodic stats), so the window only connects those
+sources to the slots here and never formats a figure itself.
+
+The speed is live while a reply streams: ``count_tokens`` only adds up the engine's token counts
+(the ``n`` of each batched ``token`` event), and a timer turns them into tokens/s every
+``LIVE_SPEED_MS`` — never once per token. When the reply ends the label shows llama.cpp's own
+figure (``tg_tps``).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from PySide6.QtCore import QObject, Slot
+from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtWidgets import QLabel, QStatusBar
 
 MiB = 1 << 20
+LIVE_SPEED_MS = 300  # a live speed at most ~3 times a second: readable, and nothing to repaint per token
 
 
 class StatusLine(QObject):
@@ -23,7 +30,14 @@ class StatusLine(QObject):
         super().__init__(parent)
         self.mode_label = QLabel("")
         self.speed_label = QLabel("Speed: –")
-        self.speed_label.setToolTip("Generation speed of the last reply (llama.cpp's own counters)")
+        self.speed_label.setToolTip(
+            "Generation speed: tokens/s so far while a reply is written, then llama.cpp's own figure for it"
+        )
+        self._live_tokens = 0
+        self._live_first: float | None = None  # when the reply's first token arrived
+        self.live_timer = QTimer(self)
+        self.live_timer.setInterval(LIVE_SPEED_MS)
+        self.live_timer.timeout.connect(self._show_live_speed)
         self.ttft_label = QLabel("First token: –")
         self.ttft_label.setToolTip("Time from sending to the first token of the last reply")
         self.memory_label = QLabel("Engine memory: –")
@@ -53,9 +67,49 @@ class StatusLine(QObject):
     @Slot(dict)
     def show_reply(self, stats: dict[str, Any]) -> None:
         """A reply finished (its GenerationStats dict): speed, first token and memory."""
+        self.end_live_speed()
         self.speed_label.setText(f"Speed: {float(stats['tg_tps']):.1f} tokens/s")
         self.ttft_label.setText(f"First token: {float(stats['ttft_ms']):.0f} ms")
         self.show_memory(stats)
+
+    # -- the live speed -----------------------------------------------------------------------------
+    @Slot(int)
+    def count_tokens(self, n: int) -> None:
+        """``n`` more tokens of the reply being written (cheap: no text is set here)."""
+        if self._live_first is None:
+            self._live_first = time.monotonic()
+            self._live_tokens = 0
+            self.live_timer.start()
+        self._live_tokens += n
+
+    @Slot(bool)
+    def set_replying(self, busy: bool) -> None:
+        """The chat controller's busy state: when it clears, the reply has ended one way or another."""
+        if not busy:
+            self.end_live_speed()
+
+    @Slot()
+    def end_live_speed(self) -> None:
+        """The reply ended (finished, stopped or failed): the live figure stays until a final one replaces it."""
+        self.live_timer.stop()
+        self._live_first = None
+        self._live_tokens = 0
+
+    def live_speed(self) -> float | None:
+        """Tokens/s since the reply's first token, or None before there is anything to divide."""
+        if self._live_first is None:
+            return None
+        elapsed = time.monotonic() - self._live_first
+        if elapsed < 0.05 or self._live_tokens < 2:
+            return None
+        # the first token opens the interval, so it is not counted as generated within it
+        return (self._live_tokens - 1) / elapsed
+
+    @Slot()
+    def _show_live_speed(self) -> None:
+        tps = self.live_speed()
+        if tps is not None:
+            self.speed_label.setText(f"Speed: {tps:.1f} tokens/s")
 
     @Slot(str, float)
     def show_context(self, text: str, fraction: float) -> None:
