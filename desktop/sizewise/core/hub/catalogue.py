@@ -79,7 +79,7 @@ class Family:
     @property
     def params_label(self) -> str:
         p = self.params
-        return f"{p / 1e9:.1f}B" if p >= 1e9 else f"{p / 1e6:.0f}M"
+        return f"{p / 1e9:.1f}B" if p >= 0.95e9 else f"{p / 1e6:.0f}M"  # Gemma 3 1B has 999.9M: "1.0B"
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,8 @@ class Estimate:
 
 
 def size_label(n: int) -> str:
-    return f"{n / GiB:.2f} GiB" if n >= GiB else f"{n / MiB:.0f} MiB"
+    """MiB up to 999, then GiB: never "1011 MiB"."""
+    return f"{n / GiB:.2f} GiB" if n >= 1000 * MiB else f"{n / MiB:.0f} MiB"
 
 
 # -- loading and checking ---------------------------------------------------------------------------------

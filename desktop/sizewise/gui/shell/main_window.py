@@ -56,7 +56,7 @@ from sizewise.gui.chat.input_box import InputBox
 from sizewise.gui.chat.writing_view import WritingView
 from sizewise.gui.fit.fit_view import FitView
 from sizewise.gui.fit.hardware_view import HardwareView
-from sizewise.gui.hub.discover_view import DiscoverView
+from sizewise.gui.hub.discover_view import DiscoverView, catalogue_or_problem
 from sizewise.gui.hub.library_view import LibraryView
 from sizewise.gui.shell.about_dialog import AboutDialog
 from sizewise.gui.shell.lazy import LazyPage
@@ -93,6 +93,7 @@ class MainWindow(QMainWindow):
         self.compare_view: CompareView | None = None
         self.library_view: LibraryView | None = None
         self.discover_view: DiscoverView | None = None
+        self.catalogue = catalogue_or_problem()  # checked at start-up: a broken entry is one sentence now, not later
         self.setWindowTitle(APP_NAME)
         self._build()
         self.loader = ModelLoader(
@@ -359,7 +360,7 @@ class MainWindow(QMainWindow):
             self.resize(1100, 720)
         if s.window_state:
             self.restoreState(QByteArray(base64.b64decode(s.window_state)))
-        problems = [p for p in (self.store.problem, self.store_problem_text()) if p]
+        problems = [p for p in (self.store.problem, self.store_problem_text(), self.catalogue[1]) if p]
         if problems:
             self.banner.show_message(" ".join(problems), "warning")
 
@@ -458,7 +459,7 @@ class MainWindow(QMainWindow):
         return view
 
     def _make_discover_view(self) -> QWidget:
-        view = DiscoverView(queue=self.downloads)
+        view = DiscoverView(queue=self.downloads, catalogue=self.catalogue)
         view.downloadRequested.connect(lambda *_: self.show_view(self.library_page))
         view.fitDetailsRequested.connect(self.show_hub_fit)
         self.discover_view = view
