@@ -3,7 +3,9 @@ family searches the (local stand-in) Hub for its repository and opens it with th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
@@ -13,11 +15,13 @@ from pytestqt.qtbot import QtBot
 from sizewise.core.fit.targets import custom_budget
 from sizewise.core.fit.verdict import Budget
 from sizewise.core.hub.browse import FitCheck, HubBrowser
-from sizewise.core.hub.catalogue import load_catalogue
+from sizewise.core.hub.catalogue import KNOWN_FIELDS, load_catalogue
 from sizewise.core.hub.remote_fit import remote_fit_check
+from sizewise.core.paths import AppPaths
 from sizewise.gui.adapters.background import wait_for_background
 from sizewise.gui.hub.discover_view import DiscoverView
 from sizewise.gui.hub.popular_models import FIT_COLUMN
+from sizewise.gui.shell.main_window import MainWindow
 from tests.hub_server import HubServer
 
 GEMMA_REPO = "unsloth/gemma-3-270m-it-GGUF"  # in the catalogue and on the local Hub stand-in
@@ -105,3 +109,21 @@ def test_a_broken_catalogue_is_one_sentence_on_the_page(qtbot: QtBot, hub_server
     assert v.popular.problem.isVisible() and v.popular.problem.text() == problem
     assert v.popular.table.rowCount() == 0
     wait_for_background()
+
+
+def test_a_broken_catalogue_file_is_said_at_start_up(
+    qtbot: QtBot, app_paths: AppPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app checks resources/catalogue.json when it starts: one sentence naming the entry in the banner."""
+    entry = {name: value for name, value in vars(load_catalogue()[0]).items() if name in KNOWN_FIELDS}
+    entry.update(name="Tiny", repo_id="someone/Tiny-GGUF", q4_k_m={"bytes": 1000, "approx": True})
+    del entry["n_layer"]
+    broken = tmp_path / "catalogue.json"
+    broken.write_text(json.dumps({"families": [entry]}), encoding="utf-8")
+    monkeypatch.setattr("sizewise.core.hub.catalogue.resource_path", lambda _name: broken)
+    w = MainWindow(app_paths)
+    qtbot.addWidget(w)
+    w.show()
+    assert w.banner.isVisible() and w.banner.property("level") == "warning"
+    assert w.banner.text() == "The model catalogue entry “Tiny” in catalogue.json has no n_layer."
+    w.close()

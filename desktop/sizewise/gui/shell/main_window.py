@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
+    QStackedWidget,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -42,6 +43,7 @@ from sizewise.core.hub.library import Library, download_state_file, verified_sto
 from sizewise.core.hub.remote_fit import merged_header
 from sizewise.core.hub.remote_header import read_remote_header
 from sizewise.core.hub.resolve import context_warning
+from sizewise.core.hub.starter import find_starter
 from sizewise.core.paths import AppPaths
 from sizewise.core.settings import Settings, SettingsStore
 from sizewise.gui.adapters.background import run_in_background
@@ -52,6 +54,7 @@ from sizewise.gui.chat.chat_model import ChatModel
 from sizewise.gui.chat.chat_view import ChatView
 from sizewise.gui.chat.conversation_files import ConversationFiles
 from sizewise.gui.chat.conversation_sidebar import ConversationSidebar
+from sizewise.gui.chat.empty_chat import EmptyChat
 from sizewise.gui.chat.input_box import InputBox
 from sizewise.gui.chat.writing_view import WritingView
 from sizewise.gui.fit.fit_view import FitView
@@ -170,12 +173,17 @@ class MainWindow(QMainWindow):
         return bar
 
     def _build_chat_page(self) -> QSplitter:
-        """The first page: the conversation above, the message box with Send and Stop below."""
+        """The first page: the conversation above (or, with no model and no messages, what to do first), the
+        message box with Send and Stop below."""
         splitter = QSplitter(Qt.Orientation.Vertical)
         self.chat_view = ChatView()
         self.chat_view.setModel(self.chat)
         self.chat_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        splitter.addWidget(self.chat_view)
+        self.empty_chat = EmptyChat()
+        self.chat_stack = QStackedWidget()
+        self.chat_stack.addWidget(self.empty_chat)
+        self.chat_stack.addWidget(self.chat_view)
+        splitter.addWidget(self.chat_stack)
         bottom = QWidget()
         bl = QHBoxLayout(bottom)
         bl.setContentsMargins(0, 0, 0, 0)
@@ -319,6 +327,11 @@ class MainWindow(QMainWindow):
         lo.libraryChanged.connect(self._refresh_library_view)
         self.open_button.clicked.connect(lo.choose_file)
         self.open_action.triggered.connect(lo.choose_file)
+        self.empty_chat.starterRequested.connect(lo.open_model)
+        self.empty_chat.openRequested.connect(lo.choose_file)
+        self.empty_chat.discoverRequested.connect(lambda: self.show_view(self.discover_page))
+        for changed in (self.chat.rowsInserted, self.chat.rowsRemoved, self.chat.modelReset):
+            changed.connect(self._show_chat_or_empty)
         self.load_button.clicked.connect(lambda: lo.toggle_load(self.model_combo.currentData()))
         a = self.chat_actions
         a.message.connect(self.banner.show_message)
@@ -354,6 +367,7 @@ class MainWindow(QMainWindow):
         s = self.settings
         self.sampling_panel.set_params(s.sampling, s.load, s.system_prompt)
         self.loader.refresh_choices()
+        self.empty_chat.set_starter(find_starter([self.paths.data_dir / "models"]))
         if s.window_geometry:
             self.restoreGeometry(QByteArray(base64.b64decode(s.window_geometry)))
         else:
@@ -382,6 +396,16 @@ class MainWindow(QMainWindow):
         self.stop_action.setEnabled(state == "generating")
         if state == "empty":
             self.status_line.clear_mode()
+        self.empty_chat.set_busy(state not in ("empty", "ready"))
+        self._show_chat_or_empty()
+
+    @Slot()
+    def _show_chat_or_empty(self) -> None:
+        """The conversation, or — with no model loaded and nothing said yet — the panel that says what to do first.
+        A conversation with messages stays readable without a model."""
+        no_model = self.loader.state in ("empty", "checking", "loading")
+        empty = no_model and self.chat.rowCount() == 0
+        self.chat_stack.setCurrentWidget(self.empty_chat if empty else self.chat_view)
 
     # -- engine and model -------------------------------------------------------------------------
     @Slot(dict)
