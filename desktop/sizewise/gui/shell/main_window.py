@@ -478,6 +478,7 @@ class MainWindow(QMainWindow):
     def _make_library_view(self) -> QWidget:
         view = LibraryView(self.library, self.downloads)
         view.loadRequested.connect(self._load_from_library)
+        view.discoverRequested.connect(lambda: self.show_view(self.discover_page))
         self.library_view = view
         view.refresh()
         return view
