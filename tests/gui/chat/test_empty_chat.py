@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QWidget
 from pytestqt.qtbot import QtBot
 
+from sizewise.core.hub.catalogue import size_label
 from sizewise.core.hub.starter import HOW_TO_GET, STARTER_FILE, STARTER_NAME, STARTER_REPO, StarterLocation
 from sizewise.gui.adapters.background import wait_for_background
 from sizewise.gui.chat.chat_model import ChatMessage
@@ -69,11 +70,14 @@ def test_see_what_this_machine_can_run_opens_discovers_popular_models(
 ) -> None:
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}")  # Discover checks the Hub on first sight
     assert window.discover_view is None
+    qtbot.waitUntil(lambda: window.loader.budget is not None, timeout=30_000)  # hardware probed in the background
     qtbot.mouseClick(window.empty_chat.discover_button, Qt.MouseButton.LeftButton)
     assert window.tabs.tabText(window.tabs.currentIndex()) == "Discover"
     discover = window.discover_view
     assert discover is not None and discover.pages.currentWidget() is discover.popular
-    qtbot.waitUntil(lambda: discover.popular.verdict_text(0) in ("Fits", "Tight", "Too big"), timeout=30_000)
+    # estimated at once, for the same budget the Fit page uses (no second hardware probe)
+    assert discover.popular.verdict_text(0) in ("Fits", "Tight", "Too big")
+    assert size_label(window.loader.budget.ram_bytes) in discover.popular.budget_line.text()
     qtbot.waitUntil(lambda: "is unreachable" in discover.status.text(), timeout=10_000)
     wait_for_background()
 

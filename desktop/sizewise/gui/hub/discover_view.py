@@ -323,6 +323,12 @@ class DiscoverView(QWidget):
             lambda exc: self.popular.set_budget_failed(str(exc)) if self._alive() else None,
         )
 
+    def set_machine_budget(self, budget: Budget) -> None:
+        """This machine's budget, already known (the main window's hardware probe): estimates without probing again."""
+        self._budgets[None] = budget
+        if self.target.currentData() is None:
+            self._estimated(None, THIS_MACHINE, budget)
+
     def _estimated(self, target: str | None, name: str, budget: Budget) -> None:
         if not self._alive() or target != self.target.currentData():
             return

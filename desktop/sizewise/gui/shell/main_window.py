@@ -36,6 +36,7 @@ from sizewise import APP_NAME
 from sizewise.core.chat.presets import Preset, PresetLibrary
 from sizewise.core.chat.store import ConversationStore
 from sizewise.core.fit.memory_model import MemoryPrediction
+from sizewise.core.fit.verdict import Budget
 from sizewise.core.gguf.header import GGUFHeader, ModelInfo, model_info
 from sizewise.core.hub.browse import ModelFile
 from sizewise.core.hub.download_queue import DownloadQueue
@@ -59,7 +60,7 @@ from sizewise.gui.chat.input_box import InputBox
 from sizewise.gui.chat.writing_view import WritingView
 from sizewise.gui.fit.fit_view import FitView
 from sizewise.gui.fit.hardware_view import HardwareView
-from sizewise.gui.hub.discover_view import DiscoverView, catalogue_or_problem
+from sizewise.gui.hub.discover_view import DiscoverView, catalogue_or_problem, default_budget_factory
 from sizewise.gui.hub.library_view import LibraryView
 from sizewise.gui.shell.about_dialog import AboutDialog
 from sizewise.gui.shell.lazy import LazyPage
@@ -351,6 +352,7 @@ class MainWindow(QMainWindow):
         self.sampling_panel.changed.connect(lambda: self.presets_widget.show_sampling(self.sampling_panel.sampling()))
         self.sampling_panel.n_ctx.valueChanged.connect(self._update_ctx_warning)
         self.hardware_view.reportChanged.connect(self.loader.set_hardware)
+        self.hardware_view.reportChanged.connect(self._machine_budget_changed)
         e = self.engine
         e.ready.connect(self._on_ready)
         c = self.controller
@@ -422,6 +424,11 @@ class MainWindow(QMainWindow):
             )
 
     @Slot(object)
+    def _machine_budget_changed(self, _report: object) -> None:
+        if self.discover_view is not None and self.loader.budget is not None:
+            self.discover_view.set_machine_budget(self.loader.budget)
+
+    @Slot(object)
     def _on_prediction(self, prediction: MemoryPrediction) -> None:
         if self.metrics_view is not None:
             self.metrics_view.set_prediction(prediction.ram_bytes, prediction.vram_bytes)
@@ -484,9 +491,15 @@ class MainWindow(QMainWindow):
         return view
 
     def _make_discover_view(self) -> QWidget:
-        view = DiscoverView(queue=self.downloads, catalogue=self.catalogue)
+        def budget_for(target: str | None) -> Budget:  # called off the GUI thread
+            known = self.loader.budget
+            return known if target is None and known is not None else default_budget_factory(target)
+
+        view = DiscoverView(queue=self.downloads, catalogue=self.catalogue, budget_factory=budget_for)
         view.downloadRequested.connect(lambda *_: self.show_view(self.library_page))
         view.fitDetailsRequested.connect(self.show_hub_fit)
+        if self.loader.budget is not None:  # the hardware was probed already: the same budget as the Fit page
+            view.set_machine_budget(self.loader.budget)
         self.discover_view = view
         return view
 
