@@ -200,6 +200,8 @@ class DiscoverView(QWidget):
             table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
             table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
             table.verticalHeader().hide()
+            # Names take what the figures and buttons leave: those are sized to their contents.
+            table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
             table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.repo_title = QLabel("")
         self.repo_title.setWordWrap(True)
@@ -225,6 +227,9 @@ class DiscoverView(QWidget):
         self.results = QSplitter()
         self.results.addWidget(left)
         self.results.addWidget(right)
+        # The files need the room (six columns, two of them buttons); the repository list is one name per row.
+        self.results.setStretchFactor(0, 2)
+        self.results.setStretchFactor(1, 3)
         self.pages = QStackedWidget()
         self.pages.addWidget(self.popular)
         self.pages.addWidget(self.results)
