@@ -1,5 +1,6 @@
 """Discover with no network: it says the Hub is unreachable within a few seconds (not "Searching…" for the
-~25 s of huggingface_hub's retries), and the Library keeps listing and loading the models on this computer."""
+~25 s of huggingface_hub's retries) — on first sight, before any search — keeps the catalogue of popular models
+with its estimates, and the Library keeps listing and loading the models on this computer."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
+from sizewise.core.fit.targets import custom_budget
 from sizewise.core.hub.browse import HubBrowser, HubSettings
 from sizewise.core.hub.library import DiscoveryRoots, Library, verified_store_for
 from sizewise.core.paths import AppPaths
@@ -75,4 +77,41 @@ def test_local_models_keep_working_while_the_hub_is_unreachable(
         view.table.cellDoubleClicked.emit(0, 0)
     assert load.args == [str(model.resolve())]
     view.shutdown()
+    wait_for_background()
+
+
+def test_discover_says_it_is_offline_on_first_sight_and_keeps_the_catalogue(qtbot: QtBot, unreachable_hub: str) -> None:
+    """No search needed: opening Discover checks the Hub once and says it is unreachable in one sentence, while
+    the catalogue's estimates (made without the network) stay on the page and choosing a family says the same."""
+    view = DiscoverView(HubBrowser(), None, fit_factory=None, targets=[], budget_factory=lambda _t: custom_budget(8))
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(view.hubUnreachable, timeout=5_000) as offline, qtbot.waitSignal(view.estimatesShown):
+        view.show()
+    text = offline.args[0]
+    assert view.status.text() == text
+    assert text.startswith(f"The Hub at {unreachable_hub} is unreachable (127.0.0.1:")
+    assert text.endswith("the models on this computer are in the Library and still work.")
+    assert text.count(". ") == 0 and "\n" not in text  # one sentence
+    assert view.pages.currentWidget() is view.popular
+    table = view.popular.table
+    assert table.rowCount() >= 8 and all(view.popular.verdict_text(r) in ("Fits", "Tight") for r in range(3))
+    with qtbot.waitSignal(view.hubUnreachable, timeout=5_000) as again:
+        view.popular.table.cellClicked.emit(0, 0)
+    assert "is unreachable" in again.args[0]
+    wait_for_background()
+    qtbot.wait(20)
+    assert view.pages.currentWidget() is view.popular  # nothing was found: the catalogue stays
+    assert view.popular.verdict_text(0) == "Fits"
+
+
+def test_hf_hub_offline_is_said_without_touching_the_network(
+    qtbot: QtBot, unreachable_hub: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    view = DiscoverView(HubBrowser(), None, fit_factory=None, targets=[], budget_factory=None)
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(view.hubUnreachable, timeout=5_000) as offline:
+        view.show()
+    assert offline.args[0].startswith("HF_HUB_OFFLINE is set, so Sizewise does not contact the Hugging Face Hub")
+    assert view.pages.currentWidget() is view.popular
     wait_for_background()

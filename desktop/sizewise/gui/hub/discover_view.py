@@ -10,17 +10,27 @@ gated repository). When the Hub cannot be reached at all (no network, a name tha
 refused connection) core.hub says so at once instead of retrying, and the status line says the Hub is
 unreachable and that the models on this computer (the Library) still work; earlier results stay.
 
+Before a search the view shows popular small model families from the curated catalogue (gui/hub/
+popular_models.py, resources/catalogue.json), each with a memory estimate and verdict for the hardware chosen
+under "Fit for", made without the network; choosing one searches the Hub for its repository and opens it,
+where the real header-based verdicts appear. The first time the view is shown it checks, in the background,
+whether the Hub can be reached at all (one TCP connection, no request); when it cannot, the status line says
+so in the same sentence a failed search would, and the catalogue stays usable.
+
 Standalone: the main window embeds it and connects ``downloadRequested`` (or hands in a
 ``DownloadQueue``, which then receives the files directly).
 """
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
 import shiboken6
 from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -30,12 +40,15 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
+from sizewise.core.errors import UserError
+from sizewise.core.fit.verdict import Budget
 from sizewise.core.hub.browse import (
     FitCheck,
     HubBrowser,
@@ -44,9 +57,12 @@ from sizewise.core.hub.browse import (
     RepoListing,
     SearchPage,
     SortKey,
+    check_reachable,
 )
+from sizewise.core.hub.catalogue import Family, load_catalogue
 from sizewise.core.hub.download_queue import DownloadQueue
 from sizewise.gui.adapters.background import run_in_background
+from sizewise.gui.hub.popular_models import PopularModels
 
 SORT_CHOICES: list[tuple[str, SortKey]] = [
     ("Most downloaded", "downloads"),
@@ -55,16 +71,46 @@ SORT_CHOICES: list[tuple[str, SortKey]] = [
     ("Newest", "created"),
 ]
 THIS_MACHINE = "This machine"
+HUB_CHECK_S = 2.0  # the whole check on first sight, however many addresses the Hub's name has
 VERDICT_LABELS = {"fits": "Fits", "tight": "Tight", "too big": "Too big", "unknown": "Unknown"}
 
 FitCheckFactory = Callable[[str | None], FitCheck]
 """Builds a fit check for a target id (None = this machine); called off the GUI thread."""
 
 
+BudgetFactory = Callable[[str | None], Budget]
+"""The budget for a target id (None = this machine), for the catalogue's estimates; called off the GUI thread."""
+
+
 def default_fit_factory(target: str | None) -> FitCheck:
     from sizewise.core.hub.remote_fit import machine_fit_check, target_fit_check
 
     return target_fit_check(target) if target else machine_fit_check()
+
+
+def default_budget_factory(target: str | None) -> Budget:
+    if target:
+        from sizewise.core.fit.targets import find_target
+
+        return find_target(target).budget()
+    from sizewise.core.fit.hardware import machine_budget, probe_hardware
+
+    return machine_budget(probe_hardware())
+
+
+def catalogue_or_problem() -> tuple[list[Family], str]:
+    """The curated catalogue, or no families and the one sentence saying what is wrong with the file."""
+    try:
+        return load_catalogue(), ""
+    except UserError as exc:
+        return [], str(exc)
+
+
+def unreachable_sentence(exc: HubUnreachable) -> str:
+    return (
+        f"{exc.where} is unreachable ({exc.reason}): check the network connection and search again; "
+        "the models on this computer are in the Library and still work."
+    )
 
 
 def default_targets() -> list[tuple[str, str]]:
@@ -81,7 +127,7 @@ def _size(n: int) -> str:
 
 
 class DiscoverView(QWidget):
-    """Search → repositories → files (size, quant, fit) → download."""
+    """Popular models, or search → repositories → files (size, quant, fit) → download."""
 
     downloadRequested = Signal(str, object)  # repo id, ModelFile
     fitDetailsRequested = Signal(str, object)  # repo id, ModelFile: show it in the Fit view
@@ -89,6 +135,8 @@ class DiscoverView(QWidget):
     filesShown = Signal(object)  # RepoListing, before fit verdicts
     fitFinished = Signal(object)  # RepoListing with verdicts
     failed = Signal(str)
+    hubUnreachable = Signal(str)  # the sentence shown: from the check on first sight or from a request
+    estimatesShown = Signal(object)  # the Budget the catalogue's verdicts were estimated for
 
     def __init__(
         self,
@@ -98,6 +146,9 @@ class DiscoverView(QWidget):
         fit_factory: FitCheckFactory | None = default_fit_factory,
         targets: list[tuple[str, str]] | None = None,
         page_size: int = 20,
+        catalogue: tuple[list[Family], str] | None = None,
+        budget_factory: BudgetFactory | None = default_budget_factory,
+        check_hub: bool = True,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -111,6 +162,9 @@ class DiscoverView(QWidget):
         self._page: SearchPage | None = None
         self._repos: list[Any] = []
         self.listing: RepoListing | None = None
+        self.budget_factory = budget_factory
+        self._budgets: dict[str | None, Budget] = {}
+        self._check_hub_pending = check_hub
 
         self.query = QLineEdit(placeholderText="Search GGUF models on the Hugging Face Hub, e.g. smollm2")
         self.query.setAccessibleName("Search the Hub")
@@ -122,12 +176,20 @@ class DiscoverView(QWidget):
         self.more_button.setEnabled(False)
         self.target = QComboBox()
         self.target.setToolTip("Which hardware the fit verdicts are for")
+        # Sized for "This machine", not the longest target name, so the search field keeps its room.
+        self.target.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.target.setMinimumContentsLength(18)
         self.target.addItem(THIS_MACHINE, None)
         for name, tid in default_targets() if targets is None else targets:
             self.target.addItem(name, tid)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        families, problem = catalogue if catalogue is not None else catalogue_or_problem()
+        self.popular = PopularModels(families, problem)
+        self.popular_button = QPushButton("Popular models")
+        self.popular_button.setToolTip("Back to the popular small models, with estimates for the chosen hardware")
+        self.popular_button.setEnabled(False)
 
         self.repos = QTableWidget(0, 4)
         self.repos.setHorizontalHeaderLabels(["Repository", "Downloads", "Likes", "License"])
@@ -138,6 +200,8 @@ class DiscoverView(QWidget):
             table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
             table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
             table.verticalHeader().hide()
+            # Names take what the figures and buttons leave: those are sized to their contents.
+            table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
             table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.repo_title = QLabel("")
         self.repo_title.setWordWrap(True)
@@ -146,6 +210,10 @@ class DiscoverView(QWidget):
         bar.addWidget(self.query, 1)
         bar.addWidget(self.sort)
         bar.addWidget(self.search_button)
+        bar.addSpacing(12)
+        bar.addWidget(QLabel("Fit for:"))
+        bar.addWidget(self.target)
+        bar.addWidget(self.popular_button)
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
@@ -154,18 +222,20 @@ class DiscoverView(QWidget):
         right = QWidget()
         rv = QVBoxLayout(right)
         rv.setContentsMargins(0, 0, 0, 0)
-        fit_row = QHBoxLayout()
-        fit_row.addWidget(self.repo_title, 1)
-        fit_row.addWidget(QLabel("Fit for:"))
-        fit_row.addWidget(self.target)
-        rv.addLayout(fit_row)
+        rv.addWidget(self.repo_title)
         rv.addWidget(self.files)
-        split = QSplitter()
-        split.addWidget(left)
-        split.addWidget(right)
+        self.results = QSplitter()
+        self.results.addWidget(left)
+        self.results.addWidget(right)
+        # The files need the room (six columns, two of them buttons); the repository list is one name per row.
+        self.results.setStretchFactor(0, 2)
+        self.results.setStretchFactor(1, 3)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.popular)
+        self.pages.addWidget(self.results)
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
-        layout.addWidget(split, 1)
+        layout.addWidget(self.pages, 1)
         layout.addWidget(self.status)
 
         self.search_button.clicked.connect(self.search)
@@ -175,6 +245,10 @@ class DiscoverView(QWidget):
         self.repos.itemSelectionChanged.connect(self._repo_selected)
         self.files.cellDoubleClicked.connect(lambda row, _col: self.download_row(row))
         self.target.currentIndexChanged.connect(lambda _i: self._start_fit())
+        self.target.currentIndexChanged.connect(lambda _i: self._estimate())
+        self.popular.familyChosen.connect(self.open_family)
+        self.popular_button.clicked.connect(self.show_popular)
+        self._estimate()
 
     # -- helpers
 
@@ -186,12 +260,101 @@ class DiscoverView(QWidget):
             return
         text = str(exc)
         if isinstance(exc, HubUnreachable):
-            text = (
-                f"{exc.where} is unreachable ({exc.reason}): check the network connection and search again; "
-                "the models on this computer are in the Library and still work."
-            )
+            text = unreachable_sentence(exc)
+            if self.repos.rowCount() == 0 and self.listing is None:
+                self.show_popular()  # nothing found to show: the catalogue is still useful offline
         self.status.setText(text)
         self.failed.emit(text)
+        if isinstance(exc, HubUnreachable):
+            self.hubUnreachable.emit(text)
+
+    # -- before a search: the catalogue, and whether the Hub is there at all
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._check_hub_pending:
+            self._check_hub_pending = False
+            self.check_hub()
+
+    def check_hub(self) -> None:
+        """Whether the Hub can be reached (HF_HUB_OFFLINE, or one TCP connection); said only while nothing newer has."""
+        asked = (self._search_gen, self._repo_gen)
+        settings = self.browser.settings
+
+        def work() -> None:
+            settings.require_online()
+            deadline = time.monotonic() + HUB_CHECK_S
+
+            def connect(sockaddr: tuple[Any, ...], timeout: float) -> Any:
+                # One overall deadline, not one per address: a silent network never keeps this job long;
+                # a timeout counts as "not sure" (check_reachable returns quietly) and the search will tell.
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("no time left to check the Hub")
+                return socket.create_connection((sockaddr[0], sockaddr[1]), timeout=min(timeout, left))
+
+            check_reachable(settings.endpoint, connect=connect)
+
+        def failed(exc: BaseException) -> None:
+            if not self._alive() or (self._search_gen, self._repo_gen) != asked:
+                return  # a search or a repository has been asked for since: its own answer says it
+            text = unreachable_sentence(exc) if isinstance(exc, HubUnreachable) else str(exc)
+            self.status.setText(text)
+            self.hubUnreachable.emit(text)
+
+        run_in_background(work, lambda _r: None, failed)
+
+    def _estimate(self) -> None:
+        """The catalogue's estimated verdicts for the hardware chosen under "Fit for" (its budget computed once)."""
+        factory = self.budget_factory
+        if factory is None:
+            return
+        target: str | None = self.target.currentData()
+        name = self.target.currentText()
+        known = self._budgets.get(target)
+        if known is not None:
+            self._estimated(target, name, known)
+            return
+        budgets = self._budgets
+
+        def work() -> Budget:
+            budget = factory(target)
+            budgets[target] = budget
+            return budget
+
+        run_in_background(
+            work,
+            lambda budget: self._estimated(target, name, budget),
+            lambda exc: self.popular.set_budget_failed(str(exc)) if self._alive() else None,
+        )
+
+    def set_machine_budget(self, budget: Budget) -> None:
+        """This machine's budget, already known (the main window's hardware probe): estimates without probing again."""
+        self._budgets[None] = budget
+        if self.target.currentData() is None:
+            self._estimated(None, THIS_MACHINE, budget)
+
+    def _estimated(self, target: str | None, name: str, budget: Budget) -> None:
+        if not self._alive() or target != self.target.currentData():
+            return
+        self.popular.set_budget(budget, "this machine" if target is None else name)
+        self.estimatesShown.emit(budget)
+
+    @Slot()
+    def show_popular(self) -> None:
+        self.pages.setCurrentWidget(self.popular)
+        self.popular_button.setEnabled(False)
+
+    def _show_results(self) -> None:
+        self.pages.setCurrentWidget(self.results)
+        self.popular_button.setEnabled(True)
+
+    @Slot(object)
+    def open_family(self, family: Family) -> None:
+        """A catalogue family: search the Hub for its repository and open it, with the real verdicts."""
+        self.query.setText(family.repo_id)
+        self.search()
+        self.open_repo(family.repo_id)
 
     # -- search
 
@@ -203,6 +366,7 @@ class DiscoverView(QWidget):
         sort: SortKey = self.sort.currentData()
         self.status.setText(f"Searching for {text!r}…" if text else "Loading popular GGUF models…")
         self.more_button.setEnabled(False)
+        self._show_results()
         browser, size = self.browser, self.page_size
         run_in_background(
             lambda: browser.search(text, sort=sort, page=0, page_size=size),
@@ -262,6 +426,7 @@ class DiscoverView(QWidget):
         self.listing = None
         self.files.setRowCount(0)
         self.repo_title.setText(f"{repo_id} — loading files…")
+        self._show_results()
         browser = self.browser
         run_in_background(
             lambda: browser.repo_files(repo_id, with_fit=False),

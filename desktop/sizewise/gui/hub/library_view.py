@@ -8,6 +8,11 @@ window ever waiting. Listing, importing and deleting read or delete files, so th
 Import works through the file dialog and by dropping ``.gguf`` files on the view. ``loadRequested(path)``
 is for the main window: a double-click or "Load" asks it to load that model.
 
+When the list comes back empty the table gives way to a short panel: the folders that were scanned (the
+Hugging Face cache, LM Studio's, Ollama's and GPT4All's folders, and files imported before), whether each is
+there at all, and the ways to add a model this app really has — import a file, drop one here, download one
+from Discover (``discoverRequested``), or download it in one of those apps and look again.
+
 "Remove…" always asks first, whatever state the model is in, and names the file and its folder. A model
 Sizewise downloaded is deleted from disk (the question says how much space that frees). Any other file —
 imported, or found in LM Studio's, GPT4All's, Ollama's folder or the shared Hugging Face cache — is only
@@ -19,6 +24,7 @@ while it is selected and its tooltip says why.
 
 from __future__ import annotations
 
+import html
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +41,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -42,9 +49,10 @@ from PySide6.QtWidgets import (
 )
 
 from sizewise.core.hub.download_queue import DownloadQueue
-from sizewise.core.hub.library import Library, LibraryEntry
+from sizewise.core.hub.library import SOURCE_LABELS, DiscoveryRoots, Library, LibraryEntry
 from sizewise.core.hub.transfer import DownloadedFile, DownloadState, Progress
 from sizewise.gui.adapters.background import run_in_background
+from sizewise.gui.widgets.empty_state import EmptyState
 
 LIBRARY_COLUMNS = ["Name", "Quant", "Params", "Size", "Context", "Source", "Status", "Measured", "Last used"]
 REMOVE_CHOICE = "Remove from library"
@@ -58,6 +66,17 @@ def _size(n: float) -> str:
     if n >= 2**30:
         return f"{n / 2**30:.2f} GiB"
     return f"{n / 2**20:.1f} MiB"
+
+
+def scanned_folders(roots: DiscoveryRoots) -> list[tuple[str, Path, bool]]:
+    """(app, folder, whether it exists) for every folder the library scans, in the order it scans them."""
+    found: list[tuple[str, Path]] = []
+    if roots.hf_cache is not None:
+        found.append((SOURCE_LABELS["hf-cache"], roots.hf_cache))
+    found += [(SOURCE_LABELS["lm-studio"], p) for p in roots.lm_studio]
+    found += [(SOURCE_LABELS["ollama"], p) for p in roots.ollama]
+    found += [(SOURCE_LABELS["gpt4all"], p) for p in roots.gpt4all]
+    return [(app, path, path.is_dir()) for app, path in found]
 
 
 def _ago(ts: float | None) -> str:
@@ -126,6 +145,7 @@ class LibraryView(QWidget):
     """Downloads with progress bars, then the library: import, delete, load."""
 
     loadRequested = Signal(str)
+    discoverRequested = Signal()  # the empty library's "Find one on Discover"
     libraryRefreshed = Signal(list)  # list[LibraryEntry]
     downloadFinished = Signal(object, object)  # Progress, DownloadedFile | None
     failed = Signal(str)
@@ -178,16 +198,54 @@ class LibraryView(QWidget):
         for b in (self.import_button, self.load_button, self.delete_button, self.refresh_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
+        self.empty = self._build_empty()
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.table)
+        self.pages.addWidget(self.empty)
         layout = QVBoxLayout(self)
         layout.addWidget(self.downloads_title)
         layout.addWidget(self.downloads_box)
         layout.addWidget(QLabel("<b>Library</b> — every model on this computer"))
-        layout.addWidget(self.table, 1)
+        layout.addWidget(self.pages, 1)
         layout.addLayout(buttons)
         layout.addWidget(self.status)
         if queue is not None:
             for p in queue.jobs():  # e.g. unfinished downloads restored from last time
                 self._on_progress(p)
+
+    def _build_empty(self) -> EmptyState:
+        """The panel shown instead of an empty table: where Sizewise looked and how to add a model."""
+        empty = EmptyState("No models found on this computer", "Sizewise looked for .gguf files in these folders:")
+        self.scanned_note = empty.add_note(above_actions=True)
+        self.empty_import = empty.add_action(
+            "Import a GGUF file…", "Add .gguf files from any folder. You can also drop them on this page."
+        )
+        self.empty_discover = empty.add_action(
+            "Find one on Discover", "Popular small models on the Hugging Face Hub, each file with a Download button."
+        )
+        self.empty_refresh = empty.add_action(
+            "Look again", "Scan these folders again, e.g. after downloading a model in LM Studio, Ollama or GPT4All."
+        )
+        # Only what the library really follows (core/hub/library.py DiscoveryRoots.default, HubSettings.from_env).
+        self.folders_note = empty.add_note(
+            "Sizewise finds models where these apps keep them: the models folder set in LM Studio "
+            "(<code>downloadsFolder</code> in <code>~/.lmstudio/settings.json</code>), Ollama's "
+            "<code>OLLAMA_MODELS</code> variable, and <code>HF_HOME</code> or <code>HF_HUB_CACHE</code> "
+            "for the Hugging Face cache."
+        )
+        self.empty_import.clicked.connect(self.choose_files)
+        self.empty_discover.clicked.connect(self.discoverRequested)
+        self.empty_refresh.clicked.connect(self.refresh)
+        return empty
+
+    def _show_scanned(self, folders: list[tuple[str, Path, bool]]) -> None:
+        items = [
+            f"<li>{html.escape(app)}: <code>{html.escape(str(path))}</code>{'' if there else ' (not there)'}</li>"
+            for app, path, there in folders
+        ]
+        items.append("<li>Files you import: none yet</li>")
+        self.scanned_note.setText(f"<ul style='margin-left:0'>{''.join(items)}</ul>")
+        self.scanned_note.show()
 
     def _alive(self) -> bool:
         return shiboken6.isValid(self)
@@ -238,12 +296,22 @@ class LibraryView(QWidget):
         self._refresh_gen += 1
         gen = self._refresh_gen
         library = self.library
-        run_in_background(library.list, lambda entries: self._listed(gen, entries), self._fail)
 
-    def _listed(self, gen: int, entries: list[LibraryEntry]) -> None:
+        def work() -> tuple[list[LibraryEntry], list[tuple[str, Path, bool]]]:
+            entries = library.list()
+            return entries, [] if entries else scanned_folders(library.roots)
+
+        run_in_background(work, lambda found: self._listed(gen, *found), self._fail)
+
+    def _listed(self, gen: int, entries: list[LibraryEntry], folders: list[tuple[str, Path, bool]]) -> None:
         if not self._alive() or gen != self._refresh_gen:
             return
         self.entries = entries
+        if not entries:
+            self._show_scanned(folders)
+        self.pages.setCurrentWidget(self.table if entries else self.empty)
+        self.load_button.setEnabled(bool(entries))
+        self.delete_button.setEnabled(bool(entries))
         self.table.setRowCount(0)
         for e in entries:
             row = self.table.rowCount()
@@ -276,7 +344,10 @@ class LibraryView(QWidget):
                 self.table.setItem(row, col, item)
         missing = sum(1 for e in entries if e.status != "ok")
         count = f"{len(entries)} models" + (f", {missing} missing or unreadable" if missing else "")
-        self.status.setText(f"{self._note} {count}." if self._note else count)
+        if not entries:  # the panel says it; the status line keeps only what just happened
+            self.status.setText(self._note)
+        else:
+            self.status.setText(f"{self._note} {count}." if self._note else count)
         self._note = ""
         self._update_remove_button()
         self.libraryRefreshed.emit(entries)

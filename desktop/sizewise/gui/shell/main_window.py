@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
+    QStackedWidget,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -36,6 +37,7 @@ from sizewise.core.chat.opening import StoreProblem
 from sizewise.core.chat.presets import Preset, PresetLibrary
 from sizewise.core.chat.store import ConversationStore
 from sizewise.core.fit.memory_model import MemoryPrediction
+from sizewise.core.fit.verdict import Budget
 from sizewise.core.gguf.header import GGUFHeader, ModelInfo, model_info
 from sizewise.core.hub.browse import ModelFile
 from sizewise.core.hub.download_queue import DownloadQueue
@@ -43,6 +45,7 @@ from sizewise.core.hub.library import Library, download_state_file, verified_sto
 from sizewise.core.hub.remote_fit import merged_header
 from sizewise.core.hub.remote_header import read_remote_header
 from sizewise.core.hub.resolve import context_warning
+from sizewise.core.hub.starter import find_starter
 from sizewise.core.paths import AppPaths
 from sizewise.core.settings import Settings, SettingsStore
 from sizewise.gui.adapters.background import run_in_background
@@ -53,11 +56,12 @@ from sizewise.gui.chat.chat_model import ChatModel
 from sizewise.gui.chat.chat_view import ChatView
 from sizewise.gui.chat.conversation_files import ConversationFiles
 from sizewise.gui.chat.conversation_sidebar import ConversationSidebar
+from sizewise.gui.chat.empty_chat import EmptyChat
 from sizewise.gui.chat.input_box import InputBox
 from sizewise.gui.chat.writing_view import WritingView
 from sizewise.gui.fit.fit_view import FitView
 from sizewise.gui.fit.hardware_view import HardwareView
-from sizewise.gui.hub.discover_view import DiscoverView
+from sizewise.gui.hub.discover_view import DiscoverView, catalogue_or_problem, default_budget_factory
 from sizewise.gui.hub.library_view import LibraryView
 from sizewise.gui.shell.about_dialog import AboutDialog
 from sizewise.gui.shell.lazy import LazyPage
@@ -98,6 +102,7 @@ class MainWindow(QMainWindow):
         self.compare_view: CompareView | None = None
         self.library_view: LibraryView | None = None
         self.discover_view: DiscoverView | None = None
+        self.catalogue = catalogue_or_problem()  # checked at start-up: a broken entry is one sentence now, not later
         self.setWindowTitle(APP_NAME)
         self._build()
         self.loader = ModelLoader(
@@ -174,12 +179,17 @@ class MainWindow(QMainWindow):
         return bar
 
     def _build_chat_page(self) -> QSplitter:
-        """The first page: the conversation above, the message box with Send and Stop below."""
+        """The first page: the conversation above (or, with no model and no messages, what to do first), the
+        message box with Send and Stop below."""
         splitter = QSplitter(Qt.Orientation.Vertical)
         self.chat_view = ChatView()
         self.chat_view.setModel(self.chat)
         self.chat_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        splitter.addWidget(self.chat_view)
+        self.empty_chat = EmptyChat()
+        self.chat_stack = QStackedWidget()
+        self.chat_stack.addWidget(self.empty_chat)
+        self.chat_stack.addWidget(self.chat_view)
+        splitter.addWidget(self.chat_stack)
         bottom = QWidget()
         bl = QHBoxLayout(bottom)
         bl.setContentsMargins(0, 0, 0, 0)
@@ -324,6 +334,11 @@ class MainWindow(QMainWindow):
         lo.libraryChanged.connect(self._refresh_library_view)
         self.open_button.clicked.connect(lo.choose_file)
         self.open_action.triggered.connect(lo.choose_file)
+        self.empty_chat.starterRequested.connect(lo.open_model)
+        self.empty_chat.openRequested.connect(lo.choose_file)
+        self.empty_chat.discoverRequested.connect(lambda: self.show_view(self.discover_page))
+        for changed in (self.chat.rowsInserted, self.chat.rowsRemoved, self.chat.modelReset):
+            changed.connect(self._show_chat_or_empty)
         self.load_button.clicked.connect(lambda: lo.toggle_load(self.model_combo.currentData()))
         a = self.chat_actions
         a.message.connect(self.banner.show_message)
@@ -343,6 +358,7 @@ class MainWindow(QMainWindow):
         self.sampling_panel.changed.connect(lambda: self.presets_widget.show_sampling(self.sampling_panel.sampling()))
         self.sampling_panel.n_ctx.valueChanged.connect(self._update_ctx_warning)
         self.hardware_view.reportChanged.connect(self.loader.set_hardware)
+        self.hardware_view.reportChanged.connect(self._machine_budget_changed)
         e = self.engine
         e.ready.connect(self._on_ready)
         c = self.controller
@@ -368,13 +384,14 @@ class MainWindow(QMainWindow):
         s = self.settings
         self.sampling_panel.set_params(s.sampling, s.load, s.system_prompt)
         self.loader.refresh_choices()
+        self.empty_chat.set_starter(find_starter([self.paths.data_dir / "models"]))
         if s.window_geometry:
             self.restoreGeometry(QByteArray(base64.b64decode(s.window_geometry)))
         else:
             self.resize(1100, 720)
         if s.window_state:
             self.restoreState(QByteArray(base64.b64decode(s.window_state)))
-        problems = [p for p in (self.store.problem, self.store_problem_text()) if p]
+        problems = [p for p in (self.store.problem, self.store_problem_text(), self.catalogue[1]) if p]
         if problems:
             self.banner.show_message(" ".join(problems), "warning")
 
@@ -413,6 +430,16 @@ class MainWindow(QMainWindow):
         self.stop_action.setEnabled(chat_busy and not writing_has_esc)
         if state == "empty":
             self.status_line.clear_mode()
+        self.empty_chat.set_busy(state not in ("empty", "ready"))
+        self._show_chat_or_empty()
+
+    @Slot()
+    def _show_chat_or_empty(self) -> None:
+        """The conversation, or — with no model loaded and nothing said yet — the panel that says what to do first.
+        A conversation with messages stays readable without a model."""
+        no_model = self.loader.state in ("empty", "checking", "loading")
+        empty = no_model and self.chat.rowCount() == 0
+        self.chat_stack.setCurrentWidget(self.empty_chat if empty else self.chat_view)
 
     # -- engine and model -------------------------------------------------------------------------
     @Slot(dict)
@@ -427,6 +454,11 @@ class MainWindow(QMainWindow):
                 "Unavailable: this llama.cpp build has no GPU backend (CPU only). "
                 "See the README for CUDA, Vulkan and Metal builds.",
             )
+
+    @Slot(object)
+    def _machine_budget_changed(self, _report: object) -> None:
+        if self.discover_view is not None and self.loader.budget is not None:
+            self.discover_view.set_machine_budget(self.loader.budget)
 
     @Slot(object)
     def _on_prediction(self, prediction: MemoryPrediction) -> None:
@@ -492,14 +524,21 @@ class MainWindow(QMainWindow):
         view = LibraryView(self.library, self.downloads)
         view.loadRequested.connect(self._load_from_library)
         view.libraryRefreshed.connect(self.loader.show_library)  # the model picker lists what the Library lists
+        view.discoverRequested.connect(lambda: self.show_view(self.discover_page))
         self.library_view = view
         view.refresh()
         return view
 
     def _make_discover_view(self) -> QWidget:
-        view = DiscoverView(queue=self.downloads)
+        def budget_for(target: str | None) -> Budget:  # called off the GUI thread
+            known = self.loader.budget
+            return known if target is None and known is not None else default_budget_factory(target)
+
+        view = DiscoverView(queue=self.downloads, catalogue=self.catalogue, budget_factory=budget_for)
         view.downloadRequested.connect(lambda *_: self.show_view(self.library_page))
         view.fitDetailsRequested.connect(self.show_hub_fit)
+        if self.loader.budget is not None:  # the hardware was probed already: the same budget as the Fit page
+            view.set_machine_budget(self.loader.budget)
         self.discover_view = view
         return view
 

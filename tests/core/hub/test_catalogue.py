@@ -1,0 +1,175 @@
+"""The curated model catalogue (resources/catalogue.json, core/hub/catalogue.py): the shipped file loads, its
+figures agree with the real headers of the two test models, every bad entry fails with one sentence naming the
+entry and the field, and the estimate stays close to (and above) the header-based prediction."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sizewise.core.errors import UserError
+from sizewise.core.fit.memory_model import Backend, predict
+from sizewise.core.fit.verdict import Budget
+from sizewise.core.gguf.header import parameter_count, read_header, vocab_size
+from sizewise.core.hub.catalogue import (
+    Family,
+    estimate_fit,
+    estimate_memory,
+    load_catalogue,
+    parse_catalogue,
+)
+from sizewise.core.sampling import LoadParams
+
+MiB = 1 << 20
+GiB = 1 << 30
+GOOD: dict[str, Any] = {
+    "name": "Tiny Test 1M",
+    "repo_id": "someone/Tiny-Test-GGUF",
+    "license": "mit",
+    "params": 1_000_000,
+    "n_layer": 4,
+    "n_embd": 64,
+    "n_head": 4,
+    "n_head_kv": 2,
+    "head_dim": 16,
+    "n_vocab": 1000,
+    "context_length": 2048,
+    "q4_k_m": {"bytes": 2_000_000, "approx": True},
+}
+
+
+def _family(name: str) -> Family:
+    return next(f for f in load_catalogue() if f.name == name)
+
+
+def test_the_shipped_catalogue_loads_with_8_to_12_families() -> None:
+    families = load_catalogue()
+    assert 8 <= len(families) <= 12
+    assert len({f.repo_id for f in families}) == len(families)
+    assert all(f.repo_id.lower().endswith("-gguf") for f in families)
+    assert all(f.file_bytes < 3 * GiB and f.params < 4e9 for f in families), "small models people run on laptops"
+    names = " ".join(f.name for f in families)
+    for family in ("SmolLM2", "Qwen2.5", "Llama 3.2", "Gemma 3", "Phi-3.5"):
+        assert family in names
+
+
+@pytest.mark.parametrize("name", ["SmolLM2 135M Instruct", "Gemma 3 270M Instruct"])
+def test_catalogue_figures_match_the_real_header(name: str, smollm2_path: Path, gemma_path: Path) -> None:
+    """The catalogue's hand-copied figures, checked against the GGUF header of the same architecture."""
+    family = _family(name)
+    header = read_header(smollm2_path if name.startswith("SmolLM2") else gemma_path)
+    n_head = int(header.arch_key("attention.head_count"))
+    head_dim = int(header.arch_key("attention.key_length", 0) or header.arch_key("embedding_length") // n_head)
+    assert (family.n_layer, family.n_embd, family.n_head, family.n_head_kv, family.head_dim) == (
+        header.arch_key("block_count"),
+        header.arch_key("embedding_length"),
+        n_head,
+        header.arch_key("attention.head_count_kv"),
+        head_dim,
+    )
+    assert (family.n_vocab, family.context_length) == (vocab_size(header), header.arch_key("context_length"))
+    assert abs(family.params - parameter_count(header)) / family.params < 0.01
+
+
+@pytest.mark.parametrize("name", ["SmolLM2 135M Instruct", "Gemma 3 270M Instruct"])
+@pytest.mark.parametrize("n_ctx", [512, 2048, 8192])
+def test_estimate_is_within_5_percent_above_the_header_prediction(
+    name: str, n_ctx: int, smollm2_path: Path, gemma_path: Path
+) -> None:
+    path = smollm2_path if name.startswith("SmolLM2") else gemma_path
+    load = LoadParams(n_ctx=n_ctx)
+    predicted = predict(read_header(path), load).ram_bytes
+    estimate = estimate_memory(_family(name), load, file_bytes=path.stat().st_size)
+    assert predicted <= estimate.total_bytes <= 1.05 * predicted
+
+
+def test_kv_cache_follows_the_formula() -> None:
+    llama = _family("Llama 3.2 1B Instruct")
+    est = estimate_memory(llama, LoadParams(n_ctx=2048))
+    assert est.kv_bytes == 16 * 8 * 64 * 2 * 2 * 2048 == 64 * MiB
+    assert estimate_memory(llama, LoadParams(n_ctx=2000)).kv_bytes == est.kv_bytes  # padded to 256 cells
+    assert est.weights_bytes == llama.file_bytes and est.n_ctx == 2048
+    assert "Q4_K_M" in est.breakdown() and "2,048 tokens" in est.breakdown()
+
+
+def _cpu(ram_gib: float) -> Budget:
+    return Budget(int(ram_gib * GiB), 0, "test", Backend(gpu=False))
+
+
+def test_estimated_verdicts_use_the_browser_words_and_say_estimate() -> None:
+    phi = _family("Phi-3.5 mini Instruct")
+    need = estimate_memory(phi).total_bytes
+    assert estimate_fit(phi, _cpu(64)).verdict == "fits"
+    tight = estimate_fit(phi, Budget(int(need * 1.1), 0, "test", Backend(gpu=False)))
+    assert tight.verdict == "tight" and tight.needed_bytes is not None and tight.needed_bytes > need  # margin
+    too_big = estimate_fit(phi, _cpu(2))
+    assert too_big.verdict == "too big"
+    assert too_big.reason.startswith("Estimate from the catalogue at 2,048 tokens of context")
+    assert "but 2.00 GiB are available" in too_big.reason
+    gpu = estimate_fit(phi, Budget(4 * GiB, 24 * GiB, "test", Backend(gpu=True)))
+    assert gpu.verdict == "fits" and "fits on the GPU" in gpu.reason and gpu.available_bytes == 24 * GiB
+    small_gpu = estimate_fit(phi, Budget(16 * GiB, 1 * GiB, "test", Backend(gpu=True)))
+    assert small_gpu.verdict == "fits" and "of RAM" in small_gpu.reason  # falls back to the CPU
+
+
+def _bad(change: dict[str, Any], drop: str = "") -> dict[str, Any]:
+    entry = copy.deepcopy(GOOD)
+    entry.update(change)
+    entry.pop(drop, None)
+    return {"families": [entry]}
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (_bad({}, drop="n_layer"), "has no n_layer."),
+        (_bad({"n_layer": 0}), "has an invalid n_layer (0): it must be a whole number above 0."),
+        (_bad({"n_embd": "64"}), "has an invalid n_embd ('64')"),
+        (_bad({"head_dim": True}), "has an invalid head_dim (True)"),
+        (_bad({"context_length": 2048.5}), "has an invalid context_length (2048.5)"),
+        (_bad({}, drop="repo_id"), "has no repo_id."),
+        (_bad({"repo_id": "Tiny-Test-GGUF"}), "it must look like owner/name."),
+        (_bad({"license": ""}), "has an invalid license ('')"),
+        (_bad({}, drop="q4_k_m"), "has no q4_k_m"),
+        (_bad({"q4_k_m": {"bytes": -5}}), "has an invalid q4_k_m"),
+        (_bad({"q4_k_m": {"bytes": 5, "approx": "yes"}}), "has an invalid q4_k_m"),
+        (_bad({"q4_k_m": 2_000_000}), "has an invalid q4_k_m"),
+        (_bad({"n_layers": 4}), "has an unknown field 'n_layers'"),
+        (_bad({"n_head": 5}), "has n_head 5, which is not a multiple of n_head_kv 2."),
+    ],
+)
+def test_each_bad_field_fails_with_one_sentence_naming_the_entry(data: dict[str, Any], words: str) -> None:
+    with pytest.raises(UserError) as err:
+        parse_catalogue(data, "catalogue.json")
+    text = str(err.value)
+    assert text.startswith("The model catalogue entry “Tiny Test 1M” in catalogue.json ")
+    assert words in text and text.endswith(".") and "\n" not in text
+
+
+def test_entries_without_a_name_are_named_by_number_and_repeats_are_refused() -> None:
+    second = dict(GOOD, name=" ")
+    with pytest.raises(UserError, match=r"^Entry 2 of the model catalogue catalogue.json has no name\.$"):
+        parse_catalogue({"families": [GOOD, second]})
+    with pytest.raises(UserError, match=r"“Other” in catalogue\.json repeats the repo_id someone/Tiny-Test-GGUF of an"):
+        parse_catalogue({"families": [GOOD, dict(GOOD, name="Other")]})
+    with pytest.raises(
+        UserError, match=r"“Tiny Test 1M” in catalogue\.json repeats the name Tiny Test 1M of an earlier"
+    ):
+        parse_catalogue({"families": [GOOD, dict(GOOD, repo_id="other/Tiny-GGUF")]})
+    with pytest.raises(UserError, match="must hold an object with a 'families' list"):
+        parse_catalogue([GOOD])
+    assert parse_catalogue({"families": [GOOD]})[0].file_approx is True
+
+
+def test_an_unreadable_file_is_one_sentence(tmp_path: Path) -> None:
+    broken = tmp_path / "catalogue.json"
+    broken.write_text('{"families": [', encoding="utf-8")
+    with pytest.raises(UserError, match=r"^The model catalogue .*catalogue\.json could not be read \("):
+        load_catalogue(broken)
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"families": [GOOD]}), encoding="utf-8")
+    assert [f.name for f in load_catalogue(good)] == ["Tiny Test 1M"]
