@@ -553,7 +553,9 @@ def test_verdict_agrees_with_worst_case_runs_under_a_memory_cap(
             assert below.verdict == "too_large", rows
             assert below.reached_cap, rows  # the budget was too small for the worst case ...
             # ... so it died, or it went on only by reading its weights from the disk again, much slower
-            assert not below.ok or (below.reread > above.reread + 16 and below.tg_tps < 0.8 * above.tg_tps), rows
+            # (pages of weights read again from disk: a count the host's load cannot change; the speeds in
+            # `rows` show the same but swing with the load of a shared 2-core host, so they are not asserted)
+            assert not below.ok or below.reread > above.reread + 16, rows
 
             budget = int(above.anon * 0.75) + above.rss_start - above.charge_start  # a cap of 0.75 x anon
             killed = capped("below anon", lambda p, margin, budget=budget: budget)

@@ -32,10 +32,11 @@ def test_starter_is_offered_first(window: MainWindow, smollm2_path: Path) -> Non
     assert "starter" in window.model_combo.itemText(0)
 
 
-def test_gpu_layers_disabled_with_reason_on_cpu_build(window: MainWindow) -> None:
+def test_gpu_layers_disabled_with_reason_on_cpu_build(qtbot: QtBot, window: MainWindow) -> None:
+    # ready_info is set on the client's reader thread; the panel hears of it through the GUI thread's queue
+    qtbot.waitUntil(lambda: "no GPU backend" in window.sampling_panel.gpu_reason.text(), timeout=30_000)
     assert window.engine.client.ready_info["gpu_offload"] is False
     assert not window.sampling_panel.gpu_layers.isEnabled()
-    assert "no GPU backend" in window.sampling_panel.gpu_reason.text()
 
 
 def test_chat_streams_tokens_and_reports_speed_and_memory(qtbot: QtBot, window: MainWindow, smollm2_path: Path) -> None:
