@@ -1,4 +1,5 @@
-"""``sizewise screenshots DIR``: render each main view, with a model loaded, to PNG files offscreen.
+"""``sizewise screenshots DIR``: render each main view to PNG files offscreen: first as a new user sees it
+(``empty-…``: no model loaded, nothing searched), then with a model loaded and a short conversation.
 
 Used to look at every change to a window; the README shows one of these images.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Any
 
 from sizewise.commands import CliContext
 from sizewise.core.errors import UserError
@@ -40,18 +42,14 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     try:
         window.resize(1200, 760)
         window.show()
+        written += _grab_views(app, window, out, prefix="empty-")
         load_model(window, str(model))
         window.sampling_panel.set_params(
             SamplingParams(temperature=0.2, max_tokens=60, seed=7), window.settings.load, "You are a concise assistant."
         )
         chat_turn(window, args.prompt)
         app.processEvents()
-        for name, widget in window.screenshot_views():
-            app.processEvents()
-            path = out / f"{name}.png"
-            if not widget.grab().save(str(path)):
-                raise UserError(f"Could not write {path}.")
-            written.append(path)
+        written += _grab_views(app, window, out)
     except DriveError as exc:
         raise UserError(f"Screenshots failed: {exc}.") from exc
     finally:
@@ -61,3 +59,19 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     for p in written:
         print(p)
     return 0
+
+
+def _grab_views(app: Any, window: Any, out: Path, prefix: str = "") -> list[Path]:
+    written = []
+    from sizewise.gui.adapters.background import wait_for_background
+
+    for name, widget in window.screenshot_views():
+        for _ in range(3):  # a page shown for the first time fills in from background work (chained)
+            app.processEvents()
+            wait_for_background(5_000)
+        app.processEvents()
+        path = out / f"{prefix}{name}.png"
+        if not widget.grab().save(str(path)):
+            raise UserError(f"Could not write {path}.")
+        written.append(path)
+    return written

@@ -90,7 +90,7 @@ def test_import_from_the_panel_fills_the_library(
     assert asked == ["Import models"]  # the same dialog as the Import… button
     assert [e.name for e in blocker.args[0]] == ["mine"]
     assert view.pages.currentWidget() is view.table and view.table.isVisible() and not view.empty.isVisible()
-    assert view.load_button.isEnabled() and view.status.text() == "1 models"
+    assert view.load_button.isEnabled() and view.status.text() == "1 model"
 
 
 def test_look_again_finds_a_model_another_app_downloaded(

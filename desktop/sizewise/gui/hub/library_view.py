@@ -343,7 +343,8 @@ class LibraryView(QWidget):
                     item.setForeground(Qt.GlobalColor.darkGray)
                 self.table.setItem(row, col, item)
         missing = sum(1 for e in entries if e.status != "ok")
-        count = f"{len(entries)} models" + (f", {missing} missing or unreadable" if missing else "")
+        count = f"{len(entries)} model" + ("" if len(entries) == 1 else "s")
+        count += f", {missing} missing or unreadable" if missing else ""
         if not entries:  # the panel says it; the status line keeps only what just happened
             self.status.setText(self._note)
         else:
