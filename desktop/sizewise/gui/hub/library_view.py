@@ -355,10 +355,11 @@ class LibraryView(QWidget):
 
     @Slot()
     def _update_remove_button(self) -> None:
-        """Remove… is disabled for a model the app must keep (the starter), with the reason as its tooltip."""
+        """Remove… needs a chosen model, and is disabled for one the app must keep (the starter), with the
+        reason as its tooltip."""
         e = self.entry_at(self.selected_row())
         kept = e.kept_because if e is not None else ""
-        self.delete_button.setEnabled(not kept)
+        self.delete_button.setEnabled(e is not None and not kept)
         self.delete_button.setToolTip(kept or REMOVE_TOOLTIP)
 
     def selected_row(self) -> int:
