@@ -22,7 +22,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import ctypes
-import ctypes.util
 import os
 import queue
 import random
@@ -64,8 +63,9 @@ class _AbortFlag:
 
     def __init__(self, llama_cpp: Any) -> None:
         self._buf = ctypes.create_string_buffer(2)
-        libc_name = "msvcrt" if sys.platform == "win32" else ctypes.util.find_library("c")
-        libc = ctypes.CDLL(libc_name)
+        # dlopen(NULL) on POSIX: the C library already loaded in this process. find_library("c") ran
+        # `ldconfig -p` in a child process at every start, a fork that briefly looked like a second worker.
+        libc = ctypes.CDLL("msvcrt") if sys.platform == "win32" else ctypes.CDLL(None)
         address = ctypes.cast(libc.strlen, ctypes.c_void_p).value
         self.callback = llama_cpp.ggml_abort_callback(address)
         self.data = ctypes.cast(self._buf, ctypes.c_void_p)

@@ -42,9 +42,11 @@ def view(qtbot: QtBot, app_paths: AppPaths) -> CompareView:
 
 
 def engine_workers() -> list[int]:
-    """Pids of this process's live engine workers (multiprocessing spawn children, not the resource tracker)."""
+    """Pids of this process's live engine workers (multiprocessing spawn children, not the resource tracker).
+
+    Direct children only: a process a worker forks (before its exec) carries the worker's command line."""
     pids = []
-    for p in psutil.Process().children(recursive=True):
+    for p in psutil.Process().children(recursive=False):
         try:
             if p.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(p.cmdline()):
                 pids.append(p.pid)
