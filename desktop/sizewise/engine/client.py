@@ -215,18 +215,7 @@ class EngineClient:
     # -- internals --------------------------------------------------------------------------------
     def _cancelled_stats(self) -> dict[str, Any]:
         rss, peak = self._memory
-        stats = GenerationStats(
-            tokens=0,
-            ttft_ms=0.0,
-            prompt_tokens=0,
-            pp_tps=0.0,
-            tg_tps=0.0,
-            total_s=0.0,
-            finish_reason="cancelled",
-            peak_rss_bytes=peak,
-            rss_bytes=rss,
-        )
-        return stats.to_dict()
+        return GenerationStats.cancelled(rss, peak).to_dict()
 
     def _arm_watchdog(self, gen_id: int) -> None:
         """Terminate the worker if reply ``gen_id``, running and told to stop, has not ended in time."""

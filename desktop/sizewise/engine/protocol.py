@@ -84,6 +84,22 @@ class GenerationStats:
     rss_bytes: int
     seed: int | None = None
 
+    @classmethod
+    def cancelled(cls, rss_bytes: int, peak_rss_bytes: int, seed: int | None = None) -> GenerationStats:
+        """A reply stopped before it started: no tokens, no timings, the last memory figures known."""
+        return cls(
+            tokens=0,
+            ttft_ms=0.0,
+            prompt_tokens=0,
+            pp_tps=0.0,
+            tg_tps=0.0,
+            total_s=0.0,
+            finish_reason="cancelled",
+            peak_rss_bytes=peak_rss_bytes,
+            rss_bytes=rss_bytes,
+            seed=seed,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -222,18 +222,7 @@ class Worker:
             self.send({"type": "bench_done", "id": gen_id, "cancelled": True, "rss_bytes": rss, "peak_rss_bytes": peak})
             return
         seed = (msg.get("sampling") or {}).get("seed")
-        stats = GenerationStats(
-            tokens=0,
-            ttft_ms=0.0,
-            prompt_tokens=0,
-            pp_tps=0.0,
-            tg_tps=0.0,
-            total_s=0.0,
-            finish_reason="cancelled",
-            peak_rss_bytes=peak,
-            rss_bytes=rss,
-            seed=int(seed) if seed is not None else None,
-        )
+        stats = GenerationStats.cancelled(rss, peak, int(seed) if seed is not None else None)
         self.send({"type": "done", "id": gen_id, "stats": stats.to_dict()})
 
     def listen(self) -> None:
