@@ -211,7 +211,16 @@ def test_ctrl_c_in_a_terminal_cancels_cleanly_and_leaves_no_worker(smollm2_path:
     cmd = [sys.executable, "-m", "sizewise", "--basedir", str(tmp_path / "b"), "bench", str(smollm2_path)]
     cmd += ["--ctx", str(CTX), "--pp", str(CTX), "--tg", str(CTX), "-r", "100", "--no-ttft"]
     # A terminal's Ctrl+C goes to the whole foreground process group: start one and signal it.
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # As a terminal's foreground job: Ctrl+C live, even if this test runner was started with SIGINT
+    # ignored (a job started with '&' by a non-interactive shell is), which the child would inherit.
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert proc.stderr is not None
     lines: list[str] = []
     try:
