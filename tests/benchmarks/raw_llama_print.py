@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 import llama_cpp
+from raw_llama_stream import chat_pieces
 
 from sizewise.core.sampling import default_threads
 
@@ -14,21 +15,9 @@ def main() -> None:
     path, max_tokens, seed, prompt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     threads = default_threads()  # the engine's default, so both sides run the same threads
     llm = llama_cpp.Llama(model_path=path, n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False)
-    for chunk in llm.create_chat_completion(
-        messages=[{"role": "user", "content": prompt}],
-        stream=True,
-        max_tokens=max_tokens,
-        seed=seed,
-        temperature=0.8,
-        top_p=0.95,
-        top_k=40,
-        min_p=0.05,
-        repeat_penalty=1.1,
-    ):
-        text = chunk["choices"][0]["delta"].get("content")
-        if text:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+    for text in chat_pieces(llm, prompt, max_tokens, seed):
+        sys.stdout.write(text)
+        sys.stdout.flush()
     perf = llama_cpp.llama_perf_context(llm.ctx)
     print(f"\n[{perf.n_eval + 1} tokens]", file=sys.stderr)
 

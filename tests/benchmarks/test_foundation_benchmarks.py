@@ -69,7 +69,7 @@ def test_engine_generation_speed_vs_raw_llama(smollm2_path: Path) -> None:
     perf_ratio = statistics.median(engine_perf[1:]) / statistics.median(raw_perf[1:])
     print(
         f"\nengine/raw generation speed, as received by the caller: {wall_ratio:.3f} "
-        f"(engine {statistics.median(engine_wall[1:]):.1f} pieces/s, raw {statistics.median(raw_wall[1:]):.1f})"
+        f"(engine {statistics.median(engine_wall[1:]):.1f} tokens/s, raw {statistics.median(raw_wall[1:]):.1f})"
     )
     print(
         f"engine/raw generation speed, llama.cpp perf counters:  {perf_ratio:.3f} "
