@@ -33,6 +33,8 @@ COMMAND_MODULES = [
     "sizewise.commands.hardware",
     "sizewise.commands.fit",
     "sizewise.commands.bench",
+    "sizewise.commands.quant_lab.quantize",
+    "sizewise.commands.quant_lab.quality",
 ]
 
 

@@ -61,11 +61,12 @@ from sizewise.core.paths import AppPaths
 if TYPE_CHECKING:
     from huggingface_hub import CachedFileInfo, HFCacheInfo
 
-Source = Literal["starter", "downloaded", "hf-cache", "imported", "lm-studio", "ollama", "gpt4all"]
+Source = Literal["starter", "downloaded", "made", "hf-cache", "imported", "lm-studio", "ollama", "gpt4all"]
 Status = Literal["ok", "missing", "unreadable"]
 SOURCE_LABELS: dict[str, str] = {
     "starter": "Starter",
     "downloaded": "Downloaded",
+    "made": "Made here",
     "hf-cache": "Hugging Face cache",
     "imported": "Imported",
     "lm-studio": "LM Studio",
@@ -133,6 +134,7 @@ class LibraryEntry:
     parts: tuple[str, ...] = ()
     ollama_name: str | None = None
     kept_because: str = ""  # why the app does not remove or delete it (the starter); "" when it may
+    made_from: str | None = None  # the model this file was quantized from (source "made")
 
     @property
     def source_label(self) -> str:
@@ -190,6 +192,7 @@ class LibraryEntry:
             "can_remove": self.can_remove,
             "can_delete": self.can_delete,
             "kept_because": self.kept_because,
+            "made_from": self.made_from,
         }
 
 
@@ -238,6 +241,7 @@ class _Found:
     ollama_name: str | None = None
     added: float | None = None
     missing: bool = False
+    made_from: str | None = None
     problem: str = ""  # e.g. a split model with parts missing
     name: str | None = None  # the name to show instead of the header's
     kept_because: str = ""
@@ -352,6 +356,7 @@ class _Registry:
     imported: dict[str, float] = field(default_factory=dict)  # path -> added
     last_used: dict[str, float] = field(default_factory=dict)
     hidden: dict[str, float] = field(default_factory=dict)  # real path of a model taken off the list -> when
+    made: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> {source, type, made}: quant lab files
 
 
 class Library:
@@ -409,10 +414,24 @@ class Library:
             value = data.get(key, {})
             return {str(k): float(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
-        return _Registry(imported=times("imported"), last_used=times("last_used"), hidden=times("hidden"))
+        made_raw = data.get("made", {})
+        made = {
+            str(k): v
+            for k, v in (made_raw.items() if isinstance(made_raw, dict) else [])
+            if isinstance(v, dict) and isinstance(v.get("source"), str)
+        }
+        return _Registry(
+            imported=times("imported"), last_used=times("last_used"), hidden=times("hidden"), made=made
+        )
 
     def _save_registry(self, reg: _Registry) -> None:
-        payload = {"version": 1, "imported": reg.imported, "last_used": reg.last_used, "hidden": reg.hidden}
+        payload = {
+            "version": 1,
+            "imported": reg.imported,
+            "last_used": reg.last_used,
+            "hidden": reg.hidden,
+            "made": reg.made,
+        }
         write_text_atomic(self.registry_file, json.dumps(payload, indent=1, sort_keys=True))
 
     def import_file(self, path: str | Path) -> LibraryEntry:
@@ -434,13 +453,26 @@ class Library:
         assert entry is not None
         return entry
 
+    def record_made(self, path: str | Path, *, source: str | Path, quant: str) -> LibraryEntry:
+        """List a file the quant lab made, with the model it was made from (shown in the Library)."""
+        p = Path(path).resolve()
+        with self._lock:
+            reg = self._load_registry()
+            reg.made[str(p)] = {"source": str(Path(source).resolve()), "type": quant, "made": time.time()}
+            reg.hidden.pop(str(p), None)
+            self._save_registry(reg)
+        entry = self.find(p)
+        assert entry is not None
+        return entry
+
     def forget(self, path: str | Path) -> None:
-        """Take an imported file off the list without touching it."""
+        """Take an imported (or quant-lab) file off the list without touching it."""
         key = str(Path(path))
         with self._lock:
             reg = self._load_registry()
-            reg.imported.pop(key, None)
-            reg.imported.pop(str(Path(path).resolve()), None)
+            for k in (key, str(Path(path).resolve())):
+                reg.imported.pop(k, None)
+                reg.made.pop(k, None)
             self._save_registry(reg)
 
     def remove_from_library(self, entry: LibraryEntry) -> None:
@@ -457,8 +489,9 @@ class Library:
             reg = self._load_registry()
             for key in (entry.path, _real(Path(entry.path))):
                 reg.imported.pop(key, None)
+                reg.made.pop(key, None)
                 reg.last_used.pop(key, None)
-            if entry.source != "imported" or entry.has_files:  # a scanned folder would list it again
+            if entry.source not in ("imported", "made") or entry.has_files:  # a scanned folder would list it again
                 reg.hidden[_real(Path(entry.path))] = time.time()
             self._save_registry(reg)
 
@@ -552,6 +585,17 @@ class Library:
         if r.hf_cache is not None:
             yield from _scan_hf_cache(r.hf_cache)
         reg = self._load_registry()
+        for path, made in reg.made.items():
+            p = Path(path)
+            when = made.get("made")
+            yield _Found(
+                p,
+                "made",
+                parts=(p,),
+                added=float(when) if isinstance(when, int | float) else None,
+                missing=not p.exists(),
+                made_from=str(made["source"]),
+            )
         for path, added in reg.imported.items():
             p = Path(path)
             if p.exists():
@@ -614,6 +658,7 @@ class Library:
             "parts": tuple(str(x) for x in found.parts),
             "ollama_name": found.ollama_name,
             "kept_because": found.kept_because,
+            "made_from": found.made_from,
         }
         fallback_name = found.ollama_name or (found.filename or p.name)
         if found.missing or not p.exists():
@@ -692,7 +737,7 @@ class Library:
                 freed = self._delete_from_hf_cache(entry)
             else:
                 freed = _delete_all_or_none(entry.name, [Path(p) for p in entry.parts or (entry.path,)])
-                if entry.source == "imported":
+                if entry.source in ("imported", "made"):
                     self.forget(entry.path)
             reg = self._load_registry()
             if reg.last_used.pop(entry.path, None) is not None:

@@ -1,0 +1,230 @@
+"""Quantize a GGUF with llama.cpp's own quantizer (``llama_model_quantize``) in a job process.
+
+Child side (``quantize_in_child``): a dry run first — llama.cpp computes the exact size of the result, and
+how many tensors fall back to another type (k-quants need rows that are a multiple of 256), without
+writing — then a check that the disk has room for that, then the real run into the hidden partial file.
+Progress comes from llama.cpp's own log, one ``[  12/ 272] blk.1.attn_q.weight …`` line per tensor.
+llama.cpp writes with an unchecked ``std::ofstream``, so a full disk does not make it fail: the written
+file is therefore checked against its own header (every tensor's bytes present) before it counts.
+
+Parent side (``Quantizer``): plans (core/quant/plan.py), runs the job, and on success moves the partial
+file to its name with ``os.link`` — which fails rather than overwrite — then records the new model's
+source for the Library. On failure, cancel, or a killed job the partial file is deleted; one left by a
+crashed app is deleted the next time anything is quantized into that folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sizewise.core.gguf.header import GGUFError, model_info
+from sizewise.core.quant.plan import DISK_MARGIN_BYTES, QuantizePlan, clean_stale_partials, partial_path
+from sizewise.engine.protocol import Message
+from sizewise.engine.quant.job import Emit, JobError, JobProcess
+
+_PROGRESS_RE = re.compile(r"^\[\s*(\d+)/\s*(\d+)\]\s+(\S+)")
+_SIZE_RE = re.compile(r"quant size\s*=\s*([0-9.]+)\s*MiB")
+_FALLBACK_RE = re.compile(r"(\d+) of (\d+) tensor\(s\) required fallback")
+_PROGRESS_EVERY_S = 0.1
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.ENOSYS}
+
+
+def quantize_in_child(payload: dict[str, Any], emit: Emit) -> dict[str, Any]:
+    import llama_cpp
+
+    src, dst = payload["source"], payload["partial"]
+    lines: list[str] = []
+    partial_line = [""]
+    last_sent = [0.0]
+    writing = [False]  # the dry run logs the same per-tensor lines: progress counts only the real run
+
+    def on_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+        chunk = partial_line[0] + text.decode("utf-8", errors="replace")
+        *done, partial_line[0] = chunk.split("\n")
+        for line in done:
+            lines.append(line)
+            m = _PROGRESS_RE.match(line)
+            now = time.monotonic()
+            if m and writing[0] and (now - last_sent[0] >= _PROGRESS_EVERY_S or m[1] == m[2]):
+                last_sent[0] = now
+                emit({"type": "progress", "step": int(m[1]), "steps": int(m[2]), "tensor": m[3]})
+
+    callback = llama_cpp.llama_log_callback(on_log)
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+    def params(dry_run: bool) -> Any:
+        p = llama_cpp.llama_model_quantize_default_params()
+        p.ftype = int(payload["ftype"])
+        p.allow_requantize = True
+        p.nthread = int(payload.get("threads") or 0)
+        p.dry_run = dry_run
+        return p
+
+    dry = params(True)
+    if llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(dry)) != 0:
+        raise JobError(f"llama.cpp cannot quantize this model: {_last_error(lines)}")
+    size_match = next((m for m in map(_SIZE_RE.search, reversed(lines)) if m), None)
+    tensor_bytes = int(float(size_match[1]) * 2**20) if size_match else 0
+    fallback = next((m for m in map(_FALLBACK_RE.search, reversed(lines)) if m), None)
+    expected = tensor_bytes + int(payload.get("metadata_bytes", 0))
+    emit({"type": "estimate", "bytes": expected, "fallback_tensors": int(fallback[1]) if fallback else 0})
+    free = shutil.disk_usage(os.path.dirname(dst)).free
+    if expected and free < expected + DISK_MARGIN_BYTES:
+        raise JobError(
+            f"Not enough free disk space: the new file needs about {expected / 2**20:,.0f} MiB and "
+            f"{free / 2**20:,.0f} MiB is free."
+        )
+    lines.clear()
+    writing[0] = True
+    t0 = time.perf_counter()
+    real = params(False)
+    rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(real))
+    seconds = time.perf_counter() - t0
+    if rc != 0:
+        raise JobError(f"llama.cpp could not quantize the model: {_last_error(lines)}")
+    try:
+        info = model_info(dst)
+    except (GGUFError, OSError) as exc:
+        raise JobError(f"The new file is incomplete (was the disk full?): {exc}") from exc
+    return {
+        "bytes": info.file_bytes,
+        "quantize_s": seconds,
+        "fallback_tensors": int(fallback[1]) if fallback else 0,
+        "tensors": int(fallback[2]) if fallback else None,
+    }
+
+
+def _last_error(lines: list[str]) -> str:
+    for line in reversed(lines):
+        text = line.strip()
+        if text and ("error" in text.lower() or "failed" in text.lower() or "invalid" in text.lower()):
+            return text.split(": ", 1)[-1]
+    return next((s.strip() for s in reversed(lines) if s.strip()), "no reason given")
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    plan: QuantizePlan
+    out: Path
+    bytes: int
+    quantize_s: float
+    wall_s: float
+    fallback_tensors: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.plan.to_dict(),
+            "out": str(self.out),
+            "bytes": self.bytes,
+            "quantize_s": round(self.quantize_s, 3),
+            "wall_s": round(self.wall_s, 3),
+            "fallback_tensors": self.fallback_tensors,
+        }
+
+
+class QuantizeFailed(Exception):
+    """The quantization did not produce a file; the message is a sentence for the user."""
+
+
+class Quantizer:
+    """Runs one planned quantization; every outcome but success leaves no file behind.
+
+    ``on_event`` gets the job's ``progress``/``estimate`` events and then one final event: ``finished`` with
+    ``result`` (a QuantizeResult), ``failed``/``died`` with ``message``, or ``cancelled``.
+    """
+
+    def __init__(
+        self,
+        plan: QuantizePlan,
+        on_event: Callable[[Message], None],
+        *,
+        threads: int = 0,
+        log_path: str | None = None,
+        on_made: Callable[[QuantizeResult], None] | None = None,
+    ) -> None:
+        self.plan = plan
+        self._on_event = on_event
+        self._on_made = on_made
+        plan.out.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_partials(plan.out.parent)
+        self.partial = partial_path(plan.out, f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        payload = {
+            "source": str(plan.source.path),
+            "partial": str(self.partial),
+            "ftype": plan.target.ftype,
+            "threads": threads,
+            "metadata_bytes": max(0, plan.source.file_bytes - plan.source.tensor_bytes),
+        }
+        self._t0 = 0.0
+        self.job = JobProcess(
+            "sizewise.engine.quant.quantize",
+            "quantize_in_child",
+            payload,
+            self._relay,
+            name="sizewise-quantize",
+            log_path=log_path,
+        )
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+        self.job.start()
+
+    def cancel(self) -> None:
+        self.job.cancel()
+
+    def wait(self, timeout: float | None = None) -> Message | None:
+        return self.job.wait(timeout)
+
+    def _relay(self, msg: Message) -> None:
+        kind = msg.get("type")
+        if kind == "finished":
+            try:
+                result = self._publish(msg)
+            except QuantizeFailed as exc:
+                msg = {"type": "failed", "message": str(exc)}
+            except Exception as exc:  # recording it failed after the file was saved: say so, keep the file
+                msg = {"type": "failed", "message": f"{self.plan.out} was written but could not be listed: {exc}"}
+            else:
+                msg = {"type": "finished", "result": result}
+        if kind in JobProcess.FINAL:
+            self._remove_partial()
+        self._on_event(msg)
+
+    def _publish(self, msg: Message) -> QuantizeResult:
+        try:
+            os.link(self.partial, self.plan.out)  # fails if the name was taken meanwhile: never overwrite
+        except FileExistsError as exc:
+            raise QuantizeFailed(f"{self.plan.out} appeared while quantizing; it was left alone.") from exc
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise QuantizeFailed(f"Could not save {self.plan.out}: {exc.strerror or exc}.") from exc
+            # FAT/exFAT drives and some network shares have no hard links: check, then rename.
+            if self.plan.out.exists():
+                raise QuantizeFailed(f"{self.plan.out} appeared while quantizing; it was left alone.") from exc
+            os.rename(self.partial, self.plan.out)
+        result = QuantizeResult(
+            plan=self.plan,
+            out=self.plan.out,
+            bytes=int(msg.get("bytes", 0)),
+            quantize_s=float(msg.get("quantize_s", 0.0)),
+            wall_s=time.perf_counter() - self._t0,
+            fallback_tensors=int(msg.get("fallback_tensors", 0)),
+        )
+        if self._on_made is not None:
+            self._on_made(result)
+        return result
+
+    def _remove_partial(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.partial.unlink()
