@@ -4,7 +4,8 @@ Why a table of our own: the GUI and CLI must list the valid targets for a model,
 when a request would stack errors, and warn before a type llama.cpp refuses. The ftype numbers are llama.h's
 ``llama_ftype`` (tests/core/quant/test_types.py checks them against both llama_cpp and gguf's LlamaFileType).
 
-``bits`` is llama-quantize's own nominal bits per weight (its help text), used to order types and for a
+The table is llama-quantize's list (tools/quantize/quantize.cpp) less COPY; NVFP4 is left out as llama-quantize
+leaves it out. ``bits`` is llama-quantize's own nominal bits per weight (its help text), used to order types and for a
 first size estimate; the exact size comes from llama.cpp's dry run (engine/quant/quantize.py).
 """
 
@@ -54,6 +55,8 @@ QUANT_TYPES: tuple[QuantType, ...] = (
     QuantType("IQ2_XXS", 19, 2.06, "2-bit, non-linear", needs_imatrix=True),
     QuantType("IQ1_M", 31, 1.75, "1-bit, non-linear", needs_imatrix=True),
     QuantType("IQ1_S", 24, 1.56, "1-bit, non-linear", needs_imatrix=True),
+    QuantType("Q2_0", 41, 2.25, "2-bit, plain blocks of 64: very large loss"),
+    QuantType("Q1_0", 40, 1.125, "1-bit, plain blocks: very large loss"),
     QuantType("TQ2_0", 37, 2.06, "ternary models only (BitNet)", only_for="ternary"),
     QuantType("TQ1_0", 36, 1.69, "ternary models only (BitNet)", only_for="ternary"),
     QuantType("MXFP4_MOE", 38, 4.25, "mixture-of-experts models (gpt-oss)", only_for="moe"),
