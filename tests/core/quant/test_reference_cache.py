@@ -16,6 +16,9 @@ def _rows(n=10, k=8, seed=0):
         rng.integers(0, 1000, (n, k)).astype(np.int32),
         rng.standard_normal((n, k)).astype(np.float32),
         rng.standard_normal(n).astype(np.float32),
+        rng.integers(0, 1000, (n, 2 * k)).astype(np.int32),
+        rng.standard_normal((n, 2 * k)).astype(np.float32),
+        rng.random(n),
     )
 
 
@@ -32,7 +35,8 @@ def test_round_trip(tmp_path):
     cache.store(_key(model), rows, "tok-sha")
     got = cache.load(_key(model))
     assert got is not None and got.tokens_sha256 == "tok-sha"
-    assert np.array_equal(got.rows.top_ids, rows.top_ids) and np.array_equal(got.rows.top_logp, rows.top_logp)
+    for name in ReferenceRows.__dataclass_fields__:
+        assert np.array_equal(getattr(got.rows, name), getattr(rows, name)), name
     assert not list((tmp_path / "cache").glob(".*.tmp"))
 
 

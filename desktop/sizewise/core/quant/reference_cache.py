@@ -78,6 +78,9 @@ class ReferenceCache:
                     top_ids=data["top_ids"].astype(np.int32),
                     top_logp=data["top_logp"].astype(np.float32),
                     target_logp=data["target_logp"].astype(np.float32),
+                    tail_ids=data["tail_ids"].astype(np.int32),
+                    tail_logp=data["tail_logp"].astype(np.float32),
+                    tail_mass=data["tail_mass"].astype(np.float64),
                 )
                 sha = str(data["tokens_sha256"])
         except (OSError, KeyError, ValueError):
@@ -94,9 +97,7 @@ class ReferenceCache:
             with tmp.open("wb") as fh:
                 np.savez(
                     fh,
-                    top_ids=rows.top_ids,
-                    top_logp=rows.top_logp,
-                    target_logp=rows.target_logp,
+                    **{f: getattr(rows, f) for f in ReferenceRows.__dataclass_fields__},
                     tokens_sha256=np.array(tokens_sha256),
                 )
             os.replace(tmp, path)

@@ -122,13 +122,7 @@ def _score(
         chunk = tokens[start : start + plan.ctx]
         targets = chunk[plan.first_scored + 1 : plan.first_scored + 1 + per].astype(np.int32)
         logp = scorer.chunk_logp(chunk, plan)
-        ref = None
-        if reference is not None:
-            ref = ReferenceRows(
-                reference.top_ids[c * per : (c + 1) * per],
-                reference.top_logp[c * per : (c + 1) * per],
-                reference.target_logp[c * per : (c + 1) * per],
-            )
+        ref = reference.rows(c * per, (c + 1) * per) if reference is not None else None
         tally.add(logp, targets, ref)
         if keep_k:
             kept.append(ReferenceRows.from_logp(logp, targets, keep_k))
@@ -145,11 +139,7 @@ def _score(
         )
     rows = None
     if keep_k:
-        rows = ReferenceRows(
-            np.concatenate([r.top_ids for r in kept]),
-            np.concatenate([r.top_logp for r in kept]),
-            np.concatenate([r.target_logp for r in kept]),
-        )
+        rows = ReferenceRows.concat(kept)
     return tally, rows
 
 

@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -42,6 +43,7 @@ def run_job(conn: Connection, module: str, function: str, payload: dict[str, Any
     deletes what it wrote) instead of the child dying mid-write on its own.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
     if log_path:
         sys.stdout = sys.stderr = open(log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
     else:
@@ -63,6 +65,21 @@ def run_job(conn: Connection, module: str, function: str, payload: dict[str, Any
         emit({"type": "failed", "message": f"{type(exc).__name__}: {exc}"})
     finally:
         conn.close()
+
+
+def _exit_with_parent(poll_s: float = 0.5) -> None:
+    """End this job if the app that started it dies (killed, crashed): an orphan would go on writing a file
+    nobody will rename, or hold gigabytes of RAM. Polling the parent id works on every POSIX system and does
+    not depend on which thread started the job (Linux's PR_SET_PDEATHSIG would)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class JobProcess:

@@ -4,8 +4,9 @@ Child side (``quantize_in_child``): a dry run first — llama.cpp computes the e
 how many tensors fall back to another type (k-quants need rows that are a multiple of 256), without
 writing — then a check that the disk has room for that, then the real run into the hidden partial file.
 Progress comes from llama.cpp's own log, one ``[  12/ 272] blk.1.attn_q.weight …`` line per tensor.
-llama.cpp writes with an unchecked ``std::ofstream``, so a full disk does not make it fail: the written
-file is therefore checked against its own header (every tensor's bytes present) before it counts.
+A failed write makes llama.cpp's ``std::ofstream`` throw ("iostream error"), which is turned into a sentence
+about the disk; the written file is also checked against its own header (every tensor's bytes present)
+before it counts, so a short write that went unnoticed cannot pass as a model.
 
 Parent side (``Quantizer``): plans (core/quant/plan.py), runs the job, and on success moves the partial
 file to its name with ``os.link`` — which fails rather than overwrite — then records the new model's
@@ -92,7 +93,14 @@ def quantize_in_child(payload: dict[str, Any], emit: Emit) -> dict[str, Any]:
     rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(real))
     seconds = time.perf_counter() - t0
     if rc != 0:
-        raise JobError(f"llama.cpp could not quantize the model: {_last_error(lines)}")
+        reason = _last_error(lines)
+        if "iostream error" in reason or "ios_base" in reason:  # llama.cpp's ofstream threw on a failed write
+            free = shutil.disk_usage(os.path.dirname(dst)).free
+            raise JobError(
+                f"Writing the new file failed ({free / 2**20:,.0f} MiB free now): the disk may be full or the "
+                "file too large for it."
+            )
+        raise JobError(f"llama.cpp could not quantize the model: {reason}")
     try:
         info = model_info(dst)
     except (GGUFError, OSError) as exc:
