@@ -1,4 +1,6 @@
-"""Issue-16 goals, as ratios measured side by side. Run: pytest -m benchmarks tests/benchmarks/test_quant_lab_benchmarks.py -s
+"""Issue-16 goals, as ratios measured side by side.
+
+Run: pytest -m benchmarks tests/benchmarks/test_quant_lab_benchmarks.py -s
 
 * **Agreement:** ``sizewise quality`` perplexity within 0.5 % of upstream ``llama-perplexity`` on the same file,
   text, ctx and chunks.
@@ -120,7 +122,7 @@ def test_perplexity_agrees_with_llama_perplexity_and_scores_as_fast(native_bin: 
         diff = abs(ours_ppl[0] - native_ppl[0]) / native_ppl[0]
         rows.append((t, native_ppl[0], ours_ppl[0], diff, ratios, cpu_ratios))
         assert len(set(ours_ppl)) == 1 and len(set(native_ppl)) == 1  # both are deterministic
-    print("\nmodel    llama-perplexity  sizewise   diff    speed ratio (median, min–max)   CPU-time ratio (native/ours)")
+    print("\nmodel    llama-perplexity  sizewise   diff    speed ratio (median, min–max)   CPU ratio (native/ours)")
     for t, n, o, d, r, c in rows:
         print(f"{t:<8} {n:>16.4f} {o:>9.4f} {100 * d:>6.3f}%   {statistics.median(r):.3f} ({min(r):.3f}–{max(r):.3f})"
               f"                {statistics.median(c):.3f} ({min(c):.3f}–{max(c):.3f})")
