@@ -21,12 +21,13 @@ from sizewise.core.hub.library import Library
 from sizewise.core.hub.resolve import resolve_model_path
 from sizewise.core.paths import AppPaths
 from sizewise.core.quant.plan import choices_for, plan_quantize, read_source
+from sizewise.core.quant.plan import made_here_folder as core_made_here_folder
 from sizewise.engine.quant.quantize import Quantizer, QuantizeResult
 
 
 def made_here_folder(paths: AppPaths) -> Path:
     """Where quants go when no --out is given: Sizewise's own models folder."""
-    return paths.data_dir / "models"
+    return core_made_here_folder(paths.data_dir)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -24,6 +24,8 @@ from sizewise.core.errors import UserError
 from sizewise.core.gguf.header import GGUFError, header_int, model_info, read_header
 from sizewise.core.quant.types import Availability, QuantType, quant_type, targets_for
 
+# Where quants go unless the person chooses a file: a folder of Sizewise's own, under its data folder.
+MADE_HERE_SUBFOLDER = "models"
 # Free space to leave beyond the file itself: the file system needs some, and other programs too.
 DISK_MARGIN_BYTES = 64 << 20
 PARTIAL_PREFIX = ".sizewise-partial-"
@@ -79,6 +81,11 @@ def choices_for(source: SourceFacts) -> list[Availability]:
     return targets_for(ftype=source.ftype, label=source.quantization, is_moe=source.is_moe)
 
 
+def made_here_folder(data_dir: Path) -> Path:
+    """The default folder for new quants (the CLI's and the Library's): ``<data dir>/models``."""
+    return data_dir / MADE_HERE_SUBFOLDER
+
+
 def output_stem(source: Path) -> str:
     """The file name without a trailing quant label: ``SmolLM2-135M-Instruct.Q4_1`` → ``SmolLM2-135M-Instruct``."""
     return _QUANT_SUFFIX.sub("", source.stem)
@@ -126,7 +133,7 @@ def check_free_space(folder: Path, need_bytes: int) -> None:
     if free < need_bytes + DISK_MARGIN_BYTES:
         raise UserError(
             f"Not enough free disk space in {folder}: the new file needs about {need_bytes / 2**20:,.0f} MiB "
-            f"and {free / 2**20:,.0f} MiB is free. Free some space or choose another folder with --out."
+            f"and {free / 2**20:,.0f} MiB is free. Free some space or choose another folder."
         )
 
 
@@ -156,7 +163,7 @@ def plan_quantize(
     if dest == source.path:
         raise UserError("The output file cannot be the source file.")
     if dest.exists():
-        raise UserError(f"{dest} already exists; Sizewise never overwrites a model. Choose another name with --out.")
+        raise UserError(f"{dest} already exists; Sizewise never overwrites a model. Choose another file name.")
     if dest.parent.exists() and not dest.parent.is_dir():
         raise UserError(f"{dest.parent} is not a folder.")
     estimate = estimate_bytes(source, target)
