@@ -20,6 +20,11 @@ taken off the list by default (core/hub/library.py remembers that across scans);
 a separate choice with its own question, which names the folder and the app it belongs to. Ollama's files
 are never deleted here. The starter model is neither: it belongs to the installation, so Remove… is disabled
 while it is selected and its tooltip says why.
+
+"Make smaller…" (a button, and in the row's context menu with Load and Remove…) opens the quant lab's dialog
+(make_smaller_dialog.py) for a model that is present, readable and one file; the new file is listed as "Made
+here", and its row's tooltip says which model it was made from. One dialog at a time: asking again while one is
+making a file brings that one back to the front.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import shiboken6
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import QObject, QPoint, Qt, Signal, Slot
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -38,6 +43,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -51,7 +57,10 @@ from PySide6.QtWidgets import (
 from sizewise.core.hub.download_queue import DownloadQueue
 from sizewise.core.hub.library import SOURCE_LABELS, DiscoveryRoots, Library, LibraryEntry
 from sizewise.core.hub.transfer import DownloadedFile, DownloadState, Progress
+from sizewise.core.quant.plan import made_here_folder
+from sizewise.engine.quant.quantize import QuantizeResult
 from sizewise.gui.adapters.background import run_in_background
+from sizewise.gui.hub.make_smaller_dialog import MakeSmallerDialog
 from sizewise.gui.widgets.empty_state import EmptyState
 
 LIBRARY_COLUMNS = ["Name", "Quant", "Params", "Size", "Context", "Source", "Status", "Measured", "Last used"]
@@ -59,6 +68,7 @@ REMOVE_CHOICE = "Remove from library"
 DELETE_ASK_CHOICE = "Delete from disk…"
 DELETE_CHOICE = "Delete from disk"
 REMOVE_TOOLTIP = "Take the selected model off the list, or delete its files from disk (asks first)"
+MAKE_SMALLER_TOOLTIP = "Make a smaller quant of the selected model with llama.cpp (listed here as “Made here”)"
 _OTHER_APPS = {"lm-studio": "LM Studio", "gpt4all": "GPT4All", "ollama": "Ollama"}
 
 
@@ -150,10 +160,23 @@ class LibraryView(QWidget):
     downloadFinished = Signal(object, object)  # Progress, DownloadedFile | None
     failed = Signal(str)
 
-    def __init__(self, library: Library, queue: DownloadQueue | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        library: Library,
+        queue: DownloadQueue | None = None,
+        parent: QWidget | None = None,
+        *,
+        made_folder: Path | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
+        """``made_folder``: where "Make smaller…" puts new files (default: the app's models folder);
+        ``log_dir``: where llama.cpp's quantize log goes (default: nowhere)."""
         super().__init__(parent)
         self.library = library
         self.queue = queue
+        self.made_folder = made_folder if made_folder is not None else made_here_folder(library.data_dir)
+        self.log_dir = log_dir
+        self.make_dialog: MakeSmallerDialog | None = None
         self.entries: list[LibraryEntry] = []
         self.download_rows: dict[int, DownloadRow] = {}
         self._refresh_gen = 0
@@ -181,21 +204,26 @@ class LibraryView(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.cellDoubleClicked.connect(lambda row, _c: self.load_row(row))
         self.table.itemSelectionChanged.connect(self._update_remove_button)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._show_row_menu)
         self.import_button = QPushButton("Import…")
         self.import_button.setToolTip("Add .gguf files from anywhere (or drop them here)")
         self.load_button = QPushButton("Load")
         self.delete_button = QPushButton("Remove…")
         self.delete_button.setToolTip(REMOVE_TOOLTIP)
+        self.make_button = QPushButton("Make smaller…")
+        self.make_button.setToolTip(MAKE_SMALLER_TOOLTIP)
         self.refresh_button = QPushButton("Refresh")
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.import_button.clicked.connect(self.choose_files)
         self.load_button.clicked.connect(lambda: self.load_row(self.selected_row()))
         self.delete_button.clicked.connect(lambda: self.delete_row(self.selected_row()))
+        self.make_button.clicked.connect(lambda: self.make_smaller_row(self.selected_row()))
         self.refresh_button.clicked.connect(self.refresh)
 
         buttons = QHBoxLayout()
-        for b in (self.import_button, self.load_button, self.delete_button, self.refresh_button):
+        for b in (self.import_button, self.load_button, self.make_button, self.delete_button, self.refresh_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         self.empty = self._build_empty()
@@ -338,7 +366,7 @@ class LibraryView(QWidget):
             ]
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setToolTip(e.message or (f"{e.path}\n{e.kept_because}" if e.kept_because else e.path))
+                item.setToolTip(self._row_tooltip(e))
                 if e.status != "ok":
                     item.setForeground(Qt.GlobalColor.darkGray)
                 self.table.setItem(row, col, item)
@@ -353,14 +381,28 @@ class LibraryView(QWidget):
         self._update_remove_button()
         self.libraryRefreshed.emit(entries)
 
+    @staticmethod
+    def _row_tooltip(e: LibraryEntry) -> str:
+        """The row's details: its file (or what is wrong with it), why it is kept, and what it was made from."""
+        lines = [e.message or e.path]
+        if e.kept_because and not e.message:
+            lines.append(e.kept_because)
+        if e.made_from:
+            made_from = Path(e.made_from)
+            lines.append(f"Made from {made_from.name}, in {made_from.parent}")
+        return "\n".join(lines)
+
     @Slot()
     def _update_remove_button(self) -> None:
         """Remove… needs a chosen model, and is disabled for one the app must keep (the starter), with the
-        reason as its tooltip."""
+        reason as its tooltip; Make smaller… needs one it can quantize, and says why not otherwise."""
         e = self.entry_at(self.selected_row())
         kept = e.kept_because if e is not None else ""
         self.delete_button.setEnabled(e is not None and not kept)
         self.delete_button.setToolTip(kept or REMOVE_TOOLTIP)
+        why_not = self.why_not_make_smaller(e) if e is not None else ""
+        self.make_button.setEnabled(e is not None and not why_not)
+        self.make_button.setToolTip(why_not or MAKE_SMALLER_TOOLTIP)
 
     def selected_row(self) -> int:
         rows = {i.row() for i in self.table.selectedItems()}
@@ -380,6 +422,80 @@ class LibraryView(QWidget):
         library = self.library
         run_in_background(lambda: library.mark_used(e.path), lambda _r: None, self._fail)  # for "last used"
         self.loadRequested.emit(e.path)
+
+    # -- the row menu
+
+    def row_menu(self, row: int) -> QMenu:
+        """The right-click menu of one row: the same per-model actions as the buttons, enabled alike."""
+        e = self.entry_at(row)
+        menu = QMenu(self)
+        menu.setToolTipsVisible(True)
+        load = menu.addAction("Load")
+        load.setEnabled(e is not None and e.status == "ok")
+        load.triggered.connect(lambda: self.load_row(row))
+        make = menu.addAction("Make smaller…")
+        why_not = self.why_not_make_smaller(e) if e is not None else "No model chosen."
+        make.setEnabled(not why_not)
+        make.setToolTip(why_not or MAKE_SMALLER_TOOLTIP)
+        make.triggered.connect(lambda: self.make_smaller_row(row))
+        remove = menu.addAction("Remove…")
+        remove.setEnabled(e is not None and not e.kept_because)
+        remove.setToolTip((e.kept_because if e is not None else "") or REMOVE_TOOLTIP)
+        remove.triggered.connect(lambda: self.delete_row(row))
+        return menu
+
+    @Slot(QPoint)
+    def _show_row_menu(self, pos: QPoint) -> None:
+        row = self.table.rowAt(pos.y())
+        if row < 0:
+            return
+        self.table.selectRow(row)
+        menu = self.row_menu(row)
+        menu.exec(self.table.viewport().mapToGlobal(pos))
+        menu.deleteLater()
+
+    # -- make smaller
+
+    @staticmethod
+    def why_not_make_smaller(e: LibraryEntry) -> str:
+        """Why "Make smaller…" is off for this model, as its tooltip; "" when it can be quantized."""
+        if e.status != "ok":
+            return f"{e.name} cannot be made smaller: its file is {e.status}."
+        if len(e.parts) > 1:
+            return f"{e.name} is split into {len(e.parts)} files; only a single-file model can be made smaller."
+        return ""
+
+    @Slot(int)
+    def make_smaller_row(self, row: int) -> None:
+        """Open the "Make smaller…" dialog for one row (or bring back the one still making a file)."""
+        e = self.entry_at(row)
+        if e is None:
+            return
+        why_not = self.why_not_make_smaller(e)
+        if why_not:
+            self.status.setText(why_not)
+            return
+        old = self.make_dialog
+        if old is not None and old.busy and old.isVisible():
+            old.raise_()
+            old.activateWindow()
+            self.status.setText(f"Finish or cancel making a copy of {old.entry.name} first.")
+            return
+        if old is not None:
+            old.stop_now()
+            old.deleteLater()
+        log = str(self.log_dir / "quantize.log") if self.log_dir is not None else None
+        dialog = MakeSmallerDialog(e, self.library, self.made_folder, log_path=log, parent=self)
+        dialog.made.connect(self._made)
+        self.make_dialog = dialog
+        dialog.show()
+
+    @Slot(object)
+    def _made(self, result: QuantizeResult) -> None:
+        if self._alive():
+            self._note = f"Made {result.out.name} from {result.plan.source.path.name}."
+            self.status.setText(self._note)
+            self.refresh()
 
     # -- import
 
@@ -554,6 +670,9 @@ class LibraryView(QWidget):
     # -- shutdown
 
     def shutdown(self) -> None:
-        """Pause running downloads (they resume next time) and stop the queue's worker."""
+        """Pause running downloads (they resume next time), stop the queue's worker, and stop a quantization
+        (its partial file is deleted)."""
+        if self.make_dialog is not None and shiboken6.isValid(self.make_dialog):
+            self.make_dialog.stop_now()
         if self.queue is not None:
             self.queue.close()

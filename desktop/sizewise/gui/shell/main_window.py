@@ -521,7 +521,7 @@ class MainWindow(QMainWindow):
             return self._library
 
     def _make_library_view(self) -> QWidget:
-        view = LibraryView(self.library, self.downloads)
+        view = LibraryView(self.library, self.downloads, log_dir=self.paths.log_dir)
         view.loadRequested.connect(self._load_from_library)
         view.libraryRefreshed.connect(self.loader.show_library)  # the model picker lists what the Library lists
         view.discoverRequested.connect(lambda: self.show_view(self.discover_page))
