@@ -32,7 +32,7 @@ PARTIAL_PREFIX = ".sizewise-partial-"
 IMATRIX_UNSUPPORTED = (
     "Importance matrices are not supported: llama-cpp-python's llama_model_quantize takes the matrix as an "
     "in-memory C++ map, which Python cannot build, and the binding has no call that reads an imatrix file. "
-    "Types that need one (IQ1_*, IQ2_XXS/XS/S, Q2_K_S) are therefore not offered."
+    "Types that need one (IQ1_*, IQ2_XXS/XS/S/M, Q2_K_S) are therefore not offered."
 )
 
 _QUANT_SUFFIX = re.compile(

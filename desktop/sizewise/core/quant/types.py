@@ -49,7 +49,7 @@ QUANT_TYPES: tuple[QuantType, ...] = (
     QuantType("IQ3_XXS", 23, 3.06, "3-bit, non-linear"),
     QuantType("Q2_K", 10, 2.96, "2-bit: large loss"),
     QuantType("Q2_K_S", 21, 2.96, "2-bit", needs_imatrix=True),
-    QuantType("IQ2_M", 29, 2.7, "2-bit, non-linear"),
+    QuantType("IQ2_M", 29, 2.7, "2-bit, non-linear", needs_imatrix=True),  # most tensors are IQ2_S
     QuantType("IQ2_S", 28, 2.5, "2-bit, non-linear", needs_imatrix=True),
     QuantType("IQ2_XS", 20, 2.31, "2-bit, non-linear", needs_imatrix=True),
     QuantType("IQ2_XXS", 19, 2.06, "2-bit, non-linear", needs_imatrix=True),
