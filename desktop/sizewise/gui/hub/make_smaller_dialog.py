@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLayout,
     QLineEdit,
     QMessageBox,
     QProgressBar,
@@ -112,6 +113,7 @@ class MakeSmallerDialog(QDialog):
 
         self.setWindowTitle(f"Make a smaller copy of {entry.name}")
         self.setMinimumWidth(720)
+        self.resize(780, 700)  # room for the list and the messages below it without squeezing either
         self.title = QLabel(f"<b>Make a smaller copy of {entry.name}</b>")
         self.title.setTextFormat(Qt.TextFormat.RichText)
         self.source_label = QLabel(f"Reading {Path(entry.path).name}…")
@@ -127,7 +129,7 @@ class MakeSmallerDialog(QDialog):
         header.setStretchLastSection(True)
         for col in range(len(TYPE_COLUMNS) - 1):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-        self.types.setMinimumHeight(260)
+        self.types.setMinimumHeight(200)
         self.types.currentItemChanged.connect(lambda *_: self._type_chosen())
         self.choice_label = QLabel("")
         self.choice_label.setWordWrap(True)
@@ -167,6 +169,7 @@ class MakeSmallerDialog(QDialog):
         buttons.addStretch(1)
         buttons.addWidget(self.close_button)
         layout = QVBoxLayout(self)
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)  # grows as messages appear, never overlaps
         layout.addWidget(self.title)
         layout.addWidget(self.source_label)
         layout.addWidget(self.types, 1)
@@ -318,6 +321,8 @@ class MakeSmallerDialog(QDialog):
         a = self.chosen()
         if a is None or self.busy:
             return
+        self.bar.hide()  # what the last run showed is about another choice now
+        self.estimate_label.hide()
         self._gen += 1
         gen = self._gen
         source, name, out, folder = self.entry.path, a.type.name, self.out_edit.text().strip(), self.folder
