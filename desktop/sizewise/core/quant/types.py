@@ -6,7 +6,7 @@ when a request would stack errors, and warn before a type llama.cpp refuses. The
 
 The table is llama-quantize's list (tools/quantize/quantize.cpp) less COPY; NVFP4 is left out as llama-quantize
 leaves it out. ``bits`` is llama-quantize's own nominal bits per weight (its help text), used to order types and for a
-first size estimate; the exact size comes from llama.cpp's dry run (engine/quant/quantize.py).
+first size estimate; the exact size comes from llama.cpp's dry run (engine/quant/quantize_child.py).
 """
 
 from __future__ import annotations
