@@ -127,6 +127,7 @@ def test_dialog_lists_every_type_and_disables_those_llama_cpp_cannot_make(
     assert "importance matrix" in imatrix.toolTip(0)
     assert "importance matrix" in imatrix.text(3)  # the reason beside it, not only on hover
     assert not rows["TQ1_0"].flags() & Qt.ItemFlag.ItemIsEnabled
+    assert not rows["IQ2_M"].flags() & Qt.ItemFlag.ItemIsEnabled  # llama.cpp refuses it without a matrix too
     dialog.choose_type("IQ2_XS")
     assert dialog.chosen() is None or dialog.chosen().type.name != "IQ2_XS"  # type: ignore[union-attr]
 
@@ -171,7 +172,9 @@ def test_make_q8_0_writes_the_file_and_the_library_lists_it_as_made_here(
     assert text.startswith(f"Wrote {out.name} (") and " MiB) in " in text, text
     assert not dialog.busy and dialog.make_button.isEnabled()
 
-    made_entry = next(e for e in view.entries if Path(e.path) == out.resolve())
+    made_entries = [e for e in view.entries if Path(e.path) == out.resolve()]
+    assert len(made_entries) == 1, [e.path for e in view.entries]
+    made_entry = made_entries[0]
     assert made_entry.source == "made" and made_entry.source_label == "Made here"
     assert made_entry.made_from == str(smollm2_path.resolve())
     assert made_entry.quantization == "Q8_0" and made_entry.status == "ok"
