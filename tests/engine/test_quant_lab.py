@@ -203,3 +203,12 @@ def test_bad_input_gets_one_sentence(lab, tmp_path):
 def test_the_reference_is_computed_once_and_cached(lab):
     folder = basedir_paths(lab["base"]).cache_dir / "quality-references"
     assert len(list(folder.glob("*.npz"))) == 1
+
+
+def test_a_type_llama_cpp_cannot_make_for_this_model_is_refused_before_writing(lab, tmp_path):
+    """Q1_0 has no fallback type for SmolLM2's 576-wide rows: the dry run says so, nothing is written."""
+    out = tmp_path / "out"
+    r = run_cli("quantize", lab["made"]["F16"]["out"], "--type", "Q1_0", "--out", str(out / "q1.gguf"),
+                basedir=tmp_path / "base")
+    assert r.returncode == 1 and "no fallback" in r.stderr and "[1/" not in r.stderr, r.stderr
+    assert not out.exists() or not list(out.iterdir())

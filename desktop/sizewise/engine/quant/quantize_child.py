@@ -64,7 +64,13 @@ def quantize_in_child(payload: dict[str, Any], emit: Emit) -> dict[str, Any]:
 
     dry = params(True)
     if llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(dry)) != 0:
-        raise JobError(f"llama.cpp cannot quantize this model: {_last_error(lines)}")
+        reason = _last_error(lines)
+        if "no tensor type fallback" in reason:  # e.g. Q1_0 on rows that are not a multiple of its block
+            raise JobError(
+                "llama.cpp cannot make this type for this model: some of its tensors have rows that do not "
+                f"divide into the type's blocks, and the type has no fallback ({reason})."
+            )
+        raise JobError(f"llama.cpp cannot quantize this model: {reason}")
     size_match = next((m for m in map(_SIZE_RE.search, reversed(lines)) if m), None)
     tensor_bytes = int(float(size_match[1]) * 2**20) if size_match else 0
     fallback = next((m for m in map(_FALLBACK_RE.search, reversed(lines)) if m), None)
