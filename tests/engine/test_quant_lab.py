@@ -212,3 +212,25 @@ def test_a_type_llama_cpp_cannot_make_for_this_model_is_refused_before_writing(l
                 basedir=tmp_path / "base")
     assert r.returncode == 1 and "no fallback" in r.stderr and "[1/" not in r.stderr, r.stderr
     assert not out.exists() or not list(out.iterdir())
+
+
+def test_ctrl_c_cancels_a_quality_run_and_caches_no_partial_reference(lab, tmp_path):
+    """SIGINT while the reference is being scored: exit 130, the job process gone, no cache entry written."""
+    base = tmp_path / "base"
+    cmd = [sys.executable, "-m", "sizewise", "--basedir", str(base), "quality", lab["made"]["Q2_K"]["out"],
+           "--reference", lab["made"]["F16"]["out"], "--ctx", "256", "--chunks", "6"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("[1/"):
+            break
+    job = [c for c in psutil.Process(proc.pid).children() if c.is_running()]
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(30) == 130, rest
+    assert "Cancelled" in rest and "Traceback" not in rest
+    psutil.wait_procs(job, timeout=10)
+    assert not any(c.is_running() and c.status() != "zombie" for c in job)
+    cache = basedir_paths(base).cache_dir / "quality-references"
+    assert not list(cache.glob("*.npz")) and not list(cache.glob(".*.tmp"))
