@@ -27,6 +27,16 @@ from sizewise.core.fit.hardware import HardwareReport, describe
 from sizewise.core.fit.llama_log import MeasuredBuffers
 from sizewise.core.fit.verdict import FitResult, compare
 from sizewise.core.gguf.header import ModelInfo
+from sizewise.core.report.quality_section import (
+    NOT_MEASURED_NOTE,
+    QUALITY_HEAD,
+    has_quality,
+    passes_quality_floor,
+    quality_basis,
+    quality_cells,
+    quality_line,
+    tradeoff_svgs,
+)
 from sizewise.core.report.svg_chart import Series, bar_chart_svg
 from sizewise.core.sampling import LoadParams
 
@@ -113,8 +123,11 @@ def model_entry(
     llama_cpp: Mapping[str, Any] | None = None,
     label: str | None = None,
     error: str | None = None,
+    quality: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One model (or one model at one setting) in a report; missing parts are None, never invented."""
+    """One model (or one model at one setting) in a report; missing parts are None, never invented.
+
+    ``quality`` is the model's stored quality run as core/compare/quality.py summarises it."""
     measured: dict[str, Any] | None = None
     diff: dict[str, float | None] | None = None
     if loaded:
@@ -143,6 +156,7 @@ def model_entry(
         "reply": dict(reply) if reply is not None else None,
         "hardware": dict(hardware) if hardware is not None else None,
         "llama_cpp": dict(llama_cpp) if llama_cpp is not None else None,
+        "quality": dict(quality) if quality is not None else None,
         "error": error,
     }
 
@@ -165,17 +179,26 @@ def generation_tps(entry: Mapping[str, Any]) -> float | None:
     return None
 
 
-def best_choice(entries: Sequence[Mapping[str, Any]], floor_tps: float = READING_SPEED_FLOOR_TPS) -> int | None:
-    """The index of the largest model that loaded, fits this machine and generates at least ``floor_tps``.
+def best_choice(
+    entries: Sequence[Mapping[str, Any]],
+    floor_tps: float = READING_SPEED_FLOOR_TPS,
+    min_same_top: float | None = None,
+) -> int | None:
+    """The index of the largest model that loaded, fits this machine and generates at least ``floor_tps``
+    — and, with ``min_same_top`` set, picks its reference's top token at least that % of the time.
 
     "Largest" is parameters, then file size (a bigger quant of the same model keeps more quality),
-    then context length; a tie goes to the faster one. None when nothing qualifies.
+    then context length; a tie goes to the faster one. A size says little about how much a quant lost,
+    hence the optional quality floor; a model without a same-top figure does not pass a set floor (not
+    measured is not the same as good enough). None when nothing qualifies.
     """
     best: tuple[Any, ...] | None = None
     best_i: int | None = None
     for i, e in enumerate(entries):
         tps = generation_tps(e)
         if e.get("error") or e.get("verdict") == "too_large" or tps is None or tps < floor_tps:
+            continue
+        if not passes_quality_floor(e, min_same_top):
             continue
         model = e.get("model") or {}
         key = (
@@ -189,6 +212,16 @@ def best_choice(entries: Sequence[Mapping[str, Any]], floor_tps: float = READING
     return best_i
 
 
+def best_rule(floor_tps: float, min_same_top: float | None = None) -> str:
+    """The best-choice rule in words, as the report and the CLI print it."""
+    if min_same_top is None:
+        return f"the largest model that loaded, fits this machine and generates at least {floor_tps:g} tokens/s"
+    return (
+        f"the largest model that loaded, fits this machine, generates at least {floor_tps:g} tokens/s and picks "
+        f"the same top token as its reference at least {min_same_top:g} % of the time ({NOT_MEASURED_NOTE})"
+    )
+
+
 def build_report(
     *,
     kind: str,
@@ -198,9 +231,10 @@ def build_report(
     settings: Mapping[str, Any],
     floor_tps: float = READING_SPEED_FLOOR_TPS,
     notes: Sequence[str] = (),
+    min_same_top: float | None = None,
 ) -> dict[str, Any]:
-    """The whole report; ``kind`` is bench | compare | temperature."""
-    best = best_choice(entries, floor_tps)
+    """The whole report; ``kind`` is bench | compare | temperature; ``min_same_top`` the optional quality floor."""
+    best = best_choice(entries, floor_tps, min_same_top)
     return {
         "report_version": REPORT_VERSION,
         "kind": kind,
@@ -210,10 +244,9 @@ def build_report(
         "llama_cpp": dict(llama_cpp) if llama_cpp is not None else None,
         "settings": dict(settings),
         "floor_tps": floor_tps,
+        "min_same_top": min_same_top,
         "best": best,
-        "best_rule": (
-            f"the largest model that loaded, fits this machine and generates at least {floor_tps:g} tokens/s"
-        ),
+        "best_rule": best_rule(floor_tps, min_same_top),
         "models": entries,
         "notes": list(notes),
     }
@@ -292,6 +325,9 @@ def _summary_rows(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]
         "Measured",
         "Peak RSS",
     ]
+    quality = has_quality(report.get("models") or [])
+    if quality:
+        head += QUALITY_HEAD
     rows = []
     for i, e in enumerate(report.get("models") or []):
         m, pred, meas = e.get("model") or {}, e.get("predicted") or {}, e.get("measured") or {}
@@ -310,6 +346,7 @@ def _summary_rows(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]
                 _mib(pred.get("total_bytes")),
                 _mib(meas.get("total_bytes")),
                 _mib(meas.get("peak_rss_bytes")),
+                *(quality_cells(e.get("quality")) if quality else []),
             ]
         )
     return head, rows
@@ -352,6 +389,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     out += ["## Summary", "", _md_table(head, rows), ""]
     best = report.get("best")
     models = report.get("models") or []
+    if has_quality(models):
+        out += [quality_basis(models), ""]
     if isinstance(best, int) and 0 <= best < len(models):
         out.append(f"**Best choice for this hardware:** {models[best].get('label')} — {report.get('best_rule')}.")
     else:
@@ -371,6 +410,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             out.append(f"- **Load failed:** {e['error']}")
         if e.get("verdict_text"):
             out.append(f"- Verdict: **{e.get('verdict')}** — {e.get('verdict_text')}")
+        out.append(f"- {quality_line(e.get('quality'))}")
         out.append(
             f"- Prompt processing: {_pp_text(e)} tokens/s; generation: {_gen_text(e)} tokens/s; "
             f"time to first token: {_num(e.get('ttft_ms'), '{:.0f}')} ms; load: {_num(e.get('load_s'), '{:.2f}')} s"
@@ -432,7 +472,8 @@ def _html_table(head: list[str], rows: list[list[str]], row_classes: Sequence[st
 
 
 def charts_svg(report: Mapping[str, Any]) -> list[str]:
-    """The report's charts: generation speed (with the floor), prompt speed, TTFT, memory."""
+    """The report's charts: generation speed (with the floor), prompt speed, TTFT, memory, and quality against
+    size and speed when quality was measured."""
     models = report.get("models") or []
     if not models:
         return []
@@ -478,7 +519,7 @@ def charts_svg(report: Mapping[str, Any]) -> list[str]:
             highlight=best,
         )
     )
-    return charts
+    return charts + tradeoff_svgs(models, generation_tps, best)
 
 
 def render_html(report: Mapping[str, Any]) -> str:
@@ -497,6 +538,8 @@ def render_html(report: Mapping[str, Any]) -> str:
     ]
     head, rows = _summary_rows(report)
     out.append(_html_table(head, rows, ["best" if best == i else "" for i in range(len(rows))]))
+    if has_quality(models):
+        out.append(f'<p class="muted">{escape(quality_basis(models))}</p>')
     if isinstance(best, int) and 0 <= best < len(models):
         out.append(
             f"<p><b>Best choice for this hardware:</b> ★ {escape(str(models[best].get('label')))} — "
@@ -536,6 +579,7 @@ def render_html(report: Mapping[str, Any]) -> str:
                 f'<li>Verdict: <span class="verdict">{escape(str(e.get("verdict")))}</span> — '
                 f"{escape(str(e.get('verdict_text')))}</li>"
             )
+        out.append(f"<li>{escape(quality_line(e.get('quality')))}</li>")
         out.append(
             f"<li>Prompt processing {escape(_pp_text(e))} tokens/s · generation {escape(_gen_text(e))} tokens/s · "
             f"first token {escape(_num(e.get('ttft_ms'), '{:.0f}'))} ms · "
