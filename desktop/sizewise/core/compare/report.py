@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sizewise.core.compare.plan import RunPlan, Schedule
+from sizewise.core.compare.quality import QualityLookup, quality_sections
 from sizewise.core.compare.results import RunResult, speeds_shared
 from sizewise.core.fit.hardware import HardwareReport
 from sizewise.core.report.fit_report import build_report, hardware_section, llama_cpp_facts, model_entry
@@ -26,14 +27,17 @@ def compare_entries(
     *,
     hardware: HardwareReport | None,
     ready_info: Mapping[str, Any] | None,
+    quality: QualityLookup | None = None,
 ) -> list[dict[str, Any]]:
-    """The report's model entries: one per run whose model could be read, in run order."""
+    """The report's model entries: one per run whose model could be read, in run order; ``quality`` finds a
+    model's stored quality run (None: no quality figures)."""
     hw = hardware_section(hardware) if hardware is not None else None
     lc = llama_cpp_facts(ready_info)
+    read = [r for r in results if r.info is not None]
+    sections = quality_sections([r.spec.path for r in read], quality) if quality is not None else [None] * len(read)
     out = []
-    for r in results:
-        if r.info is None:
-            continue
+    for r, q in zip(read, sections, strict=True):
+        assert r.info is not None
         out.append(
             model_entry(
                 info=r.info,
@@ -48,6 +52,7 @@ def compare_entries(
                 llama_cpp=lc,
                 label=r.label,
                 error=r.error,
+                quality=q,
             )
         )
     return out
@@ -105,9 +110,12 @@ def compare_report(
     hardware: HardwareReport | None,
     ready_info: Mapping[str, Any] | None,
     floor_tps: float,
+    quality: QualityLookup | None = None,
+    min_same_top: float | None = None,
 ) -> dict[str, Any]:
     """The whole report; ``kind`` is compare | temperature, ``bench_settings`` the benchmark's pp, tg and
-    repetitions (None: no benchmark ran)."""
+    repetitions (None: no benchmark ran), ``quality`` finds stored quality runs and ``min_same_top`` is the
+    best choice's quality floor (None: none)."""
     settings: dict[str, Any] = {"prompt": prompt, **sampling.to_dict()}
     if kind == "temperature":
         settings["temperatures"] = [r.spec.temperature for r in results]
@@ -118,11 +126,12 @@ def compare_report(
         settings["fit_together"] = plan.together.to_dict()
     report = build_report(
         kind=kind,
-        entries=compare_entries(results, prompt, hardware=hardware, ready_info=ready_info),
+        entries=compare_entries(results, prompt, hardware=hardware, ready_info=ready_info, quality=quality),
         hardware=hardware_section(hardware) if hardware is not None else None,
         llama_cpp=llama_cpp_facts(ready_info),
         settings=settings,
         floor_tps=floor_tps,
+        min_same_top=min_same_top,
         notes=compare_notes(
             schedule, plan=plan, reused=reused, shared_threads=shared_threads, benched=bench_settings is not None
         ),

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sizewise.core.compare.plan import RunSpec
+from sizewise.core.compare.plan import RunSpec, describe_settings, inspect_cached
 from sizewise.core.fit.verdict import FitResult
 from sizewise.core.gguf.header import ModelInfo
 from sizewise.core.sampling import SamplingParams
@@ -69,6 +69,27 @@ class RunResult:
     def speed_shared(self) -> bool:
         """Its generation figure (the reply's, unless a benchmark measured it alone) shared the CPU."""
         return self.side_by_side and self.stats is not None and not (self.bench or {}).get("tg")
+
+
+def default_label(info: ModelInfo, spec: RunSpec) -> str:
+    """A run's name when the user gave none: the model, its quant and the settings that tell runs apart."""
+    return spec.label or f"{info.name} {info.quantization} · {describe_settings(spec.load, spec.gpu_layers)}"
+
+
+def planned_results(specs: Iterable[RunSpec]) -> list[RunResult]:
+    """The runs before any engine answered: the model facts only, so a table can list them (and their stored
+    quality figures) before a comparison ran. Blocking (reads headers): call it off the GUI thread."""
+    out = []
+    for spec in specs:
+        r = RunResult(spec=spec, label=spec.label)
+        try:
+            r.info = inspect_cached(spec.path)[1]
+        except Exception as exc:  # a missing or broken file: its run says why, as a failed run would
+            r.error, r.label = str(exc), spec.label or spec.path
+        else:
+            r.label = default_label(r.info, spec)
+        out.append(r)
+    return out
 
 
 def speeds_shared(results: Iterable[RunResult]) -> bool:

@@ -24,10 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
+from sizewise.core.paths import AppPaths
 from sizewise.core.quant.quality import ReferenceRows
 
 MAX_CACHE_BYTES = 256 << 20
 _SUFFIX = ".npz"
+
+
+def reference_cache_dir(paths: AppPaths) -> Path:
+    """The app's reference cache: shared by ``sizewise quality`` and Compare's Measure quality."""
+    return paths.cache_dir / "quality-references"
 
 
 @dataclass(frozen=True)

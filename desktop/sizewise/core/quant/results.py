@@ -128,3 +128,13 @@ class QualityStore:
             if not with_reference or run.figures.kld_mean is not None:
                 return run
         return None
+
+    def preferred(self, model: str | Path) -> QualityRun | None:
+        """The run Compare and the report show: the latest against a reference, else the latest.
+
+        A later perplexity-only run (``--no-reference``) must not hide the KL figures the trade-off is about.
+        """
+        runs = self.runs(model)
+        with_kld = [r for r in runs if r.figures.kld_mean is not None]
+        chosen = with_kld or runs
+        return chosen[-1] if chosen else None
