@@ -19,16 +19,12 @@ from sizewise.commands.quant_lab import INTERRUPTED, restore_default_sigint, wai
 from sizewise.core.errors import UserError
 from sizewise.core.hub.library import Library, LibraryEntry
 from sizewise.core.hub.resolve import check_model, resolve_model_path
-from sizewise.core.paths import AppPaths
 from sizewise.core.quant.quality import TOP_K_DEFAULT
+from sizewise.core.quant.reference_cache import reference_cache_dir
 from sizewise.core.quant.reference_pick import Candidate, pick_reference
 from sizewise.core.quant.results import QualityRun, QualityStore
 from sizewise.core.quant.text import load_text
-from sizewise.engine.quant.evaluate import QualityJob
-
-
-def reference_cache_dir(paths: AppPaths) -> Path:
-    return paths.cache_dir / "quality-references"
+from sizewise.engine.quant.quality_job import QualityJob
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -10,6 +10,9 @@ computed first, in this same process, and cached; then the model itself is score
 models must tokenize the text identically (the same vocabulary): a reference from another family is
 refused with a sentence rather than compared against the wrong words.
 
+The parent side (``QualityJob``) is in quality_job.py, so that starting a run never imports llama_cpp into the
+GUI process.
+
 Decoding goes through llama.cpp's batch API directly (``llama_decode``), not ``Llama.eval``: the binding's
 eval would request logits for every position and copy them into a Python-side score array, work that
 llama-perplexity does not do and that would make the evaluation slower than the native tool.
@@ -21,14 +24,12 @@ import ctypes
 import hashlib
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sizewise.core.quant.quality import (
-    TOP_K_DEFAULT,
     ChunkPlan,
     QualityTally,
     ReferenceRows,
@@ -36,10 +37,7 @@ from sizewise.core.quant.quality import (
     plan_chunks,
 )
 from sizewise.core.quant.reference_cache import ReferenceCache, ReferenceKey, tokens_digest
-from sizewise.core.quant.results import QualityRun, make_run
-from sizewise.core.quant.text import QualityText
-from sizewise.engine.protocol import Message
-from sizewise.engine.quant.job import Emit, JobError, JobProcess
+from sizewise.engine.quant.job import Emit, JobError
 
 _quiet_log: Any = None
 
@@ -222,64 +220,3 @@ def _plan(n_tokens: int, ctx: int, chunks: int | None) -> ChunkPlan:
         return plan_chunks(n_tokens, ctx, chunks)
     except ValueError as exc:
         raise JobError(str(exc)) from exc
-
-
-class QualityJob:
-    """Parent side of one quality run. ``on_event`` gets ``progress`` events and then one final event:
-    ``finished`` with ``run`` (a QualityRun), ``failed``/``died`` with ``message``, or ``cancelled``."""
-
-    def __init__(
-        self,
-        model: str | Path,
-        on_event: Callable[[Message], None],
-        *,
-        text: QualityText,
-        cache_dir: Path,
-        reference: str | Path | None = None,
-        ctx: int = 512,
-        chunks: int | None = None,
-        threads: int = 0,
-        k: int = TOP_K_DEFAULT,
-        log_path: str | None = None,
-        on_run: Callable[[QualityRun], None] | None = None,
-    ) -> None:
-        self.model = str(model)
-        self.reference = str(reference) if reference else None
-        self.text = text
-        self._on_event = on_event
-        self._on_run = on_run
-        payload = {
-            "model": self.model,
-            "reference": self.reference,
-            "text": text.text,
-            "ctx": ctx,
-            "chunks": chunks,
-            "threads": threads,
-            "k": k,
-            "cache_dir": str(cache_dir),
-        }
-        self.job = JobProcess(
-            "sizewise.engine.quant.evaluate",
-            "evaluate_in_child",
-            payload,
-            self._relay,
-            name="sizewise-quality",
-            log_path=log_path,
-        )
-
-    def start(self) -> None:
-        self.job.start()
-
-    def cancel(self) -> None:
-        self.job.cancel()
-
-    def wait(self, timeout: float | None = None) -> Message | None:
-        return self.job.wait(timeout)
-
-    def _relay(self, msg: Message) -> None:
-        if msg.get("type") == "finished":
-            run = make_run(self.model, msg, self.reference, self.text.name)
-            if self._on_run is not None:
-                self._on_run(run)
-            msg = {"type": "finished", "run": run, "raw": msg}
-        self._on_event(msg)
