@@ -48,3 +48,20 @@ def sampling_from_args(args: argparse.Namespace) -> tuple[SamplingParams, LoadPa
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     return sampling, load
+
+
+def add_quality_floor_flag(p: argparse.ArgumentParser) -> None:
+    """``--min-same-top PCT``, shared with ``bench``."""
+    p.add_argument(
+        "--min-same-top",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="quality floor for the best choice: the same top token as the model's reference at least PCT %% of "
+        "the time, from its stored 'sizewise quality' run (a model without one does not pass; default: no floor)",
+    )
+
+
+def check_min_same_top(value: float | None) -> None:
+    if value is not None and not 0.0 <= value <= 100.0:
+        raise UserError(f"--min-same-top is a percentage between 0 and 100, not {value:g}.")

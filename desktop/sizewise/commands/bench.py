@@ -27,8 +27,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sizewise.commands import CliContext
+from sizewise.commands import CliContext, add_quality_floor_flag, check_min_same_top
 from sizewise.commands.fit import add_memory_flags, memory_settings
+from sizewise.core.compare.quality import quality_sections
 from sizewise.core.errors import UserError
 from sizewise.core.fit.hardware import HardwareReport, format_bytes, machine_budget, probe_hardware
 from sizewise.core.fit.llama_log import MeasuredBuffers
@@ -36,6 +37,7 @@ from sizewise.core.fit.measurements import MeasurementStore, make_record, settin
 from sizewise.core.fit.verdict import FitResult, check_fit
 from sizewise.core.gguf.header import GGUFHeader, ModelInfo
 from sizewise.core.hub.resolve import inspect_model, resolve_model_path
+from sizewise.core.quant.results import QualityStore
 from sizewise.core.report.fit_report import (
     build_report,
     hardware_section,
@@ -45,6 +47,7 @@ from sizewise.core.report.fit_report import (
     settings_summary,
     write_report,
 )
+from sizewise.core.report.quality_section import quality_line
 from sizewise.core.sampling import LoadParams
 from sizewise.engine.bench import PP_DEFAULT, REPETITIONS_DEFAULT, TG_DEFAULT, BenchRequest
 from sizewise.engine.session import EngineError, EngineSession
@@ -67,6 +70,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: llama-cpp-python's choice)")
     p.add_argument("--no-warmup", action="store_true", help="skip the warm-up runs")
     p.add_argument("--no-ttft", action="store_true", help="skip the time-to-first-token chat turns")
+    add_quality_floor_flag(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--report", metavar="FILE", help="also write a hardware-fit report: FILE.md, FILE.json or FILE.html")
     p.set_defaults(func=run)
@@ -206,6 +210,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     problem = req.problem(params.n_ctx)
     if problem is not None:
         raise UserError(problem)
+    check_min_same_top(args.min_same_top)
     if args.report:
         report_format(args.report)  # a wrong suffix fails now, not after minutes of benchmarking
     models = []
@@ -219,6 +224,9 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     for path, header, info in models:
         entry, ready, hardware = bench_model(ctx, path, header, info, params, gpu, req, args.threads)
         entries.append(entry)
+    store = QualityStore(ctx.paths)
+    for entry, quality in zip(entries, quality_sections([str(m[0]) for m in models], store.preferred), strict=True):
+        entry["quality"] = quality
     report = build_report(
         kind="bench",
         entries=entries,
@@ -235,6 +243,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
             "method": "llama-bench: pp and tg each from an empty KV cache; mean ± sample stddev of "
             "per-repetition tokens/s",
         },
+        min_same_top=args.min_same_top,
     )
     if args.report:
         write_report(report, args.report)
@@ -281,3 +290,10 @@ def _print_human(report: dict[str, Any]) -> None:
             w(f"  peak RSS    {format_bytes(meas.get('peak_rss_bytes')):>11}\n")
         if e.get("verdict_text"):
             w(f"  verdict     {e['verdict']} — {e['verdict_text']}\n")
+        if e.get("quality"):
+            w(f"  {quality_line(e['quality'])}\n")
+    best = report.get("best")
+    if isinstance(best, int):
+        w(f"\nBest choice for this hardware: {report['models'][best]['label']} ({report['best_rule']}).\n")
+    elif report.get("min_same_top") is not None:
+        w(f"\nNo model meets the rule for a best choice ({report['best_rule']}).\n")

@@ -24,7 +24,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sizewise.commands import CliContext, add_sampling_flags, sampling_from_args
+from sizewise.commands import (
+    CliContext,
+    add_quality_floor_flag,
+    add_sampling_flags,
+    check_min_same_top,
+    sampling_from_args,
+)
 from sizewise.commands.generate import build_request
 from sizewise.core.compare.plan import MAX_RUNS, RunSpec, describe_settings, parse_temperatures
 from sizewise.core.compare.report import compare_report
@@ -34,6 +40,7 @@ from sizewise.core.fit.hardware import HardwareReport, machine_budget, probe_har
 from sizewise.core.fit.verdict import check_fit
 from sizewise.core.gguf.header import GGUFHeader
 from sizewise.core.hub.resolve import context_warning, inspect_model, resolve_model_path
+from sizewise.core.quant.results import QualityStore
 from sizewise.core.report.fit_report import (
     READING_SPEED_FLOOR_TPS,
     model_summary,
@@ -72,6 +79,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="TPS",
         help="reading-speed floor in tokens/s for the report's best choice (default: %(default)g)",
     )
+    add_quality_floor_flag(p)
     p.add_argument("--json", action="store_true", help="print one JSON object with a 'runs' list at the end")
     p.add_argument(
         "--report", metavar="FILE", help="also write the hardware-fit report: FILE.md, FILE.json or FILE.html"
@@ -201,8 +209,15 @@ def figures_line(r: RunResult) -> str:
     )
 
 
-def run_entry(r: RunResult, load: LoadParams) -> dict[str, Any]:
-    """One run as ``--json`` prints it: the model, its settings, the reply with its figures, the prediction."""
+def _run_quality(results: list[RunResult], report: dict[str, Any]) -> list[dict[str, Any] | None]:
+    """Each run's quality object from the report (whose entries skip runs whose model could not be read)."""
+    entries = iter(report["models"])
+    return [next(entries).get("quality") if r.info is not None else None for r in results]
+
+
+def run_entry(r: RunResult, load: LoadParams, quality: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One run as ``--json`` prints it: the model, its settings, the reply with its figures, the prediction and
+    the model's stored quality figures."""
     s = r.stats or {}
     fit = r.fit
     return {
@@ -225,6 +240,7 @@ def run_entry(r: RunResult, load: LoadParams) -> dict[str, Any]:
         "load_s": None if r.loaded is None else round(float(r.loaded.get("load_s") or 0.0), 3),
         "verdict": fit.verdict if fit is not None else None,
         "predicted": fit.prediction.to_dict() if fit is not None else None,
+        "quality": quality,
         "error": r.error,
     }
 
@@ -234,6 +250,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         raise UserError("The prompt is empty; give some text with --prompt.")
     if args.floor < 0:
         raise UserError(f"--floor must be 0 or more tokens/s, not {args.floor:g}.")
+    check_min_same_top(args.min_same_top)
     sampling, load = sampling_from_args(args)
     if args.report:
         report_format(args.report)  # a wrong suffix fails now, not after the runs
@@ -273,6 +290,8 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         hardware=hardware,
         ready_info=ready,
         floor_tps=args.floor,
+        quality=QualityStore(ctx.paths).preferred,
+        min_same_top=args.min_same_top,
     )
     if kind == "temperature":
         report["settings"]["temperature"] = None  # each run has its own: settings.temperatures, reply.sampling
@@ -289,7 +308,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
             "system": args.system or None,
             "seed": sampling.seed,
             "seed_source": "given" if seeded else "drawn",
-            "runs": [run_entry(r, load) for r in results],
+            "runs": [run_entry(r, load, q) for r, q in zip(results, _run_quality(results, report), strict=True)],
             "best": best,
             "best_rule": report["best_rule"],
             "report": args.report,
@@ -297,4 +316,6 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         print(json.dumps(out, indent=2, ensure_ascii=False))
     elif kind == "compare" and isinstance(best, int):
         print(f"Best choice for this hardware: {report['models'][best]['label']} ({report['best_rule']}).")
+    elif kind == "compare" and args.min_same_top is not None:
+        print(f"No model meets the rule for a best choice ({report['best_rule']}).")
     return 1 if any(r.error for r in results) else 0
