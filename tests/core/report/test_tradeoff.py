@@ -194,7 +194,7 @@ def test_markdown_and_html_show_the_quality_columns_and_the_tradeoff_charts() ->
     assert line is not None and len(line.get("points", "").split()) == 3
     # against speed, q5 is slower and further than q8: dominated there too; the axes say which way is better
     speed_text = "".join(speed.itertext())
-    assert "faster" not in speed_text and "larger is better" in speed_text and "lower is better" in speed_text
+    assert "Generation speed (tokens/s) — faster is better" in speed_text and "KLD mean — lower is better" in speed_text
     speed_dots = [c.get("class") for c in speed.iter(f"{SVG_NS}circle") if c.find(f"{SVG_NS}title") is not None]
     assert speed_dots.count("dominated") == 1
 
@@ -222,7 +222,7 @@ def test_scatter_svg_places_points_on_its_ticks() -> None:
     from sizewise.core.report.pareto import Point
 
     svg = scatter_svg(
-        "Q <&>", [Point("a&b", 10.0, 0.5, 0), Point("c", 20.0, 0.1, 1)], x_name="size", y_name="KLD",
+        "Q <&>", [Point("a&b", 10.0, 0.5, 0), Point("c", 20.0, 0.1, 1)], x_title="size", y_title="KLD",
         better=("min", "min"), highlight=1,
     )  # fmt: skip
     root = ET.fromstring(svg)

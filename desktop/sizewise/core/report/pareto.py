@@ -22,18 +22,28 @@ MiB = 1 << 20
 
 @dataclass(frozen=True)
 class Metric:
-    """A quality figure the chart can plot, and which way is better."""
+    """A figure a trade-off chart can plot on an axis, and which way is better."""
 
-    key: str  # the field in a report entry's ``quality`` object
-    name: str
+    key: str  # for quality: the field in a report entry's ``quality`` object
+    name: str  # short, for an axis
     better: Better
+    hint: str  # "lower is better", said on the axis: it differs between figures
+    long: str = ""  # for a menu
+
+    @property
+    def title(self) -> str:
+        return f"{self.name} — {self.hint}"
 
 
 QUALITY_METRICS: dict[str, Metric] = {
-    "kld_mean": Metric("kld_mean", "KL divergence from the reference (mean)", "min"),
-    "same_top_pct": Metric("same_top_pct", "Same top token as the reference (%)", "max"),
-    "ppl": Metric("ppl", "Perplexity", "min"),
+    "kld_mean": Metric("kld_mean", "KLD mean", "min", "lower is better", "KL divergence from the reference (mean)"),
+    "same_top_pct": Metric(
+        "same_top_pct", "Same top token (%)", "max", "higher is better", "Same top token as the reference (%)"
+    ),
+    "ppl": Metric("ppl", "Perplexity", "min", "lower is better", "Perplexity"),
 }
+SIZE_AXIS = Metric("size", "File size (MiB)", "min", "smaller is better")
+SPEED_AXIS = Metric("speed", "Generation speed (tokens/s)", "max", "faster is better")
 
 
 @dataclass(frozen=True)

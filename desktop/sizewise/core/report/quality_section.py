@@ -12,7 +12,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sizewise.core.report.pareto import QUALITY_METRICS, Better, file_mib, quality_metric, tradeoff_points
+from sizewise.core.report.pareto import (
+    QUALITY_METRICS,
+    SIZE_AXIS,
+    SPEED_AXIS,
+    Metric,
+    file_mib,
+    quality_metric,
+    tradeoff_points,
+)
 from sizewise.core.report.svg_scatter import scatter_svg
 
 QUALITY_HEAD = ["Perplexity", "KLD mean", "Same top", "Reference"]
@@ -101,21 +109,21 @@ def tradeoff_svgs(
     if metric_key is None:
         return []
     metric = QUALITY_METRICS[metric_key]
-    axes: tuple[tuple[str, Callable[[Mapping[str, Any]], float | None], str, Better], ...] = (
-        ("file size", file_mib, "File size (MiB)", "min"),
-        ("generation speed", speed_of, "Generation speed (tokens/s)", "max"),
+    axes: tuple[tuple[str, Callable[[Mapping[str, Any]], float | None], Metric], ...] = (
+        ("file size", file_mib, SIZE_AXIS),
+        ("generation speed", speed_of, SPEED_AXIS),
     )
     out = []
-    for what, x_of, x_name, way in axes:
+    for what, x_of, axis in axes:
         points = tradeoff_points(models, x_of, metric_key)
         if len(points) >= 2:
             out.append(
                 scatter_svg(
                     f"Quality against {what}",
                     points,
-                    x_name=x_name,
-                    y_name=metric.name,
-                    better=(way, metric.better),
+                    x_title=axis.title,
+                    y_title=metric.title,
+                    better=(axis.better, metric.better),
                     highlight=highlight,
                 )
             )

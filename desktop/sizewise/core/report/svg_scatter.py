@@ -50,6 +50,13 @@ def _fmt(v: float) -> str:
     return f"{v:.2g}"
 
 
+def _tick(v: float, ticks: Sequence[float]) -> str:
+    """Every tick of an axis with the same decimals, as many as its step needs (0, 0.1, 0.2 — not 0, 0.100)."""
+    step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else 1.0
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    return f"{v:,.{decimals}f}"
+
+
 def _range(values: Sequence[float]) -> tuple[float, float]:
     lo, hi = min(values), max(values)
     pad = (hi - lo) * 0.08 or abs(hi) * 0.1 or 1.0
@@ -63,8 +70,8 @@ def scatter_svg(
     title: str,
     points: Sequence[Point],
     *,
-    x_name: str,
-    y_name: str,
+    x_title: str,
+    y_title: str,
     better: tuple[Better, Better],
     highlight: int | None = None,
     width: int = 680,
@@ -72,8 +79,8 @@ def scatter_svg(
 ) -> str:
     """One ``<svg>``: the points, the front joined by a line, dominated points grey.
 
-    ``better`` says per axis whether smaller or larger is better; ``highlight`` is a report entry index (the
-    best choice) whose point gets a star.
+    ``better`` says per axis whether smaller or larger is better (the titles should say so in words);
+    ``highlight`` is a report entry index (the best choice) whose point gets a star.
     """
     left, right, top, bottom = 64, 24, 30, 64
     pw, ph = width - left - right, height - top - bottom
@@ -98,21 +105,15 @@ def scatter_svg(
     for t in xt:
         x = sx(t)
         out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + ph}" stroke="#eee"/>')
-        out.append(f'<text x="{x:.1f}" y="{top + ph + 16}" text-anchor="middle" fill="#555">{_fmt(t)}</text>')
+        out.append(f'<text x="{x:.1f}" y="{top + ph + 16}" text-anchor="middle" fill="#555">{_tick(t, xt)}</text>')
     for t in yt:
         y = sy(t)
         out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="#eee"/>')
-        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#555">{_fmt(t)}</text>')
+        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#555">{_tick(t, yt)}</text>')
     out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>')
-    x_word = "smaller" if better[0] == "min" else "larger"
-    y_word = "lower" if better[1] == "min" else "higher"
+    out.append(f'<text x="{left + pw / 2:.1f}" y="{top + ph + 34}" text-anchor="middle">{escape(x_title)}</text>')
     out.append(
-        f'<text x="{left + pw / 2:.1f}" y="{top + ph + 34}" text-anchor="middle">'
-        f"{escape(x_name)} — {x_word} is better</text>"
-    )
-    out.append(
-        f'<text transform="translate(14 {top + ph / 2:.1f}) rotate(-90)" text-anchor="middle">'
-        f"{escape(y_name)} — {y_word} is better</text>"
+        f'<text transform="translate(14 {top + ph / 2:.1f}) rotate(-90)" text-anchor="middle">{escape(y_title)}</text>'
     )
     if len(front) > 1:
         coords = " ".join(f"{sx(points[i].x):.1f},{sy(points[i].y):.1f}" for i in front)
@@ -139,6 +140,6 @@ def scatter_svg(
     out.append(f'<text x="{left + 26}" y="{ly}">Pareto front (the best trade-offs)</text>')
     gx = left + 260
     out.append(f'<circle cx="{gx}" cy="{ly - 4}" r="5" fill="{DOMINATED_COLOR}"/>')
-    out.append(f'<text x="{gx + 10}" y="{ly}" fill="#555">dominated (another quant is better on both)</text>')
+    out.append(f'<text x="{gx + 10}" y="{ly}" fill="#555">dominated (another is as good or better on both)</text>')
     out.append("</svg>")
     return "\n".join(out)
