@@ -33,9 +33,10 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from sizewise.core.compare.plan import RunPlan, RunSpec, Schedule, describe_settings, group_specs, plan_runs
+from sizewise.core.compare.plan import RunPlan, RunSpec, Schedule, group_specs, plan_runs
+from sizewise.core.compare.quality import QualityLookup
 from sizewise.core.compare.report import compare_report
-from sizewise.core.compare.results import RunResult, speeds_shared
+from sizewise.core.compare.results import RunResult, default_label, speeds_shared
 from sizewise.core.fit.hardware import HardwareReport
 from sizewise.core.fit.verdict import Budget
 from sizewise.core.sampling import SamplingParams
@@ -69,8 +70,10 @@ class CompareRunner(QObject):
         budget: Budget | None = None,
         pool: EnginePool | None = None,
         generate_together: bool = False,
+        quality: QualityLookup | None = None,
         parent: QObject | None = None,
     ) -> None:
+        """``quality`` finds a model's stored quality run for the report (None: no quality figures)."""
         super().__init__(parent)
         self.specs = specs
         self.sampling = sampling
@@ -82,6 +85,7 @@ class CompareRunner(QObject):
         self.budget = budget  # None: this machine's (machine_budget); tests inject a smaller one
         self.pool = pool if pool is not None else EnginePool(self)
         self.generate_together = generate_together
+        self.quality = quality
         self.results = [RunResult(spec=s, label=s.label) for s in specs]
         self.groups = group_specs(specs)
         self.ready_info: dict[str, Any] = {}
@@ -206,7 +210,7 @@ class CompareRunner(QObject):
             if e.loaded is not None:
                 r.loaded, r.load_span = dict(e.loaded), e.load_span
             if not r.label:
-                r.label = f"{e.info.name} {e.info.quantization} · {describe_settings(e.spec.load, e.spec.gpu_layers)}"
+                r.label = default_label(e.info, e.spec)
             self.resultChanged.emit(i)
 
     @Slot(str)
@@ -355,8 +359,10 @@ class CompareRunner(QObject):
         self.allFinished.emit()
 
     # -- the report -------------------------------------------------------------------------------
-    def build_report(self, floor_tps: float | None = None) -> dict[str, Any]:
-        """The comparison's report so far (core/compare/report.py); ``floor_tps`` overrides the reading-speed floor."""
+    def build_report(self, floor_tps: float | None = None, min_same_top: float | None = None) -> dict[str, Any]:
+        """The comparison's report so far (core/compare/report.py); ``floor_tps`` overrides the reading-speed floor,
+        ``min_same_top`` sets the quality floor. Stored quality runs are read again each time: a run measured
+        after the comparison shows at the next rebuild."""
         b = self.bench_request
         return compare_report(
             kind=self.kind,
@@ -371,4 +377,6 @@ class CompareRunner(QObject):
             hardware=self.hardware,
             ready_info=self.ready_info,
             floor_tps=self.floor_tps if floor_tps is None else floor_tps,
+            quality=self.quality,
+            min_same_top=min_same_top,
         )

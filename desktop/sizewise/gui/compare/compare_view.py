@@ -18,6 +18,7 @@ wander, shown on the user's own model. Export writes the hardware-fit report
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QMessageBox,
     QPlainTextEdit,
+    QProgressBar,
     QPushButton,
     QRadioButton,
     QScrollArea,
@@ -48,25 +50,30 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
 from sizewise.core.compare.plan import MAX_RUNS, RunPlan, RunSpec, describe_settings, parse_temperatures, plan_runs
-from sizewise.core.compare.report import SHARED_SPEED_NOTE
-from sizewise.core.compare.results import RunResult
+from sizewise.core.compare.report import SHARED_SPEED_NOTE, compare_report
+from sizewise.core.compare.results import RunResult, planned_results
 from sizewise.core.errors import UserError
 from sizewise.core.fit.verdict import Budget
 from sizewise.core.hub.library import Library
 from sizewise.core.hub.starter import find_starter
 from sizewise.core.paths import AppPaths
+from sizewise.core.quant.results import QualityStore
 from sizewise.core.report.fit_report import READING_SPEED_FLOOR_TPS, generation_tps, write_report
+from sizewise.core.report.quality_section import QUALITY_HEAD, quality_cells
 from sizewise.core.sampling import TEMPERATURE_HINT, LoadParams, SamplingParams
 from sizewise.engine.bench import BenchRequest
 from sizewise.gui.adapters.background import run_in_background
 from sizewise.gui.compare.compare_runner import CompareRunner
 from sizewise.gui.compare.engine_pool import EnginePool
+from sizewise.gui.compare.quality_runner import DEFAULT_CTX, QualityMeasurer
+from sizewise.gui.compare.tradeoff_chart import TradeoffChart
 
 MiB = float(1 << 20)
 DEFAULT_PROMPT = "Explain in three sentences what a context window is in a language model."
@@ -93,6 +100,7 @@ class _ReplyPanel(QGroupBox):
 
 class CompareView(QWidget):
     finished = Signal()  # a comparison ended (done or stopped); results and report are ready
+    qualityFinished = Signal(str)  # Measure quality ended: "done", "cancelled" or "failed"; the table is refilled
 
     def __init__(self, paths: AppPaths, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -104,6 +112,11 @@ class CompareView(QWidget):
         self.pool = EnginePool(self)  # engines kept loaded after an all-at-once run
         self.budget_override: Budget | None = None  # None: this machine's budget (tests inject a smaller one)
         self.plan: RunPlan | None = None
+        self.measurer: QualityMeasurer | None = None
+        # Measure quality's window and chunks (None: all the text has); tests shrink them.
+        self.quality_ctx = DEFAULT_CTX
+        self.quality_chunks: int | None = None
+        self._report_serial = 0
         self._plan_serial = 0
         self._replan_waits = False
         self._build()
@@ -244,6 +257,19 @@ class CompareView(QWidget):
         self.floor_spin.setToolTip("The slowest generation speed you would accept (about reading speed)")
         self.floor_spin.valueChanged.connect(self._refresh_best)
         sf.addRow("Reading-speed floor", self.floor_spin)
+        self.quality_floor_spin = QDoubleSpinBox()
+        self.quality_floor_spin.setRange(0.0, 100.0)
+        self.quality_floor_spin.setDecimals(1)
+        self.quality_floor_spin.setSpecialValueText("off")
+        self.quality_floor_spin.setValue(0.0)
+        self.quality_floor_spin.setAccessibleName("Quality floor")
+        self.quality_floor_spin.setToolTip(
+            "The best choice must pick the same top token as its reference at least this often (Measure "
+            "quality gives the figure). A model without a quality run against a reference does not pass. "
+            "0 = off."
+        )
+        self.quality_floor_spin.valueChanged.connect(self._refresh_best)
+        sf.addRow("Quality floor (same top token ≥ %)", self.quality_floor_spin)
         sf.addRow(self._build_bench_row())
         return sf
 
@@ -277,7 +303,14 @@ class CompareView(QWidget):
         self.export_button = QPushButton("Export report…")
         self.export_button.clicked.connect(self._export_dialog)
         self.export_button.setEnabled(False)
-        for b in (self.run_button, self.stop_button, self.export_button):
+        self.quality_button = QPushButton("Measure quality")
+        self.quality_button.setToolTip(
+            "Perplexity of each compared model on a bundled public-domain text, and its KL divergence and "
+            "top-token agreement with the most precise version of the same model (compared or in the "
+            "Library), one model after another. The figures are kept for later comparisons and reports."
+        )
+        self.quality_button.clicked.connect(self._quality_clicked)
+        for b in (self.run_button, self.stop_button, self.quality_button, self.export_button):
             buttons.addWidget(b)
         return buttons
 
@@ -293,11 +326,23 @@ class CompareView(QWidget):
         )
         return self.plan_label
 
-    def _build_status_label(self) -> QLabel:
+    def _build_status_label(self) -> QWidget:
+        """The status sentence, and the quality run's progress bar beside it while one runs."""
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
         self.status = QLabel("Add two to four runs, or pick one model for the temperature comparison.")
         self.status.setAccessibleName("Comparison status")
         self.status.setWordWrap(True)
-        return self.status
+        self.quality_progress = QProgressBar()
+        self.quality_progress.setAccessibleName("Quality run progress")
+        self.quality_progress.setRange(0, 1000)
+        self.quality_progress.setTextVisible(False)
+        self.quality_progress.setMaximumWidth(220)
+        self.quality_progress.hide()
+        layout.addWidget(self.status, 1)
+        layout.addWidget(self.quality_progress)
+        return row
 
     def _build_results(self) -> QSplitter:
         """The replies side by side above the results table and the charts."""
@@ -306,6 +351,7 @@ class CompareView(QWidget):
         bottom = QSplitter(Qt.Orientation.Horizontal)
         bottom.addWidget(self._build_table())
         bottom.addWidget(self._build_charts())
+        bottom.setSizes([560, 640])  # the table has 14 columns now: give it room next to the charts
         splitter.addWidget(bottom)
         splitter.setSizes([320, 260])
         return splitter
@@ -321,7 +367,7 @@ class CompareView(QWidget):
 
     def _build_table(self) -> QTableWidget:
         """One row per run: verdict, speeds, predicted and measured memory, benchmark; the best one starred."""
-        self.table = QTableWidget(0, 10)
+        self.table = QTableWidget(0, 10 + len(QUALITY_HEAD))
         self.table.setHorizontalHeaderLabels(
             [
                 "",
@@ -334,16 +380,26 @@ class CompareView(QWidget):
                 "Measured MiB",
                 "Peak RSS MiB",
                 "Bench tg t/s",
+                *QUALITY_HEAD,
             ]
         )
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        # Fourteen columns: each as wide as its figures, the long run names cut (their tooltip has them whole).
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(1, 220)
         self.table.verticalHeader().setVisible(False)
         return self.table
 
-    def _build_charts(self) -> QWidget:
-        """Two bar charts: generation speed against the floor, and memory predicted / allocated / peak."""
+    def _build_charts(self) -> QTabWidget:
+        """Two tabs: speed and memory (generation speed against the floor, memory predicted / allocated / peak),
+        and the quality trade-off (quality against file size and speed, with the Pareto front)."""
+        self.chart_tabs = QTabWidget()
         charts = QWidget()
+        self.chart_tabs.addTab(charts, "Speed and memory")
+        self.tradeoff = TradeoffChart()
+        self.chart_tabs.addTab(self.tradeoff, "Quality trade-off")
         cl = QVBoxLayout(charts)
         cl.setContentsMargins(0, 0, 0, 0)
         self.speed_chart = pg.PlotWidget(background="w", title="Generation tokens/s (dashed: floor)")
@@ -356,7 +412,7 @@ class CompareView(QWidget):
             chart.hideButtons()
             chart.setMinimumHeight(120)
             cl.addWidget(chart)
-        return charts
+        return self.chart_tabs
 
     # -- runs -------------------------------------------------------------------------------------
     def _local_models(self) -> list[tuple[str, str]]:
@@ -431,10 +487,13 @@ class CompareView(QWidget):
 
     # -- all at once? -----------------------------------------------------------------------------
     def _runs_changed(self) -> None:
-        """Other runs: the kept engines no longer belong to the selection, so they are unloaded."""
+        """Other runs: the kept engines no longer belong to the selection, so they are unloaded. Before any
+        comparison the table lists the planned runs, with the quality figures stored for their models."""
         if not self.busy:
             self.pool.close_all()
         self.replan()
+        if self.runner is None:
+            self.refresh_report()
 
     def replan(self) -> None:
         """Check again (off the GUI thread) whether the planned runs fit in memory at once; shown in words."""
@@ -519,6 +578,9 @@ class CompareView(QWidget):
     def run(self) -> None:
         if self.runner is not None and self.runner.running:
             return
+        if self.measuring:
+            self.status.setText("Quality is being measured; run the comparison when it has finished.")
+            return
         try:
             specs, kind = self.planned_specs()
         except UserError as exc:
@@ -546,6 +608,7 @@ class CompareView(QWidget):
             budget=self.budget_override,
             pool=self.pool,
             generate_together=self.together_check.isEnabled() and self.together_check.isChecked(),
+            quality=QualityStore(self.paths).preferred,
             parent=self,
         )
         self._plan_serial += 1  # a check still running from before the run is out of date
@@ -557,6 +620,7 @@ class CompareView(QWidget):
         self.run_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self.export_button.setEnabled(False)
+        self.quality_button.setEnabled(False)
         self._live.start()
         self.runner.start()
 
@@ -572,7 +636,9 @@ class CompareView(QWidget):
         return self.runner is not None and self.runner.running
 
     def shutdown(self) -> None:
-        """For the main window's close: stop a running comparison and unload the kept engines (in the background)."""
+        """For the main window's close: stop a running comparison or quality run and unload the kept engines
+        (in the background)."""
+        self.cancel_quality()
         self.stop()
 
     def closeEvent(self, event: QCloseEvent) -> None:
@@ -639,7 +705,7 @@ class CompareView(QWidget):
         assert runner is not None
         for i in range(len(runner.results)):
             self._on_result_changed(i)
-        self.report = runner.build_report(self.floor_spin.value())
+        self.report = runner.build_report(self.floor_spin.value(), self.min_same_top)
         self._fill_table()
         self._draw_charts()
         # Runs changed during the run: what it kept loaded and is no longer selected goes.
@@ -647,15 +713,140 @@ class CompareView(QWidget):
         self.replan()
         self.run_button.setEnabled(True)
         self.stop_button.setEnabled(False)
+        self.quality_button.setEnabled(True)
         self.export_button.setEnabled(bool(self.report and self.report["models"]))
         self.finished.emit()
 
     @Slot()
     def _refresh_best(self) -> None:
-        if self.runner is not None and self.report is not None:
-            self.report = self.runner.build_report(self.floor_spin.value())
-            self._fill_table()
-            self._draw_charts()
+        if self.report is not None:
+            self.refresh_report()
+
+    def refresh_report(self, then: Callable[[], None] | None = None) -> None:
+        """Rebuild the report, table and charts, reading the stored quality runs again: from the last comparison
+        when it ran these runs, else from the planned runs (model facts and quality only; headers are read off
+        the GUI thread). ``then`` runs once the table shows the result."""
+        self._report_serial += 1
+        serial = self._report_serial
+        runner = self.runner
+        done = then or (lambda: None)
+        if runner is not None and runner.running:
+            done()
+            return
+        specs, kind = self._compared_specs()
+        if runner is not None and runner.report is not None and runner.specs == specs:
+            self.report = runner.build_report(self.floor_spin.value(), self.min_same_top)
+            self._show_report()
+            done()
+            return
+        if not specs:
+            self.report = None
+            self.table.setRowCount(0)
+            done()
+            return
+        prompt = self.prompt_edit.toPlainText().strip() or DEFAULT_PROMPT
+        sampling, floor, floor_quality = self.sampling(), self.floor_spin.value(), self.min_same_top
+        lookup = QualityStore(self.paths).preferred
+
+        def build() -> dict[str, Any]:
+            return compare_report(
+                kind=kind,
+                results=planned_results(specs),
+                prompt=prompt,
+                sampling=sampling,
+                schedule="one_after_another",
+                plan=None,
+                reused=False,
+                shared_threads=None,
+                bench_settings=None,
+                hardware=None,
+                ready_info=None,
+                floor_tps=floor,
+                quality=lookup,
+                min_same_top=floor_quality,
+            )
+
+        def show(report: dict[str, Any]) -> None:
+            if serial == self._report_serial and not self.busy:
+                self.report = report
+                self._show_report()
+            done()
+
+        run_in_background(build, show)
+
+    def _show_report(self) -> None:
+        self._fill_table()
+        self._draw_charts()
+
+    def _compared_specs(self) -> tuple[list[RunSpec], str]:
+        """The runs as the next comparison would make them; the added runs as they are when they make none yet
+        (one model: quality can still be measured and listed)."""
+        try:
+            return self.planned_specs()
+        except UserError:
+            return list(self.specs), "compare"
+
+    # -- quality ----------------------------------------------------------------------------------
+    @property
+    def min_same_top(self) -> float | None:
+        """The quality floor, None when off."""
+        value = self.quality_floor_spin.value()
+        return None if value <= 0 else value
+
+    @property
+    def measuring(self) -> bool:
+        return self.measurer is not None and self.measurer.running
+
+    @Slot()
+    def _quality_clicked(self) -> None:
+        if self.measuring:
+            self.cancel_quality()
+        else:
+            self.measure_quality()
+
+    def measure_quality(self) -> None:
+        """Measure each compared model's quality, one after another (gui/compare/quality_runner.py)."""
+        if self.busy or self.measuring:
+            return
+        specs, _kind = self._compared_specs()
+        if not specs:
+            self.status.setText("Add the models whose quality to measure first.")
+            return
+        m = QualityMeasurer(
+            self.paths, [s.path for s in specs], ctx=self.quality_ctx, chunks=self.quality_chunks, parent=self
+        )
+        self.measurer = m
+        m.progress.connect(self.status.setText)
+        m.fraction.connect(self._quality_fraction)
+        m.measured.connect(self._quality_measured)
+        m.finished.connect(self._quality_finished)
+        self.quality_button.setText("Cancel measuring")
+        self.quality_button.setToolTip("Stop the quality run; the model being measured gets no figures")
+        self.run_button.setEnabled(False)
+        self.quality_progress.setValue(0)
+        self.quality_progress.show()
+        m.start()
+
+    def cancel_quality(self) -> None:
+        if self.measurer is not None:
+            self.measurer.cancel()
+
+    @Slot(float)
+    def _quality_fraction(self, fraction: float) -> None:
+        self.quality_progress.setValue(round(fraction * 1000))
+
+    @Slot(object)
+    def _quality_measured(self, _run: object) -> None:
+        self.refresh_report()  # each model's figures show as soon as they are measured
+
+    @Slot(str)
+    def _quality_finished(self, outcome: str) -> None:
+        self.quality_button.setText("Measure quality")
+        self.run_button.setEnabled(True)
+        self.quality_progress.hide()
+        if self.measurer is not None and self.measurer.runs:
+            self.chart_tabs.setCurrentWidget(self.tradeoff)
+        self.refresh_report(lambda: self.qualityFinished.emit(outcome))
 
     @property
     def best_index(self) -> int | None:
@@ -692,17 +883,33 @@ class CompareView(QWidget):
                 mib(meas.get("total_bytes")),
                 mib(meas.get("peak_rss_bytes")),
                 "–" if not tg else f"{tg['mean_tps']:.1f} ± {tg['sd_tps']:.1f}",
+                *quality_cells(e.get("quality")),
             ]
+            tip = self._quality_tip(e.get("quality"))
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
+                if col >= len(cells) - len(QUALITY_HEAD):
+                    item.setToolTip(tip)
                 if row == best:
                     font = item.font()
                     font.setBold(True)
                     item.setFont(font)
+                if col == 1:
+                    item.setToolTip(text)
                 self.table.setItem(row, col, item)
         for i, p in enumerate(self.panels):
             title = p.title().removeprefix("★ ")
             p.setTitle(("★ " if i == best else "") + title)
+
+    @staticmethod
+    def _quality_tip(q: Any) -> str:
+        if not isinstance(q, dict):
+            return "Not measured: Measure quality (or sizewise quality MODEL) gives these figures."
+        ref = q.get("reference") or "none"
+        return (
+            f"Measured on {q.get('text')}, {q.get('chunks')} chunks of {q.get('ctx')} tokens "
+            f"({q.get('tokens_scored')} tokens scored). Reference: {ref}."
+        )
 
     def _draw_charts(self) -> None:
         assert self.report is not None
@@ -731,6 +938,7 @@ class CompareView(QWidget):
             heights = [int((e.get(part) or {}).get(key) or 0) / MiB for e in entries]
             self.memory_chart.addItem(pg.BarGraphItem(x=x + (k - 1) * 0.25, height=heights, width=0.22, brush=color))
         self.memory_chart.getAxis("bottom").setTicks(ticks)
+        self.tradeoff.show_entries(entries, best)
 
     # -- export -----------------------------------------------------------------------------------
     def export_report(self, path: str | Path) -> str:
