@@ -115,3 +115,31 @@ def test_compare_bad_inputs_exit_nonzero_with_one_sentence(tmp_path: Path) -> No
         run_cli("compare", "starter", "starter", *p, "--report", str(tmp_path / "r.txt")), r"\.md, \.json or \.html"
     )
     _one_sentence_error(run_cli("compare", "starter", "starter", "--prompt", "  "), "prompt is empty")
+    _one_sentence_error(
+        run_cli("compare", "starter", "starter", *p, "--min-same-top", "101"), r"percentage between 0 and 100"
+    )
+
+
+@pytest.mark.slow
+def test_compare_reports_stored_quality_and_its_floor(tmp_path: Path, smollm2_path: Path) -> None:
+    base = tmp_path / "base"
+    q = run_cli("quality", "starter", "--ctx", "128", "--chunks", "2", "--json", basedir=base, timeout=600)
+    assert q.returncode == 0, q.stderr
+    measured = json.loads(q.stdout)
+    assert measured["reference"] is None  # the starter is the only version of it here: perplexity only
+    report_file = tmp_path / "fit.json"
+    args = ("--prompt", "The sky is", "--seed", "5", "--max-tokens", "4", "--ctx", "256", "--floor", "0")
+    r = run_cli("compare", "starter", "starter", *args, "--min-same-top", "50", "--report", str(report_file),
+                basedir=base, timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    # a floor on the same-top share, and a model measured without a reference: nothing passes, and it says why
+    assert "No model meets the rule for a best choice" in r.stdout and "does not pass" in r.stdout
+    report = json.loads(report_file.read_text(encoding="utf-8"))
+    jsonschema.validate(report, json.loads(resource_path("report.schema.json").read_text(encoding="utf-8")))
+    assert report["min_same_top"] == 50 and report["best"] is None
+    for m in report["models"]:
+        assert m["quality"]["ppl"] == measured["ppl"] and m["quality"]["same_top_pct"] is None
+        assert m["quality"]["ctx"] == 128 and not m["quality"]["is_reference"]
+    # without the floor the same runs have a best choice, and --json carries the quality per run
+    out = _compare_json("starter", "starter", *args, basedir=base)
+    assert out["best"] is not None and [run["quality"]["ppl"] for run in out["runs"]] == [measured["ppl"]] * 2
