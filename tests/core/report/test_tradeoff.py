@@ -237,3 +237,12 @@ def _svgs(html: str) -> list[ET.Element]:
     import re
 
     return [ET.fromstring(m) for m in re.findall(r"<svg\b.*?</svg>", html, re.S)]
+
+
+def test_labels_of_close_points_are_stacked() -> None:
+    from sizewise.core.report.pareto import Point, label_levels
+
+    pts = [Point("Q4_0", 85, 0.23, 0), Point("Q6_K", 131, 0.010, 1), Point("Q8_0", 138, 0.004, 2)]
+    pts.append(Point("F16", 258, 0, 3))
+    assert label_levels(pts) == {3: 0, 2: 0, 1: 1, 0: 0}  # Q6_K's name goes a line above Q8_0's
+    assert label_levels(pts[:1]) == {0: 0}

@@ -11,6 +11,7 @@ import core.compare (import contract: comparisons sit on top of core).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,27 @@ def pareto_front(points: Sequence[tuple[float, float]], better: tuple[Better, Be
     """
     front = [i for i, p in enumerate(points) if not any(dominates(q, p, better) for q in points)]
     return sorted(front, key=lambda i: (points[i][0], points[i][1]))
+
+
+def label_levels(points: Sequence[Point], near: float = 0.08) -> dict[int, int]:
+    """How many lines above its dot each point's label goes (0: just above), so that quants of nearly the same
+    size and quality do not print their names on top of each other.
+
+    Points within ``near`` of the x range (and twice that of the y range) of their right-hand neighbour form a
+    cluster; going right to left, each label in a cluster goes one line higher than its neighbour's. The
+    rightmost keeps its line because its name runs to the right, into empty space.
+    """
+    if len(points) < 2:
+        return {i: 0 for i in range(len(points))}
+    xs, ys = [p.x for p in points], [p.y for p in points]
+    dx, dy = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    order = sorted(range(len(points)), key=lambda i: (points[i].x, points[i].y), reverse=True)
+    levels = {order[0]: 0}
+    for right, cur in itertools.pairwise(order):
+        a, b = points[right], points[cur]
+        close = abs(b.x - a.x) < near * dx and abs(b.y - a.y) < 2 * near * dy
+        levels[cur] = levels[right] + 1 if close else 0
+    return levels
 
 
 def file_mib(entry: Mapping[str, Any]) -> float | None:

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from sizewise.core.report.pareto import Better, Point, pareto_front
+from sizewise.core.report.pareto import Better, Point, label_levels, pareto_front
 
 FRONT_COLOR = "#4C78A8"
 DOMINATED_COLOR = "#B0B0B0"
@@ -118,6 +118,7 @@ def scatter_svg(
     if len(front) > 1:
         coords = " ".join(f"{sx(points[i].x):.1f},{sy(points[i].y):.1f}" for i in front)
         out.append(f'<polyline class="front" points="{coords}" fill="none" stroke="{FRONT_COLOR}" stroke-width="2"/>')
+    levels = label_levels(points)
     for i, p in enumerate(points):
         best = highlight is not None and p.entry == highlight
         color = BEST_COLOR if best else FRONT_COLOR if i in on_front else DOMINATED_COLOR
@@ -131,7 +132,8 @@ def scatter_svg(
         anchor, dx = ("end", -8) if cx > left + pw * 0.8 else ("start", 8)
         fill = "#222" if i in on_front else "#888"
         out.append(
-            f'<text x="{cx + dx:.1f}" y="{cy - 6:.1f}" text-anchor="{anchor}" fill="{fill}">{escape(label)}</text>'
+            f'<text x="{cx + dx:.1f}" y="{cy - 6 - 14 * levels[i]:.1f}" text-anchor="{anchor}" fill="{fill}">'
+            f"{escape(label)}</text>"
         )
     ly = height - 10
     out.append(

@@ -897,6 +897,10 @@ class CompareView(QWidget):
                 if col == 1:
                     item.setToolTip(text)
                 self.table.setItem(row, col, item)
+        for col in range(2, self.table.columnCount()):  # a column nobody measured says nothing: hide it
+            texts = [cell.text() if (cell := self.table.item(r, col)) is not None else "–" for r in range(len(entries))]
+            empty = all(t == "–" for t in texts)
+            self.table.setColumnHidden(col, empty and bool(entries))
         for i, p in enumerate(self.panels):
             title = p.title().removeprefix("★ ")
             p.setTitle(("★ " if i == best else "") + title)
@@ -918,6 +922,10 @@ class CompareView(QWidget):
         x = np.arange(len(entries), dtype=float)
         ticks = [[(float(i), f"{i + 1}{'★' if i == best else ''}") for i in range(len(entries))]]
         self.speed_chart.clear()
+        self.memory_chart.clear()
+        self.tradeoff.show_entries(entries, best)
+        if not any(e.get("predicted") or e.get("measured") or generation_tps(e) is not None for e in entries):
+            return  # the planned runs before a comparison: no bars of zero for figures nobody measured
         shared = self.runner is not None and self.runner.speeds_shared
         self.speed_chart.setTitle(f"Generation tokens/s{' (shared CPU)' if shared else ''} (dashed: floor)")
         speeds = [generation_tps(e) or 0.0 for e in entries]
@@ -927,7 +935,6 @@ class CompareView(QWidget):
             pg.InfiniteLine(self.floor_spin.value(), angle=0, pen=pg.mkPen("#C00000", style=Qt.PenStyle.DashLine))
         )
         self.speed_chart.getAxis("bottom").setTicks(ticks)
-        self.memory_chart.clear()
         for k, (part, key, color) in enumerate(
             (
                 ("predicted", "ram_bytes", "#9ecae9"),
@@ -938,7 +945,6 @@ class CompareView(QWidget):
             heights = [int((e.get(part) or {}).get(key) or 0) / MiB for e in entries]
             self.memory_chart.addItem(pg.BarGraphItem(x=x + (k - 1) * 0.25, height=heights, width=0.22, brush=color))
         self.memory_chart.getAxis("bottom").setTicks(ticks)
-        self.tradeoff.show_entries(entries, best)
 
     # -- export -----------------------------------------------------------------------------------
     def export_report(self, path: str | Path) -> str:

@@ -26,6 +26,7 @@ from sizewise.core.report.pareto import (
     Metric,
     Point,
     file_mib,
+    label_levels,
     pareto_front,
     quality_metric,
 )
@@ -140,12 +141,13 @@ class TradeoffChart(QWidget):
             ys = [drawn.points[i].y for i in drawn.front]
             plot.addItem(pg.PlotDataItem(xs, ys, pen=pg.mkPen(FRONT, width=2)))
         spots = []
+        levels = label_levels(drawn.points)
         for i, p in enumerate(drawn.points):
             best = p.entry == self.best
             color = BEST if best else FRONT if i in on_front else DOMINATED
             spots.append({"pos": (p.x, p.y), "size": 11, "brush": pg.mkBrush(color), "pen": pg.mkPen("w")})
             label = pg.TextItem(("★ " if best else "") + p.label, color="#222" if i in on_front else "#888")
-            label.setAnchor((0.0, 1.0))
+            label.setAnchor((0.0, 1.0 + levels[i]))  # each level one text height higher
             label.setPos(p.x, p.y)
             plot.addItem(label)
         plot.addItem(pg.ScatterPlotItem(spots=spots))
