@@ -35,7 +35,7 @@ import pytest
 
 from sizewise.core.quant.plan import plan_quantize
 from sizewise.core.quant.text import load_text
-from sizewise.engine.quant.evaluate import QualityJob
+from sizewise.engine.quant.quality_job import QualityJob
 from sizewise.engine.quant.quantize import Quantizer
 
 pytestmark = pytest.mark.benchmarks
