@@ -40,7 +40,7 @@ from sizewise.core.report.quality_section import (
 from sizewise.core.report.svg_chart import Series, bar_chart_svg
 from sizewise.core.sampling import LoadParams
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2  # 2: quality per model and min_same_top (the quant lab)
 READING_SPEED_FLOOR_TPS = 10.0  # a comfortable reading pace; the user can change it
 MiB = 1 << 20
 
