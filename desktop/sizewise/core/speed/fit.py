@@ -1,11 +1,14 @@
 """Least-squares fits of a speed profile from measured points.
 
-Generation: ``t = t_fixed + Σ_family bytes_family / bw_family`` — linear in (t_fixed, 1/bw…), solved with
-non-negative least squares so a noisy point can never give a negative time or bandwidth. Also the single
+Generation: ``t = t_fixed + n_layer × t_layer + Σ_key bytes_key / bw_key`` — linear in the unknowns, solved
+with non-negative least squares so a noisy point can never give a negative time or bandwidth. Also the single
 ``(t_fixed, bw)`` fit over total bytes, which is the headline figure and the fallback for unmeasured types.
 
-Prompt processing: ``t_token = c0 + flops / F_family``; c0 is shared (the per-token work outside matmuls),
-one ``F`` per family.
+Prompt processing: ``t_token = c0 + n_layer × c_layer + flops / F_key``; c0 and c_layer are shared (the
+work outside matmuls), one ``F`` per key. A key is a ggml type name or a type family (the caller decides;
+calibration fits both, so a type it never measured still gets its family's figure), and ``kv`` for the KV
+cache. Calibration varies layer count and width independently so the fixed, per-layer and per-byte terms
+can be told apart.
 """
 
 from __future__ import annotations
@@ -37,21 +40,23 @@ def nnls(a: Array, y: Array) -> tuple[Array, float]:
 
 @dataclass(frozen=True)
 class TgPoint:
-    """One generation measurement: bytes read per token, by family (KV counted as ``float``), and seconds."""
+    """One generation measurement: bytes read per token by key (the KV cache under ``kv``), and seconds."""
 
-    bytes_by_family: dict[str, int]
+    bytes_by_key: dict[str, int]
     seconds: float
+    n_layer: int = 0
 
     @property
     def bytes_read(self) -> int:
-        return sum(self.bytes_by_family.values())
+        return sum(self.bytes_by_key.values())
 
 
 @dataclass(frozen=True)
 class PpPoint:
-    family: str
+    key: str  # the type (or family) holding most of the model's matmul bytes
     flops: float  # per prompt token
     seconds: float  # per prompt token
+    n_layer: int = 0
 
 
 class FitError(ValueError):
@@ -66,38 +71,56 @@ def fit_line(points: list[tuple[float, float]]) -> tuple[float, float]:
     y = np.array([s for _, s in points])
     (t_fixed, inv_bw), _ = nnls(a, y)
     if inv_bw <= 0:
-        raise FitError("time does not grow with bytes read: the measurements are too noisy")
+        raise FitError(
+            "time did not grow with bytes read: the measurements were too noisy (was the machine busy? "
+            "run it again when it is idle)"
+        )
     return float(t_fixed), float(1.0 / inv_bw)
 
 
-def fit_tg(points: list[TgPoint]) -> tuple[float, float, dict[str, float]]:
-    """(t_fixed, bw_effective, bw per family) from generation points."""
+@dataclass(frozen=True)
+class TgFit:
+    t_fixed: float
+    bw: float  # the single figure over total bytes (headline, and the fallback for unmeasured types)
+    t_layer: float
+    bw_by_key: dict[str, float]
+
+
+@dataclass(frozen=True)
+class PpFit:
+    c0: float
+    c_layer: float
+    flops_by_key: dict[str, float]
+
+
+def _solve(rows: list[list[float]], y: list[float]) -> Array:
+    a, b = np.array(rows), np.array(y)
+    scale = np.maximum(np.abs(a).max(axis=0), 1e-300)  # columns of ~1 and ~1e8: scale for a well-conditioned solve
+    sol, _ = nnls(a / scale, b)
+    out: Array = sol / scale
+    return out
+
+
+def fit_tg(points: list[TgPoint]) -> TgFit:
+    """Generation figures from points; per-key bandwidths only when the points over-determine them."""
     t_fixed, bw = fit_line([(float(p.bytes_read), p.seconds) for p in points])
-    families = sorted({f for p in points for f, n in p.bytes_by_family.items() if n > 0})
-    a = np.array([[1.0] + [float(p.bytes_by_family.get(f, 0)) for f in families] for p in points])
-    y = np.array([p.seconds for p in points])
-    scale = np.maximum(a.max(axis=0), 1.0)  # columns of ~1 and ~1e8: scale for a well-conditioned solve
-    sol, _ = nnls(a / scale, y)
-    sol = sol / scale
-    by_family = {f: float(1.0 / inv) for f, inv in zip(families, sol[1:], strict=True) if inv > 0}
-    if len(points) <= len(families) + 1:
-        by_family = {}  # not over-determined: the per-family figures would just fit the noise
-    else:
-        t_fixed = float(sol[0])
-    return t_fixed, bw, by_family
+    keys = sorted({k for p in points for k, n in p.bytes_by_key.items() if n > 0})
+    if len(points) <= len(keys) + 2:  # not over-determined: per-key figures would just fit the noise
+        return TgFit(t_fixed, bw, 0.0, {})
+    sol = _solve([[1.0, float(p.n_layer)] + [float(p.bytes_by_key.get(k, 0)) for k in keys] for p in points],
+                 [p.seconds for p in points])  # fmt: skip
+    by_key = {k: float(1.0 / inv) for k, inv in zip(keys, sol[2:], strict=True) if inv > 0}
+    return TgFit(float(sol[0]), bw, float(sol[1]), by_key)
 
 
-def fit_pp(points: list[PpPoint]) -> tuple[float, dict[str, float]]:
-    """(c0 seconds per token, effective FLOP/s per family) from prompt-processing points."""
-    families = sorted({p.family for p in points})
-    if len(points) < len(families) + 1:
-        raise FitError("need more prompt measurements than weight type families")
-    a = np.array([[1.0] + [p.flops if p.family == f else 0.0 for f in families] for p in points])
-    y = np.array([p.seconds for p in points])
-    scale = np.maximum(a.max(axis=0), 1.0)
-    sol, _ = nnls(a / scale, y)
-    sol = sol / scale
-    flops = {f: float(1.0 / inv) for f, inv in zip(families, sol[1:], strict=True) if inv > 0}
-    if len(flops) < len(families):
+def fit_pp(points: list[PpPoint]) -> PpFit:
+    """Fixed and per-layer seconds per prompt token, and effective FLOP/s per key."""
+    keys = sorted({p.key for p in points})
+    if len(points) < len(keys) + 2:
+        raise FitError("need more prompt measurements than weight types")
+    rows = [[1.0, float(p.n_layer)] + [p.flops if p.key == k else 0.0 for k in keys] for p in points]
+    sol = _solve(rows, [p.seconds for p in points])
+    flops = {k: float(1.0 / inv) for k, inv in zip(keys, sol[2:], strict=True) if inv > 0}
+    if len(flops) < len(keys):
         raise FitError("prompt time does not grow with model size for some weight type")
-    return float(sol[0]), flops
+    return PpFit(float(sol[0]), float(sol[1]), flops)

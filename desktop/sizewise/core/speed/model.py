@@ -1,14 +1,17 @@
 """The speed model: generation and prompt-processing speed of a GGUF on a device, from its header alone.
 
 Generation is memory-bound (BRIEF §9): each token reads every weight it uses once, plus the KV cache filled
-so far, so ``t_token = t_fixed + bytes_read / bw``. Measured efficiency is not constant — small models lose
-a larger share to work outside the matmuls — hence the fixed term instead of one efficiency factor. On a CPU
-the dequantization work differs per weight type, so a profile may carry an effective bandwidth per type
-family (fitted in fit.py); a family it never measured uses the overall figure.
+so far, so ``t_token = t_fixed + n_layer × t_layer + Σ bytes_type / bw_type``. Measured efficiency is not
+constant — small models lose a larger share to work outside the matmuls — hence fixed terms instead of one
+efficiency factor; the per-layer one is there because on a CPU each of a layer's graph nodes costs a thread
+synchronisation, so a deep narrow model (SmolLM2-135M: 30 layers) is slower than its bytes alone say. On a
+CPU the dequantization work differs per weight type (Q2_K reads fewer bytes than Q4_K but decodes slower),
+so a profile carries an effective bandwidth per ggml type and per type family (fitted in fit.py): a type it
+never measured uses its family's figure, a family it never measured the overall one.
 
-Prompt processing is compute-bound: ``t_pp_token = c0 + flops / F[family]`` with ``flops ≈ 2 × active
-matmul parameters`` plus attention over the tokens already in the cache, and ``F`` an effective FLOP/s
-measured per weight type family (F16 and Q6_K differ ~1.7×).
+Prompt processing is compute-bound: ``t_pp_token = c0 + n_layer × c_layer + flops / F`` with ``flops ≈ 2 ×
+active matmul parameters`` plus attention over the tokens already in the cache, and ``F`` an effective
+FLOP/s measured per main weight type, then family (F16 and Q6_K differ ~1.7×).
 
 Mixture-of-experts: tensors named ``*_exps`` count ``expert_used_count / expert_count`` of their bytes and
 parameters; attention, router and shared tensors count in full. The token-embedding table is read one row
@@ -21,38 +24,33 @@ from dataclasses import dataclass, field
 
 from sizewise.core.fit.memory_model import kv_bytes_per_token, model_shape
 from sizewise.core.gguf.header import GGUFHeader, header_int
-from sizewise.core.speed.profile import SpeedProfile
-
-FAMILIES = ("float", "legacy", "kquant", "iquant", "other")
-
-
-def type_family(type_name: str) -> str:
-    """The kernel family of a ggml type: what decides its dequantization and matmul cost."""
-    t = type_name.upper()
-    if t in ("F32", "F16", "BF16", "F64"):
-        return "float"
-    if t.startswith("IQ") or t.startswith("TQ"):
-        return "iquant"
-    if t.endswith("_K"):
-        return "kquant"
-    if t in ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "MXFP4"):
-        return "legacy"
-    return "other"
+from sizewise.core.speed.profile import KV, SpeedProfile, type_family
 
 
 @dataclass(frozen=True)
 class ModelCost:
     """What one token costs a model, independent of the device."""
 
+    n_layer: int
     weight_bytes: int  # weights read per generated token (active experts only)
-    bytes_by_family: dict[str, int]
+    bytes_by_type: dict[str, int]  # by ggml type name
     matmul_params: int  # active parameters a token multiplies through
-    family: str  # the family holding most of the matmul bytes: picks the prompt-processing efficiency
+    main_type: str  # the type holding most of the matmul bytes: picks the prompt-processing efficiency
     kv_full_bytes_per_token: int  # K+V bytes per cached token on full-attention layers
     kv_swa_bytes_per_token: int
     n_swa: int
     attn_flops_per_cached_token: int  # QK and softmax·V work per new token, per token already cached
     notes: tuple[str, ...] = field(default=())
+
+    @property
+    def family(self) -> str:
+        return type_family(self.main_type)
+
+    def bytes_by_family(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t, n in self.bytes_by_type.items():
+            out[type_family(t)] = out.get(type_family(t), 0) + n
+        return out
 
     def kv_bytes_at(self, depth: int) -> int:
         """KV bytes a token reads with ``depth`` tokens already in the cache."""
@@ -75,7 +73,7 @@ def model_cost(header: GGUFHeader) -> ModelCost:
     n_used = header_int(header.arch_key("expert_used_count")) or n_expert
     names = {t.name for t in header.tensors}
     tied = "output.weight" not in names
-    by_family: dict[str, int] = {}
+    by_type: dict[str, int] = {}
     matmul_params = 0
     for t in header.tensors:
         if t.name == "token_embd.weight" and not tied:
@@ -83,17 +81,17 @@ def model_cost(header: GGUFHeader) -> ModelCost:
         if len(t.shape) < 2 and t.n_elements < 1 << 16:
             continue  # norms and biases
         share = n_used / n_expert if n_expert > 1 and "_exps" in t.name else 1.0
-        fam = type_family(t.type_name)
-        by_family[fam] = by_family.get(fam, 0) + int(t.n_bytes * share)
+        by_type[t.type_name] = by_type.get(t.type_name, 0) + int(t.n_bytes * share)
         matmul_params += int(t.n_elements * share)
     full, swa = kv_bytes_per_token(shape)
     attn = sum(4 * h * shape.head_dim_k for h in shape.n_head)  # QK^T plus softmax·V, 2 FLOPs per MAC
     notes = () if shape.known else shape.notes
     return ModelCost(
-        weight_bytes=sum(by_family.values()),
-        bytes_by_family=by_family,
+        n_layer=shape.n_layer,
+        weight_bytes=sum(by_type.values()),
+        bytes_by_type=by_type,
         matmul_params=matmul_params,
-        family=max(by_family, key=lambda f: by_family[f]) if by_family else "other",
+        main_type=max(by_type, key=lambda t: by_type[t]) if by_type else "other",
         kv_full_bytes_per_token=full,
         kv_swa_bytes_per_token=swa,
         n_swa=shape.n_swa,
@@ -113,16 +111,20 @@ class SpeedPrediction:
 
 
 def tg_seconds(cost: ModelCost, profile: SpeedProfile, depth: int = 0) -> float:
-    """Seconds per generated token at ``depth``: the fixed part plus each family's bytes at its bandwidth."""
-    seconds = profile.t_fixed
-    for fam, n in cost.bytes_by_family.items():
-        seconds += n / profile.bandwidth(fam)
-    return seconds + cost.kv_bytes_at(depth) / profile.bandwidth("float")  # the KV cache is F16
+    """Seconds per generated token at ``depth``: the fixed parts plus each type's bytes at its bandwidth."""
+    seconds = profile.t_fixed + cost.n_layer * profile.t_layer
+    for type_name, n in cost.bytes_by_type.items():
+        seconds += n / profile.bandwidth(type_name)
+    return seconds + cost.kv_bytes_at(depth) / profile.bandwidth(KV)
 
 
 def pp_seconds(cost: ModelCost, profile: SpeedProfile, depth: int = 0, n_prompt: int = 512) -> float:
     """Seconds per prompt token (a batch of ``n_prompt`` after ``depth`` cached tokens)."""
-    return profile.pp_fixed + cost.pp_flops(depth, n_prompt) / profile.flops(cost.family)
+    return (
+        profile.pp_fixed
+        + cost.n_layer * profile.pp_layer
+        + cost.pp_flops(depth, n_prompt) / profile.flops(cost.main_type)
+    )
 
 
 def predict_speed(cost: ModelCost, profile: SpeedProfile, depth: int = 0, n_prompt: int = 512) -> SpeedPrediction:

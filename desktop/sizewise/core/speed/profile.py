@@ -27,6 +27,21 @@ ESTIMATE_NOTE = (
 )
 PROFILE_FILE = "speed-profiles.json"
 SCHEMA = 1
+KV = "kv"  # the key of the KV cache's reads in per-type and per-family figures
+
+
+def type_family(type_name: str) -> str:
+    """The kernel family of a ggml type: the fallback for a type calibration did not measure."""
+    t = type_name.upper()
+    if t in ("F32", "F16", "BF16", "F64"):
+        return "float"
+    if t.startswith("IQ") or t.startswith("TQ"):
+        return "iquant"
+    if t.endswith("_K"):
+        return "kquant"
+    if t in ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "MXFP4"):
+        return "legacy"
+    return KV if type_name == KV else "other"
 
 
 @dataclass(frozen=True)
@@ -36,8 +51,12 @@ class SpeedProfile:
     bw_effective: float  # bytes/s, fitted over every weight type
     t_fixed: float  # seconds per generated token outside the weight reads
     pp_fixed: float = 0.0  # seconds per prompt token outside the matmuls
-    bw_by_family: dict[str, float] = field(default_factory=dict)  # effective bandwidth per weight type family
-    flops_by_family: dict[str, float] = field(default_factory=dict)  # effective FLOP/s for prompts
+    t_layer: float = 0.0  # seconds per layer per generated token outside the weight reads
+    pp_layer: float = 0.0  # seconds per layer per prompt token outside the matmuls
+    bw_by_type: dict[str, float] = field(default_factory=dict)  # effective bandwidth per ggml type (and kv)
+    bw_by_family: dict[str, float] = field(default_factory=dict)  # … per type family: for unmeasured types
+    flops_by_type: dict[str, float] = field(default_factory=dict)  # effective FLOP/s for prompts, by main type
+    flops_by_family: dict[str, float] = field(default_factory=dict)
     source: str = "estimate"  # "measured" | "estimate"
     backend: str = "cpu"
     device: str = ""  # the CPU model or GPU name
@@ -52,12 +71,15 @@ class SpeedProfile:
     def measured(self) -> bool:
         return self.source == "measured"
 
-    def bandwidth(self, family: str) -> float:
-        return self.bw_by_family.get(family) or self.bw_effective
+    def bandwidth(self, type_name: str) -> float:
+        """Effective bandwidth for a ggml type: its own figure, else its family's, else the overall one."""
+        return self.bw_by_type.get(type_name) or self.bw_by_family.get(type_family(type_name)) or self.bw_effective
 
-    def flops(self, family: str) -> float:
-        if family in self.flops_by_family:
-            return self.flops_by_family[family]
+    def flops(self, type_name: str) -> float:
+        """Effective prompt FLOP/s for a model whose main type is ``type_name`` (then family, then slowest)."""
+        found = self.flops_by_type.get(type_name) or self.flops_by_family.get(type_family(type_name))
+        if found:
+            return found
         if self.flops_by_family:  # a family never measured: the slowest one measured, to err on the slow side
             return min(self.flops_by_family.values())
         return DEFAULT_CPU_FLOPS
@@ -71,8 +93,12 @@ class SpeedProfile:
             bw_effective=float(d["bw_effective"]),
             t_fixed=float(d["t_fixed"]),
             pp_fixed=float(d.get("pp_fixed", 0.0)),
-            bw_by_family={str(k): float(v) for k, v in (d.get("bw_by_family") or {}).items()},
-            flops_by_family={str(k): float(v) for k, v in (d.get("flops_by_family") or {}).items()},
+            t_layer=float(d.get("t_layer", 0.0)),
+            pp_layer=float(d.get("pp_layer", 0.0)),
+            bw_by_type=_floats(d.get("bw_by_type")),
+            bw_by_family=_floats(d.get("bw_by_family")),
+            flops_by_type=_floats(d.get("flops_by_type")),
+            flops_by_family=_floats(d.get("flops_by_family")),
             source=str(d.get("source", "estimate")),
             backend=str(d.get("backend", "cpu")),
             device=str(d.get("device", "")),
@@ -83,6 +109,10 @@ class SpeedProfile:
             points=int(d.get("points", 0)),
             note=str(d.get("note", "")),
         )
+
+
+def _floats(d: Any) -> dict[str, float]:
+    return {str(k): float(v) for k, v in (d or {}).items()}
 
 
 def estimate_profile(device: str = "", reason: str = ESTIMATE_NOTE) -> SpeedProfile:
