@@ -30,8 +30,9 @@ def test_predicted_against_measured(tmp_path: Path, smollm2_path: Path) -> None:
     paths = basedir_paths(tmp_path / "base").ensure()
     profile, _ = calibrate(paths, smollm2_path, lambda s: print(s, file=sys.stderr))
     print(
-        f"\nbw {profile.bw_effective / 1e9:.2f} GB/s, t_fixed {profile.t_fixed * 1e3:.3f} ms, "
-        f"by family {profile.bw_by_family}, flops {profile.flops_by_family}, {profile.calibration_s:.1f} s"
+        f"\nbw {profile.bw_effective / 1e9:.2f} GB/s, t_fixed {profile.t_fixed * 1e3:.3f} ms, t_layer "
+        f"{profile.t_layer * 1e3:.3f} ms, by quant {profile.bw_by_quant}, by family {profile.bw_by_family}, "
+        f"flops {profile.flops_by_quant}, {profile.calibration_s:.1f} s"
     )
     f16 = write_synthetic(tmp_path / "unseen.gguf", UNSEEN, read_tokenizer(smollm2_path))
     models = [("SmolLM2-135M Q4_1", smollm2_path)]

@@ -25,7 +25,10 @@ def _leftovers(base: Path) -> list[Path]:
 @pytest.fixture(scope="module")
 def calibrated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     base = tmp_path_factory.mktemp("calibrate")
-    r = run_cli("calibrate", "--json", basedir=base, timeout=240)
+    r = run_cli("calibrate", "--json", basedir=base, timeout=300)
+    if r.returncode == 1 and "busy" in r.stderr:  # other programs took the cores: refusing is the designed answer
+        assert not (base / "data" / PROFILE_FILE).exists() and _leftovers(base) == []
+        pytest.skip(f"the machine was too busy to calibrate: {r.stderr.strip().splitlines()[-1]}")
     assert r.returncode == 0, r.stderr[-3000:]
     return base, json.loads(r.stdout)
 
@@ -38,7 +41,7 @@ def test_calibration_stores_a_measured_profile_and_leaves_no_synthetic_files(
     assert list(stored) == [out["profile"]["fingerprint"]]
     profile = SpeedProfile.from_dict(stored[out["profile"]["fingerprint"]])
     assert profile.measured and profile.bw_effective > 0 and profile.t_fixed >= 0
-    assert profile.flops_by_type and profile.bw_by_type and profile.llama_cpp_version and profile.points >= 6
+    assert profile.flops_by_quant and profile.bw_by_quant and profile.llama_cpp_version and profile.points >= 6
     assert len(out["measurements"]) >= 6 and all(m["tg_tps"] > 0 for m in out["measurements"])
     assert _leftovers(base) == []
 

@@ -66,7 +66,7 @@ def test_cost_counts_active_experts_only_and_the_embedding_only_when_tied() -> N
     dense = [("token_embd.weight", (256, 1000), F16), ("blk.0.attn_q.weight", (256, 256), Q8_0)]
     tied = model_cost(_header(dense))
     untied = model_cost(_header([*dense, ("output.weight", (256, 1000), Q4_K)]))
-    assert tied.bytes_by_type == {"F16": 256 * 1000 * 2, "Q8_0": 256 * 256 * 34 // 32}
+    assert tied.bytes_by_type == {"F16": 256 * 1000 * 2, "Q8_0": 256 * 256 * 34 // 32} and tied.quant == "F16"
     assert tied.bytes_by_family() == {"float": 256 * 1000 * 2, "legacy": 256 * 256 * 34 // 32}
     assert untied.bytes_by_type["Q4_K"] == 256 * 1000 * 144 // 256 and "F16" not in untied.bytes_by_type
     experts = [*dense, ("blk.0.ffn_up_exps.weight", (256, 512, 8), Q8_0)]
@@ -104,6 +104,6 @@ def test_profiles_round_trip_and_only_measured_ones_are_stored(tmp_path) -> None
 
 
 def test_type_families() -> None:
-    assert [type_family(t) for t in ("F16", "Q8_0", "Q4_1", "Q4_K", "Q6_K", "IQ2_XS", "BF16", KV)] == [
+    assert [type_family(t) for t in ("F16", "Q8_0", "Q4_1", "Q4_K", "Q4_K_M", "IQ2_XS", "BF16", KV)] == [
         "float", "legacy", "legacy", "kquant", "kquant", "iquant", "float", KV,
     ]  # fmt: skip

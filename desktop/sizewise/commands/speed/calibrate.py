@@ -64,7 +64,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         return 0
     for m in measured:
         print(f"{m.label:<14} tg {m.tg_tps:7.1f} t/s (at depth: {m.tg_deep_tps:7.1f})   pp {m.pp_tps:8.1f} t/s")
-    fams = ", ".join(f"{t} {bw / 1e9:.1f}" for t, bw in sorted(profile.bw_by_type.items()))
+    fams = ", ".join(f"{t} {bw / 1e9:.1f}" for t, bw in sorted(profile.bw_by_quant.items()))
     print(
         f"Bandwidth {profile.bw_effective / 1e9:.1f} GB/s effective ({fams or 'one figure for all types'}), "
         f"{profile.t_fixed * 1e3:.2f} ms fixed and {profile.t_layer * 1e3:.3f} ms per layer per token; "

@@ -84,6 +84,13 @@ class TgFit:
     bw: float  # the single figure over total bytes (headline, and the fallback for unmeasured types)
     t_layer: float
     bw_by_key: dict[str, float]
+    worst_error: float = 0.0  # the largest |fitted − measured| / measured over the points
+
+
+def worst_error(rows: list[list[float]], seconds: list[float], sol: Array) -> float:
+    """How far the fit misses its worst point, relative to it: a busy machine shows here first."""
+    fitted = np.array(rows) @ sol
+    return float(max(abs(f - s) / s for f, s in zip(fitted, seconds, strict=True) if s > 0))
 
 
 @dataclass(frozen=True)
@@ -107,10 +114,11 @@ def fit_tg(points: list[TgPoint]) -> TgFit:
     keys = sorted({k for p in points for k, n in p.bytes_by_key.items() if n > 0})
     if len(points) <= len(keys) + 2:  # not over-determined: per-key figures would just fit the noise
         return TgFit(t_fixed, bw, 0.0, {})
-    sol = _solve([[1.0, float(p.n_layer)] + [float(p.bytes_by_key.get(k, 0)) for k in keys] for p in points],
-                 [p.seconds for p in points])  # fmt: skip
+    rows = [[1.0, float(p.n_layer)] + [float(p.bytes_by_key.get(k, 0)) for k in keys] for p in points]
+    seconds = [p.seconds for p in points]
+    sol = _solve(rows, seconds)
     by_key = {k: float(1.0 / inv) for k, inv in zip(keys, sol[2:], strict=True) if inv > 0}
-    return TgFit(float(sol[0]), bw, float(sol[1]), by_key)
+    return TgFit(float(sol[0]), bw, float(sol[1]), by_key, worst_error(rows, seconds, sol))
 
 
 def fit_pp(points: list[PpPoint]) -> PpFit:
@@ -122,5 +130,8 @@ def fit_pp(points: list[PpPoint]) -> PpFit:
     sol = _solve(rows, [p.seconds for p in points])
     flops = {k: float(1.0 / inv) for k, inv in zip(keys, sol[2:], strict=True) if inv > 0}
     if len(flops) < len(keys):
-        raise FitError("prompt time does not grow with model size for some weight type")
+        raise FitError(
+            "prompt time did not grow with model size for some weight type (was the machine busy? run it again "
+            "when it is idle)"
+        )
     return PpFit(float(sol[0]), float(sol[1]), flops)

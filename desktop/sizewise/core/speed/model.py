@@ -1,17 +1,19 @@
 """The speed model: generation and prompt-processing speed of a GGUF on a device, from its header alone.
 
 Generation is memory-bound (BRIEF §9): each token reads every weight it uses once, plus the KV cache filled
-so far, so ``t_token = t_fixed + n_layer × t_layer + Σ bytes_type / bw_type``. Measured efficiency is not
-constant — small models lose a larger share to work outside the matmuls — hence fixed terms instead of one
-efficiency factor; the per-layer one is there because on a CPU each of a layer's graph nodes costs a thread
-synchronisation, so a deep narrow model (SmolLM2-135M: 30 layers) is slower than its bytes alone say. On a
-CPU the dequantization work differs per weight type (Q2_K reads fewer bytes than Q4_K but decodes slower),
-so a profile carries an effective bandwidth per ggml type and per type family (fitted in fit.py): a type it
-never measured uses its family's figure, a family it never measured the overall one.
+so far, so ``t_token = t_fixed + n_layer × t_layer + weight_bytes / bw_quant + kv_bytes / bw_kv``.
+Measured efficiency is not constant — small models lose a larger share to work outside the matmuls — hence
+fixed terms instead of one efficiency factor; the per-layer one is there because on a CPU each of a layer's
+graph nodes costs a thread synchronisation, so a deep narrow model (SmolLM2-135M: 30 layers) is slower than
+its bytes alone say. On a CPU the dequantization work differs per weight type (Q2_K reads fewer bytes than
+Q4_K but decodes slower), so a profile carries an effective bandwidth per file type (Q4_K_M: its own mix of
+Q4_K and Q6_K tensors) and per type family (fitted in fit.py): a type it never measured uses its family's
+figure, a family it never measured the overall one. Per file type rather than per tensor type because a
+file type's mix is fixed by llama.cpp's rules, and eighteen noisy points cannot separate seven tensor types.
 
 Prompt processing is compute-bound: ``t_pp_token = c0 + n_layer × c_layer + flops / F`` with ``flops ≈ 2 ×
 active matmul parameters`` plus attention over the tokens already in the cache, and ``F`` an effective
-FLOP/s measured per main weight type, then family (F16 and Q6_K differ ~1.7×).
+FLOP/s measured per file type, then family (F16 and Q6_K differ ~1.7×).
 
 Mixture-of-experts: tensors named ``*_exps`` count ``expert_used_count / expert_count`` of their bytes and
 parameters; attention, router and shared tensors count in full. The token-embedding table is read one row
@@ -23,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sizewise.core.fit.memory_model import kv_bytes_per_token, model_shape
-from sizewise.core.gguf.header import GGUFHeader, header_int
+from sizewise.core.gguf.header import GGUFHeader, header_int, quantization_name
 from sizewise.core.speed.profile import KV, SpeedProfile, type_family
 
 
@@ -33,9 +35,9 @@ class ModelCost:
 
     n_layer: int
     weight_bytes: int  # weights read per generated token (active experts only)
-    bytes_by_type: dict[str, int]  # by ggml type name
+    bytes_by_type: dict[str, int]  # by ggml tensor type name
     matmul_params: int  # active parameters a token multiplies through
-    main_type: str  # the type holding most of the matmul bytes: picks the prompt-processing efficiency
+    quant: str  # the file type (Q4_K_M …): picks the effective bandwidth and FLOP/s
     kv_full_bytes_per_token: int  # K+V bytes per cached token on full-attention layers
     kv_swa_bytes_per_token: int
     n_swa: int
@@ -44,7 +46,7 @@ class ModelCost:
 
     @property
     def family(self) -> str:
-        return type_family(self.main_type)
+        return type_family(self.quant)
 
     def bytes_by_family(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -91,7 +93,7 @@ def model_cost(header: GGUFHeader) -> ModelCost:
         weight_bytes=sum(by_type.values()),
         bytes_by_type=by_type,
         matmul_params=matmul_params,
-        main_type=max(by_type, key=lambda t: by_type[t]) if by_type else "other",
+        quant=quantization_name(header),
         kv_full_bytes_per_token=full,
         kv_swa_bytes_per_token=swa,
         n_swa=shape.n_swa,
@@ -111,19 +113,15 @@ class SpeedPrediction:
 
 
 def tg_seconds(cost: ModelCost, profile: SpeedProfile, depth: int = 0) -> float:
-    """Seconds per generated token at ``depth``: the fixed parts plus each type's bytes at its bandwidth."""
-    seconds = profile.t_fixed + cost.n_layer * profile.t_layer
-    for type_name, n in cost.bytes_by_type.items():
-        seconds += n / profile.bandwidth(type_name)
-    return seconds + cost.kv_bytes_at(depth) / profile.bandwidth(KV)
+    """Seconds per generated token at ``depth``: the fixed parts, the weights and the KV cache so far."""
+    fixed = profile.t_fixed + cost.n_layer * profile.t_layer
+    return fixed + cost.weight_bytes / profile.bandwidth(cost.quant) + cost.kv_bytes_at(depth) / profile.bandwidth(KV)
 
 
 def pp_seconds(cost: ModelCost, profile: SpeedProfile, depth: int = 0, n_prompt: int = 512) -> float:
     """Seconds per prompt token (a batch of ``n_prompt`` after ``depth`` cached tokens)."""
     return (
-        profile.pp_fixed
-        + cost.n_layer * profile.pp_layer
-        + cost.pp_flops(depth, n_prompt) / profile.flops(cost.main_type)
+        profile.pp_fixed + cost.n_layer * profile.pp_layer + cost.pp_flops(depth, n_prompt) / profile.flops(cost.quant)
     )
 
 

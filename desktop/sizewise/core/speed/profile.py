@@ -31,13 +31,13 @@ KV = "kv"  # the key of the KV cache's reads in per-type and per-family figures
 
 
 def type_family(type_name: str) -> str:
-    """The kernel family of a ggml type: the fallback for a type calibration did not measure."""
+    """The kernel family of a ggml or file type: the fallback for a type calibration did not measure."""
     t = type_name.upper()
     if t in ("F32", "F16", "BF16", "F64"):
         return "float"
     if t.startswith("IQ") or t.startswith("TQ"):
         return "iquant"
-    if t.endswith("_K"):
+    if t.endswith("_K") or "_K_" in t:  # Q4_K and the file types built on it (Q4_K_M, Q3_K_L …)
         return "kquant"
     if t in ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "MXFP4"):
         return "legacy"
@@ -53,9 +53,9 @@ class SpeedProfile:
     pp_fixed: float = 0.0  # seconds per prompt token outside the matmuls
     t_layer: float = 0.0  # seconds per layer per generated token outside the weight reads
     pp_layer: float = 0.0  # seconds per layer per prompt token outside the matmuls
-    bw_by_type: dict[str, float] = field(default_factory=dict)  # effective bandwidth per ggml type (and kv)
+    bw_by_quant: dict[str, float] = field(default_factory=dict)  # effective bandwidth per file type (and kv)
     bw_by_family: dict[str, float] = field(default_factory=dict)  # … per type family: for unmeasured types
-    flops_by_type: dict[str, float] = field(default_factory=dict)  # effective FLOP/s for prompts, by main type
+    flops_by_quant: dict[str, float] = field(default_factory=dict)  # effective FLOP/s for prompts, by file type
     flops_by_family: dict[str, float] = field(default_factory=dict)
     source: str = "estimate"  # "measured" | "estimate"
     backend: str = "cpu"
@@ -72,12 +72,12 @@ class SpeedProfile:
         return self.source == "measured"
 
     def bandwidth(self, type_name: str) -> float:
-        """Effective bandwidth for a ggml type: its own figure, else its family's, else the overall one."""
-        return self.bw_by_type.get(type_name) or self.bw_by_family.get(type_family(type_name)) or self.bw_effective
+        """Effective bandwidth for a file type (Q4_K_M …): its own figure, else its family's, else the overall one."""
+        return self.bw_by_quant.get(type_name) or self.bw_by_family.get(type_family(type_name)) or self.bw_effective
 
     def flops(self, type_name: str) -> float:
         """Effective prompt FLOP/s for a model whose main type is ``type_name`` (then family, then slowest)."""
-        found = self.flops_by_type.get(type_name) or self.flops_by_family.get(type_family(type_name))
+        found = self.flops_by_quant.get(type_name) or self.flops_by_family.get(type_family(type_name))
         if found:
             return found
         if self.flops_by_family:  # a family never measured: the slowest one measured, to err on the slow side
@@ -95,9 +95,9 @@ class SpeedProfile:
             pp_fixed=float(d.get("pp_fixed", 0.0)),
             t_layer=float(d.get("t_layer", 0.0)),
             pp_layer=float(d.get("pp_layer", 0.0)),
-            bw_by_type=_floats(d.get("bw_by_type")),
+            bw_by_quant=_floats(d.get("bw_by_quant")),
             bw_by_family=_floats(d.get("bw_by_family")),
-            flops_by_type=_floats(d.get("flops_by_type")),
+            flops_by_quant=_floats(d.get("flops_by_quant")),
             flops_by_family=_floats(d.get("flops_by_family")),
             source=str(d.get("source", "estimate")),
             backend=str(d.get("backend", "cpu")),

@@ -50,6 +50,9 @@ TG_TOKENS = 16
 DEEP = 512  # the deeper depth for generation: enough KV cache to see its cost
 BENCH_ID = 7
 TEMP_PREFIX = "speed-calibration-"
+# A quiet machine fits every point within a few percent; a point missed by more means another program took
+# the cores during a run, and such a profile would mispredict everything — so it is refused, not stored.
+MAX_FIT_ERROR = 0.30
 
 Progress = Callable[[str], None]
 
@@ -64,9 +67,9 @@ class Measured:
     tg_tps: float
     tg_deep_tps: float
     pp_tps: float
-    tg_by_type: tuple[TgPoint, ...]
+    tg_by_quant: tuple[TgPoint, ...]
     tg_by_family: tuple[TgPoint, ...]
-    pp_by_type: PpPoint
+    pp_by_quant: PpPoint
     pp_by_family: PpPoint
 
 
@@ -150,8 +153,8 @@ def measure(session: EngineSession, path: Path, label: str, *, threads: int | No
     if min(tg0, tgd, pp) <= 0:
         raise CalibrationFailed(f"A calibration measurement of {label} gave no figure.")
 
-    def tg_point(by_key: dict[str, int], depth: float, tps: float) -> TgPoint:
-        return TgPoint({**by_key, KV: cost.kv_bytes_at(round(depth))}, 1.0 / tps, cost.n_layer)
+    def tg_point(key: str, depth: float, tps: float) -> TgPoint:
+        return TgPoint({key: cost.weight_bytes, KV: cost.kv_bytes_at(round(depth))}, 1.0 / tps, cost.n_layer)
 
     shallow_depth, deep_depth = TG_TOKENS / 2, DEEP + TG_TOKENS / 2
     flops = cost.pp_flops(0, PP_TOKENS)
@@ -161,12 +164,9 @@ def measure(session: EngineSession, path: Path, label: str, *, threads: int | No
         tg_tps=tg0,
         tg_deep_tps=tgd,
         pp_tps=pp,
-        tg_by_type=(tg_point(cost.bytes_by_type, shallow_depth, tg0), tg_point(cost.bytes_by_type, deep_depth, tgd)),
-        tg_by_family=(
-            tg_point(cost.bytes_by_family(), shallow_depth, tg0),
-            tg_point(cost.bytes_by_family(), deep_depth, tgd),
-        ),
-        pp_by_type=PpPoint(cost.main_type, flops, 1.0 / pp, cost.n_layer),
+        tg_by_quant=(tg_point(cost.quant, shallow_depth, tg0), tg_point(cost.quant, deep_depth, tgd)),
+        tg_by_family=(tg_point(cost.family, shallow_depth, tg0), tg_point(cost.family, deep_depth, tgd)),
+        pp_by_quant=PpPoint(cost.quant, flops, 1.0 / pp, cost.n_layer),
         pp_by_family=PpPoint(cost.family, flops, 1.0 / pp, cost.n_layer),
     )
 
@@ -209,10 +209,15 @@ def calibrate(
         hardware = probe_hardware(ready)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    tg = fit_tg([p for m in results for p in m.tg_by_type])
+    tg = fit_tg([p for m in results for p in m.tg_by_quant])
     tg_family = fit_tg([p for m in results for p in m.tg_by_family])
-    pp = fit_pp([m.pp_by_type for m in results])
+    pp = fit_pp([m.pp_by_quant for m in results])
     pp_family = fit_pp([m.pp_by_family for m in results])
+    if tg.worst_error > MAX_FIT_ERROR:
+        raise CalibrationFailed(
+            f"the measurements disagree by up to {tg.worst_error:.0%} with any steady speed — the machine was "
+            "probably busy with other work; run it again when it is idle"
+        )
     engine = hardware.engine
     profile = SpeedProfile(
         bw_effective=tg.bw,
@@ -220,9 +225,9 @@ def calibrate(
         pp_fixed=pp.c0,
         t_layer=tg.t_layer,
         pp_layer=pp.c_layer,
-        bw_by_type=tg.bw_by_key,
+        bw_by_quant=tg.bw_by_key,
         bw_by_family=tg_family.bw_by_key,
-        flops_by_type=pp.flops_by_key,
+        flops_by_quant=pp.flops_by_key,
         flops_by_family=pp_family.flops_by_key,
         source="measured",
         backend="cpu",
@@ -231,6 +236,6 @@ def calibrate(
         llama_cpp_version=engine.llama_cpp_version if engine else "",
         fingerprint=device_fingerprint(hardware),
         calibration_s=time.perf_counter() - t0,
-        points=sum(len(m.tg_by_type) for m in results),
+        points=sum(len(m.tg_by_quant) for m in results),
     )
     return profile, results
