@@ -107,3 +107,14 @@ def test_type_families() -> None:
     assert [type_family(t) for t in ("F16", "Q8_0", "Q4_1", "Q4_K", "Q4_K_M", "IQ2_XS", "BF16", KV)] == [
         "float", "legacy", "legacy", "kquant", "kquant", "iquant", "float", KV,
     ]  # fmt: skip
+
+
+def test_a_point_slowed_by_other_programs_shows_as_a_large_fit_error() -> None:
+    points = [
+        TgPoint({k: int(w), KV: 1000}, 0.0005 + layers * 2e-5 + w / 20e9, layers)
+        for w, layers in ((20e6, 4), (30e6, 24), (120e6, 12))
+        for k in ("Q8_0", "Q2_K")
+    ]
+    assert fit_tg(points).worst_error < 0.01
+    busy = [*points[:-1], TgPoint(points[-1].bytes_by_key, points[-1].seconds * 2.5, points[-1].n_layer)]
+    assert fit_tg(busy).worst_error > 0.3
