@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "sizewise.commands.hardware",
     "sizewise.commands.fit",
     "sizewise.commands.bench",
+    "sizewise.commands.speed.calibrate",
     "sizewise.commands.quant_lab.quantize",
     "sizewise.commands.quant_lab.quality",
 ]

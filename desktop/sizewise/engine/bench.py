@@ -10,6 +10,9 @@ put next to a llama-bench figure from anywhere and mean the same thing.
 * **tg N** — N tokens decoded one at a time into an empty KV cache; tokens/s = N / elapsed. Like
   llama-bench, no sampling happens: the next token is taken from the prepared token list, so the
   timed region holds nothing but decoding.
+* **depth d** (llama-bench's ``-d``) — before each pp or tg run, ``d`` tokens are decoded into the
+  cleared cache untimed, so the run measures speed with a KV cache already holding ``d`` tokens (how
+  speed falls as a conversation grows; speed calibration measures it). Default 0.
 * **warm-up** — one full pp run and one single-token tg step before the measured runs (llama-bench's
   warm-up), so first-touch page faults and lazy allocations are not timed.
 * **repetitions** — each one starts from a cleared cache (``Llama.reset()`` plus
@@ -102,6 +105,7 @@ class BenchRequest:
     warmup: bool = True
     ttft: bool = True
     ttft_prompt: str = TTFT_PROMPT
+    depth: int = 0
 
     @classmethod
     def from_message(cls, msg: Message) -> BenchRequest:
@@ -112,6 +116,7 @@ class BenchRequest:
             warmup=bool(msg.get("warmup", True)),
             ttft=bool(msg.get("ttft", True)),
             ttft_prompt=str(msg.get("ttft_prompt") or TTFT_PROMPT),
+            depth=int(msg.get("depth", 0)),
         )
 
     def to_message(self, bench_id: int) -> Message:
@@ -124,19 +129,20 @@ class BenchRequest:
             "warmup": self.warmup,
             "ttft": self.ttft,
             "ttft_prompt": self.ttft_prompt,
+            "depth": self.depth,
         }
 
     def problem(self, n_ctx: int | None = None) -> str | None:
         """Why these parameters cannot run (one sentence), or None."""
-        if self.pp < 0 or self.tg < 0:
-            return "Prompt and generation lengths cannot be negative."
+        if self.pp < 0 or self.tg < 0 or self.depth < 0:
+            return "Prompt and generation lengths and the depth cannot be negative."
         if self.pp == 0 and self.tg == 0 and not self.ttft:
             return "Nothing to measure: prompt and generation lengths are both 0."
         if self.repetitions < 1:
             return f"Repetitions must be at least 1, not {self.repetitions}."
-        if n_ctx is not None and max(self.pp, self.tg) > n_ctx:
+        if n_ctx is not None and self.depth + max(self.pp, self.tg) > n_ctx:
             return (
-                f"The benchmark needs {max(self.pp, self.tg)} tokens of context but the model was loaded "
+                f"The benchmark needs {self.depth + max(self.pp, self.tg)} tokens of context but the model was loaded "
                 f"with {n_ctx}; use a larger context or a shorter prompt/generation."
             )
         return None
@@ -180,9 +186,11 @@ class _Runner:
         self.n_batch = int(self.llm.n_batch)
         self.step = 0
         self.total_steps = req.steps()
-        self.tokens = self._bench_tokens(max(req.pp, req.tg + 1, 2))
+        self.depth = req.depth
+        n_array = req.depth + max(req.pp, 1)
+        self.tokens = self._bench_tokens(max(n_array, req.depth + req.tg + 1, 2))
         # Kept alive for the whole run: llama_batch_get_one points into these arrays.
-        self._pp_array = (self.lc.llama_token * max(req.pp, 1))(*self.tokens[: max(req.pp, 1)])
+        self._pp_array = (self.lc.llama_token * n_array)(*self.tokens[:n_array])
         self._one = (self.lc.llama_token * 1)()
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -229,18 +237,31 @@ class _Runner:
         )
 
     # -- the timed runs -----------------------------------------------------------------------------
-    def run_pp(self, n: int) -> float:
-        """Seconds to decode the first ``n`` bench tokens from an empty cache, in n_batch chunks."""
-        lc, ctx = self.lc, self.ctx
+    def _batches(self, first: int, n: int) -> list[Any]:
+        """Batches of at most n_batch tokens over the prepared tokens ``first`` … ``first + n - 1``."""
+        lc = self.lc
         size = ctypes.sizeof(lc.llama_token)
-        base = ctypes.addressof(self._pp_array)
+        base = ctypes.addressof(self._pp_array) + first * size
         batches = []
         for start in range(0, n, self.n_batch):
             count = min(self.n_batch, n - start)
             ptr = ctypes.cast(base + start * size, ctypes.POINTER(lc.llama_token))
             batches.append(lc.llama_batch_get_one(ptr, count))
+        return batches
+
+    def _clear_to_depth(self) -> None:
+        """An empty cache, then the request's depth decoded into it (untimed)."""
         self.clear()
         self._check_stop()
+        for batch in self._batches(0, self.depth):
+            self._decoded(self.lc.llama_decode(self.ctx, batch))
+            self._check_stop()
+
+    def run_pp(self, n: int) -> float:
+        """Seconds to decode ``n`` bench tokens, in n_batch chunks, into a cache holding ``depth`` tokens."""
+        lc, ctx = self.lc, self.ctx
+        batches = self._batches(self.depth, n)
+        self._clear_to_depth()
         t0 = time.perf_counter()
         for batch in batches:
             self._decoded(lc.llama_decode(ctx, batch))
@@ -249,15 +270,14 @@ class _Runner:
         return time.perf_counter() - t0
 
     def run_tg(self, n: int) -> float:
-        """Seconds to decode ``n`` tokens one at a time from an empty cache."""
+        """Seconds to decode ``n`` tokens one at a time into a cache holding ``depth`` tokens."""
         lc, ctx, one, tokens = self.lc, self.ctx, self._one, self.tokens
         batch = lc.llama_batch_get_one(one, 1)
         stop = self.host.stop_event
-        self.clear()
-        self._check_stop()
+        self._clear_to_depth()
         t0 = time.perf_counter()
         for i in range(n):
-            one[0] = tokens[i]
+            one[0] = tokens[self.depth + i]
             rc = lc.llama_decode(ctx, batch)
             if rc != 0 or stop.is_set():
                 self._decoded(rc)
@@ -336,6 +356,7 @@ class _Runner:
             "ttft": ttft,
             "ttft_ms": ttft["mean_ms"] if ttft is not None else None,
             "warmup": req.warmup,
+            "depth": req.depth,
             "n_ctx": int(self.llm.n_ctx()),
             "n_batch": int(params.n_batch),
             "n_ubatch": int(params.n_ubatch),

@@ -15,7 +15,7 @@ Commands, parent → worker
               comes (a ``bench``: ``bench_done`` cancelled). A stop for any other id is ignored.
 ``unload``    free the model, keep the process.
 ``stats``     ask for memory figures now.
-``bench``     ``{id, pp, tg, repetitions, warmup, ttft, ttft_prompt}`` — the llama-bench loop on the loaded
+``bench``     ``{id, pp, tg, repetitions, warmup, ttft, ttft_prompt, depth}`` — the llama-bench loop on the loaded
               model (engine/bench.py, ``BenchRequest.to_message``); queued like ``generate``, and a
               ``stop`` with this ``id`` cancels it (also mid-decode). Sent with ``EngineClient.send_raw``.
 ``shutdown``  exit cleanly.
@@ -47,7 +47,7 @@ Events, worker → parent
                 after each run (never inside a timed one).
 ``bench_done``  ``{id, cancelled, pp: {n, repetitions, mean_tps, sd_tps, samples_tps, samples_s} | None,
                 tg: same | None, ttft: {mean_ms, sd_ms, samples_ms, prompt_tokens, mode, prompt} | None,
-                ttft_ms, warmup, n_ctx, n_batch, n_ubatch, n_threads, n_threads_batch, wall_s, rss_bytes,
+                ttft_ms, warmup, depth, n_ctx, n_batch, n_ubatch, n_threads, n_threads_batch, wall_s, rss_bytes,
                 peak_rss_bytes}``; a cancelled run carries only ``{id, cancelled: true, rss_bytes,
                 peak_rss_bytes}``. Bad parameters or no model answer ``failed`` ``{id, message}``.
 

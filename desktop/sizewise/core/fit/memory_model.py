@@ -482,6 +482,24 @@ def _kv(shape: ModelShape, es: EffectiveSettings) -> tuple[int, int, int]:
     return cpu, gpu, swa_cells
 
 
+def kv_bytes_per_token(shape: ModelShape, kv_type: str = "f16") -> tuple[int, int]:
+    """(bytes per token on full-attention layers, bytes per token on sliding-window layers) of K plus V.
+
+    The same row sizes as ``_kv`` (which sizes the whole cache); the speed model uses it for the KV bytes a
+    token reads at a given depth — a sliding-window layer never holds more than ``n_swa`` tokens.
+    """
+    full = swa = 0
+    for il in range(shape.n_layer):
+        n = _row_bytes(kv_type, shape.n_head_kv[il] * shape.head_dim_k) + _row_bytes(
+            kv_type, shape.n_head_kv[il] * shape.head_dim_v
+        )
+        if shape.swa[il]:
+            swa += n
+        else:
+            full += n
+    return full, swa
+
+
 def _rot_size(head_dim: int, *, grow: bool) -> int:
     """Hadamard rotation size llama.cpp uses for a quantized K (largest power of two dividing the head) or V (64)."""
     if head_dim <= 0 or head_dim % 64:

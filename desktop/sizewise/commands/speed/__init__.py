@@ -1,0 +1,1 @@
+"""Speed commands: ``calibrate`` (measure this machine's speed profile)."""

@@ -1,0 +1,73 @@
+"""``sizewise calibrate [--json]``: measure this machine's speed profile for speed predictions.
+
+Writes synthetic random-weight models, quantizes and measures them, fits and stores the profile keyed by
+this hardware and llama.cpp build (engine/speed/calibrate.py), and deletes every synthetic file. Progress
+goes to stderr. Ctrl+C stops it: nothing is stored and no file is left (exit 130).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from sizewise.commands import CliContext
+from sizewise.commands.quant_lab import INTERRUPTED, restore_default_sigint
+from sizewise.core.errors import UserError
+from sizewise.core.hub.starter import find_app_starter
+from sizewise.core.speed.fit import FitError
+from sizewise.core.speed.profile import ProfileStore, SpeedProfile
+from sizewise.engine.session import EngineError
+from sizewise.engine.speed.calibrate import CalibrationFailed, Measured, calibrate
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "calibrate", help="measure this machine's speed (about a minute) so speeds can be predicted before download"
+    )
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: llama-cpp-python's choice)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def _summary(profile: SpeedProfile, measured: list[Measured]) -> dict[str, Any]:
+    return {
+        "profile": profile.to_dict(),
+        "measurements": [
+            {"model": m.label, "tg_tps": m.tg_tps, "tg_deep_tps": m.tg_deep_tps, "pp_tps": m.pp_tps} for m in measured
+        ],
+    }
+
+
+def run(args: argparse.Namespace, ctx: CliContext) -> int:
+    starter = find_app_starter(ctx.paths)
+    if starter is None:
+        raise UserError("Calibration borrows the starter model's tokenizer, and the starter model is not installed.")
+    t0 = time.perf_counter()
+
+    def progress(line: str) -> None:
+        print(f"[{time.perf_counter() - t0:5.1f} s] {line}", file=sys.stderr, flush=True)
+
+    restore_default_sigint()
+    try:
+        profile, measured = calibrate(ctx.paths, starter.path, progress, threads=args.threads)
+    except KeyboardInterrupt:
+        print("Calibration cancelled; nothing was stored and the synthetic models were deleted.", file=sys.stderr)
+        return INTERRUPTED
+    except (CalibrationFailed, EngineError, FitError) as exc:
+        raise UserError(f"Calibration failed, nothing was stored: {exc}") from exc
+    ProfileStore.for_app(ctx.paths).put(profile)
+    if args.json:
+        print(json.dumps(_summary(profile, measured), indent=1))
+        return 0
+    for m in measured:
+        print(f"{m.label:<14} tg {m.tg_tps:7.1f} t/s (at depth: {m.tg_deep_tps:7.1f})   pp {m.pp_tps:8.1f} t/s")
+    fams = ", ".join(f"{t} {bw / 1e9:.1f}" for t, bw in sorted(profile.bw_by_quant.items()))
+    print(
+        f"Bandwidth {profile.bw_effective / 1e9:.1f} GB/s effective ({fams or 'one figure for all types'}), "
+        f"{profile.t_fixed * 1e3:.2f} ms fixed and {profile.t_layer * 1e3:.3f} ms per layer per token; "
+        f"calibrated in {profile.calibration_s:.0f} s."
+    )
+    return 0

@@ -1,0 +1,137 @@
+"""Least-squares fits of a speed profile from measured points.
+
+Generation: ``t = t_fixed + n_layer × t_layer + Σ_key bytes_key / bw_key`` — linear in the unknowns, solved
+with non-negative least squares so a noisy point can never give a negative time or bandwidth. Also the single
+``(t_fixed, bw)`` fit over total bytes, which is the headline figure and the fallback for unmeasured types.
+
+Prompt processing: ``t_token = c0 + n_layer × c_layer + flops / F_key``; c0 and c_layer are shared (the
+work outside matmuls), one ``F`` per key. A key is a ggml type name or a type family (the caller decides;
+calibration fits both, so a type it never measured still gets its family's figure), and ``kv`` for the KV
+cache. Calibration varies layer count and width independently so the fixed, per-layer and per-byte terms
+can be told apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+Array = npt.NDArray[np.float64]
+
+
+def nnls(a: Array, y: Array) -> tuple[Array, float]:
+    """Non-negative least squares for a handful of columns: drop the most negative column until none is.
+
+    Enough for 2–6 unknowns (scipy's Lawson–Hanson would be exact, but scipy is not a dependency).
+    """
+    active = list(range(a.shape[1]))
+    sol = np.zeros(a.shape[1])
+    while active:
+        x, *_ = np.linalg.lstsq(a[:, active], y, rcond=None)
+        if (x >= 0).all():
+            sol[:] = 0.0
+            sol[active] = x
+            break
+        del active[int(np.argmin(x))]
+    return sol, float(np.linalg.norm(a @ sol - y))
+
+
+@dataclass(frozen=True)
+class TgPoint:
+    """One generation measurement: bytes read per token by key (the KV cache under ``kv``), and seconds."""
+
+    bytes_by_key: dict[str, int]
+    seconds: float
+    n_layer: int = 0
+
+    @property
+    def bytes_read(self) -> int:
+        return sum(self.bytes_by_key.values())
+
+
+@dataclass(frozen=True)
+class PpPoint:
+    key: str  # the type (or family) holding most of the model's matmul bytes
+    flops: float  # per prompt token
+    seconds: float  # per prompt token
+    n_layer: int = 0
+
+
+class FitError(ValueError):
+    """Too few or degenerate points to fit."""
+
+
+def fit_line(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """(t_fixed, bw) for ``seconds = t_fixed + bytes / bw``, both kept ≥ 0 (bw > 0)."""
+    if len(points) < 2 or len({x for x, _ in points}) < 2:
+        raise FitError("need measurements at two or more different sizes")
+    a = np.array([[1.0, x] for x, _ in points])
+    y = np.array([s for _, s in points])
+    (t_fixed, inv_bw), _ = nnls(a, y)
+    if inv_bw <= 0:
+        raise FitError(
+            "time did not grow with bytes read: the measurements were too noisy (was the machine busy? "
+            "run it again when it is idle)"
+        )
+    return float(t_fixed), float(1.0 / inv_bw)
+
+
+@dataclass(frozen=True)
+class TgFit:
+    t_fixed: float
+    bw: float  # the single figure over total bytes (headline, and the fallback for unmeasured types)
+    t_layer: float
+    bw_by_key: dict[str, float]
+    worst_error: float = 0.0  # the largest |fitted − measured| / measured over the points
+
+
+def worst_error(rows: list[list[float]], seconds: list[float], sol: Array) -> float:
+    """How far the fit misses its worst point, relative to it: a busy machine shows here first."""
+    fitted = np.array(rows) @ sol
+    return float(max(abs(f - s) / s for f, s in zip(fitted, seconds, strict=True) if s > 0))
+
+
+@dataclass(frozen=True)
+class PpFit:
+    c0: float
+    c_layer: float
+    flops_by_key: dict[str, float]
+
+
+def _solve(rows: list[list[float]], y: list[float]) -> Array:
+    a, b = np.array(rows), np.array(y)
+    scale = np.maximum(np.abs(a).max(axis=0), 1e-300)  # columns of ~1 and ~1e8: scale for a well-conditioned solve
+    sol, _ = nnls(a / scale, b)
+    out: Array = sol / scale
+    return out
+
+
+def fit_tg(points: list[TgPoint]) -> TgFit:
+    """Generation figures from points; per-key bandwidths only when the points over-determine them."""
+    t_fixed, bw = fit_line([(float(p.bytes_read), p.seconds) for p in points])
+    keys = sorted({k for p in points for k, n in p.bytes_by_key.items() if n > 0})
+    if len(points) <= len(keys) + 2:  # not over-determined: per-key figures would just fit the noise
+        return TgFit(t_fixed, bw, 0.0, {})
+    rows = [[1.0, float(p.n_layer)] + [float(p.bytes_by_key.get(k, 0)) for k in keys] for p in points]
+    seconds = [p.seconds for p in points]
+    sol = _solve(rows, seconds)
+    by_key = {k: float(1.0 / inv) for k, inv in zip(keys, sol[2:], strict=True) if inv > 0}
+    return TgFit(float(sol[0]), bw, float(sol[1]), by_key, worst_error(rows, seconds, sol))
+
+
+def fit_pp(points: list[PpPoint]) -> PpFit:
+    """Fixed and per-layer seconds per prompt token, and effective FLOP/s per key."""
+    keys = sorted({p.key for p in points})
+    if len(points) < len(keys) + 2:
+        raise FitError("need more prompt measurements than weight types")
+    rows = [[1.0, float(p.n_layer)] + [p.flops if p.key == k else 0.0 for k in keys] for p in points]
+    sol = _solve(rows, [p.seconds for p in points])
+    flops = {k: float(1.0 / inv) for k, inv in zip(keys, sol[2:], strict=True) if inv > 0}
+    if len(flops) < len(keys):
+        raise FitError(
+            "prompt time did not grow with model size for some weight type (was the machine busy? run it again "
+            "when it is idle)"
+        )
+    return PpFit(float(sol[0]), float(sol[1]), flops)

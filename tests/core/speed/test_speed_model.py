@@ -1,0 +1,120 @@
+"""The speed model, its fit and the profile store, on made-up figures (no llama.cpp)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from sizewise.core.gguf.header import GGUFHeader, TensorInfo
+from sizewise.core.speed.fit import FitError, PpPoint, TgPoint, fit_line, fit_pp, fit_tg
+from sizewise.core.speed.model import model_cost, predict_speed
+from sizewise.core.speed.profile import KV, ProfileStore, SpeedProfile, estimate_profile, type_family
+
+F16, Q8_0, Q4_K = 1, 8, 12  # ggml type ids
+
+
+def _header(tensors: list[tuple[str, tuple[int, ...], int]], **arch: int) -> GGUFHeader:
+    meta = {"general.architecture": "llama", "llama.block_count": 2, "llama.embedding_length": 256}
+    meta |= {"llama.attention.head_count": 4, "llama.attention.head_count_kv": 2}
+    meta |= {f"llama.{k}": v for k, v in arch.items()}
+    infos = [TensorInfo(name, shape, t, 0) for name, shape, t in tensors]
+    return GGUFHeader(version=3, metadata=meta, tensors=infos, data_offset=0, file_size=0)
+
+
+def test_line_fit_recovers_fixed_time_and_bandwidth_through_noise() -> None:
+    rng = random.Random(1)
+    t_fixed, bw = 0.0008, 18e9
+    points = [(b, (t_fixed + b / bw) * rng.uniform(0.98, 1.02)) for b in (20e6, 50e6, 90e6, 120e6, 200e6)]
+    got_fixed, got_bw = fit_line(points)
+    assert got_bw == pytest.approx(bw, rel=0.05)
+    assert got_fixed == pytest.approx(t_fixed, abs=2e-4)
+
+
+def test_per_type_fit_recovers_each_bandwidth_and_the_per_layer_cost() -> None:
+    bws = {"Q8_0": 20e9, "Q2_K": 12e9, KV: 8e9}
+    points = []
+    for w, layers in ((20e6, 4), (30e6, 24), (120e6, 12)):
+        for type_name in ("Q8_0", "Q2_K"):
+            for kv in (0.1e6, 4e6):
+                by = {type_name: int(w), KV: int(kv)}
+                seconds = 0.0005 + layers * 2e-5 + sum(n / bws[k] for k, n in by.items())
+                points.append(TgPoint(by, seconds, layers))
+    fit = fit_tg(points)
+    assert fit.t_fixed == pytest.approx(0.0005, rel=1e-3) and fit.t_layer == pytest.approx(2e-5, rel=1e-3)
+    assert fit.bw_by_key == pytest.approx(bws, rel=1e-3)
+    assert fit_tg(points[:3]).bw_by_key == {}  # too few points for per-type figures: the single line only
+
+
+def test_fits_refuse_points_that_cannot_separate_the_unknowns() -> None:
+    with pytest.raises(FitError):
+        fit_line([(1e6, 0.001), (1e6, 0.0011)])
+    with pytest.raises(FitError):
+        fit_pp([PpPoint("kquant", 1e8, 0.001)])
+
+
+def test_prompt_fit_recovers_flops_per_family() -> None:
+    flops = {"legacy": 200e9, "kquant": 300e9}
+    shapes = ((4e7, 4), (1e8, 24), (2.5e8, 12))
+    points = [PpPoint(f, x, 2e-5 + n * 1e-6 + x / flops[f], n) for f in flops for x, n in shapes]
+    fit = fit_pp(points)
+    assert fit.c0 == pytest.approx(2e-5, rel=1e-3) and fit.c_layer == pytest.approx(1e-6, rel=1e-3)
+    assert fit.flops_by_key == pytest.approx(flops, rel=1e-3)
+
+
+def test_cost_counts_active_experts_only_and_the_embedding_only_when_tied() -> None:
+    dense = [("token_embd.weight", (256, 1000), F16), ("blk.0.attn_q.weight", (256, 256), Q8_0)]
+    tied = model_cost(_header(dense))
+    untied = model_cost(_header([*dense, ("output.weight", (256, 1000), Q4_K)]))
+    assert tied.bytes_by_type == {"F16": 256 * 1000 * 2, "Q8_0": 256 * 256 * 34 // 32} and tied.quant == "F16"
+    assert tied.bytes_by_family() == {"float": 256 * 1000 * 2, "legacy": 256 * 256 * 34 // 32}
+    assert untied.bytes_by_type["Q4_K"] == 256 * 1000 * 144 // 256 and "F16" not in untied.bytes_by_type
+    experts = [*dense, ("blk.0.ffn_up_exps.weight", (256, 512, 8), Q8_0)]
+    moe = model_cost(_header(experts, expert_count=8, expert_used_count=2))
+    exp_bytes = 256 * 512 * 8 * 34 // 32
+    assert moe.bytes_by_type["Q8_0"] == tied.bytes_by_type["Q8_0"] + exp_bytes // 4
+    assert moe.matmul_params == tied.matmul_params + 256 * 512 * 2
+
+
+def test_prediction_slows_with_depth_and_is_labelled_by_its_profile() -> None:
+    cost = model_cost(_header([("token_embd.weight", (256, 1000), F16)]))
+    assert cost.kv_full_bytes_per_token == 2 * 2 * (2 * 64 * 2)  # layers × (K + V) × kv heads × head × f16
+    measured = SpeedProfile(bw_effective=10e9, t_fixed=0.001, t_layer=1e-4, flops_by_family={"float": 1e11},
+                            bw_by_family={"float": 5e9}, source="measured")  # fmt: skip
+    shallow, deep = predict_speed(cost, measured, 0), predict_speed(cost, measured, 4096)
+    assert deep.tg_tps < shallow.tg_tps and shallow.confidence == "measured"
+    assert shallow.ms_per_token == pytest.approx(1.0 + 2 * 0.1 + 512000 / 5e9 * 1e3)  # F16: its family's figure
+    assert deep.ms_per_token - shallow.ms_per_token == pytest.approx(4096 * 1024 / 10e9 * 1e3)  # kv: overall
+    guess = predict_speed(cost, estimate_profile("some CPU"))
+    assert guess.confidence == "estimate" and "bandwidth" in guess.note
+
+
+def test_profiles_round_trip_and_only_measured_ones_are_stored(tmp_path) -> None:
+    p = SpeedProfile(5e9, 0.001, 1e-5, 2e-5, 1e-6, {"Q8_0": 6e9}, {"legacy": 6e9}, {"Q8_0": 2e11}, {"legacy": 2e11},
+                     "measured", fingerprint="abc", points=9)  # fmt: skip
+    assert p.bandwidth("Q8_0") == 6e9 and p.bandwidth("Q4_0") == 6e9 and p.bandwidth("Q4_K") == 5e9
+    assert p.flops("Q4_1") == 2e11
+    assert SpeedProfile.from_dict(p.to_dict()) == p
+    store = ProfileStore(tmp_path / "profiles.json")
+    assert store.get("abc") is None
+    store.put(p)
+    assert store.get("abc") == p and store.get("other") is None
+    with pytest.raises(ValueError):
+        store.put(estimate_profile())
+
+
+def test_type_families() -> None:
+    assert [type_family(t) for t in ("F16", "Q8_0", "Q4_1", "Q4_K", "Q4_K_M", "IQ2_XS", "BF16", KV)] == [
+        "float", "legacy", "legacy", "kquant", "kquant", "iquant", "float", KV,
+    ]  # fmt: skip
+
+
+def test_a_point_slowed_by_other_programs_shows_as_a_large_fit_error() -> None:
+    points = [
+        TgPoint({k: int(w), KV: 1000}, 0.0005 + layers * 2e-5 + w / 20e9, layers)
+        for w, layers in ((20e6, 4), (30e6, 24), (120e6, 12))
+        for k in ("Q8_0", "Q2_K")
+    ]
+    assert fit_tg(points).worst_error < 0.01
+    busy = [*points[:-1], TgPoint(points[-1].bytes_by_key, points[-1].seconds * 2.5, points[-1].n_layer)]
+    assert fit_tg(busy).worst_error > 0.3

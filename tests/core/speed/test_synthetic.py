@@ -1,0 +1,29 @@
+"""Synthetic models: the shape rules and the written file's header (loading them is tested in tests/engine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sizewise.core.gguf.header import model_info, read_header
+from sizewise.core.speed.model import model_cost
+from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_synthetic
+
+
+def test_shapes_that_would_make_k_quants_fall_back_are_refused() -> None:
+    assert SyntheticShape(2, 256, 768, 4, 2).problem() is None
+    assert "256" in (SyntheticShape(2, 576, 1536, 9, 3).problem() or "")
+    assert SyntheticShape(2, 256, 768, 3, 1).problem() is not None  # 256 does not divide by 3 heads
+
+
+def test_written_model_has_the_requested_shape_and_parameter_count(tmp_path: Path, smollm2_path: Path) -> None:
+    shape = SyntheticShape(n_layer=2, n_embd=256, n_ff=512, n_head=4, n_head_kv=2)
+    path = write_synthetic(tmp_path / "s.gguf", shape, read_tokenizer(smollm2_path))
+    header = read_header(path)
+    assert model_info(path, header).parameters == shape.parameters
+    assert header.arch_key("block_count") == 2 and header.arch_key("attention.head_count_kv") == 2
+    assert header.get("tokenizer.ggml.model") == "gpt2"
+    assert model_cost(header).bytes_by_type == {"F16": 2 * (shape.parameters - 256 * 5)}  # all F16 but norms
+    with pytest.raises(ValueError):
+        write_synthetic(tmp_path / "bad.gguf", SyntheticShape(2, 576, 512, 9, 3), [])

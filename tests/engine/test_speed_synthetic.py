@@ -1,0 +1,42 @@
+"""Synthetic calibration models load and run in llama.cpp; the bench measures at a depth."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sizewise.core.sampling import LoadParams
+from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_synthetic
+from sizewise.engine.bench import BenchRequest
+from sizewise.engine.session import EngineSession
+from sizewise.engine.speed.calibrate import _bench
+
+SHAPE = SyntheticShape(n_layer=2, n_embd=256, n_ff=512, n_head=4, n_head_kv=2)
+
+N_PARAMS = """
+import sys, llama_cpp
+llm = llama_cpp.Llama(model_path=sys.argv[1], n_ctx=64, verbose=False)
+print(llama_cpp.llama_model_n_params(llm._model.model))
+"""
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> Path:
+    return write_synthetic(tmp_path_factory.mktemp("syn") / "s.gguf", SHAPE, read_tokenizer(smollm2_path))
+
+
+def test_llama_cpp_loads_a_synthetic_model_with_the_requested_parameter_count(synthetic: Path) -> None:
+    out = subprocess.run([sys.executable, "-c", N_PARAMS, str(synthetic)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.split()[-1]) == SHAPE.parameters
+
+
+def test_bench_at_a_depth_runs_on_a_synthetic_model(synthetic: Path) -> None:
+    with EngineSession() as session:
+        session.load(synthetic, LoadParams(n_ctx=128))
+        done = _bench(session, BenchRequest(pp=16, tg=4, repetitions=1, ttft=False, warmup=False, depth=96))
+        assert done["depth"] == 96 and done["tg"]["mean_tps"] > 0 and done["pp"]["mean_tps"] > 0
+        assert "128" in (BenchRequest(pp=16, depth=120).problem(128) or "")
