@@ -94,21 +94,29 @@ def test_perplexity_is_finite_and_the_same_on_two_runs(lab):
     assert again["kld_mean"] == first["kld_mean"]  # the second run read the reference from the cache
 
 
-def test_top_k_kld_stays_within_a_percent_of_the_full_vocabulary_kld_on_real_logits(lab):
+def test_top_k_kld_stays_within_a_percent_of_the_full_vocabulary_kld_on_real_logits(lab, tmp_path):
     """The compact reference (head + drawn tail) against the KL over all 49,152 tokens, on real logits. A
     top-64-plus-one-bucket form understated it by 13-15 % here: SmolLM2 spreads its mass thinly."""
-    import llama_cpp
-
-    text = load_text(None).text
-    logps = []
-    for t in ("F16", "Q3_K_M"):
-        llm = llama_cpp.Llama(model_path=lab["made"][t]["out"], n_ctx=256, n_batch=256, logits_all=True,
-                              verbose=False, n_threads=2)
-        tokens = llm.tokenize(text.encode(), add_bos=True)[:256]
-        llm.eval(tokens)
-        logps.append(log_softmax(np.asarray(llm.scores[128:255], dtype=np.float32)))
-        llm.close()
-    ref_lp, lp = logps
+    dump = tmp_path / "logps.npz"
+    script = (
+        "import sys, numpy as np, llama_cpp\n"
+        "text = open(sys.argv[1], encoding='utf-8').read()\n"
+        "out = {}\n"
+        "for name, path in (('ref', sys.argv[2]), ('q', sys.argv[3])):\n"
+        "    llm = llama_cpp.Llama(model_path=path, n_ctx=256, n_batch=256, logits_all=True, verbose=False,"
+        " n_threads=2)\n"
+        "    toks = llm.tokenize(text.encode(), add_bos=True)[:256]\n"
+        "    llm.eval(toks)\n"
+        "    out[name] = np.asarray(llm.scores[128:255], dtype=np.float32)\n"
+        "    llm.close()\n"
+        "np.savez(sys.argv[4], tokens=np.asarray(toks), **out)\n"
+    )
+    # In a subprocess: this test process must never import llama_cpp (tests/gui/shell/test_process_isolation.py).
+    subprocess.run([sys.executable, "-c", script, str(load_text(None).path), lab["made"]["F16"]["out"],
+                    lab["made"]["Q3_K_M"]["out"], str(dump)], check=True, timeout=300)
+    with np.load(dump) as data:
+        ref_lp, lp = log_softmax(data["ref"]), log_softmax(data["q"])
+        tokens = [int(t) for t in data["tokens"]]
     targets = np.asarray(tokens[129:256], dtype=np.int32)
     approx = kld_rows(ReferenceRows.from_logp(ref_lp, targets), lp)
     full = (np.exp(ref_lp) * (ref_lp - lp)).sum(axis=1)

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import gguf
-import llama_cpp
 import pytest
 
 from sizewise.core.quant.types import BY_NAME, QUANT_TYPES, quant_type, targets_for
 
 
+@pytest.fixture(scope="module")
+def llama_ftypes() -> dict[str, int]:
+    """llama_cpp's LLAMA_FTYPE_* constants, read in a subprocess: this test process must never import llama_cpp
+    (tests/gui/shell/test_process_isolation.py checks that the GUI's process does not)."""
+    code = (
+        "import json, llama_cpp; "
+        "print(json.dumps({n: getattr(llama_cpp, n) for n in dir(llama_cpp) if n.startswith('LLAMA_FTYPE_')}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
 @pytest.mark.parametrize("t", QUANT_TYPES, ids=lambda t: t.name)
-def test_ftype_numbers_are_llama_cpps(t):
+def test_ftype_numbers_are_llama_cpps(t, llama_ftypes):
     prefix = "LLAMA_FTYPE_ALL_" if t.name == "F32" else "LLAMA_FTYPE_MOSTLY_"
-    assert getattr(llama_cpp, prefix + t.name) == t.ftype
+    assert llama_ftypes[prefix + t.name] == t.ftype
     gguf_name = ("ALL_" if t.name == "F32" else "MOSTLY_") + t.name
     if gguf_name in gguf.LlamaFileType.__members__:  # gguf 0.19 predates Q2_0
         assert gguf.LlamaFileType[gguf_name].value == t.ftype
@@ -20,14 +35,10 @@ def test_ftype_numbers_are_llama_cpps(t):
         assert t.name == "Q2_0"
 
 
-def test_every_llama_cpp_type_is_known_or_deliberately_left_out():
+def test_every_llama_cpp_type_is_known_or_deliberately_left_out(llama_ftypes):
     # Types llama.cpp added that the table does not offer must be a decision, not an oversight.
     left_out = {"GUESSED", "NVFP4"}  # not a type / not offered by llama-quantize either
-    names = {
-        n.removeprefix("LLAMA_FTYPE_").removeprefix("MOSTLY_").removeprefix("ALL_")
-        for n in dir(llama_cpp)
-        if n.startswith("LLAMA_FTYPE_")
-    }
+    names = {n.removeprefix("LLAMA_FTYPE_").removeprefix("MOSTLY_").removeprefix("ALL_") for n in llama_ftypes}
     assert names - set(BY_NAME) == left_out
 
 
