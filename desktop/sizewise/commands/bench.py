@@ -19,10 +19,7 @@ import argparse
 import contextlib
 import functools
 import json
-import signal
 import sys
-import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -50,6 +47,7 @@ from sizewise.core.report.fit_report import (
 from sizewise.core.report.quality_section import quality_line
 from sizewise.core.sampling import LoadParams
 from sizewise.engine.bench import PP_DEFAULT, REPETITIONS_DEFAULT, TG_DEFAULT, BenchRequest
+from sizewise.engine.child_signals import children_ignore_sigint
 from sizewise.engine.session import EngineError, EngineSession
 
 BENCH_ID = 1
@@ -74,19 +72,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--report", metavar="FILE", help="also write a hardware-fit report: FILE.md, FILE.json or FILE.html")
     p.set_defaults(func=run)
-
-
-@contextlib.contextmanager
-def _children_ignore_sigint() -> Iterator[None]:
-    """Processes started inside inherit "ignore SIGINT" (kept across exec; Python leaves it so)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _progress(label: str, msg: dict[str, Any]) -> None:
@@ -152,7 +137,7 @@ def bench_model(
     label = info.name
     print(f"{label}: starting the engine…", file=sys.stderr, flush=True)
     with EngineSession(log_path=ctx.paths.log_dir / "engine.log") as session:
-        with _children_ignore_sigint():
+        with children_ignore_sigint():
             session.client.start()
         ready = dict(session.wait_for("ready", timeout=60))
         baseline = _worker_rss(session.client.pid)

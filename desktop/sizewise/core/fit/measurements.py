@@ -9,14 +9,13 @@ the old file or the new one, never half of each); a damaged file is set aside, n
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sizewise.core.atomic import write_text_atomic
+from sizewise.core.atomic import file_identity, read_models_store, write_text_atomic
 from sizewise.core.fit.llama_log import MeasuredBuffers
 from sizewise.core.fit.memory_model import Backend, MemoryPrediction, predict
 from sizewise.core.fit.verdict import compare
@@ -28,11 +27,7 @@ STORE_VERSION = 1
 MAX_RECORDS_PER_MODEL = 50
 
 
-def model_key(path: str | Path) -> str:
-    """``path|size|mtime_ns`` of the file as it is now."""
-    p = Path(path).expanduser().resolve()
-    st = p.stat()
-    return f"{p}|{st.st_size}|{st.st_mtime_ns}"
+model_key = file_identity  # ``path|size|mtime_ns`` of the file as it is now
 
 
 @dataclass(frozen=True)
@@ -98,18 +93,7 @@ class MeasurementStore:
         self.file = paths.data_dir / "memory_measurements.json"
 
     def _load(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {"version": STORE_VERSION, "models": {}}
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-            # Keep the damaged file for inspection and start over rather than fail every load.
-            with contextlib.suppress(OSError):
-                self.file.replace(self.file.with_suffix(".damaged.json"))
-            return {"version": STORE_VERSION, "models": {}}
-        if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
-            return {"version": STORE_VERSION, "models": {}}
-        return data
+        return read_models_store(self.file, STORE_VERSION)
 
     def add(self, model_path: str | Path, record: MeasurementRecord) -> None:
         data = self._load()

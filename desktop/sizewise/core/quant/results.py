@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sizewise.core.atomic import write_text_atomic
+from sizewise.core.atomic import file_identity, read_models_store, write_text_atomic
 from sizewise.core.paths import AppPaths
 from sizewise.core.quant.quality import QualityFigures
 
@@ -22,10 +22,7 @@ STORE_VERSION = 1
 MAX_RUNS_PER_MODEL = 20
 
 
-def file_key(path: str | Path) -> str:
-    p = Path(path).expanduser().resolve()
-    st = p.stat()
-    return f"{p}|{st.st_size}|{st.st_mtime_ns}"
+file_key = file_identity
 
 
 @dataclass(frozen=True)
@@ -93,17 +90,7 @@ class QualityStore:
         self.file = paths.data_dir / "quality_results.json"
 
     def _load(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {"version": STORE_VERSION, "models": {}}
-        except (OSError, ValueError):
-            with contextlib.suppress(OSError):
-                self.file.replace(self.file.with_suffix(".damaged.json"))
-            return {"version": STORE_VERSION, "models": {}}
-        if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
-            return {"version": STORE_VERSION, "models": {}}
-        return data
+        return read_models_store(self.file, STORE_VERSION)
 
     def add(self, run: QualityRun) -> None:
         data = self._load()

@@ -14,11 +14,9 @@ from __future__ import annotations
 import contextlib
 import datetime
 import shutil
-import signal
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from sizewise.core.speed.model import model_cost
 from sizewise.core.speed.profile import KV, SpeedProfile, fingerprint
 from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_synthetic
 from sizewise.engine.bench import BenchRequest
+from sizewise.engine.child_signals import children_ignore_sigint
 from sizewise.engine.quant.quantize import Quantizer
 from sizewise.engine.session import EngineError, EngineSession
 
@@ -86,19 +85,6 @@ def device_fingerprint(hardware: HardwareReport) -> str:
         engine.llama_cpp_version if engine else "",
         engine.system_info if engine else "",
     )
-
-
-@contextlib.contextmanager
-def _children_ignore_sigint() -> Iterator[None]:
-    """The worker must not die mid-call on the terminal's Ctrl+C; this process cancels it in order."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _quantize(source: Path, type_name: str, folder: Path) -> Path:
@@ -189,7 +175,7 @@ def calibrate(
     try:
         progress("Starting the engine…")
         with EngineSession(log_path=paths.log_dir / "engine.log") as session:
-            with _children_ignore_sigint():
+            with children_ignore_sigint():
                 session.client.start()
             ready = dict(session.wait_for("ready", timeout=60))
             tokenizer = read_tokenizer(template)
