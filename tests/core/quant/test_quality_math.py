@@ -34,11 +34,11 @@ def test_perplexity_and_its_error_follow_llama_perplexity():
     tally.add(lp[:100], targets[:100])
     tally.add(lp[100:], targets[100:])
     fig = tally.result()
-    nll = -lp[np.arange(300), targets]
+    nll = -lp[np.arange(300), targets].astype(np.float64)
     # perplexity.cpp: nll/=count; nll2/=count; ppl=exp(nll); err = sqrt((nll2-nll^2)/(count-1)) * ppl
     mean, mean2 = nll.mean(), (nll * nll).mean()
-    assert fig.ppl == pytest.approx(math.exp(mean), rel=1e-12)
-    assert fig.ppl_err == pytest.approx(math.sqrt((mean2 - mean * mean) / 299) * math.exp(mean), rel=1e-9)
+    assert fig.ppl == pytest.approx(math.exp(mean), rel=1e-6)  # log-probabilities are float32
+    assert fig.ppl_err == pytest.approx(math.sqrt((mean2 - mean * mean) / 299) * math.exp(mean), rel=1e-5)
     assert fig.tokens_scored == 300 and fig.kld_mean is None
 
 

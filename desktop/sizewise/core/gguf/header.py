@@ -10,6 +10,8 @@ with it.
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import struct
 from dataclasses import dataclass, field
 from functools import cache
@@ -41,6 +43,7 @@ _SCALAR_FORMATS: dict[int, str] = {
     12: "<d",
 }
 _STRING, _ARRAY = 8, 9
+_U64 = struct.Struct("<Q")
 
 
 @cache
@@ -75,9 +78,12 @@ class ByteSource(Protocol):
 
 
 class FileSource:
-    def __init__(self, fh: BinaryIO, size: int) -> None:
+    def __init__(self, fh: BinaryIO, size: int, mapped: mmap.mmap | None = None) -> None:
         self._fh = fh
         self._size = size
+        # The whole file mapped read-only, when the OS allows: lets the string-array walk below read lengths
+        # in place instead of one read call per string (a 262k-token vocabulary: ~0.3 s → a few tens of ms).
+        self.mapped = mapped
 
     def read(self, n: int) -> bytes:
         return self._fh.read(n)
@@ -215,11 +221,27 @@ class _Reader:
         return self.read(n).decode("utf-8", errors="replace")
 
     def skip_strings(self, count: int) -> None:
+        mapped = getattr(self.src, "mapped", None)
+        if mapped is not None:
+            self._skip_strings_mapped(mapped, count)
+            return
         for _ in range(count):
             n = self.u64()
             if n > MAX_STRING_BYTES:
                 raise GGUFError(f"The header declares a {n}-byte string at offset {self.pos}; the file is damaged.")
             self.skip(n)
+
+    def _skip_strings_mapped(self, mapped: mmap.mmap, count: int) -> None:
+        pos, end = self.pos, self.src.size
+        unpack = _U64.unpack_from
+        for _ in range(count):
+            if pos + 8 > end:
+                raise GGUFError("The file is truncated or damaged: an array runs past the end of the file.")
+            (n,) = unpack(mapped, pos)
+            if n > MAX_STRING_BYTES:
+                raise GGUFError(f"The header declares a {n}-byte string at offset {pos + 8}; the file is damaged.")
+            pos += 8 + n
+        self.skip(pos - self.pos)  # checks the end and moves the file position with ours
 
     def value(self, vtype: int, depth: int = 0) -> Any:
         if vtype in _SCALAR_FORMATS:
@@ -318,7 +340,15 @@ def read_header(path: str | Path) -> GGUFHeader:
     try:
         size = p.stat().st_size
         with p.open("rb", buffering=1 << 20) as fh:
-            return parse_header(FileSource(fh, size))
+            mapped = None
+            if size > 0:
+                with contextlib.suppress(OSError, ValueError):  # some file systems cannot map; read instead
+                    mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            try:
+                return parse_header(FileSource(fh, size, mapped))
+            finally:
+                if mapped is not None:
+                    mapped.close()
     except PermissionError as exc:
         raise GGUFError(f"Sizewise may not read {p} (permission denied).") from exc
     except OSError as exc:
