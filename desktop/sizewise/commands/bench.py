@@ -48,6 +48,7 @@ from sizewise.core.report.quality_section import quality_line
 from sizewise.core.sampling import LoadParams
 from sizewise.engine.bench import PP_DEFAULT, REPETITIONS_DEFAULT, TG_DEFAULT, BenchRequest
 from sizewise.engine.child_signals import children_ignore_sigint
+from sizewise.engine.process_memory import worker_rss
 from sizewise.engine.session import EngineError, EngineSession
 
 BENCH_ID = 1
@@ -87,17 +88,6 @@ def _progress(label: str, msg: dict[str, Any]) -> None:
     rep = f" {msg.get('rep')}/{msg.get('repetitions')}" if phase in ("pp", "tg", "ttft") else ""
     figure = "" if value is None else f": {float(value):.1f} {msg.get('unit')}"
     print(f"[{msg.get('step')}/{msg.get('steps')}] {label}: {what}{rep}{figure}", file=sys.stderr, flush=True)
-
-
-def _worker_rss(pid: int | None) -> int | None:
-    if pid is None:
-        return None
-    import psutil
-
-    try:
-        return int(psutil.Process(pid).memory_info().rss)
-    except psutil.Error:
-        return None
 
 
 def _run_bench(session: EngineSession, req: BenchRequest, label: str) -> dict[str, Any]:
@@ -140,7 +130,7 @@ def bench_model(
         with children_ignore_sigint():
             session.client.start()
         ready = dict(session.wait_for("ready", timeout=60))
-        baseline = _worker_rss(session.client.pid)
+        baseline = worker_rss(session.client.pid)
         hardware = probe_hardware(ready)
         fit: FitResult = check_fit(header, params, machine_budget(hardware), gpu, baseline_bytes=baseline)
         load = replace(params, n_gpu_layers=fit.gpu_layers, n_threads=threads)

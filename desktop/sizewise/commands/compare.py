@@ -49,6 +49,7 @@ from sizewise.core.report.fit_report import (
     write_report,
 )
 from sizewise.core.sampling import LoadParams, SamplingParams
+from sizewise.engine.process_memory import worker_rss
 from sizewise.engine.session import EngineError, EngineSession
 
 MiB = 1 << 20
@@ -113,17 +114,6 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _worker_rss(pid: int | None) -> int | None:
-    if pid is None:
-        return None
-    import psutil
-
-    try:
-        return int(psutil.Process(pid).memory_info().rss)
-    except psutil.Error:
-        return None
-
-
 def run_one(
     ctx: CliContext,
     r: RunResult,
@@ -154,7 +144,7 @@ def run_one(
             _end(r, echo)
             return {}, None
         r.pid = session.client.pid
-        r.baseline_rss = _worker_rss(r.pid)
+        r.baseline_rss = worker_rss(r.pid)
         hardware = probe_hardware(ready)
         fit = check_fit(header, spec.load, machine_budget(hardware), spec.gpu_layers, baseline_bytes=r.baseline_rss)
         r.fit = fit

@@ -43,3 +43,15 @@ def process_memory() -> tuple[int, int]:
         except (ImportError, OSError):
             peak = rss
     return rss, max(rss, peak)
+
+
+def worker_rss(pid: int | None) -> int | None:
+    """Another process's resident memory now (an engine worker's, seen from the command that started it)."""
+    if pid is None:
+        return None
+    import psutil
+
+    try:
+        return int(psutil.Process(pid).memory_info().rss)
+    except psutil.Error:
+        return None
