@@ -22,6 +22,7 @@ import signal
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as wait_for_exit
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
@@ -122,15 +123,19 @@ class EngineClient:
         if conn is not None:
             with contextlib.suppress(OSError, ValueError):
                 conn.send({"type": "shutdown"})
-        proc.join(timeout)
-        if proc.is_alive():
+        # Wait on the exit sentinel, not join(): the reader thread reaps the worker as it sees EOF, and
+        # two threads reaping one child race (the loser's waitpid gets ECHILD and reports it alive, so a
+        # worker that had exited cleanly got killed).
+        if not wait_for_exit([proc.sentinel], timeout):
             proc.kill()
-            proc.join(1.0)
+            wait_for_exit([proc.sentinel], 1.0)
         if reader is not None and reader is not threading.current_thread():
             reader.join(timeout)
+        proc.join(1.0)  # reaps it here when the reader thread did not
         if conn is not None:
             conn.close()
-        proc.close()
+        with contextlib.suppress(ValueError):  # still reaped by a reader thread that outlived its join
+            proc.close()
         self._proc = self._conn = self._reader = None
         with self._state_lock:
             self._forget_replies()
