@@ -127,6 +127,31 @@ def test_top_k_kld_stays_within_a_percent_of_the_full_vocabulary_kld_on_real_log
     assert np.percentile(approx, 99) == pytest.approx(np.percentile(full, 99), rel=0.02)
 
 
+def test_scoring_in_row_blocks_gives_the_same_figures_as_whole_chunks(lab, tmp_path):
+    """The scorer bounds its log-softmax buffers (a large vocabulary at a long context would otherwise double
+    the logits' memory) by scoring each chunk's rows in blocks; blocks of 5 rows must give exactly the figures
+    of one block per chunk, reference rows included."""
+    script = (
+        "import json, sys\n"
+        "from sizewise.engine.quant import evaluate\n"
+        "evaluate.BLOCK_BYTES = int(sys.argv[4])\n"
+        "payload = {'model': sys.argv[1], 'reference': sys.argv[2], 'cache_dir': sys.argv[3], 'ctx': 256,"
+        " 'chunks': 3, 'threads': 2, 'k': 128, 'text': open(sys.argv[5], encoding='utf-8').read()}\n"
+        "print(json.dumps(evaluate.evaluate_in_child(payload, lambda m: None)['figures']))\n"
+    )
+    figures = []
+    for block_bytes in (5 * 4 * 49152, 64 << 20):  # 5 rows of SmolLM2's vocabulary; the whole half-chunk
+        proc = subprocess.run(
+            [sys.executable, "-c", script, lab["made"]["Q4_K_M"]["out"], lab["made"]["F16"]["out"],
+             str(tmp_path / f"cache-{block_bytes}"), str(block_bytes), str(load_text(None).path)],
+            capture_output=True, text=True, timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        figures.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert figures[0]["kld_mean"] is not None and figures[0]["kld_mean"] > 0
+    assert figures[0] == figures[1]
+
+
 def _no_leftovers(folder: Path) -> None:
     assert not list(folder.glob(f"{PARTIAL_PREFIX}*")), list(folder.iterdir())
     assert not list(folder.glob("*.gguf")), list(folder.iterdir())

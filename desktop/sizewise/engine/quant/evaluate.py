@@ -24,6 +24,7 @@ import ctypes
 import hashlib
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +34,14 @@ from sizewise.core.quant.quality import (
     ChunkPlan,
     QualityTally,
     ReferenceRows,
-    log_softmax,
+    log_softmax_into,
     plan_chunks,
 )
 from sizewise.core.quant.reference_cache import ReferenceCache, ReferenceKey, tokens_digest
 from sizewise.engine.quant.job import Emit, JobError
 
 _quiet_log: Any = None
+BLOCK_BYTES = 64 << 20  # the log-softmax buffers' size, each (see _Scorer.block_rows)
 
 
 class _Scorer:
@@ -73,13 +75,43 @@ class _Scorer:
         self.batch = llama_cpp.llama_batch_init(ctx, 0, 1)
         self.decode_s = 0.0  # inside llama_decode
         self.eval_s = 0.0  # the whole scoring loop: decode, log-softmax and tallies (what a person waits for)
+        # Log-softmax in as many threads as decoding uses, on row slices of buffers kept across chunks (as
+        # llama-perplexity spreads its log-softmax over its threads).
+        self.workers = max(1, min(threads or os.cpu_count() or 1, 8))
+        self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="log-softmax")
+        # Rows per log-softmax step: the whole half-chunk where it is small, else ~64 MiB a buffer, so a large
+        # vocabulary at a long context does not double the logits' memory (Gemma 3: 262k tokens × 2048 rows
+        # would be 2 GiB more). The buffers are touched here, at load, not in the first timed chunk.
+        self.block_rows = max(self.workers, min(ctx - ctx // 2, BLOCK_BYTES // (4 * self.n_vocab)))
+        self.out = np.empty((self.block_rows, self.n_vocab), np.float32)
+        self.tmp = np.empty((self.block_rows, self.n_vocab), np.float32)
+        self.out.fill(0.0)  # written, so their pages are mapped now (np.zeros would leave that to first use)
+        self.tmp.fill(0.0)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """One token decoded and forgotten before any timing, as llama.cpp's tools do after loading: the first
+        decode pays for page faults on the mapped weights and for setting up the compute graph, which is load
+        cost, not scoring."""
+        lc, b = self.lc, self.batch
+        b.token[0] = self.bos if self.bos >= 0 else 0  # a model without BOS: any token warms up
+        b.pos[0] = 0
+        b.n_seq_id[0] = 1
+        b.seq_id[0][0] = 0
+        b.logits[0] = 1
+        b.n_tokens = 1
+        rc = lc.llama_decode(self.ctx_ptr, b)
+        lc.llama_synchronize(self.ctx_ptr)
+        lc.llama_memory_clear(lc.llama_get_memory(self.ctx_ptr), True)
+        if rc != 0:
+            raise JobError(f"llama.cpp could not evaluate a first token (llama_decode returned {rc}).")
 
     def tokenize(self, text: str) -> np.ndarray:
         ids = self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
         return np.asarray(ids, dtype=np.int32)
 
-    def chunk_logp(self, tokens: np.ndarray, plan: ChunkPlan) -> np.ndarray:
-        """Log-probabilities (float64) of the scored positions of one chunk."""
+    def chunk_logits(self, tokens: np.ndarray, plan: ChunkPlan) -> np.ndarray:
+        """The scored positions' logits for one chunk: a view of llama.cpp's buffer, valid until the next decode."""
         lc, b, n = self.lc, self.batch, plan.ctx
         first = plan.first_scored
         lc.llama_memory_clear(lc.llama_get_memory(self.ctx_ptr), True)
@@ -99,9 +131,20 @@ class _Scorer:
         n_out = n - first
         ptr = lc.llama_get_logits(self.ctx_ptr)
         logits = np.ctypeslib.as_array(ptr, shape=(n_out * self.n_vocab,)).reshape(n_out, self.n_vocab)
-        return log_softmax(logits[: plan.scored_per_chunk])
+        return logits[: plan.scored_per_chunk]
+
+    def log_softmax(self, x: np.ndarray) -> np.ndarray:
+        """Log-probabilities of ``x``'s rows (at most ``block_rows``), spread over the workers, in the kept
+        buffer: valid until the next call."""
+        out, tmp = self.out[: len(x)], self.tmp[: len(x)]
+        step = -(-len(x) // self.workers)
+        slices = [slice(lo, lo + step) for lo in range(0, len(x), step)]
+        for f in [self.pool.submit(log_softmax_into, x[s], out[s], tmp[s]) for s in slices]:
+            f.result()
+        return out
 
     def close(self) -> None:
+        self.pool.shutdown()
         self.lc.llama_batch_free(self.batch)
         self.llm.close()
 
@@ -124,11 +167,14 @@ def _score(
         start = c * plan.ctx
         chunk = tokens[start : start + plan.ctx]
         targets = chunk[plan.first_scored + 1 : plan.first_scored + 1 + per].astype(np.int32)
-        logp = scorer.chunk_logp(chunk, plan)
-        ref = reference.rows(c * per, (c + 1) * per) if reference is not None else None
-        tally.add(logp, targets, ref)
-        if keep_k:
-            kept.append(ReferenceRows.from_logp(logp, targets, keep_k))
+        logits = scorer.chunk_logits(chunk, plan)
+        for lo in range(0, per, scorer.block_rows):
+            hi = min(per, lo + scorer.block_rows)
+            logp = scorer.log_softmax(logits[lo:hi])
+            ref = reference.rows(c * per + lo, c * per + hi) if reference is not None else None
+            tally.add(logp, targets[lo:hi], ref)
+            if keep_k:
+                kept.append(ReferenceRows.from_logp(logp, targets[lo:hi], keep_k))
         done = (c + 1) * plan.ctx
         scorer.eval_s = time.perf_counter() - t0
         emit(
