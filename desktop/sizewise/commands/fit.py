@@ -16,7 +16,7 @@ from typing import Any
 
 from sizewise.commands import CliContext
 from sizewise.core.errors import UserError
-from sizewise.core.fit.hardware import format_bytes, machine_budget
+from sizewise.core.fit.hardware import HardwareReport, format_bytes, machine_budget
 from sizewise.core.fit.measurements import MeasurementStore, settings_key
 from sizewise.core.fit.targets import custom_budget, find_target
 from sizewise.core.fit.verdict import Budget, FitResult, check_fit
@@ -25,6 +25,8 @@ from sizewise.core.hub.remote_header import parse_hub_spec, read_remote_header
 from sizewise.core.hub.resolve import resolve_model_path
 from sizewise.core.report.fit_report import model_summary, settings_summary
 from sizewise.core.sampling import LoadParams
+from sizewise.core.speed.model import model_cost
+from sizewise.core.speed.predicted import PredictedSpeed, predict_for_split
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -100,16 +102,39 @@ def load_model_header(spec: str) -> tuple[GGUFHeader, ModelInfo, Path | None, di
 
 def choose_budget(args: argparse.Namespace, ctx: CliContext) -> tuple[Budget, int | None]:
     """(budget, measured engine baseline RSS if the engine was started)."""
+    budget, rss, _ = choose_budget_and_report(args, ctx)
+    return budget, rss
+
+
+def choose_budget_and_report(
+    args: argparse.Namespace, ctx: CliContext
+) -> tuple[Budget, int | None, HardwareReport | None]:
+    """(budget, engine baseline RSS if the engine was started, this machine's report unless a target)."""
     if args.vram_gib is not None and args.ram_gib is None:
         raise UserError("--vram-gib needs --ram-gib as well.")
     if args.target:
-        return find_target(args.target).budget(), None
+        return find_target(args.target).budget(), None, None
     from sizewise.commands.hardware import probe
 
     report, rss = probe(ctx, use_engine=not args.no_engine)
     if args.ram_gib is not None:
-        return custom_budget(args.ram_gib, args.vram_gib or 0.0, backend=report.backend()), None
-    return machine_budget(report), rss
+        return custom_budget(args.ram_gib, args.vram_gib or 0.0, backend=report.backend()), None, report
+    return machine_budget(report), rss, report
+
+
+def predicted_speed(
+    args: argparse.Namespace,
+    ctx: CliContext,
+    header: GGUFHeader,
+    result: FitResult,
+    report: HardwareReport | None,
+    n_ctx: int,
+) -> PredictedSpeed:
+    """Speed for this verdict's layer split, on the target's published figures or this machine's profile."""
+    from sizewise.commands.speed.devices import machine_devices, target_devices
+
+    devices = target_devices(args.target) if args.target else machine_devices(ctx.paths, report)
+    return predict_for_split(model_cost(header), devices, result.gpu_layers, result.n_offloadable, n_ctx)
 
 
 def result_json(
@@ -131,12 +156,14 @@ def result_json(
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
     params, gpu = memory_settings(args)
     header, info, local, how = load_model_header(args.model)
-    budget, baseline = choose_budget(args, ctx)
+    budget, baseline, report = choose_budget_and_report(args, ctx)
     try:
         result = check_fit(header, params, budget, gpu, baseline_bytes=baseline)
+        speed = predicted_speed(args, ctx, header, result, report, params.n_ctx)
     except ValueError as exc:  # an implausible header (e.g. a damaged file with absurd counts)
         raise UserError(f"Sizewise cannot size this model: {exc}") from exc
     out = result_json(info, how, params, gpu, result)
+    out["predicted"].update(speed_fields(speed))
     key = settings_key(params, result.gpu_layers)
     measured = MeasurementStore(ctx.paths).latest(local, key) if local else None
     if measured is not None:
@@ -145,7 +172,32 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         print(json.dumps(out, indent=2))
     else:
         _print_human(info, params, gpu, result, out.get("measured"))
+        _print_speed(speed, params.n_ctx)
     return 0
+
+
+def speed_fields(speed: PredictedSpeed) -> dict[str, Any]:
+    """The speed keys of the ``predicted`` object (beside the memory ones, whose ``confidence`` is theirs)."""
+    d = speed.to_dict()
+    return {
+        "tg_tps": d["tg_tps"],
+        "tg_tps_full_ctx": d["tg_tps_full_ctx"],
+        "pp_tps": d["pp_tps"],
+        "speed_confidence": d["confidence"],
+        "speed_device": d["device"],
+        "speed_note": d["note"],
+    }
+
+
+def _print_speed(speed: PredictedSpeed, n_ctx: int) -> None:
+    w = sys.stdout.write
+    w(
+        f"Predicted speed ({speed.confidence}, {speed.device}): generation {speed.tg_tps:.1f} tokens/s "
+        f"({speed.tg_tps_full_ctx:.1f} with all {n_ctx} tokens of context in use), prompt {speed.pp_tps:.0f} "
+        "tokens/s\n"
+    )
+    if speed.note:
+        w(f"  ({speed.note})\n")
 
 
 def _print_human(info: ModelInfo, params: LoadParams, gpu: int | str, r: FitResult, measured: Any) -> None:

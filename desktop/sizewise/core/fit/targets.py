@@ -37,6 +37,12 @@ class Target:
     gpu_share: float
     cpu_features: frozenset[str]
     notes: str = ""
+    # Published peak figures for a speed estimate (0 = not given): bytes/s and FLOP/s, with their source.
+    ram_bandwidth: float = 0.0
+    vram_bandwidth: float = 0.0
+    cpu_flops: float = 0.0
+    gpu_flops: float = 0.0
+    speed_source: str = ""
 
     def budget(self) -> Budget:
         has_gpu = self.gpu != "none"
@@ -73,14 +79,23 @@ class Target:
             "unified": self.unified,
             "cpu_features": sorted(self.cpu_features),
             "notes": self.notes,
+            "ram_bandwidth_gbs": self.ram_bandwidth / 1e9,
+            "vram_bandwidth_gbs": self.vram_bandwidth / 1e9,
+            "cpu_gflops": self.cpu_flops / 1e9,
+            "gpu_tflops": self.gpu_flops / 1e12,
+            "speed_source": self.speed_source,
         }
 
 
-def _gib(entry: dict[str, Any], key: str, default: float = 0.0) -> int:
+def _number(entry: dict[str, Any], key: str, default: float = 0.0) -> float:
     value = entry.get(key, default)
     if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
         raise UserError(f"Target {entry.get('id', '?')!r} in {TARGETS_FILE} has an invalid {key} ({value!r}).")
-    return int(value * GiB)
+    return float(value)
+
+
+def _gib(entry: dict[str, Any], key: str, default: float = 0.0) -> int:
+    return int(_number(entry, key, default) * GiB)
 
 
 def parse_targets(data: Any) -> list[Target]:
@@ -107,6 +122,11 @@ def parse_targets(data: Any) -> list[Target]:
                 gpu_share=min(max(share, 0.0), 1.0),
                 cpu_features=frozenset(str(f) for f in entry.get("cpu_features", [])),
                 notes=str(entry.get("notes", "")),
+                ram_bandwidth=_number(entry, "ram_bandwidth_gbs") * 1e9,
+                vram_bandwidth=_number(entry, "vram_bandwidth_gbs") * 1e9,
+                cpu_flops=_number(entry, "cpu_gflops") * 1e9,
+                gpu_flops=_number(entry, "gpu_tflops") * 1e12,
+                speed_source=str(entry.get("speed_source", "")),
             )
         )
     return out

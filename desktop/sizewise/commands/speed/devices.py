@@ -1,0 +1,26 @@
+"""Which speed profiles a command's budget stands for: this machine's calibrated one, or a target's estimate.
+
+Shared by ``fit``, ``bench`` and ``ladder`` so the three say the same speed for the same model and budget.
+"""
+
+from __future__ import annotations
+
+from sizewise.core.fit.hardware import HardwareReport
+from sizewise.core.fit.targets import find_target
+from sizewise.core.paths import AppPaths
+from sizewise.core.speed.predicted import Devices
+from sizewise.core.speed.profile import ProfileStore, estimate_profile
+from sizewise.core.speed.targets import target_speed
+from sizewise.engine.speed.calibrate import device_fingerprint
+
+
+def target_devices(name: str) -> Devices:
+    ts = target_speed(find_target(name))
+    return Devices(ts.cpu or estimate_profile(reason=ts.reason), ts.gpu)
+
+
+def machine_devices(paths: AppPaths, report: HardwareReport | None) -> Devices:
+    """This machine's calibrated CPU profile, else the labelled conservative estimate (calibrate to replace it)."""
+    device = str(report.cpu_model.value or "") if report is not None else ""
+    stored = ProfileStore.for_app(paths).get(device_fingerprint(report)) if report is not None else None
+    return Devices(stored or estimate_profile(device=device))
