@@ -60,3 +60,17 @@ def test_fit_on_a_gpu_target_predicts_gpu_speed_from_its_published_figures(tmp_p
         assert out["predicted"]["speed_confidence"] == "estimate" and target in out["predicted"]["speed_note"]
     # the 3090-class target (936 GB/s) against a CPU-only laptop of the same generation (89.6 GB/s)
     assert gpu["predicted"]["tg_tps"] > part["predicted"]["tg_tps"] > cpu["predicted"]["tg_tps"]
+
+
+def test_bench_shows_predicted_beside_measured_speed(tmp_path: Path) -> None:
+    out = _json(run_cli("bench", "starter", "--ctx", "256", "--pp", "32", "--tg", "8", "-r", "1", "--no-ttft",
+                        "--json", basedir=tmp_path, timeout=300))
+    (entry,) = out["models"]
+    p = entry["predicted"]
+    assert set(p) >= SPEED_KEYS and p["speed_confidence"] == "estimate"
+    for key in ("tg", "pp"):
+        ratio = entry[key]["mean_tps"] / p[f"{key}_tps"]
+        assert p[f"{key}_measured_over_predicted"] == round(ratio, 3)
+    human = run_cli("bench", "starter", "--ctx", "256", "--pp", "32", "--tg", "8", "-r", "1", "--no-ttft",
+                    basedir=tmp_path, timeout=300)
+    assert "measured ÷ predicted" in human.stdout

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from sizewise.commands import CliContext, add_quality_floor_flag, check_min_same_top
-from sizewise.commands.fit import add_memory_flags, memory_settings
+from sizewise.commands.fit import add_memory_flags, memory_settings, speed_fields
+from sizewise.commands.speed.devices import machine_devices
 from sizewise.core.compare.quality import quality_sections
 from sizewise.core.errors import UserError
 from sizewise.core.fit.hardware import HardwareReport, format_bytes, machine_budget, probe_hardware
@@ -46,6 +47,8 @@ from sizewise.core.report.fit_report import (
 )
 from sizewise.core.report.quality_section import quality_line
 from sizewise.core.sampling import LoadParams
+from sizewise.core.speed.model import model_cost
+from sizewise.core.speed.predicted import PredictedSpeed, predict_for_split
 from sizewise.engine.bench import PP_DEFAULT, REPETITIONS_DEFAULT, TG_DEFAULT, BenchRequest
 from sizewise.engine.child_signals import children_ignore_sigint
 from sizewise.engine.process_memory import worker_rss
@@ -133,6 +136,8 @@ def bench_model(
         baseline = worker_rss(session.client.pid)
         hardware = probe_hardware(ready)
         fit: FitResult = check_fit(header, params, machine_budget(hardware), gpu, baseline_bytes=baseline)
+        devices = machine_devices(ctx.paths, hardware)
+        speed = predict_for_split(model_cost(header), devices, fit.gpu_layers, fit.n_offloadable, params.n_ctx)
         load = replace(params, n_gpu_layers=fit.gpu_layers, n_threads=threads)
         settings = {**settings_summary(load, fit.gpu_layers), "gpu_layers_requested": gpu, "n_threads": threads}
         hw, lc = hardware_section(hardware), llama_cpp_facts(ready)
@@ -152,8 +157,21 @@ def bench_model(
             return loaded_entry(error=str(exc)), ready, hardware
         settings.update(n_threads=done.get("n_threads"), n_threads_batch=done.get("n_threads_batch"))
         entry = loaded_entry(bench=done, peak_rss_bytes=int(done.get("peak_rss_bytes") or 0))
+    _add_predicted_speed(entry, speed)
     _remember(ctx, path, fit, loaded, entry, load)
     return entry, ready, hardware
+
+
+def _add_predicted_speed(entry: dict[str, Any], speed: PredictedSpeed) -> None:
+    """The speed prediction beside the measurement, and measured ÷ predicted: how far the model is off here."""
+    pred = entry.get("predicted")
+    if not isinstance(pred, dict):
+        return
+    pred.update(speed_fields(speed))
+    for key in ("tg", "pp"):
+        measured = (entry.get(key) or {}).get("mean_tps")
+        predicted = pred[f"{key}_tps"]
+        pred[f"{key}_measured_over_predicted"] = round(measured / predicted, 3) if measured and predicted else None
 
 
 def _remember(
@@ -250,6 +268,14 @@ def _print_human(report: dict[str, Any]) -> None:
                     f"  {name:<11} {sp['mean_tps']:8.1f} ± {sp['sd_tps']:.1f} tokens/s  ({key}{sp['n']}, "
                     f"{sp['repetitions']} runs)\n"
                 )
+        pred_speed = e.get("predicted") or {}
+        if pred_speed.get("tg_tps") is not None and (e.get("tg") or e.get("pp")):
+            w(
+                f"  predicted   prompt {pred_speed['pp_tps']:.1f}, generation {pred_speed['tg_tps']:.1f} tokens/s "
+                f"({pred_speed['speed_confidence']}; measured ÷ predicted: prompt "
+                f"{_ratio(pred_speed.get('pp_measured_over_predicted'))}, generation "
+                f"{_ratio(pred_speed.get('tg_measured_over_predicted'))})\n"
+            )
         if e.get("ttft_ms") is not None:
             w(f"  first token {e['ttft_ms']:8.0f} ms (chat turn)\n")
         if e.get("load_s") is not None:
@@ -272,3 +298,7 @@ def _print_human(report: dict[str, Any]) -> None:
         w(f"\nBest choice for this hardware: {report['models'][best]['label']} ({report['best_rule']}).\n")
     elif report.get("min_same_top") is not None:
         w(f"\nNo model meets the rule for a best choice ({report['best_rule']}).\n")
+
+
+def _ratio(value: Any) -> str:
+    return "–" if value is None else f"{float(value):.2f}"

@@ -299,15 +299,25 @@ def _speed_text(s: Any) -> str:
 
 def _gen_text(e: Mapping[str, Any]) -> str:
     if isinstance(e.get("tg"), Mapping):
-        return _speed_text(e["tg"])
+        return _speed_text(e["tg"]) + _predicted_text(e, "tg_tps")
     return _num(generation_tps(e))
 
 
 def _pp_text(e: Mapping[str, Any]) -> str:
     if isinstance(e.get("pp"), Mapping):
-        return _speed_text(e["pp"])
+        return _speed_text(e["pp"]) + _predicted_text(e, "pp_tps")
     reply = e.get("reply")
     return _num(reply.get("pp_tps")) if isinstance(reply, Mapping) else "–"
+
+
+def _predicted_text(e: Mapping[str, Any], key: str) -> str:
+    """" (predicted N, estimate)" beside a measured speed, where the entry carries a speed prediction."""
+    pred = e.get("predicted")
+    value = pred.get(key) if isinstance(pred, Mapping) else None
+    if not isinstance(value, int | float):
+        return ""
+    confidence = pred.get("speed_confidence") if isinstance(pred, Mapping) else None
+    return f" (predicted {value:.1f}{', ' + str(confidence) if confidence else ''})"
 
 
 def _summary_rows(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
