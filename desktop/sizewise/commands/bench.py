@@ -26,7 +26,6 @@ from typing import Any
 
 from sizewise.commands import CliContext, add_quality_floor_flag, check_min_same_top
 from sizewise.commands.fit import add_memory_flags, memory_settings, speed_fields
-from sizewise.commands.speed.devices import machine_devices
 from sizewise.core.compare.quality import quality_sections
 from sizewise.core.errors import UserError
 from sizewise.core.fit.hardware import HardwareReport, format_bytes, machine_budget, probe_hardware
@@ -53,6 +52,7 @@ from sizewise.engine.bench import PP_DEFAULT, REPETITIONS_DEFAULT, TG_DEFAULT, B
 from sizewise.engine.child_signals import children_ignore_sigint
 from sizewise.engine.process_memory import worker_rss
 from sizewise.engine.session import EngineError, EngineSession
+from sizewise.engine.speed.devices import machine_devices
 
 BENCH_ID = 1
 CANCEL_GRACE_S = 5.0

@@ -131,7 +131,7 @@ def predicted_speed(
     n_ctx: int,
 ) -> PredictedSpeed:
     """Speed for this verdict's layer split, on the target's published figures or this machine's profile."""
-    from sizewise.commands.speed.devices import machine_devices, target_devices
+    from sizewise.engine.speed.devices import machine_devices, target_devices
 
     devices = target_devices(args.target) if args.target else machine_devices(ctx.paths, report)
     return predict_for_split(model_cost(header), devices, result.gpu_layers, result.n_offloadable, n_ctx)

@@ -124,3 +124,22 @@ def test_hardware_view_shows_sources_and_refreshes_in_background(qtbot: QtBot) -
     assert rows["GPU offload"][0] == "not in this build"
     assert view.refresh_button.isEnabled()
     assert "RAM" in view.summary.text()
+
+
+def test_predicted_speed_follows_the_context_and_says_its_confidence(qtbot: QtBot, smollm2_path: Path) -> None:
+    from sizewise.core.speed.model import model_cost, tg_seconds
+    from sizewise.core.speed.predicted import Devices
+    from sizewise.core.speed.profile import SpeedProfile, estimate_profile
+
+    view = _view(qtbot, smollm2_path, Budget(8 * GiB, 0, "test budget", CPU))
+    assert not view.speed_label.isVisible()  # no speed profile yet: nothing is guessed
+    profile = SpeedProfile(bw_effective=12e9, t_fixed=0.002, flops_by_family={"legacy": 50e9}, source="measured")
+    view.set_speed_devices(Devices(profile))
+    assert view.speed_label.isVisible() and view.speed is not None
+    expected = 1 / tg_seconds(model_cost(read_header(smollm2_path)), profile)
+    assert f"{expected:.1f} tokens/s" in view.speed_label.text() and "(measured)" in view.speed_label.text()
+    short = view.speed.tg_tps_full_ctx
+    view.ctx_slider.setValue(8192 // 256)
+    assert view.speed.tg_tps_full_ctx < short and "8,192 tokens of context" in view.speed_label.text()
+    view.set_speed_devices(Devices(estimate_profile()))
+    assert "(estimate)" in view.speed_label.text() and "calibrate" in view.speed_label.toolTip()

@@ -37,6 +37,8 @@ from sizewise.core.fit.llama_log import MeasuredBuffers
 from sizewise.core.fit.verdict import CTX_STEP, Budget, FitResult, check_fit, compare, max_context
 from sizewise.core.gguf.header import GGUFHeader, ModelInfo
 from sizewise.core.sampling import LoadParams
+from sizewise.core.speed.model import ModelCost, model_cost
+from sizewise.core.speed.predicted import Devices, PredictedSpeed, predict_for_split
 from sizewise.gui.fit.memory_chart import MemoryChart
 
 VERDICT_TEXT = {
@@ -79,6 +81,9 @@ class FitView(QWidget):
         self.params = LoadParams()
         self.result: FitResult | None = None
         self.measured: MeasuredBuffers | None = None
+        self.devices: Devices | None = None  # speed profiles for the budget; None until the hardware is known
+        self.speed: PredictedSpeed | None = None
+        self._cost: ModelCost | None = None
         self._max_ctx_key: tuple[Any, ...] | None = None
         self._updating = False
 
@@ -129,6 +134,11 @@ class FitView(QWidget):
         outer.addWidget(self.verdict_label)
         self.max_ctx_label = QLabel()
         outer.addWidget(self.max_ctx_label)
+        self.speed_label = QLabel()
+        self.speed_label.setWordWrap(True)
+        self.speed_label.setAccessibleName("Predicted speed")
+        self.speed_label.setVisible(False)
+        outer.addWidget(self.speed_label)
         self.detail_label = QLabel()
         self.detail_label.setWordWrap(True)
         self.detail_label.setStyleSheet("color: palette(placeholder-text); font-size: small;")
@@ -158,6 +168,7 @@ class FitView(QWidget):
     ) -> None:
         """Show a model (local or read from the Hub) against a budget; no I/O happens here."""
         self.header, self.info, self.budget = header, info, budget
+        self._cost = None
         self.params = params or LoadParams()
         self.measured = None
         self.diff_table.setVisible(False)
@@ -191,6 +202,12 @@ class FitView(QWidget):
             self.budget = budget
             return
         self.set_model(self.header, self.info, budget, self.current_params(), self.gpu_layers_setting())
+
+    def set_speed_devices(self, devices: Devices | None) -> None:
+        """The speed profiles that go with the budget (this machine's calibrated one, or an estimate)."""
+        self.devices = devices
+        if self.result is not None:
+            self.refresh()
 
     def gpu_layers_setting(self) -> int | str:
         if self.gpu_auto.isChecked() or not (self.budget and self.budget.backend.gpu):
@@ -248,6 +265,16 @@ class FitView(QWidget):
             self._max_ctx = max_context(self.header, params, self.budget, gpu)
             self._max_ctx_key = key
         self.result = replace(result, max_ctx=self._max_ctx)
+        self.speed = None
+        if self.devices is not None:
+            try:
+                if self._cost is None:
+                    self._cost = model_cost(self.header)
+                self.speed = predict_for_split(
+                    self._cost, self.devices, result.gpu_layers, result.n_offloadable, params.n_ctx
+                )
+            except ValueError:  # a header the speed model cannot read: the memory verdict still stands
+                self.speed = None
         self._show()
         self.settingsChanged.emit(replace(params, n_gpu_layers=result.gpu_layers))
 
@@ -286,6 +313,7 @@ class FitView(QWidget):
         self.max_ctx_label.setText(
             f"Largest context that fits: {r.max_ctx:,} tokens" if r.max_ctx else "No context length fits this budget."
         )
+        self._show_speed(pred.settings.n_ctx)
         detail = f"Prediction confidence: {pred.confidence} — {pred.confidence_reason}."
         if pred.compute_cpu_unwritten:
             detail += (
@@ -299,6 +327,19 @@ class FitView(QWidget):
         self.detail_label.setText(detail)
         if self.measured is not None:
             self._fill_diff_table()
+
+    def _show_speed(self, n_ctx: int) -> None:
+        sp = self.speed
+        self.speed_label.setVisible(sp is not None)
+        if sp is None:
+            return
+        where = {"cpu": "on the CPU", "gpu": "on the GPU", "cpu+gpu": "split over CPU and GPU"}[sp.device]
+        self.speed_label.setText(
+            f"Predicted speed {where} ({sp.confidence}): generation <b>{sp.tg_tps:.1f} tokens/s</b> "
+            f"({sp.tg_tps_full_ctx:.1f} with all {n_ctx:,} tokens of context in use), prompt "
+            f"{sp.pp_tps:,.0f} tokens/s."
+        )
+        self.speed_label.setToolTip(sp.note[0].upper() + sp.note[1:] + "." if sp.note else "")
 
     # -- after a load ----------------------------------------------------------------------------
     def show_measured(self, buffers: MeasuredBuffers | Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> None:

@@ -33,6 +33,7 @@ from sizewise.core.hub.starter import STARTER_NAME, find_app_starter
 from sizewise.core.paths import AppPaths
 from sizewise.core.sampling import LoadParams
 from sizewise.core.settings import Settings
+from sizewise.engine.speed.devices import machine_devices
 from sizewise.gui.adapters.background import run_in_background
 from sizewise.gui.adapters.engine_adapter import EngineAdapter
 from sizewise.gui.fit.fit_view import FitView
@@ -272,6 +273,7 @@ class ModelLoader(QObject):
         """The machine's budget (from the hardware probe) for every prediction from now on."""
         self.budget = machine_budget(report)
         self.backend = report.backend()
+        self.fit_view.set_speed_devices(machine_devices(self.paths, report))
         if self.model_header is not None and self.model_info is not None:
             self.fit_view.set_model(self.model_header, self.model_info, self.budget, self.settings.load)
         else:

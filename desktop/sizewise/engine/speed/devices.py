@@ -1,6 +1,7 @@
 """Which speed profiles a command's budget stands for: this machine's calibrated one, or a target's estimate.
 
-Shared by ``fit``, ``bench`` and ``ladder`` so the three say the same speed for the same model and budget.
+Shared by ``fit``, ``bench``, the Fit view and the ladder so they say the same speed for the same model and budget;
+here in engine because the profile's key includes the llama.cpp build the engine reports.
 """
 
 from __future__ import annotations
