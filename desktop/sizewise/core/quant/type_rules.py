@@ -204,7 +204,7 @@ _ATTN_V_LIKE = (ATTN_V, ATTN_QKV, ATTN_KV_B)  # category_is_attn_v: counted toge
 
 
 def category(name: str) -> str:
-    """tensor_get_category: the first match wins (so ``ffn_up_gate`` would be ffn_up)."""
+    """tensor_get_category: substrings, the first match wins (a fused ``ffn_gate_up_exps`` is ffn_gate)."""
     if name == "output.weight":
         return OUTPUT
     if name in ("token_embd.weight", "per_layer_token_embd.weight"):
