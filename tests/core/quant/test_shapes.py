@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 
 from sizewise.core.gguf.header import read_header
-from sizewise.core.quant.shapes import ARCHES, HyperParams, predict_for, predicted_file_bytes, problem, tensors
+from sizewise.core.quant.shapes import (
+    ARCHES,
+    HyperParams,
+    estimate_metadata_bytes,
+    predict_for,
+    predicted_file_bytes,
+    problem,
+    tensors,
+)
 from sizewise.core.quant.type_rules import model_facts, output_metadata_bytes, predict
 from sizewise.core.quant.types import QUANT_TYPES
 
@@ -32,6 +40,12 @@ def test_every_type_is_predicted_alike_from_hyperparameters_and_from_the_file(sm
             continue
         from_file = predict(header.tensors, model_facts(header), t.name)
         assert predict_for(SMOLLM2, t.name) == from_file, t.name
+
+
+def test_metadata_estimate_is_within_a_few_percent_of_the_real_sections(smollm2_path, gemma_path):
+    smollm2, gemma = read_header(smollm2_path), read_header(gemma_path)
+    assert estimate_metadata_bytes(49152, n_merges=48900) == pytest.approx(output_metadata_bytes(smollm2), rel=0.05)
+    assert estimate_metadata_bytes(262144, scores=True) == pytest.approx(output_metadata_bytes(gemma), rel=0.05)
 
 
 def test_each_arch_has_its_own_tensors():
