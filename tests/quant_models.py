@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sizewise.core.quant.ggml_types import GGMLType
+from sizewise.core.gguf.ggml_types import GGMLType
 from sizewise.core.quant.shapes import HyperParams, tensors
 
 CHILD = Path(__file__).with_name("quantize_all.py")

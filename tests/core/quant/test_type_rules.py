@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from sizewise.core.gguf.ggml_types import GGMLType, n_dims, row_bytes, tensor_bytes
 from sizewise.core.gguf.header import read_header
-from sizewise.core.quant.ggml_types import GGMLType, n_dims, row_bytes, tensor_bytes
 from sizewise.core.quant.shapes import Tensor
 from sizewise.core.quant.type_rules import (
     DEFAULT_TYPE,

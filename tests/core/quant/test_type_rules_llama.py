@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
+from sizewise.core.gguf.ggml_types import BLOCKS, NOT_QUANTIZED, GGMLType
 from sizewise.core.gguf.header import GGUFHeader, read_header
-from sizewise.core.quant.ggml_types import BLOCKS, NOT_QUANTIZED, GGMLType
 from sizewise.core.quant.shapes import HyperParams, predict_for
 from sizewise.core.quant.type_rules import QuantPrediction, file_bytes, model_facts, output_metadata_bytes, predict
 from sizewise.core.quant.types import QUANT_TYPES

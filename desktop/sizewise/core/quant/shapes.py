@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sizewise.core.quant.ggml_types import GGMLType
+from sizewise.core.gguf.ggml_types import GGMLType
 from sizewise.core.quant.type_rules import ModelFacts, QuantPrediction, file_bytes, predict
 from sizewise.core.quant.types import QuantType
 

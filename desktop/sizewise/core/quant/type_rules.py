@@ -28,8 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from sizewise.core.gguf.ggml_types import BLOCKS, NOT_QUANTIZED, GGMLType, n_dims, tensor_bytes, type_name
 from sizewise.core.gguf.header import GGUFHeader, header_int
-from sizewise.core.quant.ggml_types import BLOCKS, NOT_QUANTIZED, GGMLType, n_dims, tensor_bytes, type_name
 from sizewise.core.quant.types import QuantType, quant_type
 
 LLAMA_CPP_BUILD = "b11312"

@@ -1,9 +1,9 @@
 """ggml's tensor types: their ids in GGUF files and the bytes a row of each takes.
 
 Why a table of our own rather than the gguf package's GGML_QUANT_SIZES: gguf 0.19 predates Q2_0, which the
-vendored llama.cpp (b11312) makes, and the size rules must cover every type llama.cpp may choose. The numbers
-are ggml.h's ``ggml_type`` and ggml.c's type_traits (tests/core/quant/test_type_rules_llama.py reads both from
-the vendored library).
+vendored llama.cpp (b11312) makes (and it gives Q8_1 an older layout's 40 bytes, not 36), and the size rules
+must cover every type llama.cpp may choose. The numbers are ggml.h's ``ggml_type`` and ggml.c's type_traits
+(tests/core/quant/test_type_rules_llama.py reads both from the vendored library).
 """
 
 from __future__ import annotations
