@@ -1,0 +1,230 @@
+"""The tensor list of a model from its hyper-parameters alone: what convert_hf_to_gguf.py writes and llama.cpp
+loads, so that a catalogue entry (a config.json's numbers) turns into exact bytes per quant type through
+type_rules.py before any GGUF is downloaded.
+
+Covered architectures (``ARCHES``), each as llama.cpp b11312's ``load_arch_tensors`` creates it:
+
+* ``llama``: token_embd, output_norm, optional output (untied), per block attn_norm, attn_q/k/v, attn_output,
+  ffn_norm and ffn_gate/up/down; with experts (Mixtral-style) ffn_gate_inp and ffn_{gate,up,down}_exps instead;
+  optional rope_freqs (Llama 3.1+ rope scaling).
+* ``qwen2``: llama's, plus the q/k/v biases.
+* ``qwen3``: llama's, with a head size of its own (q is head_dim × n_head wide) and attn_q_norm/attn_k_norm.
+* ``qwen3moe``: qwen3's attention with ffn_gate_inp and ffn_{gate,up,down}_exps of n_ff_exp.
+* ``gemma3``: qwen3's attention (head_dim, q/k norms), post_attention_norm and post_ffw_norm; always tied.
+* ``phi3``: fused attn_qkv, and ffn_up holding gate and up (2 × n_ff wide); optional rope_factors_long/short.
+
+Source types are what convert_hf_to_gguf.py writes: 1-D tensors and ffn_gate_inp in F32, other weights in
+``weight_type`` (F16 unless said). Only the tensors' bytes follow from this; the key/value metadata (mostly the
+tokenizer) must come from elsewhere (type_rules.output_metadata_bytes of any GGUF with the same tokenizer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sizewise.core.gguf.ggml_types import GGMLType
+from sizewise.core.quant.type_rules import ModelFacts, QuantPrediction, file_bytes, predict
+from sizewise.core.quant.types import QuantType
+
+
+@dataclass(frozen=True)
+class HyperParams:
+    """A model's shape, as config.json gives it (names as llama.cpp's hparams)."""
+
+    arch: str
+    n_layer: int
+    n_embd: int
+    n_ff: int
+    n_head: int
+    n_head_kv: int
+    n_vocab: int
+    head_dim: int = 0  # 0: n_embd // n_head (qwen3 and gemma3 set their own)
+    tied_embeddings: bool = True  # no output.weight: the output layer reuses token_embd
+    n_expert: int = 0
+    n_expert_used: int = 0
+    n_ff_exp: int = 0  # one expert's width; 0: n_ff (llama) or n_ff / n_expert_used (qwen3moe)
+    rope_tensors: bool = False  # llama's rope_freqs, phi3's rope_factors_long/short (head_dim / 2 each)
+    weight_type: GGMLType = GGMLType.F16
+
+    @property
+    def n_embd_head(self) -> int:
+        return self.head_dim or self.n_embd // self.n_head
+
+    @property
+    def expert_width(self) -> int:
+        if self.n_ff_exp:
+            return self.n_ff_exp
+        if self.arch == "qwen3moe" and self.n_expert_used:
+            return self.n_ff // self.n_expert_used
+        return self.n_ff
+
+    def facts(self) -> ModelFacts:
+        return ModelFacts(self.arch, self.n_layer, self.n_head, self.n_head_kv, self.n_expert)
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One tensor as a GGUF header lists it: shape in ggml order (``shape[0]`` is the row length)."""
+
+    name: str
+    shape: tuple[int, ...]
+    ggml_type: int
+
+
+class _Builder:
+    def __init__(self, hp: HyperParams) -> None:
+        self.hp = hp
+        self.out: list[Tensor] = []
+
+    def add(self, name: str, *shape: int) -> None:
+        router = name.endswith("ffn_gate_inp.weight")
+        kind = GGMLType.F32 if len(shape) == 1 or router else self.hp.weight_type
+        self.out.append(Tensor(name, tuple(shape), kind))
+
+    def head(self) -> None:
+        hp = self.hp
+        self.add("token_embd.weight", hp.n_embd, hp.n_vocab)
+        self.add("output_norm.weight", hp.n_embd)
+        if not hp.tied_embeddings:
+            self.add("output.weight", hp.n_embd, hp.n_vocab)
+
+    def attention(self, b: str, *, biases: bool = False, qk_norm: bool = False) -> None:
+        hp, d = self.hp, self.hp.n_embd_head
+        q, kv = d * hp.n_head, d * hp.n_head_kv
+        self.add(b + "attn_norm.weight", hp.n_embd)
+        self.add(b + "attn_q.weight", hp.n_embd, q)
+        self.add(b + "attn_k.weight", hp.n_embd, kv)
+        self.add(b + "attn_v.weight", hp.n_embd, kv)
+        self.add(b + "attn_output.weight", q, hp.n_embd)
+        if biases:
+            self.add(b + "attn_q.bias", q)
+            self.add(b + "attn_k.bias", kv)
+            self.add(b + "attn_v.bias", kv)
+        if qk_norm:
+            self.add(b + "attn_q_norm.weight", d)
+            self.add(b + "attn_k_norm.weight", d)
+
+    def ffn(self, b: str) -> None:
+        hp = self.hp
+        self.add(b + "ffn_norm.weight", hp.n_embd)
+        if hp.n_expert:
+            w = hp.expert_width
+            self.add(b + "ffn_gate_inp.weight", hp.n_embd, hp.n_expert)
+            self.add(b + "ffn_gate_exps.weight", hp.n_embd, w, hp.n_expert)
+            self.add(b + "ffn_up_exps.weight", hp.n_embd, w, hp.n_expert)
+            self.add(b + "ffn_down_exps.weight", w, hp.n_embd, hp.n_expert)
+            return
+        self.add(b + "ffn_gate.weight", hp.n_embd, hp.n_ff)
+        self.add(b + "ffn_up.weight", hp.n_embd, hp.n_ff)
+        self.add(b + "ffn_down.weight", hp.n_ff, hp.n_embd)
+
+
+def _llama(t: _Builder) -> None:
+    t.head()
+    if t.hp.rope_tensors:
+        t.add("rope_freqs.weight", t.hp.n_embd_head // 2)
+    for i in range(t.hp.n_layer):
+        t.attention(f"blk.{i}.")
+        t.ffn(f"blk.{i}.")
+
+
+def _qwen2(t: _Builder) -> None:
+    t.head()
+    for i in range(t.hp.n_layer):
+        t.attention(f"blk.{i}.", biases=True)
+        t.ffn(f"blk.{i}.")
+
+
+def _qwen3(t: _Builder) -> None:
+    t.head()
+    for i in range(t.hp.n_layer):
+        t.attention(f"blk.{i}.", qk_norm=True)
+        t.ffn(f"blk.{i}.")
+
+
+def _gemma3(t: _Builder) -> None:
+    t.head()
+    for i in range(t.hp.n_layer):
+        b = f"blk.{i}."
+        t.attention(b, qk_norm=True)
+        t.add(b + "post_attention_norm.weight", t.hp.n_embd)
+        t.ffn(b)
+        t.add(b + "post_ffw_norm.weight", t.hp.n_embd)
+
+
+def _phi3(t: _Builder) -> None:
+    hp = t.hp
+    t.head()
+    if hp.rope_tensors:
+        t.add("rope_factors_long.weight", hp.n_embd_head // 2)
+        t.add("rope_factors_short.weight", hp.n_embd_head // 2)
+    kv = hp.n_embd_head * hp.n_head_kv
+    for i in range(hp.n_layer):
+        b = f"blk.{i}."
+        t.add(b + "attn_norm.weight", hp.n_embd)
+        t.add(b + "attn_qkv.weight", hp.n_embd, hp.n_embd + 2 * kv)
+        t.add(b + "attn_output.weight", hp.n_embd, hp.n_embd)
+        t.add(b + "ffn_norm.weight", hp.n_embd)
+        t.add(b + "ffn_up.weight", hp.n_embd, 2 * hp.n_ff)
+        t.add(b + "ffn_down.weight", hp.n_ff, hp.n_embd)
+
+
+_BUILDERS: dict[str, Callable[[_Builder], None]] = {
+    "llama": _llama,
+    "qwen2": _qwen2,
+    "qwen3": _qwen3,
+    "qwen3moe": _qwen3,  # the experts come from n_expert, as for llama
+    "gemma3": _gemma3,
+    "phi3": _phi3,
+}
+ARCHES: tuple[str, ...] = tuple(_BUILDERS)
+
+
+def estimate_metadata_bytes(n_vocab: int, *, n_merges: int = 0, scores: bool = False) -> int:
+    """The key/value bytes of a GGUF when none of the model's GGUFs can be read: mostly the tokenizer.
+
+    Each token costs its string (8 + about 8 bytes) and a 4-byte type, plus a 4-byte score for SentencePiece
+    vocabularies (``scores``); each BPE merge about 16.5 bytes; other keys and a chat template about 4 KiB.
+    Within a few percent of the real section (SmolLM2 +1.4 %, Gemma 3 -3.3 %: its chat template is long),
+    which is a few tenths of a percent of a small model's file and nothing of a large one's. Exact:
+    type_rules.output_metadata_bytes of any GGUF with the same tokenizer.
+    """
+    return n_vocab * (16 + 4 + (4 if scores else 0)) + int(n_merges * 16.5) + 4096
+
+
+def problem(hp: HyperParams) -> str | None:
+    """Why these numbers do not describe a model of a covered architecture, or None."""
+    if hp.arch not in _BUILDERS:
+        return f"architecture {hp.arch!r} is not covered (covered: {', '.join(ARCHES)})"
+    if min(hp.n_layer, hp.n_embd, hp.n_ff, hp.n_head, hp.n_head_kv, hp.n_vocab) < 1:
+        return "every dimension must be at least 1"
+    if hp.n_head % hp.n_head_kv:
+        return "n_head must divide by n_head_kv"
+    if not hp.head_dim and hp.n_embd % hp.n_head:
+        return "n_embd must divide by n_head when head_dim is not given"
+    if hp.arch == "qwen3moe" and not hp.n_expert:
+        return "qwen3moe needs n_expert"
+    if hp.arch in ("qwen2", "phi3", "gemma3") and hp.n_expert:
+        return f"{hp.arch} has no experts"
+    return None
+
+
+def tensors(hp: HyperParams) -> list[Tensor]:
+    """Every tensor of the model, as convert_hf_to_gguf.py names and shapes them; ValueError if not covered."""
+    reason = problem(hp)
+    if reason:
+        raise ValueError(reason)
+    builder = _Builder(hp)
+    _BUILDERS[hp.arch](builder)
+    return builder.out
+
+
+def predict_for(hp: HyperParams, target: str | QuantType) -> QuantPrediction:
+    """type_rules.predict for a model known only by its hyper-parameters."""
+    return predict(tensors(hp), hp.facts(), target)
+
+
+def predicted_file_bytes(hp: HyperParams, target: str | QuantType, metadata_bytes: int) -> int:
+    """The exact file size, given the key/value bytes the file carries (type_rules.output_metadata_bytes)."""
+    return file_bytes(predict_for(hp, target), metadata_bytes)

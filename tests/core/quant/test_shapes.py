@@ -1,0 +1,80 @@
+"""Tensor lists from hyper-parameters: the two test models' numbers give their files' tensors exactly, and with the
+file's metadata bytes, its exact size for every type (the catalogue-to-ladder path)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sizewise.core.gguf.header import read_header
+from sizewise.core.quant.shapes import (
+    ARCHES,
+    HyperParams,
+    estimate_metadata_bytes,
+    predict_for,
+    predicted_file_bytes,
+    problem,
+    tensors,
+)
+from sizewise.core.quant.type_rules import model_facts, output_metadata_bytes, predict
+from sizewise.core.quant.types import QUANT_TYPES
+
+SMOLLM2 = HyperParams("llama", 30, 576, 1536, 9, 3, 49152)  # config.json of SmolLM2-135M
+GEMMA3_270M = HyperParams("gemma3", 18, 640, 2048, 4, 1, 262144, head_dim=256)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "hp", "ftype"), [("smollm2_path", SMOLLM2, "Q4_1"), ("gemma_path", GEMMA3_270M, "Q4_K_M")]
+)
+def test_hyperparameters_give_the_real_files_tensors_and_size(fixture, hp, ftype, request):
+    header = read_header(request.getfixturevalue(fixture))
+    assert {t.name: t.shape for t in tensors(hp)} == {t.name: t.shape for t in header.tensors}
+    assert predicted_file_bytes(hp, ftype, output_metadata_bytes(header)) == header.file_size
+
+
+def test_every_type_is_predicted_alike_from_hyperparameters_and_from_the_file(smollm2_path):
+    """Source types differ (the file is Q4_1, the list F16) but only matter for tensors copied as they are."""
+    header = read_header(smollm2_path)
+    assert model_facts(header) == SMOLLM2.facts()
+    for t in QUANT_TYPES:
+        if t.name == "Q1_0":  # no fallback for 576-wide rows: refused either way
+            continue
+        from_file = predict(header.tensors, model_facts(header), t.name)
+        assert predict_for(SMOLLM2, t.name) == from_file, t.name
+
+
+def test_metadata_estimate_is_within_a_few_percent_of_the_real_sections(smollm2_path, gemma_path):
+    smollm2, gemma = read_header(smollm2_path), read_header(gemma_path)
+    assert estimate_metadata_bytes(49152, n_merges=48900) == pytest.approx(output_metadata_bytes(smollm2), rel=0.05)
+    assert estimate_metadata_bytes(262144, scores=True) == pytest.approx(output_metadata_bytes(gemma), rel=0.05)
+
+
+def test_each_arch_has_its_own_tensors():
+    def names(hp: HyperParams) -> set[str]:
+        return {t.name.removeprefix("blk.0.") for t in tensors(hp) if not t.name.startswith("blk.1")}
+
+    base = dict(n_layer=2, n_embd=256, n_ff=512, n_head=4, n_head_kv=2, n_vocab=100)
+    assert {"attn_q.bias", "attn_k.bias", "attn_v.bias"} <= names(HyperParams("qwen2", **base))
+    assert {"attn_q_norm.weight", "attn_k_norm.weight"} <= names(HyperParams("qwen3", **base, head_dim=128))
+    gemma = names(HyperParams("gemma3", **base, head_dim=128))
+    assert {"post_attention_norm.weight", "post_ffw_norm.weight", "attn_q_norm.weight"} <= gemma
+    moe = names(HyperParams("llama", **base, n_expert=8, n_expert_used=2))
+    assert {"ffn_gate_inp.weight", "ffn_up_exps.weight"} <= moe and "ffn_up.weight" not in moe
+
+    phi3 = {t.name: t.shape for t in tensors(HyperParams("phi3", **base, tied_embeddings=False))}
+    assert phi3["blk.0.attn_qkv.weight"] == (256, 256 + 2 * 128)
+    assert phi3["blk.0.ffn_up.weight"] == (256, 1024) and "blk.0.ffn_gate.weight" not in phi3
+    assert phi3["output.weight"] == (256, 100)
+
+    qwen3 = {t.name: t.shape for t in tensors(HyperParams("qwen3", **base, head_dim=128))}
+    assert qwen3["blk.0.attn_q.weight"] == (256, 512) and qwen3["blk.0.attn_output.weight"] == (512, 256)
+    exps = {t.name: t.shape for t in tensors(HyperParams("qwen3moe", **base, n_expert=8, n_expert_used=4))}
+    assert exps["blk.0.ffn_down_exps.weight"] == (128, 256, 8)  # n_ff / n_expert_used without n_ff_exp
+
+
+def test_numbers_that_describe_no_covered_model_are_refused():
+    assert ARCHES == ("llama", "qwen2", "qwen3", "qwen3moe", "gemma3", "phi3")
+    assert "not covered" in (problem(HyperParams("mamba", 2, 256, 512, 4, 2, 100)) or "")
+    assert "n_head_kv" in (problem(HyperParams("llama", 2, 256, 512, 4, 3, 100)) or "")
+    assert "no experts" in (problem(HyperParams("gemma3", 2, 256, 512, 4, 2, 100, n_expert=4)) or "")
+    with pytest.raises(ValueError, match="at least 1"):
+        tensors(HyperParams("llama", 0, 256, 512, 4, 2, 100))

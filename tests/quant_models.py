@@ -1,0 +1,72 @@
+"""Small random-weight GGUFs of any covered architecture, written from core/quant/shapes.py's tensor list, and
+llama.cpp's quantizer run on a file in a subprocess (tests/quantize_all.py).
+
+No tokenizer: llama_model_quantize reads the hyper-parameters and the tensors, never the vocabulary, so a
+vocabulary of a few hundred rows keeps each file small and each quantization a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sizewise.core.gguf.ggml_types import GGMLType
+from sizewise.core.quant.shapes import HyperParams, tensors
+
+CHILD = Path(__file__).with_name("quantize_all.py")
+
+
+def write_model(path: Path, hp: HyperParams, *, zeros: bool = False, seed: int = 0) -> Path:
+    """An F16 GGUF (1-D tensors and routers F32) of ``hp``'s tensors with the keys llama.cpp's loader needs.
+
+    ``zeros``: all weights zero, quicker to write, for a model that only gets dry runs (which read no data)."""
+    import gguf
+
+    w = gguf.GGUFWriter(str(path), arch=hp.arch)
+    w.add_context_length(512)
+    w.add_embedding_length(hp.n_embd)
+    w.add_block_count(hp.n_layer)
+    w.add_feed_forward_length(hp.n_ff)
+    w.add_head_count(hp.n_head)
+    w.add_head_count_kv(hp.n_head_kv)
+    w.add_key_length(hp.n_embd_head)
+    w.add_value_length(hp.n_embd_head)
+    w.add_rope_dimension_count(hp.n_embd_head)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_vocab_size(hp.n_vocab)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    if hp.n_expert:
+        w.add_expert_count(hp.n_expert)
+        w.add_expert_used_count(hp.n_expert_used)
+        if hp.n_ff_exp:
+            w.add_expert_feed_forward_length(hp.n_ff_exp)
+    rng = np.random.default_rng(seed)
+    for t in tensors(hp):
+        dims = t.shape[::-1]  # numpy order: the row length last
+        if zeros:
+            w.add_tensor(t.name, np.zeros(dims, np.float32 if t.ggml_type == GGMLType.F32 else np.float16))
+        elif t.ggml_type == GGMLType.F32:
+            w.add_tensor(t.name, (1.0 + 0.01 * rng.standard_normal(dims)).astype(np.float32))
+        else:
+            w.add_tensor(t.name, (0.02 * rng.standard_normal(dims)).astype(np.float16))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def quantize_all(src: Path, out_dir: Path, types: list[str], dry_only: tuple[str, ...] = ()) -> dict[str, Any]:
+    """llama.cpp's results per type (see tests/quantize_all.py); real outputs land in ``out_dir/<TYPE>.gguf``."""
+    args = [sys.executable, str(CHILD), str(src), str(out_dir), *types]
+    if dry_only:
+        args += ["--dry-only", *dry_only]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
