@@ -1,24 +1,30 @@
-"""The curated catalogue of popular small GGUF families (``resources/catalogue.json``), and a memory estimate
-for each that needs neither the file nor the network.
+"""The curated catalogue of popular GGUF families (``resources/catalogue.json``), and a memory estimate for
+each that needs neither the file nor the network.
 
 Discover shows the catalogue before a search, so a first-time user sees models worth trying instead of an
-empty table, and sees it offline too. Each family names one GGUF repository on the Hub and the figures an
-estimate needs: the Q4_K_M file's size and the architecture's hyper-parameters from the model's published
-config. The real verdict comes from the file's header (core/hub/remote_fit.py) once the repository is
-opened; this one is labelled an estimate wherever it is shown.
+empty table, and sees it offline too; the model ladder (sizes from 0.1B to 72B, and mixtures of experts)
+reads the same rows. Each family names one GGUF repository on the Hub, the URL of the config its figures
+were copied from, and the figures: the architecture's hyper-parameters (core/arch/shape.py), the parameter
+count (and for a mixture of experts the count a token uses), and where known the Q4_K_M file's size. The real
+verdict comes from the file's header (core/hub/remote_fit.py) once the repository is opened; this one is
+labelled an estimate wherever it is shown.
 
 The file is checked when it is loaded — at start-up in the app — and a missing or invalid field is one
-sentence naming the entry, never a crash later when the figure is used.
+sentence naming the entry, never a crash later when the figure is used. The stored parameter counts are
+checked against the ones the hyper-parameters give (core/arch/params.py): a mistyped width or layer count
+cannot slip through as a plausible-looking row.
 
 The estimate follows core/fit/memory_model.py's components with catalogue figures in place of a header:
 
-* weights ≈ the Q4_K_M file's size;
+* weights ≈ the Q4_K_M file's size, or where the catalogue has no size for it a rough one from the parameter
+  count (``rough_q4_k_m_bytes``) until the per-quant size predictor replaces it;
 * KV cache = n_layer × n_head_kv × head_dim × 2 (K and V) × 2 bytes (f16) × the context, padded to 256 cells
   as llama.cpp does (sliding-window layers are counted full size, llama-cpp-python's default);
 * compute: the attention scores of one micro-batch (f32, one matrix per head plus the masks) and the layer
   activations, plus one row of logits;
 * overhead: the engine process, its share of a load and the tokenizer tables, the same constants the memory
-  model uses, and the matmul work area with the feed-forward width taken as 6 × n_embd.
+  model uses, and the matmul work area with the feed-forward width taken as 6 × n_embd, or n_ff where that
+  is wider (Mistral Small's is 6.4 × n_embd).
 
 For the two test models (SmolLM2-135M, Gemma-3-270M) the estimate, given the real file's size, comes within
 5 % of the header-based prediction from 512 to 8,192 tokens of context, always above it
@@ -33,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sizewise.core.arch.params import count_params
+from sizewise.core.arch.shape import SHAPE_FIELDS, ModelShape, shape_from_entry, whole_number
 from sizewise.core.errors import UserError
 from sizewise.core.fit.memory_model import (
     ENGINE_BASELINE_BYTES,
@@ -49,31 +57,32 @@ from sizewise.core.sampling import LoadParams
 CATALOGUE_FILE = "catalogue.json"
 MiB = 1 << 20
 GiB = 1 << 30
-INT_FIELDS = ("params", "n_layer", "n_embd", "n_head", "n_head_kv", "head_dim", "n_vocab", "context_length")
-TEXT_FIELDS = ("name", "repo_id", "license")
-KNOWN_FIELDS = frozenset((*TEXT_FIELDS, *INT_FIELDS, "q4_k_m", "note"))
+TEXT_FIELDS = ("name", "repo_id", "license", "source")
+KNOWN_FIELDS = frozenset((*TEXT_FIELDS, *SHAPE_FIELDS, "params", "active_params", "q4_k_m", "note"))
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
-FFN_PER_EMBD = 6  # the widest feed-forward in the catalogue is 5.4 × n_embd (Qwen2.5); assume 6 for the work area
+PARAMS_TOLERANCE = 0.005  # stored counts agree with the hyper-parameters' to 0.5 % (they are exact today)
+# Q4_K_M by llama.cpp's rules keeps the output matrix (the token embeddings when tied) in Q6_K and the rest
+# averages about 4.85 bits a weight (Q4_K, with Q6_K for half of attn_v and ffn_down). Within 1.5 % of the
+# real file for Llama-3.1-8B, Qwen2.5-7B and Qwen3-0.6B; a stop-gap until the per-quant size predictor.
+Q6_K_BITS = 6.5625
+Q4_K_M_REST_BITS = 4.85
+FFN_PER_EMBD = 6  # the work area's feed-forward width at least 6 × n_embd: the figure before n_ff was stored
 ACTIVATION_ROWS = 8  # activations per micro-batch token in the compute buffer, in n_embd-wide f32 rows
 
 
-@dataclass(frozen=True)
-class Family:
-    """One popular model family, with the one GGUF repository Discover opens for it."""
+@dataclass(frozen=True, kw_only=True)
+class Family(ModelShape):
+    """One popular model family, with the one GGUF repository Discover opens for it (and its shape's fields)."""
 
     name: str
     repo_id: str
     license: str
+    source: str  # where the hyper-parameters were copied from (the model's config.json)
     params: int
-    n_layer: int
-    n_embd: int
-    n_head: int
-    n_head_kv: int
-    head_dim: int
-    n_vocab: int
-    context_length: int
+    active_params: int | None = None  # a mixture of experts: the parameters a token uses (core/arch/params.py)
     file_bytes: int  # the Q4_K_M file
-    file_approx: bool  # the size is rounded from the repository's file list
+    file_approx: bool  # the size is rounded from the repository's file list, or estimated
+    file_estimated: bool = False  # the catalogue has no size for the file: rough_q4_k_m_bytes made one up
     note: str = ""
 
     @property
@@ -114,11 +123,70 @@ def size_label(n: int) -> str:
     return f"{n / GiB:.2f} GiB" if n >= 1000 * MiB else f"{n / MiB:.0f} MiB"
 
 
+def rough_q4_k_m_bytes(shape: ModelShape, params: int) -> int:
+    """A Q4_K_M file's size from the parameter count alone (see Q4_K_M_REST_BITS): for families whose file the
+    catalogue has no size for."""
+    output = shape.n_vocab * shape.n_embd
+    return round((output * Q6_K_BITS + (params - output) * Q4_K_M_REST_BITS) / 8)
+
+
 # -- loading and checking ---------------------------------------------------------------------------------
 
 
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+def _text(entry: dict[str, Any], label: str) -> None:
+    for key in TEXT_FIELDS:
+        value = entry.get(key)
+        if key not in entry:
+            raise UserError(f"{label} has no {key}.")
+        if not isinstance(value, str) or not value.strip():
+            raise UserError(f"{label} has an invalid {key} ({value!r}): it must be non-empty text.")
+    if not _REPO_ID.match(entry["repo_id"]):
+        raise UserError(f"{label} has an invalid repo_id ({entry['repo_id']!r}): it must look like owner/name.")
+    if not entry["source"].startswith("https://"):
+        raise UserError(
+            f"{label} has an invalid source ({entry['source']!r}): it must be the https:// address of the "
+            "config the figures come from."
+        )
+
+
+def _counts(entry: dict[str, Any], shape: ModelShape, label: str) -> tuple[int, int | None]:
+    """params (and active_params for a mixture of experts), each within PARAMS_TOLERANCE of the shape's."""
+    expected = count_params(shape)
+    pairs = [("params", expected.total)] + ([("active_params", expected.active)] if shape.is_moe else [])
+    if not shape.is_moe and entry.get("active_params") is not None:
+        raise UserError(f"{label} has active_params, but arch {shape.arch} is not a mixture of experts.")
+    found: list[int] = []
+    for key, want in pairs:
+        if entry.get(key) is None:
+            raise UserError(f"{label} has no {key}.")
+        value = entry[key]
+        if not whole_number(value):
+            raise UserError(f"{label} has an invalid {key} ({value!r}): it must be a whole number above 0.")
+        if abs(value - want) > PARAMS_TOLERANCE * want:
+            raise UserError(
+                f"{label} has {key} {value:,}, but its hyper-parameters give {want:,}: one of the figures "
+                "differs from the model's config."
+            )
+        found.append(value)
+    return found[0], (found[1] if shape.is_moe else None)
+
+
+def _file(entry: dict[str, Any], shape: ModelShape, params: int, label: str) -> tuple[int, bool, bool]:
+    """The Q4_K_M file's (bytes, approx, estimated): from q4_k_m, or a rough size when there is none."""
+    file = entry.get("q4_k_m")
+    if file is None:
+        return rough_q4_k_m_bytes(shape, params), True, True
+    if (
+        not isinstance(file, dict)
+        or set(file) - {"bytes", "approx"}
+        or not whole_number(file.get("bytes"))
+        or not isinstance(file.get("approx", False), bool)
+    ):
+        raise UserError(
+            f'{label} has an invalid q4_k_m ({file!r}): it must be {{"bytes": a whole number above 0, '
+            '"approx": true or false}.'
+        )
+    return file["bytes"], bool(file.get("approx", False)), False
 
 
 def _family(entry: dict[str, Any], where: str) -> Family:
@@ -128,53 +196,24 @@ def _family(entry: dict[str, Any], where: str) -> Family:
     unknown = sorted(set(entry) - KNOWN_FIELDS)
     if unknown:
         raise UserError(f"{label} has an unknown field {unknown[0]!r} (known: {', '.join(sorted(KNOWN_FIELDS))}).")
-    for key in TEXT_FIELDS:
-        value = entry.get(key)
-        if key not in entry:
-            raise UserError(f"{label} has no {key}.")
-        if not isinstance(value, str) or not value.strip():
-            raise UserError(f"{label} has an invalid {key} ({value!r}): it must be non-empty text.")
-    if not _REPO_ID.match(entry["repo_id"]):
-        raise UserError(f"{label} has an invalid repo_id ({entry['repo_id']!r}): it must look like owner/name.")
-    for key in INT_FIELDS:
-        if key not in entry:
-            raise UserError(f"{label} has no {key}.")
-        if not _whole(entry[key]):
-            raise UserError(f"{label} has an invalid {key} ({entry[key]!r}): it must be a whole number above 0.")
-    if entry["n_head"] % entry["n_head_kv"]:
-        raise UserError(
-            f"{label} has n_head {entry['n_head']}, which is not a multiple of n_head_kv {entry['n_head_kv']}."
-        )
-    file = entry.get("q4_k_m")
-    if "q4_k_m" not in entry:
-        raise UserError(f'{label} has no q4_k_m (the Q4_K_M file\'s size: {{"bytes": N, "approx": true}}).')
-    if (
-        not isinstance(file, dict)
-        or set(file) - {"bytes", "approx"}
-        or not _whole(file.get("bytes"))
-        or not isinstance(file.get("approx", False), bool)
-    ):
-        raise UserError(
-            f'{label} has an invalid q4_k_m ({file!r}): it must be {{"bytes": a whole number above 0, '
-            '"approx": true or false}.'
-        )
+    _text(entry, label)
+    shape = shape_from_entry(entry, label)
+    params, active = _counts(entry, shape, label)
+    file_bytes, approx, estimated = _file(entry, shape, params, label)
     note = entry.get("note", "")
     if not isinstance(note, str):
         raise UserError(f"{label} has an invalid note ({note!r}): it must be text.")
     return Family(
+        **vars(shape),
         name=entry["name"].strip(),
         repo_id=entry["repo_id"],
         license=entry["license"].strip(),
-        params=entry["params"],
-        n_layer=entry["n_layer"],
-        n_embd=entry["n_embd"],
-        n_head=entry["n_head"],
-        n_head_kv=entry["n_head_kv"],
-        head_dim=entry["head_dim"],
-        n_vocab=entry["n_vocab"],
-        context_length=entry["context_length"],
-        file_bytes=file["bytes"],
-        file_approx=bool(file.get("approx", False)),
+        source=entry["source"].strip(),
+        params=params,
+        active_params=active,
+        file_bytes=file_bytes,
+        file_approx=approx,
+        file_estimated=estimated,
         note=note,
     )
 
@@ -225,7 +264,7 @@ def estimate_memory(family: Family, params: LoadParams | None = None, *, file_by
     scores = 4 * n_tokens * cells * (family.n_head + 2)  # KQ per head, plus the causal and sliding-window masks
     activations = 4 * n_tokens * ACTIVATION_ROWS * family.n_embd
     compute = scores + activations + 4 * family.n_vocab  # and one row of logits
-    work = FFN_PER_EMBD * family.n_embd * n_tokens * 2
+    work = max(FFN_PER_EMBD * family.n_embd, family.n_ff) * n_tokens * 2
     overhead = ENGINE_BASELINE_BYTES + ENGINE_LOAD_BYTES + VOCAB_BYTES_PER_TOKEN * family.n_vocab + work
     weights = family.file_bytes if file_bytes is None else file_bytes
     return Estimate(weights, kv, compute, overhead, n_ctx)

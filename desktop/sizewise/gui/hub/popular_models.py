@@ -31,6 +31,12 @@ VERDICT_WORDS = {"fits": "Fits", "tight": "Tight", "too big": "Too big"}
 VERDICT_COLOURS = {"fits": "#1b6e20", "tight": "#8a5a00", "too big": "#9b1c1c"}
 
 
+def _file_tip(family: Family) -> str:
+    if family.file_estimated:
+        return "Estimated from the parameter count: the catalogue has no size for this file"
+    return "Rounded from the repository's file list" if family.file_approx else "The file's size on the Hub"
+
+
 class PopularModels(QWidget):
     """The catalogue as a table: family, size, estimated memory and verdict, and a Show files button."""
 
@@ -76,8 +82,9 @@ class PopularModels(QWidget):
             ]
             tips = [
                 f"{family.repo_id} · license {family.license}",
-                f"{family.params:,} parameters",
-                "Rounded from the repository's file list" if family.file_approx else "The file's size on the Hub",
+                f"{family.params:,} parameters"
+                + (f", {family.active_params:,} of them used per token" if family.active_params else ""),
+                _file_tip(family),
                 f"Estimate: {est.breakdown()}",
                 "",
             ]
