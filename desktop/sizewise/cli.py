@@ -34,6 +34,7 @@ COMMAND_MODULES = [
     "sizewise.commands.fit",
     "sizewise.commands.bench",
     "sizewise.commands.speed.calibrate",
+    "sizewise.commands.speed.ladder",
     "sizewise.commands.quant_lab.quantize",
     "sizewise.commands.quant_lab.quality",
 ]

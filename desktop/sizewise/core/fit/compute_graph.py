@@ -24,6 +24,7 @@ Only the shapes of the graph matter here; the arithmetic is never run.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -457,6 +458,12 @@ def _prod(shape: tuple[int, ...]) -> int:
     return n
 
 
+@functools.lru_cache(maxsize=4096)
 def compute_buffer_bytes(spec: DecoderSpec, gs: GraphSettings) -> int:
-    """Bytes of the CPU compute buffer llama.cpp reserves for these shapes and settings."""
+    """Bytes of the CPU compute buffer llama.cpp reserves for these shapes and settings.
+
+    Cached: the simulation takes ~30 ms for a 70B-sized graph, and the same shapes recur — the largest-context
+    and auto-offload searches ask again for settings they tried, and every quant of one model has the same
+    graph (the ladder asks for seven). Both keys are frozen dataclasses, and the result depends on nothing else.
+    """
     return simulate_allocator(build_decoder_graph(spec, gs))

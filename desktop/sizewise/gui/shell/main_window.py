@@ -36,6 +36,7 @@ from sizewise import APP_NAME
 from sizewise.core.chat.opening import StoreProblem
 from sizewise.core.chat.presets import Preset, PresetLibrary
 from sizewise.core.chat.store import ConversationStore
+from sizewise.core.fit.hardware import HardwareReport, machine_budget
 from sizewise.core.fit.memory_model import MemoryPrediction
 from sizewise.core.fit.verdict import Budget
 from sizewise.core.gguf.header import GGUFHeader, ModelInfo, model_info
@@ -48,6 +49,7 @@ from sizewise.core.hub.resolve import context_warning
 from sizewise.core.hub.starter import find_starter
 from sizewise.core.paths import AppPaths
 from sizewise.core.settings import Settings, SettingsStore
+from sizewise.engine.speed.devices import machine_devices
 from sizewise.gui.adapters.background import run_in_background
 from sizewise.gui.adapters.engine_adapter import EngineAdapter
 from sizewise.gui.chat.chat_actions import ChatActions
@@ -61,6 +63,7 @@ from sizewise.gui.chat.input_box import InputBox
 from sizewise.gui.chat.writing_view import WritingView
 from sizewise.gui.fit.fit_view import FitView
 from sizewise.gui.fit.hardware_view import HardwareView
+from sizewise.gui.fit.ladder_view import LadderView
 from sizewise.gui.hub.discover_view import DiscoverView, catalogue_or_problem, default_budget_factory
 from sizewise.gui.hub.library_view import LibraryView
 from sizewise.gui.shell.about_dialog import AboutDialog
@@ -102,6 +105,8 @@ class MainWindow(QMainWindow):
         self.compare_view: CompareView | None = None
         self.library_view: LibraryView | None = None
         self.discover_view: DiscoverView | None = None
+        self.ladder_view: LadderView | None = None
+        self._machine_report: HardwareReport | None = None
         self.catalogue = catalogue_or_problem()  # checked at start-up: a broken entry is one sentence now, not later
         self.setWindowTitle(APP_NAME)
         self._build()
@@ -227,6 +232,8 @@ class MainWindow(QMainWindow):
         self.add_view("Library", self.library_page, "Downloads and every model on this computer")
         self.compare_page = LazyPage(self._make_compare_view)
         self.add_view("Compare", self.compare_page, "Models, quants or settings side by side, measured here")
+        self.ladder_page = LazyPage(self._make_ladder_view)
+        self.add_view("Ladder", self.ladder_page, "Which model sizes and quants fit this machine or a target, how fast")
 
     def _build_docks(self) -> None:
         """Conversations (left), sampling (right) and live metrics (bottom, hidden until asked for)."""
@@ -456,9 +463,12 @@ class MainWindow(QMainWindow):
             )
 
     @Slot(object)
-    def _machine_budget_changed(self, _report: object) -> None:
+    def _machine_budget_changed(self, report: HardwareReport) -> None:
+        self._machine_report = report
         if self.discover_view is not None and self.loader.budget is not None:
             self.discover_view.set_machine_budget(self.loader.budget)
+        if self.ladder_view is not None:
+            self.ladder_view.set_machine(machine_budget(report), machine_devices(self.paths, report))
 
     @Slot(object)
     def _on_prediction(self, prediction: MemoryPrediction) -> None:
@@ -541,6 +551,20 @@ class MainWindow(QMainWindow):
             view.set_machine_budget(self.loader.budget)
         self.discover_view = view
         return view
+
+    def _make_ladder_view(self) -> QWidget:
+        view = LadderView()
+        view.openRepo.connect(self._open_repo_in_discover)
+        if self._machine_report is not None:
+            view.set_machine(machine_budget(self._machine_report), machine_devices(self.paths, self._machine_report))
+        self.ladder_view = view
+        return view
+
+    def _open_repo_in_discover(self, repo_id: str) -> None:
+        self.show_view(self.discover_page)
+        view = self.discover_page.ensure()
+        assert isinstance(view, DiscoverView)
+        view.open_repo(repo_id)
 
     def _refresh_library_view(self) -> None:
         if self.library_view is not None:

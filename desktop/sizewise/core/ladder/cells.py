@@ -1,0 +1,153 @@
+"""The ladder's cells: for each catalogue model and quant type, the verdict, memory, largest context and speed.
+
+Each cell is the same judgement ``sizewise fit`` makes for a real file (core/fit/verdict.py on a virtual
+header, core/speed/predicted.py for the layer split it chose), so the ladder and a later ``fit`` of the
+downloaded file agree up to the few MB of metadata the virtual header estimates.
+
+Speed goes with a reading-speed floor: a cell that fits but generates more slowly than the floor (default 10
+tokens/s, about twice a fast reader's pace) is "fits but slow", which is what a person deciding on a download
+needs to see as clearly as "too large".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sizewise.core.fit.verdict import Budget, check_fit
+from sizewise.core.gguf.header import GGUFHeader
+from sizewise.core.ladder.virtual_header import CatalogueShape, virtual_header
+from sizewise.core.sampling import LoadParams
+from sizewise.core.speed.model import model_cost
+from sizewise.core.speed.predicted import Devices, predict_for_split
+
+LADDER_QUANTS = ("Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "F16")
+READING_FLOOR_TPS = 10.0
+VERDICT_WORDS = {"fits_gpu": "GPU", "fits_partial": "partial offload", "fits_cpu": "CPU", "too_large": "too large"}
+
+
+@dataclass(frozen=True)
+class LadderModel:
+    """One row: a catalogue model, with what the cells need."""
+
+    name: str
+    repo_id: str
+    params: int
+    active_params: int
+    shape: CatalogueShape
+
+
+@dataclass(frozen=True)
+class LadderCell:
+    model: str
+    repo_id: str
+    params: int
+    active_params: int
+    quant: str
+    file_bytes: int
+    verdict: str  # check_fit's: fits_gpu | fits_partial | fits_cpu | too_large
+    ram_bytes: int
+    vram_bytes: int
+    gpu_layers: int
+    max_ctx: int
+    tg_tps: float
+    tg_tps_full_ctx: float
+    pp_tps: float
+    confidence: str  # of the speed figures: "measured" only where every profile used was calibrated here
+    usable: bool  # fits, and generates at least the reading floor
+    note: str = ""
+
+    @property
+    def fits(self) -> bool:
+        return self.verdict != "too_large"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "repo_id": self.repo_id,
+            "params": self.params,
+            "active_params": self.active_params,
+            "quant": self.quant,
+            "file_bytes": self.file_bytes,
+            "verdict": self.verdict,
+            "ram_bytes": self.ram_bytes,
+            "vram_bytes": self.vram_bytes,
+            "gpu_layers": self.gpu_layers,
+            "max_ctx": self.max_ctx,
+            "tg_tps": round(self.tg_tps, 2),
+            "tg_tps_full_ctx": round(self.tg_tps_full_ctx, 2),
+            "pp_tps": round(self.pp_tps, 1),
+            "confidence": self.confidence,
+            "usable": self.usable,
+            "note": self.note,
+        }
+
+
+def ladder_cell(
+    model: LadderModel,
+    quant: str,
+    budget: Budget,
+    devices: Devices,
+    params: LoadParams,
+    floor_tps: float = READING_FLOOR_TPS,
+) -> LadderCell:
+    header = virtual_header(model.shape, quant)
+    result = check_fit(header, params, budget, "auto", with_max_ctx=False)
+    speed = predict_for_split(model_cost(header), devices, result.gpu_layers, result.n_offloadable, params.n_ctx)
+    pred = result.prediction
+    return LadderCell(
+        model=model.name,
+        repo_id=model.repo_id,
+        params=model.params,
+        active_params=model.active_params,
+        quant=quant,
+        file_bytes=header.file_size,
+        verdict=result.verdict,
+        ram_bytes=pred.ram_bytes,
+        vram_bytes=pred.vram_bytes,
+        gpu_layers=result.gpu_layers,
+        max_ctx=ladder_max_ctx(header, params, budget, model.shape.context_length),
+        tg_tps=speed.tg_tps,
+        tg_tps_full_ctx=speed.tg_tps_full_ctx,
+        pp_tps=speed.pp_tps,
+        confidence=speed.confidence,
+        usable=result.fits and speed.tg_tps >= floor_tps,
+        note=speed.note,
+    )
+
+
+def ladder_max_ctx(header: GGUFHeader, params: LoadParams, budget: Budget, trained: int) -> int:
+    """The largest power-of-two context (or the trained length) that fits, 0 if not even 512 does.
+
+    Coarser than ``fit``'s 256-token steps on purpose: a cell's memory prediction simulates llama.cpp's graph
+    allocator (tens of ms for a large model, more with a GPU split to search), and three or four checks per
+    cell instead of ten keep the whole ladder within seconds; the Fit view gives the exact figure.
+    """
+    steps = [c for c in (2**k for k in range(9, 18)) if c < trained] + [trained]
+
+    def fits(ctx: int) -> bool:
+        return check_fit(header, replace(params, n_ctx=ctx), budget, "auto", with_max_ctx=False).fits
+
+    lo, hi = -1, len(steps)  # steps[lo] fits (-1: none known), steps[hi] does not (len: none known)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fits(steps[mid]):
+            lo = mid
+        else:
+            hi = mid
+    return steps[lo] if lo >= 0 else 0
+
+
+def build_ladder(
+    models: Iterable[LadderModel],
+    budget: Budget,
+    devices: Devices,
+    params: LoadParams | None = None,
+    quants: Sequence[str] = LADDER_QUANTS,
+    floor_tps: float = READING_FLOOR_TPS,
+) -> list[LadderCell]:
+    """Every model × quant cell, rows in the order given (the catalogue's: by size)."""
+    lp = params or LoadParams(n_ctx=4096)
+    lp = replace(lp, n_gpu_layers=0)
+    return [ladder_cell(m, q, budget, devices, lp, floor_tps) for m in models for q in quants]

@@ -1,0 +1,77 @@
+"""A GGUF header for a file that does not exist: a catalogue model at a quant type, built from its hyper-parameters.
+
+Why a header rather than a parallel set of formulas: the memory model, the verdicts, the largest context and
+the speed model all read headers (core/fit, core/speed), and reading the same structure for a catalogue
+cell as for a downloaded file keeps one set of rules — a cell and the real file can only differ where the
+inputs differ. The tensors and their types come from core/quant/shapes.py and type_rules.py (llama.cpp's
+own per-tensor rules, checked against ``llama_model_quantize``), so the tensor bytes are exact; the key/value
+metadata (mostly the tokenizer's vocabulary) is estimated from the vocabulary's size and kind, a few MB at most.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sizewise.core.gguf.header import ArraySummary, GGUFHeader, TensorInfo
+from sizewise.core.quant.shapes import HyperParams, estimate_metadata_bytes, predict_for
+from sizewise.core.quant.types import quant_type
+
+GGUF_ALIGNMENT = 32
+GGUF_STRING = 8  # gguf value type of the token list's items
+# The tokenizer kind decides the metadata's size (core/quant/shapes.estimate_metadata_bytes): SentencePiece
+# vocabularies carry a score per token and no merges (Gemma; Llama 2, Mistral and Phi-3's 32k vocabularies),
+# byte-level BPE ones a merge per token (Llama 3, Qwen, SmolLM2, with 49k-152k tokens).
+SENTENCEPIECE_ARCHES = ("gemma2", "gemma3")
+SENTENCEPIECE_MAX_VOCAB = 32_768
+
+@dataclass(frozen=True)
+class CatalogueShape:
+    """What a virtual header needs besides the tensor shapes: the context and sliding-window facts."""
+
+    hyper: HyperParams
+    context_length: int
+    sliding_window: int = 0
+    swa_pattern: int = 0  # every n-th layer attends to the whole context (gemma3: 6); 0 = the arch's default
+
+
+def virtual_header(shape: CatalogueShape, quant: str) -> GGUFHeader:
+    """The header llama.cpp's quantizer would write for this model at ``quant`` (ValueError if not covered)."""
+    hp = shape.hyper
+    plan = predict_for(hp, quant)
+    tensors: list[TensorInfo] = []
+    offset = 0
+    for t in plan.tensors:
+        tensors.append(TensorInfo(t.name, t.shape, t.ggml_type, offset))
+        offset += -(-t.n_bytes // GGUF_ALIGNMENT) * GGUF_ALIGNMENT
+    arch = hp.arch
+    meta: dict[str, object] = {
+        "general.architecture": arch,
+        "general.file_type": quant_type(quant).ftype,
+        f"{arch}.block_count": hp.n_layer,
+        f"{arch}.context_length": shape.context_length,
+        f"{arch}.embedding_length": hp.n_embd,
+        f"{arch}.feed_forward_length": hp.n_ff,
+        f"{arch}.attention.head_count": hp.n_head,
+        f"{arch}.attention.head_count_kv": hp.n_head_kv,
+        f"{arch}.attention.key_length": hp.n_embd_head,
+        f"{arch}.attention.value_length": hp.n_embd_head,
+        "tokenizer.ggml.tokens": ArraySummary(GGUF_STRING, hp.n_vocab),
+    }
+    if hp.n_expert:
+        meta[f"{arch}.expert_count"] = hp.n_expert
+        meta[f"{arch}.expert_used_count"] = hp.n_expert_used
+    if shape.sliding_window:
+        meta[f"{arch}.attention.sliding_window"] = shape.sliding_window
+        if shape.swa_pattern:
+            meta[f"{arch}.attention.sliding_window_pattern"] = shape.swa_pattern
+    data_offset = _metadata_bytes(hp) + plan.tensor_info_bytes()
+    data_offset = -(-data_offset // GGUF_ALIGNMENT) * GGUF_ALIGNMENT
+    return GGUFHeader(
+        version=3, metadata=meta, tensors=tensors, data_offset=data_offset, file_size=data_offset + offset
+    )
+
+
+def _metadata_bytes(hp: HyperParams) -> int:
+    if hp.arch in SENTENCEPIECE_ARCHES or hp.n_vocab <= SENTENCEPIECE_MAX_VOCAB:
+        return estimate_metadata_bytes(hp.n_vocab, scores=True)
+    return estimate_metadata_bytes(hp.n_vocab, n_merges=hp.n_vocab)

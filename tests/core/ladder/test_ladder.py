@@ -1,0 +1,109 @@
+"""The model ladder: catalogue models at every common quant, judged on virtual headers (no file, no network)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from sizewise.core.fit.memory_model import Backend, predict
+from sizewise.core.fit.targets import find_target
+from sizewise.core.fit.verdict import Budget, check_fit
+from sizewise.core.gguf.header import read_header
+from sizewise.core.hub.catalogue import load_catalogue
+from sizewise.core.ladder.catalogue_rows import ladder_model, ladder_rows
+from sizewise.core.ladder.cells import LADDER_QUANTS, build_ladder, ladder_cell
+from sizewise.core.ladder.virtual_header import virtual_header
+from sizewise.core.sampling import LoadParams
+from sizewise.core.speed.model import model_cost
+from sizewise.core.speed.predicted import Devices
+from sizewise.core.speed.profile import SpeedProfile
+
+GiB = 1 << 30
+CELL_KEYS = {"model", "params", "active_params", "quant", "file_bytes", "verdict", "ram_bytes", "vram_bytes",
+             "gpu_layers", "max_ctx", "tg_tps", "pp_tps", "confidence"}
+PROFILE = SpeedProfile(bw_effective=20e9, t_fixed=0.002, flops_by_family={"kquant": 100e9}, source="measured")
+
+
+def _family(name: str):  # type: ignore[no-untyped-def]
+    return next(f for f in load_catalogue() if f.name.startswith(name))
+
+
+@pytest.mark.parametrize("real", ["smollm2_path", "gemma_path"])
+def test_a_virtual_header_predicts_what_the_real_file_does(real: str, request: pytest.FixtureRequest) -> None:
+    """The starter (Q4_1) and Gemma-3-270M (Q4_K_M) from their catalogue entries alone: the same tensor bytes,
+    the same memory prediction (weights, KV, compute) and the same speed-model cost as their real headers."""
+    path: Path = request.getfixturevalue(real)
+    header = read_header(path)
+    family = _family("SmolLM2 135M" if real == "smollm2_path" else "Gemma 3 270M")
+    quant = "Q4_1" if real == "smollm2_path" else "Q4_K_M"
+    virtual = virtual_header(ladder_model(family).shape, quant)
+    assert sorted((t.name, t.shape, t.ggml_type) for t in virtual.tensors) == sorted(
+        (t.name, t.shape, t.ggml_type) for t in header.tensors
+    )
+    assert virtual.data_bytes == header.data_bytes
+    assert abs(virtual.file_size - header.file_size) / header.file_size < 0.01  # metadata is estimated
+    backend = Backend(repack=True, cpu_features=frozenset({"avx2"}))
+    for ctx in (512, 4096):
+        a, b = predict(virtual, LoadParams(n_ctx=ctx), backend), predict(header, LoadParams(n_ctx=ctx), backend)
+        assert (a.weights_bytes, a.kv_bytes, a.compute_bytes) == (b.weights_bytes, b.kv_bytes, b.compute_bytes)
+    assert model_cost(virtual).weight_bytes == model_cost(header).weight_bytes
+
+
+def test_sizes_and_speeds_are_ordered_down_each_row() -> None:
+    budget = Budget(64 * GiB, 0, "big", Backend(repack=False))
+    rows = [ladder_model(_family(n)) for n in ("Qwen2.5 0.5B", "Llama 3.2 1B", "Qwen3 4B")]
+    cells = build_ladder(rows, budget, Devices(PROFILE), LoadParams(n_ctx=2048))
+    assert len(cells) == len(rows) * len(LADDER_QUANTS)
+    for i in range(len(rows)):
+        row = cells[i * len(LADDER_QUANTS) : (i + 1) * len(LADDER_QUANTS)]
+        sizes = [c.file_bytes for c in row]
+        assert sizes == sorted(sizes), [(c.quant, c.file_bytes) for c in row]  # Q2_K … F16 grow
+        speeds = [c.tg_tps for c in row]
+        assert speeds == sorted(speeds, reverse=True)  # more bytes a token, slower
+        assert all(c.verdict == "fits_cpu" and c.max_ctx > 0 and c.confidence == "measured" for c in row)
+        assert set(row[0].to_dict()) >= CELL_KEYS
+
+
+def test_a_cell_agrees_with_fit_on_the_same_header_and_the_floor_marks_slow_cells() -> None:
+    model = ladder_model(_family("Llama 3.1 8B"))
+    budget = find_target("laptop-16gb").budget()
+    params = LoadParams(n_ctx=4096)
+    cell = ladder_cell(model, "Q4_K_M", budget, Devices(PROFILE), params, floor_tps=1.0)
+    fit = check_fit(virtual_header(model.shape, "Q4_K_M"), params, budget, "auto")
+    assert cell.verdict == fit.verdict and cell.ram_bytes == fit.prediction.ram_bytes
+    assert fit.max_ctx is not None and cell.max_ctx <= fit.max_ctx  # the ladder's coarser steps never say more
+    assert cell.usable
+    slow = ladder_cell(model, "Q4_K_M", budget, Devices(PROFILE), params, floor_tps=cell.tg_tps + 1)
+    assert slow.fits and not slow.usable
+
+
+def test_too_large_and_gpu_cells_on_targets() -> None:
+    model = ladder_model(_family("Llama 3.3 70B"))
+    small = ladder_cell(model, "Q4_K_M", find_target("laptop-8gb-cpu").budget(), Devices(PROFILE), LoadParams())
+    assert small.verdict == "too_large" and small.max_ctx == 0
+    qwen = ladder_model(_family("Qwen2.5 7B"))
+    gpu = Devices(PROFILE, SpeedProfile(bw_effective=600e9, t_fixed=0.001, source="estimate"))
+    on_gpu = ladder_cell(qwen, "Q4_K_M", find_target("nvidia-24gb").budget(), gpu, LoadParams())
+    assert on_gpu.verdict == "fits_gpu" and on_gpu.vram_bytes > 0 and on_gpu.confidence == "estimate"
+
+
+def test_the_whole_catalogue_is_laid_out_and_uncovered_architectures_are_named() -> None:
+    rows = ladder_rows()
+    names = {m.name for m in rows.models}
+    assert len(rows.models) + len(rows.skipped) == len(load_catalogue())
+    assert "Qwen3 30B-A3B" in names  # a mixture of experts with its tensor list reproduced
+    assert all("gpt-oss" not in n and "OLMoE" not in n for n in names)
+    assert "gpt-oss" in rows.note() and "OLMoE" in rows.note()
+    params = [m.params for m in rows.models]
+    assert params == sorted(params)
+
+
+def test_the_ladder_for_a_cpu_target_is_computed_in_seconds() -> None:
+    """Timing is noisy here; the bound is loose on purpose (the issue's goal of 1 s is not met yet)."""
+    t0 = time.perf_counter()
+    cells = build_ladder(ladder_rows().models, find_target("laptop-16gb").budget(), Devices(PROFILE))
+    elapsed = time.perf_counter() - t0
+    assert len(cells) >= 30 * len(LADDER_QUANTS) - 2 * len(LADDER_QUANTS)
+    assert elapsed < 60, elapsed
