@@ -35,20 +35,7 @@ class Rows:
 
 def ladder_model(f: Family) -> LadderModel:
     vocab = GEMMA3_GGUF_VOCAB if f.arch == "gemma3" and f.n_vocab > GEMMA3_GGUF_VOCAB else f.n_vocab
-    hyper = HyperParams(
-        arch=f.arch,
-        n_layer=f.n_layer,
-        n_embd=f.n_embd,
-        n_ff=f.n_ff,
-        n_head=f.n_head,
-        n_head_kv=f.n_head_kv,
-        n_vocab=vocab,
-        head_dim=f.head_dim,
-        tied_embeddings=f.tied_embeddings,
-        n_expert=f.n_expert,
-        n_expert_used=f.n_expert_used,
-        n_ff_exp=f.n_ff_exp,
-    )
+    hyper = HyperParams.from_shape(f, n_vocab=vocab)
     shape = CatalogueShape(hyper, f.context_length, sliding_window=f.swa_window, swa_pattern=f.swa_pattern)
     return LadderModel(f.name, f.repo_id, f.params, f.active_params or f.params, shape)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sizewise.core.arch.shape import ModelShape
 from sizewise.core.gguf.ggml_types import GGMLType
 from sizewise.core.quant.type_rules import ModelFacts, QuantPrediction, file_bytes, predict
 from sizewise.core.quant.types import QuantType
@@ -58,6 +59,25 @@ class HyperParams:
         if self.arch == "qwen3moe" and self.n_expert_used:
             return self.n_ff // self.n_expert_used
         return self.n_ff
+
+    @classmethod
+    def from_shape(cls, shape: ModelShape, n_vocab: int | None = None) -> HyperParams:
+        """The catalogue's shape (core/arch) as the fields the tensor list needs; ``n_vocab`` overrides the
+        config's where llama.cpp's converter writes another (Gemma 3 drops 64 padding rows)."""
+        return cls(
+            arch=shape.arch,
+            n_layer=shape.n_layer,
+            n_embd=shape.n_embd,
+            n_ff=shape.n_ff,
+            n_head=shape.n_head,
+            n_head_kv=shape.n_head_kv,
+            n_vocab=n_vocab or shape.n_vocab,
+            head_dim=shape.head_dim,
+            tied_embeddings=shape.tied_embeddings,
+            n_expert=shape.n_expert,
+            n_expert_used=shape.n_expert_used,
+            n_ff_exp=shape.n_ff_exp,
+        )
 
     def facts(self) -> ModelFacts:
         return ModelFacts(self.arch, self.n_layer, self.n_head, self.n_head_kv, self.n_expert)
