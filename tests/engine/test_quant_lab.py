@@ -270,3 +270,14 @@ def test_ctrl_c_cancels_a_quality_run_and_caches_no_partial_reference(lab, tmp_p
     assert not any(c.is_running() and c.status() != "zombie" for c in job)
     cache = basedir_paths(base).cache_dir / "quality-references"
     assert not list(cache.glob("*.npz")) and not list(cache.glob(".*.tmp"))
+
+
+def test_a_q2_0_file_is_made_and_read(smollm2_path, tmp_path):
+    """Q2_0 (type 42) is newer than the gguf package's tables: the written file must still pass the quantizer's
+    own check and be readable by fit (it was "unknown type (42)")."""
+    out = tmp_path / "smol-Q2_0.gguf"
+    made = _json(run_cli("quantize", str(smollm2_path), "--type", "Q2_0", "--out", str(out), "--json",
+                         basedir=tmp_path / "b"))
+    assert Path(made["out"]) == out and out.exists()
+    fit = _json(run_cli("fit", str(out), "--no-engine", "--json", basedir=tmp_path / "b"))
+    assert fit["model"]["quantization"] == "Q2_0" and fit["predicted"]["weights_bytes"] > 0

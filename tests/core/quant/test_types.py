@@ -76,3 +76,12 @@ def test_quantized_source_warns_of_stacked_errors_and_of_no_recovered_precision(
     assert a["Q2_K"].allowed and "stacks the errors" in a["Q2_K"].reason
     assert a["Q8_0"].allowed and "cannot recover precision" in a["Q8_0"].reason
     assert "cannot recover precision" in a["F16"].reason
+
+
+def test_every_type_sizewise_can_make_is_named_when_its_file_is_read() -> None:
+    """The header reader names a file by its declared type; a type newer than the gguf package (Q2_0) must
+    not be shown as its dominant tensor type instead."""
+    from sizewise.core.gguf.header import _file_type_names
+
+    names = _file_type_names()
+    assert {q.name: names.get(q.ftype) for q in QUANT_TYPES} == {q.name: q.name for q in QUANT_TYPES}

@@ -54,14 +54,24 @@ def _type_sizes() -> dict[int, tuple[int, int]]:
     """
     from gguf import GGML_QUANT_SIZES
 
-    return {int(t): (int(b), int(n)) for t, (b, n) in GGML_QUANT_SIZES.items()}
+    from sizewise.core.gguf.ggml_types import BLOCKS
+
+    # ggml_types' table wins: it follows the vendored ggml (tested against it), and gguf 0.19 predates Q2_0,
+    # so a Q2_0 file (one Sizewise can make) was "unknown type (42)". gguf's keeps the ids ggml retired.
+    sizes = {int(t): (int(b), int(n)) for t, (b, n) in GGML_QUANT_SIZES.items()}
+    sizes.update({int(t): bn for t, bn in BLOCKS.items()})
+    return sizes
 
 
 @cache
 def _type_names() -> dict[int, str]:
     from gguf import GGMLQuantizationType
 
-    return {int(t): t.name for t in GGMLQuantizationType}
+    from sizewise.core.gguf.ggml_types import GGMLType
+
+    names = {int(t): t.name for t in GGMLQuantizationType}
+    names.update({int(t): t.name for t in GGMLType})
+    return names
 
 
 class GGUFError(ValueError):
@@ -361,11 +371,17 @@ def read_header(path: str | Path) -> GGUFHeader:
 def _file_type_names() -> dict[int, str]:
     from gguf import LlamaFileType
 
-    return {
+    names = {
         t.value: t.name.removeprefix("MOSTLY_").removeprefix("ALL_")
         for t in LlamaFileType
         if t != LlamaFileType.GUESSED
     }
+    names.update(_NEWER_FILE_TYPES)
+    return names
+
+
+# File types of the vendored llama.cpp that the gguf package (0.19) does not name yet.
+_NEWER_FILE_TYPES = {41: "Q2_0"}
 
 
 def quantization_name(header: GGUFHeader) -> str:
