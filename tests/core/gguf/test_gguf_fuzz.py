@@ -21,7 +21,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sizewise.core.fit.memory_model import predict
@@ -155,6 +155,13 @@ def _parse(data: bytes, size: int | None = None) -> GGUFHeader:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(damaged_gguf())
+# Found by this test in CI: no tensors, so no layers, and a one-element head_count array (IndexError).
+@example(
+    data=b"GGUF\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x14\x00\x00"
+    b"\x00\x00\x00\x00\x00general.architecture\x08\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00llama\x1a\x00\x00"
+    b"\x00\x00\x00\x00\x00llama.attention.head_count\t\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+    b"\x00\x00"
+)
 def test_fuzzed_headers_parse_or_fail_cleanly(data: bytes) -> None:
     t0 = time.perf_counter()
     try:

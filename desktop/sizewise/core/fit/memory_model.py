@@ -116,6 +116,8 @@ class ModelShape:
 
 def _per_layer(value: Any, n_layer: int, default: int) -> tuple[int, ...]:
     """A scalar hyper-parameter or a per-layer array (llama.cpp accepts both), as one value per layer."""
+    if n_layer <= 0:
+        return ()
     if isinstance(value, list) and value:
         vals = [min(max(header_int(v, default), 0), MAX_WIDTH) for v in value[:n_layer]]
         return tuple(vals + [vals[-1]] * (n_layer - len(vals)))
