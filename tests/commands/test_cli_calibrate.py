@@ -1,4 +1,4 @@
-"""``sizewise calibrate``: a stored, measured profile, no synthetic files left, Ctrl+C stores nothing."""
+"""``sizewise calibrate``: a stored, measured profile, no synthetic files left, Ctrl+C or SIGKILL stores nothing."""
 
 from __future__ import annotations
 
@@ -9,17 +9,34 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from sizewise.core.gguf.header import read_header
 from sizewise.core.speed.model import model_cost, predict_speed
 from sizewise.core.speed.profile import PROFILE_FILE, SpeedProfile
-from sizewise.engine.speed.calibrate import TEMP_PREFIX
+from sizewise.core.speed.scratch import SCRATCH_PREFIX
 from tests.cli_helpers import run_cli
 
 
 def _leftovers(base: Path) -> list[Path]:
-    return [p for p in (base / "cache").rglob("*") if TEMP_PREFIX in str(p) or p.suffix == ".gguf"]
+    return [p for p in (base / "cache").rglob("*") if SCRATCH_PREFIX in str(p) or p.suffix == ".gguf"]
+
+
+def _calibrate_cli(base: Path) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "sizewise", "--basedir", str(base), "calibrate"]
+    return subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def _read_until(proc: subprocess.Popen[str], text: str) -> list[str]:
+    """stderr lines up to and including the first one holding ``text`` (all of them if none does)."""
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if text in line:
+            break
+    return seen
 
 
 @pytest.fixture(scope="module")
@@ -60,17 +77,33 @@ def test_prediction_for_the_starter_model_is_within_a_generous_band_of_its_measu
 
 
 def test_ctrl_c_leaves_no_files_and_stores_nothing(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "sizewise", "--basedir", str(tmp_path), "calibrate"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    seen = []
-    for line in proc.stderr:  # wait until a synthetic model exists and is being quantized
-        seen.append(line)
-        if "quantizing" in line:
-            break
+    proc = _calibrate_cli(tmp_path)
+    seen = _read_until(proc, "quantizing")  # a synthetic model exists and is being quantized
     proc.send_signal(signal.SIGINT)
     _, rest = proc.communicate(timeout=60)
     assert proc.returncode == 130, "".join(seen) + (rest or "")
     assert "nothing was stored" in (rest or "")
     assert not (tmp_path / "data" / PROFILE_FILE).exists()
     assert _leftovers(tmp_path) == []
+
+
+def test_a_killed_calibration_stores_nothing_and_the_next_one_deletes_its_files(tmp_path: Path) -> None:
+    """SIGKILL runs no ``finally``: the folder stays until the next calibration, which deletes it first; the
+    worker and the quantize job die with the app (no orphan goes on writing), and nothing was stored."""
+    proc = _calibrate_cli(tmp_path)
+    seen = _read_until(proc, "quantizing")
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.kill()
+    proc.communicate(timeout=60)
+    _, alive = psutil.wait_procs(children, timeout=30)
+    assert alive == [], ("".join(seen), alive)
+    stale = _leftovers(tmp_path)
+    assert any(p.name.endswith("-F16.gguf") for p in stale), "".join(seen)  # it was killed mid-run
+    assert not (tmp_path / "data" / PROFILE_FILE).exists()
+
+    nxt = _calibrate_cli(tmp_path)
+    seen = _read_until(nxt, "Writing")  # past the clean-up of stale folders
+    nxt.send_signal(signal.SIGINT)
+    _, rest = nxt.communicate(timeout=60)
+    assert nxt.returncode == 130, "".join(seen) + (rest or "")
+    assert _leftovers(tmp_path) == [] and not (tmp_path / "data" / PROFILE_FILE).exists()

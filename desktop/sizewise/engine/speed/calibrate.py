@@ -5,8 +5,9 @@ folder under the app cache, quantizes each with llama.cpp's own quantizer (engin
 calibration types, measures generation at depth 0 and at a deeper depth and prompt processing with the
 llama-bench loop (engine/bench.py) in one engine worker, and fits the profile (core/speed/fit.py).
 
-Every synthetic file is deleted in a ``finally`` — after success, failure or Ctrl+C — and the profile is
-returned only when every measurement finished, so a partial calibration can never be stored.
+Every synthetic file is deleted in a ``finally`` — after success, failure or Ctrl+C — and a folder left by a
+killed run is deleted by the next calibration (core/speed/scratch.py); the profile is returned only when every
+measurement finished, so a partial calibration can never be stored.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +29,7 @@ from sizewise.core.sampling import LoadParams
 from sizewise.core.speed.fit import PpPoint, TgPoint, fit_pp, fit_tg
 from sizewise.core.speed.model import model_cost
 from sizewise.core.speed.profile import KV, SpeedProfile, fingerprint
+from sizewise.core.speed.scratch import make_scratch
 from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_synthetic
 from sizewise.engine.bench import BenchRequest
 from sizewise.engine.child_signals import children_ignore_sigint
@@ -48,7 +49,6 @@ PP_TOKENS = 128
 TG_TOKENS = 16
 DEEP = 512  # the deeper depth for generation: enough KV cache to see its cost
 BENCH_ID = 7
-TEMP_PREFIX = "speed-calibration-"
 # A quiet machine fits every point within a few percent; a point missed by more means another program took
 # the cores during a run, and such a profile would mispredict everything — so it is refused, not stored.
 MAX_FIT_ERROR = 0.30
@@ -70,10 +70,6 @@ class Measured:
     tg_by_family: tuple[TgPoint, ...]
     pp_by_quant: PpPoint
     pp_by_family: PpPoint
-
-
-def calibration_folder(paths: AppPaths) -> Path:
-    return paths.cache_dir
 
 
 def device_fingerprint(hardware: HardwareReport) -> str:
@@ -168,8 +164,7 @@ def calibrate(
 ) -> tuple[SpeedProfile, list[Measured]]:
     """Measure this machine and fit its profile; ``template`` lends its tokenizer (the starter model)."""
     t0 = time.perf_counter()
-    paths.cache_dir.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=calibration_folder(paths)))
+    folder = make_scratch(paths.cache_dir)
     results: list[Measured] = []
     steps = len(shapes) * len(types)
     try:
