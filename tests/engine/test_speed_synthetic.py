@@ -12,7 +12,7 @@ from sizewise.core.sampling import LoadParams
 from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_synthetic
 from sizewise.engine.bench import BenchRequest
 from sizewise.engine.session import EngineSession
-from sizewise.engine.speed.calibrate import _bench
+from sizewise.engine.speed.measure import bench
 
 SHAPE = SyntheticShape(n_layer=2, n_embd=256, n_ff=512, n_head=4, n_head_kv=2)
 
@@ -37,6 +37,6 @@ def test_llama_cpp_loads_a_synthetic_model_with_the_requested_parameter_count(sy
 def test_bench_at_a_depth_runs_on_a_synthetic_model(synthetic: Path) -> None:
     with EngineSession() as session:
         session.load(synthetic, LoadParams(n_ctx=128))
-        done = _bench(session, BenchRequest(pp=16, tg=4, repetitions=1, ttft=False, warmup=False, depth=96))
+        done = bench(session, BenchRequest(pp=16, tg=4, repetitions=1, ttft=False, warmup=False, depth=96))
         assert done["depth"] == 96 and done["tg"]["mean_tps"] > 0 and done["pp"]["mean_tps"] > 0
         assert "128" in (BenchRequest(pp=16, depth=120).problem(128) or "")

@@ -84,13 +84,23 @@ class TgFit:
     bw: float  # the single figure over total bytes (headline, and the fallback for unmeasured types)
     t_layer: float
     bw_by_key: dict[str, float]
-    worst_error: float = 0.0  # the largest |fitted − measured| / measured over the points
+    errors: tuple[float, ...] = ()  # |fitted − measured| / measured per point, largest first
+
+    @property
+    def worst_error(self) -> float:
+        """How far the fit misses its worst point, relative to it: a busy machine shows here first."""
+        return self.errors[0] if self.errors else 0.0
+
+    def error_beyond(self, outliers: int) -> float:
+        """The largest miss once the ``outliers`` worst points are set aside: one noisy point among many does not
+        decide, a machine busy through a run still does (it disturbs many points)."""
+        return self.errors[outliers] if len(self.errors) > outliers else 0.0
 
 
-def worst_error(rows: list[list[float]], seconds: list[float], sol: Array) -> float:
-    """How far the fit misses its worst point, relative to it: a busy machine shows here first."""
+def relative_errors(rows: list[list[float]], seconds: list[float], sol: Array) -> tuple[float, ...]:
+    """|fitted − measured| / measured per point, largest first."""
     fitted = np.array(rows) @ sol
-    return float(max(abs(f - s) / s for f, s in zip(fitted, seconds, strict=True) if s > 0))
+    return tuple(sorted((float(abs(f - s) / s) for f, s in zip(fitted, seconds, strict=True) if s > 0), reverse=True))
 
 
 @dataclass(frozen=True)
@@ -118,7 +128,7 @@ def fit_tg(points: list[TgPoint]) -> TgFit:
     seconds = [p.seconds for p in points]
     sol = _solve(rows, seconds)
     by_key = {k: float(1.0 / inv) for k, inv in zip(keys, sol[2:], strict=True) if inv > 0}
-    return TgFit(float(sol[0]), bw, float(sol[1]), by_key, worst_error(rows, seconds, sol))
+    return TgFit(float(sol[0]), bw, float(sol[1]), by_key, relative_errors(rows, seconds, sol))
 
 
 def fit_pp(points: list[PpPoint]) -> PpFit:
