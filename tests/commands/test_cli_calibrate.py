@@ -1,11 +1,14 @@
-"""``sizewise calibrate``: a stored, measured profile, no synthetic files left, Ctrl+C or SIGKILL stores nothing."""
+"""``sizewise calibrate``: a stored, measured profile, no synthetic files left, Ctrl+C or SIGKILL stores nothing,
+and a machine busy while measuring is refused."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +111,26 @@ def test_a_killed_calibration_stores_nothing_and_the_next_one_deletes_its_files(
     _, rest = nxt.communicate(timeout=60)
     assert nxt.returncode == 130, "".join(seen) + (rest or "")
     assert _leftovers(tmp_path) == [] and not (tmp_path / "data" / PROFILE_FILE).exists()
+
+
+def test_a_machine_busy_while_measuring_is_refused_and_stores_nothing(tmp_path: Path) -> None:
+    """A CPU hog per core, started when measuring starts and running to the end, must be refused with the busy
+    sentence, not fitted into a profile: no round is steady, so no median is either (or measuring outruns its
+    budget first, which bounds this test to a couple of minutes)."""
+    proc = _calibrate_cli(tmp_path)
+    watchdog = threading.Timer(600, proc.kill)
+    watchdog.start()
+    hogs: list[subprocess.Popen[bytes]] = []
+    try:
+        seen = _read_until(proc, "Measuring")
+        hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+        _, rest = proc.communicate()
+    finally:
+        watchdog.cancel()
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    out = "".join(seen) + (rest or "")
+    assert proc.returncode == 1, out
+    assert "Calibration failed, nothing was stored" in out and "probably busy with other work" in out, out
+    assert not (tmp_path / "data" / PROFILE_FILE).exists() and _leftovers(tmp_path) == []

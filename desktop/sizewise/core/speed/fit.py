@@ -63,6 +63,11 @@ class FitError(ValueError):
     """Too few or degenerate points to fit."""
 
 
+class NoisyFit(FitError):
+    """The points contradict the model's shape (time not growing with size): the timings were disturbed, which
+    calibration reports as a busy machine, unlike too few points (a caller's mistake)."""
+
+
 def fit_line(points: list[tuple[float, float]]) -> tuple[float, float]:
     """(t_fixed, bw) for ``seconds = t_fixed + bytes / bw``, both kept ≥ 0 (bw > 0)."""
     if len(points) < 2 or len({x for x, _ in points}) < 2:
@@ -71,10 +76,7 @@ def fit_line(points: list[tuple[float, float]]) -> tuple[float, float]:
     y = np.array([s for _, s in points])
     (t_fixed, inv_bw), _ = nnls(a, y)
     if inv_bw <= 0:
-        raise FitError(
-            "time did not grow with bytes read: the measurements were too noisy (was the machine busy? "
-            "run it again when it is idle)"
-        )
+        raise NoisyFit("time did not grow with bytes read")
     return float(t_fixed), float(1.0 / inv_bw)
 
 
@@ -140,8 +142,5 @@ def fit_pp(points: list[PpPoint]) -> PpFit:
     sol = _solve(rows, [p.seconds for p in points])
     flops = {k: float(1.0 / inv) for k, inv in zip(keys, sol[2:], strict=True) if inv > 0}
     if len(flops) < len(keys):
-        raise FitError(
-            "prompt time did not grow with model size for some weight type (was the machine busy? run it again "
-            "when it is idle)"
-        )
+        raise NoisyFit("prompt time did not grow with model size for some weight type")
     return PpFit(float(sol[0]), float(sol[1]), flops)

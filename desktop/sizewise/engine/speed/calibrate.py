@@ -27,7 +27,7 @@ from sizewise.core.fit.hardware import HardwareReport, probe_hardware
 from sizewise.core.gguf.header import read_header
 from sizewise.core.paths import AppPaths
 from sizewise.core.quant.plan import plan_quantize
-from sizewise.core.speed.fit import TgFit, fit_pp, fit_tg
+from sizewise.core.speed.fit import NoisyFit, TgFit, fit_pp, fit_tg
 from sizewise.core.speed.model import ModelCost, model_cost
 from sizewise.core.speed.profile import SpeedProfile, fingerprint
 from sizewise.core.speed.scratch import make_scratch
@@ -36,7 +36,7 @@ from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_
 from sizewise.engine.child_signals import children_ignore_sigint
 from sizewise.engine.quant.quantize import Quantizer
 from sizewise.engine.session import EngineSession
-from sizewise.engine.speed.measure import CalibrationFailed, Measured, measure_round, points
+from sizewise.engine.speed.measure import CalibrationFailed, Measured, Overtime, measure_round, points
 
 # ~38M, ~31M and ~113M parameters (the tokenizer's 49152-row embedding included): small enough to write,
 # quantize and measure in about a minute on two cores. Depth and width vary independently (4 wide
@@ -58,6 +58,12 @@ MAX_ROUNDS = 5
 # mispredict everything, so it is refused, not stored. OUTLIERS points may miss by more without deciding.
 MAX_FIT_ERROR = 0.30
 OUTLIERS = 1
+# Measuring takes about 1.5× as long as writing and quantizing the models on a steady machine (23 s against
+# 16 s here). Other programs on the cores slow llama.cpp's threads far more than the quantizer's (each token
+# waits at every layer for the thread that was descheduled: 10-300× slower tokens measured with two CPU hogs),
+# so when measuring passes this multiple of the preparation time the machine is busy, and calibration stops
+# instead of measuring for many minutes only to refuse.
+BUSY_RATIO = 5.0
 BUSY = "the machine was probably busy with other work; run it again when it is idle"
 
 Progress = Callable[[str], None]
@@ -120,21 +126,34 @@ def _prepare(
 
 
 def _measure_rounds(
-    session: EngineSession, models: list[_Model], progress: Progress, threads: int | None
+    session: EngineSession,
+    models: list[_Model],
+    progress: Progress,
+    threads: int | None,
+    prepare_s: float,
 ) -> list[Measured]:
     """Every model once per round for ROUNDS rounds, so each point's rounds lie far apart in time; then more
-    rounds, up to MAX_ROUNDS, for the models with fewer than ROUNDS steady ones."""
+    rounds, up to MAX_ROUNDS, for the models with fewer than ROUNDS steady ones. Refused once measuring has
+    taken BUSY_RATIO × ``prepare_s``."""
     figures: dict[str, list[RoundFigures]] = {m.label: [] for m in models}
-    for r in range(MAX_ROUNDS):
-        todo = [m for m in models if len(steady_rounds(figures[m.label])) < ROUNDS]
-        if not todo:
-            break
-        if r < ROUNDS:
-            progress(f"Measuring, round {r + 1} of {ROUNDS}…")
-        else:
-            progress(f"Measuring again: {len(todo)} of {len(models)} models had a round slowed by other programs…")
-        for m in todo:
-            figures[m.label].append(measure_round(session, m.path, threads=threads))
+    t0 = time.monotonic()
+    deadline = t0 + BUSY_RATIO * prepare_s
+    try:
+        for r in range(MAX_ROUNDS):
+            todo = [m for m in models if len(steady_rounds(figures[m.label])) < ROUNDS]
+            if not todo:
+                break
+            if r < ROUNDS:
+                progress(f"Measuring, round {r + 1} of {ROUNDS}…")
+            else:
+                progress(f"Measuring again: {len(todo)} of {len(models)} models had a round slowed by other programs…")
+            for m in todo:
+                figures[m.label].append(measure_round(session, m.path, threads=threads, deadline=deadline))
+    except Overtime:
+        raise CalibrationFailed(
+            f"measuring took {time.monotonic() - t0:.0f} s, more than {BUSY_RATIO:.0f}× the {prepare_s:.0f} s that "
+            f"writing and quantizing the models took, where a steady machine needs about 1.5× — {BUSY}"
+        ) from None
     return [points(m.label, m.cost, figures[m.label]) for m in models]
 
 
@@ -169,16 +188,21 @@ def calibrate(
             with children_ignore_sigint():
                 session.client.start()
             ready = dict(session.wait_for("ready", timeout=60))
+            t_prepare = time.perf_counter()
             models = _prepare(folder, template, shapes, types, progress)
-            results = _measure_rounds(session, models, progress, threads)
+            prepare_s = time.perf_counter() - t_prepare
+            results = _measure_rounds(session, models, progress, threads, prepare_s)
         hardware = probe_hardware(ready)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    tg = fit_tg([p for m in results for p in m.tg_by_quant])
-    _judge(tg)
-    tg_family = fit_tg([p for m in results for p in m.tg_by_family])
-    pp = fit_pp([m.pp_by_quant for m in results])
-    pp_family = fit_pp([m.pp_by_family for m in results])
+    try:
+        tg = fit_tg([p for m in results for p in m.tg_by_quant])
+        _judge(tg)
+        tg_family = fit_tg([p for m in results for p in m.tg_by_family])
+        pp = fit_pp([m.pp_by_quant for m in results])
+        pp_family = fit_pp([m.pp_by_family for m in results])
+    except NoisyFit as exc:
+        raise CalibrationFailed(f"the measurements fit no steady speed ({exc}) — {BUSY}") from exc
     engine = hardware.engine
     profile = SpeedProfile(
         bw_effective=tg.bw,

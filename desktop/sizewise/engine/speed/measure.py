@@ -9,6 +9,7 @@ a disturbance that lasts a few seconds reaches one round of a point, not all of 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,10 @@ class Measured:
     rounds: tuple[RoundFigures, ...] = ()
 
 
+class Overtime(Exception):
+    """Measuring passed its deadline; the bench was stopped (calibration reports a busy machine)."""
+
+
 def _stop(session: EngineSession) -> None:
     """Stop the running bench and wait briefly for its end, so the worker is free again."""
     with contextlib.suppress(OSError, RuntimeError):
@@ -61,13 +66,23 @@ def _stop(session: EngineSession) -> None:
         session.wait_for("bench_done", "failed", timeout=10)
 
 
-def bench(session: EngineSession, req: BenchRequest) -> dict[str, Any]:
-    """Run one bench in the worker and return its ``bench_done``; Ctrl+C stops it there first."""
+def bench(session: EngineSession, req: BenchRequest, deadline: float | None = None) -> dict[str, Any]:
+    """Run one bench in the worker and return its ``bench_done``. Ctrl+C stops it there first; so does
+    ``deadline`` (a ``time.monotonic()`` value), which then raises Overtime."""
     session.client.send_raw(req.to_message(BENCH_ID))
     try:
         while True:
-            msg = session.wait_for("bench_done", "failed", timeout=600)
-            if msg.get("id") != BENCH_ID:
+            remaining = 600.0 if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                _stop(session)
+                raise Overtime
+            try:  # progress events count as answers, so no wait outlasts the deadline
+                msg = session.wait_for("bench_done", "failed", "bench_progress", timeout=remaining)
+            except EngineError:  # a wait cut short by the deadline, unless the engine itself stopped
+                if deadline is None or time.monotonic() < deadline or not session.client.alive:
+                    raise
+                continue
+            if msg.get("id") != BENCH_ID or msg["type"] == "bench_progress":
                 continue
             if msg["type"] == "failed":
                 raise CalibrationFailed(f"A calibration measurement failed: {msg.get('message')}")
@@ -81,13 +96,15 @@ def _samples(done: dict[str, Any], key: str) -> list[float]:
     return [float(s) for s in (done.get(key) or {}).get("samples_s") or ()]
 
 
-def measure_round(session: EngineSession, path: Path, *, threads: int | None = None) -> RoundFigures:
+def measure_round(
+    session: EngineSession, path: Path, *, threads: int | None = None, deadline: float | None = None
+) -> RoundFigures:
     """Load ``path``, take the fastest repetition of each figure, unload: one round of one model."""
     session.load(path, LoadParams(n_ctx=DEEP + PP_TOKENS + TG_TOKENS, n_threads=threads))
     shallow_req = BenchRequest(pp=PP_TOKENS, tg=TG_TOKENS, repetitions=REPETITIONS, ttft=False)
-    shallow = bench(session, shallow_req)
+    shallow = bench(session, shallow_req, deadline)
     deep_req = BenchRequest(pp=0, tg=TG_TOKENS, repetitions=DEEP_REPETITIONS, ttft=False, depth=DEEP, warmup=False)
-    deep = bench(session, deep_req)
+    deep = bench(session, deep_req, deadline)
     session.client.unload()
     session.wait_for("unloaded", timeout=60)
     figures = RoundFigures(
