@@ -5,7 +5,7 @@ Why rounds: other programs can only ever add time to a run, so among a few repet
 fastest is the least disturbed — the standard estimator for noise that only adds. But on a shared two-core
 machine a disturbance usually outlasts a bench: tokens were uniformly slower for seconds at a time (the median
 token time of a slowed round was as slow as its mean), a whole bench ran 40 % slower with its repetitions
-within 5 % of each other (357 against 596 tokens/s on one model in two calibrations a minute apart), and the
+within 7 % of each other (357 against 596 tokens/s on one model in two calibrations a minute apart), and the
 fastest repetition of such a round is slow too. So calibration measures every model once per round, spreads
 the rounds over its run, and combines them:
 
