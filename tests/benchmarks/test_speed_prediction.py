@@ -18,7 +18,8 @@ from sizewise.core.paths import basedir_paths
 from sizewise.core.speed.model import model_cost, predict_speed
 from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_synthetic
 from sizewise.engine.session import EngineSession
-from sizewise.engine.speed.calibrate import DEEP, PP_TOKENS, _quantize, calibrate, measure
+from sizewise.engine.speed.calibrate import _quantize, calibrate
+from sizewise.engine.speed.measure import DEEP, PP_TOKENS, measure
 
 pytestmark = pytest.mark.benchmarks
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from sizewise.core.sampling import LoadParams
 from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_synthetic
 from sizewise.engine.bench import BenchRequest
 from sizewise.engine.session import EngineSession
-from sizewise.engine.speed.calibrate import _bench
+from sizewise.engine.speed.measure import Overtime, bench
 
 SHAPE = SyntheticShape(n_layer=2, n_embd=256, n_ff=512, n_head=4, n_head_kv=2)
 
@@ -37,6 +38,19 @@ def test_llama_cpp_loads_a_synthetic_model_with_the_requested_parameter_count(sy
 def test_bench_at_a_depth_runs_on_a_synthetic_model(synthetic: Path) -> None:
     with EngineSession() as session:
         session.load(synthetic, LoadParams(n_ctx=128))
-        done = _bench(session, BenchRequest(pp=16, tg=4, repetitions=1, ttft=False, warmup=False, depth=96))
+        done = bench(session, BenchRequest(pp=16, tg=4, repetitions=1, ttft=False, warmup=False, depth=96))
         assert done["depth"] == 96 and done["tg"]["mean_tps"] > 0 and done["pp"]["mean_tps"] > 0
         assert "128" in (BenchRequest(pp=16, depth=120).problem(128) or "")
+
+
+def test_a_bench_past_its_deadline_is_stopped_and_the_worker_is_free_again(synthetic: Path) -> None:
+    """Calibration's busy-machine cut-off: the wait ends at the deadline even while progress events arrive."""
+    with EngineSession() as session:
+        session.load(synthetic, LoadParams(n_ctx=128))
+        long = BenchRequest(pp=64, tg=64, repetitions=1000, ttft=False)
+        t0 = time.monotonic()
+        with pytest.raises(Overtime):
+            bench(session, long, deadline=t0 + 0.5)
+        assert time.monotonic() - t0 < 10
+        done = bench(session, BenchRequest(pp=16, tg=4, repetitions=1, ttft=False, warmup=False))
+        assert done["tg"]["mean_tps"] > 0

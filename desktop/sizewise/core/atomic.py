@@ -1,5 +1,5 @@
-"""Atomic file replacement (a crash mid-write must leave either the old file or the new one), and the small JSON
-stores written that way."""
+"""Atomic file replacement (a crash mid-write must leave either the old file or the new one), the small JSON
+stores written that way, and whether the process that owns a leftover file is still alive."""
 
 from __future__ import annotations
 
@@ -24,6 +24,20 @@ def write_text_atomic(path: Path, text: str, encoding: str = "utf-8") -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs: a leftover named after a dead process was left by a killed or crashed
+    app and can go; one whose owner runs (another window, another command) must stay."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
 
 
 def file_identity(path: str | Path) -> str:

@@ -19,8 +19,10 @@ from sizewise.core.errors import UserError
 from sizewise.core.hub.starter import find_app_starter
 from sizewise.core.speed.fit import FitError
 from sizewise.core.speed.profile import ProfileStore, SpeedProfile
+from sizewise.core.speed.steady import steady_rounds
 from sizewise.engine.session import EngineError
-from sizewise.engine.speed.calibrate import CalibrationFailed, Measured, calibrate
+from sizewise.engine.speed.calibrate import calibrate
+from sizewise.engine.speed.measure import CalibrationFailed, Measured
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,7 +38,23 @@ def _summary(profile: SpeedProfile, measured: list[Measured]) -> dict[str, Any]:
     return {
         "profile": profile.to_dict(),
         "measurements": [
-            {"model": m.label, "tg_tps": m.tg_tps, "tg_deep_tps": m.tg_deep_tps, "pp_tps": m.pp_tps} for m in measured
+            {
+                "model": m.label,
+                "tg_tps": m.tg_tps,
+                "tg_deep_tps": m.tg_deep_tps,
+                "pp_tps": m.pp_tps,
+                "rounds": [
+                    {
+                        "tg_tps": 1 / r.tg,
+                        "tg_deep_tps": 1 / r.tg_deep,
+                        "pp_tps": 1 / r.pp,
+                        "bench_s": r.bench_s,
+                        "steady": r in steady_rounds(m.rounds),
+                    }
+                    for r in m.rounds
+                ],
+            }
+            for m in measured
         ],
     }
 
@@ -68,6 +86,6 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     print(
         f"Bandwidth {profile.bw_effective / 1e9:.1f} GB/s effective ({fams or 'one figure for all types'}), "
         f"{profile.t_fixed * 1e3:.2f} ms fixed and {profile.t_layer * 1e3:.3f} ms per layer per token; "
-        f"calibrated in {profile.calibration_s:.0f} s."
+        f"every point within {profile.fit_error:.0%} of the fit; calibrated in {profile.calibration_s:.0f} s."
     )
     return 0

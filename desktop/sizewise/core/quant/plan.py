@@ -14,12 +14,12 @@ second, not after a minute of work or with a half-written file. The rules:
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from sizewise.core.atomic import pid_alive
 from sizewise.core.errors import UserError
 from sizewise.core.gguf.header import GGUFError, header_int, model_info, read_header
 from sizewise.core.quant.types import Availability, QuantType, quant_type, targets_for
@@ -171,16 +171,6 @@ def plan_quantize(
     return QuantizePlan(source=source, target=target, out=dest, estimated_bytes=estimate, warning=avail.reason)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_stale_partials(folder: Path) -> list[Path]:
     """Delete partial files whose writer is gone (an app that crashed or was killed mid-quantize)."""
     removed: list[Path] = []
@@ -188,7 +178,7 @@ def clean_stale_partials(folder: Path) -> list[Path]:
         return removed
     for f in folder.glob(f"{PARTIAL_PREFIX}*"):
         pid_text = f.name[len(PARTIAL_PREFIX) :].split("-", 1)[0]
-        if pid_text.isdigit() and _pid_alive(int(pid_text)) and int(pid_text) != 0:
+        if pid_text.isdigit() and pid_alive(int(pid_text)):
             continue
         with contextlib.suppress(OSError):
             f.unlink()

@@ -63,6 +63,11 @@ class FitError(ValueError):
     """Too few or degenerate points to fit."""
 
 
+class NoisyFit(FitError):
+    """The points contradict the model's shape (time not growing with size): the timings were disturbed, which
+    calibration reports as a busy machine, unlike too few points (a caller's mistake)."""
+
+
 def fit_line(points: list[tuple[float, float]]) -> tuple[float, float]:
     """(t_fixed, bw) for ``seconds = t_fixed + bytes / bw``, both kept ≥ 0 (bw > 0)."""
     if len(points) < 2 or len({x for x, _ in points}) < 2:
@@ -71,10 +76,7 @@ def fit_line(points: list[tuple[float, float]]) -> tuple[float, float]:
     y = np.array([s for _, s in points])
     (t_fixed, inv_bw), _ = nnls(a, y)
     if inv_bw <= 0:
-        raise FitError(
-            "time did not grow with bytes read: the measurements were too noisy (was the machine busy? "
-            "run it again when it is idle)"
-        )
+        raise NoisyFit("time did not grow with bytes read")
     return float(t_fixed), float(1.0 / inv_bw)
 
 
@@ -84,13 +86,23 @@ class TgFit:
     bw: float  # the single figure over total bytes (headline, and the fallback for unmeasured types)
     t_layer: float
     bw_by_key: dict[str, float]
-    worst_error: float = 0.0  # the largest |fitted − measured| / measured over the points
+    errors: tuple[float, ...] = ()  # |fitted − measured| / measured per point, largest first
+
+    @property
+    def worst_error(self) -> float:
+        """How far the fit misses its worst point, relative to it: a busy machine shows here first."""
+        return self.errors[0] if self.errors else 0.0
+
+    def error_beyond(self, outliers: int) -> float:
+        """The largest miss once the ``outliers`` worst points are set aside: one noisy point among many does not
+        decide, a machine busy through a run still does (it disturbs many points)."""
+        return self.errors[outliers] if len(self.errors) > outliers else 0.0
 
 
-def worst_error(rows: list[list[float]], seconds: list[float], sol: Array) -> float:
-    """How far the fit misses its worst point, relative to it: a busy machine shows here first."""
+def relative_errors(rows: list[list[float]], seconds: list[float], sol: Array) -> tuple[float, ...]:
+    """|fitted − measured| / measured per point, largest first."""
     fitted = np.array(rows) @ sol
-    return float(max(abs(f - s) / s for f, s in zip(fitted, seconds, strict=True) if s > 0))
+    return tuple(sorted((float(abs(f - s) / s) for f, s in zip(fitted, seconds, strict=True) if s > 0), reverse=True))
 
 
 @dataclass(frozen=True)
@@ -118,7 +130,7 @@ def fit_tg(points: list[TgPoint]) -> TgFit:
     seconds = [p.seconds for p in points]
     sol = _solve(rows, seconds)
     by_key = {k: float(1.0 / inv) for k, inv in zip(keys, sol[2:], strict=True) if inv > 0}
-    return TgFit(float(sol[0]), bw, float(sol[1]), by_key, worst_error(rows, seconds, sol))
+    return TgFit(float(sol[0]), bw, float(sol[1]), by_key, relative_errors(rows, seconds, sol))
 
 
 def fit_pp(points: list[PpPoint]) -> PpFit:
@@ -130,8 +142,5 @@ def fit_pp(points: list[PpPoint]) -> PpFit:
     sol = _solve(rows, [p.seconds for p in points])
     flops = {k: float(1.0 / inv) for k, inv in zip(keys, sol[2:], strict=True) if inv > 0}
     if len(flops) < len(keys):
-        raise FitError(
-            "prompt time did not grow with model size for some weight type (was the machine busy? run it again "
-            "when it is idle)"
-        )
+        raise NoisyFit("prompt time did not grow with model size for some weight type")
     return PpFit(float(sol[0]), float(sol[1]), flops)

@@ -66,6 +66,7 @@ class SpeedProfile:
     calibration_s: float = 0.0
     points: int = 0
     note: str = ""
+    fit_error: float = 0.0  # the calibration fit's worst miss over its points (0.05 = 5 %): how steady it was
 
     @property
     def measured(self) -> bool:
@@ -108,6 +109,7 @@ class SpeedProfile:
             calibration_s=float(d.get("calibration_s", 0.0)),
             points=int(d.get("points", 0)),
             note=str(d.get("note", "")),
+            fit_error=float(d.get("fit_error", 0.0)),
         )
 
 

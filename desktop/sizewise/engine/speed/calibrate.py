@@ -1,20 +1,22 @@
-"""Calibrate the speed model on this machine: write synthetic models, quantize, measure, fit, clean up.
+"""Calibrate the speed model on this machine: write synthetic models, quantize, measure in rounds, fit, clean up.
 
-One run writes a few random-weight models of different sizes (core/speed/synthetic.py) into a temporary
-folder under the app cache, quantizes each with llama.cpp's own quantizer (engine/quant/quantize.py) to the
-calibration types, measures generation at depth 0 and at a deeper depth and prompt processing with the
-llama-bench loop (engine/bench.py) in one engine worker, and fits the profile (core/speed/fit.py).
+One run writes a few random-weight models of different sizes (core/speed/synthetic.py) into a scratch folder
+under the app cache (core/speed/scratch.py), quantizes each with llama.cpp's own quantizer
+(engine/quant/quantize.py) to the calibration types, then measures every model once per round for ROUNDS
+rounds in one engine worker (engine/speed/measure.py): generation at depth 0 and at a deeper depth, and prompt
+processing, with the llama-bench loop; a model whose round was slowed as a whole gets more rounds. Each figure
+is the median over a model's steady rounds of each round's fastest repetition (core/speed/steady.py), and the
+profile is fitted on those (core/speed/fit.py).
 
-Every synthetic file is deleted in a ``finally`` — after success, failure or Ctrl+C — and the profile is
-returned only when every measurement finished, so a partial calibration can never be stored.
+Every synthetic file is deleted in a ``finally`` — after success, failure or Ctrl+C — and a folder left by a
+killed run is deleted by the next calibration (core/speed/scratch.py); the profile is returned only when every
+measurement finished, so a partial calibration can never be stored.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,18 +27,19 @@ from sizewise.core.fit.hardware import HardwareReport, probe_hardware
 from sizewise.core.gguf.header import read_header
 from sizewise.core.paths import AppPaths
 from sizewise.core.quant.plan import plan_quantize
-from sizewise.core.sampling import LoadParams
-from sizewise.core.speed.fit import PpPoint, TgPoint, fit_pp, fit_tg
-from sizewise.core.speed.model import model_cost
-from sizewise.core.speed.profile import KV, SpeedProfile, fingerprint
+from sizewise.core.speed.fit import NoisyFit, TgFit, fit_pp, fit_tg
+from sizewise.core.speed.model import ModelCost, model_cost
+from sizewise.core.speed.profile import SpeedProfile, fingerprint
+from sizewise.core.speed.scratch import make_scratch
+from sizewise.core.speed.steady import RoundFigures, steady_rounds
 from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_synthetic
-from sizewise.engine.bench import BenchRequest
 from sizewise.engine.child_signals import children_ignore_sigint
 from sizewise.engine.quant.quantize import Quantizer
-from sizewise.engine.session import EngineError, EngineSession
+from sizewise.engine.session import EngineSession
+from sizewise.engine.speed.measure import CalibrationFailed, Measured, Overtime, measure_round, points
 
 # ~38M, ~31M and ~113M parameters (the tokenizer's 49152-row embedding included): small enough to write,
-# quantize and measure in well under a minute on two cores. Depth and width vary independently (4 wide
+# quantize and measure in about a minute on two cores. Depth and width vary independently (4 wide
 # layers, 24 narrow ones, 12 wider ones) so the fit can tell the per-layer cost from the per-byte cost.
 CALIBRATION_SHAPES = (
     SyntheticShape(n_layer=4, n_embd=512, n_ff=1536, n_head=8, n_head_kv=4),
@@ -44,36 +47,33 @@ CALIBRATION_SHAPES = (
     SyntheticShape(n_layer=12, n_embd=768, n_ff=2048, n_head=12, n_head_kv=4),
 )
 CALIBRATION_TYPES = ("Q8_0", "Q4_K_M", "Q2_K")
-PP_TOKENS = 128
-TG_TOKENS = 16
-DEEP = 512  # the deeper depth for generation: enough KV cache to see its cost
-BENCH_ID = 7
-TEMP_PREFIX = "speed-calibration-"
-# A quiet machine fits every point within a few percent; a point missed by more means another program took
-# the cores during a run, and such a profile would mispredict everything — so it is refused, not stored.
+# Rounds over all models: the median of three steady rounds stays right when one of them was disturbed
+# anyway; a model whose rounds were slowed as a whole gets more, up to MAX_ROUNDS (core/speed/steady.py).
+ROUNDS = 3
+MAX_ROUNDS = 5
+# On a quiet machine the steady points fit within 10-25 % (the small models' points are the noisy ones: they
+# nearly fit in a server CPU's shared L3 cache, and each token waits at every layer for both threads), and
+# points the other programs disturbed through most of their rounds miss by far more (the second-worst by
+# 120-320 % in the busy runs measured: CPU hogs, other test runs on both cores); such a profile would
+# mispredict everything, so it is refused, not stored. OUTLIERS points may miss by more without deciding.
 MAX_FIT_ERROR = 0.30
+OUTLIERS = 1
+# Measuring takes about 1.5× as long as writing and quantizing the models on a steady machine (23 s against
+# 16 s here). Other programs on the cores slow llama.cpp's threads far more than the quantizer's (each token
+# waits at every layer for the thread that was descheduled: 10-300× slower tokens measured with two CPU hogs),
+# so when measuring passes this multiple of the preparation time the machine is busy, and calibration stops
+# instead of measuring for many minutes only to refuse.
+BUSY_RATIO = 5.0
+BUSY = "the machine was probably busy with other work; run it again when it is idle"
 
 Progress = Callable[[str], None]
 
 
-class CalibrationFailed(Exception):
-    """A sentence for the user: why calibration could not finish (nothing was stored)."""
-
-
 @dataclass(frozen=True)
-class Measured:
+class _Model:
     label: str
-    tg_tps: float
-    tg_deep_tps: float
-    pp_tps: float
-    tg_by_quant: tuple[TgPoint, ...]
-    tg_by_family: tuple[TgPoint, ...]
-    pp_by_quant: PpPoint
-    pp_by_family: PpPoint
-
-
-def calibration_folder(paths: AppPaths) -> Path:
-    return paths.cache_dir
+    path: Path
+    cost: ModelCost
 
 
 def device_fingerprint(hardware: HardwareReport) -> str:
@@ -105,56 +105,69 @@ def _quantize(source: Path, type_name: str, folder: Path) -> Path:
     return plan.out
 
 
-def _bench(session: EngineSession, req: BenchRequest) -> dict[str, Any]:
-    session.client.send_raw(req.to_message(BENCH_ID))
+def _prepare(
+    folder: Path, template: Path, shapes: tuple[SyntheticShape, ...], types: tuple[str, ...], progress: Progress
+) -> list[_Model]:
+    """Write each shape and quantize it to each type; every model is kept until the rounds are done."""
+    tokenizer = read_tokenizer(template)
+    models: list[_Model] = []
+    steps = len(shapes) * len(types)
+    for i, shape in enumerate(shapes):
+        millions = shape.parameters / 1e6
+        progress(f"Writing a {millions:.0f}M-parameter synthetic model…")
+        source = write_synthetic(folder / f"synthetic-{i}-F16.gguf", shape, tokenizer, seed=i)
+        for type_name in types:
+            label = f"{millions:.0f}M {type_name}"
+            progress(f"[{len(models) + 1}/{steps}] {label}: quantizing…")
+            quant = _quantize(source, type_name, folder)
+            models.append(_Model(label, quant, model_cost(read_header(quant))))
+        source.unlink()
+    return models
+
+
+def _measure_rounds(
+    session: EngineSession,
+    models: list[_Model],
+    progress: Progress,
+    threads: int | None,
+    prepare_s: float,
+) -> list[Measured]:
+    """Every model once per round for ROUNDS rounds, so each point's rounds lie far apart in time; then more
+    rounds, up to MAX_ROUNDS, for the models with fewer than ROUNDS steady ones. Refused once measuring has
+    taken BUSY_RATIO × ``prepare_s``."""
+    figures: dict[str, list[RoundFigures]] = {m.label: [] for m in models}
+    t0 = time.monotonic()
+    deadline = t0 + BUSY_RATIO * prepare_s
     try:
-        while True:
-            msg = session.wait_for("bench_done", "failed", timeout=600)
-            if msg.get("id") != BENCH_ID:
-                continue
-            if msg["type"] == "failed":
-                raise CalibrationFailed(f"A calibration measurement failed: {msg.get('message')}")
-            return msg
-    except KeyboardInterrupt:
-        with contextlib.suppress(OSError, RuntimeError):
-            session.client.send_raw({"type": "stop", "id": BENCH_ID})
-        with contextlib.suppress(EngineError):
-            session.wait_for("bench_done", "failed", timeout=5)
-        raise
+        for r in range(MAX_ROUNDS):
+            todo = [m for m in models if len(steady_rounds(figures[m.label])) < ROUNDS]
+            if not todo:
+                break
+            if r < ROUNDS:
+                progress(f"Measuring, round {r + 1} of {ROUNDS}…")
+            else:
+                progress(f"Measuring again: {len(todo)} of {len(models)} models had a round slowed by other programs…")
+            for m in todo:
+                figures[m.label].append(measure_round(session, m.path, threads=threads, deadline=deadline))
+    except Overtime:
+        raise CalibrationFailed(
+            f"measuring took {time.monotonic() - t0:.0f} s, more than {BUSY_RATIO:.0f}× the {prepare_s:.0f} s that "
+            f"writing and quantizing the models took, where a steady machine needs about 1.5× — {BUSY}"
+        ) from None
+    return [points(m.label, m.cost, figures[m.label]) for m in models]
 
 
-def best_tps(figures: dict[str, Any]) -> float:
-    """The fastest repetition: other programs can only slow a run down, so the fastest is the least disturbed
-    (llama-bench's mean is right for reporting a speed, the best is right for fitting a machine's capacity)."""
-    return max((float(v) for v in figures.get("samples_tps") or ()), default=0.0)
-
-
-def measure(session: EngineSession, path: Path, label: str, *, threads: int | None = None) -> Measured:
-    """Load ``path`` and measure tg at depth 0 and DEEP and pp; the points for the fit come with it."""
-    cost = model_cost(read_header(path))
-    session.load(path, LoadParams(n_ctx=DEEP + PP_TOKENS + TG_TOKENS, n_threads=threads))
-    shallow = _bench(session, BenchRequest(pp=PP_TOKENS, tg=TG_TOKENS, repetitions=3, ttft=False))
-    deep = _bench(session, BenchRequest(pp=0, tg=TG_TOKENS, repetitions=2, ttft=False, depth=DEEP))
-    tg0, tgd, pp = best_tps(shallow["tg"]), best_tps(deep["tg"]), best_tps(shallow["pp"])
-    if min(tg0, tgd, pp) <= 0:
-        raise CalibrationFailed(f"A calibration measurement of {label} gave no figure.")
-
-    def tg_point(key: str, depth: float, tps: float) -> TgPoint:
-        return TgPoint({key: cost.weight_bytes, KV: cost.kv_bytes_at(round(depth))}, 1.0 / tps, cost.n_layer)
-
-    shallow_depth, deep_depth = TG_TOKENS / 2, DEEP + TG_TOKENS / 2
-    flops = cost.pp_flops(0, PP_TOKENS)
-
-    return Measured(
-        label=label,
-        tg_tps=tg0,
-        tg_deep_tps=tgd,
-        pp_tps=pp,
-        tg_by_quant=(tg_point(cost.quant, shallow_depth, tg0), tg_point(cost.quant, deep_depth, tgd)),
-        tg_by_family=(tg_point(cost.family, shallow_depth, tg0), tg_point(cost.family, deep_depth, tgd)),
-        pp_by_quant=PpPoint(cost.quant, flops, 1.0 / pp, cost.n_layer),
-        pp_by_family=PpPoint(cost.family, flops, 1.0 / pp, cost.n_layer),
-    )
+def _judge(tg: TgFit) -> None:
+    """Refuse a fit that no steady speed explains: the machine was busy through most of the rounds. One point
+    may miss by more than MAX_FIT_ERROR (a small model's point disturbed in two of its rounds, or pushed around
+    by a neighbour in the shared L3 cache); a busy machine disturbs many (11 to 13 of 18 measured)."""
+    beyond = tg.error_beyond(OUTLIERS)
+    if beyond > MAX_FIT_ERROR:
+        missed = sum(e > MAX_FIT_ERROR for e in tg.errors)
+        raise CalibrationFailed(
+            f"{missed} of {len(tg.errors)} measurements disagree by more than {MAX_FIT_ERROR:.0%} (up to "
+            f"{tg.worst_error:.0%}) with any steady speed — {BUSY}"
+        )
 
 
 def calibrate(
@@ -168,42 +181,28 @@ def calibrate(
 ) -> tuple[SpeedProfile, list[Measured]]:
     """Measure this machine and fit its profile; ``template`` lends its tokenizer (the starter model)."""
     t0 = time.perf_counter()
-    paths.cache_dir.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=calibration_folder(paths)))
-    results: list[Measured] = []
-    steps = len(shapes) * len(types)
+    folder = make_scratch(paths.cache_dir)
     try:
         progress("Starting the engine…")
         with EngineSession(log_path=paths.log_dir / "engine.log") as session:
             with children_ignore_sigint():
                 session.client.start()
             ready = dict(session.wait_for("ready", timeout=60))
-            tokenizer = read_tokenizer(template)
-            for i, shape in enumerate(shapes):
-                millions = shape.parameters / 1e6
-                progress(f"Writing a {millions:.0f}M-parameter synthetic model…")
-                source = write_synthetic(folder / f"synthetic-{i}-F16.gguf", shape, tokenizer, seed=i)
-                for type_name in types:
-                    label = f"{millions:.0f}M {type_name}"
-                    progress(f"[{len(results) + 1}/{steps}] {label}: quantizing and measuring…")
-                    quant = _quantize(source, type_name, folder)
-                    results.append(measure(session, quant, label, threads=threads))
-                    session.client.unload()
-                    session.wait_for("unloaded", timeout=60)
-                    quant.unlink()
-                source.unlink()
+            t_prepare = time.perf_counter()
+            models = _prepare(folder, template, shapes, types, progress)
+            prepare_s = time.perf_counter() - t_prepare
+            results = _measure_rounds(session, models, progress, threads, prepare_s)
         hardware = probe_hardware(ready)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    tg = fit_tg([p for m in results for p in m.tg_by_quant])
-    tg_family = fit_tg([p for m in results for p in m.tg_by_family])
-    pp = fit_pp([m.pp_by_quant for m in results])
-    pp_family = fit_pp([m.pp_by_family for m in results])
-    if tg.worst_error > MAX_FIT_ERROR:
-        raise CalibrationFailed(
-            f"the measurements disagree by up to {tg.worst_error:.0%} with any steady speed — the machine was "
-            "probably busy with other work; run it again when it is idle"
-        )
+    try:
+        tg = fit_tg([p for m in results for p in m.tg_by_quant])
+        _judge(tg)
+        tg_family = fit_tg([p for m in results for p in m.tg_by_family])
+        pp = fit_pp([m.pp_by_quant for m in results])
+        pp_family = fit_pp([m.pp_by_family for m in results])
+    except NoisyFit as exc:
+        raise CalibrationFailed(f"the measurements fit no steady speed ({exc}) — {BUSY}") from exc
     engine = hardware.engine
     profile = SpeedProfile(
         bw_effective=tg.bw,
@@ -223,5 +222,6 @@ def calibrate(
         fingerprint=device_fingerprint(hardware),
         calibration_s=time.perf_counter() - t0,
         points=sum(len(m.tg_by_quant) for m in results),
+        fit_error=tg.worst_error,
     )
     return profile, results

@@ -1,0 +1,146 @@
+"""Measuring a calibration model: one round of the llama-bench loop (engine/bench.py) in the engine worker, and
+the points for the fit from the steady figures over rounds (core/speed/steady.py).
+
+A round loads the model, runs a short bench at depth 0 (prompt and generation) and one at DEEP (generation
+with a filled KV cache), and unloads it; calibration runs every model once per round and several rounds, so
+a disturbance that lasts a few seconds reaches one round of a point, not all of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sizewise.core.gguf.header import read_header
+from sizewise.core.sampling import LoadParams
+from sizewise.core.speed.fit import PpPoint, TgPoint
+from sizewise.core.speed.model import ModelCost, model_cost
+from sizewise.core.speed.profile import KV
+from sizewise.core.speed.steady import RoundFigures, fastest_per_token, steady
+from sizewise.engine.bench import BenchRequest
+from sizewise.engine.session import EngineError, EngineSession
+
+PP_TOKENS = 128
+TG_TOKENS = 16
+DEEP = 512  # the deeper depth for generation: enough KV cache to see its cost
+# Repetitions within a round, of which the fastest counts: enough to step over a scheduler hiccup of a few
+# milliseconds. The deep bench needs no warm-up run: the shallow one just ran on the same load, and each
+# repetition decodes DEEP tokens untimed right before its timer starts.
+REPETITIONS = 3
+DEEP_REPETITIONS = 2
+BENCH_ID = 7
+
+
+class CalibrationFailed(Exception):
+    """A sentence for the user: why calibration could not finish (nothing was stored)."""
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One model's steady figures and its points for the fits (by file type and by type family)."""
+
+    label: str
+    tg_tps: float
+    tg_deep_tps: float
+    pp_tps: float
+    tg_by_quant: tuple[TgPoint, ...]
+    tg_by_family: tuple[TgPoint, ...]
+    pp_by_quant: PpPoint
+    pp_by_family: PpPoint
+    rounds: tuple[RoundFigures, ...] = ()
+
+
+class Overtime(Exception):
+    """Measuring passed its deadline; the bench was stopped (calibration reports a busy machine)."""
+
+
+def _stop(session: EngineSession) -> None:
+    """Stop the running bench and wait briefly for its end, so the worker is free again."""
+    with contextlib.suppress(OSError, RuntimeError):
+        session.client.send_raw({"type": "stop", "id": BENCH_ID})
+    with contextlib.suppress(EngineError):
+        session.wait_for("bench_done", "failed", timeout=10)
+
+
+def bench(session: EngineSession, req: BenchRequest, deadline: float | None = None) -> dict[str, Any]:
+    """Run one bench in the worker and return its ``bench_done``. Ctrl+C stops it there first; so does
+    ``deadline`` (a ``time.monotonic()`` value), which then raises Overtime."""
+    session.client.send_raw(req.to_message(BENCH_ID))
+    try:
+        while True:
+            remaining = 600.0 if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                _stop(session)
+                raise Overtime
+            try:  # progress events count as answers, so no wait outlasts the deadline
+                msg = session.wait_for("bench_done", "failed", "bench_progress", timeout=remaining)
+            except EngineError:  # a wait cut short by the deadline, unless the engine itself stopped
+                if deadline is None or time.monotonic() < deadline or not session.client.alive:
+                    raise
+                continue
+            if msg.get("id") != BENCH_ID or msg["type"] == "bench_progress":
+                continue
+            if msg["type"] == "failed":
+                raise CalibrationFailed(f"A calibration measurement failed: {msg.get('message')}")
+            return msg
+    except KeyboardInterrupt:
+        _stop(session)
+        raise
+
+
+def _samples(done: dict[str, Any], key: str) -> list[float]:
+    return [float(s) for s in (done.get(key) or {}).get("samples_s") or ()]
+
+
+def measure_round(
+    session: EngineSession, path: Path, *, threads: int | None = None, deadline: float | None = None
+) -> RoundFigures:
+    """Load ``path``, take the fastest repetition of each figure, unload: one round of one model."""
+    session.load(path, LoadParams(n_ctx=DEEP + PP_TOKENS + TG_TOKENS, n_threads=threads))
+    shallow_req = BenchRequest(pp=PP_TOKENS, tg=TG_TOKENS, repetitions=REPETITIONS, ttft=False)
+    shallow = bench(session, shallow_req, deadline)
+    deep_req = BenchRequest(pp=0, tg=TG_TOKENS, repetitions=DEEP_REPETITIONS, ttft=False, depth=DEEP, warmup=False)
+    deep = bench(session, deep_req, deadline)
+    session.client.unload()
+    session.wait_for("unloaded", timeout=60)
+    figures = RoundFigures(
+        tg=fastest_per_token(_samples(shallow, "tg"), TG_TOKENS),
+        tg_deep=fastest_per_token(_samples(deep, "tg"), TG_TOKENS),
+        pp=fastest_per_token(_samples(shallow, "pp"), PP_TOKENS),
+        bench_s=float(shallow.get("wall_s") or 0.0) + float(deep.get("wall_s") or 0.0),
+    )
+    if not figures.complete:
+        raise CalibrationFailed(f"A calibration measurement of {path.name} gave no figure.")
+    return figures
+
+
+def points(label: str, cost: ModelCost, rounds: Sequence[RoundFigures]) -> Measured:
+    """The steady figures of ``rounds`` as fit points: generation at the middle of each timed run's depth."""
+    s = steady(rounds)
+
+    def tg_point(key: str, depth: float, seconds: float) -> TgPoint:
+        return TgPoint({key: cost.weight_bytes, KV: cost.kv_bytes_at(round(depth))}, seconds, cost.n_layer)
+
+    shallow_depth, deep_depth = TG_TOKENS / 2, DEEP + TG_TOKENS / 2
+    flops = cost.pp_flops(0, PP_TOKENS)
+    return Measured(
+        label=label,
+        tg_tps=1.0 / s.tg,
+        tg_deep_tps=1.0 / s.tg_deep,
+        pp_tps=1.0 / s.pp,
+        tg_by_quant=(tg_point(cost.quant, shallow_depth, s.tg), tg_point(cost.quant, deep_depth, s.tg_deep)),
+        tg_by_family=(tg_point(cost.family, shallow_depth, s.tg), tg_point(cost.family, deep_depth, s.tg_deep)),
+        pp_by_quant=PpPoint(cost.quant, flops, s.pp, cost.n_layer),
+        pp_by_family=PpPoint(cost.family, flops, s.pp, cost.n_layer),
+        rounds=tuple(rounds),
+    )
+
+
+def measure(session: EngineSession, path: Path, label: str, *, threads: int | None = None, rounds: int = 3) -> Measured:
+    """``rounds`` rounds of one model back to back (a model outside calibration, e.g. to check a prediction)."""
+    figures = [measure_round(session, path, threads=threads) for _ in range(rounds)]
+    return points(label, model_cost(read_header(path)), figures)
