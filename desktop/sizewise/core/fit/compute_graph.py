@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 TENSOR_ALIGNMENT = 32  # ggml's CPU buffer alignment (ggml-impl.h TENSOR_ALIGNMENT)
 
@@ -49,6 +49,7 @@ class Tensor:
     external: bool = False  # lives in another buffer (weights, KV cache): never allocated here
     is_input: bool = False
     is_output: bool = False
+    tag: int = -1  # the layer whose build appended it to the graph (the state keys name tensors by it)
 
     @property
     def is_view(self) -> bool:
@@ -62,6 +63,8 @@ class Graph:
         self.nodes: list[Tensor] = []
         self.leafs: list[Tensor] = []
         self._visited: set[int] = set()
+        self.layer = -1  # the layer being built: tags the nodes appended meanwhile
+        self.marks: list[int] = []  # len(nodes) after each layer's attention: the layer boundaries
 
     # -- construction helpers ------------------------------------------------------------------
     @staticmethod
@@ -105,6 +108,7 @@ class Graph:
                 if id(src) not in self._visited:
                     stack.append((src, 0))
                 continue
+            node.tag = self.layer
             (self.leafs if node.op == "none" else self.nodes).append(node)
 
 
@@ -170,8 +174,11 @@ class _State:
     offset: int = -1
 
 
-def simulate_allocator(graph: Graph) -> int:
+def simulate_allocator(graph: Graph, states: list[tuple[object, ...]] | None = None) -> int:
     """Replay ggml_gallocr_alloc_graph_impl and return the buffer's high-water mark in bytes.
+
+    With ``states``, the allocator's state at each layer boundary (``graph.marks``) is appended to it, as a
+    key that two boundaries share exactly when everything ahead would be allocated the same (``_state_key``).
 
     Long on purpose (~90 lines): it follows ggml-alloc.c's one function step by step (allocate each
     node's parents, reuse a parent's memory in place where ggml would, free a tensor after its last
@@ -247,7 +254,10 @@ def simulate_allocator(graph: Graph) -> int:
             s(src).n_children += 1
             if src.is_input:
                 allocate(src)
-    for node in graph.nodes:
+    marks = set(graph.marks) if states is not None else set()
+    for i, node in enumerate(graph.nodes):
+        if i in marks and states is not None:
+            states.append(_state_key(graph, st, alloc.free, i, len(states)))
         for parent in node.srcs:
             allocate(parent)
         allocate(node)
@@ -264,7 +274,29 @@ def simulate_allocator(graph: Graph) -> int:
                         free(root)
                 elif ph.allocated and not parent.external:
                     free(parent)
+    if len(graph.nodes) in marks and states is not None:
+        states.append(_state_key(graph, st, alloc.free, len(graph.nodes), len(states)))
     return alloc.max_size
+
+
+def _state_key(graph: Graph, st: dict[int, _State], free: list[list[int]], end: int, layer: int) -> tuple[object, ...]:
+    """The allocator's state after ``graph.nodes[:end]``, with tensors named by (layers back, name).
+
+    Everything later nodes can touch: the free blocks, every tensor still allocated or still awaited by a
+    consumer or a view, and the inputs (their offsets; not how many consumers they have left, which only
+    matters at their last use — callers compare boundaries before any input's last use).
+    """
+    live = []
+    for t in graph.nodes[:end]:
+        h = st.get(id(t))
+        if h is not None and (h.allocated or h.n_children or h.n_views):
+            live.append((t.tag - layer, t.name, h.offset if h.allocated else -1, h.n_children, h.n_views))
+    inputs = []
+    for t in graph.leafs:
+        h = st.get(id(t))
+        if t.is_input and h is not None:
+            inputs.append((t.name, h.offset if h.allocated else -1, h.n_views))
+    return tuple(map(tuple, free)), tuple(live), tuple(inputs)
 
 
 # -- the decoder graph ------------------------------------------------------------------------------
@@ -364,6 +396,7 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
     inp_l = cur
     n_layer = len(spec.layers)
     for il, ly in enumerate(spec.layers):
+        g.layer = il
         k_idxs, v_idxs, mask = swa_inputs if ly.swa else base_inputs
         k_rot, v_rot = swa_rot if ly.swa else base_rot
         n_kv = gs.n_kv_swa if ly.swa else gs.n_kv
@@ -406,6 +439,7 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
             kqv = g.new("kqv", "mul_mat", [kv_v, kq], (dv, T, hq))
             att = g.new("kqv_cont", "cont", [g.view(kqv, "kqv_perm", contiguous=False)], (dv * hq, T))
         g.expand(att)
+        g.marks.append(len(g.nodes))
         if v_rot is not None:
             att = hadamard(att, v_rot, gs.v_rot, (dv * hq, T))
         att = g.new("attn_out", "mul_mat", [g.external("wo"), att], (E, T))
@@ -430,6 +464,7 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
             down = norm(down, (E, t_cur), "ffn_post_norm")
         inp_l = g.new("l_out", "add", [down, ffn_inp], (E, t_cur))
 
+    g.layer = n_layer
     n_out = gs.n_outputs
     result_norm = norm(inp_l, (E, n_out), "result_norm")
     result_norm.is_output = True
@@ -462,8 +497,74 @@ def _prod(shape: tuple[int, ...]) -> int:
 def compute_buffer_bytes(spec: DecoderSpec, gs: GraphSettings) -> int:
     """Bytes of the CPU compute buffer llama.cpp reserves for these shapes and settings.
 
-    Cached: the simulation takes ~30 ms for a 70B-sized graph, and the same shapes recur — the largest-context
+    Cached: the simulation takes ~10 ms for a 70B-sized graph, and the same shapes recur — the largest-context
     and auto-offload searches ask again for settings they tried, and every quant of one model has the same
     graph (the ladder asks for seven). Both keys are frozen dataclasses, and the result depends on nothing else.
+
+    A deep graph of repeating layers is simulated at the shortest depth that is exactly equivalent
+    (``equivalent_depth``), so a layer-split search that asks for every depth costs a few short graphs.
     """
+    depth = equivalent_depth(spec, gs)
+    if depth != len(spec.layers):
+        return compute_buffer_bytes(_with_depth(spec, depth), gs)
     return simulate_allocator(build_decoder_graph(spec, gs))
+
+
+MAX_PERIOD = 8  # longest repeating layer pattern looked for (gemma3: 6 layers, 5 sliding-window + 1 full)
+
+
+def layer_period(layers: Sequence[LayerShape]) -> int:
+    """The shortest p with layers[i] == layers[i - p] throughout (1: all alike), 0 if none up to MAX_PERIOD."""
+    for p in range(1, min(len(layers), MAX_PERIOD) + 1):
+        if all(layers[i] == layers[i - p] for i in range(p, len(layers))):
+            return p
+    return 0
+
+
+def _with_depth(spec: DecoderSpec, depth: int) -> DecoderSpec:
+    """The same spec with its layer pattern (from the same first layer) repeated to ``depth`` layers."""
+    p = layer_period(spec.layers)
+    return replace(spec, layers=tuple(spec.layers[i % p] for i in range(depth)))
+
+
+def equivalent_depth(spec: DecoderSpec, gs: GraphSettings) -> int:
+    """The fewest layers whose graph reserves exactly what ``spec``'s does (``len(spec.layers)`` if none known).
+
+    Why it is exact: with a layer pattern of period P, two graphs of the same pattern differ only in how
+    many times it repeats; every input is last used in the final P layers, so up to the boundary P layers
+    before the end (the "common part") the allocator does the same in both. A short probe graph records
+    the allocator's state at every boundary; once a state recurs p layers later (p a multiple of P), every
+    later boundary repeats with period p, the high-water mark stops rising, and what follows the common
+    part (the last P layers, the output) depends only on the state it starts from. So a graph whose common
+    part ends past the recurrence reserves the same as the shortest one ending at the same phase of it.
+    """
+    n = len(spec.layers)
+    period = layer_period(spec.layers)
+    if not period or n <= _probe_depth(period):
+        return n
+    cycle = _recurrence(_with_depth(spec, _probe_depth(period)), gs, period)
+    if cycle is None:
+        return n
+    first, p = cycle
+    last = n - 1 - period  # the boundary where spec's common part ends
+    if last < first:
+        return n
+    return first + 1 + period + (last - first) % p
+
+
+def _probe_depth(period: int) -> int:
+    return 3 * period + 5
+
+
+@functools.lru_cache(maxsize=1024)
+def _recurrence(probe: DecoderSpec, gs: GraphSettings, period: int) -> tuple[int, int] | None:
+    """(j, p): the first boundary j of the probe's common part whose state recurs from boundary j - p."""
+    states: list[tuple[object, ...]] = []
+    simulate_allocator(build_decoder_graph(probe, gs), states)
+    seen: dict[tuple[int, tuple[object, ...]], int] = {}
+    for j in range(len(probe.layers) - period):  # boundaries 0 … n-1-P: the common part
+        key = (j % period, states[j])
+        if key in seen:
+            return j, j - seen[key]
+        seen[key] = j
+    return None
