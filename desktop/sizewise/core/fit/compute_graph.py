@@ -50,6 +50,11 @@ class Tensor:
     is_input: bool = False
     is_output: bool = False
     tag: int = -1  # the layer whose build appended it to the graph (the state keys name tensors by it)
+    # simulate_allocator's bookkeeping (ggml's hash-set entries): consumers and views still to run, placement
+    n_children: int = 0
+    n_views: int = 0
+    allocated: bool = False
+    offset: int = -1
 
     @property
     def is_view(self) -> bool:
@@ -166,14 +171,6 @@ class _DynAllocator:
         self.free.insert(pos, [offset, size])
 
 
-@dataclass
-class _State:
-    n_children: int = 0
-    n_views: int = 0
-    allocated: bool = False
-    offset: int = -1
-
-
 def simulate_allocator(graph: Graph, states: list[tuple[object, ...]] | None = None) -> int:
     """Replay ggml_gallocr_alloc_graph_impl and return the buffer's high-water mark in bytes.
 
@@ -185,52 +182,46 @@ def simulate_allocator(graph: Graph, states: list[tuple[object, ...]] | None = N
     consumer) so it can be read against the C source side by side; split up, that order would be lost.
     """
     alloc = _DynAllocator()
-    st: dict[int, _State] = {}
-
-    def s(t: Tensor) -> _State:
-        got = st.get(id(t))
-        if got is None:
-            got = st[id(t)] = _State()
-        return got
+    for t in (*graph.leafs, *graph.nodes):  # the allocator's bookkeeping lives on the tensors: start afresh
+        t.n_children = t.n_views = 0
+        t.allocated = False
+        t.offset = -1
 
     def is_allocated(t: Tensor) -> bool:
-        return t.external or s(t).allocated
+        return t.external or t.allocated
 
     def allocate(t: Tensor) -> None:
         if is_allocated(t) or t.is_view:
             return
-        h = s(t)
-        h.allocated = True
+        t.allocated = True
         if t.op in _INPLACE_OPS:
             for parent in t.srcs:
-                ph = s(parent)
                 # ggml_gallocr_is_own(): views are never "allocated" themselves, so an op never
                 # writes in place over a reshaped/permuted input (the view branch in ggml is dead).
-                if parent.external or not ph.allocated:
+                if parent.external or not parent.allocated:
                     continue
                 if parent.is_output or (parent.view_src is not None and parent.view_src.is_output):
                     continue
                 if parent.layout != t.layout:
                     continue
-                if ph.n_children == 1 and ph.n_views == 0:
+                if parent.n_children == 1 and parent.n_views == 0:
                     if parent.is_view:
                         root = parent.view_src
                         assert root is not None
-                        rh = s(root)
-                        if root.external or not rh.allocated:
+                        if root.external or not root.allocated:
                             continue
-                        if rh.n_views == 1 and rh.n_children == 0:
-                            h.offset = rh.offset
-                            ph.allocated = False
-                            rh.allocated = False
-                            _free_extra(root, t, rh.offset)
+                        if root.n_views == 1 and root.n_children == 0:
+                            t.offset = root.offset
+                            parent.allocated = False
+                            root.allocated = False
+                            _free_extra(root, t, root.offset)
                             return
                     else:
-                        h.offset = ph.offset
-                        ph.allocated = False
-                        _free_extra(parent, t, ph.offset)
+                        t.offset = parent.offset
+                        parent.allocated = False
+                        _free_extra(parent, t, parent.offset)
                         return
-        h.offset = alloc.alloc(t.nbytes)
+        t.offset = alloc.alloc(t.nbytes)
 
     def _free_extra(parent: Tensor, node: Tensor, offset: int) -> None:
         extra = _align(parent.nbytes) - _align(node.nbytes)
@@ -240,46 +231,44 @@ def simulate_allocator(graph: Graph, states: list[tuple[object, ...]] | None = N
     def free(t: Tensor) -> None:
         if t.is_output:
             return
-        alloc.release(s(t).offset, t.nbytes)
-        s(t).allocated = False
+        alloc.release(t.offset, t.nbytes)
+        t.allocated = False
 
     for leaf in graph.leafs:
         allocate(leaf)
     for node in graph.nodes:
         if node.view_src is not None:
-            s(node.view_src).n_views += 1
+            node.view_src.n_views += 1
         if node.is_input:
             allocate(node)
         for src in node.srcs:
-            s(src).n_children += 1
+            src.n_children += 1
             if src.is_input:
                 allocate(src)
     marks = set(graph.marks) if states is not None else set()
     for i, node in enumerate(graph.nodes):
         if i in marks and states is not None:
-            states.append(_state_key(graph, st, alloc.free, i, len(states)))
+            states.append(_state_key(graph, alloc.free, i, len(states)))
         for parent in node.srcs:
             allocate(parent)
         allocate(node)
         for parent in node.srcs:
-            ph = s(parent)
-            ph.n_children -= 1
-            if ph.n_children == 0 and ph.n_views == 0:
+            parent.n_children -= 1
+            if parent.n_children == 0 and parent.n_views == 0:
                 if parent.is_view:
                     root = parent.view_src
                     assert root is not None
-                    rh = s(root)
-                    rh.n_views -= 1
-                    if rh.n_views == 0 and rh.n_children == 0 and rh.allocated and not root.external:
+                    root.n_views -= 1
+                    if root.n_views == 0 and root.n_children == 0 and root.allocated and not root.external:
                         free(root)
-                elif ph.allocated and not parent.external:
+                elif parent.allocated and not parent.external:
                     free(parent)
     if len(graph.nodes) in marks and states is not None:
-        states.append(_state_key(graph, st, alloc.free, len(graph.nodes), len(states)))
+        states.append(_state_key(graph, alloc.free, len(graph.nodes), len(states)))
     return alloc.max_size
 
 
-def _state_key(graph: Graph, st: dict[int, _State], free: list[list[int]], end: int, layer: int) -> tuple[object, ...]:
+def _state_key(graph: Graph, free: list[list[int]], end: int, layer: int) -> tuple[object, ...]:
     """The allocator's state after ``graph.nodes[:end]``, with tensors named by (layers back, name).
 
     Everything later nodes can touch: the free blocks, every tensor still allocated or still awaited by a
@@ -288,14 +277,12 @@ def _state_key(graph: Graph, st: dict[int, _State], free: list[list[int]], end: 
     """
     live = []
     for t in graph.nodes[:end]:
-        h = st.get(id(t))
-        if h is not None and (h.allocated or h.n_children or h.n_views):
-            live.append((t.tag - layer, t.name, h.offset if h.allocated else -1, h.n_children, h.n_views))
+        if t.allocated or t.n_children or t.n_views:
+            live.append((t.tag - layer, t.name, t.offset if t.allocated else -1, t.n_children, t.n_views))
     inputs = []
     for t in graph.leafs:
-        h = st.get(id(t))
-        if t.is_input and h is not None:
-            inputs.append((t.name, h.offset if h.allocated else -1, h.n_views))
+        if t.is_input:
+            inputs.append((t.name, t.offset if t.allocated else -1, t.n_views))
     return tuple(map(tuple, free)), tuple(live), tuple(inputs)
 
 
@@ -540,20 +527,15 @@ def equivalent_depth(spec: DecoderSpec, gs: GraphSettings) -> int:
     """
     n = len(spec.layers)
     period = layer_period(spec.layers)
-    if not period or n <= _probe_depth(period):
-        return n
-    cycle = _recurrence(_with_depth(spec, _probe_depth(period)), gs, period)
-    if cycle is None:
-        return n
-    first, p = cycle
-    last = n - 1 - period  # the boundary where spec's common part ends
-    if last < first:
-        return n
-    return first + 1 + period + (last - first) % p
-
-
-def _probe_depth(period: int) -> int:
-    return 3 * period + 5
+    depth = 2 * period + 3
+    while period and depth < n:
+        cycle = _recurrence(_with_depth(spec, depth), gs, period)
+        if cycle is not None:
+            first, p = cycle
+            last = n - 1 - period  # the boundary where spec's common part ends
+            return n if last < first else first + 1 + period + (last - first) % p
+        depth *= 2
+    return n
 
 
 @functools.lru_cache(maxsize=1024)

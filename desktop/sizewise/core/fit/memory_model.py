@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import functools
 import re
+import weakref
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -422,26 +423,87 @@ def _row_padding_bytes(t: TensorInfo) -> int:
     return extra * (t.n_bytes // rows) // ne0 * rows
 
 
+@dataclass(frozen=True)
+class _Slot:
+    """One offload slot's tensors (see ``_layer_of``), summed once per header."""
+
+    gpu_bytes: int  # their bytes on a GPU, CUDA's row padding included
+    lo: int  # first offset
+    hi: int  # end of the last one
+    repack: tuple[tuple[int, int, int], ...]  # (type, rows, bytes) of the 2-D weights CPU_REPACK may copy
+
+
+class _WeightTable:
+    """A header's tensors by offload slot: ``_weights`` for any layer split in O(layers) instead of O(tensors)."""
+
+    def __init__(self, header: GGUFHeader, n_layer: int) -> None:
+        acc: dict[int, list[Any]] = {}
+        for t in header.tensors:
+            slot = _layer_of(t.name, n_layer)
+            a = acc.setdefault(slot, [0, t.offset, 0, []])
+            a[0] += t.n_bytes + _row_padding_bytes(t)
+            a[1] = min(a[1], t.offset)
+            a[2] = max(a[2], t.offset + t.n_bytes)
+            if slot >= 0 and len(t.shape) == 2 and t.name.endswith(".weight"):
+                a[3].append((t.ggml_type, t.shape[1], t.n_bytes))
+        self.slots = sorted((k, _Slot(a[0], a[1], a[2], tuple(a[3]))) for k, a in acc.items())
+        self.emb = next((t for t in header.tensors if t.name == "token_embd.weight"), None)
+        self._repack: dict[frozenset[str], dict[int, int]] = {}
+
+    def repack_bytes(self, features: frozenset[str]) -> dict[int, int]:
+        """Per slot, the bytes CPU_REPACK copies on a CPU with these features."""
+        got = self._repack.get(features)
+        if got is None:
+            got = self._repack[features] = {
+                k: sum(b for ty, rows, b in s.repack if _repack_rows(ty, rows, features)) for k, s in self.slots
+            }
+        return got
+
+
+def _repack_rows(ggml_type: int, rows: int, features: frozenset[str]) -> bool:
+    row_multiple = _repack_alignment(TensorInfo("", (), ggml_type, 0).type_name, features)
+    return bool(row_multiple) and rows % row_multiple == 0
+
+
+_FACTS: dict[int, tuple[Any, tuple[int, int, int, int], ModelShape, _WeightTable]] = {}
+
+
+def _header_facts(header: GGUFHeader) -> tuple[ModelShape, _WeightTable]:
+    """``model_shape`` and the weight table of a header, worked out once per header object.
+
+    The searches (auto offload, largest context, the ladder's cells) predict the same header dozens of
+    times; a header is a parsed record that nothing edits afterwards, and the key also checks that its
+    metadata and tensor list are still the same objects of the same length. Dropped with the header.
+    """
+    token = (id(header.metadata), len(header.metadata), id(header.tensors), len(header.tensors))
+    got = _FACTS.get(id(header))
+    if got is not None and got[0]() is header and got[1] == token:
+        return got[2], got[3]
+    shape = model_shape(header)
+    table = _WeightTable(header, shape.n_layer)
+    key = id(header)
+    _FACTS[key] = (weakref.ref(header, lambda _ref: _FACTS.pop(key, None)), token, shape, table)
+    return shape, table
+
+
 def _weights(header: GGUFHeader, shape: ModelShape, es: EffectiveSettings, backend: Backend) -> tuple[int, int, int]:
     """(CPU mapped range, CPU_REPACK copies, GPU) bytes."""
+    table = _header_facts(header)[1]
     i_gpu_start = shape.n_layer + 1 - es.gpu_layers
     use_repack = backend.repack and not backend.gpu  # with a GPU the host buffer type comes first
+    repack_by_slot = table.repack_bytes(backend.cpu_features) if use_repack else {}
     cpu_lo, cpu_hi = None, 0
     repack = gpu = 0
-    for t in header.tensors:
-        slot = _layer_of(t.name, shape.n_layer)
-        on_gpu = slot >= 0 and slot >= i_gpu_start and es.gpu_layers > 0
-        if on_gpu:
-            gpu += t.n_bytes + _row_padding_bytes(t)
+    for slot, facts in table.slots:
+        if slot >= 0 and slot >= i_gpu_start and es.gpu_layers > 0:
+            gpu += facts.gpu_bytes
             continue
-        cpu_lo = t.offset if cpu_lo is None else min(cpu_lo, t.offset)
-        cpu_hi = max(cpu_hi, t.offset + t.n_bytes)
-        if use_repack and slot >= 0 and len(t.shape) == 2 and t.name.endswith(".weight"):
-            row_multiple = _repack_alignment(t.type_name, backend.cpu_features)
-            if row_multiple and t.shape[1] % row_multiple == 0:
-                repack += t.n_bytes
+        cpu_lo = facts.lo if cpu_lo is None else min(cpu_lo, facts.lo)
+        cpu_hi = max(cpu_hi, facts.hi)
+        if slot >= 0:
+            repack += repack_by_slot.get(slot, 0)
     if shape.tied_output:
-        emb = next((t for t in header.tensors if t.name == "token_embd.weight"), None)
+        emb = table.emb
         if emb is not None:
             if es.gpu_layers > 0:  # the output layer is offloaded first: a copy of the embeddings goes along
                 gpu += emb.n_bytes + _row_padding_bytes(emb)
@@ -513,7 +575,16 @@ def _rot_size(head_dim: int, *, grow: bool) -> int:
     return n
 
 
-def _decoder_spec(shape: ModelShape, layers: Iterable[int]) -> DecoderSpec:
+def _decoder_spec(shape: ModelShape, layers: range) -> DecoderSpec:
+    return _spec_of(shape, layers.start, layers.stop)
+
+
+@functools.lru_cache(maxsize=1024)
+def _spec_of(shape: ModelShape, start: int, stop: int) -> DecoderSpec:
+    return _build_spec(shape, range(start, stop))
+
+
+def _build_spec(shape: ModelShape, layers: Iterable[int]) -> DecoderSpec:
     features = _KNOWN_GRAPHS.get(shape.architecture, {})
     return DecoderSpec(
         n_embd=shape.n_embd,
@@ -540,9 +611,18 @@ def _compute(spec: DecoderSpec, gs: GraphSettings) -> int:
 
 
 def _compute_split(
-    shape: ModelShape, es: EffectiveSettings, swa_cells: int, n_outputs: int | None = None
+    shape: ModelShape,
+    es: EffectiveSettings,
+    swa_cells: int,
+    n_outputs: int | None = None,
+    cpu_only: bool = False,
+    gpu_only: bool = False,
 ) -> tuple[int, int]:
-    """(CPU, GPU) compute buffer bytes; ``n_outputs`` overrides llama.cpp's worst case (one per token)."""
+    """(CPU, GPU) compute buffer bytes; ``n_outputs`` overrides llama.cpp's worst case (one per token).
+
+    ``cpu_only`` / ``gpu_only``: the other device's figure is not wanted (returned as 0), so its graph is not
+    simulated.
+    """
     quantized = es.kv_type != "f16"
     gs = GraphSettings(
         n_tokens=min(es.n_ctx_cells, es.n_ubatch),
@@ -556,18 +636,22 @@ def _compute_split(
     if shape.n_layer <= 0 or shape.n_embd <= 0:
         return shape.n_vocab * gs.n_outputs * 4, 0
     if es.gpu_layers <= 0:
-        return _compute(_decoder_spec(shape, range(shape.n_layer)), gs), 0
+        return (0 if gpu_only else _compute(_decoder_spec(shape, range(shape.n_layer)), gs)), 0
     # Split graphs (an estimate): each device allocates the graph of its own layers; the device that
     # holds the output layer also holds the logits; the CPU keeps the token embeddings and the inputs.
     i_gpu_start = max(0, shape.n_layer + 1 - es.gpu_layers)
     logits = shape.n_vocab * gs.n_outputs * 4
     emb = shape.n_embd * gs.n_tokens * 4
     if i_gpu_start >= shape.n_layer:  # only the output layer is offloaded
+        if gpu_only:
+            return 0, logits + emb
         full = _compute(_decoder_spec(shape, range(shape.n_layer)), gs)
         return max(full - logits, 0) + emb, logits + emb
-    gpu = _compute(_decoder_spec(shape, range(i_gpu_start, shape.n_layer)), gs)
+    gpu = 0 if cpu_only else _compute(_decoder_spec(shape, range(i_gpu_start, shape.n_layer)), gs)
     if i_gpu_start == 0:
         return 2 * emb + gs.n_tokens * 16, gpu  # embeddings, the raw-embedding input and index inputs
+    if gpu_only:
+        return 0, gpu
     cpu = _compute(_decoder_spec(shape, range(i_gpu_start)), gs)
     return max(cpu - logits, 0) + emb, gpu
 
@@ -577,6 +661,25 @@ def overhead_bytes(shape: ModelShape, es: EffectiveSettings, baseline: int | Non
     work = max((*shape.n_ff, shape.n_embd)) * min(es.n_ctx_cells, es.n_ubatch) * 2
     start = ENGINE_BASELINE_BYTES if baseline is None else baseline
     return start + ENGINE_LOAD_BYTES + shape.n_vocab * VOCAB_BYTES_PER_TOKEN + work
+
+
+def layer_count(header: GGUFHeader) -> int:
+    """The header's blocks as the memory model counts them (``MemoryPrediction.n_layers``)."""
+    return _header_facts(header)[0].n_layer
+
+
+def predict_vram(
+    header: GGUFHeader, params: LoadParams, backend: Backend | None = None, *, swa_full: bool = True
+) -> int:
+    """``predict(...).vram_bytes`` alone: the auto-offload search asks only this, and the CPU side's graphs
+    (two more allocator simulations per try) are not needed for it."""
+    backend = backend or Backend(repack=False)
+    shape = _header_facts(header)[0]
+    es = effective_settings(shape, params, backend, swa_full)
+    _, _, w_gpu = _weights(header, shape, es, backend)
+    _, kv_gpu, swa_cells = _kv(shape, es)
+    _, c_gpu = _compute_split(shape, es, swa_cells, gpu_only=True)
+    return w_gpu + kv_gpu + c_gpu
 
 
 def predict(
@@ -594,12 +697,12 @@ def predict(
     ``baseline_bytes`` replaces the engine's measured start-up RSS when the caller knows better.
     """
     backend = backend or Backend(repack=False)
-    shape = model_shape(header)
+    shape = _header_facts(header)[0]
     es = effective_settings(shape, params, backend, swa_full)
     w_cpu, w_repack, w_gpu = _weights(header, shape, es, backend)
     kv_cpu, kv_gpu, swa_cells = _kv(shape, es)
     c_cpu, c_gpu = _compute_split(shape, es, swa_cells)
-    c_cpu_one_row, _ = _compute_split(shape, es, swa_cells, n_outputs=1)
+    c_cpu_one_row, _ = _compute_split(shape, es, swa_cells, n_outputs=1, cpu_only=True)
     notes = list(shape.notes)
     if shape.architecture in _KNOWN_GRAPHS and not shape.notes:
         if es.gpu_layers > 0:

@@ -17,11 +17,12 @@ fits. Predictions are pure arithmetic on the header, so these searches run witho
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from sizewise.core.fit.llama_log import MeasuredBuffers
-from sizewise.core.fit.memory_model import Backend, MemoryPrediction, predict
+from sizewise.core.fit.memory_model import Backend, MemoryPrediction, layer_count, predict, predict_vram
 from sizewise.core.gguf.header import GGUFHeader
 from sizewise.core.sampling import LoadParams
 
@@ -140,10 +141,10 @@ def _fits(pred: MemoryPrediction, budget: Budget) -> tuple[bool, int, int]:
     return ok, ram_margin, vram_margin
 
 
-def _vram_ok(pred: MemoryPrediction, budget: Budget) -> bool:
-    if pred.vram_bytes == 0:
+def _vram_ok(vram_bytes: int, budget: Budget) -> bool:
+    if vram_bytes == 0:
         return True
-    return pred.vram_bytes + margin_for(pred.vram_bytes) <= budget.vram_bytes
+    return vram_bytes + margin_for(vram_bytes) <= budget.vram_bytes
 
 
 def check_fit(
@@ -164,17 +165,19 @@ def check_fit(
             header, replace(lp, n_gpu_layers=ngl), budget.backend, swa_full=swa_full, baseline_bytes=baseline_bytes
         )
 
-    base = at(0)
-    n_off = base.n_layers + 1
+    def vram_at(ngl: int) -> int:
+        return predict_vram(header, replace(params, n_gpu_layers=ngl), budget.backend, swa_full=swa_full)
+
+    n_off = layer_count(header) + 1
     if gpu_layers == "auto":
-        ngl = _auto_layers(at, n_off, budget) if budget.backend.gpu else 0
+        ngl = _auto_layers(vram_at, n_off, budget) if budget.backend.gpu else 0
     else:
         ngl = int(gpu_layers)
         ngl = n_off if ngl < 0 else min(ngl, n_off)
         if ngl and not budget.backend.gpu:
             notes.append("there is no GPU backend here, so llama.cpp keeps every layer on the CPU")
             ngl = 0
-    pred = at(ngl) if ngl else base
+    pred = at(ngl)
     ok, ram_margin, vram_margin = _fits(pred, budget)
     verdict: Verdict
     if not ok:
@@ -203,14 +206,14 @@ def check_fit(
     return result
 
 
-def _auto_layers(at: Any, n_off: int, budget: Budget) -> int:
+def _auto_layers(vram_at: Callable[[int], int], n_off: int, budget: Budget) -> int:
     """Most layers whose VRAM need fits (VRAM need grows with every offloaded layer)."""
-    if _vram_ok(at(n_off), budget):
+    if _vram_ok(vram_at(n_off), budget):
         return n_off
     lo, hi = 0, n_off  # lo fits (0 layers need no VRAM), hi does not
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if _vram_ok(at(mid), budget):
+        if _vram_ok(vram_at(mid), budget):
             lo = mid
         else:
             hi = mid

@@ -10,6 +10,7 @@ metadata (mostly the tokenizer's vocabulary) is estimated from the vocabulary's 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from sizewise.core.gguf.header import ArraySummary, GGUFHeader, TensorInfo
@@ -34,8 +35,14 @@ class CatalogueShape:
     swa_pattern: int = 0  # every n-th layer attends to the whole context (gemma3: 6); 0 = the arch's default
 
 
+@functools.lru_cache(maxsize=512)
 def virtual_header(shape: CatalogueShape, quant: str) -> GGUFHeader:
-    """The header llama.cpp's quantizer would write for this model at ``quant`` (ValueError if not covered)."""
+    """The header llama.cpp's quantizer would write for this model at ``quant`` (ValueError if not covered).
+
+    Cached (the whole catalogue at every ladder quant is ~210 headers): the ladder is built again for each
+    target and budget, and the memory model memoizes per header object what it reads from one
+    (core/fit/memory_model._header_facts), so the same object must come back. Callers must not edit it.
+    """
     hp = shape.hyper
     plan = predict_for(hp, quant)
     tensors: list[TensorInfo] = []
