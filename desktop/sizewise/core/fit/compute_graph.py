@@ -61,6 +61,9 @@ class Tensor:
         return self.view_src is not None
 
 
+_WIDTH = {"f32": 4, "f16": 2, "i32": 4, "i64": 8}
+
+
 class Graph:
     """Tensors plus ggml's node/leaf order (post-order depth-first from each expand call)."""
 
@@ -82,8 +85,7 @@ class Graph:
 
     @staticmethod
     def new(name: str, op: str, srcs: Sequence[Tensor], shape: tuple[int, ...], dtype: str = "f32") -> Tensor:
-        width = {"f32": 4, "f16": 2, "i32": 4, "i64": 8}[dtype]
-        n = width
+        n = _WIDTH[dtype]
         for d in shape:
             n *= d
         return Tensor(name, n, op, list(srcs), layout=("c", dtype, shape))
@@ -100,19 +102,22 @@ class Graph:
 
     def expand(self, t: Tensor) -> None:
         """ggml_build_forward_expand: visit sources left to right, then record the tensor."""
+        visited = self._visited
+        if id(t) in visited:
+            return
+        visited.add(id(t))
         stack: list[tuple[Tensor, int]] = [(t, 0)]
+        push, pop = stack.append, stack.pop
         while stack:
-            node, i = stack.pop()
-            if i == 0 and id(node) in self._visited:
-                continue
-            if i == 0:
-                self._visited.add(id(node))
-            if i < len(node.srcs):
-                stack.append((node, i + 1))
-                src = node.srcs[i]
-                if id(src) not in self._visited:
-                    stack.append((src, 0))
-                continue
+            node, i = pop()
+            srcs = node.srcs
+            while i < len(srcs):  # the next source not visited yet goes first; this node resumes after it
+                src = srcs[i]
+                i += 1
+                if id(src) not in visited:
+                    visited.add(id(src))
+                    push((node, i))
+                    node, i, srcs = src, 0, src.srcs
             node.tag = self.layer
             (self.leafs if node.op == "none" else self.nodes).append(node)
 
@@ -171,11 +176,12 @@ class _DynAllocator:
         self.free.insert(pos, [offset, size])
 
 
-def simulate_allocator(graph: Graph, states: list[tuple[object, ...]] | None = None) -> int:
+def simulate_allocator(graph: Graph, states: list[tuple[tuple[object, ...], int]] | None = None) -> int:
     """Replay ggml_gallocr_alloc_graph_impl and return the buffer's high-water mark in bytes.
 
-    With ``states``, the allocator's state at each layer boundary (``graph.marks``) is appended to it, as a
-    key that two boundaries share exactly when everything ahead would be allocated the same (``_state_key``).
+    With ``states``, (state, high-water mark so far) at each layer boundary (``graph.marks``) is appended to
+    it; two boundaries share the state key exactly when everything ahead would be allocated the same
+    (``_state_key``).
 
     Long on purpose (~90 lines): it follows ggml-alloc.c's one function step by step (allocate each
     node's parents, reuse a parent's memory in place where ggml would, free a tensor after its last
@@ -248,7 +254,7 @@ def simulate_allocator(graph: Graph, states: list[tuple[object, ...]] | None = N
     marks = set(graph.marks) if states is not None else set()
     for i, node in enumerate(graph.nodes):
         if i in marks and states is not None:
-            states.append(_state_key(graph, alloc.free, i, len(states)))
+            states.append((_state_key(graph, alloc.free, i, len(states)), alloc.max_size))
         for parent in node.srcs:
             allocate(parent)
         allocate(node)
@@ -264,7 +270,7 @@ def simulate_allocator(graph: Graph, states: list[tuple[object, ...]] | None = N
                 elif parent.allocated and not parent.external:
                     free(parent)
     if len(graph.nodes) in marks and states is not None:
-        states.append(_state_key(graph, alloc.free, len(graph.nodes), len(states)))
+        states.append((_state_key(graph, alloc.free, len(graph.nodes), len(states)), alloc.max_size))
     return alloc.max_size
 
 
@@ -488,13 +494,15 @@ def compute_buffer_bytes(spec: DecoderSpec, gs: GraphSettings) -> int:
     and auto-offload searches ask again for settings they tried, and every quant of one model has the same
     graph (the ladder asks for seven). Both keys are frozen dataclasses, and the result depends on nothing else.
 
-    A deep graph of repeating layers is simulated at the shortest depth that is exactly equivalent
-    (``equivalent_depth``), so a layer-split search that asks for every depth costs a few short graphs.
+    A deep graph of repeating layers is simulated at a shorter, equivalent depth (``reduced_depth``), so a
+    layer-split search that asks for every depth costs a few short graphs.
     """
-    depth = equivalent_depth(spec, gs)
-    if depth != len(spec.layers):
-        return compute_buffer_bytes(_with_depth(spec, depth), gs)
-    return simulate_allocator(build_decoder_graph(spec, gs))
+    depth, floor, known = _reduce(spec, gs)
+    if known is not None:
+        return known
+    if depth == len(spec.layers):
+        return simulate_allocator(build_decoder_graph(spec, gs))
+    return max(floor, compute_buffer_bytes(_with_depth(spec, depth), gs))
 
 
 MAX_PERIOD = 8  # longest repeating layer pattern looked for (gemma3: 6 layers, 5 sliding-window + 1 full)
@@ -514,39 +522,53 @@ def _with_depth(spec: DecoderSpec, depth: int) -> DecoderSpec:
     return replace(spec, layers=tuple(spec.layers[i % p] for i in range(depth)))
 
 
-def equivalent_depth(spec: DecoderSpec, gs: GraphSettings) -> int:
-    """The fewest layers whose graph reserves exactly what ``spec``'s does (``len(spec.layers)`` if none known).
+def reduced_depth(spec: DecoderSpec, gs: GraphSettings) -> tuple[int, int]:
+    """(d, floor): ``spec``'s buffer is max(floor, the buffer of its pattern at depth d); (its depth, 0) if none known.
 
-    Why it is exact: with a layer pattern of period P, two graphs of the same pattern differ only in how
-    many times it repeats; every input is last used in the final P layers, so up to the boundary P layers
-    before the end (the "common part") the allocator does the same in both. A short probe graph records
-    the allocator's state at every boundary; once a state recurs p layers later (p a multiple of P), every
-    later boundary repeats with period p, the high-water mark stops rising, and what follows the common
-    part (the last P layers, the output) depends only on the state it starts from. So a graph whose common
-    part ends past the recurrence reserves the same as the shortest one ending at the same phase of it.
+    Why it is exact: with a layer pattern of period P, graphs of the same pattern differ only in how many
+    times it repeats. Every input is last used in the final P layers, so up to the boundary P layers before
+    the end (the "common part") the allocator does the same in all of them. A short probe graph records
+    the allocator's state at each layer boundary; once the state at boundary j recurs at j + p (p a multiple
+    of P), every later boundary repeats with period p and the high-water mark stops rising past its value
+    at j + p (the floor). What follows the common part (the last P layers, the output) depends only on the
+    state it starts from, and the high-water mark only grows, so a graph whose common part ends at or
+    past j + p reserves max(floor, what the shortest graph whose common part ends at the same phase,
+    from j on, reserves).
     """
+    depth, floor, _ = _reduce(spec, gs)
+    return depth, floor
+
+
+def _reduce(spec: DecoderSpec, gs: GraphSettings) -> tuple[int, int, int | None]:
+    """``reduced_depth``'s (d, floor), and the answer itself where the probe was such a graph (else None)."""
     n = len(spec.layers)
     period = layer_period(spec.layers)
-    depth = 2 * period + 3
+    depth = 2 * period + 2  # its common part (boundaries 0 … P+1) can show a state recurring a period later
     while period and depth < n:
         cycle = _recurrence(_with_depth(spec, depth), gs, period)
         if cycle is not None:
-            first, p = cycle
+            first, p, floor, probe_bytes = cycle
             last = n - 1 - period  # the boundary where spec's common part ends
-            return n if last < first else first + 1 + period + (last - first) % p
+            if last < first + p:
+                return n, 0, None
+            phase = (last - first) % p
+            probe_last = depth - 1 - period  # at or past first + p: the recurrence was seen in it
+            known = probe_bytes if (probe_last - first) % p == phase else None
+            return first + phase + 1 + period, floor, known
         depth *= 2
-    return n
+    return n, 0, None
 
 
 @functools.lru_cache(maxsize=1024)
-def _recurrence(probe: DecoderSpec, gs: GraphSettings, period: int) -> tuple[int, int] | None:
-    """(j, p): the first boundary j of the probe's common part whose state recurs from boundary j - p."""
-    states: list[tuple[object, ...]] = []
-    simulate_allocator(build_decoder_graph(probe, gs), states)
+def _recurrence(probe: DecoderSpec, gs: GraphSettings, period: int) -> tuple[int, int, int, int] | None:
+    """(j, p, floor, bytes): the first boundary j of the probe's common part whose state recurs at j + p, the
+    high-water mark at j + p, and the probe's own buffer size."""
+    states: list[tuple[tuple[object, ...], int]] = []
+    probe_bytes = simulate_allocator(build_decoder_graph(probe, gs), states)
     seen: dict[tuple[int, tuple[object, ...]], int] = {}
     for j in range(len(probe.layers) - period):  # boundaries 0 … n-1-P: the common part
-        key = (j % period, states[j])
+        key = (j % period, states[j][0])
         if key in seen:
-            return j, j - seen[key]
+            return seen[key], j - seen[key], states[j][1], probe_bytes
         seen[key] = j
     return None

@@ -530,20 +530,39 @@ def _kv(shape: ModelShape, es: EffectiveSettings) -> tuple[int, int, int]:
     swa_cells = base_cells
     if any(shape.swa) and not es.swa_full:
         swa_cells = min(base_cells, -(-(shape.n_swa + es.n_ubatch) // KV_CELL_PAD) * KV_CELL_PAD)
-    v_trans = not es.flash_attn
-    v_width_max = max((kv * shape.head_dim_v for kv in shape.n_head_kv), default=0)
-    i_gpu_start = shape.n_layer + 1 - es.gpu_layers
+    kinds, before = _kv_layer_kinds(shape, es.kv_type, es.flash_attn)
+    i_gpu_start = shape.n_layer + 1 - es.gpu_layers if es.gpu_layers > 0 else shape.n_layer
+    on_cpu = before[min(max(i_gpu_start, 0), shape.n_layer)]
     cpu = gpu = 0
-    for il in range(shape.n_layer):
-        cells = swa_cells if shape.swa[il] else base_cells
-        k = _align32(_row_bytes(es.kv_type, shape.n_head_kv[il] * shape.head_dim_k) * cells)
-        v_width = v_width_max if v_trans else shape.n_head_kv[il] * shape.head_dim_v
-        v = _align32(_row_bytes(es.kv_type, v_width) * cells)
-        if es.gpu_layers > 0 and il >= i_gpu_start:
-            gpu += k + v
-        else:
-            cpu += k + v
+    for (k_row, v_row, swa), n_all, n_cpu in zip(kinds, before[shape.n_layer], on_cpu, strict=True):
+        cells = swa_cells if swa else base_cells
+        per_layer = _align32(k_row * cells) + _align32(v_row * cells)
+        cpu += n_cpu * per_layer
+        gpu += (n_all - n_cpu) * per_layer
     return cpu, gpu, swa_cells
+
+
+@functools.lru_cache(maxsize=256)
+def _kv_layer_kinds(
+    shape: ModelShape, kv_type: str, flash_attn: bool
+) -> tuple[tuple[tuple[int, int, bool], ...], tuple[tuple[int, ...], ...]]:
+    """The distinct (K row bytes, V row bytes, sliding window) of the layers, and how many of each come
+    before layer i (for i = 0 … n_layer): a cache of any size and split is then a few products."""
+    v_width_max = max((kv * shape.head_dim_v for kv in shape.n_head_kv), default=0)
+    rows = []
+    for il in range(shape.n_layer):
+        v_width = shape.n_head_kv[il] * shape.head_dim_v if flash_attn else v_width_max
+        rows.append(
+            (_row_bytes(kv_type, shape.n_head_kv[il] * shape.head_dim_k), _row_bytes(kv_type, v_width), shape.swa[il])
+        )
+    kinds = tuple(dict.fromkeys(rows))
+    index = {kind: i for i, kind in enumerate(kinds)}
+    counts = [0] * len(kinds)
+    before = [tuple(counts)]
+    for row in rows:
+        counts[index[row]] += 1
+        before.append(tuple(counts))
+    return kinds, tuple(before)
 
 
 def kv_bytes_per_token(shape: ModelShape, kv_type: str = "f16") -> tuple[int, int]:
