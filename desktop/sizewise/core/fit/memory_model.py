@@ -243,6 +243,7 @@ class Backend:
         return cls(gpu=gpu_offload, repack="REPACK" in flags, cpu_features=frozenset(features))
 
 
+@functools.lru_cache(maxsize=256)
 def _repack_alignment(type_name: str, features: frozenset[str]) -> int:
     """Row multiple at which ggml's CPU_REPACK buffer takes a weight of this type (0: never).
 
@@ -430,7 +431,7 @@ class _Slot:
     gpu_bytes: int  # their bytes on a GPU, CUDA's row padding included
     lo: int  # first offset
     hi: int  # end of the last one
-    repack: tuple[tuple[int, int, int], ...]  # (type, rows, bytes) of the 2-D weights CPU_REPACK may copy
+    repack: tuple[tuple[str, int, int], ...]  # (type, rows, bytes) of the 2-D weights CPU_REPACK may copy
 
 
 class _WeightTable:
@@ -445,7 +446,7 @@ class _WeightTable:
             a[1] = min(a[1], t.offset)
             a[2] = max(a[2], t.offset + t.n_bytes)
             if slot >= 0 and len(t.shape) == 2 and t.name.endswith(".weight"):
-                a[3].append((t.ggml_type, t.shape[1], t.n_bytes))
+                a[3].append((t.type_name, t.shape[1], t.n_bytes))
         self.slots = sorted((k, _Slot(a[0], a[1], a[2], tuple(a[3]))) for k, a in acc.items())
         self.emb = next((t for t in header.tensors if t.name == "token_embd.weight"), None)
         self._repack: dict[frozenset[str], dict[int, int]] = {}
@@ -460,8 +461,8 @@ class _WeightTable:
         return got
 
 
-def _repack_rows(ggml_type: int, rows: int, features: frozenset[str]) -> bool:
-    row_multiple = _repack_alignment(TensorInfo("", (), ggml_type, 0).type_name, features)
+def _repack_rows(type_name: str, rows: int, features: frozenset[str]) -> bool:
+    row_multiple = _repack_alignment(type_name, features)
     return bool(row_multiple) and rows % row_multiple == 0
 
 

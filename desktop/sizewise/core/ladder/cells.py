@@ -11,6 +11,7 @@ needs to see as clearly as "too large".
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,7 +20,7 @@ from sizewise.core.fit.verdict import Budget, check_fit
 from sizewise.core.gguf.header import GGUFHeader
 from sizewise.core.ladder.virtual_header import CatalogueShape, virtual_header
 from sizewise.core.sampling import LoadParams
-from sizewise.core.speed.model import model_cost
+from sizewise.core.speed.model import ModelCost, model_cost
 from sizewise.core.speed.predicted import Devices, predict_for_split
 
 LADDER_QUANTS = ("Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "F16")
@@ -94,7 +95,7 @@ def ladder_cell(
 ) -> LadderCell:
     header = virtual_header(model.shape, quant)
     result = check_fit(header, params, budget, "auto", with_max_ctx=False)
-    speed = predict_for_split(model_cost(header), devices, result.gpu_layers, result.n_offloadable, params.n_ctx)
+    speed = predict_for_split(_cost(model.shape, quant), devices, result.gpu_layers, result.n_offloadable, params.n_ctx)
     pred = result.prediction
     return LadderCell(
         model=model.name,
@@ -115,6 +116,12 @@ def ladder_cell(
         usable=result.fits and speed.tg_tps >= floor_tps,
         note=speed.note,
     )
+
+
+@functools.lru_cache(maxsize=512)
+def _cost(shape: CatalogueShape, quant: str) -> ModelCost:
+    """The speed model's reading of a cell's virtual header, kept with the header for the next target."""
+    return model_cost(virtual_header(shape, quant))
 
 
 def ladder_max_ctx(header: GGUFHeader, params: LoadParams, budget: Budget, trained: int) -> int:
