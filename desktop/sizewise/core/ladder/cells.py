@@ -12,7 +12,10 @@ needs to see as clearly as "too large".
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+import gc
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -157,4 +160,41 @@ def build_ladder(
     """Every model × quant cell, rows in the order given (the catalogue's: by size)."""
     lp = params or LoadParams(n_ctx=4096)
     lp = replace(lp, n_gpu_layers=0)
-    return [ladder_cell(m, q, budget, devices, lp, floor_tps) for m in models for q in quants]
+    with collector_paused():
+        return [ladder_cell(m, q, budget, devices, lp, floor_tps) for m in models for q in quants]
+
+
+_paused = 0  # ladders at work with the collector held back
+_resume = False  # whether the collector was on when the first of them began
+_paused_lock = threading.Lock()
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector held back while the ladder works; what it kept is frozen after.
+
+    Why: the ladder keeps ~170k objects (the catalogue's virtual headers, their tensors, the caches), and every
+    full collection walks all of them — 30-140 ms measured, six of them during one GPU target's ladder — with
+    the interpreter lock held, so the GUI thread stalled as long, and the ladder took a third longer. The
+    ladder's own garbage (graphs of tensors) has no reference cycles and is freed as it goes. Merely turning
+    the collector back on would only defer the pause (127 ms, just as the page filled), so the objects alive
+    then, mostly the headers and caches that live as long as the process, are frozen (``gc.freeze``): later
+    collections skip them. Reference counting still frees them; the cost is that a reference cycle among
+    them is never collected. Nested and concurrent ladders (the page starts a newer one before an older one
+    ends) share one pause.
+    """
+    global _paused, _resume
+    with _paused_lock:
+        if _paused == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _paused += 1
+    try:
+        yield
+    finally:
+        with _paused_lock:
+            _paused -= 1
+            if _paused == 0:
+                gc.freeze()
+                if _resume:
+                    gc.enable()

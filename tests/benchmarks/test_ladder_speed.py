@@ -1,0 +1,103 @@
+"""The model ladder's goal (issue 13): the whole catalogue on every target in at most 1 s, no network.
+
+Times ``build_ladder`` for all 30 catalogue models × 7 quants on every target in resources/targets.json and on
+two typed budgets (16 GiB RAM; 32 GiB RAM + 8 GiB VRAM), in one process, over several rounds, and prints each
+one's median and spread. Before each target's ladder the compute-buffer caches are emptied, so every target
+pays for its own allocator simulations; the catalogue's virtual headers are built once per process (the
+first ladder pays for them, timed and printed separately) and shared by every target, as in the app.
+
+Wall time on a shared machine moves with whatever else runs, so the test also counts what noise cannot
+touch: the allocator simulations each target needs (3,900 for nvidia-12gb-32gb before the ladder was made
+fast), and the process CPU time.
+
+Run: pytest -m benchmarks tests/benchmarks/test_ladder_speed.py -s
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+import pytest
+
+from sizewise.core.fit import compute_graph, memory_model
+from sizewise.core.fit.targets import custom_budget, find_target, load_targets
+from sizewise.core.fit.verdict import Budget
+from sizewise.core.ladder.catalogue_rows import ladder_rows
+from sizewise.core.ladder.cells import LADDER_QUANTS, LadderModel, build_ladder
+from sizewise.core.ladder.virtual_header import virtual_header
+from sizewise.core.sampling import LoadParams
+from sizewise.core.speed.predicted import Devices
+from sizewise.core.speed.profile import estimate_profile
+from sizewise.engine.speed.devices import target_devices
+
+pytestmark = pytest.mark.benchmarks
+
+ROUNDS = int(os.environ.get("SIZEWISE_BENCH_ROUNDS", "5"))
+GOAL_S = 1.0
+MAX_SIMULATIONS = 800  # per target and budget; the most any needs now is ~550
+
+
+def _budgets() -> list[tuple[str, Budget, Devices]]:
+    out = [(t.id, t.budget(), target_devices(t.id)) for t in load_targets()]
+    for ram, vram in ((16.0, 0.0), (32.0, 8.0)):
+        out.append((f"ram {ram:g} + vram {vram:g} GiB", custom_budget(ram, vram), Devices(estimate_profile())))
+    return out
+
+
+def _clear_compute_caches() -> None:
+    compute_graph.compute_buffer_bytes.cache_clear()
+    compute_graph._recurrence.cache_clear()
+    memory_model._compute.cache_clear()
+
+
+def _ladder(models: list[LadderModel], budget: Budget, devices: Devices) -> tuple[float, float, int]:
+    """(wall s, CPU s, allocator simulations) of one whole-catalogue ladder with empty compute caches."""
+    _clear_compute_caches()
+    count = [0]
+    simulate = compute_graph.simulate_allocator
+
+    def counted(graph: compute_graph.Graph, states: list[tuple[object, ...]] | None = None) -> int:
+        count[0] += 1
+        return simulate(graph, states)
+
+    compute_graph.simulate_allocator = counted  # type: ignore[assignment]
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        cells = build_ladder(models, budget, devices, LoadParams(n_ctx=4096))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        compute_graph.simulate_allocator = simulate  # type: ignore[assignment]
+    assert len(cells) == len(models) * len(LADDER_QUANTS)
+    return wall, cpu, count[0]
+
+
+def test_whole_catalogue_ladder_within_a_second_on_every_target() -> None:
+    models = ladder_rows().models
+    t0 = time.perf_counter()
+    for m in models:
+        for q in LADDER_QUANTS:
+            memory_model.layer_count(virtual_header(m.shape, q))  # the header and its per-header tables
+    headers_s = time.perf_counter() - t0
+    budgets = _budgets()
+    walls: dict[str, list[float]] = {name: [] for name, _, _ in budgets}
+    cpus: dict[str, list[float]] = {name: [] for name, _, _ in budgets}
+    sims: dict[str, int] = {}
+    for _ in range(ROUNDS):
+        for name, budget, devices in budgets:
+            wall, cpu, n = _ladder(models, budget, devices)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+            sims[name] = n
+    print(f"\n{len(models)} models x {len(LADDER_QUANTS)} quants; building their headers once: {headers_s:.2f} s")
+    print(f"{'target':<28}{'median s':>9}{'min-max s':>15}{'CPU s':>8}{'simulations':>13}   ({ROUNDS} rounds)")
+    for name, _, _ in budgets:
+        w = walls[name]
+        print(
+            f"{name:<28}{statistics.median(w):>9.3f}{min(w):>8.3f}-{max(w):<6.3f}"
+            f"{statistics.median(cpus[name]):>8.3f}{sims[name]:>13}"
+        )
+    for name, _, _ in budgets:
+        assert sims[name] <= MAX_SIMULATIONS, f"{name}: {sims[name]} allocator simulations"
+        assert statistics.median(walls[name]) <= GOAL_S, f"{name}: median {statistics.median(walls[name]):.2f} s"
