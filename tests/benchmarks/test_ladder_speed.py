@@ -22,7 +22,7 @@ import time
 import pytest
 
 from sizewise.core.fit import compute_graph, memory_model
-from sizewise.core.fit.targets import custom_budget, find_target, load_targets
+from sizewise.core.fit.targets import custom_budget, load_targets
 from sizewise.core.fit.verdict import Budget
 from sizewise.core.ladder.catalogue_rows import ladder_rows
 from sizewise.core.ladder.cells import LADDER_QUANTS, LadderModel, build_ladder
