@@ -689,15 +689,23 @@ def layer_count(header: GGUFHeader) -> int:
 
 
 def predict_vram(
-    header: GGUFHeader, params: LoadParams, backend: Backend | None = None, *, swa_full: bool = True
+    header: GGUFHeader,
+    params: LoadParams,
+    backend: Backend | None = None,
+    *,
+    swa_full: bool = True,
+    with_compute: bool = True,
 ) -> int:
     """``predict(...).vram_bytes`` alone: the auto-offload search asks only this, and the CPU side's graphs
-    (two more allocator simulations per try) are not needed for it."""
+    (two more allocator simulations per try) are not needed for it. ``with_compute=False``: the weights and
+    KV cache only, a lower bound that costs no simulation."""
     backend = backend or Backend(repack=False)
     shape = _header_facts(header)[0]
     es = effective_settings(shape, params, backend, swa_full)
     _, _, w_gpu = _weights(header, shape, es, backend)
     _, kv_gpu, swa_cells = _kv(shape, es)
+    if not with_compute:
+        return w_gpu + kv_gpu
     _, c_gpu = _compute_split(shape, es, swa_cells, gpu_only=True)
     return w_gpu + kv_gpu + c_gpu
 

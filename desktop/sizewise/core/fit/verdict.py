@@ -165,12 +165,16 @@ def check_fit(
             header, replace(lp, n_gpu_layers=ngl), budget.backend, swa_full=swa_full, baseline_bytes=baseline_bytes
         )
 
-    def vram_at(ngl: int) -> int:
-        return predict_vram(header, replace(params, n_gpu_layers=ngl), budget.backend, swa_full=swa_full)
+    def vram_ok_at(ngl: int) -> bool:
+        lp = replace(params, n_gpu_layers=ngl)
+        # weights and KV cache alone already too much: the compute buffer only adds (and the margin only grows)
+        if not _vram_ok(predict_vram(header, lp, budget.backend, swa_full=swa_full, with_compute=False), budget):
+            return False
+        return _vram_ok(predict_vram(header, lp, budget.backend, swa_full=swa_full), budget)
 
     n_off = layer_count(header) + 1
     if gpu_layers == "auto":
-        ngl = _auto_layers(vram_at, n_off, budget) if budget.backend.gpu else 0
+        ngl = _auto_layers(vram_ok_at, n_off) if budget.backend.gpu else 0
     else:
         ngl = int(gpu_layers)
         ngl = n_off if ngl < 0 else min(ngl, n_off)
@@ -206,14 +210,14 @@ def check_fit(
     return result
 
 
-def _auto_layers(vram_at: Callable[[int], int], n_off: int, budget: Budget) -> int:
+def _auto_layers(vram_ok_at: Callable[[int], bool], n_off: int) -> int:
     """Most layers whose VRAM need fits (VRAM need grows with every offloaded layer)."""
-    if _vram_ok(vram_at(n_off), budget):
+    if vram_ok_at(n_off):
         return n_off
     lo, hi = 0, n_off  # lo fits (0 layers need no VRAM), hi does not
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if _vram_ok(vram_at(mid), budget):
+        if vram_ok_at(mid):
             lo = mid
         else:
             hi = mid
