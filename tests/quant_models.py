@@ -2,7 +2,9 @@
 llama.cpp's quantizer run on a file in a subprocess (tests/quantize_all.py).
 
 No tokenizer: llama_model_quantize reads the hyper-parameters and the tensors, never the vocabulary, so a
-vocabulary of a few hundred rows keeps each file small and each quantization a fraction of a second.
+vocabulary of a few hundred rows keeps each file small and each quantization a fraction of a second. The files
+say ``tokenizer.ggml.model = "none"``, which llama.cpp's loader takes as that many dummy tokens, so a file can also
+be loaded and run on token ids (tests/load_model.py) to show that llama.cpp accepts its tensor list.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from sizewise.core.gguf.ggml_types import GGMLType
 from sizewise.core.quant.shapes import HyperParams, tensors
 
 CHILD = Path(__file__).with_name("quantize_all.py")
+LOAD_CHILD = Path(__file__).with_name("load_model.py")
+SWA_WINDOW = 16  # gpt-oss's sliding window in the synthetic files (llama.cpp requires the key)
 
 
 def write_model(path: Path, hp: HyperParams, *, zeros: bool = False, seed: int = 0) -> Path:
@@ -39,12 +43,15 @@ def write_model(path: Path, hp: HyperParams, *, zeros: bool = False, seed: int =
     w.add_rope_dimension_count(hp.n_embd_head)
     w.add_layer_norm_rms_eps(1e-6)
     w.add_vocab_size(hp.n_vocab)
+    w.add_tokenizer_model("none")
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
     if hp.n_expert:
         w.add_expert_count(hp.n_expert)
         w.add_expert_used_count(hp.n_expert_used)
         if hp.n_ff_exp:
             w.add_expert_feed_forward_length(hp.n_ff_exp)
+    if hp.arch == "gpt-oss":
+        w.add_sliding_window(SWA_WINDOW)
     rng = np.random.default_rng(seed)
     for t in tensors(hp):
         dims = t.shape[::-1]  # numpy order: the row length last
@@ -59,6 +66,14 @@ def write_model(path: Path, hp: HyperParams, *, zeros: bool = False, seed: int =
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+def load_and_run(path: Path) -> dict[str, Any]:
+    """llama.cpp loads ``path`` and decodes a few token ids (tests/load_model.py, in a subprocess)."""
+    proc = subprocess.run([sys.executable, str(LOAD_CHILD), str(path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
 
 
 def quantize_all(src: Path, out_dir: Path, types: list[str], dry_only: tuple[str, ...] = ()) -> dict[str, Any]:

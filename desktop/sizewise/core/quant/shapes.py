@@ -12,10 +12,21 @@ Covered architectures (``ARCHES``), each as llama.cpp b11312's ``load_arch_tenso
 * ``qwen3moe``: qwen3's attention with ffn_gate_inp and ffn_{gate,up,down}_exps of n_ff_exp.
 * ``gemma3``: qwen3's attention (head_dim, q/k norms), post_attention_norm and post_ffw_norm; always tied.
 * ``phi3``: fused attn_qkv, and ffn_up holding gate and up (2 × n_ff wide); optional rope_factors_long/short.
+* ``olmoe`` (models/olmoe.cpp): always untied; llama's attention (q and attn_output n_embd wide) with
+  attn_q_norm/attn_k_norm of n_embd (not of a head); ffn_norm, ffn_gate_inp and ffn_{gate,up,down}_exps of n_ff_exp
+  (OLMoE's config has only ``intermediate_size``, so n_ff_exp = n_ff).
+* ``gpt-oss`` (models/openai-moe.cpp, llama.cpp's LLM_ARCH_OPENAI_MOE): always untied; head_dim attention with
+  q/k/v biases and an attn_output bias, attn_sinks (one per head), post_attention_norm (the norm before the
+  experts; there is no ffn_norm), ffn_gate_inp with its bias, and ffn_{gate,up,down}_exps of n_ff_exp each with a
+  2-D bias (n_ff_exp or n_embd × n_expert). Sliding-window alternation changes no tensor.
 
-Source types are what convert_hf_to_gguf.py writes: 1-D tensors and ffn_gate_inp in F32, other weights in
-``weight_type`` (F16 unless said). Only the tensors' bytes follow from this; the key/value metadata (mostly the
-tokenizer) must come from elsewhere (type_rules.output_metadata_bytes of any GGUF with the same tokenizer).
+Source types are what convert_hf_to_gguf.py writes: 1-D tensors, biases (any tensor not named ``*.weight``, the
+2-D expert biases too) and ffn_gate_inp in F32, other weights in ``weight_type`` (F16 unless said). gpt-oss's
+converter keeps the experts in MXFP4 as OpenAI publishes them; here they are ``weight_type`` like the rest, which
+changes no prediction: llama_model_quantize chooses every ``*.weight`` tensor of 2 or more dimensions anew from
+its name and shape (an F16 target makes the experts F16), and only copies the others. Only the tensors' bytes
+follow from this; the key/value metadata (mostly the tokenizer) must come from elsewhere
+(type_rules.output_metadata_bytes of any GGUF with the same tokenizer).
 """
 
 from __future__ import annotations
@@ -99,7 +110,7 @@ class _Builder:
 
     def add(self, name: str, *shape: int) -> None:
         router = name.endswith("ffn_gate_inp.weight")
-        kind = GGMLType.F32 if len(shape) == 1 or router else self.hp.weight_type
+        kind = GGMLType.F32 if len(shape) == 1 or router or not name.endswith(".weight") else self.hp.weight_type
         self.out.append(Tensor(name, tuple(shape), kind))
 
     def head(self) -> None:
@@ -190,6 +201,37 @@ def _phi3(t: _Builder) -> None:
         t.add(b + "ffn_down.weight", hp.n_ff, hp.n_embd)
 
 
+def _olmoe(t: _Builder) -> None:
+    hp = t.hp
+    t.head()
+    for i in range(hp.n_layer):
+        b = f"blk.{i}."
+        t.attention(b)
+        t.add(b + "attn_q_norm.weight", hp.n_embd)
+        t.add(b + "attn_k_norm.weight", hp.n_embd)
+        t.ffn(b)
+
+
+def _gpt_oss(t: _Builder) -> None:
+    hp = t.hp
+    t.head()
+    w, e = hp.expert_width, hp.n_expert
+    for i in range(hp.n_layer):
+        b = f"blk.{i}."
+        t.attention(b, biases=True)
+        t.add(b + "attn_output.bias", hp.n_embd)
+        t.add(b + "attn_sinks.weight", hp.n_head)
+        t.add(b + "post_attention_norm.weight", hp.n_embd)
+        t.add(b + "ffn_gate_inp.weight", hp.n_embd, e)
+        t.add(b + "ffn_gate_inp.bias", e)
+        t.add(b + "ffn_gate_exps.weight", hp.n_embd, w, e)
+        t.add(b + "ffn_up_exps.weight", hp.n_embd, w, e)
+        t.add(b + "ffn_down_exps.weight", w, hp.n_embd, e)
+        t.add(b + "ffn_gate_exps.bias", w, e)
+        t.add(b + "ffn_up_exps.bias", w, e)
+        t.add(b + "ffn_down_exps.bias", hp.n_embd, e)
+
+
 _BUILDERS: dict[str, Callable[[_Builder], None]] = {
     "llama": _llama,
     "qwen2": _qwen2,
@@ -197,7 +239,10 @@ _BUILDERS: dict[str, Callable[[_Builder], None]] = {
     "qwen3moe": _qwen3,  # the experts come from n_expert, as for llama
     "gemma3": _gemma3,
     "phi3": _phi3,
+    "olmoe": _olmoe,
+    "gpt-oss": _gpt_oss,
 }
+UNTIED_ARCHES = ("olmoe", "gpt-oss")  # llama.cpp requires output.weight whatever the config says
 ARCHES: tuple[str, ...] = tuple(_BUILDERS)
 
 
@@ -223,8 +268,10 @@ def problem(hp: HyperParams) -> str | None:
         return "n_head must divide by n_head_kv"
     if not hp.head_dim and hp.n_embd % hp.n_head:
         return "n_embd must divide by n_head when head_dim is not given"
-    if hp.arch == "qwen3moe" and not hp.n_expert:
-        return "qwen3moe needs n_expert"
+    if hp.arch in ("qwen3moe", "olmoe", "gpt-oss") and not (hp.n_expert and hp.n_expert_used):
+        return f"{hp.arch} needs n_expert and n_expert_used"
+    if hp.arch in UNTIED_ARCHES and hp.tied_embeddings:
+        return f"{hp.arch} has no tied embeddings (llama.cpp requires output.weight)"
     if hp.arch in ("qwen2", "phi3", "gemma3") and hp.n_expert:
         return f"{hp.arch} has no experts"
     return None
