@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,9 +77,17 @@ def load_and_run(path: Path) -> dict[str, Any]:
     return result
 
 
-def quantize_all(src: Path, out_dir: Path, types: list[str], dry_only: tuple[str, ...] = ()) -> dict[str, Any]:
-    """llama.cpp's results per type (see tests/quantize_all.py); real outputs land in ``out_dir/<TYPE>.gguf``."""
-    args = [sys.executable, str(CHILD), str(src), str(out_dir), *types]
+def quantize_all(
+    src: Path,
+    out_dir: Path,
+    types: list[str],
+    dry_only: tuple[str, ...] = (),
+    overrides: Sequence[tuple[str, GGMLType]] = (),
+) -> dict[str, Any]:
+    """llama.cpp's results per type (see tests/quantize_all.py); real outputs land in ``out_dir/<TYPE>.gguf``.
+    ``overrides``: llama-quantize's --tensor-type PATTERN=TYPE, as type_rules.predict takes them."""
+    specs = [f"--tensor-type={pattern}={int(kind)}" for pattern, kind in overrides]
+    args = [sys.executable, str(CHILD), str(src), str(out_dir), *specs, *types]
     if dry_only:
         args += ["--dry-only", *dry_only]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600)

@@ -15,6 +15,7 @@ import json
 import math
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,15 @@ import pytest
 
 from sizewise.core.gguf.ggml_types import BLOCKS, NOT_QUANTIZED, GGMLType
 from sizewise.core.gguf.header import GGUFHeader, read_header
-from sizewise.core.quant.shapes import HyperParams, predict_for, tensors
-from sizewise.core.quant.type_rules import QuantPrediction, file_bytes, model_facts, output_metadata_bytes, predict
+from sizewise.core.quant.shapes import PUBLISHED_OVERRIDES, HyperParams, predict_for, predict_published, tensors
+from sizewise.core.quant.type_rules import (
+    Override,
+    QuantPrediction,
+    file_bytes,
+    model_facts,
+    output_metadata_bytes,
+    predict,
+)
 from sizewise.core.quant.types import QUANT_TYPES
 from tests.quant_models import load_and_run, quantize_all, write_model
 
@@ -70,13 +78,15 @@ SYNTHETIC: dict[str, tuple[HyperParams, list[str]]] = {
 }
 
 
-def _mismatches(source: GGUFHeader, results: dict[str, Any], out_dir: Path) -> list[str]:
+def _mismatches(
+    source: GGUFHeader, results: dict[str, Any], out_dir: Path, overrides: Sequence[Override] = ()
+) -> list[str]:
     """Every way the rules disagree with llama.cpp's results for one source file, as readable lines."""
     bad: list[str] = []
     facts, metadata = model_facts(source), output_metadata_bytes(source)
     for name, r in results.items():
         try:
-            pred = predict(source.tensors, facts, name)
+            pred = predict(source.tensors, facts, name, overrides=overrides)
         except ValueError as exc:  # llama.cpp must refuse too (Q1_0 has no fallback for odd rows)
             if r["dry_rc"] == 0:
                 bad.append(f"{name}: the rules refuse ({exc}) but llama.cpp does not")
@@ -139,6 +149,27 @@ def test_llama_cpp_loads_and_runs_the_synthetic_mixtures_of_experts(key, tmp_pat
         "n_vocab": 256,
         "finite": True,
     }
+
+
+def test_gpt_oss_with_its_experts_kept_in_mxfp4_as_published(tmp_path):
+    """Published gpt-oss files keep the experts in MXFP4 (shapes.PUBLISHED_OVERRIDES): the same override given to
+    llama.cpp's quantizer (its --tensor-type, tt_overrides) gives the predicted types and bytes."""
+    hp, real = SYNTHETIC["gpt-oss"][0], ["Q4_K_M", "Q2_K", "Q8_0"]
+    overrides = PUBLISHED_OVERRIDES["gpt-oss"]
+    src = write_model(tmp_path / "src.gguf", hp)
+    results = quantize_all(
+        src, tmp_path, ALL_TYPES, dry_only=tuple(t for t in ALL_TYPES if t not in real), overrides=overrides
+    )
+    assert _mismatches(read_header(src), results, tmp_path, overrides) == []
+    assert all(results[t]["rc"] == 0 for t in real)
+    kept = {v for k, v in results["Q4_K_M"]["dry_types"].items() if "_exps.weight" in k}
+    assert (
+        kept == {"MXFP4"}
+        and predict_published(hp, "Q4_K_M").types()
+        == predict(read_header(src).tensors, model_facts(read_header(src)), "Q4_K_M", overrides=overrides).types()
+    )
+    f16 = predict_published(hp, "F16").types()  # unquantized: the converter's own file, experts native
+    assert {v for k, v in f16.items() if "_exps.weight" in k} == {"MXFP4"} and f16["blk.0.attn_q.weight"] == "F16"
 
 
 def test_the_deep_model_exercises_the_layer_schedules():

@@ -31,12 +31,21 @@ follow from this; the key/value metadata (mostly the tokenizer) must come from e
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sizewise.core.arch.shape import ModelShape
-from sizewise.core.gguf.ggml_types import GGMLType
-from sizewise.core.quant.type_rules import ModelFacts, QuantPrediction, file_bytes, predict
+from sizewise.core.gguf.ggml_types import NOT_QUANTIZED, GGMLType, tensor_bytes
+from sizewise.core.quant.type_rules import (
+    DEFAULT_TYPE,
+    ModelFacts,
+    Override,
+    QuantPrediction,
+    TensorPlan,
+    file_bytes,
+    predict,
+)
 from sizewise.core.quant.types import QuantType
 
 
@@ -290,6 +299,33 @@ def tensors(hp: HyperParams) -> list[Tensor]:
 def predict_for(hp: HyperParams, target: str | QuantType) -> QuantPrediction:
     """type_rules.predict for a model known only by its hyper-parameters."""
     return predict(tensors(hp), hp.facts(), target)
+
+
+# What every published GGUF of an architecture does that llama.cpp's defaults do not, as llama-quantize
+# --tensor-type overrides. gpt-oss: OpenAI released the experts in MXFP4 and the converter keeps them so; the
+# quantized files people download (ggml-org's MXFP4, unsloth's Q2_K … Q8_0 and F16) keep them in MXFP4 too
+# and quantize only the rest, whereas llama_model_quantize's own rules would make the 2880-wide experts Q5_0 or
+# Q8_0 at Q4_K_M (15.8 GB against 11.6 GB for gpt-oss-20b).
+PUBLISHED_OVERRIDES: dict[str, tuple[Override, ...]] = {"gpt-oss": ((r"_exps\.weight$", GGMLType.MXFP4),)}
+
+
+def predict_published(hp: HyperParams, target: str | QuantType) -> QuantPrediction:
+    """The files published for this architecture at ``target``: predict_for with the arch's PUBLISHED_OVERRIDES.
+
+    llama.cpp applies overrides to quantized targets only; an unquantized one (F16, BF16, F32) is published as the
+    converter writes it, so the overridden tensors keep their native type there too.
+    """
+    overrides = PUBLISHED_OVERRIDES.get(hp.arch, ())
+    plan = predict(tensors(hp), hp.facts(), target, overrides=overrides)
+    if not overrides or DEFAULT_TYPE[plan.target] not in NOT_QUANTIZED:
+        return plan
+    patterns = [(re.compile(p), kind) for p, kind in overrides]
+
+    def native(t: TensorPlan) -> TensorPlan:
+        kind = next((k for p, k in patterns if p.search(t.name)), None)
+        return t if kind is None else replace(t, ggml_type=kind, n_bytes=tensor_bytes(kind, t.shape))
+
+    return QuantPrediction(plan.target, tuple(native(t) for t in plan.tensors))
 
 
 def predicted_file_bytes(hp: HyperParams, target: str | QuantType, metadata_bytes: int) -> int:
