@@ -26,10 +26,14 @@ LOAD_CHILD = Path(__file__).with_name("load_model.py")
 SWA_WINDOW = 16  # gpt-oss's sliding window in the synthetic files (llama.cpp requires the key)
 
 
-def write_model(path: Path, hp: HyperParams, *, zeros: bool = False, seed: int = 0) -> Path:
+def write_model(
+    path: Path, hp: HyperParams, *, zeros: bool = False, seed: int = 0, mxfp4_experts: bool = False
+) -> Path:
     """An F16 GGUF (1-D tensors and routers F32) of ``hp``'s tensors with the keys llama.cpp's loader needs.
 
-    ``zeros``: all weights zero, quicker to write, for a model that only gets dry runs (which read no data)."""
+    ``zeros``: all weights zero, quicker to write, for a model that only gets dry runs (which read no data).
+    ``mxfp4_experts``: the ``*_exps.weight`` tensors in MXFP4 with random blocks, as gpt-oss's converter writes
+    OpenAI's experts."""
     import gguf
 
     w = gguf.GGUFWriter(str(path), arch=hp.arch)
@@ -56,7 +60,9 @@ def write_model(path: Path, hp: HyperParams, *, zeros: bool = False, seed: int =
     rng = np.random.default_rng(seed)
     for t in tensors(hp):
         dims = t.shape[::-1]  # numpy order: the row length last
-        if zeros:
+        if mxfp4_experts and t.name.endswith("_exps.weight"):
+            w.add_tensor(t.name, _mxfp4_blocks(rng, dims), raw_dtype=gguf.GGMLQuantizationType.MXFP4)
+        elif zeros:
             w.add_tensor(t.name, np.zeros(dims, np.float32 if t.ggml_type == GGMLType.F32 else np.float16))
         elif t.ggml_type == GGMLType.F32:
             w.add_tensor(t.name, (1.0 + 0.01 * rng.standard_normal(dims)).astype(np.float32))
@@ -67,6 +73,13 @@ def write_model(path: Path, hp: HyperParams, *, zeros: bool = False, seed: int =
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+def _mxfp4_blocks(rng: np.random.Generator, dims: tuple[int, ...]) -> np.ndarray:
+    """Random MXFP4 rows: per 32 values a block of one E8M0 scale byte (2^-9 … 2^-1, valid) and 16 nibble bytes."""
+    blocks = rng.integers(0, 256, size=(*dims[:-1], dims[-1] // 32, 17), dtype=np.uint8)
+    blocks[..., 0] = rng.integers(118, 127, size=blocks.shape[:-1], dtype=np.uint8)
+    return blocks.reshape(*dims[:-1], dims[-1] // 32 * 17)
 
 
 def load_and_run(path: Path) -> dict[str, Any]:

@@ -172,6 +172,23 @@ def test_gpt_oss_with_its_experts_kept_in_mxfp4_as_published(tmp_path):
     assert {v for k, v in f16.items() if "_exps.weight" in k} == {"MXFP4"} and f16["blk.0.attn_q.weight"] == "F16"
 
 
+def test_gpt_oss_from_a_source_with_mxfp4_experts(tmp_path):
+    """A converter's gpt-oss file holds the experts in MXFP4: llama.cpp requantizes them by the same rules (the
+    source type of a tensor the rules quantize never matters), with and without the published override."""
+    hp, types = SYNTHETIC["gpt-oss"][0], ["Q4_K_M", "Q8_0"]
+    src = write_model(tmp_path / "src.gguf", hp, mxfp4_experts=True)
+    header = read_header(src)
+    assert {t.type_name for t in header.tensors if t.name.endswith("_exps.weight")} == {"MXFP4"}
+    assert load_and_run(src)["finite"]
+    for overrides in ((), PUBLISHED_OVERRIDES["gpt-oss"]):
+        results = quantize_all(src, tmp_path, types, overrides=overrides)
+        assert _mismatches(header, results, tmp_path, overrides) == []
+        assert all(results[t]["rc"] == 0 for t in types)
+        assert predict(header.tensors, model_facts(header), "Q4_K_M", overrides=overrides) == predict(
+            tensors(hp), hp.facts(), "Q4_K_M", overrides=overrides
+        )
+
+
 def test_the_deep_model_exercises_the_layer_schedules():
     """Guards the matrix above from passing vacuously: its deep model has per-layer type mixes."""
     hp = SYNTHETIC["llama-deep"][0]
