@@ -2,7 +2,9 @@
 llama.cpp's quantizer run on a file in a subprocess (tests/quantize_all.py).
 
 No tokenizer: llama_model_quantize reads the hyper-parameters and the tensors, never the vocabulary, so a
-vocabulary of a few hundred rows keeps each file small and each quantization a fraction of a second.
+vocabulary of a few hundred rows keeps each file small and each quantization a fraction of a second. The files
+say ``tokenizer.ggml.model = "none"``, which llama.cpp's loader takes as that many dummy tokens, so a file can also
+be loaded and run on token ids (tests/load_model.py) to show that llama.cpp accepts its tensor list.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +22,18 @@ from sizewise.core.gguf.ggml_types import GGMLType
 from sizewise.core.quant.shapes import HyperParams, tensors
 
 CHILD = Path(__file__).with_name("quantize_all.py")
+LOAD_CHILD = Path(__file__).with_name("load_model.py")
+SWA_WINDOW = 16  # gpt-oss's sliding window in the synthetic files (llama.cpp requires the key)
 
 
-def write_model(path: Path, hp: HyperParams, *, zeros: bool = False, seed: int = 0) -> Path:
+def write_model(
+    path: Path, hp: HyperParams, *, zeros: bool = False, seed: int = 0, mxfp4_experts: bool = False
+) -> Path:
     """An F16 GGUF (1-D tensors and routers F32) of ``hp``'s tensors with the keys llama.cpp's loader needs.
 
-    ``zeros``: all weights zero, quicker to write, for a model that only gets dry runs (which read no data)."""
+    ``zeros``: all weights zero, quicker to write, for a model that only gets dry runs (which read no data).
+    ``mxfp4_experts``: the ``*_exps.weight`` tensors in MXFP4 with random blocks, as gpt-oss's converter writes
+    OpenAI's experts."""
     import gguf
 
     w = gguf.GGUFWriter(str(path), arch=hp.arch)
@@ -39,16 +48,21 @@ def write_model(path: Path, hp: HyperParams, *, zeros: bool = False, seed: int =
     w.add_rope_dimension_count(hp.n_embd_head)
     w.add_layer_norm_rms_eps(1e-6)
     w.add_vocab_size(hp.n_vocab)
+    w.add_tokenizer_model("none")
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
     if hp.n_expert:
         w.add_expert_count(hp.n_expert)
         w.add_expert_used_count(hp.n_expert_used)
         if hp.n_ff_exp:
             w.add_expert_feed_forward_length(hp.n_ff_exp)
+    if hp.arch == "gpt-oss":
+        w.add_sliding_window(SWA_WINDOW)
     rng = np.random.default_rng(seed)
     for t in tensors(hp):
         dims = t.shape[::-1]  # numpy order: the row length last
-        if zeros:
+        if mxfp4_experts and t.name.endswith("_exps.weight"):
+            w.add_tensor(t.name, _mxfp4_blocks(rng, dims), raw_dtype=gguf.GGMLQuantizationType.MXFP4)
+        elif zeros:
             w.add_tensor(t.name, np.zeros(dims, np.float32 if t.ggml_type == GGMLType.F32 else np.float16))
         elif t.ggml_type == GGMLType.F32:
             w.add_tensor(t.name, (1.0 + 0.01 * rng.standard_normal(dims)).astype(np.float32))
@@ -61,9 +75,32 @@ def write_model(path: Path, hp: HyperParams, *, zeros: bool = False, seed: int =
     return path
 
 
-def quantize_all(src: Path, out_dir: Path, types: list[str], dry_only: tuple[str, ...] = ()) -> dict[str, Any]:
-    """llama.cpp's results per type (see tests/quantize_all.py); real outputs land in ``out_dir/<TYPE>.gguf``."""
-    args = [sys.executable, str(CHILD), str(src), str(out_dir), *types]
+def _mxfp4_blocks(rng: np.random.Generator, dims: tuple[int, ...]) -> np.ndarray:
+    """Random MXFP4 rows: per 32 values a block of one E8M0 scale byte (2^-9 … 2^-1, valid) and 16 nibble bytes."""
+    blocks = rng.integers(0, 256, size=(*dims[:-1], dims[-1] // 32, 17), dtype=np.uint8)
+    blocks[..., 0] = rng.integers(118, 127, size=blocks.shape[:-1], dtype=np.uint8)
+    return blocks.reshape(*dims[:-1], dims[-1] // 32 * 17)
+
+
+def load_and_run(path: Path) -> dict[str, Any]:
+    """llama.cpp loads ``path`` and decodes a few token ids (tests/load_model.py, in a subprocess)."""
+    proc = subprocess.run([sys.executable, str(LOAD_CHILD), str(path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def quantize_all(
+    src: Path,
+    out_dir: Path,
+    types: list[str],
+    dry_only: tuple[str, ...] = (),
+    overrides: Sequence[tuple[str, GGMLType]] = (),
+) -> dict[str, Any]:
+    """llama.cpp's results per type (see tests/quantize_all.py); real outputs land in ``out_dir/<TYPE>.gguf``.
+    ``overrides``: llama-quantize's --tensor-type PATTERN=TYPE, as type_rules.predict takes them."""
+    specs = [f"--tensor-type={pattern}={int(kind)}" for pattern, kind in overrides]
+    args = [sys.executable, str(CHILD), str(src), str(out_dir), *specs, *types]
     if dry_only:
         args += ["--dry-only", *dry_only]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600)

@@ -2,9 +2,11 @@
 type named, as a dry run (per-tensor types from its log, written for every type, imatrix ones included) and
 as a real run into ``<out_dir>/<TYPE>.gguf``. Prints one JSON object.
 
-Run as ``python tests/quantize_all.py SOURCE OUT_DIR [--dry-only TYPE ...] TYPE ...``: in a subprocess, since a
-pytest process must never import llama_cpp (tests/gui/shell/test_process_isolation.py). Types after
-``--dry-only`` get the dry run only (the real run of a big model costs seconds a type).
+Run as ``python tests/quantize_all.py SOURCE OUT_DIR [--tensor-type=PATTERN=GGML_TYPE_NUMBER ...] TYPE ...
+[--dry-only TYPE ...]``: in a subprocess, since a pytest process must never import llama_cpp
+(tests/gui/shell/test_process_isolation.py). Types after ``--dry-only`` get the dry run only (the real run of a
+big model costs seconds a type); each ``--tensor-type`` is one of llama-quantize's ``--tensor-type`` overrides
+(``tt_overrides``), the type by its ggml number.
 """
 
 from __future__ import annotations
@@ -32,9 +34,25 @@ def _on_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
 _CALLBACK = llama_cpp.llama_log_callback(_on_log)  # kept referenced: llama.cpp calls it until exit
 
 
+_OVERRIDE = "--tensor-type="
+_overrides: ctypes.Array[llama_cpp.llama_model_tensor_override] | None = None  # kept referenced while quantizing
+
+
+def _set_overrides(specs: list[str]) -> None:
+    global _overrides
+    pairs = [spec.removeprefix(_OVERRIDE).rsplit("=", 1) for spec in specs]
+    _overrides = (llama_cpp.llama_model_tensor_override * (len(pairs) + 1))()
+    for i, (pattern, kind) in enumerate(pairs):
+        _overrides[i].pattern = pattern.encode()
+        _overrides[i].type = int(kind)
+    _overrides[len(pairs)].pattern = None  # the list ends with a null pattern
+
+
 def _run(src: str, dst: str, ftype: int, dry: bool) -> tuple[int, list[str]]:
     _chunks.clear()
     p = llama_cpp.llama_model_quantize_default_params()
+    if _overrides is not None:
+        p.tt_overrides = ctypes.cast(_overrides, ctypes.POINTER(llama_cpp.llama_model_tensor_override))
     p.ftype = ftype
     p.allow_requantize = True
     p.nthread = 2
@@ -54,6 +72,10 @@ def _error(lines: list[str]) -> str:
 
 def main(argv: list[str]) -> dict[str, Any]:
     src, out_dir, *rest = argv
+    specs = [a for a in rest if a.startswith(_OVERRIDE)]
+    rest = [a for a in rest if not a.startswith(_OVERRIDE)]
+    if specs:
+        _set_overrides(specs)
     dry_only = set(rest[rest.index("--dry-only") + 1 :]) if "--dry-only" in rest else set()
     names = [n for n in rest if n != "--dry-only"]
     llama_cpp.llama_log_set(_CALLBACK, ctypes.c_void_p(0))

@@ -24,7 +24,9 @@ def test_ladder_json_for_a_target(tmp_path: Path) -> None:
     assert by[("SmolLM2 135M Instruct", "Q4_K_M")]["verdict"] == "fits_cpu"
     assert by[("Llama 3.3 70B Instruct", "Q8_0")]["verdict"] == "too_large"
     assert all(c["confidence"] == "estimate" for c in cells)  # a target is never measured here
-    assert "gpt-oss" in " ".join(out["left_out"])
+    assert out["left_out"] == []
+    assert by[("gpt-oss 20B", "Q4_K_M")]["file_bytes"] < by[("gpt-oss 20B", "Q8_0")]["file_bytes"]
+    assert ("OLMoE 1B-7B Instruct", "Q8_0") in by
 
 
 def test_ladder_table_for_a_ram_figure_and_bad_input(tmp_path: Path) -> None:

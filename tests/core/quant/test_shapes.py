@@ -3,9 +3,12 @@ file's metadata bytes, its exact size for every type (the catalogue-to-ladder pa
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from sizewise.core.gguf.header import read_header
+from sizewise.core.hub.catalogue import load_catalogue
 from sizewise.core.quant.shapes import (
     ARCHES,
     HyperParams,
@@ -72,9 +75,49 @@ def test_each_arch_has_its_own_tensors():
 
 
 def test_numbers_that_describe_no_covered_model_are_refused():
-    assert ARCHES == ("llama", "qwen2", "qwen3", "qwen3moe", "gemma3", "phi3")
+    assert ARCHES == ("llama", "qwen2", "qwen3", "qwen3moe", "gemma3", "phi3", "olmoe", "gpt-oss")
     assert "not covered" in (problem(HyperParams("mamba", 2, 256, 512, 4, 2, 100)) or "")
     assert "n_head_kv" in (problem(HyperParams("llama", 2, 256, 512, 4, 3, 100)) or "")
     assert "no experts" in (problem(HyperParams("gemma3", 2, 256, 512, 4, 2, 100, n_expert=4)) or "")
+    assert "n_expert" in (problem(HyperParams("olmoe", 2, 256, 512, 4, 4, 100, tied_embeddings=False)) or "")
+    assert "tied" in (problem(HyperParams("gpt-oss", 2, 256, 512, 4, 4, 100, n_expert=4, n_expert_used=2)) or "")
     with pytest.raises(ValueError, match="at least 1"):
         tensors(HyperParams("llama", 0, 256, 512, 4, 2, 100))
+
+
+def test_olmoe_and_gpt_oss_tensors_as_llama_cpp_creates_them():
+    """models/olmoe.cpp and models/openai-moe.cpp's load_arch_tensors (tests/core/quant/test_type_rules_llama.py
+    has llama.cpp load and quantize small models of both)."""
+    moe = dict(tied_embeddings=False, n_expert=4, n_expert_used=2)
+    olmoe = {t.name: t.shape for t in tensors(HyperParams("olmoe", 2, 256, 128, 4, 4, 100, n_ff_exp=128, **moe))}
+    assert olmoe["blk.0.attn_q_norm.weight"] == olmoe["blk.0.attn_k_norm.weight"] == (256,)  # n_embd, not a head
+    assert olmoe["blk.1.ffn_down_exps.weight"] == (128, 256, 4) and "output.weight" in olmoe
+    assert len(olmoe) == 3 + 2 * 12
+
+    hp = HyperParams("gpt-oss", 2, 320, 320, 8, 2, 100, head_dim=64, n_ff_exp=192, **moe)
+    oss = {t.name: (t.shape, t.type_name) for t in predict_for(hp, "F16").tensors}
+    assert oss["blk.0.attn_q.weight"] == ((320, 512), "F16") and oss["blk.0.attn_output.weight"][0] == (512, 320)
+    assert oss["blk.0.attn_k.bias"] == ((128,), "F32") and oss["blk.0.attn_output.bias"] == ((320,), "F32")
+    assert oss["blk.0.attn_sinks.weight"] == ((8,), "F32")  # one per head
+    assert oss["blk.0.ffn_gate_inp.weight"] == ((320, 4), "F32") and oss["blk.0.ffn_gate_inp.bias"] == ((4,), "F32")
+    assert oss["blk.0.ffn_gate_exps.bias"] == ((192, 4), "F32")  # 2-D, copied as F32 by every quantization
+    assert oss["blk.0.ffn_down_exps.bias"] == ((320, 4), "F32")
+    assert "blk.0.post_attention_norm.weight" in oss and "blk.0.ffn_norm.weight" not in oss
+    assert len(oss) == 3 + 2 * 19
+
+
+@pytest.mark.parametrize(
+    ("name", "total", "active"),
+    [("OLMoE 1B-7B Instruct", 6_919_161_856, 1_282_017_280), ("gpt-oss 20B", 20_914_757_184, 4_187_440_704)],
+)
+def test_catalogue_moe_rows_have_the_published_parameter_counts(name, total, active):
+    """The tensor lists of the catalogue's OLMoE-1B-7B and gpt-oss-20b give their published totals: 6.92B (1.28B
+    active) and 20.9B (3.6B active without the input embedding table, which OpenAI leaves out)."""
+    family = next(f for f in load_catalogue() if f.name == name)
+    ts = tensors(HyperParams.from_shape(family))
+    n = {t.name: math.prod(t.shape) for t in ts}
+    experts = sum(v for k, v in n.items() if "_exps." in k)
+    used = sum(n.values()) - experts + experts * family.n_expert_used // family.n_expert
+    assert (sum(n.values()), used) == (family.params, family.active_params) == (total, active)
+    if family.arch == "gpt-oss":
+        assert round((used - n["token_embd.weight"]) / 1e9, 2) == 3.61

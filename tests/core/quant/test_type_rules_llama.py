@@ -12,8 +12,10 @@ and a few on the others, since IQ4 and k-quant writing of whole models costs sec
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,17 @@ import pytest
 
 from sizewise.core.gguf.ggml_types import BLOCKS, NOT_QUANTIZED, GGMLType
 from sizewise.core.gguf.header import GGUFHeader, read_header
-from sizewise.core.quant.shapes import HyperParams, predict_for
-from sizewise.core.quant.type_rules import QuantPrediction, file_bytes, model_facts, output_metadata_bytes, predict
+from sizewise.core.quant.shapes import PUBLISHED_OVERRIDES, HyperParams, predict_for, predict_published, tensors
+from sizewise.core.quant.type_rules import (
+    Override,
+    QuantPrediction,
+    file_bytes,
+    model_facts,
+    output_metadata_bytes,
+    predict,
+)
 from sizewise.core.quant.types import QUANT_TYPES
-from tests.quant_models import quantize_all, write_model
+from tests.quant_models import load_and_run, quantize_all, write_model
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +46,9 @@ FEW = ["Q4_K_M", "Q2_K", "Q8_0"]
 # Q2_0 gets dry runs only: its files cannot be read back here, since gguf 0.19 (which core/gguf/header.py takes
 # type sizes from) predates the type.
 UNREADABLE = {"Q2_0"}
+
+# OLMoE and gpt-oss with 4 experts (the real ones have 64 and 32): none is 8, so the same n_expert rules fire
+MOE4: dict[str, Any] = {"tied_embeddings": False, "n_expert": 4, "n_expert_used": 2}
 
 # name: (hyper-parameters, the types that get a real run as well)
 SYNTHETIC: dict[str, tuple[HyperParams, list[str]]] = {
@@ -57,16 +69,24 @@ SYNTHETIC: dict[str, tuple[HyperParams, list[str]]] = {
     ),
     "gemma3": (HyperParams("gemma3", 3, 384, 512, 4, 1, 256, head_dim=256), FEW),
     "phi3": (HyperParams("phi3", 3, 256, 352, 4, 4, 256, tied_embeddings=False, rope_tensors=True), FEW),
+    # OLMoE's layout (MHA, q/k norms n_embd wide, untied); widths that divide into 256-blocks, as OLMoE-1B-7B's
+    # 2048 and 1024 do
+    "olmoe": (HyperParams("olmoe", 4, 256, 128, 4, 4, 256, head_dim=64, n_ff_exp=128, **MOE4), [*FEW, "MXFP4_MOE"]),
+    # gpt-oss's layout (biases, sinks, post_attention_norm, 2-D expert biases, GQA 4) with 4 experts instead of
+    # 32; 320 wide like gpt-oss-20b's 2880, a multiple of 32 but not of 256, so k-quants fall back as they do there
+    "gpt-oss": (HyperParams("gpt-oss", 4, 320, 320, 8, 2, 256, head_dim=64, n_ff_exp=320, **MOE4), [*FEW, "MXFP4_MOE"]),
 }
 
 
-def _mismatches(source: GGUFHeader, results: dict[str, Any], out_dir: Path) -> list[str]:
+def _mismatches(
+    source: GGUFHeader, results: dict[str, Any], out_dir: Path, overrides: Sequence[Override] = ()
+) -> list[str]:
     """Every way the rules disagree with llama.cpp's results for one source file, as readable lines."""
     bad: list[str] = []
     facts, metadata = model_facts(source), output_metadata_bytes(source)
     for name, r in results.items():
         try:
-            pred = predict(source.tensors, facts, name)
+            pred = predict(source.tensors, facts, name, overrides=overrides)
         except ValueError as exc:  # llama.cpp must refuse too (Q1_0 has no fallback for odd rows)
             if r["dry_rc"] == 0:
                 bad.append(f"{name}: the rules refuse ({exc}) but llama.cpp does not")
@@ -115,6 +135,58 @@ def test_synthetic_models_get_llama_cpps_types_and_bytes_for_every_file_type(key
     results = quantize_all(src, tmp_path, ALL_TYPES, dry_only=dry_only)
     assert _mismatches(read_header(src), results, tmp_path) == []
     assert all(results[t].get("rc") == 0 for t in real if t not in UNREADABLE)  # the real runs ran and wrote
+
+
+@pytest.mark.parametrize("key", ["olmoe", "gpt-oss"])
+def test_llama_cpp_loads_and_runs_the_synthetic_mixtures_of_experts(key, tmp_path):
+    """The loader refuses a file with a tensor it does not create or of another shape, so a load that works shows
+    shapes.py's list is the one llama.cpp expects; a decode shows the graph runs on it."""
+    hp = SYNTHETIC[key][0]
+    loaded = load_and_run(write_model(tmp_path / "src.gguf", hp))
+    assert loaded == {
+        "decode_rc": 0,
+        "n_params": sum(math.prod(t.shape) for t in tensors(hp)),
+        "n_vocab": 256,
+        "finite": True,
+    }
+
+
+def test_gpt_oss_with_its_experts_kept_in_mxfp4_as_published(tmp_path):
+    """Published gpt-oss files keep the experts in MXFP4 (shapes.PUBLISHED_OVERRIDES): the same override given to
+    llama.cpp's quantizer (its --tensor-type, tt_overrides) gives the predicted types and bytes."""
+    hp, real = SYNTHETIC["gpt-oss"][0], ["Q4_K_M", "Q2_K", "Q8_0"]
+    overrides = PUBLISHED_OVERRIDES["gpt-oss"]
+    src = write_model(tmp_path / "src.gguf", hp)
+    results = quantize_all(
+        src, tmp_path, ALL_TYPES, dry_only=tuple(t for t in ALL_TYPES if t not in real), overrides=overrides
+    )
+    assert _mismatches(read_header(src), results, tmp_path, overrides) == []
+    assert all(results[t]["rc"] == 0 for t in real)
+    kept = {v for k, v in results["Q4_K_M"]["dry_types"].items() if "_exps.weight" in k}
+    assert (
+        kept == {"MXFP4"}
+        and predict_published(hp, "Q4_K_M").types()
+        == predict(read_header(src).tensors, model_facts(read_header(src)), "Q4_K_M", overrides=overrides).types()
+    )
+    f16 = predict_published(hp, "F16").types()  # unquantized: the converter's own file, experts native
+    assert {v for k, v in f16.items() if "_exps.weight" in k} == {"MXFP4"} and f16["blk.0.attn_q.weight"] == "F16"
+
+
+def test_gpt_oss_from_a_source_with_mxfp4_experts(tmp_path):
+    """A converter's gpt-oss file holds the experts in MXFP4: llama.cpp requantizes them by the same rules (the
+    source type of a tensor the rules quantize never matters), with and without the published override."""
+    hp, types = SYNTHETIC["gpt-oss"][0], ["Q4_K_M", "Q8_0"]
+    src = write_model(tmp_path / "src.gguf", hp, mxfp4_experts=True)
+    header = read_header(src)
+    assert {t.type_name for t in header.tensors if t.name.endswith("_exps.weight")} == {"MXFP4"}
+    assert load_and_run(src)["finite"]
+    for overrides in ((), PUBLISHED_OVERRIDES["gpt-oss"]):
+        results = quantize_all(src, tmp_path, types, overrides=overrides)
+        assert _mismatches(header, results, tmp_path, overrides) == []
+        assert all(results[t]["rc"] == 0 for t in types)
+        assert predict(header.tensors, model_facts(header), "Q4_K_M", overrides=overrides) == predict(
+            tensors(hp), hp.facts(), "Q4_K_M", overrides=overrides
+        )
 
 
 def test_the_deep_model_exercises_the_layer_schedules():

@@ -1,8 +1,8 @@
 """The ladder's rows: the catalogue's families (resources/catalogue.json) as shapes a virtual header is built from.
 
-A family whose architecture core/quant/shapes.py cannot lay out tensor by tensor (gpt-oss, OLMoE: their
-tensor lists are not reproduced yet) is left out rather than approximated, and ``skipped`` says which and
-why, so the page and the CLI can say so.
+A family whose architecture core/quant/shapes.py cannot lay out tensor by tensor (none in the catalogue now;
+a shared expert, n_ff_shexp, is not laid out either) is left out rather than approximated, and ``skipped``
+says which and why, so the page and the CLI can say so.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ GEMMA3_GGUF_VOCAB = 262_144
 @dataclass(frozen=True)
 class Rows:
     models: list[LadderModel]
-    skipped: list[str]  # "gpt-oss 20B (gpt-oss)" …: families the ladder leaves out
+    skipped: list[str]  # "Some MoE (arch)" …: families the ladder leaves out
 
     def note(self) -> str:
         if not self.skipped:

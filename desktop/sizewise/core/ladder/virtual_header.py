@@ -4,8 +4,10 @@ Why a header rather than a parallel set of formulas: the memory model, the verdi
 the speed model all read headers (core/fit, core/speed), and reading the same structure for a catalogue
 cell as for a downloaded file keeps one set of rules — a cell and the real file can only differ where the
 inputs differ. The tensors and their types come from core/quant/shapes.py and type_rules.py (llama.cpp's
-own per-tensor rules, checked against ``llama_model_quantize``), so the tensor bytes are exact; the key/value
-metadata (mostly the tokenizer's vocabulary) is estimated from the vocabulary's size and kind, a few MB at most.
+own per-tensor rules, checked against ``llama_model_quantize``, with what every published file of the
+architecture overrides: gpt-oss keeps its experts in MXFP4, shapes.PUBLISHED_OVERRIDES), so the tensor bytes
+are exact; the key/value metadata (mostly the tokenizer's vocabulary) is estimated from the vocabulary's size
+and kind, a few MB at most.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import functools
 from dataclasses import dataclass
 
 from sizewise.core.gguf.header import ArraySummary, GGUFHeader, TensorInfo
-from sizewise.core.quant.shapes import HyperParams, estimate_metadata_bytes, predict_for
+from sizewise.core.quant.shapes import HyperParams, estimate_metadata_bytes, predict_published
 from sizewise.core.quant.types import quant_type
 
 GGUF_ALIGNMENT = 32
@@ -24,6 +26,7 @@ GGUF_STRING = 8  # gguf value type of the token list's items
 # byte-level BPE ones a merge per token (Llama 3, Qwen, SmolLM2, with 49k-152k tokens).
 SENTENCEPIECE_ARCHES = ("gemma2", "gemma3")
 SENTENCEPIECE_MAX_VOCAB = 32_768
+
 
 @dataclass(frozen=True)
 class CatalogueShape:
@@ -44,7 +47,7 @@ def virtual_header(shape: CatalogueShape, quant: str) -> GGUFHeader:
     (core/fit/memory_model._header_facts), so the same object must come back. Callers must not edit it.
     """
     hp = shape.hyper
-    plan = predict_for(hp, quant)
+    plan = predict_published(hp, quant)
     tensors: list[TensorInfo] = []
     offset = 0
     for t in plan.tensors:

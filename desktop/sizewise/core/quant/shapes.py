@@ -12,20 +12,40 @@ Covered architectures (``ARCHES``), each as llama.cpp b11312's ``load_arch_tenso
 * ``qwen3moe``: qwen3's attention with ffn_gate_inp and ffn_{gate,up,down}_exps of n_ff_exp.
 * ``gemma3``: qwen3's attention (head_dim, q/k norms), post_attention_norm and post_ffw_norm; always tied.
 * ``phi3``: fused attn_qkv, and ffn_up holding gate and up (2 × n_ff wide); optional rope_factors_long/short.
+* ``olmoe`` (models/olmoe.cpp): always untied; llama's attention (q and attn_output n_embd wide) with
+  attn_q_norm/attn_k_norm of n_embd (not of a head); ffn_norm, ffn_gate_inp and ffn_{gate,up,down}_exps of n_ff_exp
+  (OLMoE's config has only ``intermediate_size``, so n_ff_exp = n_ff).
+* ``gpt-oss`` (models/openai-moe.cpp, llama.cpp's LLM_ARCH_OPENAI_MOE): always untied; head_dim attention with
+  q/k/v biases and an attn_output bias, attn_sinks (one per head), post_attention_norm (the norm before the
+  experts; there is no ffn_norm), ffn_gate_inp with its bias, and ffn_{gate,up,down}_exps of n_ff_exp each with a
+  2-D bias (n_ff_exp or n_embd × n_expert). Sliding-window alternation changes no tensor.
 
-Source types are what convert_hf_to_gguf.py writes: 1-D tensors and ffn_gate_inp in F32, other weights in
-``weight_type`` (F16 unless said). Only the tensors' bytes follow from this; the key/value metadata (mostly the
-tokenizer) must come from elsewhere (type_rules.output_metadata_bytes of any GGUF with the same tokenizer).
+Source types are what convert_hf_to_gguf.py writes: 1-D tensors, biases (any tensor not named ``*.weight``, the
+2-D expert biases too) and ffn_gate_inp in F32, other weights in ``weight_type`` (F16 unless said). gpt-oss's
+converter keeps the experts in MXFP4 as OpenAI publishes them; here they are ``weight_type`` like the rest, which
+changes no prediction: llama_model_quantize chooses every ``*.weight`` tensor of 2 or more dimensions anew from
+its name and shape (an F16 target makes the experts F16), and only copies the others. Only the tensors' bytes
+follow from this; the key/value metadata (mostly the tokenizer) must come from elsewhere
+(type_rules.output_metadata_bytes of any GGUF with the same tokenizer).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sizewise.core.arch.shape import ModelShape
-from sizewise.core.gguf.ggml_types import GGMLType
-from sizewise.core.quant.type_rules import ModelFacts, QuantPrediction, file_bytes, predict
+from sizewise.core.gguf.ggml_types import NOT_QUANTIZED, GGMLType, tensor_bytes
+from sizewise.core.quant.type_rules import (
+    DEFAULT_TYPE,
+    ModelFacts,
+    Override,
+    QuantPrediction,
+    TensorPlan,
+    file_bytes,
+    predict,
+)
 from sizewise.core.quant.types import QuantType
 
 
@@ -99,7 +119,7 @@ class _Builder:
 
     def add(self, name: str, *shape: int) -> None:
         router = name.endswith("ffn_gate_inp.weight")
-        kind = GGMLType.F32 if len(shape) == 1 or router else self.hp.weight_type
+        kind = GGMLType.F32 if len(shape) == 1 or router or not name.endswith(".weight") else self.hp.weight_type
         self.out.append(Tensor(name, tuple(shape), kind))
 
     def head(self) -> None:
@@ -190,6 +210,37 @@ def _phi3(t: _Builder) -> None:
         t.add(b + "ffn_down.weight", hp.n_ff, hp.n_embd)
 
 
+def _olmoe(t: _Builder) -> None:
+    hp = t.hp
+    t.head()
+    for i in range(hp.n_layer):
+        b = f"blk.{i}."
+        t.attention(b)
+        t.add(b + "attn_q_norm.weight", hp.n_embd)
+        t.add(b + "attn_k_norm.weight", hp.n_embd)
+        t.ffn(b)
+
+
+def _gpt_oss(t: _Builder) -> None:
+    hp = t.hp
+    t.head()
+    w, e = hp.expert_width, hp.n_expert
+    for i in range(hp.n_layer):
+        b = f"blk.{i}."
+        t.attention(b, biases=True)
+        t.add(b + "attn_output.bias", hp.n_embd)
+        t.add(b + "attn_sinks.weight", hp.n_head)
+        t.add(b + "post_attention_norm.weight", hp.n_embd)
+        t.add(b + "ffn_gate_inp.weight", hp.n_embd, e)
+        t.add(b + "ffn_gate_inp.bias", e)
+        t.add(b + "ffn_gate_exps.weight", hp.n_embd, w, e)
+        t.add(b + "ffn_up_exps.weight", hp.n_embd, w, e)
+        t.add(b + "ffn_down_exps.weight", w, hp.n_embd, e)
+        t.add(b + "ffn_gate_exps.bias", w, e)
+        t.add(b + "ffn_up_exps.bias", w, e)
+        t.add(b + "ffn_down_exps.bias", hp.n_embd, e)
+
+
 _BUILDERS: dict[str, Callable[[_Builder], None]] = {
     "llama": _llama,
     "qwen2": _qwen2,
@@ -197,7 +248,10 @@ _BUILDERS: dict[str, Callable[[_Builder], None]] = {
     "qwen3moe": _qwen3,  # the experts come from n_expert, as for llama
     "gemma3": _gemma3,
     "phi3": _phi3,
+    "olmoe": _olmoe,
+    "gpt-oss": _gpt_oss,
 }
+UNTIED_ARCHES = ("olmoe", "gpt-oss")  # llama.cpp requires output.weight whatever the config says
 ARCHES: tuple[str, ...] = tuple(_BUILDERS)
 
 
@@ -223,8 +277,10 @@ def problem(hp: HyperParams) -> str | None:
         return "n_head must divide by n_head_kv"
     if not hp.head_dim and hp.n_embd % hp.n_head:
         return "n_embd must divide by n_head when head_dim is not given"
-    if hp.arch == "qwen3moe" and not hp.n_expert:
-        return "qwen3moe needs n_expert"
+    if hp.arch in ("qwen3moe", "olmoe", "gpt-oss") and not (hp.n_expert and hp.n_expert_used):
+        return f"{hp.arch} needs n_expert and n_expert_used"
+    if hp.arch in UNTIED_ARCHES and hp.tied_embeddings:
+        return f"{hp.arch} has no tied embeddings (llama.cpp requires output.weight)"
     if hp.arch in ("qwen2", "phi3", "gemma3") and hp.n_expert:
         return f"{hp.arch} has no experts"
     return None
@@ -243,6 +299,33 @@ def tensors(hp: HyperParams) -> list[Tensor]:
 def predict_for(hp: HyperParams, target: str | QuantType) -> QuantPrediction:
     """type_rules.predict for a model known only by its hyper-parameters."""
     return predict(tensors(hp), hp.facts(), target)
+
+
+# What every published GGUF of an architecture does that llama.cpp's defaults do not, as llama-quantize
+# --tensor-type overrides. gpt-oss: OpenAI released the experts in MXFP4 and the converter keeps them so; the
+# quantized files people download (ggml-org's MXFP4, unsloth's Q2_K … Q8_0 and F16) keep them in MXFP4 too
+# and quantize only the rest, whereas llama_model_quantize's own rules would make the 2880-wide experts Q5_0 or
+# Q8_0 at Q4_K_M (15.8 GB against 11.6 GB for gpt-oss-20b).
+PUBLISHED_OVERRIDES: dict[str, tuple[Override, ...]] = {"gpt-oss": ((r"_exps\.weight$", GGMLType.MXFP4),)}
+
+
+def predict_published(hp: HyperParams, target: str | QuantType) -> QuantPrediction:
+    """The files published for this architecture at ``target``: predict_for with the arch's PUBLISHED_OVERRIDES.
+
+    llama.cpp applies overrides to quantized targets only; an unquantized one (F16, BF16, F32) is published as the
+    converter writes it, so the overridden tensors keep their native type there too.
+    """
+    overrides = PUBLISHED_OVERRIDES.get(hp.arch, ())
+    plan = predict(tensors(hp), hp.facts(), target, overrides=overrides)
+    if not overrides or DEFAULT_TYPE[plan.target] not in NOT_QUANTIZED:
+        return plan
+    patterns = [(re.compile(p), kind) for p, kind in overrides]
+
+    def native(t: TensorPlan) -> TensorPlan:
+        kind = next((k for p, k in patterns if p.search(t.name)), None)
+        return t if kind is None else replace(t, ggml_type=kind, n_bytes=tensor_bytes(kind, t.shape))
+
+    return QuantPrediction(plan.target, tuple(native(t) for t in plan.tensors))
 
 
 def predicted_file_bytes(hp: HyperParams, target: str | QuantType, metadata_bytes: int) -> int:

@@ -13,8 +13,10 @@ Reproduces ``src/llama-quant.cpp`` of llama.cpp b11312 (the build llama-cpp-pyth
 ``tensor_type_fallback``, ``tensor_requires_imatrix`` and ``llama_ftype_get_default_type``; the order tensors
 are visited in (``llama_model_loader::weights_map``: by layer, then by name) matters, as the ``attn_v`` rules
 count tensors, not layers. It covers llama.cpp's defaults as Sizewise calls ``llama_model_quantize``: no
-``--tensor-type``/``--output-tensor-type``/``--token-embedding-type`` overrides, not ``--pure``, no pruning,
-``quantize_output_tensor`` on, and no importance matrix unless ``has_imatrix`` says so.
+``--output-tensor-type``/``--token-embedding-type`` overrides, not ``--pure``, no pruning,
+``quantize_output_tensor`` on, and no importance matrix unless ``has_imatrix`` says so; ``--tensor-type``
+overrides (``tt_overrides``) only where ``predict`` is given them (how published gpt-oss files keep their experts
+in MXFP4, core/quant/shapes.py).
 tests/core/quant/test_type_rules_llama.py compares every tensor's type and the file's bytes with what the vendored
 ``llama_model_quantize`` writes.
 
@@ -24,7 +26,7 @@ Shapes are in ggml order: ``shape[0]`` is the row length (``ne[0]``), as GGUF he
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -473,12 +475,23 @@ def _target_name(target: str | QuantType) -> str:
     return name
 
 
+Override = tuple[str, GGMLType]  # llama-quantize --tensor-type PATTERN=TYPE: a regex searched in the name
+
+
 def predict(
-    tensors: Iterable[TensorLike], model: ModelFacts, target: str | QuantType, *, has_imatrix: bool = False
+    tensors: Iterable[TensorLike],
+    model: ModelFacts,
+    target: str | QuantType,
+    *,
+    has_imatrix: bool = False,
+    overrides: Sequence[Override] = (),
 ) -> QuantPrediction:
     """The output file's tensors when llama_model_quantize makes ``target`` from a model with these tensors.
 
     Tensors the rules do not quantize keep their source ``ggml_type`` (F32 norms stay F32, even in an F16 file).
+    ``overrides`` are llama.cpp's ``tensor_type_patterns`` (``llama_tensor_get_type``): for a quantized target
+    only, the first pattern found in a tensor's name sets its type instead of the rules (whose counters then skip
+    it), and the fallback for odd rows still applies.
     ValueError when llama.cpp itself would refuse (a type with no fallback for an odd row length, a MoE tensor
     whose layer cannot be read from its name).
     """
@@ -487,6 +500,7 @@ def predict(
     by_name = {t.name: t for t in tensors}
     order = write_order(by_name)
     state = _State(model, order, has_imatrix)
+    manual = [(re.compile(pattern), kind) for pattern, kind in overrides]
     plans: list[TensorPlan] = []
     for name in order:
         t = by_name[name]
@@ -497,7 +511,8 @@ def predict(
             continue
         new, fell_back = default, False
         if default not in NOT_QUANTIZED:
-            new = _impl(state, default, t, ft, category(name))
+            chosen = next((kind for pattern, kind in manual if pattern.search(name)), None)
+            new = chosen if chosen is not None else _impl(state, default, t, ft, category(name))
             fell_back = shape[0] % BLOCKS[new][0] != 0
             new = fallback_type(new, shape[0])
         plans.append(
