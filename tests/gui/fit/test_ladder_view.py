@@ -38,7 +38,8 @@ def test_the_ladder_fills_off_the_gui_thread_and_colours_by_the_floor(qtbot: QtB
     view.set_machine(Budget(6 * GiB, 0, "a 6 GiB test budget", Backend(repack=False)), Devices(PROFILE))
     _filled(qtbot, view)
     assert view.table.columnCount() == len(LADDER_QUANTS)
-    assert "6 GiB test budget" in view.status.text() and "gpt-oss" in view.status.text()
+    assert "6 GiB test budget" in view.status.text() and "left out" not in view.status.text()
+    assert {"OLMoE 1B-7B Instruct", "gpt-oss 20B"} <= {c.model for c in view.cells}
     assert view.colour_of("SmolLM2 135M Instruct", "Q4_K_M") == USABLE.name()
     assert view.colour_of("Llama 3.3 70B Instruct", "Q4_K_M") == TOO_LARGE.name()
     small = next(c for c in view.cells if c.model == "SmolLM2 135M Instruct" and c.quant == "Q4_K_M")
@@ -96,7 +97,7 @@ def _forget_ladder_work() -> None:
 
 def test_the_page_fills_for_a_gpu_target_without_stalling_the_gui(qtbot: QtBot) -> None:
     """Issue 13: no GUI stall over 50 ms while the ladder fills — for a GPU target, whose cells search the layer
-    split, from empty caches; showing the 210 cells on the GUI thread counts too."""
+    split, from empty caches; showing every cell on the GUI thread counts too."""
     view = LadderView()
     qtbot.addWidget(view)
     view.show()
@@ -108,7 +109,8 @@ def test_the_page_fills_for_a_gpu_target_without_stalling_the_gui(qtbot: QtBot) 
     _filled(qtbot, view)
     meter.stop()
     took = time.perf_counter() - started
-    assert len(view.cells) == 30 * len(LADDER_QUANTS) and any(c.verdict == "fits_partial" for c in view.cells)
+    assert len(view.cells) == len(ladder_rows().models) * len(LADDER_QUANTS)
+    assert any(c.verdict == "fits_partial" for c in view.cells)
     print(f"\nladder for nvidia-24gb filled in {took:.2f} s; longest GUI stall {meter.longest * 1000:.0f} ms")
     assert meter.longest < STALL_LIMIT_S, f"the GUI stalled {meter.longest * 1000:.0f} ms"
     assert meter.ticks >= 5  # the meter ran while the ladder was worked out
