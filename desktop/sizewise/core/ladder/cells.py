@@ -61,6 +61,7 @@ class LadderCell:
     confidence: str  # of the speed figures: "measured" only where every profile used was calibrated here
     usable: bool  # fits, and generates at least the reading floor
     note: str = ""
+    from_file: str = ""  # "" for the catalogue's virtual header; else the Hub file whose header it was read from
 
     @property
     def fits(self) -> bool:
@@ -85,6 +86,7 @@ class LadderCell:
             "confidence": self.confidence,
             "usable": self.usable,
             "note": self.note,
+            "from_file": self.from_file or None,
         }
 
 
@@ -96,7 +98,20 @@ def ladder_cell(
     params: LoadParams,
     floor_tps: float = READING_FLOOR_TPS,
 ) -> LadderCell:
-    header = virtual_header(model.shape, quant)
+    return cell_from_header(model, quant, virtual_header(model.shape, quant), budget, devices, params, floor_tps)
+
+
+def cell_from_header(
+    model: LadderModel,
+    quant: str,
+    header: GGUFHeader,
+    budget: Budget,
+    devices: Devices,
+    params: LoadParams,
+    floor_tps: float = READING_FLOOR_TPS,
+    from_file: str = "",
+) -> LadderCell:
+    """A cell judged on ``header``: the virtual one, or a real file's (``from_file``: where it was read)."""
     result = check_fit(header, params, budget, "auto", with_max_ctx=False)
     speed = predict_for_split(_cost(model.shape, quant), devices, result.gpu_layers, result.n_offloadable, params.n_ctx)
     pred = result.prediction
@@ -118,6 +133,7 @@ def ladder_cell(
         confidence=speed.confidence,
         usable=result.fits and speed.tg_tps >= floor_tps,
         note=speed.note,
+        from_file=from_file,
     )
 
 

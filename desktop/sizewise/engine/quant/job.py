@@ -98,8 +98,10 @@ class JobProcess:
         name: str = "sizewise-job",
         log_path: str | None = None,
         on_done: Callable[[Message], None] | None = None,
+        terminate_grace_s: float = TERMINATE_GRACE_S,
     ) -> None:
         self._target = (module, function, payload, log_path)
+        self._grace_s = terminate_grace_s
         self._on_event = on_event
         self._on_done = on_done
         self._name = name
@@ -171,7 +173,7 @@ class JobProcess:
         self._cancelled.set()
         if proc.is_alive():
             proc.terminate()
-            proc.join(TERMINATE_GRACE_S)
+            proc.join(self._grace_s)
             if proc.is_alive():
                 proc.kill()
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QComboBox,
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -32,11 +33,13 @@ from sizewise.core.fit.hardware import format_bytes
 from sizewise.core.fit.targets import Target, load_targets
 from sizewise.core.fit.verdict import Budget
 from sizewise.core.ladder.catalogue_rows import Rows, ladder_rows
-from sizewise.core.ladder.cells import LADDER_QUANTS, READING_FLOOR_TPS, LadderCell, build_ladder
+from sizewise.core.ladder.cells import LADDER_QUANTS, READING_FLOOR_TPS, LadderCell, LadderModel, build_ladder
+from sizewise.core.ladder.hub_refresh import RefreshedCell, refresh_cell
 from sizewise.core.sampling import LoadParams
 from sizewise.core.speed.predicted import Devices
 from sizewise.engine.speed.devices import target_devices
 from sizewise.gui.adapters.background import run_in_background
+from sizewise.gui.fit.calibration_panel import CalibrationPanel, JobFactory
 
 CONTEXTS = (2048, 4096, 8192, 16384, 32768)
 USABLE = QColor("#cdebc5")
@@ -46,25 +49,42 @@ WHERE = {"fits_gpu": "GPU", "fits_partial": "GPU + CPU", "fits_cpu": "CPU"}
 
 
 class LadderView(QWidget):
-    """The ladder for one budget; ``openRepo(repo_id)`` when a cell is double-clicked."""
+    """The ladder for one budget; ``openRepo(repo_id)`` when a cell is double-clicked, ``calibrated(profile)``
+    when this machine was measured from the page's offer (the owner then hands in the new devices)."""
 
     openRepo = Signal(str)
+    calibrated = Signal(object)
 
-    def __init__(self, parent: QWidget | None = None, compute: Callable[..., list[LadderCell]] = build_ladder) -> None:
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        compute: Callable[..., list[LadderCell]] = build_ladder,
+        *,
+        calibrator: JobFactory | None = None,
+        refresher: Callable[..., RefreshedCell] = refresh_cell,
+    ) -> None:
         super().__init__(parent)
         self._compute = compute
+        self._refresher = refresher
         self._machine: tuple[Budget, Devices] | None = None
         self._targets: list[Target] = load_targets()
         self._gen = 0
+        self._shown: tuple[Budget, Devices, LoadParams] | None = None
+        self._models: dict[str, LadderModel] = {}
         self.cells: list[LadderCell] = []
 
         outer = QVBoxLayout(self)
         intro = QLabel(
             "Every popular model size at every common quant type, judged before any download: where it would run, "
-            "how fast it would write, and its file size. Double-click a cell to open the model on the Hub."
+            "how fast it would write, and its file size. Double-click a cell to open the model on the Hub; "
+            "right-click it to check it against the real file's header."
         )
         intro.setWordWrap(True)
         outer.addWidget(intro)
+        self.calibration = CalibrationPanel(calibrator)
+        self.calibration.calibrated.connect(self.calibrated)
+        self.calibration.hide()
+        outer.addWidget(self.calibration)
         row = QHBoxLayout()
         outer.addLayout(row)
         row.addWidget(QLabel("For"))
@@ -99,6 +119,8 @@ class LadderView(QWidget):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.cellDoubleClicked.connect(self._on_double_click)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._on_menu)
         outer.addWidget(self.table, 1)
         legend = QLabel(
             '<span style="background:#cdebc5">&nbsp;fits, at least the floor&nbsp;</span> '
@@ -116,6 +138,12 @@ class LadderView(QWidget):
         if self.where.currentData() is None:
             self.refresh()
 
+    def _update_offer(self) -> None:
+        """The calibration offer shows for this machine while its speeds are estimates (and while it runs)."""
+        machine = self.where.currentData() is None and self._machine is not None
+        estimate = self._machine is not None and not self._machine[1].cpu.measured
+        self.calibration.setVisible(self.calibration.running or (machine and estimate))
+
     def _choice(self) -> tuple[Budget, Devices] | None:
         target_id = self.where.currentData()
         if target_id is None:
@@ -124,6 +152,7 @@ class LadderView(QWidget):
         return target.budget(), target_devices(target.id)
 
     def refresh(self) -> None:
+        self._update_offer()
         choice = self._choice()
         if choice is None:
             self.status.setText("Waiting for the hardware probe…")
@@ -139,9 +168,15 @@ class LadderView(QWidget):
             rows = ladder_rows()
             return rows, compute(rows.models, budget, devices, params, LADDER_QUANTS, floor)
 
+        def done(found: tuple[Rows, list[LadderCell]]) -> None:
+            if gen == self._gen:
+                self._models = {m.name: m for m in found[0].models}
+                self._shown = (budget, devices, params)
+            self._show(gen, found[1], budget, devices, found[0].note())
+
         run_in_background(
             work,
-            lambda found: self._show(gen, found[1], budget, devices, found[0].note()),
+            done,
             lambda exc: self.status.setText(f"The ladder could not be worked out: {exc}"),
         )
 
@@ -165,10 +200,11 @@ class LadderView(QWidget):
         self._recolour()
 
     def _item(self, c: LadderCell) -> QTableWidgetItem:
+        checked = " ✓" if c.from_file else ""  # judged on the Hub file's own header
         if c.fits:
-            text = f"{WHERE[c.verdict]} · {c.tg_tps:.0f} t/s\n{format_bytes(c.file_bytes)}"
+            text = f"{WHERE[c.verdict]} · {c.tg_tps:.0f} t/s\n{format_bytes(c.file_bytes)}{checked}"
         else:
-            text = f"too large\n{format_bytes(c.file_bytes)}"
+            text = f"too large\n{format_bytes(c.file_bytes)}{checked}"
         item = QTableWidgetItem(text)
         item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
         item.setData(Qt.ItemDataRole.UserRole, c)
@@ -179,6 +215,9 @@ class LadderView(QWidget):
             f"largest context that fits: {c.max_ctx:,} tokens" if c.max_ctx else "no context length fits",
             f"predicted ({c.confidence}): generation {c.tg_tps:.1f} tokens/s "
             f"({c.tg_tps_full_ctx:.1f} with the context full), prompt {c.pp_tps:,.0f} tokens/s",
+            f"judged on the header of {c.from_file} on the Hub"
+            if c.from_file
+            else "judged on a header built from the catalogue (right-click to check the real file)",
             f"{c.repo_id} — double-click to open it in Discover",
         ]
         item.setToolTip("\n".join(tip))
@@ -210,3 +249,54 @@ class LadderView(QWidget):
         item = self.table.item(row, col)
         if item is not None:
             self.openRepo.emit(item.data(Qt.ItemDataRole.UserRole).repo_id)
+
+    # -- one cell against the real file ------------------------------------------------------------
+    def _cell_at(self, row: int, col: int) -> LadderCell | None:
+        item = self.table.item(row, col)
+        cell = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+        return cell if isinstance(cell, LadderCell) else None
+
+    def _on_menu(self, pos: QPoint) -> None:
+        index = self.table.indexAt(pos)
+        cell = self._cell_at(index.row(), index.column()) if index.isValid() else None
+        if cell is None:
+            return
+        menu = QMenu(self)
+        check = menu.addAction(f"Check against the {cell.quant} file on the Hub (reads its header only)")
+        check.triggered.connect(lambda: self.refresh_from_hub(index.row(), index.column()))
+        menu.addAction("Open in Discover", lambda: self.openRepo.emit(cell.repo_id))
+        menu.popup(self.table.viewport().mapToGlobal(pos))
+
+    def refresh_from_hub(self, row: int, col: int) -> None:
+        """Judge one cell again on its Hub file's header, off the GUI thread; the cell and status show the result."""
+        cell = self._cell_at(row, col)
+        shown = self._shown
+        model = self._models.get(cell.model) if cell is not None else None
+        if cell is None or shown is None or model is None:
+            return
+        budget, devices, params = shown
+        gen, floor, refresher = self._gen, self.floor.value(), self._refresher
+        self.status.setText(f"Reading the header of {model.repo_id}'s {cell.quant} file…")
+
+        def done(found: RefreshedCell) -> None:
+            if gen != self._gen:
+                return  # the ladder was worked out again for another choice meanwhile
+            self.cells = [found.cell if c is cell else c for c in self.cells]
+            self.table.setItem(row, col, self._item(found.cell))
+            self._recolour()
+            self.status.setText(
+                f"{cell.model} at {cell.quant} is now judged on {found.file} itself (read "
+                f"{format_bytes(found.bytes_fetched)} of its {format_bytes(found.file_bytes)}, "
+                f"{found.fetched_share:.1%}): file {format_bytes(found.cell.file_bytes)}, "
+                f"{'fits' if found.cell.fits else 'too large'}."
+            )
+
+        def failed(exc: BaseException) -> None:
+            if gen == self._gen:
+                self.status.setText(f"Could not check {cell.model} at {cell.quant} against the Hub: {exc}")
+
+        run_in_background(
+            lambda: refresher(model, cell.quant, budget, devices, params, floor),
+            done,
+            failed,
+        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, Qt, Slot
@@ -36,6 +36,7 @@ from sizewise import APP_NAME
 from sizewise.core.chat.opening import StoreProblem
 from sizewise.core.chat.presets import Preset, PresetLibrary
 from sizewise.core.chat.store import ConversationStore
+from sizewise.core.errors import UserError
 from sizewise.core.fit.hardware import HardwareReport, machine_budget
 from sizewise.core.fit.memory_model import MemoryPrediction
 from sizewise.core.fit.verdict import Budget
@@ -46,9 +47,10 @@ from sizewise.core.hub.library import Library, download_state_file, verified_sto
 from sizewise.core.hub.remote_fit import merged_header
 from sizewise.core.hub.remote_header import read_remote_header
 from sizewise.core.hub.resolve import context_warning
-from sizewise.core.hub.starter import find_starter
+from sizewise.core.hub.starter import find_app_starter, find_starter
 from sizewise.core.paths import AppPaths
 from sizewise.core.settings import Settings, SettingsStore
+from sizewise.engine.speed.calibrate_job import CalibrationJob
 from sizewise.engine.speed.devices import machine_devices
 from sizewise.gui.adapters.background import run_in_background
 from sizewise.gui.adapters.engine_adapter import EngineAdapter
@@ -553,12 +555,31 @@ class MainWindow(QMainWindow):
         return view
 
     def _make_ladder_view(self) -> QWidget:
-        view = LadderView()
+        view = LadderView(calibrator=self._calibration_job)
         view.openRepo.connect(self._open_repo_in_discover)
+        view.calibrated.connect(self._machine_calibrated)
         if self._machine_report is not None:
             view.set_machine(machine_budget(self._machine_report), machine_devices(self.paths, self._machine_report))
         self.ladder_view = view
         return view
+
+    def _calibration_job(self, on_event: Callable[[dict[str, Any]], None]) -> CalibrationJob:
+        """The ladder's "Measure this machine": calibration in a job process, borrowing the starter's tokenizer."""
+        starter = find_app_starter(self.paths)
+        if starter is None:
+            raise UserError(
+                "Measuring borrows the starter model's tokenizer, and the starter model is not installed; "
+                "get it from the Library first."
+            )
+        return CalibrationJob(self.paths, starter.path, on_event)
+
+    @Slot(object)
+    def _machine_calibrated(self, profile: object) -> None:
+        """A new profile was stored: every speed shown for this machine is worked out again from it."""
+        report = self._machine_report
+        if report is not None:
+            self.loader.set_hardware(report)
+            self._machine_budget_changed(report)
 
     def _open_repo_in_discover(self, repo_id: str) -> None:
         self.show_view(self.discover_page)
