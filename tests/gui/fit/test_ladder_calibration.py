@@ -61,10 +61,14 @@ def test_measure_cancel_and_measure_again_from_the_ladder(qtbot: QtBot, tmp_path
     assert panel.start_button.isVisible() and not panel.bar.isVisible()
 
     # A full run: the profile is stored, handed to the page's owner, and nothing is left behind.
-    with qtbot.waitSignal(view.calibrated, timeout=300_000) as sig:
-        panel.start_button.click()
+    emitted: list[dict[str, object]] = []
+    view.calibrated.connect(emitted.append)
+    panel.start_button.click()
+    qtbot.waitUntil(lambda: panel.running, timeout=10_000)
+    qtbot.waitUntil(lambda: not panel.running, timeout=300_000)
+    assert len(emitted) == 1, panel.message.text()  # the panel's message says why, if the run was refused
     stored = json.loads((paths.data_dir / PROFILE_FILE).read_text(encoding="utf-8"))
-    profile = SpeedProfile.from_dict(sig.args[0])
+    profile = SpeedProfile.from_dict(emitted[0])
     assert profile.measured and list(stored) == [profile.fingerprint]
     assert _leftovers(paths.data_dir.parent) == []
     assert "is measured" in panel.message.text()

@@ -20,6 +20,7 @@ from sizewise.core.speed.predicted import Devices
 from sizewise.core.speed.profile import SpeedProfile
 from sizewise.engine.speed.devices import target_devices
 from sizewise.gui.fit.ladder_view import SLOW, TOO_LARGE, USABLE, LadderView
+from tests.hub_server import HubServer
 
 GiB = 1 << 30
 STALL_LIMIT_S = 0.050
@@ -133,3 +134,30 @@ def test_the_stall_meter_sees_the_ladder_computed_on_the_gui_thread(qtbot: QtBot
     qtbot.wait(30)
     meter.stop()
     assert meter.longest > STALL_LIMIT_S
+
+
+def test_a_right_click_checks_a_cell_against_its_hub_file(qtbot: QtBot, hub_server: HubServer) -> None:
+    """The menu's first action reads the Hub file's header (local Hub stand-in) and marks the cell ✓; a model
+    whose repository the Hub lacks says so in the status line and leaves the cell as it was."""
+    view = LadderView()
+    qtbot.addWidget(view)
+    view.show()
+    view.set_machine(Budget(6 * GiB, 0, "a 6 GiB test budget", Backend(repack=False)), Devices(PROFILE))
+    _filled(qtbot, view)
+    names = [view.table.verticalHeaderItem(r).text().split("\n")[0] for r in range(view.table.rowCount())]
+    col = LADDER_QUANTS.index("Q4_K_M")
+    gemma = next(r for r, n in enumerate(names) if n.startswith("Gemma 3 270M"))
+    smol = next(r for r, n in enumerate(names) if n.startswith("SmolLM2 135M"))
+
+    view.refresh_from_hub(smol, col)
+    qtbot.waitUntil(lambda: "Could not check" in view.status.text(), timeout=30_000)
+    assert "bartowski/SmolLM2-135M-Instruct-GGUF was not found" in view.status.text()
+    assert "✓" not in view.table.item(smol, col).text()
+
+    view.refresh_from_hub(gemma, col)
+    qtbot.waitUntil(lambda: "judged on" in view.status.text(), timeout=30_000)
+    item = view.table.item(gemma, col)
+    assert "gemma-3-270m-it-Q4_K_M.gguf itself" in view.status.text() and "%" in view.status.text()
+    assert item.text().endswith("✓") and "judged on the header of gemma-3-270m-it-Q4_K_M.gguf" in item.toolTip()
+    refreshed = next(c for c in view.cells if c.model.startswith("Gemma 3 270M") and c.quant == "Q4_K_M")
+    assert refreshed.from_file == "gemma-3-270m-it-Q4_K_M.gguf"
