@@ -4,8 +4,9 @@ Generation: ``t = t_fixed + n_layer × t_layer + Σ_key bytes_key / bw_key`` —
 with non-negative least squares so a noisy point can never give a negative time or bandwidth. Also the single
 ``(t_fixed, bw)`` fit over total bytes, which is the headline figure and the fallback for unmeasured types.
 
-Prompt processing: ``t_token = c0 + n_layer × c_layer + flops / F_key``; c0 and c_layer are shared (the
-work outside matmuls), one ``F`` per key. A key is a ggml type name or a type family (the caller decides;
+Prompt processing: ``t_token = c0 + n_layer × c_layer + flops / F_key + attn_flops / F_attn``; c0, c_layer
+and the attention rate are shared (attention multiplies the F16 KV cache whatever the weights' type; it is
+told apart by points at two depths), one ``F`` per key. A key is a ggml type name or a type family (the caller decides;
 calibration fits both, so a type it never measured still gets its family's figure), and ``kv`` for the KV
 cache. Calibration varies layer count and width independently so the fixed, per-layer and per-byte terms
 can be told apart.
@@ -57,6 +58,7 @@ class PpPoint:
     flops: float  # per prompt token
     seconds: float  # per prompt token
     n_layer: int = 0
+    attn_flops: float = 0.0  # attention's share of the work, per prompt token
 
 
 class FitError(ValueError):
@@ -110,6 +112,7 @@ class PpFit:
     c0: float
     c_layer: float
     flops_by_key: dict[str, float]
+    attn_flops: float = 0.0  # FLOP/s of attention; 0 when the points did not measure it apart
 
 
 def _solve(rows: list[list[float]], y: list[float]) -> Array:
@@ -136,11 +139,18 @@ def fit_tg(points: list[TgPoint]) -> TgFit:
 def fit_pp(points: list[PpPoint]) -> PpFit:
     """Fixed and per-layer seconds per prompt token, and effective FLOP/s per key."""
     keys = sorted({p.key for p in points})
-    if len(points) < len(keys) + 2:
+    attn = len({p.attn_flops for p in points}) > 1  # attention apart only when the points vary it
+    if len(points) < len(keys) + 2 + attn:
         raise FitError("need more prompt measurements than weight types")
-    rows = [[1.0, float(p.n_layer)] + [p.flops if p.key == k else 0.0 for k in keys] for p in points]
+    rows = [
+        [1.0, float(p.n_layer)] + [p.flops if p.key == k else 0.0 for k in keys] + ([p.attn_flops] if attn else [])
+        for p in points
+    ]
+    if not attn:  # attention folded into the weights' work, at their rate
+        rows = [r[:2] + [x + p.attn_flops if x else 0.0 for x in r[2:]] for r, p in zip(rows, points, strict=True)]
     sol = _solve(rows, [p.seconds for p in points])
-    flops = {k: float(1.0 / inv) for k, inv in zip(keys, sol[2:], strict=True) if inv > 0}
+    flops = {k: float(1.0 / inv) for k, inv in zip(keys, sol[2 : 2 + len(keys)], strict=True) if inv > 0}
     if len(flops) < len(keys):
         raise NoisyFit("prompt time did not grow with model size for some weight type")
-    return PpFit(float(sol[0]), float(sol[1]), flops)
+    attn_inv = float(sol[-1]) if attn else 0.0
+    return PpFit(float(sol[0]), float(sol[1]), flops, 1.0 / attn_inv if attn_inv > 0 else 0.0)

@@ -11,9 +11,14 @@ Q4_K and Q6_K tensors) and per type family (fitted in fit.py): a type it never m
 figure, a family it never measured the overall one. Per file type rather than per tensor type because a
 file type's mix is fixed by llama.cpp's rules, and eighteen noisy points cannot separate seven tensor types.
 
-Prompt processing is compute-bound: ``t_pp_token = c0 + n_layer × c_layer + flops / F`` with ``flops ≈ 2 ×
-active matmul parameters`` plus attention over the tokens already in the cache, and ``F`` an effective
-FLOP/s measured per file type, then family (F16 and Q6_K differ ~1.7×).
+Prompt processing is compute-bound: ``t_pp_token = c0 + n_layer × c_layer + flops / F + attn_flops / F_attn``
+with ``flops ≈ 2 × active matmul parameters`` and ``F`` an effective FLOP/s measured per file type, then family
+(F16 and Q6_K differ ~1.7×). The output matrix (vocab × n_embd: 20–40 % of a small model's parameters with a
+49152-token vocabulary) multiplies only the last token of each decode call — a prompt needs logits for its
+last token alone — so it counts once per prompt, not per token: counting it per token predicted SmolLM2-sized
+prompts ~1.3× too slow. Attention is apart, at its own rate (its matmuls read the F16 KV cache, not the
+weights): without flash attention (the app's default) every token of a micro-batch multiplies against every
+cell the batch can see — ``depth`` plus the whole micro-batch, causal mask or not — so it grows with depth.
 
 Mixture-of-experts: tensors named ``*_exps`` count ``expert_used_count / expert_count`` of their bytes and
 parameters; attention, router and shared tensors count in full. The token-embedding table is read one row
@@ -27,6 +32,8 @@ from dataclasses import dataclass, field
 from sizewise.core.fit.memory_model import kv_bytes_per_token, model_shape
 from sizewise.core.gguf.header import GGUFHeader, header_int, quantization_name
 from sizewise.core.speed.profile import KV, SpeedProfile, type_family
+
+N_UBATCH = 512  # llama.cpp's (and the app's) default micro-batch: the attention span of a prompt's tokens
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,7 @@ class ModelCost:
     n_swa: int
     attn_flops_per_cached_token: int  # QK and softmax·V work per new token, per token already cached
     notes: tuple[str, ...] = field(default=())
+    output_params: int = 0  # the output matrix's parameters (in matmul_params): multiplied once per prompt
 
     @property
     def family(self) -> str:
@@ -62,10 +70,20 @@ class ModelCost:
     def bytes_read(self, depth: int = 0) -> int:
         return self.weight_bytes + self.kv_bytes_at(depth)
 
-    def pp_flops(self, depth: int = 0, n_prompt: int = 512) -> float:
-        """FLOPs per prompt token for a prompt of ``n_prompt`` tokens after ``depth`` cached ones."""
-        mean_cached = depth + n_prompt / 2
-        return 2.0 * self.matmul_params + self.attn_flops_per_cached_token * mean_cached
+    def pp_flops(self, n_prompt: int = 512) -> float:
+        """Weight-matmul FLOPs per prompt token for a prompt of ``n_prompt`` tokens (logits for its last one)."""
+        per_token = max(self.matmul_params - self.output_params, 0)
+        return 2.0 * per_token + 2.0 * self.output_params / max(n_prompt, 1)
+
+    def pp_attn_flops(self, depth: int = 0, n_prompt: int = 512, n_ubatch: int = N_UBATCH) -> float:
+        """Attention FLOPs per prompt token after ``depth`` cached tokens: each micro-batch's tokens against
+        every cell it sees (no flash attention: masked cells are multiplied too)."""
+        n_prompt = max(n_prompt, 1)
+        cells = sum(
+            min(n_ubatch, n_prompt - start) * (depth + min(start + n_ubatch, n_prompt))
+            for start in range(0, n_prompt, n_ubatch)
+        )
+        return self.attn_flops_per_cached_token * cells / n_prompt
 
 
 def model_cost(header: GGUFHeader) -> ModelCost:
@@ -75,6 +93,8 @@ def model_cost(header: GGUFHeader) -> ModelCost:
     n_used = header_int(header.arch_key("expert_used_count")) or n_expert
     names = {t.name for t in header.tensors}
     tied = "output.weight" not in names
+    output_name = "token_embd.weight" if tied else "output.weight"
+    output_params = 0
     by_type: dict[str, int] = {}
     matmul_params = 0
     for t in header.tensors:
@@ -85,6 +105,8 @@ def model_cost(header: GGUFHeader) -> ModelCost:
         share = n_used / n_expert if n_expert > 1 and "_exps" in t.name else 1.0
         by_type[t.type_name] = by_type.get(t.type_name, 0) + int(t.n_bytes * share)
         matmul_params += int(t.n_elements * share)
+        if t.name == output_name:
+            output_params = t.n_elements
     full, swa = kv_bytes_per_token(shape)
     attn = sum(4 * h * shape.head_dim_k for h in shape.n_head)  # QK^T plus softmax·V, 2 FLOPs per MAC
     notes = () if shape.known else shape.notes
@@ -99,6 +121,7 @@ def model_cost(header: GGUFHeader) -> ModelCost:
         n_swa=shape.n_swa,
         attn_flops_per_cached_token=attn,
         notes=tuple(notes),
+        output_params=output_params,
     )
 
 
@@ -120,9 +143,9 @@ def tg_seconds(cost: ModelCost, profile: SpeedProfile, depth: int = 0) -> float:
 
 def pp_seconds(cost: ModelCost, profile: SpeedProfile, depth: int = 0, n_prompt: int = 512) -> float:
     """Seconds per prompt token (a batch of ``n_prompt`` after ``depth`` cached tokens)."""
-    return (
-        profile.pp_fixed + cost.n_layer * profile.pp_layer + cost.pp_flops(depth, n_prompt) / profile.flops(cost.quant)
-    )
+    flops = profile.flops(cost.quant)
+    attn = cost.pp_attn_flops(depth, n_prompt) / (profile.attn_flops or flops)
+    return profile.pp_fixed + cost.n_layer * profile.pp_layer + cost.pp_flops(n_prompt) / flops + attn
 
 
 def predict_speed(cost: ModelCost, profile: SpeedProfile, depth: int = 0, n_prompt: int = 512) -> SpeedPrediction:

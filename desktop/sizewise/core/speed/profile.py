@@ -67,6 +67,7 @@ class SpeedProfile:
     points: int = 0
     note: str = ""
     fit_error: float = 0.0  # the calibration fit's worst miss over its points (0.05 = 5 %): how steady it was
+    attn_flops: float = 0.0  # effective FLOP/s of a prompt's attention (0: not measured, the weights' figure)
 
     @property
     def measured(self) -> bool:
@@ -100,6 +101,7 @@ class SpeedProfile:
             bw_by_family=_floats(d.get("bw_by_family")),
             flops_by_quant=_floats(d.get("flops_by_quant")),
             flops_by_family=_floats(d.get("flops_by_family")),
+            attn_flops=float(d.get("attn_flops", 0.0)),
             source=str(d.get("source", "estimate")),
             backend=str(d.get("backend", "cpu")),
             device=str(d.get("device", "")),

@@ -199,8 +199,8 @@ def calibrate(
         tg = fit_tg([p for m in results for p in m.tg_by_quant])
         _judge(tg)
         tg_family = fit_tg([p for m in results for p in m.tg_by_family])
-        pp = fit_pp([m.pp_by_quant for m in results])
-        pp_family = fit_pp([m.pp_by_family for m in results])
+        pp = fit_pp([p for m in results for p in m.pp_by_quant])
+        pp_family = fit_pp([p for m in results for p in m.pp_by_family])
     except NoisyFit as exc:
         raise CalibrationFailed(f"the measurements fit no steady speed ({exc}) — {BUSY}") from exc
     engine = hardware.engine
@@ -214,6 +214,7 @@ def calibrate(
         bw_by_family=tg_family.bw_by_key,
         flops_by_quant=pp.flops_by_key,
         flops_by_family=pp_family.flops_by_key,
+        attn_flops=pp.attn_flops,
         source="measured",
         backend="cpu",
         device=str(hardware.cpu_model.value or ""),

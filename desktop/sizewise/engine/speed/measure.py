@@ -1,8 +1,9 @@
 """Measuring a calibration model: one round of the llama-bench loop (engine/bench.py) in the engine worker, and
 the points for the fit from the steady figures over rounds (core/speed/steady.py).
 
-A round loads the model, runs a short bench at depth 0 (prompt and generation) and one at DEEP (generation
-with a filled KV cache), and unloads it; calibration runs every model once per round and several rounds, so
+A round loads the model, runs a short bench at depth 0 (prompt and generation) and one at DEEP (prompt and
+generation with a filled KV cache, filled once per bench: engine/bench.py), and unloads it; calibration runs
+every model once per round and several rounds, so
 a disturbance that lasts a few seconds reaches one round of a point, not all of them.
 """
 
@@ -26,10 +27,14 @@ from sizewise.engine.session import EngineError, EngineSession
 
 PP_TOKENS = 128
 TG_TOKENS = 16
-DEEP = 512  # the deeper depth for generation: enough KV cache to see its cost
+# The deeper depth for generation and prompts. At 512 the KV cache's reads were too small a share of a token
+# to fit their rate: the fitted 6.6 GB/s predicted SmolLM2-135M's generation at depth 4096 at 0.80× the
+# measured speed. At 1024 they are ~30 % of the narrow model's token; the depth is filled once per round
+# (engine/bench.py), so the deeper fill adds ~2 s per round.
+DEEP = 1024
 # Repetitions within a round, of which the fastest counts: enough to step over a scheduler hiccup of a few
-# milliseconds. The deep bench needs no warm-up run: the shallow one just ran on the same load, and each
-# repetition decodes DEEP tokens untimed right before its timer starts.
+# milliseconds. The deep bench needs no warm-up run: the shallow one just ran on the same load. The prompt at
+# DEEP is what tells attention's rate from the weights' (fit.py): its attention work is ~9× that at depth 0.
 REPETITIONS = 3
 DEEP_REPETITIONS = 2
 BENCH_ID = 7
@@ -47,10 +52,11 @@ class Measured:
     tg_tps: float
     tg_deep_tps: float
     pp_tps: float
+    pp_deep_tps: float
     tg_by_quant: tuple[TgPoint, ...]
     tg_by_family: tuple[TgPoint, ...]
-    pp_by_quant: PpPoint
-    pp_by_family: PpPoint
+    pp_by_quant: tuple[PpPoint, ...]  # from an empty cache and at DEEP
+    pp_by_family: tuple[PpPoint, ...]
     rounds: tuple[RoundFigures, ...] = ()
 
 
@@ -103,7 +109,9 @@ def measure_round(
     session.load(path, LoadParams(n_ctx=DEEP + PP_TOKENS + TG_TOKENS, n_threads=threads))
     shallow_req = BenchRequest(pp=PP_TOKENS, tg=TG_TOKENS, repetitions=REPETITIONS, ttft=False)
     shallow = bench(session, shallow_req, deadline)
-    deep_req = BenchRequest(pp=0, tg=TG_TOKENS, repetitions=DEEP_REPETITIONS, ttft=False, depth=DEEP, warmup=False)
+    deep_req = BenchRequest(
+        pp=PP_TOKENS, tg=TG_TOKENS, repetitions=DEEP_REPETITIONS, ttft=False, depth=DEEP, warmup=False
+    )
     deep = bench(session, deep_req, deadline)
     session.client.unload()
     session.wait_for("unloaded", timeout=60)
@@ -112,8 +120,9 @@ def measure_round(
         tg_deep=fastest_per_token(_samples(deep, "tg"), TG_TOKENS),
         pp=fastest_per_token(_samples(shallow, "pp"), PP_TOKENS),
         bench_s=float(shallow.get("wall_s") or 0.0) + float(deep.get("wall_s") or 0.0),
+        pp_deep=fastest_per_token(_samples(deep, "pp"), PP_TOKENS),
     )
-    if not figures.complete:
+    if not figures.complete or figures.pp_deep <= 0:
         raise CalibrationFailed(f"A calibration measurement of {path.name} gave no figure.")
     return figures
 
@@ -126,16 +135,24 @@ def points(label: str, cost: ModelCost, rounds: Sequence[RoundFigures]) -> Measu
         return TgPoint({key: cost.weight_bytes, KV: cost.kv_bytes_at(round(depth))}, seconds, cost.n_layer)
 
     shallow_depth, deep_depth = TG_TOKENS / 2, DEEP + TG_TOKENS / 2
-    flops = cost.pp_flops(0, PP_TOKENS)
+    flops = cost.pp_flops(PP_TOKENS)
+
+    def pp_points(key: str) -> tuple[PpPoint, ...]:
+        return tuple(
+            PpPoint(key, flops, seconds, cost.n_layer, cost.pp_attn_flops(depth, PP_TOKENS))
+            for depth, seconds in ((0, s.pp), (DEEP, s.pp_deep))
+        )
+
     return Measured(
         label=label,
         tg_tps=1.0 / s.tg,
         tg_deep_tps=1.0 / s.tg_deep,
         pp_tps=1.0 / s.pp,
+        pp_deep_tps=1.0 / s.pp_deep,
         tg_by_quant=(tg_point(cost.quant, shallow_depth, s.tg), tg_point(cost.quant, deep_depth, s.tg_deep)),
         tg_by_family=(tg_point(cost.family, shallow_depth, s.tg), tg_point(cost.family, deep_depth, s.tg_deep)),
-        pp_by_quant=PpPoint(cost.quant, flops, s.pp, cost.n_layer),
-        pp_by_family=PpPoint(cost.family, flops, s.pp, cost.n_layer),
+        pp_by_quant=pp_points(cost.quant),
+        pp_by_family=pp_points(cost.family),
         rounds=tuple(rounds),
     )
 
