@@ -49,8 +49,9 @@ def test_bench_at_a_depth_runs_on_a_synthetic_model(synthetic: Path) -> None:
         assert "132" in (BenchRequest(pp=16, tg=8, depth=64, tg_depth=124).problem(128) or "")
 
 
-def test_calibration_shapes_keep_every_tensor_in_the_k_quant_asked_for() -> None:
-    assert all(shape.kquant_widths for shape in CALIBRATION_SHAPES)
+def test_calibration_measures_k_quants_and_the_types_they_fall_back_to() -> None:
+    assert [shape.kquant_widths for shape in CALIBRATION_SHAPES] == [False, True, True]
+    assert all(shape.problem() is None for shape in CALIBRATION_SHAPES)
 
 
 def test_a_bench_past_its_deadline_is_stopped_and_the_worker_is_free_again(synthetic: Path) -> None:

@@ -46,6 +46,22 @@ def test_per_type_fit_recovers_each_bandwidth_and_the_per_layer_cost() -> None:
     assert fit_tg(points[:3]).bw_by_key == {}  # too few points for per-type figures: the single line only
 
 
+def test_types_always_in_step_are_drawn_to_their_familys_figure_instead_of_apart() -> None:
+    rng = random.Random(2)
+    points = []
+    for w, layers in ((20e6, 4), (30e6, 24), (120e6, 12)):
+        for kv in (0.1e6, 4e6):
+            by = {"Q6_K": int(w * 0.7), "Q4_K": int(w * 0.3), KV: int(kv)}  # Q4_K always 30 % beside Q6_K
+            seconds = (0.0005 + layers * 2e-5 + w / 15e9 + kv / 8e9) * rng.uniform(0.9, 1.1)
+            points.append(TgPoint(by, seconds, layers))
+    points += [TgPoint({"Q8_0": int(w), KV: 0}, 0.0005 + n * 2e-5 + w / 20e9, n) for w, n in ((20e6, 4), (90e6, 12))]
+    free = fit_tg(points)
+    drawn = fit_tg(points, lambda t: {"Q6_K": 1 / 15e9, "Q4_K": 1 / 15e9}.get(t))
+    spread = lambda f: max(f.bw_by_key["Q6_K"], f.bw_by_key["Q4_K"]) / min(f.bw_by_key["Q6_K"], f.bw_by_key["Q4_K"])  # noqa: E731
+    assert "Q4_K" in drawn.bw_by_key and spread(drawn) < 1.3
+    assert spread(drawn) <= spread(free) or "Q4_K" not in free.bw_by_key
+
+
 def test_fits_refuse_points_that_cannot_separate_the_unknowns() -> None:
     with pytest.raises(FitError):
         fit_line([(1e6, 0.001), (1e6, 0.0011)])
@@ -96,6 +112,20 @@ def test_prompt_counts_the_output_matrix_once_and_attention_over_every_cell_a_mi
     assert pp_seconds(tied, no_attn_rate, 3584) - pp_seconds(tied, no_attn_rate, 0) == pytest.approx(
         per_cell * 3584 / 1e11
     )
+
+
+def test_each_tensor_type_is_read_and_multiplied_at_its_own_rate() -> None:
+    tensors = [("token_embd.weight", (256, 1000), Q8_0), ("blk.0.attn_q.weight", (256, 256), Q4_K)]
+    cost = model_cost(_header(tensors))
+    assert cost.params_by_type == {"Q8_0": 256 * 1000, "Q4_K": 256 * 256} and cost.output_type == "Q8_0"
+    assert cost.pp_flops_by_type(512) == pytest.approx({"Q8_0": 2 * 256 * 1000 / 512, "Q4_K": 2 * 256 * 256})
+    profile = SpeedProfile(bw_effective=10e9, t_fixed=0.0, bw_by_quant={"Q4_K": 5e9}, bw_by_family={"legacy": 20e9},
+                           flops_by_quant={"Q4_K": 1e11}, flops_by_family={"legacy": 2e11},
+                           attn_flops=1e10)  # fmt: skip
+    q4k, q8 = 256 * 256 * 144 // 256, 256 * 1000 * 34 // 32
+    assert predict_speed(cost, profile).ms_per_token == pytest.approx((q4k / 5e9 + q8 / 20e9) * 1e3)
+    attention = 2 * 4 * 4 * 64 * 512 / 1e10  # layers × heads × 4 × head size, over 512 cells
+    assert pp_seconds(cost, profile) == pytest.approx(2 * 256 * 256 / 1e11 + 2 * 256 * 1000 / 512 / 2e11 + attention)
 
 
 def test_cost_counts_active_experts_only_and_the_embedding_only_when_tied() -> None:

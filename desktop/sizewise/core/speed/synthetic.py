@@ -3,9 +3,9 @@
 Why random weights are honest here: llama.cpp's speed and memory depend only on tensor shapes and types,
 never on the values (BRIEF §9), so a synthetic model measures what a real one of the same shape would,
 without downloading it. The tokenizer is copied from the starter model's GGUF so llama.cpp loads the file
-like any other (vocab 49152). Calibration's widths are multiples of 256 so k-quant types never fall back to
-other types (``kquant_widths``); a real model's widths need not be (SmolLM2-135M's 576, Qwen2.5-0.5B's 896),
-and llama.cpp then stores those tensors in another type, which the speed model reads from the file.
+like any other (vocab 49152). Widths need not be multiples of 256 (SmolLM2-135M's 576, Qwen2.5-0.5B's 896):
+llama.cpp then stores those rows in a fallback type instead of the k-quant asked for (``kquant_widths``
+tells), which the speed model reads from the file; calibration measures one such shape on purpose.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from sizewise.core.gguf.header import read_header
 from sizewise.core.sampling import LoadParams
 from sizewise.core.speed.fit import PpPoint, TgPoint
 from sizewise.core.speed.model import ModelCost, model_cost
-from sizewise.core.speed.profile import KV
+from sizewise.core.speed.profile import KV, type_family
 from sizewise.core.speed.steady import RoundFigures, fastest_per_token, steady
 from sizewise.engine.bench import BenchRequest
 from sizewise.engine.session import EngineError, EngineSession
@@ -131,17 +131,23 @@ def points(label: str, cost: ModelCost, rounds: Sequence[RoundFigures]) -> Measu
     """The steady figures of ``rounds`` as fit points: generation at the middle of each timed run's depth."""
     s = steady(rounds)
 
-    def tg_point(key: str, depth: float, seconds: float) -> TgPoint:
-        return TgPoint({key: cost.weight_bytes, KV: cost.kv_bytes_at(round(depth))}, seconds, cost.n_layer)
+    def tg_point(by_key: dict[str, int], depth: float, seconds: float) -> TgPoint:
+        return TgPoint(by_key | {KV: cost.kv_bytes_at(round(depth))}, seconds, cost.n_layer)
 
     shallow_depth, deep_depth = TG_TOKENS / 2, DEEP + TG_TOKENS / 2
     flops = cost.pp_flops(PP_TOKENS)
+    by_type = cost.pp_flops_by_type(PP_TOKENS)
+    by_family: dict[str, float] = {}
+    for t, f in by_type.items():
+        by_family[type_family(t)] = by_family.get(type_family(t), 0.0) + f
 
-    def pp_points(key: str) -> tuple[PpPoint, ...]:
+    def pp_points(key: str, split: dict[str, float]) -> tuple[PpPoint, ...]:
         return tuple(
-            PpPoint(key, flops, seconds, cost.n_layer, cost.pp_attn_flops(depth, PP_TOKENS))
+            PpPoint(key, flops, seconds, cost.n_layer, cost.pp_attn_flops(depth, PP_TOKENS), split)
             for depth, seconds in ((0, s.pp), (DEEP, s.pp_deep))
         )
+
+    tensors, families = dict(cost.bytes_by_type), cost.bytes_by_family()
 
     return Measured(
         label=label,
@@ -149,10 +155,10 @@ def points(label: str, cost: ModelCost, rounds: Sequence[RoundFigures]) -> Measu
         tg_deep_tps=1.0 / s.tg_deep,
         pp_tps=1.0 / s.pp,
         pp_deep_tps=1.0 / s.pp_deep,
-        tg_by_quant=(tg_point(cost.quant, shallow_depth, s.tg), tg_point(cost.quant, deep_depth, s.tg_deep)),
-        tg_by_family=(tg_point(cost.family, shallow_depth, s.tg), tg_point(cost.family, deep_depth, s.tg_deep)),
-        pp_by_quant=pp_points(cost.quant),
-        pp_by_family=pp_points(cost.family),
+        tg_by_quant=(tg_point(tensors, shallow_depth, s.tg), tg_point(tensors, deep_depth, s.tg_deep)),
+        tg_by_family=(tg_point(families, shallow_depth, s.tg), tg_point(families, deep_depth, s.tg_deep)),
+        pp_by_quant=pp_points(cost.quant, by_type),
+        pp_by_family=pp_points(cost.family, by_family),
         rounds=tuple(rounds),
     )
 
