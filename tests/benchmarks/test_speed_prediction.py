@@ -1,54 +1,198 @@
-"""Predicted against measured speed for models calibration never saw (issue 13's goals, as ratios).
+"""Predicted against measured speed for models calibration never saw: issue 13's accuracy goals.
 
-Calibrates this machine (engine/speed/calibrate.py), then measures the starter model and synthetic models of
-a size calibration did not use, at depth 0 and 512, and prints predicted ÷ measured for tg and pp.
+Calibrates this machine once (engine/speed/calibrate.py), then measures 9 cases it never saw — three real model
+shapes × Q8_0, Q4_K_M, Q2_K — each at context 512 and 4096, and prints predicted ÷ measured for generation
+and prompt processing, the fraction within bounds, the median and the spread.
 
-Run: pytest -m benchmarks tests/benchmarks/test_speed_prediction.py -s
+The shapes are real models' layer shapes (llama architecture, random weights: speed depends on shapes and
+types only) with the starter model's 49152-token vocabulary: SmolLM2-135M's own, Qwen2.5-0.5B's and
+Qwen2.5-1.5B's layers (their 151936-token vocabulary and QKV biases left out: ~0.40B and ~1.39B here).
+SmolLM2's 576 and Qwen2.5-0.5B's 896 are not multiples of 256, so llama.cpp stores some of their tensors
+in other types than the k-quant asked for; the speed model reads the types from the file.
+
+A case at context C (engine/bench.py's loop in the engine worker, as calibration measures):
+
+* prompt: a 512-token batch decoded after C − 512 cached tokens, so it ends at C (from an empty cache at 512;
+  after 3584 at 4096);
+* generation: 16 tokens right after that prompt, so the cache holds C to C + 16 tokens.
+
+Every model is measured once per round, ROUNDS rounds in alternating order; each figure is the fastest
+repetition of a round, then the median over rounds (noise on a shared machine only adds time); the spread is
+the slowest round over the fastest. Goals (the issue's "≥ 90 % within" applied to both): generation
+predicted ÷ measured within 0.85–1.15 and prompt processing within 0.75–1.25 for at least 90 % of the cases.
+
+Run: pytest -m benchmarks tests/benchmarks/test_speed_prediction.py -s  (on two cores: ~8 minutes to write a
+2.8 GB F16 model once and quantize it and the others, ~3 GB deleted afterwards; 12 minutes of measuring for
+one round with one thread). SIZEWISE_SPEED_MODELS=dir reuses (or keeps) the quantized models there;
+SIZEWISE_SPEED_JSON=file saves every figure; SIZEWISE_SPEED_THREADS and SIZEWISE_SPEED_ROUNDS: below.
+
+Last run (2026-12-02, one thread, one round, other people's programs on the cores; calibration 89 s): the goals
+are NOT met. Generation 5 of 18 within (median 1.10, 0.74–2.01): the 1.5B k-quant cases run faster than
+predicted (0.74–0.83: calibration's 31–113M models reach less bandwidth than a 1.5B one), and the small
+models' context-512 figures slower (1.35–2.01), most likely disturbed: Qwen2.5-0.5B Q2_K generated 38.5
+tokens/s at 512 and 35.6 at 4096, where the KV cache's 44 MB more a token should cost ~20 %. Prompt 12 of 18 within
+(median 0.88, 0.63–1.18): the 1.5B prompts run 1.35–1.6× faster than calibration's FLOP/s say.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import statistics
 import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sizewise.core.gguf.header import read_header
 from sizewise.core.paths import basedir_paths
-from sizewise.core.speed.model import model_cost, predict_speed
+from sizewise.core.sampling import LoadParams
+from sizewise.core.speed.model import model_cost, pp_seconds, tg_seconds
+from sizewise.core.speed.profile import SpeedProfile
+from sizewise.core.speed.steady import fastest_per_token
 from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_synthetic
+from sizewise.engine.bench import BenchRequest
 from sizewise.engine.session import EngineSession
 from sizewise.engine.speed.calibrate import _quantize, calibrate
-from sizewise.engine.speed.measure import DEEP, PP_TOKENS, measure
+from sizewise.engine.speed.measure import CalibrationFailed, Measured, bench
 
 pytestmark = pytest.mark.benchmarks
 
-UNSEEN = SyntheticShape(n_layer=16, n_embd=1024, n_ff=2816, n_head=16, n_head_kv=4)  # ~230M parameters
+SHAPES = {
+    "smollm2-135m": SyntheticShape(n_layer=30, n_embd=576, n_ff=1536, n_head=9, n_head_kv=3),
+    "qwen2.5-0.5b": SyntheticShape(n_layer=24, n_embd=896, n_ff=4864, n_head=14, n_head_kv=2),
+    "qwen2.5-1.5b": SyntheticShape(n_layer=28, n_embd=1536, n_ff=8960, n_head=12, n_head_kv=2),
+}
 TYPES = ("Q8_0", "Q4_K_M", "Q2_K")
+CONTEXTS = (512, 4096)
+PROMPT = 512
+GEN = 16
+REPETITIONS = 2
+ROUNDS = int(os.environ.get("SIZEWISE_SPEED_ROUNDS", "2"))
+# Threads for calibration and measurement alike (default: the app's, one per core). On a two-core machine that
+# others use too, a process on one core makes every 2-thread token wait at each layer for the descheduled
+# thread (SmolLM2-135M Q4_K_M at context 4096: 0.8 tokens/s instead of ~50); one thread is not held up so.
+THREADS = int(os.environ.get("SIZEWISE_SPEED_THREADS", "0")) or None
+CALIBRATION_ATTEMPTS, PAUSE_S = 3, 30
+TG_BOUNDS, PP_BOUNDS, GOAL = (0.85, 1.15), (0.75, 1.25), 0.9
+
+
+def _models(folder: Path, template: Path) -> list[tuple[str, Path]]:
+    """Every case's quantized model in ``folder`` (written when missing: F16 once per shape, then deleted)."""
+    tokenizer = None
+    out = []
+    for i, (name, shape) in enumerate(SHAPES.items()):
+        paths = {t: folder / f"{name}-{t}.gguf" for t in TYPES}
+        if not all(p.exists() for p in paths.values()):
+            need = 3.5 * 2 * shape.parameters
+            assert shutil.disk_usage(folder).free > need, f"{need / 1e9:.1f} GB of free disk needed"
+            tokenizer = tokenizer or read_tokenizer(template)
+            f16 = write_synthetic(folder / f"{name}.gguf", shape, tokenizer, seed=100 + i)
+            try:
+                for t, p in paths.items():
+                    if not p.exists():
+                        _quantize(f16, t, folder)
+            finally:
+                f16.unlink()
+        out += [(f"{name} {t}", p) for t, p in paths.items()]
+    return out
+
+
+def _round(session: EngineSession, path: Path) -> dict[int, tuple[float, float]]:
+    """One round of one model: context → (prompt seconds per token, generation seconds per token)."""
+    session.load(path, LoadParams(n_ctx=max(CONTEXTS) + GEN, n_threads=THREADS))
+    out = {}
+    for i, c in enumerate(CONTEXTS):
+        req = BenchRequest(
+            pp=PROMPT, tg=GEN, repetitions=REPETITIONS, ttft=False, depth=c - PROMPT, tg_depth=c, warmup=i == 0
+        )
+        done = bench(session, req)
+        pp = fastest_per_token([float(s) for s in done["pp"]["samples_s"]], PROMPT)
+        tg = fastest_per_token([float(s) for s in done["tg"]["samples_s"]], GEN)
+        out[c] = (pp, tg)
+    session.client.unload()
+    session.wait_for("unloaded", timeout=60)
+    return out
+
+
+def _calibrate(tmp_path: Path, template: Path, log: Callable[[str], None]) -> tuple[SpeedProfile, list[Measured]]:
+    """Calibrate, again after a pause when refused for a busy machine (other people's work shares these cores)."""
+    for attempt in range(CALIBRATION_ATTEMPTS):
+        try:
+            return calibrate(basedir_paths(tmp_path / f"base{attempt}").ensure(), template, log, threads=THREADS)
+        except CalibrationFailed as exc:
+            log(f"calibration refused ({exc}); again in {PAUSE_S} s")
+            time.sleep(PAUSE_S)
+    pytest.fail(f"calibration refused {CALIBRATION_ATTEMPTS} times: the machine stayed busy")
+
+
+def _save(dump: dict[str, Any]) -> None:
+    if os.environ.get("SIZEWISE_SPEED_JSON"):
+        Path(os.environ["SIZEWISE_SPEED_JSON"]).write_text(json.dumps(dump, indent=1))
+
+
+def _fraction(ratios: list[float], bounds: tuple[float, float]) -> float:
+    return sum(bounds[0] <= r <= bounds[1] for r in ratios) / len(ratios)
 
 
 def test_predicted_against_measured(tmp_path: Path, smollm2_path: Path) -> None:
-    paths = basedir_paths(tmp_path / "base").ensure()
-    profile, _ = calibrate(paths, smollm2_path, lambda s: print(s, file=sys.stderr))
+    log = lambda s: print(s, file=sys.stderr)  # noqa: E731
+    folder = Path(os.environ.get("SIZEWISE_SPEED_MODELS") or tmp_path / "models")
+    folder.mkdir(parents=True, exist_ok=True)
+    models = _models(folder, smollm2_path)  # before calibrating: the quantizer's load is not measured
+    profile, calibration = _calibrate(tmp_path, smollm2_path, log)
+    dump: dict[str, Any] = {
+        "profile": profile.to_dict(),
+        "calibration": [{"label": m.label, "rounds": [asdict(r) for r in m.rounds]} for m in calibration],
+    }
     print(
-        f"\nbw {profile.bw_effective / 1e9:.2f} GB/s, t_fixed {profile.t_fixed * 1e3:.3f} ms, t_layer "
-        f"{profile.t_layer * 1e3:.3f} ms, by quant {profile.bw_by_quant}, by family {profile.bw_by_family}, "
-        f"flops {profile.flops_by_quant}, {profile.calibration_s:.1f} s"
+        f"\nthreads {THREADS or 'default'}, calibration {profile.calibration_s:.1f} s: "
+        f"bw {profile.bw_effective / 1e9:.2f} GB/s, t_fixed "
+        f"{profile.t_fixed * 1e3:.3f} ms, t_layer {profile.t_layer * 1e3:.3f} ms, bw by quant (GB/s) "
+        f"{ {k: round(v / 1e9, 1) for k, v in profile.bw_by_quant.items()} }, pp {profile.pp_fixed * 1e6:.1f} µs + "
+        f"{profile.pp_layer * 1e6:.2f} µs/layer, GFLOP/s "
+        f"{ {k: round(v / 1e9) for k, v in profile.flops_by_quant.items()} }, "
+        f"attention {profile.attn_flops / 1e9:.0f} GFLOP/s"
     )
-    f16 = write_synthetic(tmp_path / "unseen.gguf", UNSEEN, read_tokenizer(smollm2_path))
-    models = [("SmolLM2-135M Q4_1", smollm2_path)]
-    models += [(f"{UNSEEN.parameters / 1e6:.0f}M {t}", _quantize(f16, t, tmp_path)) for t in TYPES]
-    ratios: list[float] = []
-    print(f"{'model':<20} {'tg d0 pred/meas':>18} {'tg d' + str(DEEP) + ' pred/meas':>20} {'pp pred/meas':>20}")
+    rounds: dict[str, list[dict[int, tuple[float, float]]]] = {label: [] for label, _ in models}
     with EngineSession() as session:
-        for label, path in models:
-            m = measure(session, path, label)
-            cost = model_cost(read_header(path))
-            p0, pd = predict_speed(cost, profile, 0), predict_speed(cost, profile, DEEP + 8)
-            pp = predict_speed(cost, profile, 0, n_prompt=PP_TOKENS).pp_tps
-            row = [(p0.tg_tps, m.tg_tps), (pd.tg_tps, m.tg_deep_tps), (pp, m.pp_tps)]
-            ratios += [a / b for a, b in row[:2]]
-            cells = "".join(f"  {a:7.1f}/{b:7.1f} ({a / b:.2f})" for a, b in row)
-            print(f"{label:<20}{cells}")
-    within = sum(0.85 <= r <= 1.15 for r in ratios) / len(ratios)
-    print(f"tg within 0.85–1.15: {within:.0%}")
+        for r in range(ROUNDS):
+            for label, path in models if r % 2 == 0 else models[::-1]:
+                log(f"round {r + 1}/{ROUNDS}: {label}")
+                rounds[label].append(_round(session, path))
+                _save(dump | {"rounds": rounds})
+    tg_ratios: list[float] = []
+    pp_ratios: list[float] = []
+    record: list[dict[str, Any]] = []
+    print(f"{'case':<22} {'ctx':>5} {'tg pred/meas t/s':>22} {'ratio':>6} {'spread':>6} {'pp pred/meas t/s':>22} ")
+    for label, path in models:
+        cost = model_cost(read_header(path))
+        for c in CONTEXTS:
+            pps = [rr[c][0] for rr in rounds[label]]
+            tgs = [rr[c][1] for rr in rounds[label]]
+            pp_meas, tg_meas = statistics.median(pps), statistics.median(tgs)
+            tg_pred = tg_seconds(cost, profile, c + GEN // 2)
+            pp_pred = pp_seconds(cost, profile, c - PROMPT, PROMPT)
+            tg_r, pp_r = tg_meas / tg_pred, pp_meas / pp_pred  # predicted ÷ measured, in tokens/s
+            tg_ratios.append(tg_r)
+            pp_ratios.append(pp_r)
+            record.append({"case": label, "context": c, "tg_s": tgs, "pp_s": pps, "tg_ratio": tg_r, "pp_ratio": pp_r})
+            print(
+                f"{label:<22} {c:>5} {1 / tg_pred:9.1f} /{1 / tg_meas:9.1f} {tg_r:6.2f} {max(tgs) / min(tgs):6.2f} "
+                f"{1 / pp_pred:9.1f} /{1 / pp_meas:9.1f} {pp_r:6.2f} {max(pps) / min(pps):6.2f}"
+            )
+    tg_in, pp_in = _fraction(tg_ratios, TG_BOUNDS), _fraction(pp_ratios, PP_BOUNDS)
+    for name, ratios, within, bounds in (("tg", tg_ratios, tg_in, TG_BOUNDS), ("pp", pp_ratios, pp_in, PP_BOUNDS)):
+        print(
+            f"{name}: {within:.0%} of {len(ratios)} within {bounds[0]}–{bounds[1]}; "
+            f"median {statistics.median(ratios):.2f}, "
+            f"range {min(ratios):.2f}–{max(ratios):.2f}, sd {statistics.stdev(ratios):.2f}"
+        )
+    _save(dump | {"cases": record})
+    assert tg_in >= GOAL, f"generation: {tg_in:.0%} of the cases within {TG_BOUNDS}"
+    assert pp_in >= GOAL, f"prompt processing: {pp_in:.0%} of the cases within {PP_BOUNDS}"

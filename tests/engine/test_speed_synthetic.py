@@ -13,6 +13,7 @@ from sizewise.core.sampling import LoadParams
 from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_synthetic
 from sizewise.engine.bench import BenchRequest
 from sizewise.engine.session import EngineSession
+from sizewise.engine.speed.calibrate import CALIBRATION_SHAPES
 from sizewise.engine.speed.measure import Overtime, bench
 
 SHAPE = SyntheticShape(n_layer=2, n_embd=256, n_ff=512, n_head=4, n_head_kv=2)
@@ -41,6 +42,16 @@ def test_bench_at_a_depth_runs_on_a_synthetic_model(synthetic: Path) -> None:
         done = bench(session, BenchRequest(pp=16, tg=4, repetitions=1, ttft=False, warmup=False, depth=96))
         assert done["depth"] == 96 and done["tg"]["mean_tps"] > 0 and done["pp"]["mean_tps"] > 0
         assert "128" in (BenchRequest(pp=16, depth=120).problem(128) or "")
+        # The depth is filled once and trimmed back for each repetition; generation right after the prompt.
+        req = BenchRequest(pp=16, tg=4, repetitions=2, ttft=False, warmup=False, depth=64, tg_depth=80)
+        again = bench(session, req)
+        assert again["tg_depth"] == 80 and again["tg"]["repetitions"] == 2 and again["pp"]["repetitions"] == 2
+        assert "132" in (BenchRequest(pp=16, tg=8, depth=64, tg_depth=124).problem(128) or "")
+
+
+def test_calibration_measures_k_quants_and_the_types_they_fall_back_to() -> None:
+    assert [shape.kquant_widths for shape in CALIBRATION_SHAPES] == [False, True, True]
+    assert all(shape.problem() is None for shape in CALIBRATION_SHAPES)
 
 
 def test_a_bench_past_its_deadline_is_stopped_and_the_worker_is_free_again(synthetic: Path) -> None:

@@ -12,7 +12,13 @@ put next to a llama-bench figure from anywhere and mean the same thing.
   timed region holds nothing but decoding.
 * **depth d** (llama-bench's ``-d``) — before each pp or tg run, ``d`` tokens are decoded into the
   cleared cache untimed, so the run measures speed with a KV cache already holding ``d`` tokens (how
-  speed falls as a conversation grows; speed calibration measures it). Default 0.
+  speed falls as a conversation grows; speed calibration measures it). Default 0. Like llama-bench, which
+  restores the state saved after its first depth fill, the depth is filled once per benchmark: every run
+  decodes the prepared tokens in order, so the cache always holds a prefix of them, and a later run trims it
+  back to its depth (``llama_memory_seq_rm``) or decodes only the missing tokens. A 1.5B model at depth 3584
+  on two cores took ~100 s per fill.
+* **tg depth** — where generation starts, when it differs from ``depth``: ``tg_depth = depth + pp`` times
+  the tokens generated right after the prompt (a conversation at that context). Default: ``depth``.
 * **warm-up** — one full pp run and one single-token tg step before the measured runs (llama-bench's
   warm-up), so first-touch page faults and lazy allocations are not timed.
 * **repetitions** — each one starts from a cleared cache (``Llama.reset()`` plus
@@ -106,6 +112,11 @@ class BenchRequest:
     ttft: bool = True
     ttft_prompt: str = TTFT_PROMPT
     depth: int = 0
+    tg_depth: int | None = None  # the depth generation starts at; None: ``depth``
+
+    @property
+    def gen_depth(self) -> int:
+        return self.depth if self.tg_depth is None else self.tg_depth
 
     @classmethod
     def from_message(cls, msg: Message) -> BenchRequest:
@@ -117,6 +128,7 @@ class BenchRequest:
             ttft=bool(msg.get("ttft", True)),
             ttft_prompt=str(msg.get("ttft_prompt") or TTFT_PROMPT),
             depth=int(msg.get("depth", 0)),
+            tg_depth=None if msg.get("tg_depth") is None else int(msg["tg_depth"]),
         )
 
     def to_message(self, bench_id: int) -> Message:
@@ -130,19 +142,21 @@ class BenchRequest:
             "ttft": self.ttft,
             "ttft_prompt": self.ttft_prompt,
             "depth": self.depth,
+            "tg_depth": self.tg_depth,
         }
 
     def problem(self, n_ctx: int | None = None) -> str | None:
         """Why these parameters cannot run (one sentence), or None."""
-        if self.pp < 0 or self.tg < 0 or self.depth < 0:
+        if self.pp < 0 or self.tg < 0 or self.depth < 0 or self.gen_depth < 0:
             return "Prompt and generation lengths and the depth cannot be negative."
         if self.pp == 0 and self.tg == 0 and not self.ttft:
             return "Nothing to measure: prompt and generation lengths are both 0."
         if self.repetitions < 1:
             return f"Repetitions must be at least 1, not {self.repetitions}."
-        if n_ctx is not None and self.depth + max(self.pp, self.tg) > n_ctx:
+        needed = max(self.depth + self.pp, self.gen_depth + self.tg)
+        if n_ctx is not None and needed > n_ctx:
             return (
-                f"The benchmark needs {self.depth + max(self.pp, self.tg)} tokens of context but the model was loaded "
+                f"The benchmark needs {needed} tokens of context but the model was loaded "
                 f"with {n_ctx}; use a larger context or a shorter prompt/generation."
             )
         return None
@@ -187,8 +201,9 @@ class _Runner:
         self.step = 0
         self.total_steps = req.steps()
         self.depth = req.depth
-        n_array = req.depth + max(req.pp, 1)
-        self.tokens = self._bench_tokens(max(n_array, req.depth + req.tg + 1, 2))
+        self.cached = 0  # the cache holds exactly ``self.tokens[:self.cached]`` (see _to_depth)
+        n_array = max(req.depth + max(req.pp, 1), req.gen_depth)
+        self.tokens = self._bench_tokens(max(n_array, req.gen_depth + req.tg + 1, 2))
         # Kept alive for the whole run: llama_batch_get_one points into these arrays.
         self._pp_array = (self.lc.llama_token * n_array)(*self.tokens[:n_array])
         self._one = (self.lc.llama_token * 1)()
@@ -208,6 +223,7 @@ class _Runner:
         self.llm.reset()
         if self.memory is not None:
             self.lc.llama_memory_clear(self.memory, True)
+        self.cached = 0
 
     def _check_stop(self) -> None:
         if self.host.stop_event.is_set():
@@ -249,22 +265,31 @@ class _Runner:
             batches.append(lc.llama_batch_get_one(ptr, count))
         return batches
 
-    def _clear_to_depth(self) -> None:
-        """An empty cache, then the request's depth decoded into it (untimed)."""
-        self.clear()
+    def _to_depth(self, depth: int) -> None:
+        """A cache holding the first ``depth`` prepared tokens (untimed): trimmed from a longer prefix, else
+        extended; cleared when ``depth`` is 0 or the cache cannot drop a suffix (e.g. sliding-window layers)."""
+        if depth == 0 or self.memory is None:
+            self.clear()
+        elif self.cached >= depth:
+            if not self.lc.llama_memory_seq_rm(self.memory, -1, depth, -1):
+                self.clear()
+            else:
+                self.cached = depth
         self._check_stop()
-        for batch in self._batches(0, self.depth):
+        for batch in self._batches(self.cached, depth - self.cached):
             self._decoded(self.lc.llama_decode(self.ctx, batch))
             self._check_stop()
+        self.cached = depth
 
     def run_pp(self, n: int) -> float:
         """Seconds to decode ``n`` bench tokens, in n_batch chunks, into a cache holding ``depth`` tokens."""
         lc, ctx = self.lc, self.ctx
         batches = self._batches(self.depth, n)
-        self._clear_to_depth()
+        self._to_depth(self.depth)
         t0 = time.perf_counter()
         for batch in batches:
             self._decoded(lc.llama_decode(ctx, batch))
+            self.cached += batch.n_tokens
             self._check_stop()
         lc.llama_synchronize(ctx)
         return time.perf_counter() - t0
@@ -274,14 +299,16 @@ class _Runner:
         lc, ctx, one, tokens = self.lc, self.ctx, self._one, self.tokens
         batch = lc.llama_batch_get_one(one, 1)
         stop = self.host.stop_event
-        self._clear_to_depth()
+        start = self.req.gen_depth
+        self._to_depth(start)
         t0 = time.perf_counter()
         for i in range(n):
-            one[0] = tokens[self.depth + i]
+            one[0] = tokens[start + i]
             rc = lc.llama_decode(ctx, batch)
             if rc != 0 or stop.is_set():
                 self._decoded(rc)
                 raise BenchCancelled
+            self.cached += 1
             lc.llama_synchronize(ctx)
         elapsed = time.perf_counter() - t0
         return elapsed
@@ -357,6 +384,7 @@ class _Runner:
             "ttft_ms": ttft["mean_ms"] if ttft is not None else None,
             "warmup": req.warmup,
             "depth": req.depth,
+            "tg_depth": req.gen_depth,
             "n_ctx": int(self.llm.n_ctx()),
             "n_batch": int(params.n_batch),
             "n_ubatch": int(params.n_ubatch),

@@ -15,8 +15,8 @@ Commands, parent → worker
               comes (a ``bench``: ``bench_done`` cancelled). A stop for any other id is ignored.
 ``unload``    free the model, keep the process.
 ``stats``     ask for memory figures now.
-``bench``     ``{id, pp, tg, repetitions, warmup, ttft, ttft_prompt, depth}`` — the llama-bench loop on the loaded
-              model (engine/bench.py, ``BenchRequest.to_message``); queued like ``generate``, and a
+``bench``     ``{id, pp, tg, repetitions, warmup, ttft, ttft_prompt, depth, tg_depth}`` — the llama-bench
+              loop on the loaded model (engine/bench.py, ``BenchRequest.to_message``); queued like ``generate``, and a
               ``stop`` with this ``id`` cancels it (also mid-decode). Sent with ``EngineClient.send_raw``.
 ``shutdown``  exit cleanly.
 ``tokenize``  ``{id, texts: [str]}`` — token counts with the loaded model's tokenizer (no BOS added,

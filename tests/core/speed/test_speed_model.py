@@ -8,7 +8,7 @@ import pytest
 
 from sizewise.core.gguf.header import GGUFHeader, TensorInfo
 from sizewise.core.speed.fit import FitError, PpPoint, TgPoint, fit_line, fit_pp, fit_tg
-from sizewise.core.speed.model import model_cost, predict_speed
+from sizewise.core.speed.model import model_cost, pp_seconds, predict_speed
 from sizewise.core.speed.profile import KV, ProfileStore, SpeedProfile, estimate_profile, type_family
 
 F16, Q8_0, Q4_K = 1, 8, 12  # ggml type ids
@@ -46,6 +46,22 @@ def test_per_type_fit_recovers_each_bandwidth_and_the_per_layer_cost() -> None:
     assert fit_tg(points[:3]).bw_by_key == {}  # too few points for per-type figures: the single line only
 
 
+def test_types_always_in_step_are_drawn_to_their_familys_figure_instead_of_apart() -> None:
+    rng = random.Random(2)
+    points = []
+    for w, layers in ((20e6, 4), (30e6, 24), (120e6, 12)):
+        for kv in (0.1e6, 4e6):
+            by = {"Q6_K": int(w * 0.7), "Q4_K": int(w * 0.3), KV: int(kv)}  # Q4_K always 30 % beside Q6_K
+            seconds = (0.0005 + layers * 2e-5 + w / 15e9 + kv / 8e9) * rng.uniform(0.9, 1.1)
+            points.append(TgPoint(by, seconds, layers))
+    points += [TgPoint({"Q8_0": int(w), KV: 0}, 0.0005 + n * 2e-5 + w / 20e9, n) for w, n in ((20e6, 4), (90e6, 12))]
+    free = fit_tg(points)
+    drawn = fit_tg(points, lambda t: {"Q6_K": 1 / 15e9, "Q4_K": 1 / 15e9}.get(t))
+    spread = lambda f: max(f.bw_by_key["Q6_K"], f.bw_by_key["Q4_K"]) / min(f.bw_by_key["Q6_K"], f.bw_by_key["Q4_K"])  # noqa: E731
+    assert "Q4_K" in drawn.bw_by_key and spread(drawn) < 1.3
+    assert spread(drawn) <= spread(free) or "Q4_K" not in free.bw_by_key
+
+
 def test_fits_refuse_points_that_cannot_separate_the_unknowns() -> None:
     with pytest.raises(FitError):
         fit_line([(1e6, 0.001), (1e6, 0.0011)])
@@ -60,6 +76,56 @@ def test_prompt_fit_recovers_flops_per_family() -> None:
     fit = fit_pp(points)
     assert fit.c0 == pytest.approx(2e-5, rel=1e-3) and fit.c_layer == pytest.approx(1e-6, rel=1e-3)
     assert fit.flops_by_key == pytest.approx(flops, rel=1e-3)
+
+
+def test_prompt_fit_tells_attention_apart_when_the_points_vary_it() -> None:
+    flops, attn_rate = {"legacy": 200e9, "kquant": 300e9}, 80e9
+    shapes = ((4e7, 4, 2e6), (1e8, 24, 12e6), (2.5e8, 12, 6e6))  # weight FLOPs, layers, attention FLOPs per cell
+    points = [
+        PpPoint(f, x, 2e-5 + n * 1e-6 + x / flops[f] + a * cells / attn_rate, n, a * cells)
+        for f in flops
+        for x, n, a in shapes
+        for cells in (64, 576)  # depth 0 and 512 with a 128-token prompt
+    ]
+    fit = fit_pp(points)
+    assert fit.flops_by_key == pytest.approx(flops, rel=1e-3) and fit.attn_flops == pytest.approx(attn_rate, rel=1e-3)
+    assert fit_pp([PpPoint(p.key, p.flops, p.seconds, p.n_layer) for p in points]).attn_flops == 0.0  # not apart
+
+
+def test_prompt_counts_the_output_matrix_once_and_attention_over_every_cell_a_micro_batch_sees() -> None:
+    tensors = [("token_embd.weight", (256, 1000), Q8_0), ("blk.0.attn_q.weight", (256, 256), Q8_0)]
+    tied = model_cost(_header(tensors))
+    assert tied.output_params == 256 * 1000  # tied: the embedding table is the output matrix
+    untied = model_cost(_header([*tensors, ("output.weight", (256, 1000), Q8_0)]))
+    assert untied.output_params == 256 * 1000 and untied.matmul_params == tied.matmul_params
+    assert tied.pp_flops(512) == pytest.approx(2 * 256 * 256 + 2 * 256 * 1000 / 512)
+    assert tied.pp_flops(1) == pytest.approx(2 * tied.matmul_params)  # one token: logits for it (generation)
+    per_cell = tied.attn_flops_per_cached_token
+    assert per_cell == 2 * 4 * 4 * 64  # 2 layers × 4 heads × 4 FLOPs × head size 64
+    assert tied.pp_attn_flops(0, 512) == pytest.approx(per_cell * 512)  # masked cells are multiplied too
+    assert tied.pp_attn_flops(3584, 512) == pytest.approx(per_cell * 4096)
+    assert tied.pp_attn_flops(0, 1024) == pytest.approx(per_cell * (512 + 1024) / 2)  # two micro-batches
+    profile = SpeedProfile(bw_effective=10e9, t_fixed=0.0, flops_by_family={"legacy": 1e11}, attn_flops=2e10)
+    deeper = pp_seconds(tied, profile, 3584) - pp_seconds(tied, profile, 0)
+    assert deeper == pytest.approx(per_cell * 3584 / 2e10)  # at attention's own rate
+    no_attn_rate = SpeedProfile(bw_effective=10e9, t_fixed=0.0, flops_by_family={"legacy": 1e11})
+    assert pp_seconds(tied, no_attn_rate, 3584) - pp_seconds(tied, no_attn_rate, 0) == pytest.approx(
+        per_cell * 3584 / 1e11
+    )
+
+
+def test_each_tensor_type_is_read_and_multiplied_at_its_own_rate() -> None:
+    tensors = [("token_embd.weight", (256, 1000), Q8_0), ("blk.0.attn_q.weight", (256, 256), Q4_K)]
+    cost = model_cost(_header(tensors))
+    assert cost.params_by_type == {"Q8_0": 256 * 1000, "Q4_K": 256 * 256} and cost.output_type == "Q8_0"
+    assert cost.pp_flops_by_type(512) == pytest.approx({"Q8_0": 2 * 256 * 1000 / 512, "Q4_K": 2 * 256 * 256})
+    profile = SpeedProfile(bw_effective=10e9, t_fixed=0.0, bw_by_quant={"Q4_K": 5e9}, bw_by_family={"legacy": 20e9},
+                           flops_by_quant={"Q4_K": 1e11}, flops_by_family={"legacy": 2e11},
+                           attn_flops=1e10)  # fmt: skip
+    q4k, q8 = 256 * 256 * 144 // 256, 256 * 1000 * 34 // 32
+    assert predict_speed(cost, profile).ms_per_token == pytest.approx((q4k / 5e9 + q8 / 20e9) * 1e3)
+    attention = 2 * 4 * 4 * 64 * 512 / 1e10  # layers × heads × 4 × head size, over 512 cells
+    assert pp_seconds(cost, profile) == pytest.approx(2 * 256 * 256 / 1e11 + 2 * 256 * 1000 / 512 / 2e11 + attention)
 
 
 def test_cost_counts_active_experts_only_and_the_embedding_only_when_tied() -> None:

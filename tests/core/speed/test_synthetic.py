@@ -11,9 +11,11 @@ from sizewise.core.speed.model import model_cost
 from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_synthetic
 
 
-def test_shapes_that_would_make_k_quants_fall_back_are_refused() -> None:
+def test_shapes_llama_cpp_cannot_quantize_are_refused_and_k_quant_widths_are_told() -> None:
     assert SyntheticShape(2, 256, 768, 4, 2).problem() is None
-    assert "256" in (SyntheticShape(2, 576, 1536, 9, 3).problem() or "")
+    assert SyntheticShape(2, 576, 1536, 9, 3).problem() is None  # SmolLM2-135M's widths: k-quants fall back
+    assert not SyntheticShape(2, 576, 1536, 9, 3).kquant_widths and SyntheticShape(2, 256, 768, 4, 2).kquant_widths
+    assert "32" in (SyntheticShape(2, 560, 1536, 8, 2).problem() or "")
     assert SyntheticShape(2, 256, 768, 3, 1).problem() is not None  # 256 does not divide by 3 heads
 
 
@@ -26,4 +28,4 @@ def test_written_model_has_the_requested_shape_and_parameter_count(tmp_path: Pat
     assert header.get("tokenizer.ggml.model") == "gpt2"
     assert model_cost(header).bytes_by_type == {"F16": 2 * (shape.parameters - 256 * 5)}  # all F16 but norms
     with pytest.raises(ValueError):
-        write_synthetic(tmp_path / "bad.gguf", SyntheticShape(2, 576, 512, 9, 3), [])
+        write_synthetic(tmp_path / "bad.gguf", SyntheticShape(2, 560, 512, 8, 2), [])

@@ -43,11 +43,13 @@ def _summary(profile: SpeedProfile, measured: list[Measured]) -> dict[str, Any]:
                 "tg_tps": m.tg_tps,
                 "tg_deep_tps": m.tg_deep_tps,
                 "pp_tps": m.pp_tps,
+                "pp_deep_tps": m.pp_deep_tps,
                 "rounds": [
                     {
                         "tg_tps": 1 / r.tg,
                         "tg_deep_tps": 1 / r.tg_deep,
                         "pp_tps": 1 / r.pp,
+                        "pp_deep_tps": 1 / r.pp_deep,
                         "bench_s": r.bench_s,
                         "steady": r in steady_rounds(m.rounds),
                     }
@@ -81,7 +83,10 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         print(json.dumps(_summary(profile, measured), indent=1))
         return 0
     for m in measured:
-        print(f"{m.label:<14} tg {m.tg_tps:7.1f} t/s (at depth: {m.tg_deep_tps:7.1f})   pp {m.pp_tps:8.1f} t/s")
+        print(
+            f"{m.label:<14} tg {m.tg_tps:7.1f} t/s (at depth: {m.tg_deep_tps:7.1f})   "
+            f"pp {m.pp_tps:8.1f} t/s (at depth: {m.pp_deep_tps:7.1f})"
+        )
     fams = ", ".join(f"{t} {bw / 1e9:.1f}" for t, bw in sorted(profile.bw_by_quant.items()))
     print(
         f"Bandwidth {profile.bw_effective / 1e9:.1f} GB/s effective ({fams or 'one figure for all types'}), "

@@ -4,8 +4,9 @@ Generation: ``t = t_fixed + n_layer × t_layer + Σ_key bytes_key / bw_key`` —
 with non-negative least squares so a noisy point can never give a negative time or bandwidth. Also the single
 ``(t_fixed, bw)`` fit over total bytes, which is the headline figure and the fallback for unmeasured types.
 
-Prompt processing: ``t_token = c0 + n_layer × c_layer + flops / F_key``; c0 and c_layer are shared (the
-work outside matmuls), one ``F`` per key. A key is a ggml type name or a type family (the caller decides;
+Prompt processing: ``t_token = c0 + n_layer × c_layer + flops / F_key + attn_flops / F_attn``; c0, c_layer
+and the attention rate are shared (attention multiplies the F16 KV cache whatever the weights' type; it is
+told apart by points at two depths), one ``F`` per key. A key is a ggml type name or a type family (the caller decides;
 calibration fits both, so a type it never measured still gets its family's figure), and ``kv`` for the KV
 cache. Calibration varies layer count and width independently so the fixed, per-layer and per-byte terms
 can be told apart.
@@ -13,6 +14,7 @@ can be told apart.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +59,11 @@ class PpPoint:
     flops: float  # per prompt token
     seconds: float  # per prompt token
     n_layer: int = 0
+    attn_flops: float = 0.0  # attention's share of the work, per prompt token
+    flops_by_key: dict[str, float] | None = None  # the weights' FLOPs split by key (else all under ``key``)
+
+    def split(self) -> dict[str, float]:
+        return self.flops_by_key if self.flops_by_key is not None else {self.key: self.flops}
 
 
 class FitError(ValueError):
@@ -110,9 +117,31 @@ class PpFit:
     c0: float
     c_layer: float
     flops_by_key: dict[str, float]
+    attn_flops: float = 0.0  # FLOP/s of attention; 0 when the points did not measure it apart
 
 
-def _solve(rows: list[list[float]], y: list[float]) -> Array:
+# How strongly a per-type figure is drawn to its family's (Prior): as much as PRIOR_WEIGHT points of a typical
+# size. Calibration's small models hold some types only as a minor share, or always in step with another (Q4_K
+# beside the Q6_K output matrix): unconstrained, one noisy round put Q4_K at 60 GB/s and Q6_K at 11.
+PRIOR_WEIGHT = 2.0
+Prior = Callable[[str], float | None]  # expected seconds per unit (byte or FLOP) of a key: its family's figure
+
+
+def _prior_rows(rows: list[list[float]], keys: list[str], first: int, prior: Prior | None) -> list[list[float]]:
+    """Rows ``w × x_k = w × prior_k``, appended to a least-squares system as soft constraints (the last column
+    holds the right-hand side)."""
+    out = []
+    for j, k in enumerate(keys, start=first):
+        expected = prior(k) if prior else None
+        if expected:
+            w = PRIOR_WEIGHT * float(np.median([r[j] for r in rows if r[j] > 0]))
+            out.append([w if i == j else 0.0 for i in range(len(rows[0]))] + [w * expected])
+    return out
+
+
+def _solve(rows: list[list[float]], y: list[float], extra: list[list[float]] | None = None) -> Array:
+    if extra:
+        rows, y = rows + [r[:-1] for r in extra], y + [r[-1] for r in extra]
     a, b = np.array(rows), np.array(y)
     scale = np.maximum(np.abs(a).max(axis=0), 1e-300)  # columns of ~1 and ~1e8: scale for a well-conditioned solve
     sol, _ = nnls(a / scale, b)
@@ -120,27 +149,39 @@ def _solve(rows: list[list[float]], y: list[float]) -> Array:
     return out
 
 
-def fit_tg(points: list[TgPoint]) -> TgFit:
-    """Generation figures from points; per-key bandwidths only when the points over-determine them."""
+def fit_tg(points: list[TgPoint], prior: Prior | None = None) -> TgFit:
+    """Generation figures from points; per-key bandwidths only when the points over-determine them, drawn to
+    ``prior`` (seconds per byte by key) where given."""
     t_fixed, bw = fit_line([(float(p.bytes_read), p.seconds) for p in points])
     keys = sorted({k for p in points for k, n in p.bytes_by_key.items() if n > 0})
     if len(points) <= len(keys) + 2:  # not over-determined: per-key figures would just fit the noise
         return TgFit(t_fixed, bw, 0.0, {})
     rows = [[1.0, float(p.n_layer)] + [float(p.bytes_by_key.get(k, 0)) for k in keys] for p in points]
     seconds = [p.seconds for p in points]
-    sol = _solve(rows, seconds)
+    sol = _solve(rows, seconds, _prior_rows(rows, keys, 2, prior))
     by_key = {k: float(1.0 / inv) for k, inv in zip(keys, sol[2:], strict=True) if inv > 0}
     return TgFit(float(sol[0]), bw, float(sol[1]), by_key, relative_errors(rows, seconds, sol))
 
 
-def fit_pp(points: list[PpPoint]) -> PpFit:
-    """Fixed and per-layer seconds per prompt token, and effective FLOP/s per key."""
-    keys = sorted({p.key for p in points})
-    if len(points) < len(keys) + 2:
+def fit_pp(points: list[PpPoint], prior: Prior | None = None) -> PpFit:
+    """Fixed and per-layer seconds per prompt token, and effective FLOP/s per key (drawn to ``prior``, seconds
+    per FLOP by key, where given)."""
+    keys = sorted({k for p in points for k, f in p.split().items() if f > 0})
+    attn = len({p.attn_flops for p in points}) > 1  # attention apart only when the points vary it
+    if len(points) < len(keys) + 2 + attn:
         raise FitError("need more prompt measurements than weight types")
-    rows = [[1.0, float(p.n_layer)] + [p.flops if p.key == k else 0.0 for k in keys] for p in points]
-    sol = _solve(rows, [p.seconds for p in points])
-    flops = {k: float(1.0 / inv) for k, inv in zip(keys, sol[2:], strict=True) if inv > 0}
-    if len(flops) < len(keys):
-        raise NoisyFit("prompt time did not grow with model size for some weight type")
-    return PpFit(float(sol[0]), float(sol[1]), flops)
+    rows = []
+    for p in points:
+        split = p.split()
+        if not attn:  # attention folded into the weights' work, at their rate
+            main = max(split, key=lambda k: split[k])
+            split = split | {main: split[main] + p.attn_flops}
+        rows.append([1.0, float(p.n_layer)] + [split.get(k, 0.0) for k in keys] + ([p.attn_flops] if attn else []))
+    sol = _solve(rows, [p.seconds for p in points], _prior_rows(rows, keys, 2, prior))
+    # A type whose column came out 0 (its share too small or always in step with another's to tell apart) gets
+    # no figure of its own: its family's applies.
+    flops = {k: float(1.0 / inv) for k, inv in zip(keys, sol[2 : 2 + len(keys)], strict=True) if inv > 0}
+    if not flops:
+        raise NoisyFit("prompt time did not grow with model size")
+    attn_inv = float(sol[-1]) if attn else 0.0
+    return PpFit(float(sol[0]), float(sol[1]), flops, 1.0 / attn_inv if attn_inv > 0 else 0.0)

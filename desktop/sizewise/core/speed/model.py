@@ -1,19 +1,27 @@
 """The speed model: generation and prompt-processing speed of a GGUF on a device, from its header alone.
 
 Generation is memory-bound (BRIEF §9): each token reads every weight it uses once, plus the KV cache filled
-so far, so ``t_token = t_fixed + n_layer × t_layer + weight_bytes / bw_quant + kv_bytes / bw_kv``.
+so far, so ``t_token = t_fixed + n_layer × t_layer + Σ_type bytes_type / bw_type + kv_bytes / bw_kv``.
 Measured efficiency is not constant — small models lose a larger share to work outside the matmuls — hence
 fixed terms instead of one efficiency factor; the per-layer one is there because on a CPU each of a layer's
 graph nodes costs a thread synchronisation, so a deep narrow model (SmolLM2-135M: 30 layers) is slower than
 its bytes alone say. On a CPU the dequantization work differs per weight type (Q2_K reads fewer bytes than
-Q4_K but decodes slower), so a profile carries an effective bandwidth per file type (Q4_K_M: its own mix of
-Q4_K and Q6_K tensors) and per type family (fitted in fit.py): a type it never measured uses its family's
-figure, a family it never measured the overall one. Per file type rather than per tensor type because a
-file type's mix is fixed by llama.cpp's rules, and eighteen noisy points cannot separate seven tensor types.
+Q4_K but decodes slower), so a profile carries an effective bandwidth per tensor type and per type family
+(fitted in fit.py): a type it never measured uses its family's figure, a family it never measured the
+overall one. Per tensor type, not per file type: a file type's mix is not fixed — a small model's Q4_K_M is
+mostly its Q6_K output matrix, and rows that are not whole 256-weight blocks fall back to Q5_0/Q4_0/Q8_0 (a
+Qwen2.5-0.5B-shaped Q4_K_M is 60 % Q5_0), so per-file-type figures from calibration's small models predicted
+such files 1.5-1.9x too fast.
 
-Prompt processing is compute-bound: ``t_pp_token = c0 + n_layer × c_layer + flops / F`` with ``flops ≈ 2 ×
-active matmul parameters`` plus attention over the tokens already in the cache, and ``F`` an effective
-FLOP/s measured per file type, then family (F16 and Q6_K differ ~1.7×).
+Prompt processing is compute-bound: ``t_pp_token = c0 + n_layer × c_layer + flops / F + attn_flops / F_attn``
+with ``flops ≈ 2 × active matmul parameters`` and ``F`` an effective FLOP/s measured per tensor type, then
+family (F16 and Q6_K differ ~1.7×). The output matrix (vocab × n_embd: 20–40 % of a small model's parameters
+with a 49152-token vocabulary) multiplies only the last token of each decode call — a prompt needs logits for
+its last token alone — so it counts once per prompt, not per token: counting it per token predicted
+SmolLM2-sized prompts ~1.3× too slow. Attention is apart, at its own rate (its matmuls read the F16 KV cache,
+not the weights): without flash attention (the app's default) every token of a micro-batch multiplies against
+every cell the batch can see — ``depth`` plus the whole micro-batch, causal mask or not — so it grows with
+depth.
 
 Mixture-of-experts: tensors named ``*_exps`` count ``expert_used_count / expert_count`` of their bytes and
 parameters; attention, router and shared tensors count in full. The token-embedding table is read one row
@@ -27,6 +35,8 @@ from dataclasses import dataclass, field
 from sizewise.core.fit.memory_model import kv_bytes_per_token, model_shape
 from sizewise.core.gguf.header import GGUFHeader, header_int, quantization_name
 from sizewise.core.speed.profile import KV, SpeedProfile, type_family
+
+N_UBATCH = 512  # llama.cpp's (and the app's) default micro-batch: the attention span of a prompt's tokens
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,18 @@ class ModelCost:
     n_swa: int
     attn_flops_per_cached_token: int  # QK and softmax·V work per new token, per token already cached
     notes: tuple[str, ...] = field(default=())
+    output_params: int = 0  # the output matrix's parameters (in matmul_params): multiplied once per prompt
+    params_by_type: dict[str, int] = field(default_factory=dict)  # matmul_params by ggml tensor type
+    output_type: str = ""  # the output matrix's tensor type
+
+    def pp_flops_by_type(self, n_prompt: int = 512) -> dict[str, float]:
+        """pp_flops split by tensor type (the file type's when the types are unknown)."""
+        if not self.params_by_type:
+            return {self.quant: self.pp_flops(n_prompt)}
+        out = {t: 2.0 * n for t, n in self.params_by_type.items()}
+        if self.output_type in out:
+            out[self.output_type] -= 2.0 * self.output_params * (1.0 - 1.0 / max(n_prompt, 1))
+        return out
 
     @property
     def family(self) -> str:
@@ -62,10 +84,20 @@ class ModelCost:
     def bytes_read(self, depth: int = 0) -> int:
         return self.weight_bytes + self.kv_bytes_at(depth)
 
-    def pp_flops(self, depth: int = 0, n_prompt: int = 512) -> float:
-        """FLOPs per prompt token for a prompt of ``n_prompt`` tokens after ``depth`` cached ones."""
-        mean_cached = depth + n_prompt / 2
-        return 2.0 * self.matmul_params + self.attn_flops_per_cached_token * mean_cached
+    def pp_flops(self, n_prompt: int = 512) -> float:
+        """Weight-matmul FLOPs per prompt token for a prompt of ``n_prompt`` tokens (logits for its last one)."""
+        per_token = max(self.matmul_params - self.output_params, 0)
+        return 2.0 * per_token + 2.0 * self.output_params / max(n_prompt, 1)
+
+    def pp_attn_flops(self, depth: int = 0, n_prompt: int = 512, n_ubatch: int = N_UBATCH) -> float:
+        """Attention FLOPs per prompt token after ``depth`` cached tokens: each micro-batch's tokens against
+        every cell it sees (no flash attention: masked cells are multiplied too)."""
+        n_prompt = max(n_prompt, 1)
+        cells = sum(
+            min(n_ubatch, n_prompt - start) * (depth + min(start + n_ubatch, n_prompt))
+            for start in range(0, n_prompt, n_ubatch)
+        )
+        return self.attn_flops_per_cached_token * cells / n_prompt
 
 
 def model_cost(header: GGUFHeader) -> ModelCost:
@@ -75,8 +107,12 @@ def model_cost(header: GGUFHeader) -> ModelCost:
     n_used = header_int(header.arch_key("expert_used_count")) or n_expert
     names = {t.name for t in header.tensors}
     tied = "output.weight" not in names
+    output_name = "token_embd.weight" if tied else "output.weight"
+    output_params = 0
     by_type: dict[str, int] = {}
+    params_by_type: dict[str, int] = {}
     matmul_params = 0
+    output_type = ""
     for t in header.tensors:
         if t.name == "token_embd.weight" and not tied:
             continue  # one row per token: negligible
@@ -85,6 +121,9 @@ def model_cost(header: GGUFHeader) -> ModelCost:
         share = n_used / n_expert if n_expert > 1 and "_exps" in t.name else 1.0
         by_type[t.type_name] = by_type.get(t.type_name, 0) + int(t.n_bytes * share)
         matmul_params += int(t.n_elements * share)
+        params_by_type[t.type_name] = params_by_type.get(t.type_name, 0) + int(t.n_elements * share)
+        if t.name == output_name:
+            output_params, output_type = t.n_elements, t.type_name
     full, swa = kv_bytes_per_token(shape)
     attn = sum(4 * h * shape.head_dim_k for h in shape.n_head)  # QK^T plus softmax·V, 2 FLOPs per MAC
     notes = () if shape.known else shape.notes
@@ -99,6 +138,9 @@ def model_cost(header: GGUFHeader) -> ModelCost:
         n_swa=shape.n_swa,
         attn_flops_per_cached_token=attn,
         notes=tuple(notes),
+        output_params=output_params,
+        params_by_type=params_by_type,
+        output_type=output_type,
     )
 
 
@@ -115,14 +157,16 @@ class SpeedPrediction:
 def tg_seconds(cost: ModelCost, profile: SpeedProfile, depth: int = 0) -> float:
     """Seconds per generated token at ``depth``: the fixed parts, the weights and the KV cache so far."""
     fixed = profile.t_fixed + cost.n_layer * profile.t_layer
-    return fixed + cost.weight_bytes / profile.bandwidth(cost.quant) + cost.kv_bytes_at(depth) / profile.bandwidth(KV)
+    by_type = cost.bytes_by_type or {cost.quant: cost.weight_bytes}
+    weights = sum(n / profile.bandwidth(t) for t, n in by_type.items())
+    return fixed + weights + cost.kv_bytes_at(depth) / profile.bandwidth(KV)
 
 
 def pp_seconds(cost: ModelCost, profile: SpeedProfile, depth: int = 0, n_prompt: int = 512) -> float:
     """Seconds per prompt token (a batch of ``n_prompt`` after ``depth`` cached tokens)."""
-    return (
-        profile.pp_fixed + cost.n_layer * profile.pp_layer + cost.pp_flops(depth, n_prompt) / profile.flops(cost.quant)
-    )
+    weights = sum(f / profile.flops(t) for t, f in cost.pp_flops_by_type(n_prompt).items())
+    attn = cost.pp_attn_flops(depth, n_prompt) / (profile.attn_flops or profile.flops(cost.quant))
+    return profile.pp_fixed + cost.n_layer * profile.pp_layer + weights + attn
 
 
 def predict_speed(cost: ModelCost, profile: SpeedProfile, depth: int = 0, n_prompt: int = 512) -> SpeedPrediction:

@@ -94,6 +94,8 @@ def _scaled(cost: ModelCost, share: float) -> ModelCost:
         weight_bytes=int(cost.weight_bytes * share),
         bytes_by_type={k: int(v * share) for k, v in cost.bytes_by_type.items()},
         matmul_params=int(cost.matmul_params * share),
+        output_params=int(cost.output_params * share),
+        params_by_type={k: int(v * share) for k, v in cost.params_by_type.items()},
         kv_full_bytes_per_token=int(cost.kv_full_bytes_per_token * share),
         kv_swa_bytes_per_token=int(cost.kv_swa_bytes_per_token * share),
         attn_flops_per_cached_token=int(cost.attn_flops_per_cached_token * share),

@@ -53,9 +53,9 @@ class SpeedProfile:
     pp_fixed: float = 0.0  # seconds per prompt token outside the matmuls
     t_layer: float = 0.0  # seconds per layer per generated token outside the weight reads
     pp_layer: float = 0.0  # seconds per layer per prompt token outside the matmuls
-    bw_by_quant: dict[str, float] = field(default_factory=dict)  # effective bandwidth per file type (and kv)
+    bw_by_quant: dict[str, float] = field(default_factory=dict)  # effective bandwidth per tensor type (and kv)
     bw_by_family: dict[str, float] = field(default_factory=dict)  # … per type family: for unmeasured types
-    flops_by_quant: dict[str, float] = field(default_factory=dict)  # effective FLOP/s for prompts, by file type
+    flops_by_quant: dict[str, float] = field(default_factory=dict)  # effective FLOP/s for prompts, by tensor type
     flops_by_family: dict[str, float] = field(default_factory=dict)
     source: str = "estimate"  # "measured" | "estimate"
     backend: str = "cpu"
@@ -67,17 +67,18 @@ class SpeedProfile:
     points: int = 0
     note: str = ""
     fit_error: float = 0.0  # the calibration fit's worst miss over its points (0.05 = 5 %): how steady it was
+    attn_flops: float = 0.0  # effective FLOP/s of a prompt's attention (0: not measured, the weights' figure)
 
     @property
     def measured(self) -> bool:
         return self.source == "measured"
 
     def bandwidth(self, type_name: str) -> float:
-        """Effective bandwidth for a file type (Q4_K_M …): its own figure, else its family's, else the overall one."""
+        """Effective bandwidth for a tensor type (Q4_K …): its own figure, else its family's, else the overall one."""
         return self.bw_by_quant.get(type_name) or self.bw_by_family.get(type_family(type_name)) or self.bw_effective
 
     def flops(self, type_name: str) -> float:
-        """Effective prompt FLOP/s for a model whose main type is ``type_name`` (then family, then slowest)."""
+        """Effective prompt FLOP/s for tensors of ``type_name`` (then its family's, then the slowest family's)."""
         found = self.flops_by_quant.get(type_name) or self.flops_by_family.get(type_family(type_name))
         if found:
             return found
@@ -100,6 +101,7 @@ class SpeedProfile:
             bw_by_family=_floats(d.get("bw_by_family")),
             flops_by_quant=_floats(d.get("flops_by_quant")),
             flops_by_family=_floats(d.get("flops_by_family")),
+            attn_flops=float(d.get("attn_flops", 0.0)),
             source=str(d.get("source", "estimate")),
             backend=str(d.get("backend", "cpu")),
             device=str(d.get("device", "")),

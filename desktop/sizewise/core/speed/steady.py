@@ -36,13 +36,14 @@ def fastest_per_token(samples_s: Sequence[float], n_tokens: int) -> float:
 
 @dataclass(frozen=True)
 class RoundFigures:
-    """One round's seconds per token for one model (generation at depth 0 and deeper, prompt processing), and
-    how long its benches took."""
+    """One round's seconds per token for one model (generation at depth 0 and deeper, prompt processing from an
+    empty cache), how long its benches took, and prompt processing at the deeper depth (0: not measured)."""
 
     tg: float
     tg_deep: float
     pp: float
     bench_s: float = 0.0
+    pp_deep: float = 0.0
 
     @property
     def complete(self) -> bool:
@@ -67,4 +68,5 @@ def steady(rounds: Sequence[RoundFigures]) -> RoundFigures:
         tg_deep=statistics.median(r.tg_deep for r in kept),
         pp=statistics.median(r.pp for r in kept),
         bench_s=statistics.median(r.bench_s for r in kept),
+        pp_deep=statistics.median(r.pp_deep for r in kept),
     )

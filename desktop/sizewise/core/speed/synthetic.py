@@ -3,7 +3,9 @@
 Why random weights are honest here: llama.cpp's speed and memory depend only on tensor shapes and types,
 never on the values (BRIEF §9), so a synthetic model measures what a real one of the same shape would,
 without downloading it. The tokenizer is copied from the starter model's GGUF so llama.cpp loads the file
-like any other (vocab 49152). Widths are multiples of 256 so k-quant types never fall back to other types.
+like any other (vocab 49152). Widths need not be multiples of 256 (SmolLM2-135M's 576, Qwen2.5-0.5B's 896):
+llama.cpp then stores those rows in a fallback type instead of the k-quant asked for (``kquant_widths``
+tells), which the speed model reads from the file; calibration measures one such shape on purpose.
 """
 
 from __future__ import annotations
@@ -64,9 +66,14 @@ class SyntheticShape:
             return "every dimension must be at least 1"
         if self.n_embd % self.n_head or self.n_head % self.n_head_kv:
             return "n_embd must divide by n_head, and n_head by n_head_kv"
-        if self.n_embd % 256 or self.n_ff % 256:
-            return "widths must be multiples of 256 so k-quants do not fall back to other types"
+        if self.n_embd % 32 or self.n_ff % 32:
+            return "widths must be multiples of 32, the quantization block"
         return None
+
+    @property
+    def kquant_widths(self) -> bool:
+        """Whether every tensor can take a k-quant type (rows of whole 256-weight blocks), as calibration needs."""
+        return self.n_embd % 256 == 0 and self.n_ff % 256 == 0
 
 
 def read_tokenizer(template: Path) -> list[tuple[str, Any, Any, Any]]:

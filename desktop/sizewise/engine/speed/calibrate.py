@@ -27,9 +27,9 @@ from sizewise.core.fit.hardware import HardwareReport, probe_hardware
 from sizewise.core.gguf.header import read_header
 from sizewise.core.paths import AppPaths
 from sizewise.core.quant.plan import plan_quantize
-from sizewise.core.speed.fit import NoisyFit, TgFit, fit_pp, fit_tg
+from sizewise.core.speed.fit import NoisyFit, Prior, TgFit, fit_pp, fit_tg
 from sizewise.core.speed.model import ModelCost, model_cost
-from sizewise.core.speed.profile import SpeedProfile, fingerprint
+from sizewise.core.speed.profile import SpeedProfile, fingerprint, type_family
 from sizewise.core.speed.scratch import make_scratch
 from sizewise.core.speed.steady import RoundFigures, steady_rounds
 from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_synthetic
@@ -38,11 +38,15 @@ from sizewise.engine.quant.quantize import Quantizer
 from sizewise.engine.session import EngineSession
 from sizewise.engine.speed.measure import CalibrationFailed, Measured, Overtime, measure_round, points
 
-# ~38M, ~31M and ~113M parameters (the tokenizer's 49152-row embedding included): small enough to write,
+# ~47M, ~31M and ~113M parameters (the tokenizer's 49152-row embedding included): small enough to write,
 # quantize and measure in about a minute on two cores. Depth and width vary independently (4 wide
-# layers, 24 narrow ones, 12 wider ones) so the fit can tell the per-layer cost from the per-byte cost.
+# layers, 24 narrow ones, 12 wider ones) so the fit can tell the per-layer cost from the per-byte cost. The
+# first is 640 wide, not a multiple of 256, like many real models (SmolLM2-135M's 576, Qwen2.5-0.5B's 896):
+# llama.cpp then stores those rows in the fallback types (Q5_0 for Q4_K, Q4_0 for Q2_K/Q3_K, Q8_0 for Q6_K),
+# which decode at their own speed (a Qwen2.5-0.5B-shaped Q4_K_M, mostly Q5_0, generated at 0.6x the speed
+# predicted from Q4_K's), so they are measured too.
 CALIBRATION_SHAPES = (
-    SyntheticShape(n_layer=4, n_embd=512, n_ff=1536, n_head=8, n_head_kv=4),
+    SyntheticShape(n_layer=4, n_embd=640, n_ff=1536, n_head=10, n_head_kv=2),
     SyntheticShape(n_layer=24, n_embd=256, n_ff=768, n_head=4, n_head_kv=2),
     SyntheticShape(n_layer=12, n_embd=768, n_ff=2048, n_head=12, n_head_kv=4),
 )
@@ -170,6 +174,11 @@ def _judge(tg: TgFit) -> None:
         )
 
 
+def _prior(by_family: dict[str, float]) -> Prior:
+    """Seconds per unit of a type's family, the figure a per-type fit is drawn to (fit.py)."""
+    return lambda t: 1.0 / by_family[type_family(t)] if by_family.get(type_family(t)) else None
+
+
 def calibrate(
     paths: AppPaths,
     template: Path,
@@ -196,11 +205,11 @@ def calibrate(
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     try:
-        tg = fit_tg([p for m in results for p in m.tg_by_quant])
-        _judge(tg)
         tg_family = fit_tg([p for m in results for p in m.tg_by_family])
-        pp = fit_pp([m.pp_by_quant for m in results])
-        pp_family = fit_pp([m.pp_by_family for m in results])
+        tg = fit_tg([p for m in results for p in m.tg_by_quant], _prior(tg_family.bw_by_key))
+        _judge(tg)
+        pp_family = fit_pp([p for m in results for p in m.pp_by_family])
+        pp = fit_pp([p for m in results for p in m.pp_by_quant], _prior(pp_family.flops_by_key))
     except NoisyFit as exc:
         raise CalibrationFailed(f"the measurements fit no steady speed ({exc}) — {BUSY}") from exc
     engine = hardware.engine
@@ -214,6 +223,7 @@ def calibrate(
         bw_by_family=tg_family.bw_by_key,
         flops_by_quant=pp.flops_by_key,
         flops_by_family=pp_family.flops_by_key,
+        attn_flops=pp.attn_flops,
         source="measured",
         backend="cpu",
         device=str(hardware.cpu_model.value or ""),

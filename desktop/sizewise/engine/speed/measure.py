@@ -1,8 +1,9 @@
 """Measuring a calibration model: one round of the llama-bench loop (engine/bench.py) in the engine worker, and
 the points for the fit from the steady figures over rounds (core/speed/steady.py).
 
-A round loads the model, runs a short bench at depth 0 (prompt and generation) and one at DEEP (generation
-with a filled KV cache), and unloads it; calibration runs every model once per round and several rounds, so
+A round loads the model, runs a short bench at depth 0 (prompt and generation) and one at DEEP (prompt and
+generation with a filled KV cache, filled once per bench: engine/bench.py), and unloads it; calibration runs
+every model once per round and several rounds, so
 a disturbance that lasts a few seconds reaches one round of a point, not all of them.
 """
 
@@ -19,17 +20,21 @@ from sizewise.core.gguf.header import read_header
 from sizewise.core.sampling import LoadParams
 from sizewise.core.speed.fit import PpPoint, TgPoint
 from sizewise.core.speed.model import ModelCost, model_cost
-from sizewise.core.speed.profile import KV
+from sizewise.core.speed.profile import KV, type_family
 from sizewise.core.speed.steady import RoundFigures, fastest_per_token, steady
 from sizewise.engine.bench import BenchRequest
 from sizewise.engine.session import EngineError, EngineSession
 
 PP_TOKENS = 128
 TG_TOKENS = 16
-DEEP = 512  # the deeper depth for generation: enough KV cache to see its cost
+# The deeper depth for generation and prompts. At 512 the KV cache's reads were too small a share of a token
+# to fit their rate: the fitted 6.6 GB/s predicted SmolLM2-135M's generation at depth 4096 at 0.80× the
+# measured speed. At 1024 they are ~30 % of the narrow model's token; the depth is filled once per round
+# (engine/bench.py), so the deeper fill adds ~2 s per round.
+DEEP = 1024
 # Repetitions within a round, of which the fastest counts: enough to step over a scheduler hiccup of a few
-# milliseconds. The deep bench needs no warm-up run: the shallow one just ran on the same load, and each
-# repetition decodes DEEP tokens untimed right before its timer starts.
+# milliseconds. The deep bench needs no warm-up run: the shallow one just ran on the same load. The prompt at
+# DEEP is what tells attention's rate from the weights' (fit.py): its attention work is ~9× that at depth 0.
 REPETITIONS = 3
 DEEP_REPETITIONS = 2
 BENCH_ID = 7
@@ -47,10 +52,11 @@ class Measured:
     tg_tps: float
     tg_deep_tps: float
     pp_tps: float
+    pp_deep_tps: float
     tg_by_quant: tuple[TgPoint, ...]
     tg_by_family: tuple[TgPoint, ...]
-    pp_by_quant: PpPoint
-    pp_by_family: PpPoint
+    pp_by_quant: tuple[PpPoint, ...]  # from an empty cache and at DEEP
+    pp_by_family: tuple[PpPoint, ...]
     rounds: tuple[RoundFigures, ...] = ()
 
 
@@ -103,7 +109,9 @@ def measure_round(
     session.load(path, LoadParams(n_ctx=DEEP + PP_TOKENS + TG_TOKENS, n_threads=threads))
     shallow_req = BenchRequest(pp=PP_TOKENS, tg=TG_TOKENS, repetitions=REPETITIONS, ttft=False)
     shallow = bench(session, shallow_req, deadline)
-    deep_req = BenchRequest(pp=0, tg=TG_TOKENS, repetitions=DEEP_REPETITIONS, ttft=False, depth=DEEP, warmup=False)
+    deep_req = BenchRequest(
+        pp=PP_TOKENS, tg=TG_TOKENS, repetitions=DEEP_REPETITIONS, ttft=False, depth=DEEP, warmup=False
+    )
     deep = bench(session, deep_req, deadline)
     session.client.unload()
     session.wait_for("unloaded", timeout=60)
@@ -112,8 +120,9 @@ def measure_round(
         tg_deep=fastest_per_token(_samples(deep, "tg"), TG_TOKENS),
         pp=fastest_per_token(_samples(shallow, "pp"), PP_TOKENS),
         bench_s=float(shallow.get("wall_s") or 0.0) + float(deep.get("wall_s") or 0.0),
+        pp_deep=fastest_per_token(_samples(deep, "pp"), PP_TOKENS),
     )
-    if not figures.complete:
+    if not figures.complete or figures.pp_deep <= 0:
         raise CalibrationFailed(f"A calibration measurement of {path.name} gave no figure.")
     return figures
 
@@ -122,20 +131,34 @@ def points(label: str, cost: ModelCost, rounds: Sequence[RoundFigures]) -> Measu
     """The steady figures of ``rounds`` as fit points: generation at the middle of each timed run's depth."""
     s = steady(rounds)
 
-    def tg_point(key: str, depth: float, seconds: float) -> TgPoint:
-        return TgPoint({key: cost.weight_bytes, KV: cost.kv_bytes_at(round(depth))}, seconds, cost.n_layer)
+    def tg_point(by_key: dict[str, int], depth: float, seconds: float) -> TgPoint:
+        return TgPoint(by_key | {KV: cost.kv_bytes_at(round(depth))}, seconds, cost.n_layer)
 
     shallow_depth, deep_depth = TG_TOKENS / 2, DEEP + TG_TOKENS / 2
-    flops = cost.pp_flops(0, PP_TOKENS)
+    flops = cost.pp_flops(PP_TOKENS)
+    by_type = cost.pp_flops_by_type(PP_TOKENS)
+    by_family: dict[str, float] = {}
+    for t, f in by_type.items():
+        by_family[type_family(t)] = by_family.get(type_family(t), 0.0) + f
+
+    def pp_points(key: str, split: dict[str, float]) -> tuple[PpPoint, ...]:
+        return tuple(
+            PpPoint(key, flops, seconds, cost.n_layer, cost.pp_attn_flops(depth, PP_TOKENS), split)
+            for depth, seconds in ((0, s.pp), (DEEP, s.pp_deep))
+        )
+
+    tensors, families = dict(cost.bytes_by_type), cost.bytes_by_family()
+
     return Measured(
         label=label,
         tg_tps=1.0 / s.tg,
         tg_deep_tps=1.0 / s.tg_deep,
         pp_tps=1.0 / s.pp,
-        tg_by_quant=(tg_point(cost.quant, shallow_depth, s.tg), tg_point(cost.quant, deep_depth, s.tg_deep)),
-        tg_by_family=(tg_point(cost.family, shallow_depth, s.tg), tg_point(cost.family, deep_depth, s.tg_deep)),
-        pp_by_quant=PpPoint(cost.quant, flops, s.pp, cost.n_layer),
-        pp_by_family=PpPoint(cost.family, flops, s.pp, cost.n_layer),
+        pp_deep_tps=1.0 / s.pp_deep,
+        tg_by_quant=(tg_point(tensors, shallow_depth, s.tg), tg_point(tensors, deep_depth, s.tg_deep)),
+        tg_by_family=(tg_point(families, shallow_depth, s.tg), tg_point(families, deep_depth, s.tg_deep)),
+        pp_by_quant=pp_points(cost.quant, by_type),
+        pp_by_family=pp_points(cost.family, by_family),
         rounds=tuple(rounds),
     )
 
