@@ -16,7 +16,8 @@ import functools
 from dataclasses import dataclass
 
 from sizewise.core.gguf.header import ArraySummary, GGUFHeader, TensorInfo
-from sizewise.core.quant.shapes import HyperParams, estimate_metadata_bytes, predict_published
+from sizewise.core.quant.shapes import HyperParams, estimate_metadata_bytes, published_types
+from sizewise.core.quant.type_rules import layout_bytes
 from sizewise.core.quant.types import quant_type
 
 GGUF_ALIGNMENT = 32
@@ -47,12 +48,12 @@ def virtual_header(shape: CatalogueShape, quant: str) -> GGUFHeader:
     (core/fit/memory_model._header_facts), so the same object must come back. Callers must not edit it.
     """
     hp = shape.hyper
-    plan = predict_published(hp, quant)
+    layout, types = published_types(hp, quant)  # predict_published's types, without its records
     tensors: list[TensorInfo] = []
     offset = 0
-    for t in plan.tensors:
-        tensors.append(TensorInfo(t.name, t.shape, t.ggml_type, offset))
-        offset += -(-t.n_bytes // GGUF_ALIGNMENT) * GGUF_ALIGNMENT
+    for i, (name, kind) in enumerate(zip(layout.names, types, strict=True)):
+        tensors.append(TensorInfo(name, layout.shapes[i], kind, offset))
+        offset += -(-layout_bytes(layout, i, kind) // GGUF_ALIGNMENT) * GGUF_ALIGNMENT
     arch = hp.arch
     meta: dict[str, object] = {
         "general.architecture": arch,
@@ -74,7 +75,7 @@ def virtual_header(shape: CatalogueShape, quant: str) -> GGUFHeader:
         meta[f"{arch}.attention.sliding_window"] = shape.sliding_window
         if shape.swa_pattern:
             meta[f"{arch}.attention.sliding_window_pattern"] = shape.swa_pattern
-    data_offset = _metadata_bytes(hp) + plan.tensor_info_bytes()
+    data_offset = _metadata_bytes(hp) + layout.info_bytes
     data_offset = -(-data_offset // GGUF_ALIGNMENT) * GGUF_ALIGNMENT
     return GGUFHeader(
         version=3, metadata=meta, tensors=tensors, data_offset=data_offset, file_size=data_offset + offset

@@ -31,6 +31,7 @@ follow from this; the key/value metadata (mostly the tokenizer) must come from e
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -42,9 +43,12 @@ from sizewise.core.quant.type_rules import (
     ModelFacts,
     Override,
     QuantPrediction,
+    TensorLayout,
     TensorPlan,
+    choose_types,
     file_bytes,
     predict,
+    tensor_layout,
 )
 from sizewise.core.quant.types import QuantType
 
@@ -309,6 +313,16 @@ def predict_for(hp: HyperParams, target: str | QuantType) -> QuantPrediction:
 PUBLISHED_OVERRIDES: dict[str, tuple[Override, ...]] = {"gpt-oss": ((r"_exps\.weight$", GGMLType.MXFP4),)}
 
 
+@functools.lru_cache(maxsize=64)
+def published_layout(hp: HyperParams) -> TensorLayout:
+    """``tensors(hp)`` as type_rules.TensorLayout, made once per model (ValueError if not covered).
+
+    Why cached: the ladder asks for every catalogue model at seven quant types, and the tensor list, its write
+    order and each tensor's category are the same for all seven (the catalogue has ~30 models).
+    """
+    return tensor_layout(tensors(hp), hp.arch)
+
+
 def predict_published(hp: HyperParams, target: str | QuantType) -> QuantPrediction:
     """The files published for this architecture at ``target``: predict_for with the arch's PUBLISHED_OVERRIDES.
 
@@ -316,7 +330,7 @@ def predict_published(hp: HyperParams, target: str | QuantType) -> QuantPredicti
     converter writes it, so the overridden tensors keep their native type there too.
     """
     overrides = PUBLISHED_OVERRIDES.get(hp.arch, ())
-    plan = predict(tensors(hp), hp.facts(), target, overrides=overrides)
+    plan = predict(published_layout(hp), hp.facts(), target, overrides=overrides)
     if not overrides or DEFAULT_TYPE[plan.target] not in NOT_QUANTIZED:
         return plan
     patterns = [(re.compile(p), kind) for p, kind in overrides]
@@ -326,6 +340,18 @@ def predict_published(hp: HyperParams, target: str | QuantType) -> QuantPredicti
         return t if kind is None else replace(t, ggml_type=kind, n_bytes=tensor_bytes(kind, t.shape))
 
     return QuantPrediction(plan.target, tuple(native(t) for t in plan.tensors))
+
+
+def published_types(hp: HyperParams, target: str | QuantType) -> tuple[TensorLayout, list[GGMLType]]:
+    """``predict_published``'s tensor types alone, with the layout they follow: the ladder's virtual headers
+    make their own tensor records from these, which spares ~13k TensorPlan records per quant of the catalogue."""
+    overrides = PUBLISHED_OVERRIDES.get(hp.arch, ())
+    layout = published_layout(hp)
+    ft, types, _ = choose_types(layout, hp.facts(), target, overrides=overrides)
+    if overrides and DEFAULT_TYPE[ft] in NOT_QUANTIZED:
+        patterns = [(re.compile(p), kind) for p, kind in overrides]
+        types = [next((k for p, k in patterns if p.search(n)), t) for n, t in zip(layout.names, types, strict=True)]
+    return layout, types
 
 
 def predicted_file_bytes(hp: HyperParams, target: str | QuantType, metadata_bytes: int) -> int:

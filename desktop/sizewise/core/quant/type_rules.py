@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sizewise.core.gguf.ggml_types import BLOCKS, NOT_QUANTIZED, GGMLType, n_dims, tensor_bytes, type_name
+from sizewise.core.gguf.ggml_types import BLOCKS, NOT_QUANTIZED, GGMLType, n_dims, row_bytes, type_name
 from sizewise.core.gguf.header import GGUFHeader, header_int
 from sizewise.core.quant.types import QuantType, quant_type
 
@@ -257,12 +257,11 @@ def _cmod(a: int, b: int) -> int:
 class _State:
     """quantize_state_impl's counters: i_attention_wv counts attn_v-like tensors as they are visited."""
 
-    def __init__(self, model: ModelFacts, names: list[str], has_imatrix: bool) -> None:
+    def __init__(self, model: ModelFacts, layout: TensorLayout, has_imatrix: bool) -> None:
         self.model = model
         self.has_imatrix = has_imatrix
-        cats = [category(n) for n in names]
-        self.n_attention_wv = sum(c in _ATTN_V_LIKE for c in cats)
-        self.has_tied_embeddings = OUTPUT not in cats
+        self.n_attention_wv = layout.n_attention_wv
+        self.has_tied_embeddings = layout.has_tied_embeddings
         self.n_ffn = model.n_layer  # n_ffn_down = n_ffn_gate = n_ffn_up
         self.i_attention_wv = 0
         self.i_ffn = {FFN_DOWN: 0, FFN_GATE: 0, FFN_UP: 0}
@@ -396,17 +395,17 @@ def _attn_output_type(s: _State, new: GGMLType, ft: str) -> GGMLType:
     return by_ftype.get(ft, new)
 
 
-def _impl(s: _State, new: GGMLType, t: TensorLike, ft: str, cat: str) -> GGMLType:
+def _impl(s: _State, new: GGMLType, name: str, shape: tuple[int, ...], ft: str, cat: str) -> GGMLType:
     """llama_tensor_get_type_impl, branch for branch (the order of the if/else chain is the rule)."""
-    name, m = t.name, s.model
-    glm5_q8 = ("attn_q_a" in name or "attn_q_b" in name or "nextn.eh_proj" in name) and m.arch == "glm5-next"
+    m = s.model
+    glm5_q8 = m.arch == "glm5-next" and ("attn_q_a" in name or "attn_q_b" in name or "nextn.eh_proj" in name)
     if glm5_q8 and new not in (T.F32, T.BF16, T.F16):  # kept at Q8_0 or above
         return T.Q8_0
     if cat == OUTPUT or (s.has_tied_embeddings and cat == TOKEN_EMBD):
-        return _output_type(new, t.shape[0], ft, m.arch)
+        return _output_type(new, shape[0], ft, m.arch)
     if ft == "MXFP4_MOE":
         expert_role = cat in (FFN_UP, FFN_GATE, FFN_DOWN)
-        is_3d = len(t.shape) > 2 and t.shape[2] > 1
+        is_3d = len(shape) > 2 and shape[2] > 1
         return T.MXFP4 if is_3d and (m.arch != "bailingmoe3" or expert_role) else T.Q8_0
     if cat == TOKEN_EMBD:
         return _token_embd_type(new, ft)
@@ -457,8 +456,9 @@ def fallback_type(target: GGMLType, ne0: int) -> GGMLType:
     return out if ne0 % BLOCKS[out][0] == 0 else T.F16
 
 
-def requires_imatrix(name: str, t: GGMLType, ft: str) -> bool:
-    if category(name) in (OUTPUT, TOKEN_EMBD):
+def requires_imatrix(name: str, t: GGMLType, ft: str, cat: str | None = None) -> bool:
+    """tensor_requires_imatrix; ``cat`` is the name's category when the caller already has it."""
+    if (category(name) if cat is None else cat) in (OUTPUT, TOKEN_EMBD):
         return False
     if t in (T.IQ3_XXS, T.IQ2_XXS, T.IQ2_XS, T.IQ2_S, T.IQ1_M, T.IQ1_S):
         return True
@@ -478,8 +478,103 @@ def _target_name(target: str | QuantType) -> str:
 Override = tuple[str, GGMLType]  # llama-quantize --tensor-type PATTERN=TYPE: a regex searched in the name
 
 
+@dataclass(frozen=True)
+class TensorLayout:
+    """What ``predict`` reads from a tensor list whatever the target type, in llama.cpp's write order.
+
+    Why apart: the ladder predicts every catalogue model at seven quant types, and the sort into write order,
+    the substring searches of ``allows_quantization`` and ``category`` and the counts behind ``_State`` were
+    three quarters of a prediction's time, the same for all seven. Made once per tensor list (``tensor_layout``),
+    they leave each target only the per-tensor type rules.
+    """
+
+    arch: str  # allows_quantization reads it
+    names: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    src_types: tuple[GGMLType, ...]
+    quantizable: tuple[bool, ...]  # allows_quantization
+    categories: tuple[str, ...]
+    rows: tuple[int, ...]  # the product of shape[1:]: a tensor's bytes are rows × one row's
+    n_attention_wv: int
+    has_tied_embeddings: bool
+    info_bytes: int  # the header's tensor infos (QuantPrediction.tensor_info_bytes): names and shapes only
+
+
+def tensor_layout(tensors: Iterable[TensorLike], arch: str) -> TensorLayout:
+    """The target-independent part of a prediction for these tensors (a repeated name: the last one counts)."""
+    by_name = {t.name: t for t in tensors}
+    names = tuple(write_order(by_name))
+    shapes = tuple(tuple(int(d) for d in by_name[n].shape) for n in names)
+    cats = tuple(category(n) for n in names)
+    rows = []
+    for shape in shapes:
+        r = 1
+        for d in shape[1:]:
+            r *= d
+        rows.append(r)
+    return TensorLayout(
+        arch=arch,
+        names=names,
+        shapes=shapes,
+        src_types=tuple(GGMLType(by_name[n].ggml_type) for n in names),
+        quantizable=tuple(allows_quantization(n, sh, arch) for n, sh in zip(names, shapes, strict=True)),
+        categories=cats,
+        rows=tuple(rows),
+        n_attention_wv=sum(c in _ATTN_V_LIKE for c in cats),
+        has_tied_embeddings=OUTPUT not in cats,
+        info_bytes=sum(tensor_info_bytes(n, sh) for n, sh in zip(names, shapes, strict=True)),
+    )
+
+
+def choose_types(
+    layout: TensorLayout,
+    model: ModelFacts,
+    target: str | QuantType,
+    *,
+    has_imatrix: bool = False,
+    overrides: Sequence[Override] = (),
+) -> tuple[str, list[GGMLType], list[bool]]:
+    """(target name, each tensor's type, whether tensor_type_fallback replaced it), in the layout's order.
+
+    ``predict`` without the TensorPlan records: what a caller that builds its own records (the ladder's
+    virtual headers) needs, so that each tensor is made once, not twice.
+    """
+    ft = _target_name(target)
+    default = DEFAULT_TYPE[ft]
+    if model.arch != layout.arch:
+        raise ValueError(f"the layout was made for {layout.arch!r}, not {model.arch!r}")
+    state = _State(model, layout, has_imatrix)
+    manual = [(re.compile(pattern), kind) for pattern, kind in overrides]
+    quantized = default not in NOT_QUANTIZED
+    types: list[GGMLType] = []
+    fell: list[bool] = []
+    for name, shape, src, allowed, cat in zip(
+        layout.names, layout.shapes, layout.src_types, layout.quantizable, layout.categories, strict=True
+    ):
+        if not allowed:
+            types.append(src)
+            fell.append(False)
+            continue
+        new, fell_back = default, False
+        if quantized:
+            chosen = next((kind for pattern, kind in manual if pattern.search(name)), None) if manual else None
+            new = chosen if chosen is not None else _impl(state, default, name, shape, ft, cat)
+            fell_back = shape[0] % BLOCKS[new][0] != 0
+            if fell_back:
+                new = fallback_type(new, shape[0])
+        types.append(new)
+        fell.append(fell_back)
+    return ft, types, fell
+
+
+def layout_bytes(layout: TensorLayout, i: int, kind: GGMLType) -> int:
+    """ggml_nbytes of the layout's ``i``-th tensor at type ``kind`` (ggml_types.tensor_bytes, rows kept)."""
+    shape = layout.shapes[i]
+    return layout.rows[i] * row_bytes(kind, shape[0] if shape else 1)
+
+
 def predict(
-    tensors: Iterable[TensorLike],
+    tensors: Iterable[TensorLike] | TensorLayout,
     model: ModelFacts,
     target: str | QuantType,
     *,
@@ -492,33 +587,25 @@ def predict(
     ``overrides`` are llama.cpp's ``tensor_type_patterns`` (``llama_tensor_get_type``): for a quantized target
     only, the first pattern found in a tensor's name sets its type instead of the rules (whose counters then skip
     it), and the fallback for odd rows still applies.
+    ``tensors`` may be a ``tensor_layout`` of them, made once for several targets.
     ValueError when llama.cpp itself would refuse (a type with no fallback for an odd row length, a MoE tensor
     whose layer cannot be read from its name).
     """
-    ft = _target_name(target)
-    default = DEFAULT_TYPE[ft]
-    by_name = {t.name: t for t in tensors}
-    order = write_order(by_name)
-    state = _State(model, order, has_imatrix)
-    manual = [(re.compile(pattern), kind) for pattern, kind in overrides]
-    plans: list[TensorPlan] = []
-    for name in order:
-        t = by_name[name]
-        shape = tuple(int(d) for d in t.shape)
-        src = GGMLType(t.ggml_type)
-        if not allows_quantization(name, shape, model.arch):
-            plans.append(TensorPlan(name, shape, src, tensor_bytes(src, shape), False, False, False))
-            continue
-        new, fell_back = default, False
-        if default not in NOT_QUANTIZED:
-            chosen = next((kind for pattern, kind in manual if pattern.search(name)), None)
-            new = chosen if chosen is not None else _impl(state, default, t, ft, category(name))
-            fell_back = shape[0] % BLOCKS[new][0] != 0
-            new = fallback_type(new, shape[0])
-        plans.append(
-            TensorPlan(name, shape, new, tensor_bytes(new, shape), True, fell_back, requires_imatrix(name, new, ft))
+    layout = tensors if isinstance(tensors, TensorLayout) else tensor_layout(tensors, model.arch)
+    ft, types, fell = choose_types(layout, model, target, has_imatrix=has_imatrix, overrides=overrides)
+    plans = tuple(
+        TensorPlan(
+            name,
+            layout.shapes[i],
+            kind,
+            layout_bytes(layout, i, kind),
+            layout.quantizable[i],
+            fell[i],
+            layout.quantizable[i] and requires_imatrix(name, kind, ft, layout.categories[i]),
         )
-    return QuantPrediction(ft, tuple(plans))
+        for i, (name, kind) in enumerate(zip(layout.names, types, strict=True))
+    )
+    return QuantPrediction(ft, plans)
 
 
 # --- the whole file --------------------------------------------------------------------------------------------------
