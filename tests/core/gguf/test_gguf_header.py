@@ -50,3 +50,13 @@ def test_truncated(smollm2_path: Path, tmp_path: Path, keep: int) -> None:
 def test_unknown_arch_header_is_readable(tmp_path: Path) -> None:
     info = model_info(write_unknown_arch(tmp_path / "odd.gguf"))
     assert info.architecture == "sizewise-nonexistent-arch"
+
+
+def test_the_tables_read_without_gguf_agree_with_gguf() -> None:
+    """header.py names and sizes known types and file types from its own tables (no gguf/numpy import on the
+    ladder's path); each entry must be what the gguf-based tables say, which they replace only as a fast path."""
+    from sizewise.core.gguf import header
+
+    assert header._KNOWN_FILE_TYPES.items() <= header._file_type_names().items()
+    assert header._KNOWN_SIZES.items() <= header._type_sizes().items()
+    assert header._KNOWN_NAMES.items() <= header._type_names().items()

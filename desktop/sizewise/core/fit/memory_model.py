@@ -412,16 +412,21 @@ def _layer_of(name: str, n_layer: int) -> int:
     return -1
 
 
-def _row_padding_bytes(t: TensorInfo) -> int:
-    """CUDA pads quantized rows to 512 values (MATRIX_ROW_PADDING) when it allocates a weight."""
-    if len(t.shape) < 2 or t.type_name in ("F32", "F16", "BF16"):
+def _row_padding_bytes(t: TensorInfo, n_bytes: int | None = None, type_name: str | None = None) -> int:
+    """CUDA pads quantized rows to 512 values (MATRIX_ROW_PADDING) when it allocates a weight.
+
+    ``n_bytes``/``type_name``: the tensor's, when the caller has them already (they are computed properties).
+    """
+    if len(t.shape) < 2:
         return 0
     ne0 = t.shape[0]
     extra = (-ne0) % 512
-    rows = t.n_elements // ne0 if ne0 else 0
-    if not extra or not rows:
+    if not extra or (t.type_name if type_name is None else type_name) in ("F32", "F16", "BF16"):
         return 0
-    return extra * (t.n_bytes // rows) // ne0 * rows
+    rows = t.n_elements // ne0 if ne0 else 0
+    if not rows:
+        return 0
+    return extra * ((t.n_bytes if n_bytes is None else n_bytes) // rows) // ne0 * rows
 
 
 @dataclass(frozen=True)
@@ -439,14 +444,20 @@ class _WeightTable:
 
     def __init__(self, header: GGUFHeader, n_layer: int) -> None:
         acc: dict[int, list[Any]] = {}
-        for t in header.tensors:
+        for t in header.tensors:  # every tensor of every header: n_bytes and type_name are worked out once each
             slot = _layer_of(t.name, n_layer)
-            a = acc.setdefault(slot, [0, t.offset, 0, []])
-            a[0] += t.n_bytes + _row_padding_bytes(t)
-            a[1] = min(a[1], t.offset)
-            a[2] = max(a[2], t.offset + t.n_bytes)
+            a = acc.get(slot)
+            if a is None:
+                a = acc[slot] = [0, t.offset, 0, []]
+            n_bytes, type_name = t.n_bytes, t.type_name
+            a[0] += n_bytes + _row_padding_bytes(t, n_bytes, type_name)
+            if t.offset < a[1]:
+                a[1] = t.offset
+            end = t.offset + n_bytes
+            if end > a[2]:
+                a[2] = end
             if slot >= 0 and len(t.shape) == 2 and t.name.endswith(".weight"):
-                a[3].append((t.type_name, t.shape[1], t.n_bytes))
+                a[3].append((type_name, t.shape[1], n_bytes))
         self.slots = sorted((k, _Slot(a[0], a[1], a[2], tuple(a[3]))) for k, a in acc.items())
         self.emb = next((t for t in header.tensors if t.name == "token_embd.weight"), None)
         self._repack: dict[frozenset[str], dict[int, int]] = {}
@@ -681,6 +692,11 @@ def overhead_bytes(shape: ModelShape, es: EffectiveSettings, baseline: int | Non
     work = max((*shape.n_ff, shape.n_embd)) * min(es.n_ctx_cells, es.n_ubatch) * 2
     start = ENGINE_BASELINE_BYTES if baseline is None else baseline
     return start + ENGINE_LOAD_BYTES + shape.n_vocab * VOCAB_BYTES_PER_TOKEN + work
+
+
+def header_shape(header: GGUFHeader) -> ModelShape:
+    """``model_shape(header)``, read once per header object (the memory model's own copy; do not edit it)."""
+    return _header_facts(header)[0]
 
 
 def layer_count(header: GGUFHeader) -> int:

@@ -18,6 +18,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from sizewise.core.gguf.ggml_types import BLOCKS, GGMLType
+
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
 
@@ -46,6 +48,13 @@ _STRING, _ARRAY = 8, 9
 _U64 = struct.Struct("<Q")
 
 
+# The types ggml_types knows, which win over gguf's tables anyway (_type_sizes, _type_names): looked up first,
+# so that the sizes and names of every type Sizewise writes or the catalogue uses cost no import of gguf (and
+# numpy with it, ~0.15 s of a cold `sizewise ladder`) and no enum lookup per tensor.
+_KNOWN_SIZES: dict[int, tuple[int, int]] = {int(t): bn for t, bn in BLOCKS.items()}
+_KNOWN_NAMES: dict[int, str] = {int(t): t.name for t in GGMLType}
+
+
 @cache
 def _type_sizes() -> dict[int, tuple[int, int]]:
     """ggml type id → (block size, bytes per block), from the gguf package.
@@ -53,8 +62,6 @@ def _type_sizes() -> dict[int, tuple[int, int]]:
     Imported on first use: gguf pulls in numpy (~0.3 s), which the app's start-up does not need.
     """
     from gguf import GGML_QUANT_SIZES
-
-    from sizewise.core.gguf.ggml_types import BLOCKS
 
     # ggml_types' table wins: it follows the vendored ggml (tested against it), and gguf 0.19 predates Q2_0,
     # so a Q2_0 file (one Sizewise can make) was "unknown type (42)". gguf's keeps the ids ggml retired.
@@ -66,8 +73,6 @@ def _type_sizes() -> dict[int, tuple[int, int]]:
 @cache
 def _type_names() -> dict[int, str]:
     from gguf import GGMLQuantizationType
-
-    from sizewise.core.gguf.ggml_types import GGMLType
 
     names = {int(t): t.name for t in GGMLQuantizationType}
     names.update({int(t): t.name for t in GGMLType})
@@ -123,6 +128,9 @@ class TensorInfo:
 
     @property
     def type_name(self) -> str:
+        name = _KNOWN_NAMES.get(self.ggml_type)
+        if name is not None:
+            return name
         try:
             return _type_names()[self.ggml_type]
         except KeyError:
@@ -130,10 +138,13 @@ class TensorInfo:
 
     @property
     def n_bytes(self) -> int:
-        try:
-            block, size = _type_sizes()[self.ggml_type]
-        except (ValueError, KeyError) as exc:
-            raise GGUFError(f"Tensor {self.name!r} has an unknown type ({self.ggml_type}).") from exc
+        known = _KNOWN_SIZES.get(self.ggml_type)
+        if known is None:
+            try:
+                known = _type_sizes()[self.ggml_type]
+            except (ValueError, KeyError) as exc:
+                raise GGUFError(f"Tensor {self.name!r} has an unknown type ({self.ggml_type}).") from exc
+        block, size = known
         return self.n_elements // block * size
 
 
@@ -382,13 +393,27 @@ def _file_type_names() -> dict[int, str]:
 
 # File types of the vendored llama.cpp that the gguf package (0.19) does not name yet.
 _NEWER_FILE_TYPES = {41: "Q2_0"}
+# _file_type_names() as gguf 0.19 gives it, looked up first so that naming a header's quant (the speed model
+# does it for every ladder cell) does not import gguf and numpy (~0.15 s of a cold `sizewise ladder`); an id
+# not here still goes to gguf. tests/core/gguf/test_gguf_header.py holds it equal to gguf's table.
+_KNOWN_FILE_TYPES: dict[int, str] = {
+    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S",
+    12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K",
+    19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S", 22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL",
+    26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S", 29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0",
+    37: "TQ2_0", 38: "MXFP4_MOE", 39: "NVFP4", 40: "Q1_0", 41: "Q2_0",
+}  # fmt: skip
 
 
 def quantization_name(header: GGUFHeader) -> str:
     """The quant label people know (Q4_K_M …): the declared file type, else the dominant tensor type."""
     ft = header.get("general.file_type")
-    if isinstance(ft, int) and ft in _file_type_names():
-        return _file_type_names()[ft]
+    if isinstance(ft, int):
+        known = _KNOWN_FILE_TYPES.get(ft)
+        if known is not None:
+            return known
+        if ft in _file_type_names():
+            return _file_type_names()[ft]
     counts: dict[str, int] = {}
     for t in header.tensors:
         if len(t.shape) >= 2:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sizewise.core.fit.memory_model import kv_bytes_per_token, model_shape
+from sizewise.core.fit.memory_model import header_shape, kv_bytes_per_token
 from sizewise.core.gguf.header import GGUFHeader, header_int, quantization_name
 from sizewise.core.speed.profile import KV, SpeedProfile, type_family
 
@@ -102,7 +102,7 @@ class ModelCost:
 
 def model_cost(header: GGUFHeader) -> ModelCost:
     """Bytes and FLOPs per token, read from a GGUF header (local or remote)."""
-    shape = model_shape(header)
+    shape = header_shape(header)  # shared with the memory model's reading of the same header
     n_expert = header_int(header.arch_key("expert_count"))
     n_used = header_int(header.arch_key("expert_used_count")) or n_expert
     names = {t.name for t in header.tensors}
@@ -113,17 +113,19 @@ def model_cost(header: GGUFHeader) -> ModelCost:
     params_by_type: dict[str, int] = {}
     matmul_params = 0
     output_type = ""
-    for t in header.tensors:
+    for t in header.tensors:  # n_elements and type_name are computed properties: read once per tensor
         if t.name == "token_embd.weight" and not tied:
             continue  # one row per token: negligible
-        if len(t.shape) < 2 and t.n_elements < 1 << 16:
+        n_elements = t.n_elements
+        if len(t.shape) < 2 and n_elements < 1 << 16:
             continue  # norms and biases
         share = n_used / n_expert if n_expert > 1 and "_exps" in t.name else 1.0
-        by_type[t.type_name] = by_type.get(t.type_name, 0) + int(t.n_bytes * share)
-        matmul_params += int(t.n_elements * share)
-        params_by_type[t.type_name] = params_by_type.get(t.type_name, 0) + int(t.n_elements * share)
+        type_name = t.type_name
+        by_type[type_name] = by_type.get(type_name, 0) + int(t.n_bytes * share)
+        matmul_params += int(n_elements * share)
+        params_by_type[type_name] = params_by_type.get(type_name, 0) + int(n_elements * share)
         if t.name == output_name:
-            output_params, output_type = t.n_elements, t.type_name
+            output_params, output_type = n_elements, type_name
     full, swa = kv_bytes_per_token(shape)
     attn = sum(4 * h * shape.head_dim_k for h in shape.n_head)  # QK^T plus softmax·V, 2 FLOPs per MAC
     notes = () if shape.known else shape.notes
