@@ -1,4 +1,4 @@
-"""CLI sub-commands: one module each, registered in sizewise.cli.COMMAND_MODULES."""
+"""CLI sub-commands: one module each, registered in sizewise.cli.COMMANDS."""
 
 from __future__ import annotations
 

@@ -23,19 +23,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sizewise.core.fit.hardware import HardwareReport, probe_hardware
+from sizewise.core.fit.hardware import probe_hardware
 from sizewise.core.gguf.header import read_header
 from sizewise.core.paths import AppPaths
 from sizewise.core.quant.plan import plan_quantize
 from sizewise.core.speed.fit import NoisyFit, Prior, TgFit, fit_pp, fit_tg
 from sizewise.core.speed.model import ModelCost, model_cost
-from sizewise.core.speed.profile import SpeedProfile, fingerprint, type_family
+from sizewise.core.speed.profile import SpeedProfile, type_family
 from sizewise.core.speed.scratch import make_scratch
 from sizewise.core.speed.steady import RoundFigures, steady_rounds
 from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_synthetic
 from sizewise.engine.child_signals import children_ignore_sigint
 from sizewise.engine.quant.quantize import Quantizer
 from sizewise.engine.session import EngineSession
+from sizewise.engine.speed.devices import device_fingerprint
 from sizewise.engine.speed.measure import CalibrationFailed, Measured, Overtime, measure_round, points
 
 # ~47M, ~31M and ~113M parameters (the tokenizer's 49152-row embedding included): small enough to write,
@@ -78,17 +79,6 @@ class _Model:
     label: str
     path: Path
     cost: ModelCost
-
-
-def device_fingerprint(hardware: HardwareReport) -> str:
-    engine = hardware.engine
-    return fingerprint(
-        str(hardware.cpu_model.value or ""),
-        int(hardware.logical_cores.value or 0),
-        int(hardware.ram_total.value or 0),
-        engine.llama_cpp_version if engine else "",
-        engine.system_info if engine else "",
-    )
 
 
 def _quantize(source: Path, type_name: str, folder: Path) -> Path:

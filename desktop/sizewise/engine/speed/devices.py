@@ -10,9 +10,22 @@ from sizewise.core.fit.hardware import HardwareReport
 from sizewise.core.fit.targets import find_target
 from sizewise.core.paths import AppPaths
 from sizewise.core.speed.predicted import Devices
-from sizewise.core.speed.profile import ProfileStore, estimate_profile
+from sizewise.core.speed.profile import ProfileStore, estimate_profile, fingerprint
 from sizewise.core.speed.targets import target_speed
-from sizewise.engine.speed.calibrate import device_fingerprint
+
+
+def device_fingerprint(hardware: HardwareReport) -> str:
+    """The key a calibrated profile is stored under: CPU, cores, RAM and the llama.cpp build (here, not in
+    calibrate.py, so that reading a profile does not import the fitting code and numpy: ~0.12 s of every
+    `fit`/`ladder` command)."""
+    engine = hardware.engine
+    return fingerprint(
+        str(hardware.cpu_model.value or ""),
+        int(hardware.logical_cores.value or 0),
+        int(hardware.ram_total.value or 0),
+        engine.llama_cpp_version if engine else "",
+        engine.system_info if engine else "",
+    )
 
 
 def target_devices(name: str) -> Devices:
