@@ -36,7 +36,7 @@ _INPLACE_OPS = frozenset(
 )
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Tensor:
     """A symbolic ggml tensor: size, producing op, sources, and what it is a view of."""
 
@@ -106,20 +106,23 @@ class Graph:
         if id(t) in visited:
             return
         visited.add(id(t))
+        nodes, leafs, layer = self.nodes, self.leafs, self.layer
         stack: list[tuple[Tensor, int]] = [(t, 0)]
         push, pop = stack.append, stack.pop
         while stack:
             node, i = pop()
             srcs = node.srcs
-            while i < len(srcs):  # the next source not visited yet goes first; this node resumes after it
+            n = len(srcs)
+            while i < n:  # the next source not visited yet goes first; this node resumes after it
                 src = srcs[i]
                 i += 1
                 if id(src) not in visited:
                     visited.add(id(src))
                     push((node, i))
                     node, i, srcs = src, 0, src.srcs
-            node.tag = self.layer
-            (self.leafs if node.op == "none" else self.nodes).append(node)
+                    n = len(srcs)
+            node.tag = layer
+            (leafs if node.op == "none" else nodes).append(node)
 
 
 # -- ggml-alloc's dynamic allocator -----------------------------------------------------------------
@@ -138,20 +141,22 @@ class _DynAllocator:
 
     def alloc(self, size: int) -> int:
         size = _align(size)
-        best = -1
+        free = self.free
+        last = len(free) - 1
+        best = last  # the tail, unless a block before it fits (best fit among all blocks but the last)
         best_size = 1 << 63
-        for i in range(len(self.free) - 1):  # best fit among all blocks but the last
-            if size <= self.free[i][1] <= best_size:
-                best, best_size = i, self.free[i][1]
-        if best == -1:
-            best = len(self.free) - 1
-        block = self.free[best]
+        for i in range(last):
+            block_size = free[i][1]
+            if size <= block_size <= best_size:
+                best, best_size = i, block_size
+        block = free[best]
         offset = block[0]
         block[0] += size
         block[1] -= size
         if block[1] == 0:
-            del self.free[best]
-        self.max_size = max(self.max_size, offset + size)
+            del free[best]
+        if offset + size > self.max_size:
+            self.max_size = offset + size
         return offset
 
     def release(self, offset: int, size: int) -> None:
@@ -193,11 +198,8 @@ def simulate_allocator(graph: Graph, states: list[tuple[tuple[object, ...], int]
         t.allocated = False
         t.offset = -1
 
-    def is_allocated(t: Tensor) -> bool:
-        return t.external or t.allocated
-
     def allocate(t: Tensor) -> None:
-        if is_allocated(t) or t.is_view:
+        if t.external or t.allocated or t.view_src is not None:  # allocated already, or a view
             return
         t.allocated = True
         if t.op in _INPLACE_OPS:
@@ -211,7 +213,7 @@ def simulate_allocator(graph: Graph, states: list[tuple[tuple[object, ...], int]
                 if parent.layout != t.layout:
                     continue
                 if parent.n_children == 1 and parent.n_views == 0:
-                    if parent.is_view:
+                    if parent.view_src is not None:
                         root = parent.view_src
                         assert root is not None
                         if root.external or not root.allocated:
@@ -261,7 +263,7 @@ def simulate_allocator(graph: Graph, states: list[tuple[tuple[object, ...], int]
         for parent in node.srcs:
             parent.n_children -= 1
             if parent.n_children == 0 and parent.n_views == 0:
-                if parent.is_view:
+                if parent.view_src is not None:
                     root = parent.view_src
                     assert root is not None
                     root.n_views -= 1
