@@ -83,6 +83,7 @@ class GenerationStats:
     peak_rss_bytes: int
     rss_bytes: int
     seed: int | None = None
+    context_tokens: int = 0  # tokens in the KV cache when the reply ended (reused prefix + prompt + reply)
 
     @classmethod
     def cancelled(cls, rss_bytes: int, peak_rss_bytes: int, seed: int | None = None) -> GenerationStats:

@@ -458,6 +458,7 @@ class Worker:
             peak_rss_bytes=peak,
             rss_bytes=rss,
             seed=seed,
+            context_tokens=int(self.llm.n_tokens),
         )
         self.send({"type": "done", "id": gen_id, "stats": stats.to_dict()})
 

@@ -10,8 +10,8 @@ import pytest
 
 from sizewise.core.errors import UserError
 from sizewise.core.fit.targets import load_targets, parse_targets
-from sizewise.core.speed.model import ModelCost, tg_seconds
-from sizewise.core.speed.predicted import Devices, predict_for_split
+from sizewise.core.speed.model import ModelCost, pp_seconds, tg_seconds
+from sizewise.core.speed.predicted import Devices, predict_for_split, predict_reply
 from sizewise.core.speed.profile import SpeedProfile
 from sizewise.core.speed.targets import target_speed
 
@@ -99,3 +99,26 @@ def test_shipped_targets_file_round_trips_its_speed_figures() -> None:
     assert target.ram_bandwidth == pytest.approx(first["ram_bandwidth_gbs"] * 1e9)
     assert target.to_dict()["ram_bandwidth_gbs"] == pytest.approx(first["ram_bandwidth_gbs"])
     assert replace(target, cpu_flops=0.0).to_dict()["cpu_gflops"] == 0.0
+
+
+def test_a_reply_is_predicted_at_its_own_depth_and_prompt_size() -> None:
+    """A real reply (GenerationStats): 200 prompt tokens after a reused 1,000-token prefix, then 100 generated,
+    so generation ran at depth 1,200-1,300 and the prediction is taken at 1,250; the prompt at 200 tokens after
+    1,000. With the layers split, the same split machinery as the fit's prediction applies."""
+    devices = Devices(_profile(20e9, 200e9), _profile(300e9, 10e12, source="estimate"))
+    stats = {"tokens": 100, "prompt_tokens": 200, "context_tokens": 1300, "tg_tps": 5.0, "pp_tps": 40.0}
+    reply = predict_reply(LLAMA2_7B_Q4_0, devices, 0, LLAMA2_7B_Q4_0.n_layer + 1, stats)
+    assert reply is not None and reply.depth == 1250 and reply.prompt_tokens == 200
+    assert 1 / reply.predicted_tg_tps == pytest.approx(tg_seconds(LLAMA2_7B_Q4_0, devices.cpu, 1250))
+    assert 1 / reply.predicted_pp_tps == pytest.approx(pp_seconds(LLAMA2_7B_Q4_0, devices.cpu, 1000, 200))
+    assert reply.ratio("tg") == pytest.approx(5.0 * tg_seconds(LLAMA2_7B_Q4_0, devices.cpu, 1250))
+    assert reply.confidence == "measured"
+    # all layers on the GPU, a 512-token prompt into an empty cache: what the fit's prediction says
+    n_off = LLAMA2_7B_Q4_0.n_layer + 1
+    gpu = predict_reply(LLAMA2_7B_Q4_0, devices, n_off, n_off, stats | {"prompt_tokens": 512, "context_tokens": 612})
+    fit = predict_for_split(LLAMA2_7B_Q4_0, devices, n_off, n_off, 4096)
+    assert gpu is not None and gpu.predicted_pp_tps == pytest.approx(fit.pp_tps) and gpu.confidence == "estimate"
+    # too short to time, or an older engine without context_tokens (depth from the reply alone)
+    assert predict_reply(LLAMA2_7B_Q4_0, devices, 0, n_off, stats | {"tokens": 3}) is None
+    old = predict_reply(LLAMA2_7B_Q4_0, devices, 0, n_off, {k: v for k, v in stats.items() if k != "context_tokens"})
+    assert old is not None and old.depth == 250

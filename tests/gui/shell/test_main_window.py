@@ -189,6 +189,40 @@ def test_load_shows_measured_beside_predicted_and_keeps_it(
     assert abs(record.diff_pct["kv"]) < 3
 
 
+def test_a_reply_shows_its_measured_speed_beside_the_prediction_and_is_kept(
+    qtbot: QtBot, window: MainWindow, smollm2_path: Path
+) -> None:
+    """Issue 13: every real reply adds a measured speed point; the Fit view shows it beside the prediction made
+    for that reply (its prompt size and context depth), and the model's measurements keep it."""
+    qtbot.waitUntil(lambda: window.loader.budget is not None, timeout=30_000)
+    window.sampling_panel.set_params(SamplingParams(temperature=0.2, max_tokens=24, seed=5), LoadParams(n_ctx=1024))
+    load(qtbot, window, smollm2_path)
+    qtbot.waitUntil(lambda: window.fit_view.devices is not None, timeout=30_000)
+    replies: list[dict[str, object]] = []
+    window.controller.replyFinished.connect(replies.append)
+    qtbot.keyClicks(window.input, "Name three colours.")
+    qtbot.keyClick(window.input, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: bool(replies) and window.fit_view.reply_speed is not None, timeout=120_000)
+    stats, reply = replies[0], window.fit_view.reply_speed
+    assert reply is not None and reply.tg_tps == stats["tg_tps"] and reply.prompt_tokens == stats["prompt_tokens"]
+    context = int(stats["context_tokens"])  # type: ignore[call-overload]
+    assert context >= int(stats["prompt_tokens"]) + int(stats["tokens"]) - 1  # type: ignore[call-overload]
+    assert reply.depth == context - int(stats["tokens"]) // 2  # type: ignore[call-overload]
+    assert reply.predicted_tg_tps > 0 and reply.predicted_pp_tps > 0
+    text = window.fit_view.speed_label.text()
+    assert "Measured in the last reply" in text and f"{reply.tg_tps:.1f} tokens/s" in text
+    assert "× the prediction" in text
+    qtbot.waitUntil(
+        lambda: any(r.measured.get("source") == "reply" for r in window.loader.measurements.records(smollm2_path)),
+        timeout=10_000,
+    )
+    kept = [r for r in window.loader.measurements.records(smollm2_path) if r.measured.get("source") == "reply"][-1]
+    assert kept.measured["tg_tps"] == round(reply.tg_tps, 2)
+    assert kept.predicted["tg_tps"] == round(reply.predicted_tg_tps, 2)
+    assert kept.diff_pct["tg_ratio"] == round(reply.tg_tps / reply.predicted_tg_tps, 3)
+    assert kept.settings["n_ctx"] == 1024 and kept.measured["kv_bytes"] > 0  # the load's memory figures too
+
+
 def test_every_view_is_a_tab_and_library_loads_models(qtbot: QtBot, window: MainWindow, smollm2_path: Path) -> None:
     titles = [window.tabs.tabText(i) for i in range(window.tabs.count())]
     for title in ("Chat", "Fit", "Hardware", "Writing", "Discover", "Library"):

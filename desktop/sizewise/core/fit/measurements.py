@@ -22,6 +22,7 @@ from sizewise.core.fit.verdict import compare
 from sizewise.core.gguf.header import GGUFHeader, read_header
 from sizewise.core.paths import AppPaths
 from sizewise.core.sampling import LoadParams
+from sizewise.core.speed.predicted import ReplySpeed
 
 STORE_VERSION = 1
 MAX_RECORDS_PER_MODEL = 50
@@ -84,6 +85,27 @@ def make_record(
         measured={**measured.to_dict(), **(extra_measured or {})},
         diff_pct={d.component: (None if d.diff_pct is None else round(d.diff_pct, 3)) for d in diffs},
     )
+
+
+def speed_record(load: MeasurementRecord, reply: ReplySpeed) -> MeasurementRecord:
+    """A record for one real reply: the load's settings and memory figures, with the reply's measured speeds and
+    the speed model's prediction for that reply (measured ÷ predicted under ``diff_pct``'s ``*_ratio`` keys)."""
+    measured = {
+        **load.measured,
+        "tg_tps": round(reply.tg_tps, 2),
+        "pp_tps": round(reply.pp_tps, 1),
+        "prompt_tokens": reply.prompt_tokens,
+        "depth": reply.depth,
+        "source": "reply",
+    }
+    predicted = {
+        **load.predicted,
+        "tg_tps": round(reply.predicted_tg_tps, 2),
+        "pp_tps": round(reply.predicted_pp_tps, 1),
+        "speed_confidence": reply.confidence,
+    }
+    ratios = {f"{k}_ratio": (None if reply.ratio(k) is None else round(reply.ratio(k) or 0.0, 3)) for k in ("tg", "pp")}
+    return MeasurementRecord(time.time(), load.settings, predicted, measured, {**load.diff_pct, **ratios})
 
 
 class MeasurementStore:

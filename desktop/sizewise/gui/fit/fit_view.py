@@ -38,7 +38,7 @@ from sizewise.core.fit.verdict import CTX_STEP, Budget, FitResult, check_fit, co
 from sizewise.core.gguf.header import GGUFHeader, ModelInfo
 from sizewise.core.sampling import LoadParams
 from sizewise.core.speed.model import ModelCost, model_cost
-from sizewise.core.speed.predicted import Devices, PredictedSpeed, predict_for_split
+from sizewise.core.speed.predicted import Devices, PredictedSpeed, ReplySpeed, predict_for_split
 from sizewise.gui.fit.memory_chart import MemoryChart
 
 VERDICT_TEXT = {
@@ -47,6 +47,11 @@ VERDICT_TEXT = {
     "fits_cpu": "Fits on the CPU",
     "too_large": "Too large",
 }
+
+
+def _ratio(r: float | None) -> str:
+    """Measured ÷ predicted in words a reader checks at a glance."""
+    return "no prediction" if r is None else f"measured {r:.2f}× the prediction"
 
 
 def measured_from(buffers: MeasuredBuffers | Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> MeasuredBuffers:
@@ -83,6 +88,7 @@ class FitView(QWidget):
         self.measured: MeasuredBuffers | None = None
         self.devices: Devices | None = None  # speed profiles for the budget; None until the hardware is known
         self.speed: PredictedSpeed | None = None
+        self.reply_speed: ReplySpeed | None = None  # the last real reply's speeds beside their prediction
         self._cost: ModelCost | None = None
         self._max_ctx_key: tuple[Any, ...] | None = None
         self._updating = False
@@ -171,6 +177,7 @@ class FitView(QWidget):
         self._cost = None
         self.params = params or LoadParams()
         self.measured = None
+        self.reply_speed = None
         self.diff_table.setVisible(False)
         self._max_ctx_key = None
         trained = max(info.context_length, CTX_STEP)
@@ -334,12 +341,30 @@ class FitView(QWidget):
         if sp is None:
             return
         where = {"cpu": "on the CPU", "gpu": "on the GPU", "cpu+gpu": "split over CPU and GPU"}[sp.device]
-        self.speed_label.setText(
+        text = (
             f"Predicted speed {where} ({sp.confidence}): generation <b>{sp.tg_tps:.1f} tokens/s</b> "
             f"({sp.tg_tps_full_ctx:.1f} with all {n_ctx:,} tokens of context in use), prompt "
             f"{sp.pp_tps:,.0f} tokens/s."
         )
+        r = self.reply_speed
+        if r is not None:
+            text += (
+                f"<br>Measured in the last reply: generation <b>{r.tg_tps:.1f} tokens/s</b> (predicted "
+                f"{r.predicted_tg_tps:.1f} at its {r.depth:,}-token context, {_ratio(r.ratio('tg'))})"
+            )
+            if r.prompt_tokens:
+                text += (
+                    f", prompt {r.pp_tps:,.0f} tokens/s for {r.prompt_tokens:,} tokens (predicted "
+                    f"{r.predicted_pp_tps:,.0f}, {_ratio(r.ratio('pp'))})"
+                )
+            text += "."
+        self.speed_label.setText(text)
         self.speed_label.setToolTip(sp.note[0].upper() + sp.note[1:] + "." if sp.note else "")
+
+    def show_reply_speed(self, reply: ReplySpeed) -> None:
+        """A real reply's measured speed beside the prediction for that reply (until another model is shown)."""
+        self.reply_speed = reply
+        self._show()
 
     # -- after a load ----------------------------------------------------------------------------
     def show_measured(self, buffers: MeasuredBuffers | Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> None:

@@ -379,6 +379,7 @@ class MainWindow(QMainWindow):
         # The Sampling panel is shown beside the Writing page too: its seed and samplers apply there.
         self.writing_view.set_sampling_source(self.sampling_panel.sampling)
         c.replyFinished.connect(self.status_line.show_reply)
+        c.replyFinished.connect(self.loader.record_reply)
         c.busyChanged.connect(self.status_line.set_replying)
         e.tokenCount.connect(self._count_reply_tokens)
         c.contextChanged.connect(self.status_line.show_context)

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QFileDialog, QWidget
 from sizewise.core.errors import UserError
 from sizewise.core.fit.hardware import HardwareReport, machine_budget
 from sizewise.core.fit.llama_log import MeasuredBuffers
-from sizewise.core.fit.measurements import MeasurementStore, make_record
+from sizewise.core.fit.measurements import MeasurementRecord, MeasurementStore, make_record, speed_record
 from sizewise.core.fit.memory_model import Backend, MemoryPrediction, predict
 from sizewise.core.fit.verdict import Budget
 from sizewise.core.gguf.header import GGUFHeader, ModelInfo
@@ -33,6 +33,8 @@ from sizewise.core.hub.starter import STARTER_NAME, find_app_starter
 from sizewise.core.paths import AppPaths
 from sizewise.core.sampling import LoadParams
 from sizewise.core.settings import Settings
+from sizewise.core.speed.model import ModelCost, model_cost
+from sizewise.core.speed.predicted import predict_reply
 from sizewise.engine.speed.devices import machine_devices
 from sizewise.gui.adapters.background import run_in_background
 from sizewise.gui.adapters.engine_adapter import EngineAdapter
@@ -95,6 +97,8 @@ class ModelLoader(QObject):
         self.backend: Backend | None = None
         self.prediction: MemoryPrediction | None = None
         self.measurements = MeasurementStore(paths)
+        self._load_record: tuple[str, MeasurementRecord] | None = None  # the loaded file and its load's record
+        self._reply_cost: tuple[GGUFHeader, ModelCost] | None = None
         engine.loaded.connect(self._on_loaded)
         engine.loadFailed.connect(self._on_load_failed)
         engine.unloaded.connect(self._on_unloaded)
@@ -307,6 +311,7 @@ class ModelLoader(QObject):
 
     @Slot()
     def _on_unloaded(self) -> None:
+        self._load_record = None  # replies after this belong to no loaded file
         self.summaryChanged.emit(NO_MODEL)
         self.modelUnloaded.emit()
         self._set_state("empty")
@@ -338,6 +343,35 @@ class ModelLoader(QObject):
         self.predictionChanged.emit(prediction)
         record = make_record(prediction, measured, load.to_dict(), {"rss_bytes": msg.get("rss_bytes")})
         path = str(msg["path"])
+        self._load_record = (path, record)
+        run_in_background(
+            lambda: self.measurements.add(path, record),
+            lambda _: None,
+            lambda exc: self.message.emit(f"The measurement could not be saved: {exc}", "warning"),
+        )
+
+    @Slot(dict)
+    def record_reply(self, stats: dict[str, Any]) -> None:
+        """A chat reply finished: its measured speed beside the speed model's prediction for that reply (its prompt
+        size and context depth), shown in the Fit view and kept with the model's measurements as one more point."""
+        header, loaded, devices = self.model_header, self._load_record, self.fit_view.devices
+        prediction = self.prediction
+        if header is None or loaded is None or devices is None or prediction is None:
+            return
+        try:
+            if self._reply_cost is None or self._reply_cost[0] is not header:
+                self._reply_cost = (header, model_cost(header))
+            reply = predict_reply(
+                self._reply_cost[1], devices, prediction.settings.gpu_layers, prediction.n_layers + 1, stats
+            )
+        except ValueError:  # a header the speed model cannot read: nothing to compare
+            return
+        if reply is None:
+            return
+        if self.fit_view.header is header:
+            self.fit_view.show_reply_speed(reply)
+        path, load_record = loaded
+        record = speed_record(load_record, reply)
         run_in_background(
             lambda: self.measurements.add(path, record),
             lambda _: None,
