@@ -39,17 +39,20 @@ from sizewise.engine.session import EngineSession
 from sizewise.engine.speed.devices import device_fingerprint
 from sizewise.engine.speed.measure import CalibrationFailed, Measured, Overtime, measure_round, points
 
-# ~47M, ~31M and ~113M parameters (the tokenizer's 49152-row embedding included): small enough to write,
-# quantize and measure in about a minute on two cores. Depth and width vary independently (4 wide
-# layers, 24 narrow ones, 12 wider ones) so the fit can tell the per-layer cost from the per-byte cost. The
-# first is 640 wide, not a multiple of 256, like many real models (SmolLM2-135M's 576, Qwen2.5-0.5B's 896):
-# llama.cpp then stores those rows in the fallback types (Q5_0 for Q4_K, Q4_0 for Q2_K/Q3_K, Q8_0 for Q6_K),
-# which decode at their own speed (a Qwen2.5-0.5B-shaped Q4_K_M, mostly Q5_0, generated at 0.6x the speed
-# predicted from Q4_K's), so they are measured too.
+# ~86M, ~31M and ~128M parameters (the tokenizer's 49152-row embedding included): small enough to write,
+# quantize and measure in about a minute and a half on two cores. Depth and width vary independently (4 wide
+# layers, 24 narrow ones, 10 wide ones) so the fit can tell the per-layer cost from the per-byte cost. The
+# first two are multiples of 256 wide, so every weight is in the k-quant asked for. The third is 960 wide, not a
+# multiple of 256, like many real models (SmolLM2-135M's 576, Qwen2.5-0.5B's 896, Gemma-3-1B's 1152): llama.cpp
+# then stores every tensor whose rows are 960 long in the fallback type (Q5_0 for Q4_K, Q4_0 for Q2_K/Q3_K,
+# Q8_0 for Q6_K), which decode at their own speed; that model is mostly fallback types on purpose, since a
+# calibration where they were a small share (a 4-layer 640-wide model) left their rates to noise: Q5_0 came
+# out at 15.8 and 24.9 GB/s in two runs, and a Qwen2.5-0.5B-shaped Q4_K_M (60 % Q5_0) was predicted 1.27-1.36x
+# too fast.
 CALIBRATION_SHAPES = (
-    SyntheticShape(n_layer=4, n_embd=640, n_ff=1536, n_head=10, n_head_kv=2),
+    SyntheticShape(n_layer=4, n_embd=1024, n_ff=2048, n_head=16, n_head_kv=4),
     SyntheticShape(n_layer=24, n_embd=256, n_ff=768, n_head=4, n_head_kv=2),
-    SyntheticShape(n_layer=12, n_embd=768, n_ff=2048, n_head=12, n_head_kv=4),
+    SyntheticShape(n_layer=10, n_embd=960, n_ff=2048, n_head=15, n_head_kv=3),
 )
 CALIBRATION_TYPES = ("Q8_0", "Q4_K_M", "Q2_K")
 # Rounds over all models: the median of three steady rounds stays right when one of them was disturbed
@@ -63,12 +66,14 @@ MAX_ROUNDS = 5
 # mispredict everything, so it is refused, not stored. OUTLIERS points may miss by more without deciding.
 MAX_FIT_ERROR = 0.30
 OUTLIERS = 1
-# Measuring takes about 1.5× as long as writing and quantizing the models on a steady machine (23 s against
-# 16 s here). Other programs on the cores slow llama.cpp's threads far more than the quantizer's (each token
-# waits at every layer for the thread that was descheduled: 10-300× slower tokens measured with two CPU hogs),
-# so when measuring passes this multiple of the preparation time the machine is busy, and calibration stops
-# instead of measuring for many minutes only to refuse.
-BUSY_RATIO = 5.0
+# Measuring takes about 4.3× as long as writing and quantizing the models on a steady machine (65 s against 15 s
+# here at two threads, with 512-token prompts; about 6× at one thread). Other programs on the cores slow
+# llama.cpp's threads far more than the quantizer's (each token waits at every layer for the thread that was
+# descheduled: 10-300× slower tokens measured with two CPU hogs), so when measuring passes this multiple of the
+# preparation time the machine is busy, and calibration stops instead of measuring for many minutes only to
+# refuse. The margin over the steady ratio is the one the 128-token calibration had (1.5× steady, 5× refused).
+STEADY_RATIO = 4.3
+BUSY_RATIO = 14.0
 BUSY = "the machine was probably busy with other work; run it again when it is idle"
 
 Progress = Callable[[str], None]
@@ -146,7 +151,7 @@ def _measure_rounds(
     except Overtime:
         raise CalibrationFailed(
             f"measuring took {time.monotonic() - t0:.0f} s, more than {BUSY_RATIO:.0f}× the {prepare_s:.0f} s that "
-            f"writing and quantizing the models took, where a steady machine needs about 1.5× — {BUSY}"
+            f"writing and quantizing the models took, where a steady machine needs about {STEADY_RATIO:.1f}× — {BUSY}"
         ) from None
     return [points(m.label, m.cost, figures[m.label]) for m in models]
 

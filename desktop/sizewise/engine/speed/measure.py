@@ -25,7 +25,10 @@ from sizewise.core.speed.steady import RoundFigures, fastest_per_token, steady
 from sizewise.engine.bench import BenchRequest
 from sizewise.engine.session import EngineError, EngineSession
 
-PP_TOKENS = 128
+# Prompts of 512 tokens, llama-bench's pp512 and what the ladder predicts: a matrix multiplication's fixed costs
+# spread over the batch's tokens; calibrated on 128-token prompts, the prompt speeds of unseen 512-token prompts
+# came out 0.60-0.83x the measured ones (tests/benchmarks/test_speed_prediction.py).
+PP_TOKENS = 512
 TG_TOKENS = 16
 # The deeper depth for generation and prompts. At 512 the KV cache's reads were too small a share of a token
 # to fit their rate: the fitted 6.6 GB/s predicted SmolLM2-135M's generation at depth 4096 at 0.80× the
