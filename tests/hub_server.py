@@ -290,6 +290,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         body = json.dumps(payload).encode()
+        # Recorded before the reply goes out: a client that has its answer must find its request in the log.
+        self._record(status, 0 if self.command == "HEAD" else len(body))
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
@@ -298,7 +300,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
-        self._record(status, 0 if self.command == "HEAD" else len(body))
 
     def _error(self, status: int, code: str | None, message: str, headers: dict[str, str] | None = None) -> None:
         extra = dict(headers or {})
@@ -482,6 +483,7 @@ class _Handler(BaseHTTPRequestHandler):
             linked = faults.etag if faults.etag is not None else f'"{f.sha256}"'
             meta |= {"X-Linked-Etag": linked, "X-Linked-Size": str(f.size), "Location": location}
             body = f"Found. Redirecting to {location}".encode()
+            self._record(302)  # before the reply goes out (see _send_json)
             self.send_response(302)
             for k, v in meta.items():
                 self.send_header(k, v)
@@ -489,7 +491,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if self.command == "GET":
                 self.wfile.write(body)
-            self._record(302)
             return
         self._serve_content(repo, f, meta)
 
@@ -544,12 +545,12 @@ class _Handler(BaseHTTPRequestHandler):
         if drop is not None or stall is not None:
             self.send_header("Connection", "close")
             self.close_connection = True
+        # Recorded before the reply goes out (see _send_json); a body is counted as it goes, so a test sees a
+        # response that is still stalling.
+        rec = self._record(206 if partial else 200)
         self.end_headers()
         if self.command == "HEAD":
-            self._record(206 if partial else 200)
             return
-        # Recorded before the body, and counted as it goes, so a test sees a response that is still stalling.
-        rec = self._record(206 if partial else 200)
         self._send_body(f, rec, start, length, drop, stall, f.path in faults.corrupt)
 
     def _send_body(

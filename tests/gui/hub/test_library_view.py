@@ -125,7 +125,11 @@ def test_pause_resume_and_cancel_buttons(
     qtbot.waitUntil(lambda: row.state == DownloadState.PAUSED and row.resume.isVisible(), timeout=10_000)
     paused_at = row.bar.value()
     hub_server.faults.rate_bps = None
-    with qtbot.waitSignal(view.downloadFinished, timeout=30_000) as done:
+    # The paused transfer's own end (downloadFinished with PAUSED, queued from its worker thread) may arrive after
+    # the click: wait for the resumed one's.
+    with qtbot.waitSignal(
+        view.downloadFinished, timeout=30_000, check_params_cb=lambda p, _r: p.state != DownloadState.PAUSED
+    ) as done:
         row.resume.click()
     assert done.args[0].state == DownloadState.DONE and done.args[1].resumed_from > 0
     assert row.bar.value() == 1000 >= paused_at
