@@ -155,6 +155,15 @@ def test_hardware_json_and_text(tmp_path: Path) -> None:
         assert out[key]["source"], key
     assert out["engine"]["llama_cpp_version"] and isinstance(out["engine"]["gpu_offload"], bool)
     assert "CPU" in out["engine"]["system_info"]
+    # every device llama.cpp's build sees, read through ggml's device API in the engine: on the CPU build, the CPU,
+    # whose memory ggml reports as the machine's RAM
+    cpu = [d for d in out["devices"] if d["type"] == "cpu"]
+    assert len(cpu) == 1 and cpu[0]["backend"] == "CPU" and not cpu[0]["software"], out["devices"]
+    assert abs(cpu[0]["total_bytes"] - out["ram_total"]["value"]) <= 0.01 * out["ram_total"]["value"]
+    assert {"name", "backend", "type", "total_bytes", "free_bytes", "source"} <= set(cpu[0])
+    assert out["gpus"] == [] and out["device_note"] == ""
+    text = run_cli("hardware", basedir=tmp_path)
+    assert text.returncode == 0 and "Device" in text.stdout and "ggml_backend_dev_memory" in text.stdout
     text = run_cli("hardware", "--no-engine", basedir=tmp_path)
     assert text.returncode == 0 and "RAM total" in text.stdout and "from psutil" in text.stdout
     assert "not queried" in text.stdout

@@ -35,6 +35,7 @@ from typing import Any
 
 from sizewise.core.fit.llama_log import BufferLine, parse_buffer_line
 from sizewise.core.sampling import default_threads
+from sizewise.engine.backend_devices import list_devices
 from sizewise.engine.chat_template import TemplateProblem, guard_chat_templates
 from sizewise.engine.process_memory import process_memory
 from sizewise.engine.protocol import GenerationStats, Message
@@ -251,6 +252,7 @@ class Worker:
 
     def run(self) -> None:
         lc = self.llama_cpp
+        devices, device_note = list_devices(lc)
         self.send(
             {
                 "type": "ready",
@@ -258,6 +260,8 @@ class Worker:
                 "llama_cpp_version": lc.__version__,
                 "gpu_offload": bool(lc.llama_supports_gpu_offload()),
                 "system_info": lc.llama_print_system_info().decode("utf-8", errors="replace").strip(),
+                "devices": devices,
+                "device_note": device_note,
             }
         )
         threading.Thread(target=self.listen, name="engine-listener", daemon=True).start()

@@ -24,6 +24,7 @@ from typing import Any
 
 import psutil
 
+from sizewise.core.fit.devices import BackendDevice, devices_from_ready
 from sizewise.core.fit.memory_model import Backend
 from sizewise.core.fit.verdict import Budget
 
@@ -45,12 +46,13 @@ class Figure:
 @dataclass(frozen=True)
 class GpuInfo:
     name: str
-    kind: str  # "nvidia" | "apple-unified"
+    kind: str  # "nvidia" | "apple-unified" | a ggml backend in lower case ("vulkan", "cuda" …)
     total_bytes: int
     free_bytes: int | None
     source: str
     usable_bytes: int | None = None  # what llama.cpp can allocate on it, where that differs from total
     usable_source: str = ""
+    shares_ram: bool = False  # its memory is the machine's RAM (integrated GPU, software driver)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class HardwareReport:
     gpu_note: str = ""
     engine: EngineInfo | None = None
     engine_note: str = ""
+    devices: list[BackendDevice] = field(default_factory=list)  # what llama.cpp's build sees (engine only)
+    device_note: str = ""
 
     @property
     def ram_budget(self) -> Figure:
@@ -149,6 +153,8 @@ class HardwareReport:
             else None
         )
         out["engine_note"] = self.engine_note
+        out["devices"] = [d.to_dict() for d in self.devices]
+        out["device_note"] = self.device_note
         return out
 
 
@@ -326,11 +332,42 @@ def engine_info(ready: dict[str, Any] | None) -> EngineInfo | None:
     )
 
 
+def gpus_from_devices(devices: list[BackendDevice]) -> list[GpuInfo]:
+    """The devices a llama.cpp build can offload layers to, as GPUs (for machines NVML has nothing to say about)."""
+    return [
+        GpuInfo(
+            name=d.label,
+            kind=d.backend.lower(),
+            total_bytes=d.total_bytes,
+            free_bytes=d.free_bytes,
+            source=f"{d.source}, {d.name}",
+            shares_ram=d.software or d.type == "igpu",
+        )
+        for d in devices
+        if d.offloads
+    ]
+
+
+def _device_note(ready: dict[str, Any] | None, devices: list[BackendDevice]) -> str:
+    if ready is None:
+        return ""
+    if not devices:
+        return str(ready.get("device_note") or "the engine reported no devices")
+    if ready.get("gpu_offload") and not any(d.offloads for d in devices):
+        return "this llama.cpp build has a GPU backend but it found no GPU (is the driver installed?)"
+    return ""
+
+
 def probe_hardware(ready: dict[str, Any] | None = None, engine_note: str = "") -> HardwareReport:
     """Everything at once; ``ready`` is the engine's ready message (EngineSession.start()) if available."""
     model, physical, logical, simd = probe_cpu()
     total, available, limit = probe_memory()
+    devices = devices_from_ready(ready)
     gpus, note = probe_nvidia()
+    if not gpus:
+        found = gpus_from_devices(devices)
+        if found:
+            gpus, note = found, ""
     if not gpus:
         apple = probe_apple(int(total.value))
         if apple:
@@ -350,6 +387,8 @@ def probe_hardware(ready: dict[str, Any] | None = None, engine_note: str = "") -
         gpu_note=note,
         engine=engine_info(ready),
         engine_note=engine_note if ready is None else "",
+        devices=devices,
+        device_note=_device_note(ready, devices),
     )
 
 
@@ -393,6 +432,12 @@ def describe(report: HardwareReport) -> list[tuple[str, str, str]]:
             ("GPU offload", "supported" if e.gpu_offload else "not in this build", "llama_supports_gpu_offload()")
         )
         rows.append(("CPU backend", re.sub(r"\s*\|\s*$", "", e.system_info), "llama_print_system_info()"))
+        for d in report.devices:
+            rows.append(
+                ("Device", f"{d.label}: {format_bytes(d.total_bytes)}, {format_bytes(d.free_bytes)} free", d.source)
+            )
+        if report.device_note:
+            rows.append(("Devices", report.device_note, "engine (ggml backend registry)"))
     else:
         rows.append(("llama.cpp", "not queried", report.engine_note or "the engine was not started"))
     return rows
@@ -402,7 +447,7 @@ def machine_budget(report: HardwareReport) -> Budget:
     """This machine's budget for a fit check: RAM available now (cgroup-capped) and the first GPU's free memory."""
     ram = report.ram_budget
     vram = report.vram_budget
-    unified = bool(report.gpus) and report.gpus[0].kind == "apple-unified"
+    unified = bool(report.gpus) and (report.gpus[0].kind == "apple-unified" or report.gpus[0].shares_ram)
     backend = report.backend()
     return Budget(
         ram_bytes=int(ram.value or 0),

@@ -1,0 +1,109 @@
+"""Devices as llama.cpp's builds report them (the ``devices`` of the engine's ready message), as the app shows them.
+
+The ready messages below are what the engine sent on a CPU build and on the Vulkan build of scripts/vulkan-build.sh
+with Mesa's lavapipe (tests/engine/test_gpu_vulkan.py gets them from real engines); here the rules that turn them into
+GPUs, labels and budgets are checked on each kind of device, including ones this machine does not have.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sizewise.core.fit import hardware
+from sizewise.core.fit.devices import BackendDevice, devices_from_ready
+from sizewise.core.fit.hardware import describe, gpus_from_devices, machine_budget, probe_hardware
+
+GiB = 1 << 30
+CPU = {
+    "name": "CPU",
+    "description": "AMD EPYC",
+    "backend": "CPU",
+    "type": "cpu",
+    "total_bytes": 24 * GiB,
+    "free_bytes": 24 * GiB,
+}
+LAVAPIPE = {
+    "name": "Vulkan0",
+    "description": "llvmpipe (LLVM 15.0.6, 256 bits)",
+    "backend": "Vulkan",
+    "type": "gpu",
+    "total_bytes": 24 * GiB,
+    "free_bytes": 23 * GiB,
+}
+RADEON = {
+    "name": "Vulkan0",
+    "description": "AMD Radeon 780M (RADV PHOENIX)",
+    "backend": "Vulkan",
+    "type": "igpu",
+    "total_bytes": 16 * GiB,
+    "free_bytes": 15 * GiB,
+}
+NVIDIA = {
+    "name": "CUDA0",
+    "description": "NVIDIA GeForce RTX 4060 Laptop GPU",
+    "backend": "CUDA",
+    "type": "gpu",
+    "total_bytes": 8 * GiB,
+    "free_bytes": 7 * GiB,
+}
+
+
+def _ready(*devices: dict[str, Any], gpu_offload: bool = True) -> dict[str, Any]:
+    return {
+        "llama_cpp_version": "0.3.36",
+        "gpu_offload": gpu_offload,
+        "system_info": "CPU : AVX2 = 1 | REPACK = 1 |",
+        "devices": list(devices),
+        "device_note": "",
+    }
+
+
+def test_software_vulkan_is_labelled_as_the_cpu_it_runs_on() -> None:
+    cpu, lvp = devices_from_ready(_ready(CPU, LAVAPIPE))
+    assert not cpu.software and not cpu.offloads and cpu.kind_label == "CPU"
+    assert lvp.software and lvp.offloads and lvp.kind_label == "software Vulkan (CPU)"
+    assert lvp.label == "Vulkan0: llvmpipe (LLVM 15.0.6, 256 bits) — software Vulkan (CPU)"
+    assert lvp.to_dict()["label"] == "software Vulkan (CPU)" and lvp.to_dict()["software"] is True
+
+
+def test_real_gpus_keep_their_kind() -> None:
+    radeon, nvidia = devices_from_ready(_ready(RADEON, NVIDIA))
+    assert (radeon.software, radeon.kind_label) == (False, "integrated GPU")
+    assert (nvidia.software, nvidia.kind_label) == (False, "discrete GPU")
+
+
+def test_offload_devices_become_the_gpus_and_their_budget() -> None:
+    gpus = gpus_from_devices(devices_from_ready(_ready(CPU, LAVAPIPE, NVIDIA)))
+    assert [g.kind for g in gpus] == ["vulkan", "cuda"]  # the CPU is not a GPU
+    assert gpus[0].shares_ram and not gpus[1].shares_ram  # lavapipe's memory is RAM; a discrete card's is its own
+    assert "software Vulkan (CPU)" in gpus[0].name and gpus[0].free_bytes == 23 * GiB
+
+
+def test_a_report_from_a_vulkan_engine_budgets_its_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    # hermetic: NVML (which wins where it sees a card) reports nothing, as on a machine without an NVIDIA driver
+    monkeypatch.setattr(hardware, "probe_nvidia", lambda: ([], "no NVIDIA driver"))
+    report = probe_hardware(_ready(CPU, LAVAPIPE))
+    assert report.gpus[0].kind == "vulkan"
+    assert report.vram_budget.value == 23 * GiB and "Vulkan0" in report.vram_budget.source
+    budget = machine_budget(report)
+    assert budget.vram_bytes == 23 * GiB and budget.unified  # its memory is the RAM the CPU part also needs
+    rows = [r for r in describe(report) if r[0] == "Device"]
+    assert len(rows) == 2 and "software Vulkan (CPU)" in rows[1][1]
+    assert [d["name"] for d in report.to_dict()["devices"]] == ["CPU", "Vulkan0"]
+
+
+def test_a_gpu_build_without_a_device_says_so() -> None:
+    report = probe_hardware(_ready(CPU, gpu_offload=True))
+    assert "found no GPU" in report.device_note
+    assert any(r[0] == "Devices" and "found no GPU" in r[1] for r in describe(report))
+    assert probe_hardware(_ready(CPU, gpu_offload=False)).device_note == ""  # a CPU build: nothing to explain
+
+
+def test_malformed_entries_are_left_out() -> None:
+    bad = [{"name": "X"}, {"name": "Y", "type": "gpu", "total_bytes": "lots", "free_bytes": 0}, "junk", CPU]
+    devices = devices_from_ready({"devices": bad})
+    assert [d.name for d in devices] == ["CPU"]
+    assert devices_from_ready(None) == [] and devices_from_ready({"devices": None}) == []
+    assert isinstance(devices[0], BackendDevice)
