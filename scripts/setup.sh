@@ -4,6 +4,9 @@
 #   scripts/setup.sh test   install the app, test tools and both test models, then run every check (CI: .ci/run)
 #   scripts/setup.sh quick  pytest only, for a developer: no ruff, mypy, import contracts or bundle build, and
 #                           no pip run unless pyproject.toml, setup.py, constraints.txt or the model pins changed
+#   scripts/setup.sh test-gpu  the GPU tests (pytest -m gpu) on a Vulkan build of llama.cpp, built once by
+#                           scripts/vulkan-build.sh into a cache outside the checkout (~13 min on 2 cores); with
+#                           no GPU, Mesa's software Vulkan (lavapipe) is the device. CI runs it after 'test'.
 #   scripts/setup.sh lock   write constraints.txt from the versions installed in .venv (after 'test' passed)
 # Needs Python 3.11+ with its venv module (Debian/Ubuntu: python3-venv) and a C/C++ toolchain (build-essential):
 # llama-cpp-python compiles from source, ~5 min on 2 cores the first time; pip caches the built wheel. cmake is
@@ -18,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 mode="${1:-}"
-case "$mode" in app|test|quick|lock) shift ;; *) echo "usage: scripts/setup.sh app|test|quick|lock [ARGS…]" >&2; exit 2 ;; esac
+case "$mode" in app|test|test-gpu|quick|lock) shift ;; *) echo "usage: scripts/setup.sh app|test|test-gpu|quick|lock [ARGS…]" >&2; exit 2 ;; esac
 
 PYTHON="${PYTHON:-python3}"
 "$PYTHON" - <<'PY' || { echo "Sizewise needs Python 3.11 or newer." >&2; exit 1; }
@@ -95,6 +98,15 @@ fi
 # test and quick: the app with its test tools and both test models.
 stamp=.venv/.sizewise-test-install
 wanted="$(cat pyproject.toml setup.py constraints.txt | "$PY" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())') ${STARTER_PKGS[*]} ${GEMMA_PKGS[*]} ${SIZEWISE_UNPINNED:+unpinned}"
+if [ "$mode" = test-gpu ]; then
+  # The app's own venv runs pytest (its llama.cpp stays the CPU build); the engine workers the tests start take
+  # llama_cpp from the Vulkan build (SIZEWISE_LLAMA_CPP_PATH, read by desktop/sizewise/engine/entry.py).
+  site="$(scripts/vulkan-build.sh)"
+  export SIZEWISE_LLAMA_CPP_PATH="$site"
+  # llama.cpp's Vulkan backend skips devices of type CPU unless they are asked for by index: lavapipe is one.
+  export GGML_VK_VISIBLE_DEVICES="${GGML_VK_VISIBLE_DEVICES:-0}"
+  set -- -m gpu "$@"
+fi
 if [ "$mode" = test ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   echo "Installing Sizewise with its test tools (the first run compiles llama.cpp: about 5 minutes)…" >&2
   rm -f "$stamp"

@@ -25,3 +25,23 @@ def test_parses_each_component_and_device() -> None:
 def test_ignores_other_lines() -> None:
     assert parse_buffer_line("llama_context: n_ctx = 2048") is None
     assert parse_buffer_line("") is None
+
+
+# What a Vulkan build of the pinned llama.cpp logged with 16 of SmolLM2's 30 layers on Mesa's lavapipe (issue 14).
+VULKAN_LOG = """\
+load_tensors:   CPU_Mapped model buffer size =    92.10 MiB
+load_tensors:      Vulkan0 model buffer size =    60.40 MiB
+llama_kv_cache:    Vulkan0 KV buffer size =     5.62 MiB
+llama_kv_cache:        CPU KV buffer size =     5.62 MiB
+llama_context:    Vulkan0 compute buffer size =   101.51 MiB
+llama_context: Vulkan_Host compute buffer size =     4.01 MiB
+"""
+
+
+def test_host_buffers_of_a_gpu_backend_are_ram() -> None:
+    m = MeasuredBuffers()
+    m.add_log_text(VULKAN_LOG)
+    mib = lambda x: round(x * 2**20)  # noqa: E731
+    assert m.total(gpu=True) == mib(60.40) + mib(5.62) + mib(101.51)
+    assert m.total(gpu=False) == mib(92.10) + mib(5.62) + mib(4.01)  # Vulkan_Host is pinned host memory
+    assert not parse_buffer_line("llama_context:  CUDA_Host compute buffer size = 4.00 MiB").on_gpu  # type: ignore[union-attr]

@@ -36,7 +36,10 @@ class BufferLine:
 
     @property
     def on_gpu(self) -> bool:
-        return not self.device.upper().startswith("CPU")
+        """In device memory. ``CUDA_Host``/``Vulkan_Host`` buffers are pinned host memory, i.e. RAM, that the GPU
+        backend allocates for its copies (on a Vulkan build: a 4 MiB compute buffer beside Vulkan0's)."""
+        name = self.device.upper()
+        return not name.startswith("CPU") and not name.endswith("_HOST")
 
 
 def parse_buffer_line(line: str) -> BufferLine | None:
