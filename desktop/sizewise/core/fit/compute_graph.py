@@ -320,6 +320,11 @@ class DecoderSpec:
     scale_q: bool = False  # Q scaled by a separate op before attention (gemma3)
     gated_ffn: bool = True
     final_softcap: bool = False  # tanh soft-capping of the logits: three extra logits-sized ops, in place
+    # Mixture of experts (build_moe_ffn): every layer's FFN routes each token to n_expert_used of n_expert
+    # experts of width LayerShape.n_ff (softmax gating, gate/up/down as mul_mat_id, SiLU); 0 = a dense FFN.
+    n_expert: int = 0
+    n_expert_used: int = 0
+    moe_norm_w: bool = False  # the selected experts' weights renormalised to sum 1 (qwen3moe, not olmoe)
 
 
 @dataclass(frozen=True)
@@ -448,13 +453,16 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
             att = norm(att, (E, t_cur), "attn_post_norm")
         ffn_inp = g.new("ffn_inp", "add", [att, residual], (E, t_cur))
         x = norm(ffn_inp, (E, t_cur), "ffn_norm")
-        up = g.new("ffn_up", "mul_mat", [g.external("w_up"), x], (ly.n_ff, t_cur))
-        if spec.gated_ffn:
-            gate = g.new("ffn_gate", "mul_mat", [g.external("w_gate"), x], (ly.n_ff, t_cur))
-            act = g.new("ffn_glu", "glu", [gate, up], (ly.n_ff, t_cur))
+        if spec.n_expert:
+            down = _moe_ffn(g, spec, x, ly.n_ff, t_cur)
         else:
-            act = g.new("ffn_act", "unary", [up], (ly.n_ff, t_cur))
-        down = g.new("ffn_down", "mul_mat", [g.external("w_down"), act], (E, t_cur))
+            up = g.new("ffn_up", "mul_mat", [g.external("w_up"), x], (ly.n_ff, t_cur))
+            if spec.gated_ffn:
+                gate = g.new("ffn_gate", "mul_mat", [g.external("w_gate"), x], (ly.n_ff, t_cur))
+                act = g.new("ffn_glu", "glu", [gate, up], (ly.n_ff, t_cur))
+            else:
+                act = g.new("ffn_act", "unary", [up], (ly.n_ff, t_cur))
+            down = g.new("ffn_down", "mul_mat", [g.external("w_down"), act], (E, t_cur))
         if spec.post_norms:
             down = norm(down, (E, t_cur), "ffn_post_norm")
         inp_l = g.new("l_out", "add", [down, ffn_inp], (E, t_cur))
@@ -471,6 +479,45 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
     logits.is_output = True
     g.expand(logits)
     return g
+
+
+def _moe_ffn(g: Graph, spec: DecoderSpec, x: Tensor, n_ff: int, t: int) -> Tensor:
+    """llm_graph_context::build_moe_ffn with softmax gating, separate gate/up experts and SiLU, in its order.
+
+    The routing (router logits, softmax, top-k argsort, the chosen experts' weights, their renormalisation)
+    is expanded first, as llama.cpp does to let backends fuse it; then the experts' matmuls run on
+    [width, n_expert_used, tokens] tensors, the weights scale the down projections, and per-expert views of
+    them are expanded before they are added up one by one.
+    """
+    E, n_exp, k = spec.n_embd, spec.n_expert, spec.n_expert_used
+    logits = g.new("ffn_moe_logits", "mul_mat", [g.external("w_gate_inp"), x], (n_exp, t))
+    probs = g.new("ffn_moe_probs", "soft_max", [logits], (n_exp, t))
+    argsort = g.new("ffn_moe_argsort", "argsort", [probs], (n_exp, t), "i32")
+    selected = g.view(argsort, "ffn_moe_topk", (k, t), contiguous=False)
+    weights = g.new("ffn_moe_weights", "get_rows", [g.view(probs, "probs3", (1, n_exp, t)), selected], (1, k, t))
+    if spec.moe_norm_w:
+        w2 = g.view(weights, "weights2d", (k, t))
+        total = g.new("ffn_moe_weights_sum", "sum_rows", [w2], (1, t))
+        total = g.new("ffn_moe_weights_sum_clamped", "clamp", [total], (1, t))
+        weights = g.view(g.new("ffn_moe_weights_norm", "div", [w2, total], (k, t)), "weights3d", (1, k, t))
+    g.expand(weights)
+    cur = g.view(x, "ffn_moe_in3d", (E, 1, t))
+    up = g.new("ffn_moe_up", "mul_mat_id", [g.external("w_up_exps"), cur, selected], (n_ff, k, t))
+    gate = g.new("ffn_moe_gate", "mul_mat_id", [g.external("w_gate_exps"), cur, selected], (n_ff, k, t))
+    act = g.new("ffn_moe_swiglu", "glu", [gate, up], (n_ff, k, t))
+    experts = g.new("ffn_moe_down", "mul_mat_id", [g.external("w_down_exps"), act, selected], (E, k, t))
+    experts = g.new("ffn_moe_weighted", "mul", [experts, weights], (E, k, t))
+    g.expand(experts)
+    views = [g.view(experts, f"ffn_moe_expert{i}", (E, t), contiguous=False) for i in range(k)]
+    for v in views:
+        g.expand(v)
+    out = views[0]
+    for v in views[1:]:
+        out = g.new("ffn_moe_sum", "add", [out, v], (E, t))
+        g.expand(out)
+    if k == 1:
+        out = g.new("ffn_moe_out", "cont", [out], (E, t))
+    return out
 
 
 def _set_rows(g: Graph, cache: Tensor, src: Tensor, idxs: Tensor) -> Tensor:

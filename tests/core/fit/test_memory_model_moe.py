@@ -1,0 +1,136 @@
+"""The memory model against real llama.cpp loads of mixture-of-experts models (issue 15).
+
+Synthetic random-weight files (tests/quant_models.py: qwen3moe and olmoe, 16 experts of which 4 are used,
+a dummy vocabulary) are quantized by llama.cpp's own quantizer to Q4_K_M and Q4_0, whose expert tensors an
+AVX2 CPU repacks into ``CPU_REPACK``, and to Q8_0, which no x86 CPU repacks; each file is loaded through the
+engine (one engine per architecture, every load in it) and every logged buffer is compared with the
+prediction made from the header alone.
+
+Before issue 15 the 3-D ``*_exps`` tensors were left out of the repack count and the mapped range was taken
+over every tensor: the Q4_K_M qwen3moe below was predicted 4.42 MiB of weights against 6.67 MiB allocated
+(-34 %), a false "fits". Measured now (llama-cpp-python 0.3.36, AVX-512, 2 cores): weights within the log's
+rounding (0.00-0.08 %) for every file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sizewise.core.fit.llama_log import MeasuredBuffers
+from sizewise.core.fit.memory_model import Backend, predict
+from sizewise.core.fit.verdict import compare
+from sizewise.core.gguf.header import read_header
+from sizewise.core.quant.shapes import HyperParams
+from sizewise.core.sampling import LoadParams
+from sizewise.engine.session import EngineSession
+from tests.quant_models import quantize_all, write_model
+
+TOLERANCE_PCT = 1.0  # issue 15: "within 1 %"
+LOG_ROUNDING_BYTES = 0.005 * 2**20  # llama.cpp logs MiB with two decimals, per line
+TYPES = ("Q4_K_M", "Q4_0", "Q8_0")
+CONTEXTS = (512, 4096, 32768)
+KV_SETTINGS = (("f16", False), ("q8_0", True))
+# Small shapes: expert rows of 256 (k-quants need rows that are a multiple of 256); olmoe's k-norm is n_embd wide,
+# so it needs as many KV heads as heads (as OLMoE has). qwen3moe's feed_forward_length (no tensor uses it) is
+# one expert's width: a graph that took the FFN for a dense one of that width would miss 3/4 of the experts'
+# activations and fail the compute bound.
+MODELS = {
+    "qwen3moe": HyperParams(
+        arch="qwen3moe", n_layer=2, n_embd=256, n_ff=256, n_head=4, n_head_kv=2, n_vocab=1000, head_dim=64,
+        n_expert=16, n_expert_used=4, n_ff_exp=256, tied_embeddings=False,
+    ),
+    "olmoe": HyperParams(
+        arch="olmoe", n_layer=2, n_embd=256, n_ff=256, n_head=4, n_head_kv=4, n_vocab=1000,
+        n_expert=16, n_expert_used=4, tied_embeddings=False,
+    ),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def moe_files(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
+    """One architecture's source file quantized to every type in TYPES (llama.cpp's quantizer, a subprocess)."""
+    arch: str = request.param
+    out = tmp_path_factory.mktemp(arch)
+    src = write_model(out / "src.gguf", MODELS[arch])
+    quantize_all(src, out, list(TYPES))
+    yield [out / f"{t}.gguf" for t in TYPES]
+
+
+def _check(path: Path, measured: MeasuredBuffers, params: LoadParams, backend: Backend) -> list[str]:
+    """Failures of one load (empty when every checked component is within bounds); prints the errors."""
+    pred = predict(read_header(path), params, backend)
+    diffs = {d.component: d for d in compare(pred, measured)}
+    print(
+        f"\n{path.parent.name}/{path.name} ctx={params.n_ctx} kv={params.kv_type} fa={params.flash_attn} "
+        f"[{pred.confidence}] measured/predicted "
+        + " ".join(
+            f"{c} {diffs[c].measured / 2**20:.3f}/{diffs[c].predicted / 2**20:.3f} MiB"
+            f" ({100 * (diffs[c].predicted - diffs[c].measured) / max(diffs[c].measured, 1):+.3f}%)"
+            for c in ("weights", "kv", "compute", "output")
+        )
+    )
+    components = ["weights"]
+    if pred.confidence == "measured":  # the graph is claimed reproduced: hold every buffer to the bound
+        components += ["kv", "compute", "output"]
+    failures = []
+    for component in components:
+        d = diffs[component]
+        lines = len([b for b in measured.lines if b.component == component])
+        allowed = TOLERANCE_PCT / 100 * d.measured + LOG_ROUNDING_BYTES * max(lines, 1)
+        if abs(d.predicted - d.measured) > allowed:
+            failures.append(
+                f"{path.name} ctx={params.n_ctx} kv={params.kv_type}: {component} off by "
+                f"{d.predicted - d.measured:+d} bytes (allowed ±{allowed:.0f})"
+            )
+    return failures
+
+
+@pytest.mark.slow
+def test_moe_weights_count_the_repacked_experts(moe_files: list[Path], tmp_path: Path) -> None:
+    """Every type at n_ctx 512: the weights (mapped range plus CPU_REPACK copies) within 1 %; the repacking
+    types really repack on this CPU (a CPU without AVX2 would repack nothing, and the test would not test)."""
+    failures: list[str] = []
+    with EngineSession(log_path=tmp_path / "engine.log") as session:
+        backend = Backend.from_system_info(session.start()["system_info"], gpu_offload=False)
+        for path in moe_files:
+            params = LoadParams(n_ctx=512)
+            measured = MeasuredBuffers.from_lines(session.load(path, params)["buffers"])
+            repacked = sum(b.bytes for b in measured.lines if b.device == "CPU_REPACK")
+            if "avx2" in backend.cpu_features and path.stem != "Q8_0":
+                assert repacked > 0.3 * sum(b.bytes for b in measured.lines if b.component == "weights")
+            failures += _check(path, measured, params, backend)
+    assert not failures, "\n".join(failures)
+
+
+MEASURED_ARCHES = ("qwen3moe",)  # README: architectures whose MoE graph is checked as "measured"
+
+
+@pytest.mark.slow
+def test_moe_components_within_one_percent(moe_files: list[Path], tmp_path: Path) -> None:
+    """Q4_K_M at context 512 / 4096 / 32768, KV f16 without flash attention and q8_0 with it: every buffer
+    (weights, KV cache, compute, output) within 1 % for the architectures claimed ``measured``; the others
+    must say ``rough`` (a label that promises nothing) and are held to their weights only.
+
+    Measured (llama-cpp-python 0.3.36, AVX-512): qwen3moe's compute buffer within 0.03 % in all six loads
+    (9.07 MiB at 512 f16 … 323.01 MiB at 32768 f16); its FFN taken for a dense one (what the model did before
+    the routing graph) predicts 3.46 MiB against 8.11 at 512 with q8_0 (-57 %). olmoe's attention normalises
+    whole Q/K rows before the heads are split, which compute_graph does not reproduce yet: its compute buffer
+    is still -11 % to -56 % off, and it stays ``rough``."""
+    path = moe_files[0]  # Q4_K_M
+    arch = path.parent.name.rstrip("0123456789")
+    failures: list[str] = []
+    with EngineSession(log_path=tmp_path / "engine.log") as session:
+        backend = Backend.from_system_info(session.start()["system_info"], gpu_offload=False)
+        for ctx in CONTEXTS:
+            for kv, fa in KV_SETTINGS:
+                params = LoadParams(n_ctx=ctx, kv_type=kv, flash_attn=fa)
+                measured = MeasuredBuffers.from_lines(session.load(path, params)["buffers"])
+                failures += _check(path, measured, params, backend)
+                confidence = predict(read_header(path), params, backend).confidence
+                expected = "measured" if arch in MEASURED_ARCHES else "rough"
+                if confidence != expected:
+                    failures.append(f"{arch} ctx={ctx} kv={kv}: confidence {confidence}, expected {expected}")
+    assert not failures, "\n".join(failures)
