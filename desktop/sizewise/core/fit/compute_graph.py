@@ -315,6 +315,7 @@ class DecoderSpec:
     n_vocab: int
     layers: tuple[LayerShape, ...]
     qk_norm: bool = False  # RMS norm on Q and K heads (gemma3, qwen3, olmo2 …)
+    qk_norm_rows: bool = False  # RMS norm on whole Q and K rows, before the heads are split (olmoe)
     post_norms: bool = False  # norm after attention and after the FFN (gemma2/3)
     scale_input: bool = False  # embeddings multiplied by sqrt(n_embd) (gemma family)
     scale_q: bool = False  # Q scaled by a separate op before attention (gemma3)
@@ -403,8 +404,11 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
         hq, hk, hv = ly.n_head, ly.n_head_kv, ly.n_head_kv
         dq, dk, dv = ly.head_dim_k, ly.head_dim_k, ly.head_dim_v
         x = norm(inp_l, (E, T), "attn_norm")
-        q = g.view(g.new("q", "mul_mat", [g.external("wq"), x], (dq * hq, T)), "q3", (dq, hq, T))
-        k = g.view(g.new("k", "mul_mat", [g.external("wk"), x], (dk * hk, T)), "k3", (dk, hk, T))
+        q = g.new("q", "mul_mat", [g.external("wq"), x], (dq * hq, T))
+        k = g.new("k", "mul_mat", [g.external("wk"), x], (dk * hk, T))
+        if spec.qk_norm_rows:
+            q, k = norm(q, (dq * hq, T), "q_norm"), norm(k, (dk * hk, T), "k_norm")
+        q, k = g.view(q, "q3", (dq, hq, T)), g.view(k, "k3", (dk, hk, T))
         v = g.view(g.new("v", "mul_mat", [g.external("wv"), x], (dv * hv, T)), "v3", (dv, hv, T))
         if spec.qk_norm:
             q = norm(q, (dq, hq, T), "q_norm")

@@ -42,7 +42,7 @@ to 1 % (tests/core/fit/test_fit.py's memory-cap test, numbers in its docstring, 
 tests/core/fit/test_memory_model.py).
 
 Architectures whose graph this module reproduces (``llama``, ``gemma3`` and the mixture-of-experts
-``qwen3moe``, checked against real loads) get ``confidence = "measured"``; layer splits onto a GPU are
+``qwen3moe`` and ``olmoe``, checked against real loads) get ``confidence = "measured"``; layer splits onto a GPU are
 ``"estimate"`` (the CPU/GPU graph split is approximated, not measured here); anything else is ``"rough"``,
 with the reason.
 """
@@ -89,10 +89,12 @@ _KNOWN_GRAPHS: dict[str, dict[str, bool]] = {
     # mixture of experts (tests/core/fit/test_memory_model_moe.py): qwen3's attention, softmax routing whose
     # chosen weights are renormalised
     "qwen3moe": {"qk_norm": True, "moe_norm_w": True},
+    # llama's attention with Q and K normalised over whole rows; softmax routing without renormalisation
+    "olmoe": {"qk_norm_rows": True},
 }
 # Mixture-of-experts architectures whose expert routing (build_moe_ffn) compute_graph reproduces; any other
 # header with experts gets a note (and "rough"), since its FFN is then simulated as a dense one.
-_MOE_GRAPHS = frozenset({"qwen3moe"})
+_MOE_GRAPHS = frozenset({"qwen3moe", "olmoe"})
 # Default sliding-window patterns (llama.cpp's load_swa_pattern calls), for headers that carry a window
 # but no pattern. Every n-th layer is full attention, the others slide.
 _SWA_PATTERN_DEFAULT = {"gemma3": 6, "gemma2": 2, "cohere2": 4, "gemma3n": 5}
