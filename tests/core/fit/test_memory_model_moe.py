@@ -1,8 +1,9 @@
 """The memory model against real llama.cpp loads of mixture-of-experts models (issue 15).
 
-Synthetic random-weight files (tests/quant_models.py: qwen3moe and olmoe, 16 experts of which 4 are used,
-a dummy vocabulary) are quantized by llama.cpp's own quantizer to Q4_K_M and Q4_0, whose expert tensors an
-AVX2 CPU repacks into ``CPU_REPACK``, and to Q8_0, which no x86 CPU repacks; each file is loaded through the
+Synthetic random-weight files (tests/quant_models.py: qwen3moe, olmoe and gpt-oss, 16 experts of which 4 are
+used, a dummy vocabulary) are quantized by llama.cpp's own quantizer to Q4_K_M and Q4_0, whose expert tensors
+an AVX2 CPU repacks into ``CPU_REPACK``, and to Q8_0, which no x86 CPU repacks (gpt-oss's source file, with
+MXFP4 experts, is loaded too: AVX2 repacks MXFP4); each file is loaded through the
 engine (one engine per architecture, every load in it) and every logged buffer is compared with the
 prediction made from the header alone.
 
@@ -46,7 +47,12 @@ MODELS = {
         arch="olmoe", n_layer=2, n_embd=256, n_ff=256, n_head=4, n_head_kv=4, n_vocab=1000,
         n_expert=16, n_expert_used=4, tied_embeddings=False,
     ),
+    "gpt-oss": HyperParams(
+        arch="gpt-oss", n_layer=2, n_embd=256, n_ff=256, n_head=4, n_head_kv=2, n_vocab=1000,
+        n_expert=16, n_expert_used=4, n_ff_exp=256, tied_embeddings=False,
+    ),
 }  # fmt: skip
+MXFP4_SOURCE = ("gpt-oss",)  # written with MXFP4 experts (as gpt-oss ships), which an AVX2 CPU repacks too
 
 
 @pytest.fixture(scope="module", params=sorted(MODELS))
@@ -54,9 +60,9 @@ def moe_files(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     """One architecture's source file quantized to every type in TYPES (llama.cpp's quantizer, a subprocess)."""
     arch: str = request.param
     out = tmp_path_factory.mktemp(arch)
-    src = write_model(out / "src.gguf", MODELS[arch])
+    src = write_model(out / "src.gguf", MODELS[arch], mxfp4_experts=arch in MXFP4_SOURCE)
     quantize_all(src, out, list(TYPES))
-    yield [out / f"{t}.gguf" for t in TYPES]
+    yield [out / f"{t}.gguf" for t in TYPES] + ([src] if arch in MXFP4_SOURCE else [])
 
 
 def _check(path: Path, measured: MeasuredBuffers, params: LoadParams, backend: Backend) -> list[str]:
@@ -99,13 +105,13 @@ def test_moe_weights_count_the_repacked_experts(moe_files: list[Path], tmp_path:
             params = LoadParams(n_ctx=512)
             measured = MeasuredBuffers.from_lines(session.load(path, params)["buffers"])
             repacked = sum(b.bytes for b in measured.lines if b.device == "CPU_REPACK")
-            if "avx2" in backend.cpu_features and path.stem != "Q8_0":
+            if "avx2" in backend.cpu_features and path.stem != "Q8_0":  # Q4_K_M, Q4_0, MXFP4 experts
                 assert repacked > 0.3 * sum(b.bytes for b in measured.lines if b.component == "weights")
             failures += _check(path, measured, params, backend)
     assert not failures, "\n".join(failures)
 
 
-MEASURED_ARCHES = ("qwen3moe", "olmoe")  # README: architectures whose MoE graph is checked as "measured"
+MEASURED_ARCHES = ("qwen3moe", "olmoe", "gpt-oss")  # README: architectures whose MoE graph is checked as "measured"
 
 
 @pytest.mark.slow
@@ -118,7 +124,10 @@ def test_moe_components_within_one_percent(moe_files: list[Path], tmp_path: Path
     (9.07 MiB at 512 f16 … 323.01 MiB at 32768 f16); its FFN taken for a dense one (what the model did before
     the routing graph) predicts 3.46 MiB against 8.11 at 512 with q8_0 (-57 %). olmoe's within 0.06 % (9.58 …
     323.51 MiB); it normalises whole Q/K rows before the heads are split (``qk_norm_rows``) and does not
-    renormalise the chosen weights: with qwen3's per-head norm and a dense FFN it was -11 % to -56 %."""
+    renormalise the chosen weights: with qwen3's per-head norm and a dense FFN it was -11 % to -56 %.
+    gpt-oss's within 0.05 % (9.51 … 387.51 MiB; was -5 % to -17 %): routing on raw logits with a softmax over
+    the chosen experts, router and expert biases, two KV caches (sliding-window pattern 2) and the output
+    rows picked after the last layer."""
     path = moe_files[0]  # Q4_K_M
     arch = path.parent.name.rstrip("0123456789")
     failures: list[str] = []

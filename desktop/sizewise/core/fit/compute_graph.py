@@ -32,7 +32,7 @@ TENSOR_ALIGNMENT = 32  # ggml's CPU buffer alignment (ggml-impl.h TENSOR_ALIGNME
 
 # ggml_op_can_inplace() in ggml-alloc.c: the result may reuse its first eligible parent's memory.
 _INPLACE_OPS = frozenset(
-    {"scale", "add", "mul", "rms_norm", "rope", "soft_max", "unary", "div", "sub", "sqr", "sqrt", "clamp"}
+    {"scale", "add", "add_id", "mul", "rms_norm", "rope", "soft_max", "unary", "div", "sub", "sqr", "sqrt", "clamp"}
 )
 
 
@@ -326,6 +326,13 @@ class DecoderSpec:
     n_expert: int = 0
     n_expert_used: int = 0
     moe_norm_w: bool = False  # the selected experts' weights renormalised to sum 1 (qwen3moe, not olmoe)
+    # gpt-oss: experts chosen on the raw router logits, a softmax over the chosen ones only
+    # (LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT); biases on the router and on every expert (add_id)
+    moe_softmax_weight: bool = False
+    moe_biases: bool = False
+    # gpt-oss: the last layer runs on every token and the output rows are picked after it (its hidden state
+    # is a graph output), instead of before the last layer's FFN
+    out_rows_last: bool = False
 
 
 @dataclass(frozen=True)
@@ -449,7 +456,7 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
         att = g.new("attn_out", "mul_mat", [g.external("wo"), att], (E, T))
         t_cur = T
         residual = inp_l
-        if il == n_layer - 1:
+        if il == n_layer - 1 and not spec.out_rows_last:
             t_cur = gs.n_outputs
             att = g.new("att_rows", "get_rows", [att, out_ids], (E, t_cur))
             residual = g.new("res_rows", "get_rows", [residual, out_ids], (E, t_cur))
@@ -473,6 +480,9 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
 
     g.layer = n_layer
     n_out = gs.n_outputs
+    if spec.out_rows_last:
+        inp_l.is_output = True  # res->t_h_nextn
+        inp_l = g.new("out_rows", "get_rows", [inp_l, out_ids], (E, n_out))
     result_norm = norm(inp_l, (E, n_out), "result_norm")
     result_norm.is_output = True
     logits = g.new("result_output", "mul_mat", [g.external("output"), result_norm], (spec.n_vocab, n_out))
@@ -495,10 +505,15 @@ def _moe_ffn(g: Graph, spec: DecoderSpec, x: Tensor, n_ff: int, t: int) -> Tenso
     """
     E, n_exp, k = spec.n_embd, spec.n_expert, spec.n_expert_used
     logits = g.new("ffn_moe_logits", "mul_mat", [g.external("w_gate_inp"), x], (n_exp, t))
-    probs = g.new("ffn_moe_probs", "soft_max", [logits], (n_exp, t))
+    if spec.moe_biases:
+        logits = g.new("ffn_moe_logits_biased", "add", [logits, g.external("b_gate_inp")], (n_exp, t))
+    probs = logits if spec.moe_softmax_weight else g.new("ffn_moe_probs", "soft_max", [logits], (n_exp, t))
     argsort = g.new("ffn_moe_argsort", "argsort", [probs], (n_exp, t), "i32")
     selected = g.view(argsort, "ffn_moe_topk", (k, t), contiguous=False)
     weights = g.new("ffn_moe_weights", "get_rows", [g.view(probs, "probs3", (1, n_exp, t)), selected], (1, k, t))
+    if spec.moe_softmax_weight:
+        soft = g.new("ffn_moe_weights_softmax", "soft_max", [g.view(weights, "weights2d", (k, t))], (k, t))
+        weights = g.view(soft, "weights3d", (1, k, t))
     if spec.moe_norm_w:
         w2 = g.view(weights, "weights2d", (k, t))
         total = g.new("ffn_moe_weights_sum", "sum_rows", [w2], (1, t))
@@ -506,10 +521,19 @@ def _moe_ffn(g: Graph, spec: DecoderSpec, x: Tensor, n_ff: int, t: int) -> Tenso
         weights = g.view(g.new("ffn_moe_weights_norm", "div", [w2, total], (k, t)), "weights3d", (1, k, t))
     g.expand(weights)
     cur = g.view(x, "ffn_moe_in3d", (E, 1, t))
+
+    def biased(y: Tensor, name: str) -> Tensor:
+        if not spec.moe_biases:
+            return y
+        return g.new(f"{y.name}_biased", "add_id", [y, g.external(name), selected], _shape(y))
+
     up = g.new("ffn_moe_up", "mul_mat_id", [g.external("w_up_exps"), cur, selected], (n_ff, k, t))
+    up = biased(up, "b_up_exps")
     gate = g.new("ffn_moe_gate", "mul_mat_id", [g.external("w_gate_exps"), cur, selected], (n_ff, k, t))
-    act = g.new("ffn_moe_swiglu", "glu", [gate, up], (n_ff, k, t))
+    gate = biased(gate, "b_gate_exps")
+    act = g.new("ffn_moe_swiglu", "glu", [gate, up], (n_ff, k, t))  # swiglu_oai for gpt-oss: the same shapes
     experts = g.new("ffn_moe_down", "mul_mat_id", [g.external("w_down_exps"), act, selected], (E, k, t))
+    experts = biased(experts, "b_down_exps")
     experts = g.new("ffn_moe_weighted", "mul", [experts, weights], (E, k, t))
     g.expand(experts)
     views = [g.view(experts, f"ffn_moe_expert{i}", (E, t), contiguous=False) for i in range(k)]
@@ -522,6 +546,12 @@ def _moe_ffn(g: Graph, spec: DecoderSpec, x: Tensor, n_ff: int, t: int) -> Tenso
     if k == 1:
         out = g.new("ffn_moe_out", "cont", [out], (E, t))
     return out
+
+
+def _shape(t: Tensor) -> tuple[int, ...]:
+    shape = t.layout[2]
+    assert isinstance(shape, tuple)
+    return shape
 
 
 def _set_rows(g: Graph, cache: Tensor, src: Tensor, idxs: Tensor) -> Tensor:

@@ -42,9 +42,9 @@ to 1 % (tests/core/fit/test_fit.py's memory-cap test, numbers in its docstring, 
 tests/core/fit/test_memory_model.py).
 
 Architectures whose graph this module reproduces (``llama``, ``gemma3`` and the mixture-of-experts
-``qwen3moe`` and ``olmoe``, checked against real loads) get ``confidence = "measured"``; layer splits onto a GPU are
-``"estimate"`` (the CPU/GPU graph split is approximated, not measured here); anything else is ``"rough"``,
-with the reason.
+``qwen3moe``, ``olmoe`` and ``gpt-oss``, checked against real loads) get ``confidence = "measured"``; layer
+splits onto a GPU are ``"estimate"`` (the CPU/GPU graph split is approximated, not measured here); anything
+else is ``"rough"``, with the reason.
 """
 
 from __future__ import annotations
@@ -91,13 +91,17 @@ _KNOWN_GRAPHS: dict[str, dict[str, bool]] = {
     "qwen3moe": {"qk_norm": True, "moe_norm_w": True},
     # llama's attention with Q and K normalised over whole rows; softmax routing without renormalisation
     "olmoe": {"qk_norm_rows": True},
+    # experts chosen on the raw router logits, biases on the router and the experts, the output rows picked
+    # after the last layer; its attention's q/k/v and output biases (in-place adds) and sinks (no tensor of
+    # their own) change no buffer, and its sliding-window layers get the second KV cache
+    "gpt-oss": {"moe_softmax_weight": True, "moe_biases": True, "out_rows_last": True},
 }
 # Mixture-of-experts architectures whose expert routing (build_moe_ffn) compute_graph reproduces; any other
 # header with experts gets a note (and "rough"), since its FFN is then simulated as a dense one.
-_MOE_GRAPHS = frozenset({"qwen3moe", "olmoe"})
+_MOE_GRAPHS = frozenset({"qwen3moe", "olmoe", "gpt-oss"})
 # Default sliding-window patterns (llama.cpp's load_swa_pattern calls), for headers that carry a window
 # but no pattern. Every n-th layer is full attention, the others slide.
-_SWA_PATTERN_DEFAULT = {"gemma3": 6, "gemma2": 2, "cohere2": 4, "gemma3n": 5}
+_SWA_PATTERN_DEFAULT = {"gemma3": 6, "gemma2": 2, "cohere2": 4, "gemma3n": 5, "gpt-oss": 2}
 _RECURRENT_HINTS = ("mamba", "rwkv", "lfm2", "jamba", "falcon-h1", "granitehybrid", "qwen3next", "nemotron_h", "plamo2")
 
 
