@@ -143,3 +143,59 @@ def test_moe_components_within_one_percent(moe_files: list[Path], tmp_path: Path
                 if confidence != expected:
                     failures.append(f"{arch} ctx={ctx} kv={kv}: confidence {confidence}, expected {expected}")
     assert not failures, "\n".join(failures)
+
+
+# -- llama.cpp's rules on synthetic headers (no load) --------------------------------------------------
+
+
+def _experts_file(path: Path, rows: int) -> Path:
+    """token_embd (F16), blk.0.ffn_norm (F32) and, last in the file, a Q4_0 stack of 4 experts of ``rows`` rows."""
+    import numpy as np
+    from gguf import GGMLQuantizationType, GGUFWriter
+
+    w = GGUFWriter(str(path), "qwen3moe")
+    w.add_block_count(1)
+    w.add_embedding_length(256)
+    w.add_tensor("token_embd.weight", np.zeros((100, 256), np.float16))
+    w.add_tensor("blk.0.ffn_norm.weight", np.zeros((256,), np.float32))
+    q4_0 = np.zeros((4, rows, 256 // 32 * 18), np.uint8)  # 4 experts × rows × 8 blocks of 18 bytes
+    w.add_tensor("blk.0.ffn_up_exps.weight", q4_0, raw_dtype=GGMLQuantizationType.Q4_0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_repack_takes_stacked_experts_and_the_mapping_leaves_them_out(tmp_path: Path) -> None:
+    """repack.cpp's supports_op takes a 3-D MUL_MAT_ID weight when one expert's rows (ne[1]) meet the type's
+    multiple; the CPU_Mapped range then ends before it (the mapping spans the CPU buffer's tensors only)."""
+    h = read_header(_experts_file(tmp_path / "e.gguf", rows=16))
+    exps = next(t for t in h.tensors if t.name.endswith("_exps.weight"))
+    assert len(exps.shape) == 3 and exps.type_name == "Q4_0"
+    avx2 = predict(h, LoadParams(), Backend(repack=True, cpu_features=frozenset({"avx2"})))
+    assert avx2.weights_repack == exps.n_bytes
+    assert avx2.weights_cpu == exps.offset  # token_embd … ffn_norm: everything before the experts
+    plain = predict(h, LoadParams(), Backend(repack=True, cpu_features=frozenset()))
+    assert plain.weights_repack == 0 and plain.weights_cpu == h.data_bytes
+    # 12 rows per expert: not a multiple of AVX2's 8, so the experts stay in the mapping
+    odd = read_header(_experts_file(tmp_path / "odd.gguf", rows=12))
+    kept = predict(odd, LoadParams(), Backend(repack=True, cpu_features=frozenset({"avx2"})))
+    assert kept.weights_repack == 0 and kept.weights_cpu == odd.data_bytes
+
+
+def test_moe_confidence_follows_the_reproduced_routing(tmp_path: Path) -> None:
+    """Experts on an architecture whose routing graph is not reproduced (Mixtral-style llama) keep the note and
+    ``rough``; the checked ones are ``measured``; gpt-oss alternates sliding-window and full layers."""
+    from dataclasses import replace
+
+    from sizewise.core.fit.memory_model import model_shape
+
+    mixtral = replace(MODELS["qwen3moe"], arch="llama", head_dim=0)
+    p = predict(read_header(write_model(tmp_path / "mixtral.gguf", mixtral, zeros=True)), LoadParams(n_ctx=512))
+    assert p.confidence == "rough" and "mixture-of-experts" in p.confidence_reason
+    for arch, hp in MODELS.items():
+        h = read_header(write_model(tmp_path / f"{arch}.gguf", hp, zeros=True))
+        assert predict(h, LoadParams(n_ctx=512)).confidence == "measured", arch
+    shape = model_shape(read_header(tmp_path / "gpt-oss.gguf"))
+    assert shape.swa == (True, False) and shape.n_expert == 16 and shape.n_expert_used == 4
