@@ -199,3 +199,8 @@ def test_moe_confidence_follows_the_reproduced_routing(tmp_path: Path) -> None:
         assert predict(h, LoadParams(n_ctx=512)).confidence == "measured", arch
     shape = model_shape(read_header(tmp_path / "gpt-oss.gguf"))
     assert shape.swa == (True, False) and shape.n_expert == 16 and shape.n_expert_used == 4
+    # no expert_feed_forward_length key (the ladder's virtual headers, olmoe's files): one expert's width comes
+    # from the stacked tensors, not from feed_forward_length (Qwen3-30B-A3B: 768 against 6144)
+    keyless = replace(MODELS["qwen3moe"], n_ff=1024, n_ff_exp=0)  # shapes.py: n_ff / n_expert_used = 256 per expert
+    shape = model_shape(read_header(write_model(tmp_path / "keyless.gguf", keyless, zeros=True)))
+    assert shape.n_ff == (1024, 1024) and shape.n_ff_exp == 256

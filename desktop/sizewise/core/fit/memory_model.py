@@ -186,6 +186,9 @@ def model_shape(header: GGUFHeader) -> ModelShape:
     n_expert = min(max(header_int(header.arch_key("expert_count")), 0), MAX_WIDTH)
     n_expert_used = min(max(header_int(header.arch_key("expert_used_count")), 0), n_expert)
     n_ff_exp = min(max(header_int(header.arch_key("expert_feed_forward_length")), 0), MAX_WIDTH)
+    exps = by_name.get("blk.0.ffn_up_exps.weight")
+    if n_expert and not n_ff_exp and exps is not None and len(exps.shape) == 3:
+        n_ff_exp = min(exps.shape[1], MAX_WIDTH)  # the key is optional (olmoe); one expert's rows say it
     if n_expert and (arch not in _MOE_GRAPHS or not n_expert_used):
         notes.append("mixture-of-experts routing buffers are not modelled")
     softcap = header.arch_key("final_logit_softcapping")
