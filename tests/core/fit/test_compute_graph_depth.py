@@ -1,10 +1,11 @@
 """A deep graph of repeating layers is simulated at a shorter depth (compute_graph.reduced_depth): exactly.
 
 The shortcut must give the byte the full simulation gives, for every layer split the searches ask for. Here:
-models with one kind of layer and Gemma 3's five-sliding-one-full pattern, every prefix (the CPU's layers)
-and suffix (the GPU's) of their layers, at settings that move the allocator differently (contexts, one or
-all outputs, flash attention with rotated quantized K/V). A one-off run over the whole catalogue at nine
-settings (17,880 reduced cases) found no difference either.
+models with one kind of layer, Gemma 3's five-sliding-one-full pattern and three mixtures of experts (OLMoE,
+Qwen3-30B-A3B; gpt-oss, sliding-window every other layer, its output rows picked after the last layer), every
+prefix (the CPU's layers) and suffix (the GPU's) of their layers, at settings that move the allocator
+differently (contexts, one or all outputs, flash attention with rotated quantized K/V). A one-off run over the
+whole catalogue at nine settings (17,880 reduced cases) found no difference either.
 """
 
 from __future__ import annotations
@@ -23,7 +24,17 @@ SETTINGS = [
 ]
 
 
-@pytest.mark.parametrize("name", ["Qwen3 1.7B", "Gemma 3 1B Instruct", "Llama 3.2 1B Instruct"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Qwen3 1.7B",
+        "Gemma 3 1B Instruct",
+        "Llama 3.2 1B Instruct",
+        "OLMoE 1B-7B Instruct",
+        "gpt-oss 20B",
+        "Qwen3 30B-A3B",
+    ],
+)
 def test_reduced_depth_gives_the_full_simulations_bytes(name: str) -> None:
     model = next(m for m in ladder_rows().models if m.name == name)
     shape = model_shape(virtual_header(model.shape, "Q4_K_M"))

@@ -32,7 +32,7 @@ TENSOR_ALIGNMENT = 32  # ggml's CPU buffer alignment (ggml-impl.h TENSOR_ALIGNME
 
 # ggml_op_can_inplace() in ggml-alloc.c: the result may reuse its first eligible parent's memory.
 _INPLACE_OPS = frozenset(
-    {"scale", "add", "mul", "rms_norm", "rope", "soft_max", "unary", "div", "sub", "sqr", "sqrt", "clamp"}
+    {"scale", "add", "add_id", "mul", "rms_norm", "rope", "soft_max", "unary", "div", "sub", "sqr", "sqrt", "clamp"}
 )
 
 
@@ -315,11 +315,24 @@ class DecoderSpec:
     n_vocab: int
     layers: tuple[LayerShape, ...]
     qk_norm: bool = False  # RMS norm on Q and K heads (gemma3, qwen3, olmo2 …)
+    qk_norm_rows: bool = False  # RMS norm on whole Q and K rows, before the heads are split (olmoe)
     post_norms: bool = False  # norm after attention and after the FFN (gemma2/3)
     scale_input: bool = False  # embeddings multiplied by sqrt(n_embd) (gemma family)
     scale_q: bool = False  # Q scaled by a separate op before attention (gemma3)
     gated_ffn: bool = True
     final_softcap: bool = False  # tanh soft-capping of the logits: three extra logits-sized ops, in place
+    # Mixture of experts (build_moe_ffn): every layer's FFN routes each token to n_expert_used of n_expert
+    # experts of width LayerShape.n_ff (softmax gating, gate/up/down as mul_mat_id, SiLU); 0 = a dense FFN.
+    n_expert: int = 0
+    n_expert_used: int = 0
+    moe_norm_w: bool = False  # the selected experts' weights renormalised to sum 1 (qwen3moe, not olmoe)
+    # gpt-oss: experts chosen on the raw router logits, a softmax over the chosen ones only
+    # (LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT); biases on the router and on every expert (add_id)
+    moe_softmax_weight: bool = False
+    moe_biases: bool = False
+    # gpt-oss: the last layer runs on every token and the output rows are picked after it (its hidden state
+    # is a graph output), instead of before the last layer's FFN
+    out_rows_last: bool = False
 
 
 @dataclass(frozen=True)
@@ -398,8 +411,11 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
         hq, hk, hv = ly.n_head, ly.n_head_kv, ly.n_head_kv
         dq, dk, dv = ly.head_dim_k, ly.head_dim_k, ly.head_dim_v
         x = norm(inp_l, (E, T), "attn_norm")
-        q = g.view(g.new("q", "mul_mat", [g.external("wq"), x], (dq * hq, T)), "q3", (dq, hq, T))
-        k = g.view(g.new("k", "mul_mat", [g.external("wk"), x], (dk * hk, T)), "k3", (dk, hk, T))
+        q = g.new("q", "mul_mat", [g.external("wq"), x], (dq * hq, T))
+        k = g.new("k", "mul_mat", [g.external("wk"), x], (dk * hk, T))
+        if spec.qk_norm_rows:
+            q, k = norm(q, (dq * hq, T), "q_norm"), norm(k, (dk * hk, T), "k_norm")
+        q, k = g.view(q, "q3", (dq, hq, T)), g.view(k, "k3", (dk, hk, T))
         v = g.view(g.new("v", "mul_mat", [g.external("wv"), x], (dv * hv, T)), "v3", (dv, hv, T))
         if spec.qk_norm:
             q = norm(q, (dq, hq, T), "q_norm")
@@ -440,7 +456,7 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
         att = g.new("attn_out", "mul_mat", [g.external("wo"), att], (E, T))
         t_cur = T
         residual = inp_l
-        if il == n_layer - 1:
+        if il == n_layer - 1 and not spec.out_rows_last:
             t_cur = gs.n_outputs
             att = g.new("att_rows", "get_rows", [att, out_ids], (E, t_cur))
             residual = g.new("res_rows", "get_rows", [residual, out_ids], (E, t_cur))
@@ -448,19 +464,25 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
             att = norm(att, (E, t_cur), "attn_post_norm")
         ffn_inp = g.new("ffn_inp", "add", [att, residual], (E, t_cur))
         x = norm(ffn_inp, (E, t_cur), "ffn_norm")
-        up = g.new("ffn_up", "mul_mat", [g.external("w_up"), x], (ly.n_ff, t_cur))
-        if spec.gated_ffn:
-            gate = g.new("ffn_gate", "mul_mat", [g.external("w_gate"), x], (ly.n_ff, t_cur))
-            act = g.new("ffn_glu", "glu", [gate, up], (ly.n_ff, t_cur))
+        if spec.n_expert:
+            down = _moe_ffn(g, spec, x, ly.n_ff, t_cur)
         else:
-            act = g.new("ffn_act", "unary", [up], (ly.n_ff, t_cur))
-        down = g.new("ffn_down", "mul_mat", [g.external("w_down"), act], (E, t_cur))
+            up = g.new("ffn_up", "mul_mat", [g.external("w_up"), x], (ly.n_ff, t_cur))
+            if spec.gated_ffn:
+                gate = g.new("ffn_gate", "mul_mat", [g.external("w_gate"), x], (ly.n_ff, t_cur))
+                act = g.new("ffn_glu", "glu", [gate, up], (ly.n_ff, t_cur))
+            else:
+                act = g.new("ffn_act", "unary", [up], (ly.n_ff, t_cur))
+            down = g.new("ffn_down", "mul_mat", [g.external("w_down"), act], (E, t_cur))
         if spec.post_norms:
             down = norm(down, (E, t_cur), "ffn_post_norm")
         inp_l = g.new("l_out", "add", [down, ffn_inp], (E, t_cur))
 
     g.layer = n_layer
     n_out = gs.n_outputs
+    if spec.out_rows_last:
+        inp_l.is_output = True  # res->t_h_nextn
+        inp_l = g.new("out_rows", "get_rows", [inp_l, out_ids], (E, n_out))
     result_norm = norm(inp_l, (E, n_out), "result_norm")
     result_norm.is_output = True
     logits = g.new("result_output", "mul_mat", [g.external("output"), result_norm], (spec.n_vocab, n_out))
@@ -471,6 +493,65 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
     logits.is_output = True
     g.expand(logits)
     return g
+
+
+def _moe_ffn(g: Graph, spec: DecoderSpec, x: Tensor, n_ff: int, t: int) -> Tensor:
+    """llm_graph_context::build_moe_ffn with softmax gating, separate gate/up experts and SiLU, in its order.
+
+    The routing (router logits, softmax, top-k argsort, the chosen experts' weights, their renormalisation)
+    is expanded first, as llama.cpp does to let backends fuse it; then the experts' matmuls run on
+    [width, n_expert_used, tokens] tensors, the weights scale the down projections, and per-expert views of
+    them are expanded before they are added up one by one.
+    """
+    E, n_exp, k = spec.n_embd, spec.n_expert, spec.n_expert_used
+    logits = g.new("ffn_moe_logits", "mul_mat", [g.external("w_gate_inp"), x], (n_exp, t))
+    if spec.moe_biases:
+        logits = g.new("ffn_moe_logits_biased", "add", [logits, g.external("b_gate_inp")], (n_exp, t))
+    probs = logits if spec.moe_softmax_weight else g.new("ffn_moe_probs", "soft_max", [logits], (n_exp, t))
+    argsort = g.new("ffn_moe_argsort", "argsort", [probs], (n_exp, t), "i32")
+    selected = g.view(argsort, "ffn_moe_topk", (k, t), contiguous=False)
+    weights = g.new("ffn_moe_weights", "get_rows", [g.view(probs, "probs3", (1, n_exp, t)), selected], (1, k, t))
+    if spec.moe_softmax_weight:
+        soft = g.new("ffn_moe_weights_softmax", "soft_max", [g.view(weights, "weights2d", (k, t))], (k, t))
+        weights = g.view(soft, "weights3d", (1, k, t))
+    if spec.moe_norm_w:
+        w2 = g.view(weights, "weights2d", (k, t))
+        total = g.new("ffn_moe_weights_sum", "sum_rows", [w2], (1, t))
+        total = g.new("ffn_moe_weights_sum_clamped", "clamp", [total], (1, t))
+        weights = g.view(g.new("ffn_moe_weights_norm", "div", [w2, total], (k, t)), "weights3d", (1, k, t))
+    g.expand(weights)
+    cur = g.view(x, "ffn_moe_in3d", (E, 1, t))
+
+    def biased(y: Tensor, name: str) -> Tensor:
+        if not spec.moe_biases:
+            return y
+        return g.new(f"{y.name}_biased", "add_id", [y, g.external(name), selected], _shape(y))
+
+    up = g.new("ffn_moe_up", "mul_mat_id", [g.external("w_up_exps"), cur, selected], (n_ff, k, t))
+    up = biased(up, "b_up_exps")
+    gate = g.new("ffn_moe_gate", "mul_mat_id", [g.external("w_gate_exps"), cur, selected], (n_ff, k, t))
+    gate = biased(gate, "b_gate_exps")
+    act = g.new("ffn_moe_swiglu", "glu", [gate, up], (n_ff, k, t))  # swiglu_oai for gpt-oss: the same shapes
+    experts = g.new("ffn_moe_down", "mul_mat_id", [g.external("w_down_exps"), act, selected], (E, k, t))
+    experts = biased(experts, "b_down_exps")
+    experts = g.new("ffn_moe_weighted", "mul", [experts, weights], (E, k, t))
+    g.expand(experts)
+    views = [g.view(experts, f"ffn_moe_expert{i}", (E, t), contiguous=False) for i in range(k)]
+    for v in views:
+        g.expand(v)
+    out = views[0]
+    for v in views[1:]:
+        out = g.new("ffn_moe_sum", "add", [out, v], (E, t))
+        g.expand(out)
+    if k == 1:
+        out = g.new("ffn_moe_out", "cont", [out], (E, t))
+    return out
+
+
+def _shape(t: Tensor) -> tuple[int, ...]:
+    shape = t.layout[2]
+    assert isinstance(shape, tuple)
+    return shape
 
 
 def _set_rows(g: Graph, cache: Tensor, src: Tensor, idxs: Tensor) -> Tensor:

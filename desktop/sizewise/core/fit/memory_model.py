@@ -9,8 +9,9 @@ computed from the GGUF header and the load settings; nothing is stored per model
   first CPU tensor's offset to the last one's end (``CPU_Mapped``). A CPU-only build with the REPACK
   extra buffer also copies the matmul weights whose type it can interleave for this CPU's SIMD units
   into ``CPU_REPACK`` (Q4_0/Q4_K/IQ4_NL/MXFP4 with AVX2, Q2_K with AVX-512, more on ARM dot-product
-  cores). A model whose output layer is tied to the embeddings gets a duplicate of them where the
-  output layer lives when that is not the CPU mapping.
+  cores) — the stacked 3-D experts (``*_exps``, MUL_MAT_ID) as well as the 2-D matrices — and the mapped
+  range then spans only the tensors left in the CPU buffer. A model whose output layer is tied to the
+  embeddings gets a duplicate of them where the output layer lives when that is not the CPU mapping.
 * **KV cache** (``llama_kv_cache``): ``n_ctx`` is padded up to a multiple of 256 cells; each layer
   holds ``cells × n_head_kv(il) × head_dim`` values for K and for V (the V row is padded to the widest
   layer when flash attention is off), in f16, q8_0 (34 bytes per 32 values) or q4_0 (18 per 32).
@@ -40,9 +41,10 @@ SmolLM2 at 2048), where the reservation would have overstated it by 45 % and 132
 to 1 % (tests/core/fit/test_fit.py's memory-cap test, numbers in its docstring, and
 tests/core/fit/test_memory_model.py).
 
-Architectures whose graph this module reproduces (``llama`` and ``gemma3``, checked against real
-loads) get ``confidence = "measured"``; layer splits onto a GPU are ``"estimate"`` (the CPU/GPU graph
-split is approximated, not measured here); anything else is ``"rough"``, with the reason.
+Architectures whose graph this module reproduces (``llama``, ``gemma3`` and the mixture-of-experts
+``qwen3moe``, ``olmoe`` and ``gpt-oss``, checked against real loads) get ``confidence = "measured"``; layer
+splits onto a GPU are ``"estimate"`` (the CPU/GPU graph split is approximated, not measured here); anything
+else is ``"rough"``, with the reason.
 """
 
 from __future__ import annotations
@@ -84,10 +86,22 @@ VOCAB_BYTES_PER_TOKEN = 128
 _KNOWN_GRAPHS: dict[str, dict[str, bool]] = {
     "llama": {},
     "gemma3": {"qk_norm": True, "post_norms": True, "scale_input": True, "scale_q": True},
+    # mixture of experts (tests/core/fit/test_memory_model_moe.py): qwen3's attention, softmax routing whose
+    # chosen weights are renormalised
+    "qwen3moe": {"qk_norm": True, "moe_norm_w": True},
+    # llama's attention with Q and K normalised over whole rows; softmax routing without renormalisation
+    "olmoe": {"qk_norm_rows": True},
+    # experts chosen on the raw router logits, biases on the router and the experts, the output rows picked
+    # after the last layer; its attention's q/k/v and output biases (in-place adds) and sinks (no tensor of
+    # their own) change no buffer, and its sliding-window layers get the second KV cache
+    "gpt-oss": {"moe_softmax_weight": True, "moe_biases": True, "out_rows_last": True},
 }
+# Mixture-of-experts architectures whose expert routing (build_moe_ffn) compute_graph reproduces; any other
+# header with experts gets a note (and "rough"), since its FFN is then simulated as a dense one.
+_MOE_GRAPHS = frozenset({"qwen3moe", "olmoe", "gpt-oss"})
 # Default sliding-window patterns (llama.cpp's load_swa_pattern calls), for headers that carry a window
 # but no pattern. Every n-th layer is full attention, the others slide.
-_SWA_PATTERN_DEFAULT = {"gemma3": 6, "gemma2": 2, "cohere2": 4, "gemma3n": 5}
+_SWA_PATTERN_DEFAULT = {"gemma3": 6, "gemma2": 2, "cohere2": 4, "gemma3n": 5, "gpt-oss": 2}
 _RECURRENT_HINTS = ("mamba", "rwkv", "lfm2", "jamba", "falcon-h1", "granitehybrid", "qwen3next", "nemotron_h", "plamo2")
 
 
@@ -109,6 +123,9 @@ class ModelShape:
     final_softcap: bool
     tied_output: bool
     notes: tuple[str, ...] = ()
+    n_expert: int = 0  # mixture of experts: experts per layer, experts used per token, one expert's width
+    n_expert_used: int = 0
+    n_ff_exp: int = 0
 
     @property
     def known(self) -> bool:
@@ -166,7 +183,13 @@ def model_shape(header: GGUFHeader) -> ModelShape:
     swa = _swa_layers(header, arch, n_layer, n_swa)
     if any(hint in arch for hint in _RECURRENT_HINTS):
         notes.append(f"{arch} keeps a recurrent state that this model does not size")
-    if header.arch_key("expert_count"):
+    n_expert = min(max(header_int(header.arch_key("expert_count")), 0), MAX_WIDTH)
+    n_expert_used = min(max(header_int(header.arch_key("expert_used_count")), 0), n_expert)
+    n_ff_exp = min(max(header_int(header.arch_key("expert_feed_forward_length")), 0), MAX_WIDTH)
+    exps = by_name.get("blk.0.ffn_up_exps.weight")
+    if n_expert and not n_ff_exp and exps is not None and len(exps.shape) == 3:
+        n_ff_exp = min(exps.shape[1], MAX_WIDTH)  # the key is optional (olmoe); one expert's rows say it
+    if n_expert and (arch not in _MOE_GRAPHS or not n_expert_used):
         notes.append("mixture-of-experts routing buffers are not modelled")
     softcap = header.arch_key("final_logit_softcapping")
     return ModelShape(
@@ -184,6 +207,9 @@ def model_shape(header: GGUFHeader) -> ModelShape:
         final_softcap=isinstance(softcap, int | float) and softcap != 0,
         tied_output="output.weight" not in by_name,
         notes=tuple(notes),
+        n_expert=n_expert,
+        n_expert_used=n_expert_used,
+        n_ff_exp=n_ff_exp,
     )
 
 
@@ -436,7 +462,10 @@ class _Slot:
     gpu_bytes: int  # their bytes on a GPU, CUDA's row padding included
     lo: int  # first offset
     hi: int  # end of the last one
-    repack: tuple[tuple[str, int, int], ...]  # (type, rows, bytes) of the 2-D weights CPU_REPACK may copy
+    # (type, rows, bytes, offset) of the matmul weights CPU_REPACK may copy
+    repack: tuple[tuple[str, int, int, int], ...]
+    fixed_lo: int  # first offset / end of the last one among the tensors CPU_REPACK never takes
+    fixed_hi: int  # (fixed_lo > fixed_hi: there are none)
 
 
 class _WeightTable:
@@ -448,7 +477,7 @@ class _WeightTable:
             slot = _layer_of(t.name, n_layer)
             a = acc.get(slot)
             if a is None:
-                a = acc[slot] = [0, t.offset, 0, []]
+                a = acc[slot] = [0, t.offset, 0, [], _NO_OFFSET, 0]
             n_bytes, type_name = t.n_bytes, t.type_name
             a[0] += n_bytes + _row_padding_bytes(t, n_bytes, type_name)
             if t.offset < a[1]:
@@ -456,20 +485,47 @@ class _WeightTable:
             end = t.offset + n_bytes
             if end > a[2]:
                 a[2] = end
-            if slot >= 0 and len(t.shape) == 2 and t.name.endswith(".weight"):
-                a[3].append((type_name, t.shape[1], n_bytes))
-        self.slots = sorted((k, _Slot(a[0], a[1], a[2], tuple(a[3]))) for k, a in acc.items())
+            if slot >= 0 and _repack_candidate(t.name, len(t.shape)):
+                a[3].append((type_name, t.shape[1], n_bytes, t.offset))
+            else:
+                a[4] = min(a[4], t.offset)
+                a[5] = max(a[5], end)
+        self.slots = sorted((k, _Slot(a[0], a[1], a[2], tuple(a[3]), a[4], a[5])) for k, a in acc.items())
         self.emb = next((t for t in header.tensors if t.name == "token_embd.weight"), None)
-        self._repack: dict[frozenset[str], dict[int, int]] = {}
+        self._repack: dict[frozenset[str], dict[int, tuple[int, int, int]]] = {}
 
-    def repack_bytes(self, features: frozenset[str]) -> dict[int, int]:
-        """Per slot, the bytes CPU_REPACK copies on a CPU with these features."""
+    def repack_layout(self, features: frozenset[str]) -> dict[int, tuple[int, int, int]]:
+        """Per slot, (bytes CPU_REPACK copies, first offset, end) on a CPU with these features: the mapped
+        CPU buffer spans only the tensors left in it (llama_model_loader::get_mapping_range over the CPU
+        buffer type's context), so a slot whose last tensor is repacked maps less of the file."""
         got = self._repack.get(features)
         if got is None:
-            got = self._repack[features] = {
-                k: sum(b for ty, rows, b in s.repack if _repack_rows(ty, rows, features)) for k, s in self.slots
-            }
+            got = self._repack[features] = {k: _slot_layout(s, features) for k, s in self.slots}
         return got
+
+
+_NO_OFFSET = 1 << 62
+
+
+def _slot_layout(s: _Slot, features: frozenset[str]) -> tuple[int, int, int]:
+    repacked, lo, hi = 0, s.fixed_lo, s.fixed_hi
+    for ty, rows, b, offset in s.repack:
+        if _repack_rows(ty, rows, features):
+            repacked += b
+        else:
+            lo, hi = min(lo, offset), max(hi, offset + b)
+    if lo > hi:  # every tensor of the slot went to CPU_REPACK
+        lo, hi = _NO_OFFSET, 0
+    return repacked, lo, hi
+
+
+def _repack_candidate(name: str, n_dims: int) -> bool:
+    """Whether llama.cpp offers this block tensor to CPU_REPACK: the matmul weights (2-D, MUL_MAT) and the
+    stacked experts (3-D ``*_exps``, MUL_MAT_ID; repack.cpp's supports_op takes both, the row rule being the
+    one expert's rows, ``ne[1]``). Expert biases (ADD_ID) and norms are not matmul operands."""
+    if not name.endswith(".weight"):
+        return False
+    return n_dims == 2 or (n_dims == 3 and name.endswith("_exps.weight"))
 
 
 def _repack_rows(type_name: str, rows: int, features: frozenset[str]) -> bool:
@@ -503,17 +559,21 @@ def _weights(header: GGUFHeader, shape: ModelShape, es: EffectiveSettings, backe
     table = _header_facts(header)[1]
     i_gpu_start = shape.n_layer + 1 - es.gpu_layers
     use_repack = backend.repack and not backend.gpu  # with a GPU the host buffer type comes first
-    repack_by_slot = table.repack_bytes(backend.cpu_features) if use_repack else {}
-    cpu_lo, cpu_hi = None, 0
+    layout = table.repack_layout(backend.cpu_features) if use_repack else {}
+    cpu_lo, cpu_hi = _NO_OFFSET, 0
     repack = gpu = 0
     for slot, facts in table.slots:
         if slot >= 0 and slot >= i_gpu_start and es.gpu_layers > 0:
             gpu += facts.gpu_bytes
             continue
-        cpu_lo = facts.lo if cpu_lo is None else min(cpu_lo, facts.lo)
-        cpu_hi = max(cpu_hi, facts.hi)
-        if slot >= 0:
-            repack += repack_by_slot.get(slot, 0)
+        got = layout.get(slot)
+        if got is None:
+            lo, hi = facts.lo, facts.hi
+        else:
+            repack += got[0]
+            lo, hi = got[1], got[2]
+        cpu_lo = min(cpu_lo, lo)
+        cpu_hi = max(cpu_hi, hi)
     if shape.tied_output:
         emb = table.emb
         if emb is not None:
@@ -523,7 +583,7 @@ def _weights(header: GGUFHeader, shape: ModelShape, es: EffectiveSettings, backe
                 row_multiple = _repack_alignment(emb.type_name, backend.cpu_features)
                 if row_multiple and emb.shape[1] % row_multiple == 0:
                     repack += emb.n_bytes
-    mapped = (cpu_hi - cpu_lo) if cpu_lo is not None else 0
+    mapped = (cpu_hi - cpu_lo) if cpu_lo < cpu_hi else 0
     return mapped, repack, gpu
 
 
@@ -617,6 +677,7 @@ def _spec_of(shape: ModelShape, start: int, stop: int) -> DecoderSpec:
 
 def _build_spec(shape: ModelShape, layers: Iterable[int]) -> DecoderSpec:
     features = _KNOWN_GRAPHS.get(shape.architecture, {})
+    moe = bool(shape.n_expert and shape.n_expert_used and shape.architecture in _MOE_GRAPHS)
     return DecoderSpec(
         n_embd=shape.n_embd,
         n_vocab=shape.n_vocab,
@@ -626,12 +687,14 @@ def _build_spec(shape: ModelShape, layers: Iterable[int]) -> DecoderSpec:
                 n_head_kv=shape.n_head_kv[il] or 1,
                 head_dim_k=shape.head_dim_k,
                 head_dim_v=shape.head_dim_v,
-                n_ff=shape.n_ff[il],
+                n_ff=(shape.n_ff_exp or shape.n_ff[il]) if moe else shape.n_ff[il],
                 swa=shape.swa[il],
             )
             for il in layers
         ),
         final_softcap=shape.final_softcap,
+        n_expert=shape.n_expert if moe else 0,
+        n_expert_used=shape.n_expert_used if moe else 0,
         **features,
     )
 
