@@ -16,13 +16,20 @@ from typing import Any
 
 # enum ggml_backend_dev_type in ggml-backend.h (llama.cpp as llama-cpp-python 0.3.36 vendors it)
 DEVICE_TYPES = ("cpu", "gpu", "igpu", "accel", "meta")
+GGML_TYPE_F32, GGML_TYPE_Q8_0 = 0, 8
+PROBE_ROW = 4096  # values per row of the probe weight: 4352 bytes in Q8_0, the probe's granularity
+PROBE_MAX_ROWS = 1 << 24  # 73 GB of weight: above that, a device is taken to have no limit of its own
 
 
-def _library(llama_cpp: ModuleType) -> ctypes.CDLL | None:
+class _InitParams(ctypes.Structure):
+    _fields_ = [("mem_size", ctypes.c_size_t), ("mem_buffer", ctypes.c_void_p), ("no_alloc", ctypes.c_bool)]
+
+
+def _library(llama_cpp: ModuleType, stem: str = "ggml") -> ctypes.CDLL | None:
     if not llama_cpp.__file__:
         return None
     folder = Path(llama_cpp.__file__).resolve().parent / "lib"
-    for name in ("libggml.so", "libggml.dylib", "ggml.dll"):
+    for name in (f"lib{stem}.so", f"lib{stem}.dylib", f"{stem}.dll"):
         if (folder / name).exists():
             return ctypes.CDLL(str(folder / name))
     return None
@@ -47,6 +54,49 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.ggml_backend_reg_name.argtypes = [vp]
 
 
+def _largest_weight(base: ctypes.CDLL, lib: ctypes.CDLL, dev: int) -> int | None:
+    """The largest Q8_0 weight the device accepts for a matrix multiplication, in bytes (None: no limit found).
+
+    llama.cpp puts an offloaded weight on a device only if the device supports the weight's operation, and Vulkan
+    refuses a tensor larger than its maxStorageBufferRange (128 MiB on lavapipe, 1-4 GiB on GPUs): such a weight
+    stays in host memory and its matrix multiplication on the CPU (Gemma-3's 170 MiB token embeddings on lavapipe).
+    The limit is not in ggml's device properties, so it is found the way llama.cpp meets it: by asking the device
+    about a weight of each size (a binary search over rows, on tensors that are never allocated)."""
+    ctx = base.ggml_init(_InitParams(1 << 20, None, True))
+    if not ctx:
+        return None
+    try:
+
+        def supported(rows: int) -> bool:
+            a = base.ggml_new_tensor_2d(ctx, GGML_TYPE_Q8_0, PROBE_ROW, rows)
+            b = base.ggml_new_tensor_2d(ctx, GGML_TYPE_F32, PROBE_ROW, 1)
+            return bool(lib.ggml_backend_dev_supports_op(dev, base.ggml_mul_mat(ctx, a, b)))
+
+        lo, hi = 1, PROBE_MAX_ROWS
+        if supported(hi) or not supported(lo):
+            return None
+        while hi - lo > 1:  # ~24 probes, each a few tensor headers in a 1 MiB no-alloc context
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if supported(mid) else (lo, mid)
+        return lo * PROBE_ROW // 32 * 34
+    finally:
+        base.ggml_free(ctx)
+
+
+def _declare_base(base: ctypes.CDLL, lib: ctypes.CDLL) -> None:
+    vp = ctypes.c_void_p
+    base.ggml_init.restype = vp
+    base.ggml_init.argtypes = [_InitParams]
+    base.ggml_new_tensor_2d.restype = vp
+    base.ggml_new_tensor_2d.argtypes = [vp, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    base.ggml_mul_mat.restype = vp
+    base.ggml_mul_mat.argtypes = [vp, vp, vp]
+    base.ggml_free.restype = None
+    base.ggml_free.argtypes = [vp]
+    lib.ggml_backend_dev_supports_op.restype = ctypes.c_bool
+    lib.ggml_backend_dev_supports_op.argtypes = [vp, vp]
+
+
 def _text(raw: bytes | None) -> str:
     return raw.decode("utf-8", errors="replace") if raw else ""
 
@@ -56,10 +106,11 @@ def list_devices(llama_cpp: ModuleType) -> tuple[list[dict[str, Any]], str]:
     free_bytes), and why the list is empty when it is. Free memory is read now: sampling it again is how VRAM in
     use is watched on any backend."""
     try:
-        lib = _library(llama_cpp)
-        if lib is None:
+        lib, base = _library(llama_cpp), _library(llama_cpp, "ggml-base")
+        if lib is None or base is None:
             return [], "this llama.cpp build has no libggml next to libllama"
         _declare(lib)
+        _declare_base(base, lib)
     except (OSError, AttributeError) as exc:  # a build without the backend-device API
         return [], f"this llama.cpp build does not expose ggml's device list ({exc})"
     out = []
@@ -70,14 +121,16 @@ def list_devices(llama_cpp: ModuleType) -> tuple[list[dict[str, Any]], str]:
         free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
         lib.ggml_backend_dev_memory(dev, ctypes.byref(free), ctypes.byref(total))
         kind = int(lib.ggml_backend_dev_type(dev))
+        type_name = DEVICE_TYPES[kind] if 0 <= kind < len(DEVICE_TYPES) else f"type {kind}"
         out.append(
             {
                 "name": _text(lib.ggml_backend_dev_name(dev)),
                 "description": _text(lib.ggml_backend_dev_description(dev)),
                 "backend": _text(lib.ggml_backend_reg_name(lib.ggml_backend_dev_backend_reg(dev))),
-                "type": DEVICE_TYPES[kind] if 0 <= kind < len(DEVICE_TYPES) else f"type {kind}",
+                "type": type_name,
                 "total_bytes": int(total.value),
                 "free_bytes": int(free.value),
+                "max_tensor_bytes": None if type_name == "cpu" else _largest_weight(base, lib, dev),
             }
         )
     return out, ""

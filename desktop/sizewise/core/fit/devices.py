@@ -33,6 +33,7 @@ class BackendDevice:
     total_bytes: int
     free_bytes: int
     source: str = SOURCE
+    max_tensor_bytes: int | None = None  # the largest weight it accepts (Vulkan: maxStorageBufferRange); None: no limit
 
     @property
     def software(self) -> bool:
@@ -68,6 +69,7 @@ class BackendDevice:
             "label": self.kind_label,
             "total_bytes": self.total_bytes,
             "free_bytes": self.free_bytes,
+            "max_tensor_bytes": self.max_tensor_bytes,
             "source": self.source,
         }
 
@@ -85,6 +87,7 @@ def devices_from_ready(ready: dict[str, Any] | None) -> list[BackendDevice]:
                     type=str(d["type"]),
                     total_bytes=int(d["total_bytes"]),
                     free_bytes=int(d["free_bytes"]),
+                    max_tensor_bytes=int(d["max_tensor_bytes"]) if d.get("max_tensor_bytes") else None,
                 )
             )
         except (KeyError, TypeError, ValueError):

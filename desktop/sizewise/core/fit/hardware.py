@@ -18,7 +18,7 @@ import platform
 import re
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ class GpuInfo:
     usable_bytes: int | None = None  # what llama.cpp can allocate on it, where that differs from total
     usable_source: str = ""
     shares_ram: bool = False  # its memory is the machine's RAM (integrated GPU, software driver)
+    max_tensor_bytes: int | None = None  # the largest weight llama.cpp may place on it (None: no limit)
 
 
 @dataclass(frozen=True)
@@ -115,12 +116,21 @@ class HardwareReport:
     def backend(self) -> Backend:
         """The placement facts the memory model needs, from the engine when known, else from the CPU flags."""
         has_gpu = bool(self.gpus) and (self.engine is None or self.engine.gpu_offload)
+        gpu_backend = (
+            {"nvidia": "cuda", "apple-unified": "metal"}.get(self.gpus[0].kind, self.gpus[0].kind) if has_gpu else ""
+        )
+        limit = (self.gpus[0].max_tensor_bytes or 0) if has_gpu else 0
         if self.engine is not None:
-            return Backend.from_system_info(self.engine.system_info, gpu_offload=has_gpu)
+            return replace(
+                Backend.from_system_info(self.engine.system_info, gpu_offload=has_gpu, gpu_backend=gpu_backend),
+                gpu_max_tensor_bytes=limit,
+            )
         flags = set(self.simd.value or [])
         features = frozenset(f for f in ("avx2", "avx512", "neon", "dotprod", "i8mm") if f in flags)
         # Without the engine we cannot see whether the build has REPACK; llama-cpp-python's CPU builds do.
-        return Backend(gpu=has_gpu, repack=True, cpu_features=features)
+        return Backend(
+            gpu=has_gpu, repack=True, cpu_features=features, gpu_backend=gpu_backend, gpu_max_tensor_bytes=limit
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -342,6 +352,7 @@ def gpus_from_devices(devices: list[BackendDevice]) -> list[GpuInfo]:
             free_bytes=d.free_bytes,
             source=f"{d.source}, {d.name}",
             shares_ram=d.software or d.type == "igpu",
+            max_tensor_bytes=d.max_tensor_bytes,
         )
         for d in devices
         if d.offloads

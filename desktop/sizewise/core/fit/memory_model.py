@@ -61,6 +61,9 @@ from sizewise.core.gguf.header import GGUFHeader, TensorInfo, header_int, vocab_
 from sizewise.core.sampling import LoadParams
 
 MiB = 1 << 20
+BIG_TENSOR = (
+    64 * MiB
+)  # no GPU limits a tensor below this: smaller ones need no check against Backend.gpu_max_tensor_bytes
 KV_CELL_PAD = 256  # llama_context: cparams.n_ctx = GGML_PAD(n_ctx, 256); the SWA cache is padded the same way
 # (values per block, bytes per block) of the KV cache types llama.cpp accepts here (ggml's type table)
 KV_TYPE_BLOCKS = {"f16": (1, 2), "q8_0": (32, 34), "q4_0": (32, 18)}
@@ -250,9 +253,20 @@ class Backend:
     gpu: bool = False  # a GPU backend is compiled in and a device exists (offload possible)
     repack: bool = True  # the CPU backend has the REPACK extra buffer type (llama_print_system_info)
     cpu_features: frozenset[str] = frozenset()  # normalised: avx2, avx512, neon, dotprod, i8mm
+    gpu_backend: str = ""  # the GPU's ggml backend in lower case (cuda, vulkan, metal …); "" when not known
+    # The largest weight the GPU accepts (0: no limit). Vulkan refuses tensors over its maxStorageBufferRange (128 MiB
+    # on lavapipe, 1-4 GiB on GPUs), so llama.cpp keeps such a weight in host memory even in an offloaded layer.
+    gpu_max_tensor_bytes: int = 0
+
+    @property
+    def pads_rows(self) -> bool:
+        """The GPU backend allocates a quantized weight with extra room (CUDA and the backends built from its code,
+        MATRIX_ROW_PADDING); Vulkan and Metal allocate exactly ggml_nbytes. Unknown: assume the padding (more
+        memory, never a false "fits")."""
+        return self.gpu_backend in ("", "cuda", "hip", "rocm", "musa")
 
     @classmethod
-    def from_system_info(cls, system_info: str, *, gpu_offload: bool = False) -> Backend:
+    def from_system_info(cls, system_info: str, *, gpu_offload: bool = False, gpu_backend: str = "") -> Backend:
         """From llama_print_system_info(), e.g. ``CPU : SSE3 = 1 | AVX2 = 1 | … | REPACK = 1 |``."""
         flags = {m.group(1).upper() for m in re.finditer(r"([A-Za-z0-9_]+)\s*=\s*1", system_info)}
         features = {
@@ -266,7 +280,7 @@ class Backend:
             }.items()
             if flags & set(keys)
         }
-        return cls(gpu=gpu_offload, repack="REPACK" in flags, cpu_features=frozenset(features))
+        return cls(gpu=gpu_offload, repack="REPACK" in flags, cpu_features=frozenset(features), gpu_backend=gpu_backend)
 
 
 @functools.lru_cache(maxsize=256)
@@ -439,7 +453,9 @@ def _layer_of(name: str, n_layer: int) -> int:
 
 
 def _row_padding_bytes(t: TensorInfo, n_bytes: int | None = None, type_name: str | None = None) -> int:
-    """CUDA pads quantized rows to 512 values (MATRIX_ROW_PADDING) when it allocates a weight.
+    """The room CUDA adds to a quantized weight whose rows are not a multiple of 512 values (MATRIX_ROW_PADDING):
+    one row's worth of the missing values, once per tensor, so a kernel may read past the last row
+    (ggml_backend_cuda_buffer_type_get_alloc_size: ``size += ggml_row_size(type, 512 - ne0 % 512)``).
 
     ``n_bytes``/``type_name``: the tensor's, when the caller has them already (they are computed properties).
     """
@@ -452,20 +468,22 @@ def _row_padding_bytes(t: TensorInfo, n_bytes: int | None = None, type_name: str
     rows = t.n_elements // ne0 if ne0 else 0
     if not rows:
         return 0
-    return extra * ((t.n_bytes if n_bytes is None else n_bytes) // rows) // ne0 * rows
+    return extra * ((t.n_bytes if n_bytes is None else n_bytes) // rows) // ne0
 
 
 @dataclass(frozen=True)
 class _Slot:
     """One offload slot's tensors (see ``_layer_of``), summed once per header."""
 
-    gpu_bytes: int  # their bytes on a GPU, CUDA's row padding included
+    gpu_bytes: int  # their bytes on a GPU (ggml_nbytes)
     lo: int  # first offset
     hi: int  # end of the last one
     # (type, rows, bytes, offset) of the matmul weights CPU_REPACK may copy
     repack: tuple[tuple[str, int, int, int], ...]
     fixed_lo: int  # first offset / end of the last one among the tensors CPU_REPACK never takes
     fixed_hi: int  # (fixed_lo > fixed_hi: there are none)
+    gpu_pad: int = 0  # what CUDA's allocation adds to them (Backend.pads_rows)
+    big: tuple[tuple[int, int, int], ...] = ()  # (bytes, offset, end) of tensors of BIG_TENSOR bytes or more
 
 
 class _WeightTable:
@@ -477,9 +495,12 @@ class _WeightTable:
             slot = _layer_of(t.name, n_layer)
             a = acc.get(slot)
             if a is None:
-                a = acc[slot] = [0, t.offset, 0, [], _NO_OFFSET, 0]
+                a = acc[slot] = [0, t.offset, 0, [], _NO_OFFSET, 0, 0, []]
             n_bytes, type_name = t.n_bytes, t.type_name
-            a[0] += n_bytes + _row_padding_bytes(t, n_bytes, type_name)
+            a[0] += n_bytes
+            if n_bytes >= BIG_TENSOR:
+                a[7].append((n_bytes, t.offset, t.offset + n_bytes))
+            a[6] += _row_padding_bytes(t, n_bytes, type_name)
             if t.offset < a[1]:
                 a[1] = t.offset
             end = t.offset + n_bytes
@@ -490,7 +511,9 @@ class _WeightTable:
             else:
                 a[4] = min(a[4], t.offset)
                 a[5] = max(a[5], end)
-        self.slots = sorted((k, _Slot(a[0], a[1], a[2], tuple(a[3]), a[4], a[5])) for k, a in acc.items())
+        self.slots = sorted(
+            (k, _Slot(a[0], a[1], a[2], tuple(a[3]), a[4], a[5], a[6], tuple(a[7]))) for k, a in acc.items()
+        )
         self.emb = next((t for t in header.tensors if t.name == "token_embd.weight"), None)
         self._repack: dict[frozenset[str], dict[int, tuple[int, int, int]]] = {}
 
@@ -562,9 +585,14 @@ def _weights(header: GGUFHeader, shape: ModelShape, es: EffectiveSettings, backe
     layout = table.repack_layout(backend.cpu_features) if use_repack else {}
     cpu_lo, cpu_hi = _NO_OFFSET, 0
     repack = gpu = 0
+    limit = backend.gpu_max_tensor_bytes
     for slot, facts in table.slots:
         if slot >= 0 and slot >= i_gpu_start and es.gpu_layers > 0:
-            gpu += facts.gpu_bytes
+            gpu += facts.gpu_bytes + (facts.gpu_pad if backend.pads_rows else 0)
+            for n, lo, hi in facts.big:  # too large for the device: stays in the mapped file
+                if limit and n > limit:
+                    gpu -= n
+                    cpu_lo, cpu_hi = min(cpu_lo, lo), max(cpu_hi, hi)
             continue
         got = layout.get(slot)
         if got is None:
@@ -577,8 +605,10 @@ def _weights(header: GGUFHeader, shape: ModelShape, es: EffectiveSettings, backe
     if shape.tied_output:
         emb = table.emb
         if emb is not None:
-            if es.gpu_layers > 0:  # the output layer is offloaded first: a copy of the embeddings goes along
-                gpu += emb.n_bytes + _row_padding_bytes(emb)
+            if es.gpu_layers > 0 and not (limit and emb.n_bytes > limit):
+                # the output layer is offloaded first: a copy of the embeddings goes along (unless the device
+                # refuses a tensor that large; then the CPU's copy serves the output layer too)
+                gpu += emb.n_bytes + (_row_padding_bytes(emb) if backend.pads_rows else 0)
             elif use_repack:
                 row_multiple = _repack_alignment(emb.type_name, backend.cpu_features)
                 if row_multiple and emb.shape[1] % row_multiple == 0:
