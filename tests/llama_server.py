@@ -7,7 +7,8 @@
   ``no_leftovers`` guard fails a test that leaves a child process running.
 * ``fake_servers`` (function): things that are not OpenAI servers — Python's ``http.server`` (HTML error pages),
   a TCP listener that answers garbage bytes, a stream that sends half a reply and hangs, a TLS server with a
-  self-signed certificate.
+  self-signed certificate, a 9 MiB model list, a 2 MiB stream event,
+  a server with two models.
 """
 
 from __future__ import annotations
@@ -128,14 +129,23 @@ FAKE_SERVER = textwrap.dedent(
     class H(http.server.BaseHTTPRequestHandler):
         def log_message(self, *a): pass
         def do_GET(self):
-            if mode in ("stall", "tls") and self.path == "/v1/models":
+            if mode in ("stall", "tls", "huge", "hugeevent", "two") and self.path == "/v1/models":
                 body = b'{"object": "list", "data": [{"id": "m", "object": "model"}]}'
+                if mode == "two":
+                    body = b'{"object": "list", "data": [{"id": "small"}, {"id": "large"}]}'
+                if mode == "huge":
+                    body = b'{"object": "list", "data": [], "pad": "' + b"x" * (9 * 2**20) + b'"}'
                 self.send_response(200); self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
             else:
                 self.send_error(404)
         def do_POST(self):
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if mode == "hugeevent":
+                self.send_response(200); self.send_header("Content-Type", "text/event-stream"); self.end_headers()
+                big = b"y" * 2**21
+                self.wfile.write(b'data: {"choices": [{"index": 0, "delta": {"content": "' + big + b'"}}]}\\n\\n')
+                return
             if mode == "stall":
                 self.send_response(200); self.send_header("Content-Type", "text/event-stream"); self.end_headers()
                 chunk = b'data: {"choices": [{"index": 0, "delta": {"content": "half a "}}]}\\n\\n'
@@ -162,7 +172,10 @@ class FakeServer:
             stderr=subprocess.DEVNULL,
             text=True,
         )
-        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            self.stop()
+            pytest.fail(f"the {mode} stand-in server did not start")
 
     def stop(self) -> None:
         self.proc.kill()

@@ -16,7 +16,7 @@ from sizewise.core.chat.store import ConversationStore
 from sizewise.core.paths import basedir_paths
 from tests.cli_helpers import run_cli
 from tests.hub_fixtures import closed_port
-from tests.llama_server import LlamaServer
+from tests.llama_server import FakeServer, LlamaServer
 
 native = pytest.mark.native
 KEY = "sk-sizewise-test-0123456789abcdef"
@@ -46,9 +46,15 @@ def test_generate_json_has_the_local_fields_plus_server_timings(llama_server: Ll
     assert out["engine"]["remote"] is True and "measured by this client" in out["remote"]["figures"]
     assert out["remote"]["kind"] == "llama-server" and out["model"]["server"] == llama_server.url
     assert "warning" not in a.stderr  # loopback plain http is not flagged
+    named = run_cli(
+        "generate", "--server", llama_server.url, "--model", out["model"]["name"], *common, basedir=tmp_path
+    )
+    assert named.returncode == 0 and json.loads(named.stdout)["text"] == out["text"], named.stderr
+    _one_sentence(run_cli("generate", "--server", llama_server.url, "--model", "nope", "--prompt", "Hi",
+                          basedir=tmp_path), "has no model named 'nope'")  # fmt: skip
     human = run_cli("generate", "--server", llama_server.url, "--prompt", "Hi", "--max-tokens", "8", basedir=tmp_path)
     assert human.returncode == 0 and human.stdout.strip(), human.stderr
-    assert "tok/s as received" in human.stderr and "remote SmolLM2" in human.stderr
+    assert "tok/s as received" in human.stderr and "remote SmolLM2" in human.stderr and ", server " in human.stderr
 
 
 @native
@@ -144,6 +150,16 @@ def test_bench_follows_llama_bench_and_says_what_differs(llama_server: LlamaServ
                     basedir=tmp_path)  # fmt: skip
     assert human.returncode == 0, human.stderr
     assert "Differs from a local bench:" in human.stdout and "± " in human.stdout
+    assert "no memory figures" in human.stdout and "the network" in human.stdout and "threads" in human.stdout
+
+
+def test_a_stalled_server_is_given_up_after_server_timeout(
+    fake_servers: Callable[[str], FakeServer], tmp_path: Path
+) -> None:
+    server = fake_servers("stall")
+    r = run_cli("generate", "--server", server.url, "--server-timeout", "1", "--prompt", "Hi", basedir=tmp_path)
+    _one_sentence(r, "did not answer within 1 s")
+    assert r.stdout.startswith("half a ")  # the part that came is kept on screen
 
 
 def test_bad_targets_get_one_sentence(tmp_path: Path) -> None:
