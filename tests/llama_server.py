@@ -151,7 +151,7 @@ FAKE_SERVER = textwrap.dedent(
                 chunk = b'data: {"choices": [{"index": 0, "delta": {"content": "half a "}}]}\\n\\n'
                 self.wfile.write(chunk); self.wfile.flush(); time.sleep(600)
             self.send_error(501)
-    server = http.server.HTTPServer(("127.0.0.1", port), H)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)  # a stalled reply must not block the next
     if mode == "tls":
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(sys.argv[3], sys.argv[4])
         server.socket = ctx.wrap_socket(server.socket, server_side=True)
@@ -194,11 +194,12 @@ def fake_servers(tmp_path: Path) -> Iterator[Callable[[str], FakeServer]]:
             cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
             subprocess.run(
                 ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                 "-addext", "subjectAltName=IP:127.0.0.1",
                  "-keyout", str(key), "-out", str(cert)],
                 check=True,
                 capture_output=True,
             )  # fmt: skip
-            extra = (str(cert), str(key))
+            extra = (str(cert), str(key))  # the certificate is tmp_path / "cert.pem"
         server = FakeServer(mode, *extra)
         started.append(server)
         return server

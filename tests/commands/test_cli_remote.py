@@ -160,6 +160,10 @@ def test_a_stalled_server_is_given_up_after_server_timeout(
     r = run_cli("generate", "--server", server.url, "--server-timeout", "1", "--prompt", "Hi", basedir=tmp_path)
     _one_sentence(r, "did not answer within 1 s")
     assert r.stdout.startswith("half a ")  # the part that came is kept on screen
+    r = run_cli("generate", "--server", server.url, "--server-timeout", "1", "--prompt", "Hi", "--json",
+                basedir=tmp_path)  # fmt: skip
+    _one_sentence(r, "did not answer within 1 s")
+    assert json.loads(r.stdout) == {"text": "half a ", "finish_reason": "interrupted"}  # --json keeps it too
 
 
 def test_bad_targets_get_one_sentence(tmp_path: Path) -> None:

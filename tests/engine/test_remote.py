@@ -7,6 +7,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -126,6 +127,18 @@ def test_non_servers_each_get_one_sentence(fake_servers: Callable[[str], FakeSer
         assert message.endswith((".", "?")) and "\n" not in message and "Traceback" not in message
 
 
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the test certificate")
+def test_tls_works_once_the_certificate_is_trusted(
+    fake_servers: Callable[[str], FakeServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other half of the self-signed refusal: the same server is accepted when its certificate is trusted."""
+    server = fake_servers("tls")
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
+    with RemoteSession(server.url) as session:
+        info = session.connect()
+    assert info.encrypted and info.kind == "openai" and info.model == "m"
+
+
 def test_a_stalled_stream_is_cut_after_the_timeout(fake_servers: Callable[[str], FakeServer]) -> None:
     server = fake_servers("stall")
     with RemoteSession(server.url, stall_timeout=1.0) as session:
@@ -178,7 +191,7 @@ def test_only_plain_http_off_this_machine_is_flagged() -> None:
     assert address.url == "http://gpu.example.com:8080" and address.warning() is not None
 
 
-def test_keys_come_from_the_environment_or_a_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_keys_come_from_the_environment_or_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SW_TEST_KEY", "from-env")
     (tmp_path / "key").write_text("from-file\n")
     env_key, file_key = read_api_key("SW_TEST_KEY", None), read_api_key(None, str(tmp_path / "key"))

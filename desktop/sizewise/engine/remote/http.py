@@ -199,7 +199,7 @@ class HttpClient:
             headers["Authorization"] = self.api_key.header()
         return headers
 
-    def _fail(self, exc: BaseException, what: str) -> RemoteError:
+    def _fail(self, exc: BaseException, what: str, timeout: float | None = None) -> RemoteError:
         """The sentence for a transport failure."""
         url = self.address.url
         if isinstance(exc, RemoteError):
@@ -214,7 +214,8 @@ class HttpClient:
         if isinstance(exc, socket.gaierror):
             return RemoteError(f"The host name {self.address.host} could not be found.")
         if isinstance(exc, TimeoutError):
-            return RemoteError(f"The server at {url} did not answer within {self.stall_timeout:.0f} s ({what}).")
+            waited = timeout or self.stall_timeout
+            return RemoteError(f"The server at {url} did not answer within {waited:g} s ({what}).")
         if isinstance(exc, http.client.IncompleteRead | http.client.RemoteDisconnected | ConnectionError):
             return RemoteError(f"The server at {url} closed the connection during {what}.")
         if isinstance(exc, http.client.HTTPException):
@@ -249,7 +250,8 @@ class HttpClient:
         """The decoded JSON answer; RemoteError for anything else (status, size, not JSON, transport)."""
         full = self.address.base_path + path
         t0 = time.monotonic()
-        conn = self._connection(timeout or self.stall_timeout)
+        timeout = timeout or self.stall_timeout
+        conn = self._connection(timeout)
         try:
             data = None if body is None else json.dumps(body).encode()
             conn.request(method, full, body=data, headers=self._headers(body is not None))
@@ -258,7 +260,7 @@ class HttpClient:
             ctype = resp.getheader("Content-Type", "") or ""
         except Exception as exc:  # every transport failure becomes one sentence
             self._log(f"{method} {full} failed: {type(exc).__name__}")
-            raise self._fail(exc, f"{method} {path}") from None
+            raise self._fail(exc, f"{method} {path}", timeout) from None
         finally:
             conn.close()
         self._log(f"{method} {full} -> {resp.status} ({len(raw)} bytes, {time.monotonic() - t0:.3f} s)")

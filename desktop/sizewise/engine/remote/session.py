@@ -119,7 +119,7 @@ class RemoteSession:
     def connect(self) -> ServerInfo:
         """Ask the server what it serves (``/health``, ``/v1/models``, ``/props``) and pick the model."""
         health_ok = self._health()
-        listing = self.http.call("GET", "/v1/models", timeout=30.0)
+        listing = self.http.call("GET", "/v1/models")
         data = listing.get("data") if isinstance(listing, dict) else None
         if not isinstance(data, list):
             raise RemoteError(
@@ -167,7 +167,7 @@ class RemoteSession:
     def _health(self) -> bool:
         """llama-server's ``/health``: True when it answered ok; False where the server has none (plain OpenAI)."""
         try:
-            answer = self.http.call("GET", "/health", timeout=30.0)
+            answer = self.http.call("GET", "/health")
         except RemoteError as exc:
             text = str(exc)
             if "HTTP 503" in text:
@@ -181,7 +181,7 @@ class RemoteSession:
 
     def _props(self) -> dict[str, Any] | None:
         try:
-            props = self.http.call("GET", "/props", timeout=30.0)
+            props = self.http.call("GET", "/props")
         except RemoteError:
             return None
         return props if isinstance(props, dict) and "default_generation_settings" in props else None
@@ -198,7 +198,7 @@ class RemoteSession:
         counts = []
         for text in texts:
             try:
-                answer = self.http.call("POST", "/tokenize", {"content": text}, timeout=30.0)
+                answer = self.http.call("POST", "/tokenize", {"content": text})
             except RemoteError:
                 return None
             tokens = answer.get("tokens") if isinstance(answer, dict) else None
