@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sizewise.core.chat.store import ConversationStore
+from sizewise.core.chat.store import ConversationStore, StoredMessage
 from sizewise.core.paths import basedir_paths
 from tests.cli_helpers import run_cli
 from tests.hub_fixtures import closed_port
@@ -90,6 +91,54 @@ def test_the_api_key_is_never_shown_or_logged(llama_servers: Callable[..., Llama
         assert KEY.encode() not in data and b"sk-wrong-key" not in data, p
 
 
+def _interrupt_mid_reply(
+    cmd: list[str], interrupt: Callable[[subprocess.Popen[bytes]], object]
+) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd``, call ``interrupt`` once 40 bytes of the reply are on stdout, and collect the rest."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    seen = b""
+    deadline = time.monotonic() + 60
+    while len(seen) < 40 and time.monotonic() < deadline:
+        chunk = os.read(proc.stdout.fileno(), 4096)
+        if not chunk:
+            break
+        seen += chunk
+    interrupt(proc)
+    out, err = proc.communicate(timeout=60)
+    assert len(seen) >= 40, (seen, err)
+    return subprocess.CompletedProcess(cmd, proc.returncode, (seen + out).decode(), err.decode())
+
+
+def _stored(base: Path, title: str) -> list[StoredMessage]:
+    store = ConversationStore.open(basedir_paths(base).database_file)
+    try:
+        conv = store.find_by_title(title)
+        assert conv is not None
+        return store.messages(conv.id)
+    finally:
+        store.close()
+
+
+@native
+def test_ctrl_c_stops_a_remote_chat_the_server_goes_idle_and_the_reply_is_kept(
+    llama_server: LlamaServer, tmp_path: Path
+) -> None:
+    base = tmp_path / "base"
+    cmd = [sys.executable, "-m", "sizewise", "--basedir", str(base), "chat", "--server", llama_server.url,
+           "--conversation", "stop", "--prompt", "Write a very long story about a lighthouse keeper.",
+           "--max-tokens", "1500", "--temperature", "1.0", "--seed", "3"]  # fmt: skip
+    r = _interrupt_mid_reply(cmd, lambda proc: proc.send_signal(signal.SIGINT))  # Ctrl+C in a terminal
+    assert r.returncode == 130 and "sizewise: interrupted." in r.stderr, r.stderr
+    stopped = time.monotonic()
+    while llama_server.busy():  # closing the stream is what stops llama-server
+        assert time.monotonic() - stopped < 5, "llama-server kept generating after Ctrl+C"
+        time.sleep(0.02)
+    messages = _stored(base, "stop")
+    assert [(m.role, m.status) for m in messages] == [("user", "complete"), ("assistant", "interrupted")]
+    assert messages[1].content.strip() and messages[1].content in r.stdout
+
+
 @native
 def test_chat_keeps_the_conversation_when_the_server_dies_mid_reply(
     llama_servers: Callable[..., LlamaServer], tmp_path: Path
@@ -103,27 +152,9 @@ def test_chat_keeps_the_conversation_when_the_server_dies_mid_reply(
     cmd = [sys.executable, "-m", "sizewise", "--basedir", str(base), "chat", "--server", server.url,
            "--conversation", "trip", "--prompt", "Write a very long story about a lighthouse keeper.",
            "--max-tokens", "1500", "--temperature", "1.0", "--seed", "3"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout is not None
-    seen = b""
-    deadline = time.monotonic() + 60
-    while len(seen) < 40 and time.monotonic() < deadline:
-        chunk = os.read(proc.stdout.fileno(), 4096)
-        if not chunk:
-            break
-        seen += chunk
-    server.kill()
-    out, err = proc.communicate(timeout=60)
-    assert len(seen) >= 40, (seen, err)
-    r = subprocess.CompletedProcess(cmd, proc.returncode, (seen + out).decode(), err.decode())
+    r = _interrupt_mid_reply(cmd, lambda _proc: server.kill())
     _one_sentence(r, "closed the connection in the middle of the reply")
-    store = ConversationStore.open(basedir_paths(base).database_file)
-    try:
-        conv = store.find_by_title("trip")
-        assert conv is not None
-        messages = store.messages(conv.id)
-    finally:
-        store.close()
+    messages = _stored(base, "trip")
     assert [(m.role, m.status) for m in messages] == [
         ("user", "complete"), ("assistant", "complete"), ("user", "complete"), ("assistant", "interrupted")
     ]  # fmt: skip
