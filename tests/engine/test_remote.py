@@ -94,6 +94,18 @@ def test_a_server_killed_mid_reply_keeps_the_pieces_and_says_so(llama_servers: C
 
 
 @native
+def test_a_request_the_server_refuses_is_one_sentence_with_its_reason(llama_server: LlamaServer) -> None:
+    with RemoteSession(llama_server.url) as session:
+        session.connect()
+        too_long = [{"role": "user", "content": "word " * 3000}]  # more than the server's 2048-token context
+        with pytest.raises(RemoteError, match=r"context") as err:
+            list(session.stream(SamplingParams(max_tokens=4), messages=too_long))
+        print(f"\n{err.value}")
+        assert str(err.value).endswith(".") and "\n" not in str(err.value)
+        assert list(session.stream(SamplingParams(max_tokens=4), messages=HELLO))  # the session is still usable
+
+
+@native
 def test_wrong_key_unknown_model_and_key_not_in_messages(llama_servers: Callable[..., LlamaServer]) -> None:
     server = llama_servers(api_key="sekrit-key-123")
     with RemoteSession(server.url, api_key=ApiKey("wrong-key-456")) as session:

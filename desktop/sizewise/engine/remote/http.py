@@ -316,6 +316,7 @@ class HttpClient:
                     one = None
                 if not isinstance(one, dict):
                     raise self._garbage(path)
+                self._check_error(one)
                 events = 1
                 yield one
                 return
@@ -328,11 +329,7 @@ class HttpClient:
                     raise self._garbage(path) from None
                 if not isinstance(event, dict):
                     raise self._garbage(path)
-                if "error" in event and "choices" not in event:
-                    message = _json_error(data.encode()) or "no reason given"
-                    raise RemoteError(
-                        f"The server at {self.address.url} stopped the reply: {self._redact(message)[:300]}."
-                    )
+                self._check_error(event)
                 events += 1
                 yield event
         finally:
@@ -340,6 +337,13 @@ class HttpClient:
                 self._stream_sock = None
             conn.close()
             self._log(f"POST {full} stream: {events} events, {time.monotonic() - t0:.3f} s")
+
+    def _check_error(self, event: dict[str, Any]) -> None:
+        """An error object in place of a reply (llama-server sends one mid-stream when a request fails)."""
+        if "error" in event and "choices" not in event:
+            message = _json_error(json.dumps(event).encode()) or "no reason given"
+            message = self._redact(message)[:300].rstrip(".")
+            raise RemoteError(f"The server at {self.address.url} stopped the reply: {message}.")
 
     def _garbage(self, path: str) -> RemoteError:
         return RemoteError(

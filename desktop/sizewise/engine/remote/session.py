@@ -236,7 +236,7 @@ class RemoteSession:
         first: float | None = None
         last = t0
         pieces = 0
-        finish = "cancelled"
+        finish: str | None = None
         usage: dict[str, Any] = {}
         timings: dict[str, Any] | None = None
         for event in self.http.stream(path, body):
@@ -260,6 +260,8 @@ class RemoteSession:
                 finish = str(choice["finish_reason"])
         if self.http.stopped:
             finish = "cancelled"
+        elif finish not in ("stop", "length"):
+            finish = "stop"  # ended normally without a reason, or with an OpenAI reason we have no name for
         end = time.perf_counter()
         tokens = _int(usage.get("completion_tokens")) or _int((timings or {}).get("predicted_n")) or pieces
         prompt_tokens = _int(usage.get("prompt_tokens")) or 0
@@ -277,7 +279,7 @@ class RemoteSession:
             pp_tps=processed / ttft_s if ttft_s > 0 else 0.0,
             tg_tps=(tokens - 1) / span if tokens > 1 and span > 0 else 0.0,
             total_s=end - t0,
-            finish_reason=finish if finish in ("stop", "length", "cancelled") else "stop",
+            finish_reason=finish,
             peak_rss_bytes=0,
             rss_bytes=0,
             seed=seed,
