@@ -34,7 +34,7 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--server",
         metavar="URL",
-        help="an OpenAI-compatible server (llama-server, Ollama, LM Studio, vLLM), e.g. http://127.0.0.1:8080",
+        help="llama.cpp's llama-server or another OpenAI-compatible server, e.g. http://127.0.0.1:8080",
     )
     g.add_argument("--model", dest="server_model", metavar="NAME", help="the server's model (default: its only one)")
     keys = g.add_mutually_exclusive_group()
