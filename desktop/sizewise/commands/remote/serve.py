@@ -104,7 +104,13 @@ def _gpu_layers(ctx: CliContext, model: Path, args: argparse.Namespace) -> tuple
     header, _info = inspect_model(model)
     report, _rss = probe(ctx, use_engine=False)
     result = check_fit(header, params, machine_budget(report), gpu, with_max_ctx=False)
-    return result.gpu_layers, params.n_ctx, str(result.verdict)
+    if result.verdict == "too_large":
+        print(
+            "warning: Sizewise predicts that this model does not fit this machine with these settings "
+            "(see 'sizewise fit'); starting the server anyway.",
+            file=sys.stderr,
+        )
+    return result.gpu_layers, params.n_ctx, f"{result.verdict.replace('_', ' ')} predicted"
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
