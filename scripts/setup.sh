@@ -143,6 +143,8 @@ if [ "$mode" = test ]; then
   .venv/bin/lint-imports
   echo "== desktop bundle with the starter model (PyInstaller; tests/packaging/test_bundle.py runs its smoke test)" >&2
   packaging/build.sh --with-starter >&2  # the starter inside (+94 MiB): test_bundle.py checks an offline first start
+  echo "== llama.cpp's own tools (llama-server for the remote-engine tests): built once, then cached" >&2
+  scripts/native-tools.sh >/dev/null
 fi
 echo "== pytest" >&2
 set +e

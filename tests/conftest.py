@@ -109,3 +109,7 @@ def no_leftovers() -> Iterator[None]:
 
 # Local Hugging Face Hub stand-in: hub_catalog, hub_server, hub_env — see tests/hub_fixtures.py.
 from tests.hub_fixtures import hub_catalog, hub_env, hub_server  # noqa: E402, F401
+
+# Real llama-server processes and non-servers on loopback: llama_servers, llama_server, fake_servers, native_bin —
+# see tests/llama_server.py (the tests that use them are marked native).
+from tests.llama_server import fake_servers, llama_server, llama_servers, native_bin  # noqa: E402, F401

@@ -33,6 +33,7 @@ COMMANDS = {
     "hardware": "sizewise.commands.hardware",
     "fit": "sizewise.commands.fit",
     "bench": "sizewise.commands.bench",
+    "serve": "sizewise.commands.remote.serve",
     "calibrate": "sizewise.commands.speed.calibrate",
     "ladder": "sizewise.commands.speed.ladder",
     "quantize": "sizewise.commands.quant_lab.quantize",

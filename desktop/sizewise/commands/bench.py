@@ -26,6 +26,7 @@ from typing import Any
 
 from sizewise.commands import CliContext, add_quality_floor_flag, check_min_same_top
 from sizewise.commands.fit import add_memory_flags, memory_settings, speed_fields
+from sizewise.commands.remote.engines import add_server_flags, check_target
 from sizewise.core.compare.quality import quality_sections
 from sizewise.core.errors import UserError
 from sizewise.core.fit.hardware import HardwareReport, format_bytes, machine_budget, probe_hardware
@@ -64,7 +65,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="measure prompt/generation speed (llama-bench method), time to first token and memory, "
         "next to the prediction",
     )
-    p.add_argument("models", nargs="+", metavar="MODEL", help="a .gguf path or 'starter' (several: one after another)")
+    p.add_argument(
+        "models", nargs="*", metavar="MODEL", help="a .gguf path or 'starter' (several: one after another; or --server)"
+    )
     add_memory_flags(p)
     p.add_argument("--pp", type=int, default=PP_DEFAULT, help="prompt tokens per prompt-processing run")
     p.add_argument("--tg", type=int, default=TG_DEFAULT, help="tokens per generation run")
@@ -75,6 +78,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_quality_floor_flag(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--report", metavar="FILE", help="also write a hardware-fit report: FILE.md, FILE.json or FILE.html")
+    add_server_flags(p)
     p.set_defaults(func=run)
 
 
@@ -194,6 +198,7 @@ def _remember(
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
+    remote = check_target(args, args.models)
     params, gpu = memory_settings(args)
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads must be at least 1, not {args.threads}.")
@@ -204,6 +209,10 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     if problem is not None:
         raise UserError(problem)
     check_min_same_top(args.min_same_top)
+    if remote:
+        from sizewise.commands.remote.bench import run_remote
+
+        return run_remote(args, ctx)
     if args.report:
         report_format(args.report)  # a wrong suffix fails now, not after minutes of benchmarking
     models = []

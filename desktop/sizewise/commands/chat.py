@@ -11,18 +11,18 @@ import argparse
 import sys
 
 from sizewise.commands import CliContext, add_sampling_flags, sampling_from_args
-from sizewise.core.chat.context_window import estimate_tokens, fit_messages, reply_reserve
+from sizewise.commands.remote.engines import add_server_flags, check_target, reply_engine, speed_line
+from sizewise.core.chat.context_window import fit_messages, reply_reserve
 from sizewise.core.chat.presets import PresetLibrary
 from sizewise.core.chat.prompt import chat_messages, transcript_prompt
 from sizewise.core.chat.store import ConversationStore
 from sizewise.core.errors import UserError
 from sizewise.core.hub.resolve import check_model, context_warning, resolve_model_path
-from sizewise.engine.session import EngineError, EngineSession
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("chat", help="add a turn to a saved conversation and stream the reply (headless)")
-    p.add_argument("model", metavar="MODEL", help="path to a .gguf file, or 'starter'")
+    p.add_argument("model", metavar="MODEL", nargs="?", help="path to a .gguf file, or 'starter' (or give --server)")
     p.add_argument(
         "--conversation", required=True, metavar="TITLE", help="conversation to continue; created if there is none"
     )
@@ -33,20 +33,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="sampling preset (Precise, Balanced, Creative or one you saved); sets temperature and samplers",
     )
     add_sampling_flags(p)
+    add_server_flags(p)
     p.set_defaults(func=run)
-
-
-def count_tokens(session: EngineSession, texts: list[str]) -> tuple[list[int], bool]:
-    """Counts from the model's tokenizer; the labelled estimate if the engine cannot give them."""
-    try:
-        session.client.send_raw({"type": "tokenize", "id": "chat", "texts": texts})
-        msg = session.wait_for("tokenized", timeout=60.0)
-    except (EngineError, RuntimeError, OSError):
-        msg = {}
-    counts = msg.get("counts")
-    if isinstance(counts, list) and len(counts) == len(texts):
-        return [int(c) for c in counts], False
-    return [estimate_tokens(t) for t in texts], True
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -54,6 +42,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         raise UserError("The prompt is empty; give some text with --prompt.")
     if not args.conversation.strip():
         raise UserError("Give the conversation a title with --conversation.")
+    remote = check_target(args, args.model)
     sampling, load = sampling_from_args(args)
     preset_name = ""
     presets = PresetLibrary(ctx.paths.config_dir)
@@ -66,11 +55,12 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     else:
         matching = presets.preset_for(sampling)
         preset_name = matching.name if matching else ""
-    path = resolve_model_path(args.model)
-    info = check_model(path)
-    warning = context_warning(info, load.n_ctx)
-    if warning:
-        print(f"warning: {warning}", file=sys.stderr)
+    path = None
+    if not remote:
+        path = resolve_model_path(args.model)
+        warning = context_warning(check_model(path), load.n_ctx)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
 
     store = ConversationStore.open(ctx.paths.database_file)
     try:
@@ -85,45 +75,40 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         store.add_message(conv.id, "user", args.prompt, auto_title=False)
         system_prompt = args.system or conv.system_prompt
         history = chat_messages(system_prompt, store.messages(conv.id))
-        with EngineSession(log_path=ctx.paths.log_dir / "engine.log") as session:
-            try:
-                loaded = session.load(path, load)
-                counts, estimated = count_tokens(session, [m["content"] for m in history])
-                n_ctx = int(loaded["n_ctx"])
-                fit = fit_messages(
-                    [m["role"] for m in history],
-                    counts,
-                    n_ctx,
-                    reply_reserve(sampling.max_tokens, n_ctx),
-                    estimated=estimated,
+        with reply_engine(args, ctx, load, path) as engine:
+            counts, estimated = engine.count_tokens([m["content"] for m in history])
+            fit = fit_messages(
+                [m["role"] for m in history],
+                counts,
+                engine.n_ctx,
+                reply_reserve(sampling.max_tokens, engine.n_ctx),
+                estimated=estimated,
+            )
+            if fit.notice:
+                print(f"note: {fit.notice}", file=sys.stderr)
+            sent = [history[i] for i in fit.kept]
+            if engine.chat_mode == "chat":
+                request: dict[str, object] = {"messages": sent}
+            else:
+                print("note: this model has no chat template; using plain completion mode.", file=sys.stderr)
+                request = {"prompt": transcript_prompt(sent)}
+            reply = store.begin_reply(conv.id, model_path=engine.label, sampling=sampling.to_dict())
+            with reply:  # leaving by an error or Ctrl+C marks the reply interrupted, text kept
+                for piece in engine.stream(sampling, **request):  # type: ignore[arg-type]
+                    reply.append(piece)
+                    sys.stdout.write(piece)
+                    sys.stdout.flush()
+                stats = engine.last_stats
+                assert stats is not None
+                reply.finish(
+                    "interrupted" if stats.finish_reason == "cancelled" else "complete",
+                    stats={**stats.to_dict(), **engine.stats_extra()},
                 )
-                if fit.notice:
-                    print(f"note: {fit.notice}", file=sys.stderr)
-                sent = [history[i] for i in fit.kept]
-                if loaded["chat_mode"] == "chat":
-                    request: dict[str, object] = {"messages": sent}
-                else:
-                    print("note: this model has no chat template; using plain completion mode.", file=sys.stderr)
-                    request = {"prompt": transcript_prompt(sent)}
-                reply = store.begin_reply(conv.id, model_path=str(path), sampling=sampling.to_dict())
-                with reply:  # leaving by an error or Ctrl+C marks the reply interrupted, text kept
-                    for piece in session.stream(sampling, **request):  # type: ignore[arg-type]
-                        reply.append(piece)
-                        sys.stdout.write(piece)
-                        sys.stdout.flush()
-                    stats = session.last_stats
-                    assert stats is not None
-                    reply.finish(
-                        "interrupted" if stats.finish_reason == "cancelled" else "complete", stats=stats.to_dict()
-                    )
-            except EngineError as exc:
-                raise UserError(str(exc)) from exc
     finally:
         store.close()
     sys.stdout.write("\n")
     print(
-        f"[{conv.title}: {stats.tokens} tokens, {stats.tg_tps:.1f} tok/s, first token {stats.ttft_ms:.0f} ms, "
-        f"context {fit.meter_text}, {stats.finish_reason}]",
+        f"[{conv.title}: {speed_line(engine, stats)}, context {fit.meter_text}, {stats.finish_reason}]",
         file=sys.stderr,
     )
     return 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sizewise.commands.chat import count_tokens
+from sizewise.commands.remote.engines import count_tokens
 from sizewise.core.chat.context_window import (
     MESSAGE_OVERHEAD_TOKENS,
     PROMPT_OVERHEAD_TOKENS,

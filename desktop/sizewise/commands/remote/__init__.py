@@ -1,0 +1,1 @@
+"""What generate, chat and bench share to run on a local model or on a server (``--server URL``)."""
