@@ -62,7 +62,7 @@ def _ready(*devices: dict[str, Any], gpu_offload: bool = True) -> dict[str, Any]
 
 def test_software_vulkan_is_labelled_as_the_cpu_it_runs_on() -> None:
     cpu, lvp = devices_from_ready(_ready(CPU, LAVAPIPE))
-    assert not cpu.software and not cpu.offloads and cpu.kind_label == "CPU"
+    assert not cpu.software and not cpu.offloads and cpu.kind_label == "CPU" and cpu.label == "CPU: AMD EPYC"
     assert lvp.software and lvp.offloads and lvp.kind_label == "software Vulkan (CPU)"
     assert lvp.label == "Vulkan0: llvmpipe (LLVM 15.0.6, 256 bits) — software Vulkan (CPU)"
     assert lvp.to_dict()["label"] == "software Vulkan (CPU)" and lvp.to_dict()["software"] is True

@@ -56,7 +56,10 @@ class BackendDevice:
 
     @property
     def label(self) -> str:
-        """How the app names the device: its llama.cpp name, the driver's name and what kind of device it is."""
+        """How the app names the device: its llama.cpp name, the driver's name and what kind of device it is (the
+        CPU's kind goes without saying)."""
+        if self.type == "cpu":
+            return f"{self.name}: {self.description}"
         return f"{self.name}: {self.description} — {self.kind_label}"
 
     def to_dict(self) -> dict[str, Any]:
