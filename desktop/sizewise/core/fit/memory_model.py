@@ -436,7 +436,10 @@ class _Slot:
     gpu_bytes: int  # their bytes on a GPU, CUDA's row padding included
     lo: int  # first offset
     hi: int  # end of the last one
-    repack: tuple[tuple[str, int, int], ...]  # (type, rows, bytes) of the 2-D weights CPU_REPACK may copy
+    # (type, rows, bytes, offset) of the 2-D weights CPU_REPACK may copy
+    repack: tuple[tuple[str, int, int, int], ...]
+    plain_lo: int  # first offset and last end of the tensors CPU_REPACK never takes (lo > hi: none)
+    plain_hi: int
 
 
 class _WeightTable:
@@ -448,7 +451,7 @@ class _WeightTable:
             slot = _layer_of(t.name, n_layer)
             a = acc.get(slot)
             if a is None:
-                a = acc[slot] = [0, t.offset, 0, []]
+                a = acc[slot] = [0, t.offset, 0, [], 1 << 62, 0]
             n_bytes, type_name = t.n_bytes, t.type_name
             a[0] += n_bytes + _row_padding_bytes(t, n_bytes, type_name)
             if t.offset < a[1]:
@@ -457,18 +460,34 @@ class _WeightTable:
             if end > a[2]:
                 a[2] = end
             if slot >= 0 and len(t.shape) == 2 and t.name.endswith(".weight"):
-                a[3].append((type_name, t.shape[1], n_bytes))
-        self.slots = sorted((k, _Slot(a[0], a[1], a[2], tuple(a[3]))) for k, a in acc.items())
+                a[3].append((type_name, t.shape[1], n_bytes, t.offset))
+            else:
+                a[4] = min(a[4], t.offset)
+                a[5] = max(a[5], end)
+        self.slots = sorted((k, _Slot(a[0], a[1], a[2], tuple(a[3]), a[4], a[5])) for k, a in acc.items())
         self.emb = next((t for t in header.tensors if t.name == "token_embd.weight"), None)
-        self._repack: dict[frozenset[str], dict[int, int]] = {}
+        self._repack: dict[frozenset[str], dict[int, tuple[int, int, int]]] = {}
 
-    def repack_bytes(self, features: frozenset[str]) -> dict[int, int]:
-        """Per slot, the bytes CPU_REPACK copies on a CPU with these features."""
+    def repack_bytes(self, features: frozenset[str]) -> dict[int, tuple[int, int, int]]:
+        """Per slot, the bytes CPU_REPACK copies on a CPU with these features, and the first offset and last end
+        of the slot's other tensors (lo > hi: none).
+
+        A repacked weight is loaded into the CPU_REPACK buffer and not into the mapping: llama.cpp maps the range
+        of the tensors that stay in CPU_Mapped (get_mapping_range over that buffer's tensors), so a repacked
+        weight at either end of the file shortens the mapped range.
+        """
         got = self._repack.get(features)
         if got is None:
-            got = self._repack[features] = {
-                k: sum(b for ty, rows, b in s.repack if _repack_rows(ty, rows, features)) for k, s in self.slots
-            }
+            got = {}
+            for k, s in self.slots:
+                repacked, lo, hi = 0, s.plain_lo, s.plain_hi
+                for ty, rows, b, offset in s.repack:
+                    if _repack_rows(ty, rows, features):
+                        repacked += b
+                    else:
+                        lo, hi = min(lo, offset), max(hi, offset + b)
+                got[k] = (repacked, lo, hi)
+            self._repack[features] = got
         return got
 
 
@@ -510,10 +529,14 @@ def _weights(header: GGUFHeader, shape: ModelShape, es: EffectiveSettings, backe
         if slot >= 0 and slot >= i_gpu_start and es.gpu_layers > 0:
             gpu += facts.gpu_bytes
             continue
-        cpu_lo = facts.lo if cpu_lo is None else min(cpu_lo, facts.lo)
-        cpu_hi = max(cpu_hi, facts.hi)
-        if slot >= 0:
-            repack += repack_by_slot.get(slot, 0)
+        lo, hi = facts.lo, facts.hi
+        if slot >= 0 and slot in repack_by_slot:
+            slot_repack, lo, hi = repack_by_slot[slot]
+            repack += slot_repack
+            if lo > hi:  # every tensor of the slot went to CPU_REPACK
+                continue
+        cpu_lo = lo if cpu_lo is None else min(cpu_lo, lo)
+        cpu_hi = max(cpu_hi, hi)
     if shape.tied_output:
         emb = table.emb
         if emb is not None:
