@@ -23,7 +23,10 @@ SETTINGS = [
 ]
 
 
-@pytest.mark.parametrize("name", ["Qwen3 1.7B", "Gemma 3 1B Instruct", "Llama 3.2 1B Instruct"])
+@pytest.mark.parametrize(
+    "name",
+    ["Qwen3 1.7B", "Gemma 3 1B Instruct", "Llama 3.2 1B Instruct", "Qwen2.5 0.5B Instruct", "Phi-4 mini Instruct"],
+)
 def test_reduced_depth_gives_the_full_simulations_bytes(name: str) -> None:
     model = next(m for m in ladder_rows().models if m.name == name)
     shape = model_shape(virtual_header(model.shape, "Q4_K_M"))

@@ -320,6 +320,10 @@ class DecoderSpec:
     scale_q: bool = False  # Q scaled by a separate op before attention (gemma3)
     gated_ffn: bool = True
     final_softcap: bool = False  # tanh soft-capping of the logits: three extra logits-sized ops, in place
+    qkv_bias: bool = False  # Q/K/V biases added after each projection, in place over it (qwen2)
+    fused_qkv: bool = False  # one QKV projection that Q, K and V view into (phi3): they are not contiguous
+    fused_up: bool = False  # one up projection of 2 × n_ff holding gate and up, split by the GLU op (phi3)
+    residual_first: bool = False  # the layer's last add is residual + FFN output (phi3): another in-place parent
 
 
 @dataclass(frozen=True)
@@ -334,7 +338,7 @@ class GraphSettings:
 
 
 def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
-    """Emit the worst-case graph the way llama.cpp's llm_graph_context builds it (llama / gemma3 shape).
+    """Emit the worst-case graph the way llama.cpp's llm_graph_context builds it (llama, gemma3, qwen2, qwen3, phi3).
 
     Long on purpose (~130 lines): the allocator's high-water mark depends on the exact order in which
     nodes are created, so the nodes are emitted in llama.cpp's order in one place, mirroring its builder
@@ -384,7 +388,11 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
         return g.new(name, "mul", [n, g.external(f"{name}.w")], shape)
 
     def hadamard(x: Tensor, rot: Tensor, n: int, shape: tuple[int, ...]) -> Tensor:
-        flat = g.view(x, "rot_in", (n, _prod(shape) // n))
+        # llama_mul_mat_hadamard: a reshape of a contiguous input, a copy (ggml_cont_2d) of a strided view
+        if x.layout[0] == "c":
+            flat = g.view(x, "rot_in", (n, _prod(shape) // n))
+        else:
+            flat = g.new("rot_cont", "cont", [x], (n, _prod(shape) // n))
         y = g.new("rot", "mul_mat", [rot, flat], (n, _prod(shape) // n))
         return g.view(y, "rot_out", shape)
 
@@ -398,9 +406,13 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
         hq, hk, hv = ly.n_head, ly.n_head_kv, ly.n_head_kv
         dq, dk, dv = ly.head_dim_k, ly.head_dim_k, ly.head_dim_v
         x = norm(inp_l, (E, T), "attn_norm")
-        q = g.view(g.new("q", "mul_mat", [g.external("wq"), x], (dq * hq, T)), "q3", (dq, hq, T))
-        k = g.view(g.new("k", "mul_mat", [g.external("wk"), x], (dk * hk, T)), "k3", (dk, hk, T))
-        v = g.view(g.new("v", "mul_mat", [g.external("wv"), x], (dv * hv, T)), "v3", (dv, hv, T))
+        if spec.fused_qkv:  # build_qkv's fused path: ggml_view_3d into each row of the one projection
+            qkv = g.new("qkv", "mul_mat", [g.external("wqkv"), x], (dq * hq + dk * hk + dv * hv, T))
+            q, k, v = (g.view(qkv, name, contiguous=False) for name in ("q3", "k3", "v3"))
+        else:
+            q = g.view(_proj(g, "q", x, dq * hq, T, spec.qkv_bias), "q3", (dq, hq, T))
+            k = g.view(_proj(g, "k", x, dk * hk, T, spec.qkv_bias), "k3", (dk, hk, T))
+            v = g.view(_proj(g, "v", x, dv * hv, T, spec.qkv_bias), "v3", (dv, hv, T))
         if spec.qk_norm:
             q = norm(q, (dq, hq, T), "q_norm")
         q = g.new("q_rope", "rope", [q, pos], (dq, hq, T))
@@ -421,7 +433,10 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
         if fa:
             g.expand(_set_rows(g, v_cache, g.view(v, "v2d", (dv * hv, T)), v_idxs))
         else:
-            g.expand(_set_rows(g, v_cache, g.view(g.view(v, "v2d", (dv * hv, T)), "v1", (1, dv * hv * T)), v_idxs))
+            # cpy_v into the transposed cache: a reshape, or a copy (ggml_cont_2d) of a strided V
+            contiguous = v.layout[0] == "c"
+            v2d = g.view(v, "v2d", (dv * hv, T)) if contiguous else g.new("v_cont", "cont", [v], (dv * hv, T))
+            g.expand(_set_rows(g, v_cache, g.view(v2d, "v1", (1, dv * hv * T)), v_idxs))
         kv_k = g.view(g.view(k_cache, "k_view"), "k_perm", contiguous=False)
         kv_v = g.view(g.view(v_cache, "v_view"), "v_perm", contiguous=False)
         qp = g.view(g.view(q, "q4", (dq, hq, T)), "q_perm", contiguous=False)
@@ -448,8 +463,11 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
             att = norm(att, (E, t_cur), "attn_post_norm")
         ffn_inp = g.new("ffn_inp", "add", [att, residual], (E, t_cur))
         x = norm(ffn_inp, (E, t_cur), "ffn_norm")
-        up = g.new("ffn_up", "mul_mat", [g.external("w_up"), x], (ly.n_ff, t_cur))
-        if spec.gated_ffn:
+        up_width = 2 * ly.n_ff if spec.fused_up else ly.n_ff
+        up = g.new("ffn_up", "mul_mat", [g.external("w_up"), x], (up_width, t_cur))
+        if spec.fused_up:  # build_ffn(LLM_FFN_SWIGLU, LLM_FFN_SEQ) without a gate: ggml_swiglu splits the rows
+            act = g.new("ffn_glu", "glu", [up], (ly.n_ff, t_cur))
+        elif spec.gated_ffn:
             gate = g.new("ffn_gate", "mul_mat", [g.external("w_gate"), x], (ly.n_ff, t_cur))
             act = g.new("ffn_glu", "glu", [gate, up], (ly.n_ff, t_cur))
         else:
@@ -457,7 +475,8 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
         down = g.new("ffn_down", "mul_mat", [g.external("w_down"), act], (E, t_cur))
         if spec.post_norms:
             down = norm(down, (E, t_cur), "ffn_post_norm")
-        inp_l = g.new("l_out", "add", [down, ffn_inp], (E, t_cur))
+        pair = [ffn_inp, down] if spec.residual_first else [down, ffn_inp]
+        inp_l = g.new("l_out", "add", pair, (E, t_cur))
 
     g.layer = n_layer
     n_out = gs.n_outputs
@@ -471,6 +490,12 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
     logits.is_output = True
     g.expand(logits)
     return g
+
+
+def _proj(g: Graph, name: str, x: Tensor, width: int, n_tokens: int, bias: bool) -> Tensor:
+    """A Q/K/V projection (build_qkv's separate path), with its bias added in place when the model has one."""
+    t = g.new(name, "mul_mat", [g.external(f"w{name}"), x], (width, n_tokens))
+    return g.new(f"{name}_b", "add", [t, g.external(f"b{name}")], (width, n_tokens)) if bias else t
 
 
 def _set_rows(g: Graph, cache: Tensor, src: Tensor, idxs: Tensor) -> Tensor:

@@ -6,17 +6,18 @@ computed from the GGUF header and the load settings; nothing is stored per model
 * **Weights** (``load_tensors``): blocks ``blk.N`` go to the GPU from layer ``n_layer + 1 - gpu_layers``
   upward, the output layer (``output``/``output_norm``) counts as the first offloaded layer, token
   embeddings always stay on the CPU. With mmap the CPU part is one mapped range of the file, from the
-  first CPU tensor's offset to the last one's end (``CPU_Mapped``). A CPU-only build with the REPACK
-  extra buffer also copies the matmul weights whose type it can interleave for this CPU's SIMD units
-  into ``CPU_REPACK`` (Q4_0/Q4_K/IQ4_NL/MXFP4 with AVX2, Q2_K with AVX-512, more on ARM dot-product
-  cores). A model whose output layer is tied to the embeddings gets a duplicate of them where the
+  first offset to the last end of the CPU tensors that stay mapped (``CPU_Mapped``). A CPU-only build
+  with the REPACK extra buffer also copies the matmul weights whose type it can interleave for this
+  CPU's SIMD units into ``CPU_REPACK`` (Q4_0/Q4_K/IQ4_NL/MXFP4 with AVX2, Q2_K with AVX-512, more on ARM
+  dot-product cores); those are loaded there instead of mapped, so one at an end of the file shortens
+  the mapping. A model whose output layer is tied to the embeddings gets a duplicate of them where the
   output layer lives when that is not the CPU mapping.
 * **KV cache** (``llama_kv_cache``): ``n_ctx`` is padded up to a multiple of 256 cells; each layer
   holds ``cells × n_head_kv(il) × head_dim`` values for K and for V (the V row is padded to the widest
   layer when flash attention is off), in f16, q8_0 (34 bytes per 32 values) or q4_0 (18 per 32).
   Models with sliding-window layers get a second cache for those layers, sized
   ``pad256(min(n_ctx, n_swa + n_ubatch))`` unless ``swa_full`` (llama-cpp-python's default) keeps it
-  full size.
+  full size. phi3's window is ignored, as llama.cpp ignores it ("Phi SWA is currently disabled").
 * **Compute buffer**: simulated with ``core.compute_graph`` — llama.cpp's worst-case graph run through
   ggml's allocator, logits (``n_vocab × n_ubatch × 4`` bytes) included.
 * **Output buffer**: ``n_vocab × 4`` bytes (one row of logits; llama-cpp-python asks for one output).
@@ -40,9 +41,12 @@ SmolLM2 at 2048), where the reservation would have overstated it by 45 % and 132
 to 1 % (tests/core/fit/test_fit.py's memory-cap test, numbers in its docstring, and
 tests/core/fit/test_memory_model.py).
 
-Architectures whose graph this module reproduces (``llama`` and ``gemma3``, checked against real
-loads) get ``confidence = "measured"``; layer splits onto a GPU are ``"estimate"`` (the CPU/GPU graph
-split is approximated, not measured here); anything else is ``"rough"``, with the reason.
+Architectures whose graph this module reproduces get ``confidence = "measured"``: ``llama`` and
+``gemma3`` (checked against SmolLM2 and Gemma-3 within 0.5 %, tests/core/fit/test_memory_model.py) and
+``qwen2``, ``qwen3`` and ``phi3`` (random-weight files of small shapes within 1 %,
+tests/core/fit/test_memory_model_dense.py; a test keeps this list and the tested one the same). Layer
+splits onto a GPU are ``"estimate"`` (the CPU/GPU graph split is approximated, not measured here);
+anything else is ``"rough"``, with the reason.
 """
 
 from __future__ import annotations
@@ -84,7 +88,13 @@ VOCAB_BYTES_PER_TOKEN = 128
 _KNOWN_GRAPHS: dict[str, dict[str, bool]] = {
     "llama": {},
     "gemma3": {"qk_norm": True, "post_norms": True, "scale_input": True, "scale_q": True},
+    "qwen2": {"qkv_bias": True},
+    "qwen3": {"qk_norm": True},
+    "phi3": {"fused_qkv": True, "fused_up": True, "scale_q": True, "residual_first": True},
 }
+# Architectures whose sliding window the pinned llama.cpp switches off (full attention, one cache) whatever the
+# header says: phi3's load_arch_hparams ("Phi SWA is currently disabled").
+_SWA_DISABLED = frozenset({"phi3"})
 # Default sliding-window patterns (llama.cpp's load_swa_pattern calls), for headers that carry a window
 # but no pattern. Every n-th layer is full attention, the others slide.
 _SWA_PATTERN_DEFAULT = {"gemma3": 6, "gemma2": 2, "cohere2": 4, "gemma3n": 5}
@@ -197,7 +207,7 @@ def _output_rows(by_name: dict[str, TensorInfo]) -> int:
 
 
 def _swa_layers(header: GGUFHeader, arch: str, n_layer: int, n_swa: int) -> tuple[bool, ...]:
-    if n_swa <= 0:
+    if n_swa <= 0 or arch in _SWA_DISABLED:
         return (False,) * n_layer
     pattern = header.arch_key("attention.sliding_window_pattern")
     if isinstance(pattern, list) and pattern:
