@@ -69,6 +69,11 @@ def write_model(
         w.add_expert_used_count(hp.n_expert_used)
         if hp.n_ff_exp:
             w.add_expert_feed_forward_length(hp.n_ff_exp)
+    if hp.arch == "granite":  # logit_scale is required; the other scales are what Granite 3's config.json has
+        w.add_logit_scale(8.0)
+        w.add_residual_scale(0.22)
+        w.add_embedding_scale(12.0)
+        w.add_attention_scale(0.015625)
     if sliding_window or hp.arch == "gpt-oss":
         w.add_sliding_window(sliding_window or SWA_WINDOW)
     rng = np.random.default_rng(seed)

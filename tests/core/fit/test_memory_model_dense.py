@@ -40,14 +40,17 @@ QUANTS = ("Q8_0", "Q4_K_M")
 N_VOCAB = 49152  # SmolLM2's vocabulary, copied into every file
 
 # Small shapes that still have what sets each graph apart: GQA, a head size of its own (qwen3), biases
-# (qwen2), the fused QKV and gate+up weights (phi3), tied and untied output layers. phi3's is wide enough
-# that its graph moves the compute buffer by more than the bound (test_phi3_shape_tells_its_graph_apart);
-# qwen2's biases and qwen3's Q/K norms are allocated in place or below the peak, so their buffers are
-# llama's at any shape tried (the test still holds weights, KV and the "measured" label to the loads).
+# (qwen2), the fused QKV and gate+up weights (phi3), a NoPE layer (smollm3), granite's scales, tied and
+# untied output layers. phi3's is wide enough that its graph moves the compute buffer by more than the
+# bound (test_phi3_shape_tells_its_graph_apart). qwen2's biases, qwen3's Q/K norms, smollm3's skipped
+# RoPE and granite's scales are allocated in place or below the peak, so their buffers are llama's at
+# these shapes (the test still holds weights, KV and the "measured" label to the loads).
 DENSE: dict[str, HyperParams] = {
     "qwen2": HyperParams("qwen2", 3, 512, 2048, 8, 2, N_VOCAB, tied_embeddings=False),
     "qwen3": HyperParams("qwen3", 3, 512, 2048, 8, 2, N_VOCAB, head_dim=128),
     "phi3": HyperParams("phi3", 3, 1024, 4096, 16, 4, N_VOCAB, tied_embeddings=False),
+    "smollm3": HyperParams("smollm3", 4, 512, 2048, 8, 2, N_VOCAB),  # layer 3 is a NoPE layer
+    "granite": HyperParams("granite", 3, 512, 2048, 8, 2, N_VOCAB),
 }
 
 

@@ -75,7 +75,7 @@ def test_each_arch_has_its_own_tensors():
 
 
 def test_numbers_that_describe_no_covered_model_are_refused():
-    assert ARCHES == ("llama", "qwen2", "qwen3", "qwen3moe", "gemma3", "phi3", "olmoe", "gpt-oss")
+    assert ARCHES == ("llama", "qwen2", "qwen3", "qwen3moe", "gemma3", "phi3", "olmoe", "gpt-oss", "smollm3", "granite")
     assert "not covered" in (problem(HyperParams("mamba", 2, 256, 512, 4, 2, 100)) or "")
     assert "n_head_kv" in (problem(HyperParams("llama", 2, 256, 512, 4, 3, 100)) or "")
     assert "no experts" in (problem(HyperParams("gemma3", 2, 256, 512, 4, 2, 100, n_expert=4)) or "")

@@ -305,6 +305,7 @@ class LayerShape:
     head_dim_v: int
     n_ff: int
     swa: bool  # a sliding-window layer (its own KV cache and mask)
+    rope: bool = True  # False: a NoPE layer (smollm3's every 4th): Q and K go to attention as projected
 
 
 @dataclass(frozen=True)
@@ -324,6 +325,8 @@ class DecoderSpec:
     fused_qkv: bool = False  # one QKV projection that Q, K and V view into (phi3): they are not contiguous
     fused_up: bool = False  # one up projection of 2 × n_ff holding gate and up, split by the GLU op (phi3)
     residual_first: bool = False  # the layer's last add is residual + FFN output (phi3): another in-place parent
+    residual_scale: bool = False  # attention and FFN outputs scaled before their residual adds, in place (granite)
+    logit_scale: bool = False  # the logits scaled by one op, in place (granite)
 
 
 @dataclass(frozen=True)
@@ -338,7 +341,8 @@ class GraphSettings:
 
 
 def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
-    """Emit the worst-case graph the way llama.cpp's llm_graph_context builds it (llama, gemma3, qwen2, qwen3, phi3).
+    """Emit the worst-case graph the way llama.cpp's llm_graph_context builds it (llama and the others
+    memory_model lists as known).
 
     Long on purpose (~130 lines): the allocator's high-water mark depends on the exact order in which
     nodes are created, so the nodes are emitted in llama.cpp's order in one place, mirroring its builder
@@ -415,10 +419,12 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
             v = g.view(_proj(g, "v", x, dv * hv, T, spec.qkv_bias), "v3", (dv, hv, T))
         if spec.qk_norm:
             q = norm(q, (dq, hq, T), "q_norm")
-        q = g.new("q_rope", "rope", [q, pos], (dq, hq, T))
+        if ly.rope:
+            q = g.new("q_rope", "rope", [q, pos], (dq, hq, T))
         if spec.qk_norm:
             k = norm(k, (dk, hk, T), "k_norm")
-        k = g.new("k_rope", "rope", [k, pos], (dk, hk, T))
+        if ly.rope:
+            k = g.new("k_rope", "rope", [k, pos], (dk, hk, T))
         if spec.scale_q:
             q = g.new("q_scaled", "scale", [q], (dq, hq, T))
         if k_rot is not None:
@@ -461,6 +467,8 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
             residual = g.new("res_rows", "get_rows", [residual, out_ids], (E, t_cur))
         if spec.post_norms:
             att = norm(att, (E, t_cur), "attn_post_norm")
+        if spec.residual_scale:
+            att = g.new("attn_scaled", "scale", [att], (E, t_cur))
         ffn_inp = g.new("ffn_inp", "add", [att, residual], (E, t_cur))
         x = norm(ffn_inp, (E, t_cur), "ffn_norm")
         up_width = 2 * ly.n_ff if spec.fused_up else ly.n_ff
@@ -475,6 +483,8 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
         down = g.new("ffn_down", "mul_mat", [g.external("w_down"), act], (E, t_cur))
         if spec.post_norms:
             down = norm(down, (E, t_cur), "ffn_post_norm")
+        if spec.residual_scale:
+            down = g.new("ffn_scaled", "scale", [down], (E, t_cur))
         pair = [ffn_inp, down] if spec.residual_first else [down, ffn_inp]
         inp_l = g.new("l_out", "add", pair, (E, t_cur))
 
@@ -483,6 +493,8 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
     result_norm = norm(inp_l, (E, n_out), "result_norm")
     result_norm.is_output = True
     logits = g.new("result_output", "mul_mat", [g.external("output"), result_norm], (spec.n_vocab, n_out))
+    if spec.logit_scale:
+        logits = g.new("logit_scale", "scale", [logits], (spec.n_vocab, n_out))
     if spec.final_softcap:
         logits = g.new("softcap_scale", "scale", [logits], (spec.n_vocab, n_out))
         logits = g.new("softcap_tanh", "unary", [logits], (spec.n_vocab, n_out))

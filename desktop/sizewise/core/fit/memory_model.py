@@ -43,7 +43,7 @@ tests/core/fit/test_memory_model.py).
 
 Architectures whose graph this module reproduces get ``confidence = "measured"``: ``llama`` and
 ``gemma3`` (checked against SmolLM2 and Gemma-3 within 0.5 %, tests/core/fit/test_memory_model.py) and
-``qwen2``, ``qwen3`` and ``phi3`` (random-weight files of small shapes within 1 %,
+``qwen2``, ``qwen3``, ``phi3``, ``smollm3`` and ``granite`` (random-weight files of small shapes within 1 %,
 tests/core/fit/test_memory_model_dense.py; a test keeps this list and the tested one the same). Layer
 splits onto a GPU are ``"estimate"`` (the CPU/GPU graph split is approximated, not measured here);
 anything else is ``"rough"``, with the reason.
@@ -91,7 +91,11 @@ _KNOWN_GRAPHS: dict[str, dict[str, bool]] = {
     "qwen2": {"qkv_bias": True},
     "qwen3": {"qk_norm": True},
     "phi3": {"fused_qkv": True, "fused_up": True, "scale_q": True, "residual_first": True},
+    "smollm3": {},  # llama's graph with NoPE layers (_NO_ROPE_STEP)
+    "granite": {"scale_input": True, "residual_scale": True, "logit_scale": True},
 }
+# Every n-th layer skips RoPE (llama.cpp's n_no_rope_layer_step, fixed at 4 in smollm3's load_arch_hparams).
+_NO_ROPE_STEP = {"smollm3": 4}
 # Architectures whose sliding window the pinned llama.cpp switches off (full attention, one cache) whatever the
 # header says: phi3's load_arch_hparams ("Phi SWA is currently disabled").
 _SWA_DISABLED = frozenset({"phi3"})
@@ -650,6 +654,7 @@ def _spec_of(shape: ModelShape, start: int, stop: int) -> DecoderSpec:
 
 def _build_spec(shape: ModelShape, layers: Iterable[int]) -> DecoderSpec:
     features = _KNOWN_GRAPHS.get(shape.architecture, {})
+    no_rope = _NO_ROPE_STEP.get(shape.architecture, 0)
     return DecoderSpec(
         n_embd=shape.n_embd,
         n_vocab=shape.n_vocab,
@@ -661,6 +666,7 @@ def _build_spec(shape: ModelShape, layers: Iterable[int]) -> DecoderSpec:
                 head_dim_v=shape.head_dim_v,
                 n_ff=shape.n_ff[il],
                 swa=shape.swa[il],
+                rope=not no_rope or (il + 1) % no_rope != 0,
             )
             for il in layers
         ),

@@ -7,6 +7,7 @@ Covered architectures (``ARCHES``), each as llama.cpp b11312's ``load_arch_tenso
 * ``llama``: token_embd, output_norm, optional output (untied), per block attn_norm, attn_q/k/v, attn_output,
   ffn_norm and ffn_gate/up/down; with experts (Mixtral-style) ffn_gate_inp and ffn_{gate,up,down}_exps instead;
   optional rope_freqs (Llama 3.1+ rope scaling).
+* ``smollm3``, ``granite``: llama's (smollm3's NoPE layers and granite's scales change no tensor).
 * ``qwen2``: llama's, plus the q/k/v biases.
 * ``qwen3``: llama's, with a head size of its own (q is head_dim × n_head wide) and attn_q_norm/attn_k_norm.
 * ``qwen3moe``: qwen3's attention with ffn_gate_inp and ffn_{gate,up,down}_exps of n_ff_exp.
@@ -254,6 +255,8 @@ _BUILDERS: dict[str, Callable[[_Builder], None]] = {
     "phi3": _phi3,
     "olmoe": _olmoe,
     "gpt-oss": _gpt_oss,
+    "smollm3": _llama,  # llama's tensors; every 4th layer skips RoPE, which changes no tensor
+    "granite": _llama,  # llama's tensors; its scales are header keys
 }
 UNTIED_ARCHES = ("olmoe", "gpt-oss")  # llama.cpp requires output.weight whatever the config says
 ARCHES: tuple[str, ...] = tuple(_BUILDERS)
