@@ -74,6 +74,9 @@ def write_model(
         w.add_residual_scale(0.22)
         w.add_embedding_scale(12.0)
         w.add_attention_scale(0.015625)
+    if hp.arch == "gemma2":  # Gemma 2's soft-capping (config.json: attention 50, final 30)
+        w.add_attn_logit_softcapping(50.0)
+        w.add_final_logit_softcapping(30.0)
     if sliding_window or hp.arch == "gpt-oss":
         w.add_sliding_window(sliding_window or SWA_WINDOW)
     rng = np.random.default_rng(seed)

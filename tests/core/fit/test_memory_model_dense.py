@@ -40,23 +40,26 @@ QUANTS = ("Q8_0", "Q4_K_M")
 N_VOCAB = 49152  # SmolLM2's vocabulary, copied into every file
 
 # Small shapes that still have what sets each graph apart: GQA, a head size of its own (qwen3), biases
-# (qwen2), the fused QKV and gate+up weights (phi3), a NoPE layer (smollm3), granite's scales, tied and
-# untied output layers. phi3's is wide enough that its graph moves the compute buffer by more than the
-# bound (test_phi3_shape_tells_its_graph_apart). qwen2's biases, qwen3's Q/K norms, smollm3's skipped
-# RoPE and granite's scales are allocated in place or below the peak, so their buffers are llama's at
-# these shapes (the test still holds weights, KV and the "measured" label to the loads).
+# (qwen2), the fused QKV and gate+up weights (phi3), a NoPE layer (smollm3), granite's scales, gemma2's
+# soft-capping and alternating sliding-window layers, tied and untied output layers. phi3's is wide enough
+# that its graph moves the compute buffer by more than the bound (test_phi3_shape_tells_its_graph_apart).
+# qwen2's biases, qwen3's Q/K norms, smollm3's skipped RoPE, granite's scales and gemma2's caps are allocated
+# in place or below the peak, so their buffers are llama's (gemma3's) at these shapes (the test still holds
+# weights, KV and the "measured" label to the loads).
 DENSE: dict[str, HyperParams] = {
     "qwen2": HyperParams("qwen2", 3, 512, 2048, 8, 2, N_VOCAB, tied_embeddings=False),
     "qwen3": HyperParams("qwen3", 3, 512, 2048, 8, 2, N_VOCAB, head_dim=128),
     "phi3": HyperParams("phi3", 3, 1024, 4096, 16, 4, N_VOCAB, tied_embeddings=False),
     "smollm3": HyperParams("smollm3", 4, 512, 2048, 8, 2, N_VOCAB),  # layer 3 is a NoPE layer
     "granite": HyperParams("granite", 3, 512, 2048, 8, 2, N_VOCAB),
+    "gemma2": HyperParams("gemma2", 4, 512, 2048, 8, 4, N_VOCAB, head_dim=128),  # sliding, full, sliding, full
 }
 
 
 # Header keys the architecture's published GGUFs carry that change how llama.cpp builds it: Phi-3's converter
-# writes a sliding window, which the pinned llama.cpp ignores (one full-attention cache), and so must the model.
-SLIDING_WINDOW = {"phi3": 256}
+# writes a sliding window, which the pinned llama.cpp ignores (one full-attention cache), and so must the model;
+# gemma2's gives its sliding layers a second cache.
+SLIDING_WINDOW = {"phi3": 256, "gemma2": 256}
 
 
 def _models(hp: HyperParams, smollm2_path: Path, tmp: Path) -> list[Path]:

@@ -327,6 +327,7 @@ class DecoderSpec:
     residual_first: bool = False  # the layer's last add is residual + FFN output (phi3): another in-place parent
     residual_scale: bool = False  # attention and FFN outputs scaled before their residual adds, in place (granite)
     logit_scale: bool = False  # the logits scaled by one op, in place (granite)
+    attn_softcap: bool = False  # tanh soft-capping of KQ without flash attention: three ops, in place (gemma2)
 
 
 @dataclass(frozen=True)
@@ -451,6 +452,10 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
             att = g.view(att, "fattn2d", (dv * hq, T))
         else:
             kq = g.new("kq", "mul_mat", [kv_k, qp], (n_kv, T, hq))
+            if spec.attn_softcap:  # with flash attention the cap is a parameter of flash_attn_ext
+                kq = g.new("kq_scaled_1", "scale", [kq], (n_kv, T, hq))
+                kq = g.new("kq_tanh", "unary", [kq], (n_kv, T, hq))
+                kq = g.new("kq_scaled_2", "scale", [kq], (n_kv, T, hq))
             kq = g.new("kq_soft_max", "soft_max", [kq, mask], (n_kv, T, hq))
             kqv = g.new("kqv", "mul_mat", [kv_v, kq], (dv, T, hq))
             att = g.new("kqv_cont", "cont", [g.view(kqv, "kqv_perm", contiguous=False)], (dv * hq, T))

@@ -8,6 +8,7 @@ Covered architectures (``ARCHES``), each as llama.cpp b11312's ``load_arch_tenso
   ffn_norm and ffn_gate/up/down; with experts (Mixtral-style) ffn_gate_inp and ffn_{gate,up,down}_exps instead;
   optional rope_freqs (Llama 3.1+ rope scaling).
 * ``smollm3``, ``granite``: llama's (smollm3's NoPE layers and granite's scales change no tensor).
+* ``gemma2``: llama's attention with a head size of its own, post_attention_norm and post_ffw_norm; always tied.
 * ``qwen2``: llama's, plus the q/k/v biases.
 * ``qwen3``: llama's, with a head size of its own (q is head_dim × n_head wide) and attn_q_norm/attn_k_norm.
 * ``qwen3moe``: qwen3's attention with ffn_gate_inp and ffn_{gate,up,down}_exps of n_ff_exp.
@@ -188,6 +189,16 @@ def _qwen3(t: _Builder) -> None:
         t.ffn(f"blk.{i}.")
 
 
+def _gemma2(t: _Builder) -> None:
+    t.head()
+    for i in range(t.hp.n_layer):
+        b = f"blk.{i}."
+        t.attention(b)
+        t.add(b + "post_attention_norm.weight", t.hp.n_embd)
+        t.ffn(b)
+        t.add(b + "post_ffw_norm.weight", t.hp.n_embd)
+
+
 def _gemma3(t: _Builder) -> None:
     t.head()
     for i in range(t.hp.n_layer):
@@ -257,6 +268,7 @@ _BUILDERS: dict[str, Callable[[_Builder], None]] = {
     "gpt-oss": _gpt_oss,
     "smollm3": _llama,  # llama's tensors; every 4th layer skips RoPE, which changes no tensor
     "granite": _llama,  # llama's tensors; its scales are header keys
+    "gemma2": _gemma2,
 }
 UNTIED_ARCHES = ("olmoe", "gpt-oss")  # llama.cpp requires output.weight whatever the config says
 ARCHES: tuple[str, ...] = tuple(_BUILDERS)
@@ -288,7 +300,7 @@ def problem(hp: HyperParams) -> str | None:
         return f"{hp.arch} needs n_expert and n_expert_used"
     if hp.arch in UNTIED_ARCHES and hp.tied_embeddings:
         return f"{hp.arch} has no tied embeddings (llama.cpp requires output.weight)"
-    if hp.arch in ("qwen2", "phi3", "gemma3") and hp.n_expert:
+    if hp.arch in ("qwen2", "phi3", "gemma2", "gemma3") and hp.n_expert:
         return f"{hp.arch} has no experts"
     return None
 
