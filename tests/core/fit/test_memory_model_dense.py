@@ -11,12 +11,16 @@ tensor lists) with SmolLM2's real vocabulary copied in: the compute buffer holds
 n_vocab must be a real one for the figures to weigh what they weigh in a real model, and the engine needs a
 tokenizer. One engine per architecture serves all twelve loads (a load replaces the previous model).
 
-Errors are printed (``pytest -s``) so the numbers behind the assertion are on record.
+Errors are printed (``pytest -s``) so the numbers behind the assertion are on record. Measured (llama-cpp-python
+0.3.36, AVX-512, 2 cores), worst case per architecture: weights within 0.009 %, compute within 0.005 %, totals
+within 0.005 %, the KV cache exact but for the log's rounding (q8_0 at n_ctx 512: 0.40 or 0.53 MiB printed with
+two decimals, 0.24-0.39 %), and the output buffer (49 152 × 4 bytes = 0.1875 MiB, printed "0.19") off by that
+rounding alone, which the bound allows per logged line as in test_memory_model.py.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -41,11 +45,11 @@ N_VOCAB = 49152  # SmolLM2's vocabulary, copied into every file
 
 # Small shapes that still have what sets each graph apart: GQA, a head size of its own (qwen3), biases
 # (qwen2), the fused QKV and gate+up weights (phi3), a NoPE layer (smollm3), granite's scales, gemma2's
-# soft-capping and alternating sliding-window layers, tied and untied output layers. phi3's is wide enough
-# that its graph moves the compute buffer by more than the bound (test_phi3_shape_tells_its_graph_apart).
-# qwen2's biases, qwen3's Q/K norms, smollm3's skipped RoPE, granite's scales and gemma2's caps are allocated
-# in place or below the peak, so their buffers are llama's (gemma3's) at these shapes (the test still holds
-# weights, KV and the "measured" label to the loads).
+# soft-capping and alternating sliding-window layers, olmo2's missing pre-norms and whole-projection Q/K norms,
+# tied and untied output layers. phi3's and olmo2's graphs move the compute buffer by more than the bound
+# (test_shape_tells_the_graph_apart_from_llamas). qwen2's biases, qwen3's Q/K norms, smollm3's skipped RoPE,
+# granite's scales and gemma2's caps are allocated in place or below the peak, so their buffers are llama's
+# at these shapes (the test still holds weights, KV and the "measured" label to the loads).
 DENSE: dict[str, HyperParams] = {
     "qwen2": HyperParams("qwen2", 3, 512, 2048, 8, 2, N_VOCAB, tied_embeddings=False),
     "qwen3": HyperParams("qwen3", 3, 512, 2048, 8, 2, N_VOCAB, head_dim=128),
@@ -53,13 +57,14 @@ DENSE: dict[str, HyperParams] = {
     "smollm3": HyperParams("smollm3", 4, 512, 2048, 8, 2, N_VOCAB),  # layer 3 is a NoPE layer
     "granite": HyperParams("granite", 3, 512, 2048, 8, 2, N_VOCAB),
     "gemma2": HyperParams("gemma2", 4, 512, 2048, 8, 4, N_VOCAB, head_dim=128),  # sliding, full, sliding, full
+    "olmo2": HyperParams("olmo2", 4, 512, 2048, 8, 2, N_VOCAB, tied_embeddings=False),  # 3 sliding, 1 full
 }
 
 
 # Header keys the architecture's published GGUFs carry that change how llama.cpp builds it: Phi-3's converter
 # writes a sliding window, which the pinned llama.cpp ignores (one full-attention cache), and so must the model;
-# gemma2's gives its sliding layers a second cache.
-SLIDING_WINDOW = {"phi3": 256, "gemma2": 256}
+# gemma2's gives its sliding layers a second cache, and so does Olmo 3's (olmo2 with a window: 3 sliding, 1 full).
+SLIDING_WINDOW = {"phi3": 256, "gemma2": 256, "olmo2": 256}
 
 
 def _models(hp: HyperParams, smollm2_path: Path, tmp: Path) -> list[Path]:
@@ -129,14 +134,17 @@ def _settings(ctx: int, quantized_kv: bool, head_dim: int) -> cg.GraphSettings:
     return cg.GraphSettings(min(cells, 512), min(cells, 512), cells, cells, quantized_kv, k_rot, v_rot)
 
 
-def test_phi3_shape_tells_its_graph_apart(tmp_path: Path) -> None:
-    """The phi3 case can fail: with llama's graph in its place the compute buffer of the slow test's shape
-    would be off by more than the bound in some matrix case (measured: up to 4.4 %)."""
-    hp = DENSE["phi3"]
-    path = write_model(tmp_path / "phi3.gguf", hp, zeros=True)
+@pytest.mark.parametrize("arch", ["phi3", "olmo2"])
+def test_shape_tells_the_graph_apart_from_llamas(arch: str, tmp_path: Path) -> None:
+    """The phi3 and olmo2 cases can fail on their graphs: with llama's graph (the architecture's features off)
+    in its place the compute buffer of the slow test's shape would be off by more than the bound in some matrix
+    case (measured: phi3 up to 4.35 %, olmo2 1.02 %). The other architectures' features land in place or below
+    the peak at these shapes, so there the slow test holds weights, KV and the label, not the graph."""
+    hp = DENSE[arch]
+    path = write_model(tmp_path / f"{arch}.gguf", hp, zeros=True, sliding_window=SLIDING_WINDOW.get(arch, 0))
     shape = model_shape(read_header(path))
     spec = _build_spec(shape, range(shape.n_layer))
-    plain = replace(spec, **dict.fromkeys(_KNOWN_GRAPHS["phi3"], False))
+    plain = replace(spec, **{f.name: f.default for f in fields(cg.DecoderSpec) if f.name in _KNOWN_GRAPHS[arch]})
     worst = 0.0
     for ctx in CONTEXTS:
         for _, fa in KV_SETTINGS:

@@ -61,6 +61,9 @@ def test_each_arch_has_its_own_tensors():
     gemma = names(HyperParams("gemma3", **base, head_dim=128))
     assert {"post_attention_norm.weight", "post_ffw_norm.weight", "attn_q_norm.weight"} <= gemma
     gemma2 = names(HyperParams("gemma2", **base, head_dim=128))
+    olmo2 = {t.name: t.shape for t in tensors(HyperParams("olmo2", **base, tied_embeddings=False))}
+    assert "blk.0.attn_norm.weight" not in olmo2 and "blk.0.ffn_norm.weight" not in olmo2
+    assert olmo2["blk.0.attn_q_norm.weight"] == (256,) and olmo2["blk.0.attn_k_norm.weight"] == (128,)
     assert gemma - gemma2 == {"attn_q_norm.weight", "attn_k_norm.weight"} and gemma2 < gemma
     assert (
         names(HyperParams("smollm3", **base))
@@ -94,6 +97,7 @@ def test_numbers_that_describe_no_covered_model_are_refused():
         "smollm3",
         "granite",
         "gemma2",
+        "olmo2",
     )
     assert "not covered" in (problem(HyperParams("mamba", 2, 256, 512, 4, 2, 100)) or "")
     assert "n_head_kv" in (problem(HyperParams("llama", 2, 256, 512, 4, 3, 100)) or "")

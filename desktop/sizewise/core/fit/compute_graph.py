@@ -328,6 +328,8 @@ class DecoderSpec:
     residual_scale: bool = False  # attention and FFN outputs scaled before their residual adds, in place (granite)
     logit_scale: bool = False  # the logits scaled by one op, in place (granite)
     attn_softcap: bool = False  # tanh soft-capping of KQ without flash attention: three ops, in place (gemma2)
+    pre_norms: bool = True  # False: no norm before attention or the FFN, each takes the residual stream (olmo2)
+    qk_norm_flat: bool = False  # RMS norm over the whole Q and K projections before the head split (olmo2): in place
 
 
 @dataclass(frozen=True)
@@ -410,13 +412,17 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
         n_kv = gs.n_kv_swa if ly.swa else gs.n_kv
         hq, hk, hv = ly.n_head, ly.n_head_kv, ly.n_head_kv
         dq, dk, dv = ly.head_dim_k, ly.head_dim_k, ly.head_dim_v
-        x = norm(inp_l, (E, T), "attn_norm")
+        x = norm(inp_l, (E, T), "attn_norm") if spec.pre_norms else inp_l
         if spec.fused_qkv:  # build_qkv's fused path: ggml_view_3d into each row of the one projection
             qkv = g.new("qkv", "mul_mat", [g.external("wqkv"), x], (dq * hq + dk * hk + dv * hv, T))
             q, k, v = (g.view(qkv, name, contiguous=False) for name in ("q3", "k3", "v3"))
         else:
-            q = g.view(_proj(g, "q", x, dq * hq, T, spec.qkv_bias), "q3", (dq, hq, T))
-            k = g.view(_proj(g, "k", x, dk * hk, T, spec.qkv_bias), "k3", (dk, hk, T))
+            q = _proj(g, "q", x, dq * hq, T, spec.qkv_bias)
+            k = _proj(g, "k", x, dk * hk, T, spec.qkv_bias)
+            if spec.qk_norm_flat:  # build_qkv(reshape=false), norms, then ggml_reshape_3d
+                q, k = norm(q, (dq * hq, T), "q_norm"), norm(k, (dk * hk, T), "k_norm")
+            q = g.view(q, "q3", (dq, hq, T))
+            k = g.view(k, "k3", (dk, hk, T))
             v = g.view(_proj(g, "v", x, dv * hv, T, spec.qkv_bias), "v3", (dv, hv, T))
         if spec.qk_norm:
             q = norm(q, (dq, hq, T), "q_norm")
@@ -475,7 +481,7 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
         if spec.residual_scale:
             att = g.new("attn_scaled", "scale", [att], (E, t_cur))
         ffn_inp = g.new("ffn_inp", "add", [att, residual], (E, t_cur))
-        x = norm(ffn_inp, (E, t_cur), "ffn_norm")
+        x = norm(ffn_inp, (E, t_cur), "ffn_norm") if spec.pre_norms else ffn_inp
         up_width = 2 * ly.n_ff if spec.fused_up else ly.n_ff
         up = g.new("ffn_up", "mul_mat", [g.external("w_up"), x], (up_width, t_cur))
         if spec.fused_up:  # build_ffn(LLM_FFN_SWIGLU, LLM_FFN_SEQ) without a gate: ggml_swiglu splits the rows

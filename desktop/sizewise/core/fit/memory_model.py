@@ -43,9 +43,9 @@ tests/core/fit/test_memory_model.py).
 
 Architectures whose graph this module reproduces get ``confidence = "measured"``: ``llama`` and
 ``gemma3`` (checked against SmolLM2 and Gemma-3 within 0.5 %, tests/core/fit/test_memory_model.py) and
-``qwen2``, ``qwen3``, ``phi3``, ``smollm3``, ``granite`` and ``gemma2`` (random-weight files of small
-shapes within 1 %, tests/core/fit/test_memory_model_dense.py; a test keeps this list and the tested one
-the same). Layer splits onto a GPU are ``"estimate"`` (the CPU/GPU graph split is approximated, not
+``qwen2``, ``qwen3``, ``phi3``, ``smollm3``, ``granite``, ``gemma2`` and ``olmo2`` (random-weight files
+of small shapes within 1 %, tests/core/fit/test_memory_model_dense.py; a test keeps this list and the
+tested one the same). Layer splits onto a GPU are ``"estimate"`` (the CPU/GPU graph split is approximated, not
 measured here); anything else is ``"rough"``, with the reason.
 """
 
@@ -94,6 +94,7 @@ _KNOWN_GRAPHS: dict[str, dict[str, bool]] = {
     "smollm3": {},  # llama's graph with NoPE layers (_NO_ROPE_STEP)
     "granite": {"scale_input": True, "residual_scale": True, "logit_scale": True},
     "gemma2": {"post_norms": True, "scale_input": True, "scale_q": True, "attn_softcap": True},
+    "olmo2": {"pre_norms": False, "qk_norm_flat": True, "post_norms": True},
 }
 # Every n-th layer skips RoPE (llama.cpp's n_no_rope_layer_step, fixed at 4 in smollm3's load_arch_hparams).
 _NO_ROPE_STEP = {"smollm3": 4}
@@ -102,7 +103,7 @@ _NO_ROPE_STEP = {"smollm3": 4}
 _SWA_DISABLED = frozenset({"phi3"})
 # Default sliding-window patterns (llama.cpp's load_swa_pattern calls), for headers that carry a window
 # but no pattern. Every n-th layer is full attention, the others slide.
-_SWA_PATTERN_DEFAULT = {"gemma3": 6, "gemma2": 2, "cohere2": 4, "gemma3n": 5}
+_SWA_PATTERN_DEFAULT = {"gemma3": 6, "gemma2": 2, "cohere2": 4, "gemma3n": 5, "olmo2": 4}
 # Windows llama.cpp assumes when the header has none (gemma2's load_arch_hparams: "default value of gemma 2").
 _SWA_WINDOW_DEFAULT = {"gemma2": 4096}
 _RECURRENT_HINTS = ("mamba", "rwkv", "lfm2", "jamba", "falcon-h1", "granitehybrid", "qwen3next", "nemotron_h", "plamo2")
