@@ -158,3 +158,19 @@ def test_every_architecture_labelled_measured_is_checked_against_loads() -> None
     """``measured`` is a claim (README, the Fit view): only architectures a real-load test holds to the log get it —
     llama and gemma3 in test_memory_model.py (SmolLM2, Gemma-3), the others here."""
     assert set(_KNOWN_GRAPHS) == {"llama", "gemma3", *DENSE}
+
+
+def test_header_rules_the_loads_do_not_reach(tmp_path: Path) -> None:
+    """llama.cpp's own defaults where a header says too much or too little: phi3 drops any sliding window, even
+    with an explicit pattern ("Phi SWA is currently disabled"); gemma2 without a window key slides over 4096
+    tokens on every other layer (load_arch_hparams' "default value of gemma 2", load_swa_pattern(ml, 2))."""
+    from tests.core.fit.test_memory_model import _write_model
+
+    phi3 = model_shape(
+        read_header(
+            _write_model(tmp_path / "p.gguf", "phi3", sliding_window=256, swa_pattern=[True, True, True, False])
+        )
+    )
+    assert not any(phi3.swa)
+    gemma2 = model_shape(read_header(_write_model(tmp_path / "g.gguf", "gemma2")))
+    assert gemma2.n_swa == 4096 and gemma2.swa == (True, False, True, False)
