@@ -27,13 +27,23 @@ SWA_WINDOW = 16  # gpt-oss's sliding window in the synthetic files (llama.cpp re
 
 
 def write_model(
-    path: Path, hp: HyperParams, *, zeros: bool = False, seed: int = 0, mxfp4_experts: bool = False
+    path: Path,
+    hp: HyperParams,
+    *,
+    zeros: bool = False,
+    seed: int = 0,
+    mxfp4_experts: bool = False,
+    tokenizer: Sequence[tuple[str, Any, Any, Any]] | None = None,
+    sliding_window: int = 0,
 ) -> Path:
     """An F16 GGUF (1-D tensors and routers F32) of ``hp``'s tensors with the keys llama.cpp's loader needs.
 
     ``zeros``: all weights zero, quicker to write, for a model that only gets dry runs (which read no data).
     ``mxfp4_experts``: the ``*_exps.weight`` tensors in MXFP4 with random blocks, as gpt-oss's converter writes
-    OpenAI's experts."""
+    OpenAI's experts.
+    ``tokenizer``: a real vocabulary's ``tokenizer.*`` fields (core/speed/synthetic.read_tokenizer of a GGUF whose
+    vocabulary has ``hp.n_vocab`` tokens) instead of the dummy one, for a file the engine must load and chat with.
+    ``sliding_window``: an ``attention.sliding_window`` key for any architecture (gpt-oss always has one)."""
     import gguf
 
     w = gguf.GGUFWriter(str(path), arch=hp.arch)
@@ -48,15 +58,27 @@ def write_model(
     w.add_rope_dimension_count(hp.n_embd_head)
     w.add_layer_norm_rms_eps(1e-6)
     w.add_vocab_size(hp.n_vocab)
-    w.add_tokenizer_model("none")
+    if tokenizer is None:
+        w.add_tokenizer_model("none")
+    else:
+        for key, value, vtype, sub in tokenizer:
+            w.add_key_value(key, value, vtype, sub)
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
     if hp.n_expert:
         w.add_expert_count(hp.n_expert)
         w.add_expert_used_count(hp.n_expert_used)
         if hp.n_ff_exp:
             w.add_expert_feed_forward_length(hp.n_ff_exp)
-    if hp.arch == "gpt-oss":
-        w.add_sliding_window(SWA_WINDOW)
+    if hp.arch == "granite":  # logit_scale is required; the other scales are what Granite 3's config.json has
+        w.add_logit_scale(8.0)
+        w.add_residual_scale(0.22)
+        w.add_embedding_scale(12.0)
+        w.add_attention_scale(0.015625)
+    if hp.arch == "gemma2":  # Gemma 2's soft-capping (config.json: attention 50, final 30)
+        w.add_attn_logit_softcapping(50.0)
+        w.add_final_logit_softcapping(30.0)
+    if sliding_window or hp.arch == "gpt-oss":
+        w.add_sliding_window(sliding_window or SWA_WINDOW)
     rng = np.random.default_rng(seed)
     for t in tensors(hp):
         dims = t.shape[::-1]  # numpy order: the row length last

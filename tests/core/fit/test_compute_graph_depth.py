@@ -30,6 +30,8 @@ SETTINGS = [
         "Qwen3 1.7B",
         "Gemma 3 1B Instruct",
         "Llama 3.2 1B Instruct",
+        "Qwen2.5 0.5B Instruct",
+        "Phi-4 mini Instruct",
         "OLMoE 1B-7B Instruct",
         "gpt-oss 20B",
         "Qwen3 30B-A3B",
@@ -58,3 +60,23 @@ def test_layers_that_do_not_repeat_are_simulated_in_full() -> None:
     assert cg.layer_period(spec.layers) == 0
     assert cg.reduced_depth(spec, SETTINGS[0]) == (len(spec.layers), 0)
     assert cg.layer_period((a, b) * 10) == 2 and cg.layer_period((a,) * 12) == 1
+
+
+def test_nope_layers_repeat_with_their_period_and_reduce_exactly() -> None:
+    """smollm3's every-4th NoPE layer makes a period of 4 (the shortcut must still give the full simulation's byte)."""
+    layers = tuple(
+        cg.LayerShape(n_head=8, n_head_kv=2, head_dim_k=64, head_dim_v=64, n_ff=2048, swa=False, rope=(il + 1) % 4 != 0)
+        for il in range(36)
+    )
+    assert cg.layer_period(layers) == 4 and not layers[3].rope
+    reduced = 0
+    for gs in SETTINGS:
+        for part in [range(k) for k in range(1, 37)] + [range(36 - k, 36) for k in range(1, 36)]:
+            sub = cg.DecoderSpec(n_embd=512, n_vocab=49152, layers=layers[part.start : part.stop])
+            depth, _ = cg.reduced_depth(sub, gs)
+            if depth == len(sub.layers):
+                continue
+            reduced += 1
+            full = cg.simulate_allocator(cg.build_decoder_graph(sub, gs))
+            assert cg.compute_buffer_bytes(sub, gs) == full, (gs, part.start, part.stop, depth)
+    assert reduced > 36

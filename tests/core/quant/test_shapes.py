@@ -60,6 +60,16 @@ def test_each_arch_has_its_own_tensors():
     assert {"attn_q_norm.weight", "attn_k_norm.weight"} <= names(HyperParams("qwen3", **base, head_dim=128))
     gemma = names(HyperParams("gemma3", **base, head_dim=128))
     assert {"post_attention_norm.weight", "post_ffw_norm.weight", "attn_q_norm.weight"} <= gemma
+    gemma2 = names(HyperParams("gemma2", **base, head_dim=128))
+    olmo2 = {t.name: t.shape for t in tensors(HyperParams("olmo2", **base, tied_embeddings=False))}
+    assert "blk.0.attn_norm.weight" not in olmo2 and "blk.0.ffn_norm.weight" not in olmo2
+    assert olmo2["blk.0.attn_q_norm.weight"] == (256,) and olmo2["blk.0.attn_k_norm.weight"] == (128,)
+    assert gemma - gemma2 == {"attn_q_norm.weight", "attn_k_norm.weight"} and gemma2 < gemma
+    assert (
+        names(HyperParams("smollm3", **base))
+        == names(HyperParams("granite", **base))
+        == names(HyperParams("llama", **base))
+    )
     moe = names(HyperParams("llama", **base, n_expert=8, n_expert_used=2))
     assert {"ffn_gate_inp.weight", "ffn_up_exps.weight"} <= moe and "ffn_up.weight" not in moe
 
@@ -75,7 +85,20 @@ def test_each_arch_has_its_own_tensors():
 
 
 def test_numbers_that_describe_no_covered_model_are_refused():
-    assert ARCHES == ("llama", "qwen2", "qwen3", "qwen3moe", "gemma3", "phi3", "olmoe", "gpt-oss")
+    assert ARCHES == (
+        "llama",
+        "qwen2",
+        "qwen3",
+        "qwen3moe",
+        "gemma3",
+        "phi3",
+        "olmoe",
+        "gpt-oss",
+        "smollm3",
+        "granite",
+        "gemma2",
+        "olmo2",
+    )
     assert "not covered" in (problem(HyperParams("mamba", 2, 256, 512, 4, 2, 100)) or "")
     assert "n_head_kv" in (problem(HyperParams("llama", 2, 256, 512, 4, 3, 100)) or "")
     assert "no experts" in (problem(HyperParams("gemma3", 2, 256, 512, 4, 2, 100, n_expert=4)) or "")

@@ -305,6 +305,7 @@ class LayerShape:
     head_dim_v: int
     n_ff: int
     swa: bool  # a sliding-window layer (its own KV cache and mask)
+    rope: bool = True  # False: a NoPE layer (smollm3's every 4th): Q and K go to attention as projected
 
 
 @dataclass(frozen=True)
@@ -333,6 +334,15 @@ class DecoderSpec:
     # gpt-oss: the last layer runs on every token and the output rows are picked after it (its hidden state
     # is a graph output), instead of before the last layer's FFN
     out_rows_last: bool = False
+    qkv_bias: bool = False  # Q/K/V biases added after each projection, in place over it (qwen2)
+    fused_qkv: bool = False  # one QKV projection that Q, K and V view into (phi3): they are not contiguous
+    fused_up: bool = False  # one up projection of 2 × n_ff holding gate and up, split by the GLU op (phi3)
+    residual_first: bool = False  # the layer's last add is residual + FFN output (phi3): another in-place parent
+    residual_scale: bool = False  # attention and FFN outputs scaled before their residual adds, in place (granite)
+    logit_scale: bool = False  # the logits scaled by one op, in place (granite)
+    attn_softcap: bool = False  # tanh soft-capping of KQ without flash attention: three ops, in place (gemma2)
+    pre_norms: bool = True  # False: no norm before attention or the FFN, each takes the residual stream (olmo2)
+    qk_norm_flat: bool = False  # RMS norm over the whole Q and K projections before the head split (olmo2): in place
 
 
 @dataclass(frozen=True)
@@ -347,7 +357,8 @@ class GraphSettings:
 
 
 def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
-    """Emit the worst-case graph the way llama.cpp's llm_graph_context builds it (llama / gemma3 shape).
+    """Emit the worst-case graph the way llama.cpp's llm_graph_context builds it (llama and the others
+    memory_model lists as known).
 
     Long on purpose (~130 lines): the allocator's high-water mark depends on the exact order in which
     nodes are created, so the nodes are emitted in llama.cpp's order in one place, mirroring its builder
@@ -397,7 +408,11 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
         return g.new(name, "mul", [n, g.external(f"{name}.w")], shape)
 
     def hadamard(x: Tensor, rot: Tensor, n: int, shape: tuple[int, ...]) -> Tensor:
-        flat = g.view(x, "rot_in", (n, _prod(shape) // n))
+        # llama_mul_mat_hadamard: a reshape of a contiguous input, a copy (ggml_cont_2d) of a strided view
+        if x.layout[0] == "c":
+            flat = g.view(x, "rot_in", (n, _prod(shape) // n))
+        else:
+            flat = g.new("rot_cont", "cont", [x], (n, _prod(shape) // n))
         y = g.new("rot", "mul_mat", [rot, flat], (n, _prod(shape) // n))
         return g.view(y, "rot_out", shape)
 
@@ -410,19 +425,26 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
         n_kv = gs.n_kv_swa if ly.swa else gs.n_kv
         hq, hk, hv = ly.n_head, ly.n_head_kv, ly.n_head_kv
         dq, dk, dv = ly.head_dim_k, ly.head_dim_k, ly.head_dim_v
-        x = norm(inp_l, (E, T), "attn_norm")
-        q = g.new("q", "mul_mat", [g.external("wq"), x], (dq * hq, T))
-        k = g.new("k", "mul_mat", [g.external("wk"), x], (dk * hk, T))
-        if spec.qk_norm_rows:
-            q, k = norm(q, (dq * hq, T), "q_norm"), norm(k, (dk * hk, T), "k_norm")
-        q, k = g.view(q, "q3", (dq, hq, T)), g.view(k, "k3", (dk, hk, T))
-        v = g.view(g.new("v", "mul_mat", [g.external("wv"), x], (dv * hv, T)), "v3", (dv, hv, T))
+        x = norm(inp_l, (E, T), "attn_norm") if spec.pre_norms else inp_l
+        if spec.fused_qkv:  # build_qkv's fused path: ggml_view_3d into each row of the one projection
+            qkv = g.new("qkv", "mul_mat", [g.external("wqkv"), x], (dq * hq + dk * hk + dv * hv, T))
+            q, k, v = (g.view(qkv, name, contiguous=False) for name in ("q3", "k3", "v3"))
+        else:
+            q = _proj(g, "q", x, dq * hq, T, spec.qkv_bias)
+            k = _proj(g, "k", x, dk * hk, T, spec.qkv_bias)
+            if spec.qk_norm_flat or spec.qk_norm_rows:  # build_qkv(reshape=false), norms, then ggml_reshape_3d
+                q, k = norm(q, (dq * hq, T), "q_norm"), norm(k, (dk * hk, T), "k_norm")
+            q = g.view(q, "q3", (dq, hq, T))
+            k = g.view(k, "k3", (dk, hk, T))
+            v = g.view(_proj(g, "v", x, dv * hv, T, spec.qkv_bias), "v3", (dv, hv, T))
         if spec.qk_norm:
             q = norm(q, (dq, hq, T), "q_norm")
-        q = g.new("q_rope", "rope", [q, pos], (dq, hq, T))
+        if ly.rope:
+            q = g.new("q_rope", "rope", [q, pos], (dq, hq, T))
         if spec.qk_norm:
             k = norm(k, (dk, hk, T), "k_norm")
-        k = g.new("k_rope", "rope", [k, pos], (dk, hk, T))
+        if ly.rope:
+            k = g.new("k_rope", "rope", [k, pos], (dk, hk, T))
         if spec.scale_q:
             q = g.new("q_scaled", "scale", [q], (dq, hq, T))
         if k_rot is not None:
@@ -437,7 +459,10 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
         if fa:
             g.expand(_set_rows(g, v_cache, g.view(v, "v2d", (dv * hv, T)), v_idxs))
         else:
-            g.expand(_set_rows(g, v_cache, g.view(g.view(v, "v2d", (dv * hv, T)), "v1", (1, dv * hv * T)), v_idxs))
+            # cpy_v into the transposed cache: a reshape, or a copy (ggml_cont_2d) of a strided V
+            contiguous = v.layout[0] == "c"
+            v2d = g.view(v, "v2d", (dv * hv, T)) if contiguous else g.new("v_cont", "cont", [v], (dv * hv, T))
+            g.expand(_set_rows(g, v_cache, g.view(v2d, "v1", (1, dv * hv * T)), v_idxs))
         kv_k = g.view(g.view(k_cache, "k_view"), "k_perm", contiguous=False)
         kv_v = g.view(g.view(v_cache, "v_view"), "v_perm", contiguous=False)
         qp = g.view(g.view(q, "q4", (dq, hq, T)), "q_perm", contiguous=False)
@@ -446,6 +471,10 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
             att = g.view(att, "fattn2d", (dv * hq, T))
         else:
             kq = g.new("kq", "mul_mat", [kv_k, qp], (n_kv, T, hq))
+            if spec.attn_softcap:  # with flash attention the cap is a parameter of flash_attn_ext
+                kq = g.new("kq_scaled_1", "scale", [kq], (n_kv, T, hq))
+                kq = g.new("kq_tanh", "unary", [kq], (n_kv, T, hq))
+                kq = g.new("kq_scaled_2", "scale", [kq], (n_kv, T, hq))
             kq = g.new("kq_soft_max", "soft_max", [kq, mask], (n_kv, T, hq))
             kqv = g.new("kqv", "mul_mat", [kv_v, kq], (dv, T, hq))
             att = g.new("kqv_cont", "cont", [g.view(kqv, "kqv_perm", contiguous=False)], (dv * hq, T))
@@ -462,13 +491,18 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
             residual = g.new("res_rows", "get_rows", [residual, out_ids], (E, t_cur))
         if spec.post_norms:
             att = norm(att, (E, t_cur), "attn_post_norm")
+        if spec.residual_scale:
+            att = g.new("attn_scaled", "scale", [att], (E, t_cur))
         ffn_inp = g.new("ffn_inp", "add", [att, residual], (E, t_cur))
-        x = norm(ffn_inp, (E, t_cur), "ffn_norm")
+        x = norm(ffn_inp, (E, t_cur), "ffn_norm") if spec.pre_norms else ffn_inp
         if spec.n_expert:
             down = _moe_ffn(g, spec, x, ly.n_ff, t_cur)
         else:
-            up = g.new("ffn_up", "mul_mat", [g.external("w_up"), x], (ly.n_ff, t_cur))
-            if spec.gated_ffn:
+            up_width = 2 * ly.n_ff if spec.fused_up else ly.n_ff
+            up = g.new("ffn_up", "mul_mat", [g.external("w_up"), x], (up_width, t_cur))
+            if spec.fused_up:  # build_ffn(LLM_FFN_SWIGLU, LLM_FFN_SEQ) without a gate: ggml_swiglu splits the rows
+                act = g.new("ffn_glu", "glu", [up], (ly.n_ff, t_cur))
+            elif spec.gated_ffn:
                 gate = g.new("ffn_gate", "mul_mat", [g.external("w_gate"), x], (ly.n_ff, t_cur))
                 act = g.new("ffn_glu", "glu", [gate, up], (ly.n_ff, t_cur))
             else:
@@ -476,7 +510,10 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
             down = g.new("ffn_down", "mul_mat", [g.external("w_down"), act], (E, t_cur))
         if spec.post_norms:
             down = norm(down, (E, t_cur), "ffn_post_norm")
-        inp_l = g.new("l_out", "add", [down, ffn_inp], (E, t_cur))
+        if spec.residual_scale:
+            down = g.new("ffn_scaled", "scale", [down], (E, t_cur))
+        pair = [ffn_inp, down] if spec.residual_first else [down, ffn_inp]
+        inp_l = g.new("l_out", "add", pair, (E, t_cur))
 
     g.layer = n_layer
     n_out = gs.n_outputs
@@ -486,6 +523,8 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
     result_norm = norm(inp_l, (E, n_out), "result_norm")
     result_norm.is_output = True
     logits = g.new("result_output", "mul_mat", [g.external("output"), result_norm], (spec.n_vocab, n_out))
+    if spec.logit_scale:
+        logits = g.new("logit_scale", "scale", [logits], (spec.n_vocab, n_out))
     if spec.final_softcap:
         logits = g.new("softcap_scale", "scale", [logits], (spec.n_vocab, n_out))
         logits = g.new("softcap_tanh", "unary", [logits], (spec.n_vocab, n_out))
@@ -552,6 +591,12 @@ def _shape(t: Tensor) -> tuple[int, ...]:
     shape = t.layout[2]
     assert isinstance(shape, tuple)
     return shape
+
+
+def _proj(g: Graph, name: str, x: Tensor, width: int, n_tokens: int, bias: bool) -> Tensor:
+    """A Q/K/V projection (build_qkv's separate path), with its bias added in place when the model has one."""
+    t = g.new(name, "mul_mat", [g.external(f"w{name}"), x], (width, n_tokens))
+    return g.new(f"{name}_b", "add", [t, g.external(f"b{name}")], (width, n_tokens)) if bias else t
 
 
 def _set_rows(g: Graph, cache: Tensor, src: Tensor, idxs: Tensor) -> Tensor:

@@ -17,7 +17,7 @@ computed from the GGUF header and the load settings; nothing is stored per model
   layer when flash attention is off), in f16, q8_0 (34 bytes per 32 values) or q4_0 (18 per 32).
   Models with sliding-window layers get a second cache for those layers, sized
   ``pad256(min(n_ctx, n_swa + n_ubatch))`` unless ``swa_full`` (llama-cpp-python's default) keeps it
-  full size.
+  full size. phi3's window is ignored, as llama.cpp ignores it ("Phi SWA is currently disabled").
 * **Compute buffer**: simulated with ``core.compute_graph`` — llama.cpp's worst-case graph run through
   ggml's allocator, logits (``n_vocab × n_ubatch × 4`` bytes) included.
 * **Output buffer**: ``n_vocab × 4`` bytes (one row of logits; llama-cpp-python asks for one output).
@@ -41,10 +41,14 @@ SmolLM2 at 2048), where the reservation would have overstated it by 45 % and 132
 to 1 % (tests/core/fit/test_fit.py's memory-cap test, numbers in its docstring, and
 tests/core/fit/test_memory_model.py).
 
-Architectures whose graph this module reproduces (``llama``, ``gemma3`` and the mixture-of-experts
-``qwen3moe``, ``olmoe`` and ``gpt-oss``, checked against real loads) get ``confidence = "measured"``; layer
-splits onto a GPU are ``"estimate"`` (the CPU/GPU graph split is approximated, not measured here); anything
-else is ``"rough"``, with the reason.
+Architectures whose graph this module reproduces get ``confidence = "measured"``: ``llama`` and
+``gemma3`` (checked against SmolLM2 and Gemma-3 within 0.5 %, tests/core/fit/test_memory_model.py),
+``qwen2``, ``qwen3``, ``phi3``, ``smollm3``, ``granite``, ``gemma2`` and ``olmo2`` (random-weight files
+of small shapes within 1 %, tests/core/fit/test_memory_model_dense.py; a test keeps this list and the
+tested one the same) and the mixture-of-experts ``qwen3moe``, ``olmoe`` and ``gpt-oss``
+(tests/core/fit/test_memory_model_moe.py). Layer splits onto a GPU are ``"estimate"`` (the CPU/GPU graph split
+is approximated; per-device weights and KV are checked on a Vulkan build, tests/gpu/); anything else is
+``"rough"``, with the reason.
 """
 
 from __future__ import annotations
@@ -89,6 +93,13 @@ VOCAB_BYTES_PER_TOKEN = 128
 _KNOWN_GRAPHS: dict[str, dict[str, bool]] = {
     "llama": {},
     "gemma3": {"qk_norm": True, "post_norms": True, "scale_input": True, "scale_q": True},
+    "qwen2": {"qkv_bias": True},
+    "qwen3": {"qk_norm": True},
+    "phi3": {"fused_qkv": True, "fused_up": True, "scale_q": True, "residual_first": True},
+    "smollm3": {},  # llama's graph with NoPE layers (_NO_ROPE_STEP)
+    "granite": {"scale_input": True, "residual_scale": True, "logit_scale": True},
+    "gemma2": {"post_norms": True, "scale_input": True, "scale_q": True, "attn_softcap": True},
+    "olmo2": {"pre_norms": False, "qk_norm_flat": True, "post_norms": True},
     # mixture of experts (tests/core/fit/test_memory_model_moe.py): qwen3's attention, softmax routing whose
     # chosen weights are renormalised
     "qwen3moe": {"qk_norm": True, "moe_norm_w": True},
@@ -102,9 +113,16 @@ _KNOWN_GRAPHS: dict[str, dict[str, bool]] = {
 # Mixture-of-experts architectures whose expert routing (build_moe_ffn) compute_graph reproduces; any other
 # header with experts gets a note (and "rough"), since its FFN is then simulated as a dense one.
 _MOE_GRAPHS = frozenset({"qwen3moe", "olmoe", "gpt-oss"})
+# Every n-th layer skips RoPE (llama.cpp's n_no_rope_layer_step, fixed at 4 in smollm3's load_arch_hparams).
+_NO_ROPE_STEP = {"smollm3": 4}
+# Architectures whose sliding window the pinned llama.cpp switches off (full attention, one cache) whatever the
+# header says: phi3's load_arch_hparams ("Phi SWA is currently disabled").
+_SWA_DISABLED = frozenset({"phi3"})
 # Default sliding-window patterns (llama.cpp's load_swa_pattern calls), for headers that carry a window
 # but no pattern. Every n-th layer is full attention, the others slide.
-_SWA_PATTERN_DEFAULT = {"gemma3": 6, "gemma2": 2, "cohere2": 4, "gemma3n": 5, "gpt-oss": 2}
+_SWA_PATTERN_DEFAULT = {"gemma3": 6, "gemma2": 2, "cohere2": 4, "gemma3n": 5, "gpt-oss": 2, "olmo2": 4}
+# Windows llama.cpp assumes when the header has none (gemma2's load_arch_hparams: "default value of gemma 2").
+_SWA_WINDOW_DEFAULT = {"gemma2": 4096}
 _RECURRENT_HINTS = ("mamba", "rwkv", "lfm2", "jamba", "falcon-h1", "granitehybrid", "qwen3next", "nemotron_h", "plamo2")
 
 
@@ -182,7 +200,7 @@ def model_shape(header: GGUFHeader) -> ModelShape:
     head_v = header_int(header.arch_key("attention.value_length")) or (n_embd // first_heads if first_heads else 0)
     n_ff = _per_layer(header.arch_key("feed_forward_length"), n_layer, 4 * n_embd)
     n_vocab = _output_rows(by_name) or vocab_size(header)
-    n_swa = header_int(header.arch_key("attention.sliding_window"))
+    n_swa = header_int(header.arch_key("attention.sliding_window")) or _SWA_WINDOW_DEFAULT.get(arch, 0)
     swa = _swa_layers(header, arch, n_layer, n_swa)
     if any(hint in arch for hint in _RECURRENT_HINTS):
         notes.append(f"{arch} keeps a recurrent state that this model does not size")
@@ -226,7 +244,7 @@ def _output_rows(by_name: dict[str, TensorInfo]) -> int:
 
 
 def _swa_layers(header: GGUFHeader, arch: str, n_layer: int, n_swa: int) -> tuple[bool, ...]:
-    if n_swa <= 0:
+    if n_swa <= 0 or arch in _SWA_DISABLED:
         return (False,) * n_layer
     pattern = header.arch_key("attention.sliding_window_pattern")
     if isinstance(pattern, list) and pattern:
@@ -708,6 +726,7 @@ def _spec_of(shape: ModelShape, start: int, stop: int) -> DecoderSpec:
 def _build_spec(shape: ModelShape, layers: Iterable[int]) -> DecoderSpec:
     features = _KNOWN_GRAPHS.get(shape.architecture, {})
     moe = bool(shape.n_expert and shape.n_expert_used and shape.architecture in _MOE_GRAPHS)
+    no_rope = _NO_ROPE_STEP.get(shape.architecture, 0)
     return DecoderSpec(
         n_embd=shape.n_embd,
         n_vocab=shape.n_vocab,
@@ -719,6 +738,7 @@ def _build_spec(shape: ModelShape, layers: Iterable[int]) -> DecoderSpec:
                 head_dim_v=shape.head_dim_v,
                 n_ff=(shape.n_ff_exp or shape.n_ff[il]) if moe else shape.n_ff[il],
                 swa=shape.swa[il],
+                rope=not no_rope or (il + 1) % no_rope != 0,
             )
             for il in layers
         ),

@@ -7,6 +7,10 @@ Covered architectures (``ARCHES``), each as llama.cpp b11312's ``load_arch_tenso
 * ``llama``: token_embd, output_norm, optional output (untied), per block attn_norm, attn_q/k/v, attn_output,
   ffn_norm and ffn_gate/up/down; with experts (Mixtral-style) ffn_gate_inp and ffn_{gate,up,down}_exps instead;
   optional rope_freqs (Llama 3.1+ rope scaling).
+* ``smollm3``, ``granite``: llama's (smollm3's NoPE layers and granite's scales change no tensor).
+* ``gemma2``: llama's attention with a head size of its own, post_attention_norm and post_ffw_norm; always tied.
+* ``olmo2``: always untied; llama's projections without attn_norm and ffn_norm, attn_q_norm/attn_k_norm over
+  the whole projection (n_embd, n_head_kv × head), post_attention_norm and post_ffw_norm.
 * ``qwen2``: llama's, plus the q/k/v biases.
 * ``qwen3``: llama's, with a head size of its own (q is head_dim × n_head wide) and attn_q_norm/attn_k_norm.
 * ``qwen3moe``: qwen3's attention with ffn_gate_inp and ffn_{gate,up,down}_exps of n_ff_exp.
@@ -187,6 +191,35 @@ def _qwen3(t: _Builder) -> None:
         t.ffn(f"blk.{i}.")
 
 
+def _gemma2(t: _Builder) -> None:
+    t.head()
+    for i in range(t.hp.n_layer):
+        b = f"blk.{i}."
+        t.attention(b)
+        t.add(b + "post_attention_norm.weight", t.hp.n_embd)
+        t.ffn(b)
+        t.add(b + "post_ffw_norm.weight", t.hp.n_embd)
+
+
+def _olmo2(t: _Builder) -> None:
+    hp = t.hp
+    t.head()
+    kv = hp.n_embd_head * hp.n_head_kv
+    for i in range(hp.n_layer):
+        b = f"blk.{i}."
+        t.add(b + "attn_q.weight", hp.n_embd, hp.n_embd)
+        t.add(b + "attn_k.weight", hp.n_embd, kv)
+        t.add(b + "attn_v.weight", hp.n_embd, kv)
+        t.add(b + "attn_output.weight", hp.n_embd, hp.n_embd)
+        t.add(b + "attn_q_norm.weight", hp.n_embd)
+        t.add(b + "attn_k_norm.weight", kv)
+        t.add(b + "post_attention_norm.weight", hp.n_embd)
+        t.add(b + "ffn_gate.weight", hp.n_embd, hp.n_ff)
+        t.add(b + "ffn_up.weight", hp.n_embd, hp.n_ff)
+        t.add(b + "ffn_down.weight", hp.n_ff, hp.n_embd)
+        t.add(b + "post_ffw_norm.weight", hp.n_embd)
+
+
 def _gemma3(t: _Builder) -> None:
     t.head()
     for i in range(t.hp.n_layer):
@@ -254,8 +287,12 @@ _BUILDERS: dict[str, Callable[[_Builder], None]] = {
     "phi3": _phi3,
     "olmoe": _olmoe,
     "gpt-oss": _gpt_oss,
+    "smollm3": _llama,  # llama's tensors; every 4th layer skips RoPE, which changes no tensor
+    "granite": _llama,  # llama's tensors; its scales are header keys
+    "gemma2": _gemma2,
+    "olmo2": _olmo2,
 }
-UNTIED_ARCHES = ("olmoe", "gpt-oss")  # llama.cpp requires output.weight whatever the config says
+UNTIED_ARCHES = ("olmoe", "gpt-oss", "olmo2")  # llama.cpp requires output.weight whatever the config says
 ARCHES: tuple[str, ...] = tuple(_BUILDERS)
 
 
@@ -285,7 +322,7 @@ def problem(hp: HyperParams) -> str | None:
         return f"{hp.arch} needs n_expert and n_expert_used"
     if hp.arch in UNTIED_ARCHES and hp.tied_embeddings:
         return f"{hp.arch} has no tied embeddings (llama.cpp requires output.weight)"
-    if hp.arch in ("qwen2", "phi3", "gemma3") and hp.n_expert:
+    if hp.arch in ("qwen2", "phi3", "gemma2", "gemma3", "olmo2") and hp.n_expert:
         return f"{hp.arch} has no experts"
     return None
 
