@@ -34,14 +34,13 @@ from sizewise.core.fit.memory_model import (
     model_shape,
     predict,
 )
-from sizewise.core.fit.verdict import compare
 from sizewise.core.gguf.header import read_header
 from sizewise.core.sampling import LoadParams, SamplingParams
 from sizewise.engine.session import EngineSession
+from tests.core.fit.buffer_check import component_failures
 from tests.ggufs import write_unknown_arch
 
 TOLERANCE_PCT = 0.5  # README: "within 0.5 %"
-LOG_ROUNDING_BYTES = 0.005 * 2**20  # llama.cpp prints "… buffer size = 92.10 MiB": two decimals per line
 CONTEXTS = (512, 2048, 8192)
 KV_SETTINGS = (("f16", False), ("q8_0", True))
 MATRIX = [(ctx, kv, fa) for ctx in CONTEXTS for kv, fa in KV_SETTINGS]
@@ -59,28 +58,10 @@ def _run_matrix(path: Path, log: Path) -> list[str]:
             loaded = session.load(path, params)
             measured = MeasuredBuffers.from_lines(loaded["buffers"])
             pred = predict(header, params, backend)
-            diffs = {d.component: d for d in compare(pred, measured)}
-            print(
-                f"\n{path.name} ctx={ctx} kv={kv} fa={fa} [{pred.confidence}]: measured/predicted "
-                + " ".join(
-                    f"{c} {diffs[c].measured / 2**20:.2f}/{diffs[c].predicted / 2**20:.2f} MiB "
-                    f"({diffs[c].diff_pct:+.3f}%)"
-                    for c in ("weights", "kv", "compute", "output", "total")
-                )
-            )
+            case = f"{path.name} ctx={ctx} kv={kv} fa={fa}"
             if pred.confidence != "measured":
-                failures.append(f"ctx={ctx} kv={kv}: confidence {pred.confidence}")
-            for component in ("weights", "kv", "compute", "output", "total"):
-                d = diffs[component]
-                lines = len([b for b in measured.lines if component in (b.component, "total")])
-                allowed = TOLERANCE_PCT / 100 * d.measured + LOG_ROUNDING_BYTES * lines
-                if d.measured <= 0:
-                    failures.append(f"ctx={ctx} kv={kv}: llama.cpp logged no {component} buffer")
-                elif abs(d.predicted - d.measured) > allowed:
-                    failures.append(
-                        f"ctx={ctx} kv={kv}: {component} off by {d.predicted - d.measured:+d} bytes "
-                        f"({d.diff_pct:+.3f}%; allowed ±{allowed:.0f})"
-                    )
+                failures.append(f"{case}: confidence {pred.confidence}")
+            failures += component_failures(case, pred, measured, TOLERANCE_PCT)
             # CPU-only build: nothing on a GPU, on either side
             if measured.total(gpu=True) or pred.vram_bytes:
                 failures.append(f"ctx={ctx} kv={kv}: unexpected GPU memory")

@@ -28,17 +28,16 @@ import pytest
 from sizewise.core.fit import compute_graph as cg
 from sizewise.core.fit.llama_log import MeasuredBuffers
 from sizewise.core.fit.memory_model import _KNOWN_GRAPHS, Backend, _build_spec, _rot_size, model_shape, predict
-from sizewise.core.fit.verdict import compare
 from sizewise.core.gguf.header import read_header
 from sizewise.core.quant.shapes import HyperParams
 from sizewise.core.sampling import LoadParams
 from sizewise.core.speed.synthetic import read_tokenizer
 from sizewise.engine.session import EngineSession
+from tests.core.fit.buffer_check import component_failures
 from tests.core.fit.test_memory_model_moe import MEASURED_ARCHES
 from tests.quant_models import quantize_all, write_model
 
 TOLERANCE_PCT = 1.0  # issue 15 / README: "within 1 %"
-LOG_ROUNDING_BYTES = 0.005 * 2**20  # llama.cpp prints MiB with two decimals per line
 CONTEXTS = (512, 4096, 32768)
 KV_SETTINGS = (("f16", False), ("q8_0", True))
 QUANTS = ("Q8_0", "Q4_K_M")
@@ -93,29 +92,10 @@ def _run(paths: list[Path], log: Path) -> list[str]:
                     loaded = session.load(path, params)
                     measured = MeasuredBuffers.from_lines(loaded["buffers"])
                     pred = predict(header, params, backend)
-                    diffs = {d.component: d for d in compare(pred, measured)}
                     case = f"{header.architecture} {path.stem} ctx={ctx} kv={kv} fa={fa}"
-                    print(
-                        f"\n{case} [{pred.confidence}]: measured/predicted "
-                        + " ".join(
-                            f"{c} {diffs[c].measured / 2**20:.2f}/{diffs[c].predicted / 2**20:.2f} MiB "
-                            f"({diffs[c].diff_pct:+.3f}%)"
-                            for c in ("weights", "kv", "compute", "output", "total")
-                        )
-                    )
                     if pred.confidence != "measured":
                         failures.append(f"{case}: confidence {pred.confidence}")
-                    for component in ("weights", "kv", "compute", "output", "total"):
-                        d = diffs[component]
-                        lines = len([b for b in measured.lines if component in (b.component, "total")])
-                        allowed = TOLERANCE_PCT / 100 * d.measured + LOG_ROUNDING_BYTES * lines
-                        if d.measured <= 0:
-                            failures.append(f"{case}: llama.cpp logged no {component} buffer")
-                        elif abs(d.predicted - d.measured) > allowed:
-                            failures.append(
-                                f"{case}: {component} off by {d.predicted - d.measured:+d} bytes "
-                                f"({d.diff_pct:+.3f}%; allowed ±{allowed:.0f})"
-                            )
+                    failures += component_failures(case, pred, measured, TOLERANCE_PCT)
     return failures
 
 

@@ -22,15 +22,14 @@ import pytest
 
 from sizewise.core.fit.llama_log import MeasuredBuffers
 from sizewise.core.fit.memory_model import Backend, predict
-from sizewise.core.fit.verdict import compare
 from sizewise.core.gguf.header import read_header
 from sizewise.core.quant.shapes import HyperParams
 from sizewise.core.sampling import LoadParams
 from sizewise.engine.session import EngineSession
+from tests.core.fit.buffer_check import component_failures
 from tests.quant_models import quantize_all, write_model
 
 TOLERANCE_PCT = 1.0  # issue 15: "within 1 %"
-LOG_ROUNDING_BYTES = 0.005 * 2**20  # llama.cpp logs MiB with two decimals, per line
 TYPES = ("Q4_K_M", "Q4_0", "Q8_0")
 CONTEXTS = (512, 4096, 32768)
 KV_SETTINGS = (("f16", False), ("q8_0", True))
@@ -68,29 +67,11 @@ def moe_files(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 def _check(path: Path, measured: MeasuredBuffers, params: LoadParams, backend: Backend) -> list[str]:
     """Failures of one load (empty when every checked component is within bounds); prints the errors."""
     pred = predict(read_header(path), params, backend)
-    diffs = {d.component: d for d in compare(pred, measured)}
-    print(
-        f"\n{path.parent.name}/{path.name} ctx={params.n_ctx} kv={params.kv_type} fa={params.flash_attn} "
-        f"[{pred.confidence}] measured/predicted "
-        + " ".join(
-            f"{c} {diffs[c].measured / 2**20:.3f}/{diffs[c].predicted / 2**20:.3f} MiB"
-            f" ({100 * (diffs[c].predicted - diffs[c].measured) / max(diffs[c].measured, 1):+.3f}%)"
-            for c in ("weights", "kv", "compute", "output")
-        )
-    )
     components = ["weights"]
     if pred.confidence == "measured":  # the graph is claimed reproduced: hold every buffer to the bound
         components += ["kv", "compute", "output"]
-    failures = []
-    for component in components:
-        d = diffs[component]
-        lines = len([b for b in measured.lines if b.component == component])
-        allowed = TOLERANCE_PCT / 100 * d.measured + LOG_ROUNDING_BYTES * max(lines, 1)
-        if abs(d.predicted - d.measured) > allowed:
-            failures.append(
-                f"{path.name} ctx={params.n_ctx} kv={params.kv_type}: {component} off by "
-                f"{d.predicted - d.measured:+d} bytes (allowed ±{allowed:.0f})"
-            )
+    case = f"{path.parent.name}/{path.name} ctx={params.n_ctx} kv={params.kv_type} fa={params.flash_attn}"
+    failures = component_failures(case, pred, measured, TOLERANCE_PCT, components, require_logged=False)
     return failures
 
 
