@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from sizewise.core.gguf.ggml_types import GGMLType
-from sizewise.core.quant.shapes import HyperParams, tensors
+from sizewise.core.quant.shapes import HyperParams, Tensor, tensors
 
 CHILD = Path(__file__).with_name("quantize_all.py")
 LOAD_CHILD = Path(__file__).with_name("load_model.py")
@@ -35,6 +35,7 @@ def write_model(
     mxfp4_experts: bool = False,
     tokenizer: Sequence[tuple[str, Any, Any, Any]] | None = None,
     sliding_window: int = 0,
+    tensor_list: Sequence[Tensor] | None = None,
 ) -> Path:
     """An F16 GGUF (1-D tensors and routers F32) of ``hp``'s tensors with the keys llama.cpp's loader needs.
 
@@ -43,7 +44,8 @@ def write_model(
     OpenAI's experts.
     ``tokenizer``: a real vocabulary's ``tokenizer.*`` fields (core/speed/synthetic.read_tokenizer of a GGUF whose
     vocabulary has ``hp.n_vocab`` tokens) instead of the dummy one, for a file the engine must load and chat with.
-    ``sliding_window``: an ``attention.sliding_window`` key for any architecture (gpt-oss always has one)."""
+    ``sliding_window``: an ``attention.sliding_window`` key for any architecture (gpt-oss always has one).
+    ``tensor_list``: these tensors instead of ``hp``'s (a file that contradicts its own header, for bad-input tests)."""
     import gguf
 
     w = gguf.GGUFWriter(str(path), arch=hp.arch)
@@ -80,7 +82,7 @@ def write_model(
     if sliding_window or hp.arch == "gpt-oss":
         w.add_sliding_window(sliding_window or SWA_WINDOW)
     rng = np.random.default_rng(seed)
-    for t in tensors(hp):
+    for t in tensors(hp) if tensor_list is None else tensor_list:
         dims = t.shape[::-1]  # numpy order: the row length last
         if mxfp4_experts and t.name.endswith("_exps.weight"):
             w.add_tensor(t.name, _mxfp4_blocks(rng, dims), raw_dtype=gguf.GGMLQuantizationType.MXFP4)

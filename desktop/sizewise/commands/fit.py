@@ -23,6 +23,7 @@ from sizewise.core.fit.verdict import Budget, FitResult, check_fit
 from sizewise.core.gguf.header import GGUFError, GGUFHeader, ModelInfo, model_info, read_header
 from sizewise.core.hub.remote_header import parse_hub_spec, read_remote_header
 from sizewise.core.hub.resolve import resolve_model_path
+from sizewise.core.quant.tensor_check import tensor_mismatch
 from sizewise.core.report.fit_report import model_summary, settings_summary
 from sizewise.core.sampling import LoadParams
 from sizewise.core.speed.model import model_cost
@@ -156,6 +157,9 @@ def result_json(
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
     params, gpu = memory_settings(args)
     header, info, local, how = load_model_header(args.model)
+    mismatch = tensor_mismatch(header)
+    if mismatch:  # before any sizing or load: the file is not the model its header describes
+        raise UserError(f"{Path(args.model).name} does not match its own header: {mismatch}.")
     budget, baseline, report = choose_budget_and_report(args, ctx)
     try:
         result = check_fit(header, params, budget, gpu, baseline_bytes=baseline)

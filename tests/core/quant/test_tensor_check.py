@@ -1,0 +1,56 @@
+"""A GGUF whose tensors contradict its own header gets one sentence naming the tensor — from ``fit``, before any
+load — never a memory figure for a model that cannot exist (issue 15's bad input)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from sizewise.core.gguf.header import read_header
+from sizewise.core.quant.shapes import HyperParams, tensors
+from sizewise.core.quant.tensor_check import tensor_mismatch
+from tests.cli_helpers import run_cli
+from tests.quant_models import write_model
+
+QWEN3 = HyperParams("qwen3", 2, 256, 512, 4, 2, 320, head_dim=64)
+MOE = HyperParams("qwen3moe", 2, 256, 512, 4, 2, 320, head_dim=64, n_expert=8, n_expert_used=2, n_ff_exp=64)
+
+
+def test_the_test_models_and_every_covered_architecture_match(
+    smollm2_path: Path, gemma_path: Path, tmp_path: Path
+) -> None:
+    assert tensor_mismatch(read_header(smollm2_path)) is None
+    assert tensor_mismatch(read_header(gemma_path)) is None
+    for hp in (QWEN3, MOE, HyperParams("phi3", 2, 256, 512, 4, 2, 320, tied_embeddings=False)):
+        assert tensor_mismatch(read_header(write_model(tmp_path / f"{hp.arch}.gguf", hp, zeros=True))) is None
+
+
+@pytest.mark.parametrize(
+    ("hp", "edit", "expected"),
+    [
+        (
+            QWEN3,
+            lambda ts: [t for t in ts if t.name != "blk.1.ffn_down.weight"],
+            "the tensor blk.1.ffn_down.weight is missing: a qwen3 model with 2 layers has one",
+        ),
+        (
+            QWEN3,
+            lambda ts: [replace(t, shape=(256, 384)) if t.name == "blk.0.attn_q.weight" else t for t in ts],
+            "the tensor blk.0.attn_q.weight has the shape [256, 384] where this qwen3 header's hyper-parameters "
+            "make it [256, 256]",
+        ),
+        (
+            MOE,
+            lambda ts: [replace(t, shape=(*t.shape[:-1], 4)) if "_exps" in t.name else t for t in ts],
+            "the tensor blk.0.ffn_gate_exps.weight holds 4 experts where the header declares 8",
+        ),
+    ],
+)
+def test_a_contradicting_file_is_named_before_any_load(hp, edit, expected: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = write_model(tmp_path / "bad.gguf", hp, zeros=True, tensor_list=edit(tensors(hp)))
+    assert tensor_mismatch(read_header(path)) == expected
+    done = run_cli("fit", str(path), "--ram-gib", "8", "--json", basedir=tmp_path / "base")
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip() == f"sizewise: bad.gguf does not match its own header: {expected}."
