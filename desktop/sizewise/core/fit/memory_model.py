@@ -57,7 +57,7 @@ import functools
 import re
 import weakref
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from sizewise.core.fit.compute_graph import DecoderSpec, GraphSettings, LayerShape, compute_buffer_bytes
@@ -533,6 +533,7 @@ class _WeightTable:
             (k, _Slot(a[0], a[1], a[2], tuple(a[3]), a[4], a[5], a[6], tuple(a[7]))) for k, a in acc.items()
         )
         self.emb = next((t for t in header.tensors if t.name == "token_embd.weight"), None)
+        self.output = next((t for t in header.tensors if t.name == "output.weight"), self.emb)
         self._repack: dict[frozenset[str], dict[int, tuple[int, int, int]]] = {}
 
     def repack_layout(self, features: frozenset[str]) -> dict[int, tuple[int, int, int]]:
@@ -761,11 +762,14 @@ def _compute_split(
     n_outputs: int | None = None,
     cpu_only: bool = False,
     gpu_only: bool = False,
+    output_on_gpu: bool = True,
 ) -> tuple[int, int]:
     """(CPU, GPU) compute buffer bytes; ``n_outputs`` overrides llama.cpp's worst case (one per token).
 
     ``cpu_only`` / ``gpu_only``: the other device's figure is not wanted (returned as 0), so its graph is not
-    simulated.
+    simulated. ``output_on_gpu`` False: the output matrix stays in host memory although its layer is offloaded
+    (the device refuses a tensor that large), so the logits are computed, and allocated, on the CPU side; on
+    lavapipe this moved Gemma-3's 514.5 MiB of logits from the Vulkan0 prediction to Vulkan_Host, as logged.
     """
     quantized = es.kv_type != "f16"
     gs = GraphSettings(
@@ -787,17 +791,30 @@ def _compute_split(
     logits = shape.n_vocab * gs.n_outputs * 4
     emb = shape.n_embd * gs.n_tokens * 4
     if i_gpu_start >= shape.n_layer:  # only the output layer is offloaded
+        if not output_on_gpu:  # … and its matrix stayed on the CPU: nothing of the graph is on the GPU
+            return (0 if gpu_only else _compute(_decoder_spec(shape, range(shape.n_layer)), gs)), 0
         if gpu_only:
             return 0, logits + emb
         full = _compute(_decoder_spec(shape, range(shape.n_layer)), gs)
         return max(full - logits, 0) + emb, logits + emb
-    gpu = 0 if cpu_only else _compute(_decoder_spec(shape, range(i_gpu_start, shape.n_layer)), gs)
+    gpu_spec = _decoder_spec(shape, range(i_gpu_start, shape.n_layer))
+    if not output_on_gpu:
+        gpu_spec = replace(gpu_spec, n_vocab=1)  # the layers' graph without the logits
+    gpu = 0 if cpu_only else _compute(gpu_spec, gs)
+    host_logits = 0 if output_on_gpu else logits
     if i_gpu_start == 0:
-        return 2 * emb + gs.n_tokens * 16, gpu  # embeddings, the raw-embedding input and index inputs
+        return 2 * emb + gs.n_tokens * 16 + host_logits, gpu  # embeddings, raw-embedding and index inputs
     if gpu_only:
         return 0, gpu
     cpu = _compute(_decoder_spec(shape, range(i_gpu_start)), gs)
-    return max(cpu - logits, 0) + emb, gpu
+    return max(cpu - logits, 0) + emb + host_logits, gpu
+
+
+def _output_fits(header: GGUFHeader, backend: Backend) -> bool:
+    """The output matrix (the tied embeddings' copy, or output.weight) is not too large for the GPU."""
+    limit = backend.gpu_max_tensor_bytes
+    out = _header_facts(header)[1].output
+    return not (limit and out is not None and out.n_bytes > limit)
 
 
 def overhead_bytes(shape: ModelShape, es: EffectiveSettings, baseline: int | None = None) -> int:
@@ -835,7 +852,7 @@ def predict_vram(
     _, kv_gpu, swa_cells = _kv(shape, es)
     if not with_compute:
         return w_gpu + kv_gpu
-    _, c_gpu = _compute_split(shape, es, swa_cells, gpu_only=True)
+    _, c_gpu = _compute_split(shape, es, swa_cells, gpu_only=True, output_on_gpu=_output_fits(header, backend))
     return w_gpu + kv_gpu + c_gpu
 
 
@@ -858,8 +875,9 @@ def predict(
     es = effective_settings(shape, params, backend, swa_full)
     w_cpu, w_repack, w_gpu = _weights(header, shape, es, backend)
     kv_cpu, kv_gpu, swa_cells = _kv(shape, es)
-    c_cpu, c_gpu = _compute_split(shape, es, swa_cells)
-    c_cpu_one_row, _ = _compute_split(shape, es, swa_cells, n_outputs=1, cpu_only=True)
+    output_on_gpu = _output_fits(header, backend)
+    c_cpu, c_gpu = _compute_split(shape, es, swa_cells, output_on_gpu=output_on_gpu)
+    c_cpu_one_row, _ = _compute_split(shape, es, swa_cells, n_outputs=1, cpu_only=True, output_on_gpu=output_on_gpu)
     notes = list(shape.notes)
     if shape.architecture in _KNOWN_GRAPHS and not shape.notes:
         if es.gpu_layers > 0:
