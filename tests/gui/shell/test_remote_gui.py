@@ -7,6 +7,7 @@ reply.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,8 @@ from pytestqt.qtbot import QtBot
 
 from sizewise.core.sampling import LoadParams, SamplingParams
 from sizewise.engine.remote.http import ServerAddress
+from sizewise.gui.chat.chat_view import stats_line
+from sizewise.gui.metrics.metrics_view import MetricsView
 from sizewise.gui.shell.connect_dialog import ConnectDialog
 from sizewise.gui.shell.main_window import MainWindow
 from sizewise.gui.shell.model_loader import REMOTE_ROLE
@@ -65,6 +68,11 @@ def test_chat_and_writing_run_on_the_server_with_stop_and_labels(
     assert w.status_line.memory_label.text().startswith("Server memory: ")
     assert w.status_line.memory_label.text().endswith(" MiB predicted")
 
+    metrics_dock = w.docks[2]
+    metrics_dock.show()
+    view = w.metrics_page.ensure()
+    assert isinstance(view, MetricsView) and view.remote is w.loader.remote_info
+
     # a reply streams from the server into the same conversation store
     tokens: list[str] = []
     w.engine.token.connect(lambda _id, text: tokens.append(text))
@@ -77,8 +85,27 @@ def test_chat_and_writing_run_on_the_server_with_stop_and_labels(
     assert stored[-1].stats["seed"] == 5 and stored[-1].stats["remote"] is True
     speed = w.status_line.speed_label.text()
     assert speed.startswith("Speed: ") and "tokens/s received (remote), server " in speed
+    assert "tokens/s received (remote)" in stats_line(last.stats)
+    sent = w.engine.remote.session.last_sampling_sent  # the Sampling panel's controls reach llama-server
+    assert {"temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens", "seed"} <= set(sent)
+    w.chat_actions.regenerate()  # the same seed gives the same reply again
+    qtbot.waitUntil(lambda: not w.controller.busy and w.chat.messages[-1].status == "done", timeout=60_000)
+    assert w.chat.messages[-1].text == last.text
     assert w.engine.client.pid == local_pid  # the local worker is untouched, warm for a local model
     shot(w, "chat-on-server.png")
+
+    # Live metrics, first opened after the connection: remote figures, the server's memory, no local memory
+    # a sample after the reply ended (while one streams the label says "now"; after it, the last reply's figures)
+    qtbot.waitUntil(lambda: not math.isfinite(view.sampler.buffers["gen_tps"].last()), timeout=5_000)
+    view._redraw()
+    assert view.labels["gen"].text().startswith("remote, received here: ")
+    assert view.labels["gen"].text().endswith(" tokens/s")
+    assert "; the server's own: " in view.labels["gen"].text()
+    assert view.labels["rss"].text() == "– (the model runs on the server)"
+    assert view.labels["predicted"].text().endswith(" MiB on the server (predicted)")
+    assert view.predicted_ram == w.loader.remote_info["memory"]["bytes"]  # type: ignore[index]
+    shot(metrics_dock, "metrics-on-server.png")
+    metrics_dock.hide()
 
     # Stop ends the reply at once and the server stops generating
     w.sampling_panel.set_params(SamplingParams(temperature=0.9, max_tokens=1500, seed=1), LoadParams(n_ctx=1024))
@@ -90,13 +117,13 @@ def test_chat_and_writing_run_on_the_server_with_stop_and_labels(
     qtbot.waitUntil(lambda: not llama_server.busy(), timeout=5_000)
 
     # writing help runs on the same server
-    view = w.writing_view
+    writing = w.writing_view
     w.sampling_panel.set_params(SamplingParams(temperature=0.2, max_tokens=30, seed=2), LoadParams(n_ctx=1024))
-    view.set_text("Their going too the park.")
-    view.select_action("grammar")
-    view.run()
-    qtbot.waitUntil(lambda: view.gen_id is None, timeout=60_000)
-    assert view.result
+    writing.set_text("Their going too the park.")
+    writing.select_action("grammar")
+    writing.run()
+    qtbot.waitUntil(lambda: writing.gen_id is None, timeout=60_000)
+    assert writing.result
 
     # Unload lets the server go; the window is empty again and the server's model stays in the list
     w.load_button.click()
@@ -132,6 +159,12 @@ def test_server_killed_mid_reply_keeps_the_partial_reply(
 
 def test_bad_addresses_are_one_sentence_in_the_dialog_and_nothing_is_lost(qtbot: QtBot, window: MainWindow) -> None:
     w = window
+    file_menu = w.menuBar().actions()[0].menu()
+    assert w.connect_action in file_menu.actions()  # type: ignore[union-attr]
+    w.connect_button.click()  # beside Open GGUF…: opens the dialog
+    opened = w.findChildren(ConnectDialog)
+    assert len(opened) == 1 and opened[0].isVisible()
+    opened[0].reject()
     dialog = connect(qtbot, w, "ftp://example.org", "secret-key-123")
     assert dialog.isVisible() and not dialog.checking  # checked at once, no network
     assert dialog.status.text() == "'ftp://example.org' is not a server address; give one like http://127.0.0.1:8080."
@@ -175,6 +208,7 @@ def test_api_key_is_sent_and_never_stored(
     qtbot.waitUntil(lambda: not w.controller.busy, timeout=60_000)
     assert w.chat.messages[-1].status == "done"
     w.chat.flush()
+    assert server.url.encode() not in w.paths.settings_file.read_bytes()  # servers are not remembered
     files = [p for p in (tmp_path / "base").rglob("*") if p.is_file()]  # settings, conversations, logs
     assert w.paths.settings_file in files and (w.paths.log_dir / "remote.log") in files
     for path in files:

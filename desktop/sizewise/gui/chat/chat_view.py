@@ -47,6 +47,8 @@ def stats_line(stats: dict[str, object]) -> str:
     tg = float(stats.get("tg_tps", 0) or 0)  # type: ignore[arg-type]
     ttft = float(stats.get("ttft_ms", 0) or 0)  # type: ignore[arg-type]
     toks = stats.get("tokens", 0)
+    if stats.get("remote"):  # a server's reply: the speed as it arrived here, network included
+        return f"{toks} tokens · {tg:.1f} tokens/s received (remote) · first token {ttft:.0f} ms"
     return f"{toks} tokens · {tg:.1f} tokens/s · first token {ttft:.0f} ms"
 
 

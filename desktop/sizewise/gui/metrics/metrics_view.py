@@ -188,7 +188,11 @@ class MetricsView(QWidget):
     @Slot(dict)
     def _on_loaded(self, msg: dict[str, Any]) -> None:
         self.buffers_bytes = sum(int(b["bytes"]) for b in msg.get("buffers") or []) or None
-        self.remote = msg if msg.get("remote") else None
+        self.set_remote(msg if msg.get("remote") else None)
+
+    def set_remote(self, msg: dict[str, Any] | None) -> None:
+        """The loaded message of a model on a server (None: the model is local): its memory and labels."""
+        self.remote = msg
         if self.remote is not None:
             memory = self.remote.get("memory") or {}
             predicted = memory.get("bytes") if memory.get("source") == "predicted" else None

@@ -175,8 +175,10 @@ class MainWindow(QMainWindow):
         self.open_button = QPushButton("Open GGUF…")
         self.open_button.setToolTip("Choose a .gguf model file (Ctrl+O)")
         bar.addWidget(self.open_button)
-        self.connect_button = QPushButton("Connect to a server…")
-        self.connect_button.setToolTip("Use the models of a llama-server or another OpenAI-compatible server")
+        # Short, so the bar still fits a 790-pixel window; the File menu says it in full.
+        self.connect_button = QPushButton("Connect…")
+        self.connect_button.setAccessibleName("Connect to a server…")
+        self.connect_button.setToolTip("Connect to a server: use the models of a llama-server or another OpenAI server")
         bar.addWidget(self.connect_button)
         self.load_button = QPushButton("Load")
         self.load_button.setToolTip("Load the chosen model into a separate engine process")
@@ -614,6 +616,8 @@ class MainWindow(QMainWindow):
         self.metrics_view = MetricsView(self.engine)
         if self.loader.prediction is not None:
             self.metrics_view.set_prediction(self.loader.prediction.ram_bytes, self.loader.prediction.vram_bytes)
+        if self.loader.remote_info is not None:  # a server's model was in use before the view was first shown
+            self.metrics_view.set_remote(self.loader.remote_info)
         return self.metrics_view
 
     def show_view(self, widget: QWidget) -> None:
