@@ -148,6 +148,7 @@ def test_server_killed_mid_reply_keeps_the_partial_reply(
     stored = w.conversations.messages(w.controller.conversation_id)[-1]
     assert stored.status == "interrupted" and stored.content == last.text  # nothing that came is lost
     assert w.banner.isVisible() and w.banner.text() == last.note
+    shot(w, "chat-server-killed.png")
     assert w.banner.text().startswith(f"The server at {llama_server.url} ") and w.banner.text().count(". ") == 0
     assert w.loader.state == "ready"  # still usable: a new turn says the server is gone, in one sentence
     w.input.setPlainText("Are you there?")
@@ -236,3 +237,30 @@ def test_plain_http_to_another_machine_is_marked_unencrypted(qtbot: QtBot) -> No
     https = ServerAddress.parse("https://192.168.1.20:8443")
     line.show_loaded(msg | {"url": https.url, "encrypted": True, "loopback": False, "warning": None})
     assert line.mode_label.text() == "Chat on a server (remote)"
+
+
+def test_local_model_then_server_then_local_again(
+    qtbot: QtBot, window: MainWindow, llama_server: LlamaServer, smollm2_path: Path
+) -> None:
+    """Switching engines: the local model is unloaded (its worker stays warm), and a local load lets the server go."""
+    w = window
+    w.sampling_panel.set_params(SamplingParams(temperature=0.2, max_tokens=8, seed=4), LoadParams(n_ctx=1024))
+    with qtbot.waitSignal(w.engine.loaded, timeout=120_000):
+        w.loader.open_model(str(smollm2_path))
+    local_pid = w.engine.client.pid
+    with qtbot.waitSignal(w.engine.loaded, timeout=60_000):
+        connect(qtbot, w, llama_server.url)
+    assert w.engine.is_remote and w.loader.state == "ready"
+    qtbot.wait(300)  # the local worker's own "unloaded" arrives now: it must not empty the window
+    assert w.loader.state == "ready" and w.engine.is_loaded and w.engine.client.pid == local_pid
+    send(qtbot, w, "Hello")
+    qtbot.waitUntil(lambda: not w.controller.busy, timeout=60_000)
+    assert w.chat.messages[-1].status == "done" and w.chat.messages[-1].stats.get("remote") is True
+
+    with qtbot.waitSignal(w.engine.loaded, timeout=120_000):
+        w.loader.open_model(str(smollm2_path))
+    assert not w.engine.is_remote and w.loader.state == "ready" and w.engine.client.pid == local_pid
+    assert w.status_line.mode_label.text() == "Chat (model's template)"
+    send(qtbot, w, "Hello again")
+    qtbot.waitUntil(lambda: not w.controller.busy, timeout=60_000)
+    assert w.chat.messages[-1].status == "done" and "remote" not in w.chat.messages[-1].stats

@@ -121,9 +121,11 @@ class MessageDelegate(QStyledItemDelegate):
     def _footer(self, index: QModelIndex | QPersistentModelIndex) -> str:
         parts = []
         status = index.data(Roles.Status)
-        if status in STATUS_NOTES:
-            parts.append(STATUS_NOTES[status])
         note = index.data(Roles.Note)
+        if status == "interrupted" and note:  # a server that went away: its sentence says why, not the engine
+            parts.append("interrupted")
+        elif status in STATUS_NOTES:
+            parts.append(STATUS_NOTES[status])
         if note:
             parts.append(str(note))
         line = stats_line(index.data(Roles.Stats) or {})

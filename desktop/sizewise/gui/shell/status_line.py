@@ -60,6 +60,8 @@ class StatusLine(QObject):
         if self.remote:
             self._show_remote(msg)
             return
+        self.mode_label.setStyleSheet("")  # a server's unencrypted mark does not carry over to a local model
+        self.memory_label.setToolTip("Resident memory of the engine process (current / peak)")
         chat = msg.get("chat_mode") == "chat"
         self.mode_label.setText(
             "Chat (model's template)" if chat else "Completion mode — this model has no chat template"
