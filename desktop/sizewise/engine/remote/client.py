@@ -69,6 +69,7 @@ class RemoteEngineClient:
         self._lock = threading.Lock()
         self._cancelled: set[int] = set()  # waiting replies already answered ``cancelled`` here
         self._running: int | None = None
+        self._stop_wanted: int | None = None  # the running reply a stop was asked for (see ``_generate``)
         self.session: RemoteSession | None = None  # touched by the thread only, ``stop`` aside
         self.ready_info: Message = {}
 
@@ -135,6 +136,8 @@ class RemoteEngineClient:
             if gen_id is not None and gen_id != running:
                 self._cancelled.add(gen_id)  # waiting: answered when its turn comes, without sending it
                 return
+            if running is not None:
+                self._stop_wanted = running
         if session is not None and running is not None:
             session.stop()
 
@@ -232,6 +235,11 @@ class RemoteEngineClient:
         self._on_event({"type": "started", "id": gen_id})
         try:
             for piece in session.stream(sampling, messages=msg.get("messages"), prompt=msg.get("prompt")):
+                # A stop that came before the request left (the stream clears the client's stop flag as it
+                # opens) is applied at the first piece instead of being lost.
+                if self._stop_wanted == gen_id:
+                    session.stop()
+                    continue
                 self._on_event({"type": "token", "id": gen_id, "text": piece, "n": 1})
         except RemoteError as exc:
             self._end(gen_id)
@@ -247,6 +255,8 @@ class RemoteEngineClient:
         with self._lock:
             if self._running == gen_id:
                 self._running = None
+            if self._stop_wanted == gen_id:
+                self._stop_wanted = None
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
