@@ -7,12 +7,16 @@ reply.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
+import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QStatusBar
 from pytestqt.qtbot import QtBot
 
@@ -264,3 +268,28 @@ def test_local_model_then_server_then_local_again(
     send(qtbot, w, "Hello again")
     qtbot.waitUntil(lambda: not w.controller.busy, timeout=60_000)
     assert w.chat.messages[-1].status == "done" and "remote" not in w.chat.messages[-1].stats
+
+
+def test_a_host_that_never_answers_leaves_the_window_responsive(qtbot: QtBot, window: MainWindow) -> None:
+    """A listener that accepts and never answers: the dialog waits in the background, then says so in one sentence;
+    meanwhile a 10 ms timer on the GUI thread keeps firing (nothing network-bound runs there)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel accepts connections; nobody ever reads or answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        dialog = ConnectDialog(parent=window, timeout=1.5)
+        qtbot.addWidget(dialog)
+        dialog.show()
+        ticks: list[float] = []
+        timer = QTimer()
+        timer.setInterval(10)
+        timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+        timer.start()
+        dialog.url_edit.setText(url)
+        dialog.connect_button.click()
+        assert dialog.checking
+        qtbot.waitUntil(lambda: not dialog.checking, timeout=15_000)
+        timer.stop()
+    assert dialog.status.text() == f"The server at {url} did not answer within 1.5 s (GET /health)."
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
+    assert len(ticks) > 50 and max(gaps) < 0.2, max(gaps)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from sizewise.core.sampling import SamplingParams
 from sizewise.engine.protocol import GenerationStats, Message
-from sizewise.engine.remote.http import ApiKey, RemoteError
+from sizewise.engine.remote.http import CONNECT_TIMEOUT_S, ApiKey, RemoteError
 from sizewise.engine.remote.memory import remote_memory
 from sizewise.engine.remote.session import RemoteSession
 
@@ -49,9 +49,15 @@ class Listing:
     loopback: bool
 
 
-def list_server(url: str, api_key: ApiKey | None, log_path: Path | None = None) -> Listing:
-    """Ask a server which models it serves (blocking: run it off the GUI thread). RemoteError says why not."""
-    session = RemoteSession(url, api_key=api_key, log_path=log_path)
+def list_server(
+    url: str, api_key: ApiKey | None, log_path: Path | None = None, timeout: float = CONNECT_TIMEOUT_S
+) -> Listing:
+    """Ask a server which models it serves (blocking: run it off the GUI thread). RemoteError says why not.
+
+    Each request gets ``timeout`` seconds, not the reply stream's two minutes: a person waits in the dialog, and
+    a host that accepts the connection but never answers should become a sentence soon.
+    """
+    session = RemoteSession(url, api_key=api_key, log_path=log_path, stall_timeout=timeout)
     ids = session.list_models()
     a = session.address
     return Listing(a.url, session.kind or "openai", ids, a.warning(), a.encrypted, a.loopback)

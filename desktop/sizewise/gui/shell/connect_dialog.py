@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from sizewise.engine.remote.client import Listing, list_server
-from sizewise.engine.remote.http import ApiKey, RemoteError, ServerAddress
+from sizewise.engine.remote.http import CONNECT_TIMEOUT_S, ApiKey, RemoteError, ServerAddress
 from sizewise.gui.adapters.background import run_in_background
 
 KEY_NOTE = "The key is kept in memory for this session only: never saved or logged; Sizewise asks again next time."
@@ -37,10 +37,13 @@ class ConnectDialog(QDialog):
 
     connected = Signal(object, object)  # Listing, ApiKey | None
 
-    def __init__(self, log_path: Path | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, log_path: Path | None = None, parent: QWidget | None = None, timeout: float = CONNECT_TIMEOUT_S
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Connect to a server")
         self.log_path = log_path
+        self.timeout = timeout
         self.checking = False
         layout = QVBoxLayout(self)
         intro = QLabel(
@@ -103,8 +106,10 @@ class ConnectDialog(QDialog):
         key = ApiKey(key_text) if key_text else None
         self._lock(True)
         self._show(f"Connecting to {address.url}…", False)
-        log = self.log_path
-        run_in_background(lambda: list_server(url, key, log), lambda found: self._found(found, key), self._failed)
+        log, timeout = self.log_path, self.timeout
+        run_in_background(
+            lambda: list_server(url, key, log, timeout), lambda found: self._found(found, key), self._failed
+        )
 
     def _found(self, listing: Listing, key: ApiKey | None) -> None:
         if not shiboken6.isValid(self):
