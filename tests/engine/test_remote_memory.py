@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,16 +29,18 @@ def _get(url: str) -> bytes:
 
 @pytest.mark.native
 def test_llama_server_reports_no_memory_so_it_is_predicted_from_the_file(
-    llama_server: LlamaServer, smollm2_path: Path
+    llama_servers: Callable[..., LlamaServer], smollm2_path: Path
 ) -> None:
+    llama_server = llama_servers(extra=("--metrics",))
     props = json.loads(_get(llama_server.url + "/props"))
     props.pop("chat_template", None)
     slots = _get(llama_server.url + "/slots").decode()
-    metrics_enabled = props.get("endpoint_metrics")
     for text in (json.dumps(props), slots):
         assert not any(word in text.lower() for word in ("memory", "vram", "rss", "buffer")), text[:500]
-    if metrics_enabled:  # the fixture starts it without --metrics; a server with it has only counters anyway
-        assert "memory" not in _get(llama_server.url + "/metrics").decode().lower()
+    assert props["endpoint_metrics"] is True
+    metrics = _get(llama_server.url + "/metrics").decode().lower()
+    assert "llamacpp:tokens_predicted_total" in metrics  # counters, and nothing about memory
+    assert not any(word in metrics for word in ("memory", "vram", "rss", "bytes"))
     with RemoteSession(llama_server.url) as session:
         info = session.connect()
     assert info.model_path == str(smollm2_path)

@@ -64,6 +64,8 @@ def test_chat_and_writing_run_on_the_server_with_stop_and_labels(
         dialog = connect(qtbot, w, llama_server.url)
         shot(dialog, "connect-dialog-connecting.png")
     assert w.loader.state == "ready" and w.engine.is_remote
+    # the server's own context, not the Sampling panel's 1024: the context meter divides by the server's
+    assert w.engine.loaded_info["n_ctx"] == 2048
     row = w.model_combo.currentIndex()
     assert w.model_combo.itemData(row, REMOTE_ROLE) == (llama_server.url, w.engine.remote.session.info.model)
     assert f"@ {llama_server.url}" in w.model_combo.currentText()
@@ -90,6 +92,7 @@ def test_chat_and_writing_run_on_the_server_with_stop_and_labels(
     speed = w.status_line.speed_label.text()
     assert speed.startswith("Speed: ") and "tokens/s received (remote), server " in speed
     assert "tokens/s received (remote)" in stats_line(last.stats)
+    assert " / 2,048 tokens" in w.status_line.context_label.text()
     sent = w.engine.remote.session.last_sampling_sent  # the Sampling panel's controls reach llama-server
     assert {"temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens", "seed"} <= set(sent)
     w.chat_actions.regenerate()  # the same seed gives the same reply again
