@@ -278,21 +278,6 @@ class MetricsView(QWidget):
                     curve.setData([], [])
         self.memory.fit(rss, vram, *lines)
         self._update_labels()
-
-    def _update_labels(self) -> None:
-        s = self.sampler
-        last = s.buffers
-        live = last["gen_tps"].last()
-        if np.isfinite(live):
-            avg = last["gen_avg_tps"].last()
-            self.labels["gen"].setText(f"{live:.1f} tokens/s now, {self._fmt(avg, 'average')}")
-        elif s.last_stats:
-            self.labels["gen"].setText(f"{float(s.last_stats.get('tg_tps') or 0):.1f} tokens/s (last reply)")
-        self.labels["prompt"].setText(self._fmt(last["prompt_tps"].last(), "tokens/s"))
-        self.labels["ttft"].setText(self._fmt(last["ttft_ms"].last(), "ms", 0))
-        self.labels["rss"].setText(self._fmt(last["rss_bytes"].last() / MiB, "MiB", 0))
-        vram_now = last["vram_bytes"].last()
-        self.labels["vram"].setText(self._fmt(vram_now / MiB, "MiB", 0) if s.vram_available else "no GPU detected")
         if self.remote is not None:
             self._label_remote()
 
@@ -309,3 +294,18 @@ class MetricsView(QWidget):
         self.labels["ttft"].setText(f"{self.labels['ttft'].text()} (remote)")
         self.labels["rss"].setText("– (the model runs on the server)")
         self.labels["vram"].setText("– (on the server)")
+
+    def _update_labels(self) -> None:
+        s = self.sampler
+        last = s.buffers
+        live = last["gen_tps"].last()
+        if np.isfinite(live):
+            avg = last["gen_avg_tps"].last()
+            self.labels["gen"].setText(f"{live:.1f} tokens/s now, {self._fmt(avg, 'average')}")
+        elif s.last_stats:
+            self.labels["gen"].setText(f"{float(s.last_stats.get('tg_tps') or 0):.1f} tokens/s (last reply)")
+        self.labels["prompt"].setText(self._fmt(last["prompt_tps"].last(), "tokens/s"))
+        self.labels["ttft"].setText(self._fmt(last["ttft_ms"].last(), "ms", 0))
+        self.labels["rss"].setText(self._fmt(last["rss_bytes"].last() / MiB, "MiB", 0))
+        vram_now = last["vram_bytes"].last()
+        self.labels["vram"].setText(self._fmt(vram_now / MiB, "MiB", 0) if s.vram_available else "no GPU detected")

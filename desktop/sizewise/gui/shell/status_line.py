@@ -69,6 +69,16 @@ class StatusLine(QObject):
         self.mode_label.setToolTip("" if chat else "A base model continues your text instead of answering it.")
         self.memory_label.setText(f"Engine memory: {int(msg['rss_bytes']) / MiB:.0f} MiB")
 
+    @Slot()
+    def show_unloaded(self) -> None:
+        self.remote = False
+        self.mode_label.setStyleSheet("")
+        self.memory_label.setText("Engine memory: –")
+        self.memory_label.setToolTip("Resident memory of the engine process (current / peak)")
+
+    def clear_mode(self) -> None:
+        self.mode_label.setText("")
+
     def _show_remote(self, msg: dict[str, Any]) -> None:
         plain = not (msg.get("encrypted") or msg.get("loopback"))
         self.mode_label.setText("Chat on a server (remote" + (", unencrypted)" if plain else ")"))
@@ -79,16 +89,6 @@ class StatusLine(QObject):
         figure = f"{int(value) / MiB:.0f} MiB {source}" if value else "unknown"
         self.memory_label.setText(f"Server memory: {figure}")
         self.memory_label.setToolTip(str(memory.get("text") or "The server's memory"))
-
-    @Slot()
-    def show_unloaded(self) -> None:
-        self.remote = False
-        self.mode_label.setStyleSheet("")
-        self.memory_label.setText("Engine memory: –")
-        self.memory_label.setToolTip("Resident memory of the engine process (current / peak)")
-
-    def clear_mode(self) -> None:
-        self.mode_label.setText("")
 
     @Slot(dict)
     def show_reply(self, stats: dict[str, Any]) -> None:
