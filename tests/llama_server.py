@@ -46,7 +46,9 @@ def native_bin() -> Path:
 class LlamaServer:
     """One real llama-server process."""
 
-    def __init__(self, binary: Path, model: Path, log: Path, api_key: str | None = None) -> None:
+    def __init__(
+        self, binary: Path, model: Path, log: Path, api_key: str | None = None, extra: tuple[str, ...] = ()
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -54,6 +56,7 @@ class LlamaServer:
         cmd += ["--host", "127.0.0.1", "--port", str(self.port)]
         if api_key:
             cmd += ["--api-key", api_key]
+        cmd += list(extra)
         self._log_file = log.open("wb")
         self.proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
@@ -96,9 +99,9 @@ class LlamaServer:
 def llama_servers(native_bin: Path, smollm2_path: Path, tmp_path: Path) -> Iterator[Callable[..., LlamaServer]]:
     started: list[LlamaServer] = []
 
-    def start(api_key: str | None = None) -> LlamaServer:
+    def start(api_key: str | None = None, extra: tuple[str, ...] = ()) -> LlamaServer:
         log = tmp_path / f"llama-server-{len(started)}.log"
-        server = LlamaServer(native_bin / "llama-server", smollm2_path, log, api_key)
+        server = LlamaServer(native_bin / "llama-server", smollm2_path, log, api_key, extra)
         started.append(server)
         server.wait_ready()
         return server

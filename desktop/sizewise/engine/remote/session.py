@@ -102,6 +102,7 @@ class RemoteSession:
         self.last_stats: GenerationStats | None = None
         self.last_server_timings: dict[str, Any] | None = None
         self.last_sampling_sent: list[str] = []
+        self.kind: str | None = None  # "llama-server" | "openai", once the server was asked
 
     def __enter__(self) -> RemoteSession:
         return self
@@ -116,8 +117,8 @@ class RemoteSession:
         self.http.stop_stream()
 
     # -- discovery --------------------------------------------------------------------------------------------
-    def connect(self) -> ServerInfo:
-        """Ask the server what it serves (``/health``, ``/v1/models``, ``/props``) and pick the model."""
+    def _listing(self) -> tuple[list[dict[str, Any]], dict[str, Any] | None, str]:
+        """The model entries of ``/v1/models``, llama-server's ``/props`` (None elsewhere) and the server kind."""
         health_ok = self._health()
         listing = self.http.call("GET", "/v1/models")
         data = listing.get("data") if isinstance(listing, dict) else None
@@ -127,11 +128,25 @@ class RemoteSession:
                 "is it an OpenAI-compatible server?"
             )
         entries = [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
-        ids = [str(m["id"]) for m in entries]
         props = self._props() if health_ok else None
         kind = (
             "llama-server" if props is not None or any(m.get("owned_by") == "llamacpp" for m in entries) else "openai"
         )
+        self.kind = kind
+        return entries, props, kind
+
+    def list_models(self) -> list[str]:
+        """The ids of the models the server offers, without choosing one ("Connect to a server…" lists them)."""
+        entries, _, _ = self._listing()
+        ids = [str(m["id"]) for m in entries]
+        if not ids:
+            raise RemoteError(f"The server at {self.address.url} lists no models.")
+        return ids
+
+    def connect(self) -> ServerInfo:
+        """Ask the server what it serves (``/health``, ``/v1/models``, ``/props``) and pick the model."""
+        entries, props, kind = self._listing()
+        ids = [str(m["id"]) for m in entries]
         if self.requested_model is not None:
             if self.requested_model not in ids:
                 offered = ", ".join(ids) or "none"

@@ -3,6 +3,10 @@
 One adapter serves every user of its engine (the chat and writing help): their replies queue in the
 worker, each user follows the events for its own generation ids, and ``stop(gen_id)`` stops one reply.
 ``waiting(gen_id)`` says whether a reply waits behind another; ``replyStarted`` says when it runs.
+
+The engine is either the local worker process or a server ("Connect to a server…"): ``connect_remote``
+switches to a ``RemoteEngineClient``, which speaks the same events, and ``load`` of a local file switches
+back. Only the active client's events reach the signals, so the views never need to know which one runs.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from sizewise.core.sampling import LoadParams, SamplingParams
 from sizewise.engine.client import EngineClient
+from sizewise.engine.remote.client import RemoteEngineClient
+from sizewise.engine.remote.http import ApiKey
 
 
 class EngineAdapter(QObject):
@@ -33,6 +39,7 @@ class EngineAdapter(QObject):
     tokenized = Signal(dict)  # {id, counts | None, message?}
 
     _event = Signal(object)
+    _remote_event = Signal(object)
 
     def __init__(self, log_path: Path | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -40,6 +47,9 @@ class EngineAdapter(QObject):
         # inside ``stop``): a page's stop must not re-enter the page through its own finished slot.
         self._event.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
         self.client = EngineClient(self._event.emit, log_path=log_path)
+        self._remote_event.connect(self._dispatch_remote, Qt.ConnectionType.QueuedConnection)
+        self.remote = RemoteEngineClient(self._remote_event.emit, log_path=log_path)
+        self.is_remote = False  # replies, tokens and unloads go to the server, not the local worker
         self.model_path: str | None = None
         self.load_params: LoadParams | None = None
         self.loaded_info: dict[str, Any] = {}
@@ -52,14 +62,33 @@ class EngineAdapter(QObject):
         self.client.start()
 
     def load(self, path: str, params: LoadParams) -> None:
+        if self.is_remote:  # back to a local file: the server connection is let go (its events are dropped)
+            self.is_remote = False
+            self.remote.unload()
         self.model_path, self.load_params = path, params
         self.loaded_info = {}
         self.loading.emit(path)
         self.client.load(path, params)
 
+    def connect_remote(self, url: str, model: str, api_key: ApiKey | None) -> None:
+        """Use ``model`` on the server at ``url`` from now on; answered by ``loaded`` or ``loadFailed``.
+
+        A local model is unloaded first (its memory is given back; its ``unloaded`` event is not passed on, as
+        the engine is the server's by then). The worker process itself stays, warm for the next local load.
+        """
+        if not self.is_remote and self.loaded_info and self.client.alive:
+            self.client.unload()
+        self.is_remote = True
+        self.model_path, self.load_params = f"{url} · {model}", None
+        self.loaded_info = {}
+        self.loading.emit(self.model_path)
+        self.remote.connect(url, model, api_key)
+
     def unload(self) -> None:
         self.loaded_info = {}
-        if self.client.alive:
+        if self.is_remote and self.remote.alive:
+            self.remote.unload()
+        elif not self.is_remote and self.client.alive:
             self.client.unload()
         else:
             self.unloaded.emit()
@@ -68,14 +97,15 @@ class EngineAdapter(QObject):
         self, sampling: SamplingParams, *, messages: list[dict[str, str]] | None = None, prompt: str | None = None
     ) -> int:
         """Send a reply: it waits behind those sent before it (``waiting``); ``replyStarted`` says when it runs."""
-        gen_id = self.client.generate(sampling=sampling, messages=messages, prompt=prompt)
+        client = self.remote if self.is_remote else self.client
+        gen_id = client.generate(sampling=sampling, messages=messages, prompt=prompt)
         self._replies.append(gen_id)
         self.generating = self._replies[0]
         return gen_id
 
     def stop(self, gen_id: int | None = None) -> None:
         """Stop reply ``gen_id`` (None: every reply). One that waits ends at once, without ever running."""
-        self.client.stop(gen_id)
+        (self.remote if self.is_remote else self.client).stop(gen_id)
 
     def waiting(self, gen_id: int) -> bool:
         """Whether reply ``gen_id`` waits for another reply on this engine to end before it can start."""
@@ -88,14 +118,16 @@ class EngineAdapter(QObject):
 
     def tokenize(self, request_id: str, texts: list[str]) -> None:
         """Token counts with the loaded model's tokenizer; answered by ``tokenized``."""
-        self.client.send_raw({"type": "tokenize", "id": request_id, "texts": texts})
+        client = self.remote if self.is_remote else self.client
+        client.send_raw({"type": "tokenize", "id": request_id, "texts": texts})
 
     def request_stats(self) -> None:
-        if self.client.alive:
+        if self.client.alive and not self.is_remote:  # a server's memory came with its ``loaded`` event
             self.client.request_stats()
 
     def shutdown(self) -> None:
         self.client.shutdown()
+        self.remote.shutdown()
 
     @property
     def is_loaded(self) -> bool:
@@ -103,7 +135,24 @@ class EngineAdapter(QObject):
 
     # -- events -----------------------------------------------------------------------------------
     @Slot(object)
+    def _dispatch_remote(self, msg: dict[str, Any]) -> None:
+        if not self.is_remote:
+            return  # the server was let go for a local model: what it still says is about nothing shown
+        if msg.get("type") == "unloaded":
+            self.is_remote = False
+        self._handle(msg)
+
+    @Slot(object)
     def _dispatch(self, msg: dict[str, Any]) -> None:
+        """The local worker's events; while a server is the engine, only the worker's own upkeep."""
+        kind = msg.get("type")
+        if self.is_remote and kind != "ready":
+            if kind == "engine_stopped":
+                self.client.shutdown()  # reap it quietly: the chat runs on the server
+            return
+        self._handle(msg)
+
+    def _handle(self, msg: dict[str, Any]) -> None:
         kind = msg.get("type")
         if kind == "ready":
             self.ready.emit(msg)

@@ -298,7 +298,10 @@ class ChatController(QObject):
     def _on_failed(self, gen_id: int, message: str) -> None:
         if gen_id != self.gen_id:
             return
-        self.chat.finish_last("error", note=message)
+        rows = self.chat.messages
+        # A server that went away mid-reply: what came is kept, marked interrupted (the store marks it so too).
+        cut = getattr(self.engine, "is_remote", False) and bool(rows) and bool(rows[-1].text)
+        self.chat.finish_last("interrupted" if cut else "error", note=message)
         self._finish_reply("error")
         self.message.emit(message, "error")
 

@@ -47,6 +47,8 @@ def stats_line(stats: dict[str, object]) -> str:
     tg = float(stats.get("tg_tps", 0) or 0)  # type: ignore[arg-type]
     ttft = float(stats.get("ttft_ms", 0) or 0)  # type: ignore[arg-type]
     toks = stats.get("tokens", 0)
+    if stats.get("remote"):  # a server's reply: the speed as it arrived here, network included
+        return f"{toks} tokens · {tg:.1f} tokens/s received (remote) · first token {ttft:.0f} ms"
     return f"{toks} tokens · {tg:.1f} tokens/s · first token {ttft:.0f} ms"
 
 
@@ -119,9 +121,11 @@ class MessageDelegate(QStyledItemDelegate):
     def _footer(self, index: QModelIndex | QPersistentModelIndex) -> str:
         parts = []
         status = index.data(Roles.Status)
-        if status in STATUS_NOTES:
-            parts.append(STATUS_NOTES[status])
         note = index.data(Roles.Note)
+        if status == "interrupted" and note:  # a server that went away: its sentence says why, not the engine
+            parts.append("interrupted")
+        elif status in STATUS_NOTES:
+            parts.append(STATUS_NOTES[status])
         if note:
             parts.append(str(note))
         line = stats_line(index.data(Roles.Stats) or {})

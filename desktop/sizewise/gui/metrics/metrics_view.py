@@ -17,6 +17,10 @@ generation 3-4 % of its speed (measured); the sampler keeps its 4 Hz history, an
 shows all of it. The prompt and first-token charts, which change only when a reply ends, are left
 alone until then. Idle, the charts follow every sample.
 
+A model on a server is labelled remote: the speeds are as received here (with the server's own figure when
+llama-server sends ``timings``), the memory line is the server's, predicted or measured as
+engine/remote/memory.py found it, and this machine's engine memory is not shown as if it were the model's.
+
 API for the main window: ``MetricsView(adapter)``; ``set_prediction(ram_bytes, vram_bytes=None)``
 after a fit check; ``shutdown()`` on close. The view redraws only while visible; the sampler keeps
 sampling either way, so the history is complete when the view is opened.
@@ -101,6 +105,7 @@ class MetricsView(QWidget):
         self.predicted_ram: int | None = None
         self.predicted_vram: int | None = None
         self.buffers_bytes: int | None = None
+        self.remote: dict[str, Any] | None = None  # the server's loaded message while the model runs there
         self.redraws = 0
         self._lines: dict[str, int | None] = {}
         self.window_s = self.sampler.buffers["t"].capacity / self.sampler.hz
@@ -183,10 +188,24 @@ class MetricsView(QWidget):
     @Slot(dict)
     def _on_loaded(self, msg: dict[str, Any]) -> None:
         self.buffers_bytes = sum(int(b["bytes"]) for b in msg.get("buffers") or []) or None
+        self.set_remote(msg if msg.get("remote") else None)
+
+    def set_remote(self, msg: dict[str, Any] | None) -> None:
+        """The loaded message of a model on a server (None: the model is local): its memory and labels."""
+        self.remote = msg
+        if self.remote is not None:
+            memory = self.remote.get("memory") or {}
+            predicted = memory.get("bytes") if memory.get("source") == "predicted" else None
+            self.set_prediction(int(predicted) if predicted else None)
+            self.labels["predicted"].setText(
+                f"{int(predicted) / MiB:.0f} MiB on the server (predicted)" if predicted else "– (server: unknown)"
+            )
+            self.labels["predicted"].setToolTip(str(memory.get("text") or ""))
 
     @Slot()
     def _on_unloaded(self) -> None:
         self.buffers_bytes = None
+        self.remote = None
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
@@ -259,6 +278,22 @@ class MetricsView(QWidget):
                     curve.setData([], [])
         self.memory.fit(rss, vram, *lines)
         self._update_labels()
+        if self.remote is not None:
+            self._label_remote()
+
+    def _label_remote(self) -> None:
+        """The figures of a model on a server, said to be remote (see the module docstring)."""
+        s = self.sampler
+        gen = self.labels["gen"]
+        gen.setText(f"remote, received here: {gen.text()}")
+        timings = s.last_stats.get("server_timings") if s.last_stats.get("remote") else None
+        server = (timings or {}).get("predicted_per_second")
+        if isinstance(server, int | float) and server > 0 and not np.isfinite(s.buffers["gen_tps"].last()):
+            gen.setText(f"{gen.text()}; the server's own: {float(server):.1f} tokens/s")
+        self.labels["prompt"].setText(f"{self.labels['prompt'].text()} (remote)")
+        self.labels["ttft"].setText(f"{self.labels['ttft'].text()} (remote)")
+        self.labels["rss"].setText("– (the model runs on the server)")
+        self.labels["vram"].setText("– (on the server)")
 
     def _update_labels(self) -> None:
         s = self.sampler

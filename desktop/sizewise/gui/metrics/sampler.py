@@ -192,7 +192,8 @@ class MetricsSampler(QObject):
 
     # -- the sample -------------------------------------------------------------------------------
     def _engine_memory(self) -> tuple[float, float]:
-        pid = self.adapter.client.pid if self.adapter.client.alive else None
+        remote = getattr(self.adapter, "is_remote", False)  # the model runs on a server: no local process to read
+        pid = self.adapter.client.pid if self.adapter.client.alive and not remote else None
         if pid is None:
             self._proc = None
             return NAN, NAN

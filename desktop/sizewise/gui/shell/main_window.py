@@ -69,6 +69,7 @@ from sizewise.gui.fit.ladder_view import LadderView
 from sizewise.gui.hub.discover_view import DiscoverView, catalogue_or_problem, default_budget_factory
 from sizewise.gui.hub.library_view import LibraryView
 from sizewise.gui.shell.about_dialog import AboutDialog
+from sizewise.gui.shell.connect_dialog import ConnectDialog
 from sizewise.gui.shell.lazy import LazyPage
 from sizewise.gui.shell.model_loader import ModelLoader
 from sizewise.gui.shell.status_line import StatusLine
@@ -174,6 +175,11 @@ class MainWindow(QMainWindow):
         self.open_button = QPushButton("Open GGUF…")
         self.open_button.setToolTip("Choose a .gguf model file (Ctrl+O)")
         bar.addWidget(self.open_button)
+        # Short, so the bar still fits a 790-pixel window; the File menu says it in full.
+        self.connect_button = QPushButton("Connect…")
+        self.connect_button.setAccessibleName("Connect to a server…")
+        self.connect_button.setToolTip("Connect to a server: use the models of a llama-server or another OpenAI server")
+        bar.addWidget(self.connect_button)
         self.load_button = QPushButton("Load")
         self.load_button.setToolTip("Load the chosen model into a separate engine process")
         bar.addWidget(self.load_button)
@@ -300,6 +306,8 @@ class MainWindow(QMainWindow):
         self.open_action = QAction("&Open GGUF…", self)
         self.open_action.setShortcut(QKeySequence.StandardKey.Open)
         menu.addAction(self.open_action)
+        self.connect_action = QAction("&Connect to a server…", self)
+        menu.addAction(self.connect_action)
         menu.addSeparator()
         files = self.conversation_files
         menu.addAction("Export conversation as &Markdown…", lambda: files.export_conversation("md"))
@@ -343,6 +351,8 @@ class MainWindow(QMainWindow):
         lo.libraryChanged.connect(self._refresh_library_view)
         self.open_button.clicked.connect(lo.choose_file)
         self.open_action.triggered.connect(lo.choose_file)
+        self.connect_button.clicked.connect(self.show_connect_dialog)
+        self.connect_action.triggered.connect(self.show_connect_dialog)
         self.empty_chat.starterRequested.connect(lo.open_model)
         self.empty_chat.openRequested.connect(lo.choose_file)
         self.empty_chat.discoverRequested.connect(lambda: self.show_view(self.discover_page))
@@ -431,6 +441,8 @@ class MainWindow(QMainWindow):
         self.load_button.setText("Unload" if state in ("ready", "generating") else "Load")
         self.model_combo.setEnabled(state in ("empty", "ready"))
         self.open_button.setEnabled(state in ("empty", "ready"))
+        self.connect_button.setEnabled(state in ("empty", "ready"))
+        self.connect_action.setEnabled(state in ("empty", "ready"))
         chat_busy = self.controller.busy
         # A chat turn may be sent while Writing runs (it waits for it); Stop is for the chat's own turn.
         self.send_button.setEnabled(state in ("ready", "generating") and not chat_busy)
@@ -604,6 +616,8 @@ class MainWindow(QMainWindow):
         self.metrics_view = MetricsView(self.engine)
         if self.loader.prediction is not None:
             self.metrics_view.set_prediction(self.loader.prediction.ram_bytes, self.loader.prediction.vram_bytes)
+        if self.loader.remote_info is not None:  # a server's model was in use before the view was first shown
+            self.metrics_view.set_remote(self.loader.remote_info)
         return self.metrics_view
 
     def show_view(self, widget: QWidget) -> None:
@@ -616,6 +630,14 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(0)
         if self.loader.state in ("empty", "ready"):
             self.loader.open_model(path)
+
+    def show_connect_dialog(self) -> ConnectDialog:
+        """ "Connect to a server…": the server's models join the model list and the first one is used."""
+        dialog = ConnectDialog(self.paths.log_dir / "remote.log", self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.connected.connect(self.loader.add_server)
+        dialog.open()
+        return dialog
 
     def show_about(self) -> None:
         dialog = AboutDialog(self, self.engine.client.ready_info)

@@ -4,7 +4,9 @@ Loading a model is a chain of steps with its own state: choose a file (the start
 Library lists, the Open dialog), read its header in the background, predict its memory against
 this machine (shown in the Fit view) before anything is loaded, start the engine process if it is
 not running, follow the load to ready or failure, unload, reload after a forced stop, and record
-what a finished load measured beside what was predicted. This controller owns that chain and its
+what a finished load measured beside what was predicted. A model on a server ("Connect to a server…") is a
+choice too: choosing it connects instead of reading a file, and its memory is what the server reports or
+Sizewise predicts (engine/remote/memory.py). This controller owns that chain and its
 state; the window shows the state (buttons, summary, banner) through the signals below and never
 reaches into the steps. It does not import the window.
 """
@@ -35,6 +37,8 @@ from sizewise.core.sampling import LoadParams
 from sizewise.core.settings import Settings
 from sizewise.core.speed.model import ModelCost, model_cost
 from sizewise.core.speed.predicted import predict_reply
+from sizewise.engine.remote.client import Listing
+from sizewise.engine.remote.http import ApiKey
 from sizewise.engine.speed.devices import machine_devices
 from sizewise.gui.adapters.background import run_in_background
 from sizewise.gui.adapters.engine_adapter import EngineAdapter
@@ -42,6 +46,8 @@ from sizewise.gui.fit.fit_view import FitView
 
 MiB = 1 << 20
 PATH_ROLE = Qt.ItemDataRole.UserRole  # where QComboBox.itemData/currentData look
+REMOTE_ROLE = Qt.ItemDataRole.UserRole + 1  # (server url, model id) on a server's rows
+REMOTE_PREFIX = "server:"  # a server row's PATH_ROLE: "server:<url> <model>", never a file name
 NO_MODEL = "No model loaded."
 NO_CHOICES = "No models yet — use Open GGUF…"
 
@@ -99,6 +105,10 @@ class ModelLoader(QObject):
         self.measurements = MeasurementStore(paths)
         self._load_record: tuple[str, MeasurementRecord] | None = None  # the loaded file and its load's record
         self._reply_cost: tuple[GGUFHeader, ModelCost] | None = None
+        # Servers connected this session: url -> (API key, what it listed). The key is kept in memory only (an
+        # ApiKey, which never prints itself): not in settings, not in logs; connecting again next time asks again.
+        self.servers: dict[str, tuple[ApiKey | None, Listing]] = {}
+        self.remote_info: dict[str, Any] | None = None  # the loaded message of the server's model in use
         engine.loaded.connect(self._on_loaded)
         engine.loadFailed.connect(self._on_load_failed)
         engine.unloaded.connect(self._on_unloaded)
@@ -158,6 +168,8 @@ class ModelLoader(QObject):
             wanted[e.path] = (text, e.message or (f"{e.path}\n{e.kept_because}" if e.kept_because else e.path))
         for row in reversed(range(self.choices.rowCount())):
             path = self.choices.index(row, 0).data(PATH_ROLE)
+            if self.choices.index(row, 0).data(REMOTE_ROLE) is not None:
+                continue  # a server's model: not the library's to list
             if path not in wanted and not (path is not None and path == self._chosen_file):
                 self.choices.removeRow(row)
         for e in entries:
@@ -228,6 +240,54 @@ class ModelLoader(QObject):
         self.choiceSelected.emit(row)
         self.load(path)
 
+    # -- servers ----------------------------------------------------------------------------------
+    def add_server(self, listing: Listing, api_key: ApiKey | None) -> None:
+        """A server "Connect to a server…" reached: its models join the choices, and the first is used."""
+        self.servers[listing.url] = (api_key, listing)
+        first = -1
+        for model in listing.models:
+            key = f"{REMOTE_PREFIX}{listing.url} {model}"
+            row = self.row_of(key)
+            if row < 0:
+                name = Path(model).name if "/" in model else model
+                plain = " — unencrypted" if listing.warning else ""
+                tooltip = f"{model}\non the server at {listing.url} ({listing.kind}){plain}"
+                row = self._add_choice(f"{name} @ {listing.url}{plain}", key, tooltip)
+                self.choices.item(row).setData((listing.url, model), REMOTE_ROLE)
+            first = row if first < 0 else first
+        self.choiceSelected.emit(first)
+        self.load(self.choices.index(first, 0).data(PATH_ROLE))
+
+    def _load_remote(self, key: str) -> None:
+        row = self.row_of(key)
+        target = self.choices.index(row, 0).data(REMOTE_ROLE) if row >= 0 else None
+        if target is None or target[0] not in self.servers:
+            self.message.emit("That server is not connected in this session; use Connect to a server… again.", "error")
+            return
+        url, model = target
+        self._chosen_file = None
+        self.model_info = self.model_header = None
+        self.prediction = None
+        self.messageCleared.emit()
+        self._set_state("loading")
+        self.summaryChanged.emit(f"Connecting to {Path(model).name} on {url}…")
+        self.engine.connect_remote(url, model, self.servers[url][0])
+
+    def _on_remote_loaded(self, msg: dict[str, Any]) -> None:
+        self.remote_info = msg
+        self._load_record = None  # a server's replies are not measurements of this machine
+        name = Path(str(msg["model"])).name
+        plain = "" if msg.get("encrypted") or msg.get("loopback") else " · <b>unencrypted</b> (plain http)"
+        memory = msg.get("memory") or {}
+        self.summaryChanged.emit(
+            f"<b>{name}</b> — remote, on {msg['url']} ({msg['server_kind']}){plain} · context {msg['n_ctx']} "
+            f"of {msg['n_ctx_train']} trained · server memory: {memory.get('text', 'unknown')}"
+        )
+        if msg.get("warning"):
+            self.message.emit(str(msg["warning"]), "warning")
+        self._set_state("ready")
+        self.modelLoaded.emit(msg)
+
     # -- loading ----------------------------------------------------------------------------------
     def toggle_load(self, path: str | None) -> None:
         """The Load/Unload button: unload a ready model, otherwise load the chosen file."""
@@ -242,6 +302,10 @@ class ModelLoader(QObject):
         if not path:
             self.message.emit("Choose a model first: use Open GGUF… to pick a .gguf file.", "error")
             return
+        if path.startswith(REMOTE_PREFIX):
+            self._load_remote(path)
+            return
+        self.remote_info = None
         chosen = path
         self._chosen_file = path
         self.messageCleared.emit()
@@ -286,6 +350,9 @@ class ModelLoader(QObject):
     # -- engine events ----------------------------------------------------------------------------
     @Slot(dict)
     def _on_loaded(self, msg: dict[str, Any]) -> None:
+        if msg.get("remote"):
+            self._on_remote_loaded(msg)
+            return
         path = str(msg["path"])
         info = self.model_info
         self.settings.remember_model(path)
@@ -311,6 +378,7 @@ class ModelLoader(QObject):
 
     @Slot()
     def _on_unloaded(self) -> None:
+        self.remote_info = None
         self._load_record = None  # replies after this belong to no loaded file
         self.summaryChanged.emit(NO_MODEL)
         self.modelUnloaded.emit()

@@ -9,6 +9,11 @@ The speed is live while a reply streams: ``count_tokens`` only adds up the engin
 (the ``n`` of each batched ``token`` event), and a timer turns them into tokens/s every
 ``LIVE_SPEED_MS`` — never once per token. When the reply ends the label shows llama.cpp's own
 figure (``tg_tps``).
+
+A model on a server is labelled remote: its speed is tokens/s as received here (network included), with
+the server's own figure beside it when it sends one (llama-server's ``timings``), and the memory shown is the
+server's as measured or predicted (engine/remote/memory.py), never this machine's. A plain-http server on
+another machine is marked unencrypted.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class StatusLine(QObject):
         self.speed_label.setToolTip(
             "Generation speed: tokens/s so far while a reply is written, then llama.cpp's own figure for it"
         )
+        self.remote = False  # the loaded model runs on a server
         self._live_tokens = 0
         self._live_first: float | None = None  # when the reply's first token arrived
         self.live_timer = QTimer(self)
@@ -50,6 +56,12 @@ class StatusLine(QObject):
     @Slot(dict)
     def show_loaded(self, msg: dict[str, Any]) -> None:
         """A model was loaded (the engine's load message): its mode and the engine's memory now."""
+        self.remote = bool(msg.get("remote"))
+        if self.remote:
+            self._show_remote(msg)
+            return
+        self.mode_label.setStyleSheet("")  # a server's unencrypted mark does not carry over to a local model
+        self.memory_label.setToolTip("Resident memory of the engine process (current / peak)")
         chat = msg.get("chat_mode") == "chat"
         self.mode_label.setText(
             "Chat (model's template)" if chat else "Completion mode — this model has no chat template"
@@ -59,15 +71,33 @@ class StatusLine(QObject):
 
     @Slot()
     def show_unloaded(self) -> None:
+        self.remote = False
+        self.mode_label.setStyleSheet("")
         self.memory_label.setText("Engine memory: –")
+        self.memory_label.setToolTip("Resident memory of the engine process (current / peak)")
 
     def clear_mode(self) -> None:
         self.mode_label.setText("")
+
+    def _show_remote(self, msg: dict[str, Any]) -> None:
+        plain = not (msg.get("encrypted") or msg.get("loopback"))
+        self.mode_label.setText("Chat on a server (remote" + (", unencrypted)" if plain else ")"))
+        self.mode_label.setToolTip(str(msg.get("warning") or f"Replies come from {msg.get('url')}."))
+        self.mode_label.setStyleSheet("color: #b00020;" if plain else "")
+        memory = msg.get("memory") or {}
+        source, value = memory.get("source"), memory.get("bytes")
+        figure = f"{int(value) / MiB:.0f} MiB {source}" if value else "unknown"
+        self.memory_label.setText(f"Server memory: {figure}")
+        self.memory_label.setToolTip(str(memory.get("text") or "The server's memory"))
 
     @Slot(dict)
     def show_reply(self, stats: dict[str, Any]) -> None:
         """A reply finished (its GenerationStats dict): speed, first token and memory."""
         self.end_live_speed()
+        if stats.get("remote"):
+            self.speed_label.setText(remote_speed_text(stats))
+            self.ttft_label.setText(f"First token: {float(stats['ttft_ms']):.0f} ms (remote)")
+            return
         self.speed_label.setText(f"Speed: {float(stats['tg_tps']):.1f} tokens/s")
         self.ttft_label.setText(f"First token: {float(stats['ttft_ms']):.0f} ms")
         self.show_memory(stats)
@@ -109,7 +139,7 @@ class StatusLine(QObject):
     def _show_live_speed(self) -> None:
         tps = self.live_speed()
         if tps is not None:
-            self.speed_label.setText(f"Speed: {tps:.1f} tokens/s")
+            self.speed_label.setText(f"Speed: {tps:.1f} tokens/s" + (" received (remote)" if self.remote else ""))
 
     @Slot(str, float)
     def show_context(self, text: str, fraction: float) -> None:
@@ -119,5 +149,17 @@ class StatusLine(QObject):
     @Slot(dict)
     def show_memory(self, msg: dict[str, Any]) -> None:
         """The engine's memory from a stats message or a reply's stats: current and peak."""
+        if self.remote:
+            return  # this machine's engine process is not where the model runs
         rss, peak = int(msg["rss_bytes"]), int(msg["peak_rss_bytes"])
         self.memory_label.setText(f"Engine memory: {rss / MiB:.0f} MiB (peak {peak / MiB:.0f} MiB)")
+
+
+def remote_speed_text(stats: dict[str, Any]) -> str:
+    """A server's reply speed: as received here, and the server's own (llama-server ``timings``) when it sent one."""
+    text = f"Speed: {float(stats['tg_tps']):.1f} tokens/s received (remote)"
+    timings = stats.get("server_timings") or {}
+    server = timings.get("predicted_per_second")
+    if isinstance(server, int | float) and server > 0:
+        text += f", server {float(server):.1f}"
+    return text
