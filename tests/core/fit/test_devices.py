@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sizewise.core.fit import hardware
-from sizewise.core.fit.devices import BackendDevice, devices_from_ready
+from sizewise.core.fit.devices import BackendDevice, device_memory_reading, devices_from_ready
 from sizewise.core.fit.hardware import describe, gpus_from_devices, machine_budget, probe_hardware
 
 GiB = 1 << 30
@@ -107,3 +107,23 @@ def test_malformed_entries_are_left_out() -> None:
     assert [d.name for d in devices] == ["CPU"]
     assert devices_from_ready(None) == [] and devices_from_ready({"devices": None}) == []
     assert isinstance(devices[0], BackendDevice)
+
+
+def test_device_memory_in_use_is_the_whole_devices_and_says_so() -> None:
+    """A driver with a usage figure (CUDA, Vulkan with VK_EXT_memory_budget): total − free of every offload device,
+    named as the device's, not the process's; the CPU and its RAM are not in it."""
+    amd = {**LAVAPIPE, "description": "AMD Radeon RX 7600", "free_bytes": LAVAPIPE["total_bytes"] - 300 * 2**20}
+    reading = device_memory_reading(devices_from_ready(_ready(CPU, amd)), {"Vulkan0": 200 * 2**20})
+    assert reading is not None and reading.bytes == 300 * 2**20
+    assert reading.how == "Vulkan0 (discrete GPU): in use on the device, all processes"
+
+
+def test_a_driver_without_usage_shows_llama_cpps_buffers_not_zero() -> None:
+    """lavapipe reports free == total whatever is loaded (measured: 2 GiB free before and after a full offload of
+    SmolLM2): the reading is llama.cpp's buffers on the device, labelled software Vulkan (CPU)."""
+    lavapipe = {**LAVAPIPE, "total_bytes": 2 * GiB, "free_bytes": 2 * GiB}
+    devices = devices_from_ready(_ready(CPU, lavapipe))
+    reading = device_memory_reading(devices, {"Vulkan0": 160 * 2**20, "CPU_Mapped": 90 * 2**20})
+    assert reading is not None and reading.bytes == 160 * 2**20
+    assert reading.how == "Vulkan0 (software Vulkan (CPU)): the driver reports no usage; llama.cpp's buffers on it"
+    assert device_memory_reading(devices_from_ready(_ready(CPU)), {"CPU": 1}) is None

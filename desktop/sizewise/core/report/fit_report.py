@@ -23,6 +23,7 @@ from typing import Any, Literal
 from sizewise import __version__
 from sizewise.core.atomic import write_text_atomic
 from sizewise.core.errors import UserError
+from sizewise.core.fit.devices import device_memory_rows
 from sizewise.core.fit.hardware import HardwareReport, describe
 from sizewise.core.fit.llama_log import MeasuredBuffers
 from sizewise.core.fit.verdict import FitResult, compare
@@ -138,6 +139,9 @@ def model_entry(
                 for d in compare(fit.prediction, buffers)
             }
     bench = bench or {}
+    if measured is not None and isinstance(bench.get("devices"), list):
+        allocated = {d: sum(c.values()) for d, c in buffers.by_device().items()}
+        measured["device_memory"] = device_memory_rows(list(bench["devices"]), allocated)
     return {
         "label": label or info.name,
         "model": model_summary(info),
@@ -311,7 +315,7 @@ def _pp_text(e: Mapping[str, Any]) -> str:
 
 
 def _predicted_text(e: Mapping[str, Any], key: str) -> str:
-    """" (predicted N, estimate)" beside a measured speed, where the entry carries a speed prediction."""
+    """ " (predicted N, estimate)" beside a measured speed, where the entry carries a speed prediction."""
     pred = e.get("predicted")
     value = pred.get(key) if isinstance(pred, Mapping) else None
     if not isinstance(value, int | float):
