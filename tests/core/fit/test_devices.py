@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 
 from sizewise.core.fit import hardware
-from sizewise.core.fit.devices import BackendDevice, device_memory_reading, devices_from_ready
+from sizewise.core.fit.devices import (
+    BackendDevice,
+    device_memory_reading,
+    devices_from_ready,
+    offload_summary,
+)
 from sizewise.core.fit.hardware import describe, gpus_from_devices, machine_budget, probe_hardware
 
 GiB = 1 << 30
@@ -127,3 +132,21 @@ def test_a_driver_without_usage_shows_llama_cpps_buffers_not_zero() -> None:
     assert reading is not None and reading.bytes == 160 * 2**20
     assert reading.how == "Vulkan0 (software Vulkan (CPU)): the driver reports no usage; llama.cpp's buffers on it"
     assert device_memory_reading(devices_from_ready(_ready(CPU)), {"CPU": 1}) is None
+
+
+def test_the_offload_sentence_tells_the_three_cases_apart() -> None:
+    assert offload_summary(_ready(CPU, gpu_offload=False)) == (
+        False,
+        "This llama.cpp build has no GPU backend (CPU only): layers stay on the CPU.",
+    )
+    none = {**_ready(CPU), "device_note": "ggml_vulkan: No devices found"}
+    assert offload_summary(none) == (
+        False,
+        "This is a GPU build of llama.cpp, but it found no GPU device (ggml_vulkan: No devices found): layers "
+        "stay on the CPU.",
+    )
+    ok, text = offload_summary(_ready(CPU, LAVAPIPE))
+    assert ok and text.startswith("Layers can be offloaded to Vulkan0: llvmpipe (LLVM 15.0.6, 256 bits) — software")
+    assert "at a CPU's speed" in text
+    ok, text = offload_summary(_ready(CPU, NVIDIA))
+    assert ok and text == "Layers can be offloaded to CUDA0: NVIDIA GeForce RTX 4060 Laptop GPU — discrete GPU."

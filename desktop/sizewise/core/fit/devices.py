@@ -146,3 +146,25 @@ def device_memory_rows(sampled: list[dict[str, Any]], allocated: dict[str, int])
             }
         )
     return rows
+
+
+def offload_summary(ready: dict[str, Any] | None) -> tuple[bool, str]:
+    """(whether layers can be offloaded, one sentence saying why or where) for the GPU-layers control, the status
+    bar and the Hardware view — the same words everywhere.
+
+    Three cases are told apart because they need different help: a CPU-only build (another build is needed), a
+    GPU build that finds no device (a driver, or GGML_VK_VISIBLE_DEVICES for a software device), and a device that
+    is a software driver on the CPU (it works, at a CPU's speed)."""
+    if not ready:
+        return False, "Checking the llama.cpp build…"
+    if not ready.get("gpu_offload"):
+        return False, "This llama.cpp build has no GPU backend (CPU only): layers stay on the CPU."
+    offload = [d for d in devices_from_ready(ready) if d.offloads]
+    if not offload:
+        why = str(ready.get("device_note") or "llama.cpp lists no GPU device")
+        return False, f"This is a GPU build of llama.cpp, but it found no GPU device ({why}): layers stay on the CPU."
+    names = ", ".join(d.label for d in offload)
+    text = f"Layers can be offloaded to {names}."
+    if any(d.software for d in offload):
+        text += " A software device runs on the CPU: offloading to it tests the GPU path, at a CPU's speed."
+    return True, text
