@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from sizewise.commands.bench import _print_human
+from sizewise.core.report.fit_report import render_html, render_markdown
 from tests.cli_helpers import run_cli
 
 pytestmark = pytest.mark.gpu
@@ -34,3 +35,9 @@ def test_bench_offloads_to_the_vulkan_device(
     _print_human(report)
     text = capsys.readouterr().out
     assert "software Vulkan (CPU): llama.cpp's buffers" in text and "the driver reports no usage" in text
+    # the report names the device, its backend and its kind, in every format
+    markdown = render_markdown(report)
+    assert "| Vulkan0 (Vulkan, software Vulkan (CPU)): llama.cpp's buffers |" in markdown
+    assert "device: the driver reports no usage" in markdown
+    assert "Vulkan0: llvmpipe (LLVM 15.0.6, 256 bits) — software Vulkan (CPU)" in markdown  # the hardware rows
+    assert "Vulkan0 (Vulkan, software Vulkan (CPU)): llama.cpp&#x27;s buffers" in render_html(report)

@@ -15,6 +15,7 @@ from sizewise.core.fit import hardware
 from sizewise.core.fit.devices import (
     BackendDevice,
     device_memory_reading,
+    device_memory_rows,
     devices_from_ready,
     offload_summary,
 )
@@ -150,3 +151,13 @@ def test_the_offload_sentence_tells_the_three_cases_apart() -> None:
     assert "at a CPU's speed" in text
     ok, text = offload_summary(_ready(CPU, NVIDIA))
     assert ok and text == "Layers can be offloaded to CUDA0: NVIDIA GeForce RTX 4060 Laptop GPU — discrete GPU."
+
+
+def test_report_rows_per_device_keep_both_figures_apart() -> None:
+    lavapipe = {**LAVAPIPE, "total_bytes": 2 * GiB, "free_bytes": 2 * GiB}
+    nvidia = {**NVIDIA}
+    rows = device_memory_rows([CPU, lavapipe, nvidia], {"Vulkan0": 100, "CUDA0": 200, "CPU_Mapped": 300})
+    assert [r["name"] for r in rows] == ["Vulkan0", "CUDA0"]  # the CPU is RAM, reported as RSS
+    assert rows[0]["label"] == "software Vulkan (CPU)" and rows[0]["backend"] == "Vulkan"
+    assert rows[0]["llama_cpp_bytes"] == 100 and rows[0]["reports_usage"] is False
+    assert rows[1]["in_use_bytes"] == GiB and rows[1]["llama_cpp_bytes"] == 200 and rows[1]["reports_usage"] is True

@@ -379,6 +379,21 @@ def _memory_rows(e: Mapping[str, Any]) -> list[list[str]]:
         )
     rows.append(["RAM (with overhead) / peak RSS", _mib(pred.get("ram_bytes")), _mib(meas.get("peak_rss_bytes")), ""])
     rows.append(["VRAM", _mib(pred.get("vram_bytes")), _mib(meas.get("vram_bytes")), ""])
+    devices = meas.get("device_memory") or []
+    for dev in devices:  # the device by name, backend and kind; llama.cpp's buffers, and what the driver says
+        in_use = (
+            f"device: {_mib(dev.get('in_use_bytes'))} in use (all processes)"
+            if dev.get("reports_usage")
+            else "device: the driver reports no usage"
+        )
+        rows.append(
+            [
+                f"{dev.get('name')} ({dev.get('backend')}, {dev.get('label')}): llama.cpp's buffers",
+                _mib(pred.get("vram_bytes")) if len(devices) == 1 else "",
+                _mib(dev.get("llama_cpp_bytes")),
+                in_use,
+            ]
+        )
     return rows
 
 
