@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,3 +62,17 @@ def test_generate_auto_loads_with_the_layers_it_names(smollm2_path: Path, tmp_pa
     assert fit["gpu_layers"] == int(note[1])  # the same choice as sizewise fit's default, auto
     bad = run_cli("generate", str(smollm2_path), "--prompt", "Hi", "--gpu-layers", "many", basedir=tmp_path)
     assert bad.returncode != 0 and "--gpu-layers takes a number or 'auto', not 'many'." in bad.stderr
+
+
+@pytest.mark.parametrize("command", ["chat", "write"])
+def test_chat_and_write_resolve_auto_too(command: str, smollm2_path: Path, tmp_path: Path) -> None:
+    common = ("--gpu-layers", "auto", "--max-tokens", "2", "--temperature", "0")
+    if command == "chat":
+        result = run_cli("chat", str(smollm2_path), "--conversation", "t", "--prompt", "Hi", *common, basedir=tmp_path)
+    else:
+        cmd = [sys.executable, "-m", "sizewise", "--basedir", str(tmp_path), "write", "shorten", str(smollm2_path)]
+        result = subprocess.run(
+            [*cmd, *common], input="A long sentence.", capture_output=True, text=True, timeout=300, env=os.environ
+        )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"GPU layers auto: \d+ of 31 ", result.stderr), result.stderr

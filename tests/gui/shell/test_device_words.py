@@ -4,12 +4,18 @@ Vulkan case runs for real in tests/gpu/test_vulkan_gui.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtWidgets import QStatusBar
 from pytestqt.qtbot import QtBot
 
 from sizewise.core.fit.hardware import probe_hardware
+from sizewise.core.fit.memory_model import Backend
+from sizewise.core.fit.verdict import Budget
+from sizewise.core.gguf.header import model_info, read_header
+from sizewise.core.sampling import LoadParams
+from sizewise.gui.fit.fit_view import FitView
 from sizewise.gui.fit.hardware_view import HardwareView
 from sizewise.gui.shell.status_line import StatusLine
 
@@ -68,3 +74,12 @@ def test_a_software_device_is_named_for_what_it_is(qtbot: QtBot) -> None:
     status = StatusLine(bar)
     status.show_devices(ready)
     assert status.device_label.text() == "GPU: Vulkan0 (software Vulkan (CPU))"
+
+
+def test_the_fit_view_says_when_the_gpu_takes_not_even_one_layer(qtbot: QtBot, smollm2_path: Path) -> None:
+    view = FitView()
+    qtbot.addWidget(view)
+    budget = Budget(8 * GiB, 4 << 20, "a 4 MiB GPU", Backend(gpu=True, repack=False))
+    view.set_model(read_header(smollm2_path), model_info(smollm2_path), budget, LoadParams(n_ctx=512))
+    assert view.result is not None and view.result.gpu_layers == 0 and view.gpu_auto.isChecked()
+    assert "The GPU memory budget (4 MiB) is too small for even one layer" in view.detail_label.text()
