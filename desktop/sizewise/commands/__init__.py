@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sizewise.core.errors import UserError
 from sizewise.core.paths import AppPaths
 from sizewise.core.sampling import LoadParams, SamplingParams
+
+if TYPE_CHECKING:
+    from sizewise.engine.session import EngineSession
+
+GPU_LAYERS_METAVAR = "N|auto"
 
 
 @dataclass
@@ -28,7 +36,52 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="fixed seed for repeatable output (default: random)")
     p.add_argument("--max-tokens", type=int, default=s.max_tokens)
     p.add_argument("--ctx", type=int, default=lp.n_ctx, help="context length in tokens")
-    p.add_argument("--gpu-layers", type=int, default=lp.n_gpu_layers, help="layers to offload to the GPU (-1 = all)")
+    p.add_argument(
+        "--gpu-layers",
+        default=str(lp.n_gpu_layers),
+        metavar=GPU_LAYERS_METAVAR,
+        help=f"layers to offload to the GPU (-1 = all, auto = the most that fit; default {lp.n_gpu_layers})",
+    )
+
+
+def parse_gpu_layers(value: object) -> int | str:
+    """``--gpu-layers``: a number of layers (-1 = all) or "auto" (the most that fit), the same in every command."""
+    if str(value).strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(str(value))
+    except ValueError as exc:
+        raise UserError(f"--gpu-layers takes a number or 'auto', not {value!r}.") from exc
+
+
+def resolve_gpu_layers(
+    session: EngineSession, path: Path, load: LoadParams, request: int | str
+) -> tuple[LoadParams, str]:
+    """(the settings to load with, a note for stderr): ``auto`` becomes the most layers that fit this machine's
+    budget, sized from the devices the started engine reports (any backend: CUDA, Vulkan, Metal …) exactly as
+    ``sizewise fit`` sizes them; a number is kept as given. Starts the engine if it is not running."""
+    if request != "auto":
+        return load, ""
+    from sizewise.core.fit.hardware import machine_budget, probe_hardware
+    from sizewise.core.fit.verdict import check_fit
+    from sizewise.core.gguf.header import read_header
+    from sizewise.engine.process_memory import worker_rss
+
+    ready = session.client.ready_info if session.client.alive else session.start()
+    hardware = probe_hardware(dict(ready))
+    budget = machine_budget(hardware)
+    try:
+        fit = check_fit(read_header(path), load, budget, "auto", baseline_bytes=worker_rss(session.client.pid))
+    except ValueError as exc:  # an implausible header
+        raise UserError(f"Sizewise cannot size this model for --gpu-layers auto: {exc}") from exc
+    where = f"on {hardware.gpus[0].name}" if hardware.gpus else "offloaded (no GPU found)"
+    note = f"GPU layers auto: {fit.gpu_layers} of {fit.n_offloadable} {where} ({fit.verdict})"
+    return replace(load, n_gpu_layers=fit.gpu_layers), note
+
+
+def print_note(note: str) -> None:
+    if note:
+        print(note, file=sys.stderr)
 
 
 def sampling_from_args(args: argparse.Namespace) -> tuple[SamplingParams, LoadParams]:
@@ -41,7 +94,8 @@ def sampling_from_args(args: argparse.Namespace) -> tuple[SamplingParams, LoadPa
         max_tokens=args.max_tokens,
         seed=args.seed,
     )
-    load = LoadParams(n_ctx=args.ctx, n_gpu_layers=args.gpu_layers)
+    gpu = parse_gpu_layers(args.gpu_layers)
+    load = LoadParams(n_ctx=args.ctx, n_gpu_layers=gpu if isinstance(gpu, int) else 0)  # auto: resolved at load
     try:
         sampling.validate()
         load.validate()

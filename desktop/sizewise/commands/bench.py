@@ -298,6 +298,8 @@ def _print_human(report: dict[str, Any]) -> None:
                     f"{format_bytes(meas.get(f'{c}_bytes')):>11}" + ("" if d is None else f" ({d:+.2f}%)") + "\n"
                 )
             w(f"  peak RSS    {format_bytes(meas.get('peak_rss_bytes')):>11}\n")
+            for dev in meas.get("device_memory") or ():
+                w(f"  {dev['name']:<11} {dev['description']} — {dev['label']}: {_device_use(dev)}\n")
         if e.get("verdict_text"):
             w(f"  verdict     {e['verdict']} — {e['verdict_text']}\n")
         if e.get("quality"):
@@ -307,6 +309,14 @@ def _print_human(report: dict[str, Any]) -> None:
         w(f"\nBest choice for this hardware: {report['models'][best]['label']} ({report['best_rule']}).\n")
     elif report.get("min_same_top") is not None:
         w(f"\nNo model meets the rule for a best choice ({report['best_rule']}).\n")
+
+
+def _device_use(dev: dict[str, Any]) -> str:
+    """llama.cpp's buffers on the device, and what the device says is in use (the whole device, not this process)."""
+    mine = f"llama.cpp's buffers {format_bytes(dev['llama_cpp_bytes'])}"
+    if not dev["reports_usage"]:
+        return f"{mine}; the driver reports no usage (free = total = {format_bytes(dev['total_bytes'])})"
+    return f"{mine}; {format_bytes(dev['in_use_bytes'])} of {format_bytes(dev['total_bytes'])} in use on the device"
 
 
 def _ratio(value: Any) -> str:

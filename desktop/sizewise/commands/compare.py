@@ -29,6 +29,7 @@ from sizewise.commands import (
     add_quality_floor_flag,
     add_sampling_flags,
     check_min_same_top,
+    parse_gpu_layers,
     sampling_from_args,
 )
 from sizewise.commands.generate import build_request
@@ -88,8 +89,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=run)
 
 
-def plan_specs(models: list[str], temperatures: str | None, load: LoadParams) -> tuple[list[RunSpec], str]:
-    """(runs, kind): 2–4 models, or one model at 2–4 temperatures; a UserError sentence otherwise."""
+def plan_specs(
+    models: list[str], temperatures: str | None, load: LoadParams, gpu: int | str | None = None
+) -> tuple[list[RunSpec], str]:
+    """(runs, kind): 2–4 models, or one model at 2–4 temperatures; a UserError sentence otherwise. ``gpu`` is the
+    ``--gpu-layers`` request ("auto": each run's check_fit picks the most layers that fit that model)."""
+    gpu = load.n_gpu_layers if gpu is None else gpu
     if temperatures is not None:
         if len(models) != 1:
             raise UserError(
@@ -99,15 +104,13 @@ def plan_specs(models: list[str], temperatures: str | None, load: LoadParams) ->
         temps = parse_temperatures(temperatures, fewest=2)
         path = str(resolve_model_path(models[0]))
         name = Path(path).stem
-        specs = [
-            RunSpec(path, load, load.n_gpu_layers, temperature=t, label=f"{name} · temperature {t:g}") for t in temps
-        ]
+        specs = [RunSpec(path, load, gpu, temperature=t, label=f"{name} · temperature {t:g}") for t in temps]
         return specs, "temperature"
     if not 2 <= len(models) <= MAX_RUNS:
         raise UserError(
             f"A comparison needs 2 to {MAX_RUNS} models (or one model with --temperatures), not {len(models)}."
         )
-    return [RunSpec(str(resolve_model_path(m)), load, load.n_gpu_layers) for m in models], "compare"
+    return [RunSpec(str(resolve_model_path(m)), load, gpu) for m in models], "compare"
 
 
 def _say(text: str) -> None:
@@ -244,7 +247,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     sampling, load = sampling_from_args(args)
     if args.report:
         report_format(args.report)  # a wrong suffix fails now, not after the runs
-    specs, kind = plan_specs(args.models, args.temperatures, load)
+    specs, kind = plan_specs(args.models, args.temperatures, load, parse_gpu_layers(args.gpu_layers))
     headers: list[GGUFHeader] = []
     results: list[RunResult] = []
     for spec in specs:  # every file read and checked before any engine starts

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sizewise.commands import CliContext
+from sizewise.commands import CliContext, parse_gpu_layers
 from sizewise.core.errors import UserError
 from sizewise.core.fit.hardware import HardwareReport, format_bytes, machine_budget
 from sizewise.core.fit.measurements import MeasurementStore, settings_key
@@ -57,14 +57,7 @@ def add_memory_flags(p: argparse.ArgumentParser) -> None:
 
 
 def memory_settings(args: argparse.Namespace) -> tuple[LoadParams, int | str]:
-    gpu: int | str
-    if str(args.gpu_layers).lower() == "auto":
-        gpu = "auto"
-    else:
-        try:
-            gpu = int(args.gpu_layers)
-        except ValueError as exc:
-            raise UserError(f"--gpu-layers takes a number or 'auto', not {args.gpu_layers!r}.") from exc
+    gpu = parse_gpu_layers(args.gpu_layers)
     params = LoadParams(
         n_ctx=args.ctx,
         n_gpu_layers=gpu if isinstance(gpu, int) else 0,

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
             "tg_tps": round(stats.tg_tps, 2),
             "finish_reason": stats.finish_reason,
             "seed": stats.seed,
-            "settings": {"sampling": sampling.to_dict(), "load": load.to_dict()},
+            "settings": {"sampling": sampling.to_dict(), "load": (engine.load_params or load).to_dict()},
             **fields,
             "warnings": [warning] if warning else [],
         }

@@ -14,7 +14,14 @@ import argparse
 import sys
 from dataclasses import replace
 
-from sizewise.commands import CliContext, add_sampling_flags, sampling_from_args
+from sizewise.commands import (
+    CliContext,
+    add_sampling_flags,
+    parse_gpu_layers,
+    print_note,
+    resolve_gpu_layers,
+    sampling_from_args,
+)
 from sizewise.core.chat.writing import WritingCatalog, load_catalog
 from sizewise.core.errors import UserError
 from sizewise.core.hub.resolve import check_model, context_warning, resolve_model_path
@@ -111,6 +118,8 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     out = TrimmedStream()
     with EngineSession(log_path=ctx.paths.log_dir / "engine.log") as session:
         try:
+            load, note = resolve_gpu_layers(session, path, load, parse_gpu_layers(args.gpu_layers))
+            print_note(note)
             loaded = session.load(path, load)
             chat = loaded["chat_mode"] == "chat"
             if not chat:

@@ -101,6 +101,49 @@ def _text(raw: bytes | None) -> str:
     return raw.decode("utf-8", errors="replace") if raw else ""
 
 
+_SAMPLER_LIB: dict[str, ctypes.CDLL | None] = {}
+
+
+def device_memory(llama_cpp: ModuleType) -> list[dict[str, Any]]:
+    """Free and total bytes of every device that is not the CPU, read now: the engine's ``stats`` reply carries them
+    so Live metrics can chart device memory on any backend, a few times a second. Cheap on purpose — no weight-size
+    probe, the library opened once — and empty where the build has no device API.
+
+    What "free" means is the driver's: CUDA's is the whole card's; Vulkan's comes from VK_EXT_memory_budget where
+    the driver has it, and is the heap size (nothing ever in use) where it has not — Mesa's lavapipe among them."""
+    key = str(llama_cpp.__file__)
+    if key not in _SAMPLER_LIB:
+        try:
+            lib = _library(llama_cpp)
+            if lib is not None:
+                _declare(lib)
+            _SAMPLER_LIB[key] = lib
+        except (OSError, AttributeError):
+            _SAMPLER_LIB[key] = None
+    lib = _SAMPLER_LIB[key]
+    if lib is None:
+        return []
+    out = []
+    for i in range(int(lib.ggml_backend_dev_count())):
+        dev = lib.ggml_backend_dev_get(i)
+        kind = int(lib.ggml_backend_dev_type(dev)) if dev else 0
+        if not dev or kind == 0:  # the CPU: its memory is RAM, sampled as the process's RSS
+            continue
+        free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
+        lib.ggml_backend_dev_memory(dev, ctypes.byref(free), ctypes.byref(total))
+        out.append(
+            {
+                "name": _text(lib.ggml_backend_dev_name(dev)),
+                "description": _text(lib.ggml_backend_dev_description(dev)),
+                "backend": _text(lib.ggml_backend_reg_name(lib.ggml_backend_dev_backend_reg(dev))),
+                "type": DEVICE_TYPES[kind] if 0 <= kind < len(DEVICE_TYPES) else f"type {kind}",
+                "total_bytes": int(total.value),
+                "free_bytes": int(free.value),
+            }
+        )
+    return out
+
+
 def list_devices(llama_cpp: ModuleType) -> tuple[list[dict[str, Any]], str]:
     """(devices, note): one dict per device in registry order (name, description, backend, type, total_bytes,
     free_bytes), and why the list is empty when it is. Free memory is read now: sampling it again is how VRAM in

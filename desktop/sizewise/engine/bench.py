@@ -42,6 +42,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sizewise.engine.backend_devices import device_memory
 from sizewise.engine.process_memory import process_memory
 from sizewise.engine.protocol import Message
 
@@ -391,6 +392,7 @@ class _Runner:
             "n_threads": int(params.n_threads),
             "n_threads_batch": int(params.n_threads_batch),
             "wall_s": time.perf_counter() - t_start,
+            "devices": device_memory(self.host.llama_cpp),  # device memory with the model still loaded
         }
 
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from sizewise.core.fit.llama_log import BufferLine, parse_buffer_line
 from sizewise.core.sampling import default_threads
-from sizewise.engine.backend_devices import list_devices
+from sizewise.engine.backend_devices import device_memory, list_devices
 from sizewise.engine.chat_template import TemplateProblem, guard_chat_templates
 from sizewise.engine.process_memory import process_memory
 from sizewise.engine.protocol import GenerationStats, Message
@@ -241,7 +241,8 @@ class Worker:
                     self._waiting.add(msg.get("id"))
             if kind == "stats":
                 rss, peak = process_memory()
-                self.send({"type": "stats", "rss_bytes": rss, "peak_rss_bytes": peak})
+                devices = device_memory(self.llama_cpp)  # free device memory now, any backend (Live metrics)
+                self.send({"type": "stats", "rss_bytes": rss, "peak_rss_bytes": peak, "devices": devices})
                 continue
             if kind == "shutdown":
                 self.stop_event.set()

@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 
 from sizewise.core.fit import hardware
-from sizewise.core.fit.devices import BackendDevice, devices_from_ready
+from sizewise.core.fit.devices import (
+    BackendDevice,
+    device_memory_reading,
+    device_memory_rows,
+    devices_from_ready,
+    offload_summary,
+)
 from sizewise.core.fit.hardware import describe, gpus_from_devices, machine_budget, probe_hardware
 
 GiB = 1 << 30
@@ -107,3 +113,51 @@ def test_malformed_entries_are_left_out() -> None:
     assert [d.name for d in devices] == ["CPU"]
     assert devices_from_ready(None) == [] and devices_from_ready({"devices": None}) == []
     assert isinstance(devices[0], BackendDevice)
+
+
+def test_device_memory_in_use_is_the_whole_devices_and_says_so() -> None:
+    """A driver with a usage figure (CUDA, Vulkan with VK_EXT_memory_budget): total − free of every offload device,
+    named as the device's, not the process's; the CPU and its RAM are not in it."""
+    amd = {**LAVAPIPE, "description": "AMD Radeon RX 7600", "free_bytes": LAVAPIPE["total_bytes"] - 300 * 2**20}
+    reading = device_memory_reading(devices_from_ready(_ready(CPU, amd)), {"Vulkan0": 200 * 2**20})
+    assert reading is not None and reading.bytes == 300 * 2**20
+    assert reading.how == "Vulkan0 (discrete GPU): in use on the device, all processes"
+
+
+def test_a_driver_without_usage_shows_llama_cpps_buffers_not_zero() -> None:
+    """lavapipe reports free == total whatever is loaded (measured: 2 GiB free before and after a full offload of
+    SmolLM2): the reading is llama.cpp's buffers on the device, labelled software Vulkan (CPU)."""
+    lavapipe = {**LAVAPIPE, "total_bytes": 2 * GiB, "free_bytes": 2 * GiB}
+    devices = devices_from_ready(_ready(CPU, lavapipe))
+    reading = device_memory_reading(devices, {"Vulkan0": 160 * 2**20, "CPU_Mapped": 90 * 2**20})
+    assert reading is not None and reading.bytes == 160 * 2**20
+    assert reading.how == "Vulkan0 (software Vulkan (CPU)): the driver reports no usage; llama.cpp's buffers on it"
+    assert device_memory_reading(devices_from_ready(_ready(CPU)), {"CPU": 1}) is None
+
+
+def test_the_offload_sentence_tells_the_three_cases_apart() -> None:
+    assert offload_summary(_ready(CPU, gpu_offload=False)) == (
+        False,
+        "This llama.cpp build has no GPU backend (CPU only): layers stay on the CPU.",
+    )
+    none = {**_ready(CPU), "device_note": "ggml_vulkan: No devices found"}
+    assert offload_summary(none) == (
+        False,
+        "This is a GPU build of llama.cpp, but it found no GPU device (ggml_vulkan: No devices found): layers "
+        "stay on the CPU.",
+    )
+    ok, text = offload_summary(_ready(CPU, LAVAPIPE))
+    assert ok and text.startswith("Layers can be offloaded to Vulkan0: llvmpipe (LLVM 15.0.6, 256 bits) — software")
+    assert "at a CPU's speed" in text
+    ok, text = offload_summary(_ready(CPU, NVIDIA))
+    assert ok and text == "Layers can be offloaded to CUDA0: NVIDIA GeForce RTX 4060 Laptop GPU — discrete GPU."
+
+
+def test_report_rows_per_device_keep_both_figures_apart() -> None:
+    lavapipe = {**LAVAPIPE, "total_bytes": 2 * GiB, "free_bytes": 2 * GiB}
+    nvidia = {**NVIDIA}
+    rows = device_memory_rows([CPU, lavapipe, nvidia], {"Vulkan0": 100, "CUDA0": 200, "CPU_Mapped": 300})
+    assert [r["name"] for r in rows] == ["Vulkan0", "CUDA0"]  # the CPU is RAM, reported as RSS
+    assert rows[0]["label"] == "software Vulkan (CPU)" and rows[0]["backend"] == "Vulkan"
+    assert rows[0]["llama_cpp_bytes"] == 100 and rows[0]["reports_usage"] is False
+    assert rows[1]["in_use_bytes"] == GiB and rows[1]["llama_cpp_bytes"] == 200 and rows[1]["reports_usage"] is True

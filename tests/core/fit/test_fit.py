@@ -76,6 +76,14 @@ def test_auto_gpu_layers_takes_the_most_that_fit(gemma_path: Path) -> None:
     # no VRAM at all: everything on the CPU
     r = check_fit(h, params, replace(roomy, vram_bytes=0), "auto", with_max_ctx=False)
     assert r.verdict == "fits_cpu" and r.gpu_layers == 0
+    assert any(n.startswith("the GPU memory budget (0 MiB) is too small for even one layer") for n in r.notes)
+    # a device just too small for one layer says so, with what one layer needs; one just big enough takes it
+    one = predict(h, replace(params, n_gpu_layers=1), GPU).vram_bytes
+    r = check_fit(h, params, replace(roomy, vram_bytes=one + margin_for(one) - 1), "auto", with_max_ctx=False)
+    need = one + margin_for(one)  # gemma-3's first layer with its compute buffer: 0.73 GiB
+    assert r.gpu_layers == 0 and any(f"needs {need / GiB:.2f} GiB with its compute buffer" in n for n in r.notes)
+    r = check_fit(h, params, replace(roomy, vram_bytes=one + margin_for(one)), "auto", with_max_ctx=False)
+    assert r.gpu_layers == 1 and not any("even one layer" in n for n in r.notes)
 
 
 def test_fixed_gpu_layers_without_gpu_backend_stay_on_cpu(smollm2_path: Path) -> None:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sizewise.commands import CliContext
+from sizewise.commands import CliContext, parse_gpu_layers, print_note, resolve_gpu_layers
 from sizewise.core.chat.context_window import estimate_tokens
 from sizewise.core.errors import UserError
 from sizewise.core.sampling import LoadParams, SamplingParams
@@ -113,6 +113,7 @@ class ReplyEngine:
         self.n_ctx = n_ctx
         self.label = label  # what a stored reply records as its model
         self.last_stats: GenerationStats | None = None
+        self.load_params: LoadParams | None = None  # what a local model was loaded with (--gpu-layers auto resolved)
 
     def stream(
         self, sampling: SamplingParams, *, messages: list[dict[str, str]] | None = None, prompt: str | None = None
@@ -217,8 +218,12 @@ def reply_engine(
 
     with EngineSession(log_path=ctx.paths.log_dir / "engine.log") as local:
         try:
+            load, note = resolve_gpu_layers(local, path, load, parse_gpu_layers(args.gpu_layers))
+            print_note(note)
             loaded = local.load(path, load)
-            yield LocalEngine(local, loaded, path)
+            engine = LocalEngine(local, loaded, path)
+            engine.load_params = load
+            yield engine
         except EngineError as exc:
             raise UserError(str(exc)) from exc
 

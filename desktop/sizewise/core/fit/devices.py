@@ -96,3 +96,78 @@ def devices_from_ready(ready: dict[str, Any] | None) -> list[BackendDevice]:
         except (KeyError, TypeError, ValueError):
             continue
     return out
+
+
+@dataclass(frozen=True)
+class DeviceMemoryReading:
+    """One sample of the offload devices' memory and what kind of figure it is (charts and reports name it)."""
+
+    bytes: int
+    how: str  # e.g. "Vulkan0 (software Vulkan (CPU)): in use on the device, all processes"
+
+
+def device_memory_reading(devices: list[BackendDevice], allocated: dict[str, int]) -> DeviceMemoryReading | None:
+    """Device memory in use from ggml's free/total figures (the engine's ``stats`` reply), or None without an
+    offload device.
+
+    ggml gives free memory per device, not per process, so the figure is the whole device's. A driver without a
+    usage figure reports free == total for ever (Vulkan without VK_EXT_memory_budget: Mesa's lavapipe); there the
+    reading is llama.cpp's own buffers on the device (``allocated``: device name → bytes from the load log),
+    named as such — never a flat zero that reads as 'nothing on the GPU'."""
+    offload = [d for d in devices if d.offloads]
+    if not offload:
+        return None
+    names = ", ".join(f"{d.name} ({d.kind_label})" for d in offload)
+    in_use = sum(max(d.total_bytes - d.free_bytes, 0) for d in offload)
+    mine = sum(allocated.get(d.name, 0) for d in offload)
+    if in_use == 0:
+        return DeviceMemoryReading(mine, f"{names}: the driver reports no usage; llama.cpp's buffers on it")
+    return DeviceMemoryReading(in_use, f"{names}: in use on the device, all processes")
+
+
+def device_memory_rows(sampled: list[dict[str, Any]], allocated: dict[str, int]) -> list[dict[str, Any]]:
+    """Each offload device's memory as a report shows it: llama.cpp's buffers on it (this process, from the load
+    log) beside what the device says is in use (ggml's total − free: the whole device, every process), and whether
+    the driver reports usage at all (lavapipe does not: free == total)."""
+    rows = []
+    for d in devices_from_ready({"devices": sampled}):
+        if not d.offloads:
+            continue
+        in_use = max(d.total_bytes - d.free_bytes, 0)
+        rows.append(
+            {
+                "name": d.name,
+                "description": d.description,
+                "backend": d.backend,
+                "label": d.kind_label,
+                "total_bytes": d.total_bytes,
+                "free_bytes": d.free_bytes,
+                "in_use_bytes": in_use,
+                "llama_cpp_bytes": allocated.get(d.name, 0),
+                "reports_usage": in_use > 0,
+                "source": "ggml_backend_dev_memory (whole device) and llama.cpp's load log (this process)",
+            }
+        )
+    return rows
+
+
+def offload_summary(ready: dict[str, Any] | None) -> tuple[bool, str]:
+    """(whether layers can be offloaded, one sentence saying why or where) for the GPU-layers control, the status
+    bar and the Hardware view — the same words everywhere.
+
+    Three cases are told apart because they need different help: a CPU-only build (another build is needed), a
+    GPU build that finds no device (a driver, or GGML_VK_VISIBLE_DEVICES for a software device), and a device that
+    is a software driver on the CPU (it works, at a CPU's speed)."""
+    if not ready:
+        return False, "Checking the llama.cpp build…"
+    if not ready.get("gpu_offload"):
+        return False, "This llama.cpp build has no GPU backend (CPU only): layers stay on the CPU."
+    offload = [d for d in devices_from_ready(ready) if d.offloads]
+    if not offload:
+        why = str(ready.get("device_note") or "llama.cpp lists no GPU device")
+        return False, f"This is a GPU build of llama.cpp, but it found no GPU device ({why}): layers stay on the CPU."
+    names = ", ".join(d.label for d in offload)
+    text = f"Layers can be offloaded to {names}."
+    if any(d.software for d in offload):
+        text += " A software device runs on the CPU: offloading to it tests the GPU path, at a CPU's speed."
+    return True, text

@@ -124,6 +124,11 @@ def _gib(n: int) -> str:
     return f"{n / GiB:.2f} GiB"
 
 
+def _size(n: int) -> str:
+    """GiB for sizes a person reads in GiB, MiB below a tenth of one (a small GPU's budget is not '0.00 GiB')."""
+    return _gib(n) if n >= GiB // 10 else _mib(n)
+
+
 def _mib(n: int) -> str:
     return f"{n / MiB:.0f} MiB"
 
@@ -175,6 +180,13 @@ def check_fit(
     n_off = layer_count(header) + 1
     if gpu_layers == "auto":
         ngl = _auto_layers(vram_ok_at, n_off) if budget.backend.gpu else 0
+        if budget.backend.gpu and ngl == 0:  # said in words: a GPU that takes nothing is not a silent 0
+            one = predict_vram(header, replace(params, n_gpu_layers=1), budget.backend, swa_full=swa_full)
+            notes.append(
+                f"the GPU memory budget ({_size(budget.vram_bytes)}) is too small for even one layer (one offloaded "
+                f"layer needs {_size(one + margin_for(one))} with its compute buffer and margin), so every layer "
+                "stays on the CPU"
+            )
     else:
         ngl = int(gpu_layers)
         ngl = n_off if ngl < 0 else min(ngl, n_off)

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from sizewise import __version__
 from sizewise.core.atomic import write_text_atomic
 from sizewise.core.errors import UserError
+from sizewise.core.fit.devices import device_memory_rows
 from sizewise.core.fit.hardware import HardwareReport, describe
 from sizewise.core.fit.llama_log import MeasuredBuffers
 from sizewise.core.fit.verdict import FitResult, compare
@@ -138,6 +139,9 @@ def model_entry(
                 for d in compare(fit.prediction, buffers)
             }
     bench = bench or {}
+    if measured is not None and isinstance(bench.get("devices"), list):
+        allocated = {d: sum(c.values()) for d, c in buffers.by_device().items()}
+        measured["device_memory"] = device_memory_rows(list(bench["devices"]), allocated)
     return {
         "label": label or info.name,
         "model": model_summary(info),
@@ -311,7 +315,7 @@ def _pp_text(e: Mapping[str, Any]) -> str:
 
 
 def _predicted_text(e: Mapping[str, Any], key: str) -> str:
-    """" (predicted N, estimate)" beside a measured speed, where the entry carries a speed prediction."""
+    """ " (predicted N, estimate)" beside a measured speed, where the entry carries a speed prediction."""
     pred = e.get("predicted")
     value = pred.get(key) if isinstance(pred, Mapping) else None
     if not isinstance(value, int | float):
@@ -375,6 +379,21 @@ def _memory_rows(e: Mapping[str, Any]) -> list[list[str]]:
         )
     rows.append(["RAM (with overhead) / peak RSS", _mib(pred.get("ram_bytes")), _mib(meas.get("peak_rss_bytes")), ""])
     rows.append(["VRAM", _mib(pred.get("vram_bytes")), _mib(meas.get("vram_bytes")), ""])
+    devices = meas.get("device_memory") or []
+    for dev in devices:  # the device by name, backend and kind; llama.cpp's buffers, and what the driver says
+        in_use = (
+            f"device: {_mib(dev.get('in_use_bytes'))} in use (all processes)"
+            if dev.get("reports_usage")
+            else "device: the driver reports no usage"
+        )
+        rows.append(
+            [
+                f"{dev.get('name')} ({dev.get('backend')}, {dev.get('label')}): llama.cpp's buffers",
+                _mib(pred.get("vram_bytes")) if len(devices) == 1 else "",
+                _mib(dev.get("llama_cpp_bytes")),
+                in_use,
+            ]
+        )
     return rows
 
 

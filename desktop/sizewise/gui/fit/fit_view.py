@@ -92,6 +92,8 @@ class FitView(QWidget):
         self._cost: ModelCost | None = None
         self._max_ctx_key: tuple[Any, ...] | None = None
         self._updating = False
+        # the offload device the GPU bars stand for (llama.cpp's name: "Vulkan0", "CUDA0"); "VRAM" until one is known
+        self.device_name = "VRAM"
 
         outer = QVBoxLayout(self)
         self.title = QLabel("No model selected.")
@@ -301,7 +303,7 @@ class FitView(QWidget):
         if self.budget.backend.gpu:
             rows.append(
                 (
-                    "VRAM predicted",
+                    f"{self.device_name} predicted",
                     [(c, vram) for c, (_, vram) in comps.items() if vram],
                     self.budget.vram_bytes,
                     r.vram_margin if pred.vram_bytes else 0,
@@ -313,7 +315,9 @@ class FitView(QWidget):
             rows.insert(1, ("RAM measured", [(c, n) for c, n in ram_m if n], self.budget.ram_bytes, 0))
             if self.budget.backend.gpu and by_dev.total(gpu=True):
                 vram_m = [(c, by_dev.total(c, gpu=True)) for c in ("weights", "kv", "compute", "output")]
-                rows.append(("VRAM measured", [(c, n) for c, n in vram_m if n], self.budget.vram_bytes, 0))
+                rows.append(
+                    (f"{self.device_name} measured", [(c, n) for c, n in vram_m if n], self.budget.vram_bytes, 0)
+                )
         self.bars.set_rows(rows)
         color = "#2ca02c" if r.fits else "#d62728"
         self.verdict_label.setText(f'<b style="color:{color}">{VERDICT_TEXT[r.verdict]}.</b> {r.words()}')

@@ -8,11 +8,13 @@ engine's ``ready`` message, handed in with ``set_engine_ready`` by whoever owns 
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
+from sizewise.core.fit.devices import offload_summary
 from sizewise.core.fit.hardware import HardwareReport, describe, format_bytes, probe_hardware
 from sizewise.gui.adapters.background import run_in_background
 
@@ -83,6 +85,7 @@ class HardwareView(QWidget):
         self.summary.setText(
             f"Budget for models: <b>{format_bytes(ram.value)}</b> RAM ({ram.source}); "
             f"<b>{format_bytes(vram.value)}</b> VRAM ({vram.source})."
+            + (f"<br>{escape(offload_summary(self.ready)[1])}" if self.ready else "")
         )
         self.reportChanged.emit(report)
 

@@ -309,3 +309,6 @@ class MetricsView(QWidget):
         self.labels["rss"].setText(self._fmt(last["rss_bytes"].last() / MiB, "MiB", 0))
         vram_now = last["vram_bytes"].last()
         self.labels["vram"].setText(self._fmt(vram_now / MiB, "MiB", 0) if s.vram_available else "no GPU detected")
+        self.labels["vram"].setToolTip(s.vram_how)
+        if s.vram_how and np.isfinite(vram_now):
+            self.labels["vram"].setText(f"{vram_now / MiB:.0f} MiB — {s.vram_how}")

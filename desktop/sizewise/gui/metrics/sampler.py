@@ -14,7 +14,9 @@ Buffers (all the same length, one entry per sample, ``nan`` where there is nothi
 * ``prompt_tps`` — the last finished reply's prompt speed (llama.cpp's perf counters);
 * ``ttft_ms`` — the last finished reply's time to first token (measured in the worker);
 * ``rss_bytes`` — resident memory of the engine process (psutil on ``EngineClient.pid``);
-* ``vram_bytes`` — GPU memory used by the engine process (NVML), ``nan`` without an NVIDIA GPU.
+* ``vram_bytes`` — GPU memory used by the engine process (NVML) on NVIDIA; on any other backend (Vulkan, Metal,
+  SYCL …) the offload devices' memory in use from ggml's free/total figures, which the engine's ``stats`` reply
+  carries (the whole device's, not the process's; ``vram_how`` says which); ``nan`` without an offload device.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 import psutil
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
+from sizewise.core.fit.devices import device_memory_reading, devices_from_ready
 from sizewise.gui.adapters.engine_adapter import EngineAdapter
 
 SAMPLE_HZ = 4.0
@@ -127,6 +130,8 @@ class MetricsSampler(QObject):
         self._ttft_ms = NAN
         self._proc: psutil.Process | None = None
         self._vram = _VramProbe()
+        self._device_vram = NAN  # from the last ``stats`` reply's devices (any backend)
+        self.vram_how = ""  # what ``vram_bytes`` is: "NVML, this process" or the device reading's words
         self.timer = QTimer(self)
         self.timer.setInterval(max(1, round(1000 / hz)))
         self.timer.timeout.connect(self.sample)
@@ -134,6 +139,7 @@ class MetricsSampler(QObject):
         adapter.finished.connect(self._on_finished)
         adapter.failed.connect(self._on_reply_ended)
         adapter.stopForced.connect(self._on_reply_ended)
+        adapter.stats.connect(self._on_stats)
 
     # -- control ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -157,7 +163,7 @@ class MetricsSampler(QObject):
 
     @property
     def vram_available(self) -> bool:
-        return self._vram.available
+        return self._vram.available or bool(self.vram_how)
 
     @property
     def generating(self) -> bool:
@@ -190,6 +196,20 @@ class MetricsSampler(QObject):
         self._reply_first = None
         self._reply_tokens = 0
 
+    @Slot(dict)
+    def _on_stats(self, msg: dict[str, Any]) -> None:
+        """Device memory from the engine's ``stats`` reply (requested once per sample, answered by the worker's
+        listener thread even mid-reply): ggml's free/total per device, whatever the backend."""
+        if "devices" not in msg or self._vram.available:
+            return
+        buffers = (self.adapter.loaded_info or {}).get("buffers") or []
+        allocated: dict[str, int] = {}
+        for b in buffers:
+            allocated[str(b["device"])] = allocated.get(str(b["device"]), 0) + int(b["bytes"])
+        reading = device_memory_reading(devices_from_ready({"devices": msg["devices"]}), allocated)
+        self._device_vram = NAN if reading is None else float(reading.bytes)
+        self.vram_how = "" if reading is None else reading.how
+
     # -- the sample -------------------------------------------------------------------------------
     def _engine_memory(self) -> tuple[float, float]:
         remote = getattr(self.adapter, "is_remote", False)  # the model runs on a server: no local process to read
@@ -204,7 +224,12 @@ class MetricsSampler(QObject):
         except psutil.Error:
             self._proc = None
             return NAN, NAN
-        return rss, self._vram.used_by(pid)
+        vram = self._vram.used_by(pid)
+        if self._vram.available:
+            self.vram_how = "NVML, this process"
+            return rss, vram
+        self.adapter.request_stats()  # the answer lands in _on_stats before the next sample
+        return rss, self._device_vram
 
     @Slot()
     def sample(self) -> None:

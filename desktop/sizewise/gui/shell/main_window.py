@@ -37,6 +37,7 @@ from sizewise.core.chat.opening import StoreProblem
 from sizewise.core.chat.presets import Preset, PresetLibrary
 from sizewise.core.chat.store import ConversationStore
 from sizewise.core.errors import UserError
+from sizewise.core.fit.devices import offload_summary
 from sizewise.core.fit.hardware import HardwareReport, machine_budget
 from sizewise.core.fit.memory_model import MemoryPrediction
 from sizewise.core.fit.verdict import Budget
@@ -468,14 +469,11 @@ class MainWindow(QMainWindow):
     def _on_ready(self, info: dict[str, Any]) -> None:
         self.hardware_view.set_engine_ready(info)
         self.hardware_view.refresh()
-        if info.get("gpu_offload"):
-            self.sampling_panel.set_gpu_support(True, "This llama.cpp build can offload layers to a GPU.")
-        else:
-            self.sampling_panel.set_gpu_support(
-                False,
-                "Unavailable: this llama.cpp build has no GPU backend (CPU only). "
-                "See the README for CUDA, Vulkan and Metal builds.",
-            )
+        can_offload, sentence = offload_summary(info)
+        if not info.get("gpu_offload"):
+            sentence += " See the README for CUDA, Vulkan and Metal builds."
+        self.sampling_panel.set_gpu_support(can_offload, sentence)
+        self.status_line.show_devices(info)
 
     @Slot(object)
     def _machine_budget_changed(self, report: HardwareReport) -> None:

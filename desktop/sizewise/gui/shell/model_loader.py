@@ -341,6 +341,9 @@ class ModelLoader(QObject):
         """The machine's budget (from the hardware probe) for every prediction from now on."""
         self.budget = machine_budget(report)
         self.backend = report.backend()
+        offload = [d for d in report.devices if d.offloads]
+        # the bars' label column is narrow: the device's name there, its kind in the budget line above the bars
+        self.fit_view.device_name = offload[0].name if offload else "VRAM"
         self.fit_view.set_speed_devices(machine_devices(self.paths, report))
         if self.model_header is not None and self.model_info is not None:
             self.fit_view.set_model(self.model_header, self.model_info, self.budget, self.settings.load)

@@ -24,6 +24,8 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtWidgets import QLabel, QStatusBar
 
+from sizewise.core.fit.devices import devices_from_ready, offload_summary
+
 MiB = 1 << 20
 LIVE_SPEED_MS = 300  # a live speed at most ~3 times a second: readable, and nothing to repaint per token
 
@@ -52,6 +54,8 @@ class StatusLine(QObject):
         self.context_label.setToolTip("Tokens the conversation takes of the model's context window")
         for w in (self.mode_label, self.context_label, self.speed_label, self.ttft_label, self.memory_label):
             status_bar.addPermanentWidget(w)
+        self.device_label = QLabel("")  # where layers can go: the GPU llama.cpp found, or why none
+        status_bar.addPermanentWidget(self.device_label)
 
     @Slot(dict)
     def show_loaded(self, msg: dict[str, Any]) -> None:
@@ -68,6 +72,18 @@ class StatusLine(QObject):
         )
         self.mode_label.setToolTip("" if chat else "A base model continues your text instead of answering it.")
         self.memory_label.setText(f"Engine memory: {int(msg['rss_bytes']) / MiB:.0f} MiB")
+
+    @Slot(dict)
+    def show_devices(self, ready: dict[str, Any]) -> None:
+        """The engine's devices (its ready message): the offload device by name and kind — lavapipe as "software
+        Vulkan (CPU)" — or, on a GPU build that found none, that it found none. Nothing on a CPU-only build."""
+        can_offload, sentence = offload_summary(ready)
+        offload = [d for d in devices_from_ready(ready) if d.offloads]
+        if can_offload:
+            self.device_label.setText("GPU: " + ", ".join(f"{d.name} ({d.kind_label})" for d in offload))
+        else:
+            self.device_label.setText("GPU: none found" if ready.get("gpu_offload") else "")
+        self.device_label.setToolTip(sentence)
 
     @Slot()
     def show_unloaded(self) -> None:
