@@ -39,3 +39,13 @@ def test_a_weight_too_large_for_the_device_stays_in_host_memory(gemma_path: Path
     assert abs(limited.weights_cpu - 235.16 * MiB) <= 0.005 * MiB
     all_layers = predict(header, LoadParams(n_ctx=512, n_gpu_layers=-1), lavapipe)
     assert abs(all_layers.weights_gpu - 65.16 * MiB) <= 0.005 * MiB  # the 18 layers, without the embeddings
+
+
+def test_a_gpu_build_with_no_layer_offloaded_is_an_estimate(smollm2_path: Path) -> None:
+    """llama.cpp's op offload puts a prompt batch's matrix multiplications on the GPU even at 0 layers (126 MiB of
+    Vulkan0 compute for SmolLM2 on lavapipe, not predicted): only a CPU-only build's prediction is 'measured'."""
+    header = read_header(smollm2_path)
+    params = LoadParams(n_ctx=2048, n_gpu_layers=0)
+    on_gpu_build = predict(header, params, VULKAN)
+    assert on_gpu_build.confidence == "estimate" and "op offload" in on_gpu_build.confidence_reason
+    assert predict(header, params, Backend(repack=True)).confidence == "measured"
