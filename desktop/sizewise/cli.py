@@ -10,6 +10,7 @@ import argparse
 import importlib
 import multiprocessing
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -101,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sizewise.gui.shell.app import run_app
 
             return run_app(ctx.paths, smoke_test=args.smoke_test)
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            # A command started from a script with '&' (or by a CI runner in the background) inherits SIGINT
+            # ignored, and Python then never raises KeyboardInterrupt: Ctrl+C must still stop serve, chat, bench.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         return int(args.func(args, ctx))
     except UserError as exc:
         if args.debug:

@@ -66,7 +66,7 @@ def test_setup_installs_through_the_constraints_and_quick_skips_the_checks() -> 
     assert "pins=(-c constraints.txt)" in script
     assert subprocess.run(["bash", "-n", str(SETUP)], check=False).returncode == 0
     usage = subprocess.run(["bash", str(SETUP)], capture_output=True, text=True, check=False)
-    assert usage.returncode == 2 and "app|test|quick|lock" in usage.stderr
+    assert usage.returncode == 2 and "app|test|test-gpu|quick|lock" in usage.stderr
     # The slow checks run in 'test' only.
     checks = script[script.index('if [ "$mode" = test ]; then\n  echo "== ruff"') :]
     assert checks.index("packaging/build.sh") < checks.index("fi\n")
