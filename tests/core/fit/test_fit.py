@@ -73,10 +73,16 @@ def test_auto_gpu_layers_takes_the_most_that_fit(gemma_path: Path) -> None:
     more = predict(h, replace(params, n_gpu_layers=r.gpu_layers + 1), GPU).vram_bytes
     assert more + margin_for(more) > tight.vram_bytes
     assert f"{r.gpu_layers} of {n_off}" in r.words()
-    # no VRAM at all: everything on the CPU
+    # no VRAM at all: every layer on the CPU — and still too large for a GPU build, whose op offload runs the
+    # prompt batches on the GPU (the logits and their inputs: GPU compute buffer with 0 layers offloaded)
     r = check_fit(h, params, replace(roomy, vram_bytes=0), "auto", with_max_ctx=False)
-    assert r.verdict == "fits_cpu" and r.gpu_layers == 0
+    assert r.gpu_layers == 0 and r.prediction.vram_bytes > 0 and r.verdict == "too_large"
     assert any(n.startswith("the GPU memory budget (0 MiB) is too small for even one layer") for n in r.notes)
+    assert any("op offload" in n for n in r.notes)
+    # room for op offload's buffer alone: every layer on the CPU, and it fits
+    zero = predict(h, replace(params, n_gpu_layers=0), GPU).vram_bytes
+    r = check_fit(h, params, replace(roomy, vram_bytes=zero + margin_for(zero)), "auto", with_max_ctx=False)
+    assert r.verdict == "fits_cpu" and r.gpu_layers == 0
     # a device just too small for one layer says so, with what one layer needs; one just big enough takes it
     one = predict(h, replace(params, n_gpu_layers=1), GPU).vram_bytes
     r = check_fit(h, params, replace(roomy, vram_bytes=one + margin_for(one) - 1), "auto", with_max_ctx=False)

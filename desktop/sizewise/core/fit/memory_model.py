@@ -19,7 +19,8 @@ computed from the GGUF header and the load settings; nothing is stored per model
   ``pad256(min(n_ctx, n_swa + n_ubatch))`` unless ``swa_full`` (llama-cpp-python's default) keeps it
   full size. phi3's window is ignored, as llama.cpp ignores it ("Phi SWA is currently disabled").
 * **Compute buffer**: simulated with ``core.compute_graph`` — llama.cpp's worst-case graph run through
-  ggml's allocator, logits (``n_vocab × n_ubatch × 4`` bytes) included.
+  ggml's allocator, logits (``n_vocab × n_ubatch × 4`` bytes) included. With a GPU, ggml's scheduler decides
+  which device computes each node (``core.fit.offload.scheduler``): a GPU buffer and a host one (``*_Host``).
 * **Output buffer**: ``n_vocab × 4`` bytes (one row of logits; llama-cpp-python asks for one output).
 * **Overhead**: what the engine process holds besides llama.cpp's logged buffers — the Python
   interpreter and libraries (the engine's measured start-up RSS when it is running), the tokenizer's
@@ -46,9 +47,10 @@ Architectures whose graph this module reproduces get ``confidence = "measured"``
 ``qwen2``, ``qwen3``, ``phi3``, ``smollm3``, ``granite``, ``gemma2`` and ``olmo2`` (random-weight files
 of small shapes within 1 %, tests/core/fit/test_memory_model_dense.py; a test keeps this list and the
 tested one the same) and the mixture-of-experts ``qwen3moe``, ``olmoe`` and ``gpt-oss``
-(tests/core/fit/test_memory_model_moe.py). Layer splits onto a GPU are ``"estimate"`` (the CPU/GPU graph split
-is approximated; per-device weights and KV are checked on a Vulkan build, tests/gpu/); anything else is
-``"rough"``, with the reason.
+(tests/core/fit/test_memory_model_moe.py). A build with a GPU is ``"estimate"``: its compute buffers per device
+come from ggml's scheduler replayed on the graph (``core.fit.offload.scheduler``, op offload included, so with 0
+layers offloaded too), but not the GPU backend's reordering of its nodes (per-device figures are checked on a
+Vulkan build, tests/gpu/ and ``pytest -m benchmarks``); anything else is ``"rough"``, with the reason.
 """
 
 from __future__ import annotations
@@ -57,10 +59,11 @@ import functools
 import re
 import weakref
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sizewise.core.fit.compute_graph import DecoderSpec, GraphSettings, LayerShape, compute_buffer_bytes
+from sizewise.core.fit.offload.scheduler import gpu_split_bytes, graph_weight_bytes
 from sizewise.core.gguf.header import GGUFHeader, TensorInfo, header_int, vocab_size
 from sizewise.core.sampling import LoadParams
 
@@ -532,6 +535,7 @@ class _WeightTable:
         self.slots = sorted(
             (k, _Slot(a[0], a[1], a[2], tuple(a[3]), a[4], a[5], a[6], tuple(a[7]))) for k, a in acc.items()
         )
+        self.graph_weights = graph_weight_bytes([(t.name, t.n_bytes) for t in header.tensors], n_layer)
         self.emb = next((t for t in header.tensors if t.name == "token_embd.weight"), None)
         self.output = next((t for t in header.tensors if t.name == "output.weight"), self.emb)
         self._repack: dict[frozenset[str], dict[int, tuple[int, int, int]]] = {}
@@ -755,24 +759,18 @@ def _compute(spec: DecoderSpec, gs: GraphSettings) -> int:
     return compute_buffer_bytes(spec, gs)
 
 
-def _compute_split(
-    shape: ModelShape,
-    es: EffectiveSettings,
-    swa_cells: int,
-    n_outputs: int | None = None,
-    cpu_only: bool = False,
-    gpu_only: bool = False,
-    output_on_gpu: bool = True,
-) -> tuple[int, int]:
-    """(CPU, GPU) compute buffer bytes; ``n_outputs`` overrides llama.cpp's worst case (one per token).
+def _compute_cpu(shape: ModelShape, es: EffectiveSettings, swa_cells: int, n_outputs: int | None = None) -> int:
+    """The CPU compute buffer of a build without a GPU; ``n_outputs`` overrides llama.cpp's worst case (one
+    logits row per token)."""
+    gs = _graph_settings(shape, es, swa_cells, n_outputs)
+    if shape.n_layer <= 0 or shape.n_embd <= 0:
+        return shape.n_vocab * gs.n_outputs * 4
+    return _compute(_decoder_spec(shape, range(shape.n_layer)), gs)
 
-    ``cpu_only`` / ``gpu_only``: the other device's figure is not wanted (returned as 0), so its graph is not
-    simulated. ``output_on_gpu`` False: the output matrix stays in host memory although its layer is offloaded
-    (the device refuses a tensor that large), so the logits are computed, and allocated, on the CPU side; on
-    lavapipe this moved Gemma-3's 514.5 MiB of logits from the Vulkan0 prediction to Vulkan_Host, as logged.
-    """
+
+def _graph_settings(shape: ModelShape, es: EffectiveSettings, swa_cells: int, n_outputs: int | None) -> GraphSettings:
     quantized = es.kv_type != "f16"
-    gs = GraphSettings(
+    return GraphSettings(
         n_tokens=min(es.n_ctx_cells, es.n_ubatch),
         n_outputs=min(es.n_ctx_cells, es.n_ubatch, es.n_batch) if n_outputs is None else n_outputs,
         n_kv=es.n_ctx_cells,
@@ -781,33 +779,36 @@ def _compute_split(
         k_rot=_rot_size(shape.head_dim_k, grow=True) if quantized else 0,
         v_rot=_rot_size(shape.head_dim_v, grow=False) if quantized else 0,
     )
+
+
+def _compute_gpu_build(
+    header: GGUFHeader,
+    shape: ModelShape,
+    es: EffectiveSettings,
+    swa_cells: int,
+    backend: Backend,
+    n_outputs: int | None = None,
+) -> tuple[int, int]:
+    """(host, GPU) compute buffer bytes on a build with a GPU, any number of layers offloaded (0 included):
+    ggml's scheduler replayed on the whole graph (core/fit/offload/scheduler.py), op offload included."""
+    gs = _graph_settings(shape, es, swa_cells, n_outputs)
     if shape.n_layer <= 0 or shape.n_embd <= 0:
         return shape.n_vocab * gs.n_outputs * 4, 0
-    if es.gpu_layers <= 0:
-        return (0 if gpu_only else _compute(_decoder_spec(shape, range(shape.n_layer)), gs)), 0
-    # Split graphs (an estimate): each device allocates the graph of its own layers; the device that
-    # holds the output layer also holds the logits; the CPU keeps the token embeddings and the inputs.
-    i_gpu_start = max(0, shape.n_layer + 1 - es.gpu_layers)
-    logits = shape.n_vocab * gs.n_outputs * 4
-    emb = shape.n_embd * gs.n_tokens * 4
-    if i_gpu_start >= shape.n_layer:  # only the output layer is offloaded
-        if not output_on_gpu:  # … and its matrix stayed on the CPU: nothing of the graph is on the GPU
-            return (0 if gpu_only else _compute(_decoder_spec(shape, range(shape.n_layer)), gs)), 0
-        if gpu_only:
-            return 0, logits + emb
-        full = _compute(_decoder_spec(shape, range(shape.n_layer)), gs)
-        return max(full - logits, 0) + emb, logits + emb
-    gpu_spec = _decoder_spec(shape, range(i_gpu_start, shape.n_layer))
-    if not output_on_gpu:
-        gpu_spec = replace(gpu_spec, n_vocab=1)  # the layers' graph without the logits
-    gpu = 0 if cpu_only else _compute(gpu_spec, gs)
-    host_logits = 0 if output_on_gpu else logits
-    if i_gpu_start == 0:
-        return 2 * emb + gs.n_tokens * 16 + host_logits, gpu  # embeddings, raw-embedding and index inputs
-    if gpu_only:
-        return 0, gpu
-    cpu = _compute(_decoder_spec(shape, range(i_gpu_start)), gs)
-    return max(cpu - logits, 0) + emb + host_logits, gpu
+    rows = []
+    for il in range(shape.n_layer):
+        v_width = shape.n_head_kv[il] * shape.head_dim_v
+        rows.append((_row_bytes(es.kv_type, shape.n_head_kv[il] * shape.head_dim_k), _row_bytes(es.kv_type, v_width)))
+    gpu_from = shape.n_layer + 1 - es.gpu_layers if es.gpu_layers > 0 else shape.n_layer + 1
+    output_on_gpu = es.gpu_layers > 0 and _output_fits(header, backend)
+    return gpu_split_bytes(
+        _decoder_spec(shape, range(shape.n_layer)),
+        gs,
+        _header_facts(header)[1].graph_weights,
+        tuple(rows),
+        gpu_from,
+        output_on_gpu,
+        backend.gpu_max_tensor_bytes,
+    )
 
 
 def _output_fits(header: GGUFHeader, backend: Backend) -> bool:
@@ -850,9 +851,9 @@ def predict_vram(
     es = effective_settings(shape, params, backend, swa_full)
     _, _, w_gpu = _weights(header, shape, es, backend)
     _, kv_gpu, swa_cells = _kv(shape, es)
-    if not with_compute:
+    if not with_compute or not backend.gpu:
         return w_gpu + kv_gpu
-    _, c_gpu = _compute_split(shape, es, swa_cells, gpu_only=True, output_on_gpu=_output_fits(header, backend))
+    _, c_gpu = _compute_gpu_build(header, shape, es, swa_cells, backend)
     return w_gpu + kv_gpu + c_gpu
 
 
@@ -875,24 +876,24 @@ def predict(
     es = effective_settings(shape, params, backend, swa_full)
     w_cpu, w_repack, w_gpu = _weights(header, shape, es, backend)
     kv_cpu, kv_gpu, swa_cells = _kv(shape, es)
-    output_on_gpu = _output_fits(header, backend)
-    c_cpu, c_gpu = _compute_split(shape, es, swa_cells, output_on_gpu=output_on_gpu)
-    c_cpu_one_row, _ = _compute_split(shape, es, swa_cells, n_outputs=1, cpu_only=True, output_on_gpu=output_on_gpu)
+    if backend.gpu:
+        c_cpu, c_gpu = _compute_gpu_build(header, shape, es, swa_cells, backend)
+        c_cpu_one_row, _ = _compute_gpu_build(header, shape, es, swa_cells, backend, n_outputs=1)
+    else:
+        c_cpu, c_gpu = _compute_cpu(shape, es, swa_cells), 0
+        c_cpu_one_row = _compute_cpu(shape, es, swa_cells, n_outputs=1)
     notes = list(shape.notes)
     if shape.architecture in _KNOWN_GRAPHS and not shape.notes:
-        if es.gpu_layers > 0:
+        if backend.gpu:
+            # The compute buffers per device follow ggml's scheduler (core/fit/offload/scheduler.py, op offload
+            # included): on Vulkan (lavapipe) weights, KV cache and the host compute buffer came within 0.3 % of
+            # llama.cpp's log at 0, 1, half and all layers, but the GPU's compute buffer only within about 10 %:
+            # the Vulkan backend reorders each GPU run's nodes (ggml_vk_graph_optimize), which moves where ggml-alloc
+            # puts them, and that reordering is not replayed (tests/benchmarks/test_gpu_memory_benchmarks.py).
             confidence, reason = (
                 "estimate",
-                ("GPU placement follows llama.cpp's rules but the CPU/GPU graph split was not measured here"),
-            )
-        elif backend.gpu:
-            # A GPU build runs a large batch's matrix multiplications on the GPU even with no layer there (llama.cpp's
-            # op offload, with the weights copied in): 126 MiB of Vulkan0 compute for SmolLM2 on lavapipe, which the
-            # CPU-only graph does not predict.
-            confidence, reason = (
-                "estimate",
-                "with a GPU build, llama.cpp also runs prompt batches on the GPU when no layer is offloaded (op "
-                "offload), and that GPU compute buffer is not predicted here",
+                "the GPU's compute buffer follows ggml's scheduler, but the GPU backend's reordering of its nodes "
+                "is not replayed (within about 10 % on Vulkan)",
             )
         else:
             confidence, reason = (

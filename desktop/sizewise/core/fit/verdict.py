@@ -195,6 +195,13 @@ def check_fit(
             ngl = 0
     pred = at(ngl)
     ok, ram_margin, vram_margin = _fits(pred, budget)
+    if not ngl and pred.vram_bytes and not _vram_ok(pred.vram_bytes, budget):
+        # llama.cpp's op offload: a GPU build runs a prompt batch's matrix multiplications on the GPU even with
+        # every layer on the CPU, so 0 layers is no way around a full GPU
+        notes.append(
+            f"even with no layer offloaded, llama.cpp runs prompt batches on the GPU (op offload), which needs "
+            f"{_size(pred.vram_bytes + margin_for(pred.vram_bytes))} of GPU memory with margin"
+        )
     verdict: Verdict
     if not ok:
         verdict = "too_large"
@@ -226,7 +233,9 @@ def _auto_layers(vram_ok_at: Callable[[int], bool], n_off: int) -> int:
     """Most layers whose VRAM need fits (VRAM need grows with every offloaded layer)."""
     if vram_ok_at(n_off):
         return n_off
-    lo, hi = 0, n_off  # lo fits (0 layers need no VRAM), hi does not
+    # lo is taken as fitting: with 0 layers only op offload's compute buffer is on the GPU, and check_fit says
+    # so when even that does not fit
+    lo, hi = 0, n_off
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if vram_ok_at(mid):
