@@ -55,7 +55,8 @@ def _declare(lib: ctypes.CDLL) -> None:
 
 
 def _largest_weight(base: ctypes.CDLL, lib: ctypes.CDLL, dev: int) -> int | None:
-    """The largest Q8_0 weight the device accepts for a matrix multiplication, in bytes (None: no limit found).
+    """The largest tensor the device accepts for an op (a Q8_0 weight of a matrix multiplication, then an f32
+    vector to the byte), in bytes (None: no limit found).
 
     llama.cpp puts an offloaded weight on a device only if the device supports the weight's operation, and Vulkan
     refuses a tensor larger than its maxStorageBufferRange (128 MiB on lavapipe, 1-4 GiB on GPUs): such a weight
@@ -72,13 +73,30 @@ def _largest_weight(base: ctypes.CDLL, lib: ctypes.CDLL, dev: int) -> int | None
             b = base.ggml_new_tensor_2d(ctx, GGML_TYPE_F32, PROBE_ROW, 1)
             return bool(lib.ggml_backend_dev_supports_op(dev, base.ggml_mul_mat(ctx, a, b)))
 
+        def elementwise(n: int) -> bool:  # an f32 vector of n values, scaled in place: 4-byte granularity
+            return bool(
+                lib.ggml_backend_dev_supports_op(
+                    dev, base.ggml_scale(ctx, base.ggml_new_tensor_1d(ctx, GGML_TYPE_F32, n), 1.0)
+                )
+            )
+
         lo, hi = 1, PROBE_MAX_ROWS
         if supported(hi) or not supported(lo):
             return None
         while hi - lo > 1:  # ~24 probes, each a few tensor headers in a 1 MiB no-alloc context
             mid = (lo + hi) // 2
             lo, hi = (mid, hi) if supported(mid) else (lo, mid)
-        return lo * PROBE_ROW // 32 * 34
+        row_bytes = PROBE_ROW // 32 * 34
+        # The limit lies within one probe row above lo rows; an elementwise op finds it to 4 bytes, which matters
+        # for the compute graph's tensors (lavapipe: 2^27 bytes exactly, where the rows said 2 KiB less, and a
+        # 128 MiB attention-score tensor is then accepted, as llama.cpp logged).
+        n_lo, n_hi = lo * row_bytes // 4, hi * row_bytes // 4 + 1
+        if not elementwise(n_lo) or elementwise(n_hi):
+            return lo * row_bytes
+        while n_hi - n_lo > 1:
+            mid = (n_lo + n_hi) // 2
+            n_lo, n_hi = (mid, n_hi) if elementwise(mid) else (n_lo, mid)
+        return n_lo * 4
     finally:
         base.ggml_free(ctx)
 
@@ -91,6 +109,10 @@ def _declare_base(base: ctypes.CDLL, lib: ctypes.CDLL) -> None:
     base.ggml_new_tensor_2d.argtypes = [vp, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
     base.ggml_mul_mat.restype = vp
     base.ggml_mul_mat.argtypes = [vp, vp, vp]
+    base.ggml_new_tensor_1d.restype = vp
+    base.ggml_new_tensor_1d.argtypes = [vp, ctypes.c_int, ctypes.c_int64]
+    base.ggml_scale.restype = vp
+    base.ggml_scale.argtypes = [vp, vp, ctypes.c_float]
     base.ggml_free.restype = None
     base.ggml_free.argtypes = [vp]
     lib.ggml_backend_dev_supports_op.restype = ctypes.c_bool

@@ -1,0 +1,71 @@
+"""Predicted vs logged bytes per device on the Vulkan build, the whole matrix of issue 14, as a table.
+
+Run: ``SIZEWISE_LLAMA_CPP_PATH=<the Vulkan build's site-packages> GGML_VK_VISIBLE_DEVICES=0 pytest -m benchmarks
+tests/benchmarks/test_gpu_memory_benchmarks.py -s`` (``scripts/vulkan-build.sh`` builds it; lavapipe is the device
+without a GPU). For 0, 1, half and all layers offloaded, KV f16 and q8_0 with flash attention, context 512, 2048
+and 8192: both test models (SmolLM2, llama; Gemma-3, gemma3 with sliding-window layers), then random-weight F16
+files of the dense architectures the memory model knows (tests/core/fit/test_memory_model_dense.py's shapes).
+Every device component (the CPU's mapped weights, Vulkan0's weights, KV on each device, Vulkan0's compute buffer,
+the host compute buffer Vulkan_Host, the output buffer) is printed with its error and held to 3 %, the GPU's
+compute buffer to 10 % (tests/gpu/device_buffers.py says why). The worst error per component closes each table.
+Without the Vulkan build the test skips, saying so.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sizewise.core.fit.memory_model import layer_count
+from sizewise.core.gguf.header import read_header
+from sizewise.core.speed.synthetic import read_tokenizer
+from sizewise.engine.entry import LLAMA_CPP_PATH_ENV
+from tests.core.fit.test_memory_model_dense import DENSE, SLIDING_WINDOW
+from tests.gpu.device_buffers import Row, failures, measure, table
+from tests.quant_models import write_model
+
+pytestmark = pytest.mark.benchmarks
+
+CONTEXTS = (512, 2048, 8192)
+
+
+@pytest.fixture(scope="module")
+def vulkan_build() -> Path:
+    folder = os.environ.get(LLAMA_CPP_PATH_ENV)
+    if not folder or not list((Path(folder) / "llama_cpp" / "lib").glob("*vulkan*")):
+        pytest.skip(
+            f"needs the Vulkan build of llama.cpp: set {LLAMA_CPP_PATH_ENV} to its site-packages "
+            "(scripts/vulkan-build.sh builds it) and GGML_VK_VISIBLE_DEVICES=0 for lavapipe"
+        )
+    return Path(folder)
+
+
+def _matrix(path: Path, log: Path) -> list[Row]:
+    n = layer_count(read_header(path))
+    _, rows = measure(path, sorted({0, 1, n // 2, n + 1}), CONTEXTS, log)
+    return rows
+
+
+def test_test_models_per_device_component(
+    vulkan_build: Path, smollm2_path: Path, gemma_path: Path, tmp_path: Path
+) -> None:
+    rows = _matrix(smollm2_path, tmp_path / "smollm2.log") + _matrix(gemma_path, tmp_path / "gemma.log")
+    print("\n" + table(rows))
+    problems = failures(rows)
+    assert not problems, "\n".join(problems)
+
+
+def test_dense_architectures_per_device_component(vulkan_build: Path, smollm2_path: Path, tmp_path: Path) -> None:
+    tokenizer = read_tokenizer(smollm2_path)
+    rows: list[Row] = []
+    for arch, hp in DENSE.items():
+        path = write_model(
+            tmp_path / f"{arch}-F16.gguf", hp, tokenizer=tokenizer, sliding_window=SLIDING_WINDOW.get(arch, 0)
+        )
+        rows += _matrix(path, tmp_path / f"{arch}.log")
+        path.unlink()
+    print("\n" + table(rows))
+    problems = failures(rows)
+    assert not problems, "\n".join(problems)
