@@ -69,7 +69,11 @@ def pairs(pred: MemoryPrediction, m: dict[str, dict[str, int]]) -> dict[str, tup
 
 
 def measure(
-    path: Path, layers: Iterable[int], contexts: Iterable[int], log: Path, kv_settings: Iterable[tuple[str, bool]] = KV_SETTINGS
+    path: Path,
+    layers: Iterable[int],
+    contexts: Iterable[int],
+    log: Path,
+    kv_settings: Iterable[tuple[str, bool]] = KV_SETTINGS,
 ) -> tuple[Backend, list[Row]]:
     """Load ``path`` with each setting on the engine (a GPU build), and compare every device component."""
     header = read_header(path)
@@ -100,9 +104,8 @@ def failures(rows: Iterable[Row], tolerance_pct: dict[str, float] = TOLERANCE_PC
 
 def table(rows: list[Row]) -> str:
     """The rows as a table (MiB), then the worst error per component."""
-    lines = [
-        f"{'model':<34} {'layers':>6} {'ctx':>5} {'KV':<9} {'component':<20} {'predicted':>10} {'logged':>10} {'error':>8}"
-    ]
+    head = f"{'model':<34} {'layers':>6} {'ctx':>5} {'KV':<9} {'component':<20}"
+    lines = [f"{head} {'predicted':>10} {'logged':>10} {'error':>8}"]
     for r in rows:
         kv = "q8_0+FA" if r.kv == "q8_0" else r.kv
         lines.append(
