@@ -79,9 +79,10 @@ class Graph:
     def input(name: str, nbytes: int, shape: tuple[int, ...], dtype: str) -> Tensor:
         return Tensor(name, nbytes, "none", layout=("c", dtype, shape), is_input=True)
 
-    @staticmethod
-    def external(name: str) -> Tensor:
-        return Tensor(name, 0, "none", external=True)
+    def external(self, name: str) -> Tensor:
+        """A weight or cache, tagged with the layer being built: the layer it belongs to (a node's tag is the
+        layer whose expansion appended it, which for a layer's FFN is the next one's)."""
+        return Tensor(name, 0, "none", external=True, tag=self.layer)
 
     @staticmethod
     def new(name: str, op: str, srcs: Sequence[Tensor], shape: tuple[int, ...], dtype: str = "f32") -> Tensor:
@@ -121,7 +122,8 @@ class Graph:
                     push((node, i))
                     node, i, srcs = src, 0, src.srcs
                     n = len(srcs)
-            node.tag = layer
+            if not node.external:
+                node.tag = layer
             (leafs if node.op == "none" else nodes).append(node)
 
 
