@@ -6,8 +6,8 @@ without a GPU). For 0, 1, half and all layers offloaded, KV f16 and q8_0 with fl
 and 8192: both test models (SmolLM2, llama; Gemma-3, gemma3 with sliding-window layers), then random-weight F16
 files of the dense architectures the memory model knows (tests/core/fit/test_memory_model_dense.py's shapes).
 Every device component (the CPU's mapped weights, Vulkan0's weights, KV on each device, Vulkan0's compute buffer,
-the host compute buffer Vulkan_Host, the output buffer) is printed with its error and held to 3 %, the GPU's
-compute buffer to 10 % (tests/gpu/device_buffers.py says why). The worst error per component closes each table.
+the host compute buffer Vulkan_Host, the output buffer) is printed with its error and held to 3 %. The worst error
+per component closes each table.
 Without the Vulkan build the test skips, saying so.
 """
 

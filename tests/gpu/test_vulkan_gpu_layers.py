@@ -41,7 +41,7 @@ def test_auto_takes_the_most_layers_a_budget_holds_and_the_load_stays_within_it(
     2 GiB heap is system RAM), so a load over budget would not fail here as it would on a GPU; the closest honest
     check is llama.cpp's own log: the Vulkan0 buffers it allocated for the chosen layers (weights, KV cache,
     compute) add up to no more than the budget — and, since the margin (64 MiB at least) would hide a poor
-    prediction, to within 10 % of the prediction itself (the compute buffer's bound, tests/gpu/device_buffers.py)."""
+    prediction, to within 3 % of the prediction itself (issue 14's bound, tests/gpu/device_buffers.py)."""
     header = read_header(smollm2_path)
     params = LoadParams(n_ctx=2048)
     n = 16  # where each layer adds its weights and KV cache (0 and 1 layer need about the same: op offload)
@@ -61,4 +61,4 @@ def test_auto_takes_the_most_layers_a_budget_holds_and_the_load_stays_within_it(
                 f"logged {on_device / 2**20:.2f} MiB"
             )
             assert 0 < on_device <= vram
-            assert abs(predicted - on_device) <= 0.10 * on_device
+            assert abs(predicted - on_device) <= 0.03 * on_device

@@ -5,13 +5,13 @@ all layers at 8192. The full matrix is the benchmark's (``pytest -m benchmarks
 tests/benchmarks/test_gpu_memory_benchmarks.py -s``), with the table.
 
 Each device component within 3 % of the log (plus its two-decimal rounding): the CPU's mapped weights, Vulkan0's
-weights, the KV cache on each device, the output buffer and the host compute buffer (Vulkan_Host: the graph's
-inputs, and what the GPU refuses — the f16 attention scores at context 8192 exceed lavapipe's 128 MiB range, and
-Gemma-3's 514.5 MiB of logits follow its output matrix onto the host). The GPU's compute buffer within 10 %: the
-Vulkan backend reorders each GPU run's nodes before ggml-alloc places them (ggml_vk_graph_optimize), which the
-model does not replay — with that reordering switched off (GGML_VK_DISABLE_GRAPH_OPTIMIZE), the replayed scheduler
-puts SmolLM2's Vulkan0 compute within 3 % too, which the second test holds. With 0 layers offloaded llama.cpp's op
-offload still computes a prompt batch on the GPU (126 MiB of Vulkan0 compute for SmolLM2), predicted as such.
+weights, the KV cache on each device, the output buffer, Vulkan0's compute buffer and the host one (Vulkan_Host:
+the graph's inputs, and what the GPU refuses — the f16 attention scores at context 8192 exceed lavapipe's 128 MiB
+range, and Gemma-3's 514.5 MiB of logits follow its output matrix onto the host). With 0 layers offloaded
+llama.cpp's op offload still computes a prompt batch on the GPU (126 MiB of Vulkan0 compute for SmolLM2),
+predicted as such. The GPU's compute buffer depends on the order the Vulkan backend runs its nodes in
+(ggml_vk_graph_optimize, replayed by core/fit/offload/vulkan_order.py); the third test switches that reordering
+off (GGML_VK_DISABLE_GRAPH_OPTIMIZE, which the memory model reads too) and holds the prediction to 3 % again.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 
 from sizewise.core.fit.memory_model import layer_count
 from sizewise.core.gguf.header import read_header
-from tests.gpu.device_buffers import COMPONENTS, failures, measure, table
+from tests.gpu.device_buffers import failures, measure, table
 
 pytestmark = [pytest.mark.gpu, pytest.mark.slow]
 
@@ -50,10 +50,10 @@ def test_gemma3_per_device(gpu_build: Path, gemma_path: Path, tmp_path: Path) ->
 def test_smollm2_gpu_compute_without_vulkan_reordering(
     gpu_build: Path, smollm2_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The GPU's compute buffer is the scheduler's replay alone when Vulkan keeps ggml's node order: 3 % there."""
+    """With Vulkan keeping ggml's node order, the prediction follows (it reads the same switch): 3 % there too."""
     monkeypatch.setenv("GGML_VK_DISABLE_GRAPH_OPTIMIZE", "1")  # read by the engine worker's Vulkan backend
     n = layer_count(read_header(smollm2_path))
     _, rows = measure(smollm2_path, (0, 1, n + 1), (512, 8192), tmp_path / "engine.log")
     print("\n" + table(rows))
-    problems = failures(rows, {name: 3.0 for name in COMPONENTS})
+    problems = failures(rows)
     assert not problems, "\n".join(problems)

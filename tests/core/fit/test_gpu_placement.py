@@ -63,7 +63,9 @@ def test_op_offload_puts_a_prompt_batch_on_the_gpu_with_no_layer_offloaded(smoll
     assert predict(header, LoadParams(n_ctx=16, n_batch=16, n_gpu_layers=0), LAVAPIPE).compute_gpu == 0
     cpu_only = predict(header, params, Backend(repack=True))
     assert cpu_only.confidence == "measured" and cpu_only.compute_gpu == 0
-    assert predict(header, params, LAVAPIPE).confidence == "estimate"
+    # checked per device on Vulkan (tests/gpu, the benchmark): 'measured' there, an estimate on other backends
+    assert pred.confidence == "measured"
+    assert predict(header, params, CUDA).confidence == "estimate"
 
 
 def test_attention_scores_too_large_for_the_device_are_computed_on_the_host(smollm2_path: Path) -> None:

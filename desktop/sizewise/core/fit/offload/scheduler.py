@@ -37,6 +37,7 @@ from sizewise.core.fit.compute_graph import (
     _DynAllocator,
     build_decoder_graph,
 )
+from sizewise.core.fit.offload.vulkan_order import reorder
 
 GPU, CPU = 0, 1  # backend ids in the scheduler's priority order (the CPU is always last)
 OP_OFFLOAD_MIN_BATCH = 32  # GGML_OP_OFFLOAD_MIN_BATCH's default in the Vulkan (and SYCL, Metal) backends
@@ -56,6 +57,7 @@ class Placement:
     max_tensor: int = 0
     op_offload: bool = True
     min_batch: int = OP_OFFLOAD_MIN_BATCH
+    vulkan_order: bool = False  # the GPU runs' nodes in the Vulkan backend's order (vulkan_order.py)
 
 
 def _is_view(t: Tensor) -> bool:
@@ -193,7 +195,7 @@ class _Sched:
         cur = -1
 
         def flush() -> None:
-            out.extend(pending)
+            out.extend(reorder(pending) if cur == GPU and self.p.vulkan_order else pending)
             pending.clear()
 
         for node in self.g.nodes:
@@ -356,13 +358,15 @@ def gpu_split_bytes(
     gpu_from: int,
     output_on_gpu: bool,
     max_tensor: int,
+    vulkan_order: bool = False,
 ) -> tuple[int, int]:
     """(host, GPU) compute buffer bytes of the decoder graph on a GPU build.
 
     ``weights``: ``graph_weight_bytes``. ``kv_rows``: per layer, K and V bytes per cell. ``gpu_from``: the first
     offloaded layer (``n_layer`` + 1 with none offloaded; the output layer, tagged ``n_layer``, is offloaded
     from ``n_layer`` down). ``output_on_gpu``: the output matrix is in the GPU's buffer (offloaded and not too
-    large for it). ``max_tensor``: the GPU's largest tensor (0: no limit).
+    large for it). ``max_tensor``: the GPU's largest tensor (0: no limit). ``vulkan_order``: the GPU runs in the
+    Vulkan backend's node order.
     """
     n_layer = len(spec.layers)
     size = {(tag, name): n for tag, name, n in weights}
@@ -386,4 +390,4 @@ def gpu_split_bytes(
 
     graph = build_decoder_graph(spec, gs)
     assert n_layer == 0 or graph.nodes
-    return split_compute_bytes(graph, Placement(on_gpu, ext_bytes, max_tensor))
+    return split_compute_bytes(graph, Placement(on_gpu, ext_bytes, max_tensor, vulkan_order=vulkan_order))
