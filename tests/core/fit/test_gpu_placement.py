@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sizewise.core.fit.memory_model import Backend, predict
+import pytest
+
+from sizewise.core.fit.compute_graph import GraphSettings, build_decoder_graph
+from sizewise.core.fit.memory_model import Backend, _build_spec, header_shape, predict
+from sizewise.core.fit.offload.vulkan_order import reorder
 from sizewise.core.gguf.header import read_header
 from sizewise.core.sampling import LoadParams
 
@@ -82,3 +86,29 @@ def test_attention_scores_too_large_for_the_device_are_computed_on_the_host(smol
     # 16 MiB f32 mask among them)
     roomy = predict(header, LoadParams(n_ctx=8192, n_gpu_layers=-1), VULKAN)
     assert roomy.compute_gpu > 144 * MiB and roomy.compute_cpu < 24 * MiB
+
+
+def test_the_vulkan_backends_node_order_moves_the_gpu_compute_buffer(
+    gemma_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Vulkan backend regroups a GPU run's nodes before ggml-alloc places them (ggml_vk_graph_optimize), and
+    GGML_VK_DISABLE_GRAPH_OPTIMIZE switches that off, in llama.cpp and in the model alike: Gemma-3 with every layer
+    offloaded at context 512 logged 20.51 MiB of Vulkan0 compute with the reordering and 18.51 MiB without."""
+    header = read_header(gemma_path)
+    params = LoadParams(n_ctx=512, n_gpu_layers=-1)
+    assert _near(predict(header, params, LAVAPIPE).compute_gpu, 21506294, 1)
+    monkeypatch.setenv("GGML_VK_DISABLE_GRAPH_OPTIMIZE", "1")
+    assert _near(predict(header, params, LAVAPIPE).compute_gpu, 19409142, 1)
+
+
+def test_the_vulkan_order_keeps_every_node_after_its_sources(smollm2_path: Path) -> None:
+    shape = header_shape(read_header(smollm2_path))
+    spec = _build_spec(shape, range(shape.n_layer))
+    graph = build_decoder_graph(spec, GraphSettings(512, 512, 2048, 2048, False, 0, 0))
+    order = reorder(graph.nodes)
+    assert sorted(map(id, order)) == sorted(map(id, graph.nodes)) and order != graph.nodes
+    seen: set[int] = set()
+    nodes = {id(t) for t in graph.nodes}
+    for t in order:
+        assert all(id(s) in seen for s in t.srcs if id(s) in nodes), t.name
+        seen.add(id(t))

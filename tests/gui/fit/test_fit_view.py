@@ -73,7 +73,9 @@ def test_gpu_layers_slider_and_auto(qtbot: QtBot, gemma_path: Path) -> None:
     assert "VRAM predicted" in [row[0] for row in view.bars.rows]
     view.gpu_slider.setValue(0)  # moving the slider leaves auto mode
     assert not view.gpu_auto.isChecked()
-    assert view.result.verdict == "fits_cpu" and view.result.prediction.vram_bytes == 0
+    pred = view.result.prediction
+    assert view.result.verdict == "fits_cpu" and pred.weights_gpu == pred.kv_gpu == 0
+    assert pred.vram_bytes == pred.compute_gpu > 0  # op offload: a prompt batch still runs on the GPU
     view.gpu_slider.setValue(19)
     assert view.result.verdict == "too_large"
     view.gpu_auto.setChecked(True)

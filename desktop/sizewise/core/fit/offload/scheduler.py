@@ -13,7 +13,8 @@ hands the whole worst-case graph to ``ggml_backend_sched`` (ggml-backend.cpp), w
    context 8192 SmolLM2's 151 MiB attention scores are computed on the CPU, in the ``Vulkan_Host`` buffer);
 3. cuts the graph into runs on one device and gives each run a copy of every input that lives elsewhere
    (activations, the KV cache of a CPU layer, a host weight) at the start of the run;
-4. allocates the copied graph with ggml-alloc, one buffer per device (``Vulkan0``, and the host buffer of
+4. lets the GPU backend reorder each of its runs (Vulkan groups independent nodes: ``vulkan_order.py``);
+5. allocates the copied graph with ggml-alloc, one buffer per device (``Vulkan0``, and the host buffer of
    the CPU backend, ``Vulkan_Host``), each tensor in its node's buffer.
 
 This module replays those steps on ``compute_graph``'s symbolic graph and returns the high-water mark of
