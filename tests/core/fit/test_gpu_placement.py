@@ -3,12 +3,14 @@ Vulkan loads, held here on the CPU-only machines too, so a change to them fails 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from sizewise.core.fit.compute_graph import GraphSettings, build_decoder_graph
-from sizewise.core.fit.memory_model import Backend, _build_spec, header_shape, predict
+from sizewise.core.fit.compute_graph import DecoderSpec, GraphSettings, LayerShape, build_decoder_graph
+from sizewise.core.fit.memory_model import Backend, MemoryPrediction, _build_spec, header_shape, predict
+from sizewise.core.fit.offload import scheduler
 from sizewise.core.fit.offload.vulkan_order import reorder
 from sizewise.core.gguf.header import read_header
 from sizewise.core.sampling import LoadParams
@@ -112,3 +114,41 @@ def test_the_vulkan_order_keeps_every_node_after_its_sources(smollm2_path: Path)
     for t in order:
         assert all(id(s) in seen for s in t.srcs if id(s) in nodes), t.name
         seen.add(id(t))
+
+
+def _compute(pred: MemoryPrediction) -> tuple[int, int]:
+    return pred.compute_cpu, pred.compute_gpu
+
+
+def test_a_shorter_equivalent_graph_gives_the_same_buffers(smollm2_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The searches simulate a GPU split on fewer layers (scheduler.kept_layers): the same bytes as the whole graph
+    for SmolLM2 at every split, and for 48-layer graphs (llama's; Gemma-3's sliding-window pattern of 6)."""
+    header = read_header(smollm2_path)
+    n = header_shape(header).n_layer
+
+    def both(fn: Callable[[], tuple[int, int]]) -> tuple[tuple[int, int], tuple[int, int]]:
+        short = fn()
+        monkeypatch.setattr(scheduler, "REGION_LAYERS", 10**6)
+        full = fn()
+        monkeypatch.setattr(scheduler, "REGION_LAYERS", 8)
+        return short, full
+
+    for ngl in range(0, n + 2, 3):
+        for kv, fa in (("f16", False), ("q8_0", True)):
+            params = LoadParams(n_ctx=8192, n_gpu_layers=ngl, kv_type=kv, flash_attn=fa)
+            short, full = both(
+                lambda p=params: (lambda r: (r.compute_cpu, r.compute_gpu))(predict(header, p, LAVAPIPE))
+            )
+            assert short == full, (ngl, kv)
+    assert len(scheduler.kept_layers(n, 15, 1)) < n  # the shorter graph is shorter
+    gemma_like = tuple(LayerShape(8, 4, 256, 256, 10240, il % 6 < 5) for il in range(48))
+    for spec in (
+        DecoderSpec(4096, 128256, (LayerShape(32, 8, 128, 128, 14336, False),) * 48),
+        DecoderSpec(3840, 262144, gemma_like, qk_norm=True, post_norms=True, scale_input=True, scale_q=True),
+    ):
+        gs = GraphSettings(512, 512, 8192, 1024, False, 0, 0)
+        weights = tuple((il, w, 20 << 20) for il in range(48) for w in ("wq", "wk", "wv", "wo", "w_up", "w_down"))
+        for gpu_from in (0, 1, 17, 30, 47, 49):
+            args = (spec, gs, weights, ((2048, 2048),) * 48, gpu_from, gpu_from < 49, 1 << 30, True)
+            short, full = both(lambda a=args: scheduler.reduced_split_bytes(*a))
+            assert short == full, gpu_from

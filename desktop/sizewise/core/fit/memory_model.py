@@ -65,7 +65,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sizewise.core.fit.compute_graph import DecoderSpec, GraphSettings, LayerShape, compute_buffer_bytes
-from sizewise.core.fit.offload.scheduler import gpu_split_bytes, graph_weight_bytes
+from sizewise.core.fit.offload.scheduler import graph_weight_bytes, reduced_split_bytes
 from sizewise.core.gguf.header import GGUFHeader, TensorInfo, header_int, vocab_size
 from sizewise.core.sampling import LoadParams
 
@@ -802,7 +802,7 @@ def _compute_gpu_build(
         rows.append((_row_bytes(es.kv_type, shape.n_head_kv[il] * shape.head_dim_k), _row_bytes(es.kv_type, v_width)))
     gpu_from = shape.n_layer + 1 - es.gpu_layers if es.gpu_layers > 0 else shape.n_layer + 1
     output_on_gpu = es.gpu_layers > 0 and _output_fits(header, backend)
-    return gpu_split_bytes(
+    return reduced_split_bytes(
         _decoder_spec(shape, range(shape.n_layer)),
         gs,
         _header_facts(header)[1].graph_weights,
