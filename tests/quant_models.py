@@ -54,7 +54,11 @@ def write_model(
     w.add_block_count(hp.n_layer)
     w.add_feed_forward_length(hp.n_ff)
     w.add_head_count(hp.n_head)
-    w.add_head_count_kv(hp.n_head_kv)
+    if hp.arch == "lfm2":  # as LFM2's converter writes it: 0 KV heads marks a short-convolution layer
+        w.add_head_count_kv([hp.n_head_kv if i in hp.attn_layers else 0 for i in range(hp.n_layer)])
+        w.add_shortconv_l_cache(hp.conv_l_cache)
+    else:
+        w.add_head_count_kv(hp.n_head_kv)
     w.add_key_length(hp.n_embd_head)
     w.add_value_length(hp.n_embd_head)
     w.add_rope_dimension_count(hp.n_embd_head)

@@ -45,3 +45,15 @@ def test_host_buffers_of_a_gpu_backend_are_ram() -> None:
     assert m.total(gpu=True) == mib(60.40) + mib(5.62) + mib(101.51)
     assert m.total(gpu=False) == mib(92.10) + mib(5.62) + mib(4.01)  # Vulkan_Host is pinned host memory
     assert not parse_buffer_line("llama_context:  CUDA_Host compute buffer size = 4.00 MiB").on_gpu  # type: ignore[union-attr]
+
+
+def test_a_hybrids_recurrent_state_counts_with_the_kv_cache_and_stays_apart() -> None:
+    """LFM2 logs its conv states as an "RS buffer" beside the attention layers' KV buffer (llama_memory_recurrent)."""
+    m = MeasuredBuffers()
+    m.add_log_text(
+        "llama_kv_cache:        CPU KV buffer size =     4.00 MiB\n"
+        "llama_memory_recurrent:        CPU RS buffer size =     0.16 MiB\n"
+    )
+    assert m.by_component()["kv"] == 4 * 2**20 + round(0.16 * 2**20)
+    assert m.recurrent() == round(0.16 * 2**20)
+    assert MeasuredBuffers.from_lines([{"device": "CPU", "component": "kv", "bytes": 5, "kind": "RS"}]).recurrent() == 5

@@ -98,7 +98,10 @@ def test_numbers_that_describe_no_covered_model_are_refused():
         "granite",
         "gemma2",
         "olmo2",
+        "lfm2",
     )
+    assert "attention layers" in (problem(HyperParams("lfm2", 2, 256, 512, 4, 2, 100)) or "")
+    assert "outside" in (problem(HyperParams("lfm2", 2, 256, 512, 4, 2, 100, attn_layers=(2,))) or "")
     assert "not covered" in (problem(HyperParams("mamba", 2, 256, 512, 4, 2, 100)) or "")
     assert "n_head_kv" in (problem(HyperParams("llama", 2, 256, 512, 4, 3, 100)) or "")
     assert "no experts" in (problem(HyperParams("gemma3", 2, 256, 512, 4, 2, 100, n_expert=4)) or "")
@@ -127,6 +130,19 @@ def test_olmoe_and_gpt_oss_tensors_as_llama_cpp_creates_them():
     assert oss["blk.0.ffn_down_exps.bias"] == ((320, 4), "F32")
     assert "blk.0.post_attention_norm.weight" in oss and "blk.0.ffn_norm.weight" not in oss
     assert len(oss) == 3 + 2 * 19
+
+
+def test_lfm2_layers_get_attention_or_a_short_convolution():
+    """models/lfm2.cpp's load_arch_tensors: token_embd_norm is the final norm; a layer with KV heads has attention
+    and per-head Q/K norms, the others shortconv.conv (F32, never quantized), in_proj (3 × n_embd) and out_proj."""
+    hp = HyperParams("lfm2", 3, 256, 512, 4, 2, 100, attn_layers=(1,), conv_l_cache=3)
+    lfm2 = {t.name: (t.shape, t.type_name) for t in predict_for(hp, "Q8_0").tensors}
+    assert "token_embd_norm.weight" in lfm2 and "output_norm.weight" not in lfm2 and "output.weight" not in lfm2
+    assert lfm2["blk.0.shortconv.conv.weight"] == ((3, 256), "F32")
+    assert lfm2["blk.0.shortconv.in_proj.weight"] == ((256, 768), "Q8_0")
+    assert lfm2["blk.1.attn_k.weight"] == ((256, 128), "Q8_0") and lfm2["blk.1.attn_q_norm.weight"][0] == (64,)
+    assert "blk.1.shortconv.in_proj.weight" not in lfm2 and "blk.2.attn_q.weight" not in lfm2
+    assert len(lfm2) == 2 + 3 * 5 + 2 * 3 + 6
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from tests.quant_models import write_model
 
 QWEN3 = HyperParams("qwen3", 2, 256, 512, 4, 2, 320, head_dim=64)
 MOE = HyperParams("qwen3moe", 2, 256, 512, 4, 2, 320, head_dim=64, n_expert=8, n_expert_used=2, n_ff_exp=64)
+LFM2 = HyperParams("lfm2", 3, 256, 512, 4, 2, 320, attn_layers=(1,))  # conv, attention, conv
 
 
 def test_the_test_models_and_every_covered_architecture_match(
@@ -23,7 +24,7 @@ def test_the_test_models_and_every_covered_architecture_match(
 ) -> None:
     assert tensor_mismatch(read_header(smollm2_path)) is None
     assert tensor_mismatch(read_header(gemma_path)) is None
-    for hp in (QWEN3, MOE, HyperParams("phi3", 2, 256, 512, 4, 2, 320, tied_embeddings=False)):
+    for hp in (QWEN3, MOE, LFM2, HyperParams("phi3", 2, 256, 512, 4, 2, 320, tied_embeddings=False)):
         assert tensor_mismatch(read_header(write_model(tmp_path / f"{hp.arch}.gguf", hp, zeros=True))) is None
 
 
@@ -45,6 +46,24 @@ def test_the_test_models_and_every_covered_architecture_match(
             MOE,
             lambda ts: [replace(t, shape=(*t.shape[:-1], 4)) if "_exps" in t.name else t for t in ts],
             "the tensor blk.0.ffn_gate_exps.weight holds 4 experts where the header declares 8",
+        ),
+        (
+            LFM2,  # the header's KV heads make layer 1 an attention layer; the file has a conv layer's tensors there
+            lambda ts: (
+                [t for t in ts if not t.name.startswith("blk.1.attn_") or "attn_norm" in t.name]
+                + [
+                    replace(t, name=t.name.replace("blk.0.", "blk.1."))
+                    for t in ts
+                    if t.name.startswith("blk.0.shortconv")
+                ]
+            ),
+            "the tensor blk.1.attn_q_norm.weight is missing: a lfm2 model with 3 layers has one",
+        ),
+        (
+            LFM2,
+            lambda ts: [replace(t, shape=(4, 256)) if t.name == "blk.2.shortconv.conv.weight" else t for t in ts],
+            "the tensor blk.2.shortconv.conv.weight has the shape [4, 256] where this lfm2 header's "
+            "hyper-parameters make it [3, 256]",
         ),
     ],
 )

@@ -306,6 +306,7 @@ class LayerShape:
     n_ff: int
     swa: bool  # a sliding-window layer (its own KV cache and mask)
     rope: bool = True  # False: a NoPE layer (smollm3's every 4th): Q and K go to attention as projected
+    conv: int = 0  # a short-convolution layer (lfm2's hybrid) with this many state columns (L_cache - 1): no attention
 
 
 @dataclass(frozen=True)
@@ -343,6 +344,7 @@ class DecoderSpec:
     attn_softcap: bool = False  # tanh soft-capping of KQ without flash attention: three ops, in place (gemma2)
     pre_norms: bool = True  # False: no norm before attention or the FFN, each takes the residual stream (olmo2)
     qk_norm_flat: bool = False  # RMS norm over the whole Q and K projections before the head split (olmo2): in place
+    residual_first_attn: bool = False  # the attention's residual add is residual + output (lfm2): in place over it
 
 
 @dataclass(frozen=True)
@@ -402,6 +404,8 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
     base_rot = rot_inputs("")
     swa_rot = rot_inputs("_swa") if has_swa else base_rot
     out_ids = g.input("out_ids", 4 * gs.n_outputs, (gs.n_outputs,), "i32")
+    # the recurrent memory's state-copy indices (build_rs_inp_impl: one per sequence, here one)
+    rs_copy = g.input("rs_s_copy", 4, (1,), "i32") if any(ly.conv for ly in spec.layers) else None
 
     def norm(x: Tensor, shape: tuple[int, ...], name: str) -> Tensor:
         n = g.new(f"{name}_rms", "rms_norm", [x], shape)
@@ -426,63 +430,67 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
         hq, hk, hv = ly.n_head, ly.n_head_kv, ly.n_head_kv
         dq, dk, dv = ly.head_dim_k, ly.head_dim_k, ly.head_dim_v
         x = norm(inp_l, (E, T), "attn_norm") if spec.pre_norms else inp_l
-        if spec.fused_qkv:  # build_qkv's fused path: ggml_view_3d into each row of the one projection
-            qkv = g.new("qkv", "mul_mat", [g.external("wqkv"), x], (dq * hq + dk * hk + dv * hv, T))
-            q, k, v = (g.view(qkv, name, contiguous=False) for name in ("q3", "k3", "v3"))
+        if ly.conv:  # a short-convolution layer (lfm2) in the attention's place
+            att = _shortconv(g, x, E, T, ly.conv, rs_copy)
+            g.marks.append(len(g.nodes))
         else:
-            q = _proj(g, "q", x, dq * hq, T, spec.qkv_bias)
-            k = _proj(g, "k", x, dk * hk, T, spec.qkv_bias)
-            if spec.qk_norm_flat or spec.qk_norm_rows:  # build_qkv(reshape=false), norms, then ggml_reshape_3d
-                q, k = norm(q, (dq * hq, T), "q_norm"), norm(k, (dk * hk, T), "k_norm")
-            q = g.view(q, "q3", (dq, hq, T))
-            k = g.view(k, "k3", (dk, hk, T))
-            v = g.view(_proj(g, "v", x, dv * hv, T, spec.qkv_bias), "v3", (dv, hv, T))
-        if spec.qk_norm:
-            q = norm(q, (dq, hq, T), "q_norm")
-        if ly.rope:
-            q = g.new("q_rope", "rope", [q, pos], (dq, hq, T))
-        if spec.qk_norm:
-            k = norm(k, (dk, hk, T), "k_norm")
-        if ly.rope:
-            k = g.new("k_rope", "rope", [k, pos], (dk, hk, T))
-        if spec.scale_q:
-            q = g.new("q_scaled", "scale", [q], (dq, hq, T))
-        if k_rot is not None:
-            q = hadamard(q, k_rot, gs.k_rot, (dq, hq, T))
-            k = hadamard(k, k_rot, gs.k_rot, (dk, hk, T))
-        if v_rot is not None:
-            v = hadamard(v, v_rot, gs.v_rot, (dv, hv, T))
-        for t in (q, k, v) if has_swa else (q, v, k):
-            g.expand(t)
-        k_cache, v_cache = g.external(f"cache_k{il}"), g.external(f"cache_v{il}")
-        g.expand(_set_rows(g, k_cache, g.view(k, "k2d", (dk * hk, T)), k_idxs))
-        if fa:
-            g.expand(_set_rows(g, v_cache, g.view(v, "v2d", (dv * hv, T)), v_idxs))
-        else:
-            # cpy_v into the transposed cache: a reshape, or a copy (ggml_cont_2d) of a strided V
-            contiguous = v.layout[0] == "c"
-            v2d = g.view(v, "v2d", (dv * hv, T)) if contiguous else g.new("v_cont", "cont", [v], (dv * hv, T))
-            g.expand(_set_rows(g, v_cache, g.view(v2d, "v1", (1, dv * hv * T)), v_idxs))
-        kv_k = g.view(g.view(k_cache, "k_view"), "k_perm", contiguous=False)
-        kv_v = g.view(g.view(v_cache, "v_view"), "v_perm", contiguous=False)
-        qp = g.view(g.view(q, "q4", (dq, hq, T)), "q_perm", contiguous=False)
-        if fa:
-            att = g.new("fattn", "flash_attn_ext", [qp, kv_k, kv_v, mask], (dv, hq, T))
-            att = g.view(att, "fattn2d", (dv * hq, T))
-        else:
-            kq = g.new("kq", "mul_mat", [kv_k, qp], (n_kv, T, hq))
-            if spec.attn_softcap:  # with flash attention the cap is a parameter of flash_attn_ext
-                kq = g.new("kq_scaled_1", "scale", [kq], (n_kv, T, hq))
-                kq = g.new("kq_tanh", "unary", [kq], (n_kv, T, hq))
-                kq = g.new("kq_scaled_2", "scale", [kq], (n_kv, T, hq))
-            kq = g.new("kq_soft_max", "soft_max", [kq, mask], (n_kv, T, hq))
-            kqv = g.new("kqv", "mul_mat", [kv_v, kq], (dv, T, hq))
-            att = g.new("kqv_cont", "cont", [g.view(kqv, "kqv_perm", contiguous=False)], (dv * hq, T))
-        g.expand(att)
-        g.marks.append(len(g.nodes))
-        if v_rot is not None:
-            att = hadamard(att, v_rot, gs.v_rot, (dv * hq, T))
-        att = g.new("attn_out", "mul_mat", [g.external("wo"), att], (E, T))
+            if spec.fused_qkv:  # build_qkv's fused path: ggml_view_3d into each row of the one projection
+                qkv = g.new("qkv", "mul_mat", [g.external("wqkv"), x], (dq * hq + dk * hk + dv * hv, T))
+                q, k, v = (g.view(qkv, name, contiguous=False) for name in ("q3", "k3", "v3"))
+            else:
+                q = _proj(g, "q", x, dq * hq, T, spec.qkv_bias)
+                k = _proj(g, "k", x, dk * hk, T, spec.qkv_bias)
+                if spec.qk_norm_flat or spec.qk_norm_rows:  # build_qkv(reshape=false), norms, then ggml_reshape_3d
+                    q, k = norm(q, (dq * hq, T), "q_norm"), norm(k, (dk * hk, T), "k_norm")
+                q = g.view(q, "q3", (dq, hq, T))
+                k = g.view(k, "k3", (dk, hk, T))
+                v = g.view(_proj(g, "v", x, dv * hv, T, spec.qkv_bias), "v3", (dv, hv, T))
+            if spec.qk_norm:
+                q = norm(q, (dq, hq, T), "q_norm")
+            if ly.rope:
+                q = g.new("q_rope", "rope", [q, pos], (dq, hq, T))
+            if spec.qk_norm:
+                k = norm(k, (dk, hk, T), "k_norm")
+            if ly.rope:
+                k = g.new("k_rope", "rope", [k, pos], (dk, hk, T))
+            if spec.scale_q:
+                q = g.new("q_scaled", "scale", [q], (dq, hq, T))
+            if k_rot is not None:
+                q = hadamard(q, k_rot, gs.k_rot, (dq, hq, T))
+                k = hadamard(k, k_rot, gs.k_rot, (dk, hk, T))
+            if v_rot is not None:
+                v = hadamard(v, v_rot, gs.v_rot, (dv, hv, T))
+            for t in (q, k, v) if has_swa else (q, v, k):
+                g.expand(t)
+            k_cache, v_cache = g.external(f"cache_k{il}"), g.external(f"cache_v{il}")
+            g.expand(_set_rows(g, k_cache, g.view(k, "k2d", (dk * hk, T)), k_idxs))
+            if fa:
+                g.expand(_set_rows(g, v_cache, g.view(v, "v2d", (dv * hv, T)), v_idxs))
+            else:
+                # cpy_v into the transposed cache: a reshape, or a copy (ggml_cont_2d) of a strided V
+                contiguous = v.layout[0] == "c"
+                v2d = g.view(v, "v2d", (dv * hv, T)) if contiguous else g.new("v_cont", "cont", [v], (dv * hv, T))
+                g.expand(_set_rows(g, v_cache, g.view(v2d, "v1", (1, dv * hv * T)), v_idxs))
+            kv_k = g.view(g.view(k_cache, "k_view"), "k_perm", contiguous=False)
+            kv_v = g.view(g.view(v_cache, "v_view"), "v_perm", contiguous=False)
+            qp = g.view(g.view(q, "q4", (dq, hq, T)), "q_perm", contiguous=False)
+            if fa:
+                att = g.new("fattn", "flash_attn_ext", [qp, kv_k, kv_v, mask], (dv, hq, T))
+                att = g.view(att, "fattn2d", (dv * hq, T))
+            else:
+                kq = g.new("kq", "mul_mat", [kv_k, qp], (n_kv, T, hq))
+                if spec.attn_softcap:  # with flash attention the cap is a parameter of flash_attn_ext
+                    kq = g.new("kq_scaled_1", "scale", [kq], (n_kv, T, hq))
+                    kq = g.new("kq_tanh", "unary", [kq], (n_kv, T, hq))
+                    kq = g.new("kq_scaled_2", "scale", [kq], (n_kv, T, hq))
+                kq = g.new("kq_soft_max", "soft_max", [kq, mask], (n_kv, T, hq))
+                kqv = g.new("kqv", "mul_mat", [kv_v, kq], (dv, T, hq))
+                att = g.new("kqv_cont", "cont", [g.view(kqv, "kqv_perm", contiguous=False)], (dv * hq, T))
+            g.expand(att)
+            g.marks.append(len(g.nodes))
+            if v_rot is not None:
+                att = hadamard(att, v_rot, gs.v_rot, (dv * hq, T))
+            att = g.new("attn_out", "mul_mat", [g.external("wo"), att], (E, T))
         t_cur = T
         residual = inp_l
         if il == n_layer - 1 and not spec.out_rows_last:
@@ -493,7 +501,7 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
             att = norm(att, (E, t_cur), "attn_post_norm")
         if spec.residual_scale:
             att = g.new("attn_scaled", "scale", [att], (E, t_cur))
-        ffn_inp = g.new("ffn_inp", "add", [att, residual], (E, t_cur))
+        ffn_inp = g.new("ffn_inp", "add", [residual, att] if spec.residual_first_attn else [att, residual], (E, t_cur))
         x = norm(ffn_inp, (E, t_cur), "ffn_norm") if spec.pre_norms else ffn_inp
         if spec.n_expert:
             down = _moe_ffn(g, spec, x, ly.n_ff, t_cur)
@@ -585,6 +593,51 @@ def _moe_ffn(g: Graph, spec: DecoderSpec, x: Tensor, n_ff: int, t: int) -> Tenso
     if k == 1:
         out = g.new("ffn_moe_out", "cont", [out], (E, t))
     return out
+
+
+def _shortconv(g: Graph, x: Tensor, E: int, T: int, d_conv: int, rs_copy: Tensor | None) -> Tensor:
+    """lfm2's build_shortconv_block for one sequence of T tokens, in its order: in_proj to B, C and X (views of one
+    3 × E projection), B·X transposed, the conv state read through build_rs (its zeroing and extra-state copy are
+    views of the cache, no memory), the state prepended (ggml_concat), the new state written back (a view), the
+    convolution (ggml_ssm_conv), C times it (in place over the convolution) and out_proj.
+
+    Why its own graph: the projection of 3 × E stays alive until C is used, past the concat and the convolution,
+    which no attention layer of the same width holds; those tensors set the compute buffer of a hybrid model.
+    """
+    assert rs_copy is not None
+    cur = g.view(x, "conv_in3d", (E, T, 1))
+    bcx = g.new("conv_in_proj", "mul_mat", [g.external("w_in_proj"), cur], (3 * E, T, 1))
+    b, c, xs = (g.view(bcx, name, contiguous=False) for name in ("conv_b", "conv_c", "conv_x"))
+    bx = g.view(g.new("conv_bx", "mul", [b, xs], (E, T, 1)), "conv_bx_t", contiguous=False)
+    cache = g.external("cache_r")
+    states = g.view(cache, "conv_states")
+    zero = g.view(states, "conv_state_zero")
+    zero.op = "scale"  # ggml_scale_inplace: a view of the cache
+    g.expand(zero)
+    main = g.view(rs_copy, "rs_copy_main", contiguous=False)
+    extra = g.view(rs_copy, "rs_copy_extra", contiguous=False)
+    conv_rs = g.new("conv_rs", "get_rows", [states, main], (E * d_conv, 1))
+    g.expand(conv_rs)
+    extra_rows = g.new("conv_rs_extra", "get_rows", [states, extra], (E * d_conv, 0))
+    g.expand(_cpy(g, extra_rows, cache))
+    conv = g.view(conv_rs, "conv_state3d", (d_conv, E, 1))
+    cat = g.new("conv_concat", "concat", [conv, bx], (d_conv + T, E, 1))
+    g.expand(_cpy(g, g.view(cat, "conv_snap", contiguous=False), cache))
+    out = g.new("conv_out", "ssm_conv", [cat, g.external("w_conv")], (E, T, 1))
+    y = g.new("conv_y", "mul", [c, out], (E, T, 1))
+    y = g.new("conv_out_proj", "mul_mat", [g.external("w_out_proj"), y], (E, T, 1))
+    y = g.view(y, "conv_out2d", (E, T))
+    g.expand(y)
+    return y
+
+
+def _cpy(g: Graph, src: Tensor, cache: Tensor) -> Tensor:
+    """ggml_cpy into a view of a cache: the result is that view (no memory), its sources (values, destination)."""
+    dst = g.view(cache, "cache_view")
+    t = g.view(dst, "cpy")
+    t.op = "cpy"
+    t.srcs = [src, dst]
+    return t
 
 
 def _shape(t: Tensor) -> tuple[int, ...]:

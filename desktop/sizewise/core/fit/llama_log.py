@@ -33,6 +33,9 @@ class BufferLine:
     device: str  # as llama.cpp names it: CPU, CPU_Mapped, CPU_REPACK, CUDA0, Metal, Vulkan0 …
     component: str  # weights | kv | compute | output
     bytes: int
+    # The log's own word (model, KV, K, V, RS, compute, output): a hybrid's recurrent state ("RS") counts with the
+    # KV cache as a component, and this keeps it apart for the checks that size it on its own
+    kind: str = ""
 
     @property
     def on_gpu(self) -> bool:
@@ -48,7 +51,7 @@ def parse_buffer_line(line: str) -> BufferLine | None:
         return None
     # MiB figures are printed with two decimals: round to the nearest byte of that precision.
     size = round(float(m["size"]) * _UNITS[m["unit"]])
-    return BufferLine(device=m["device"], component=_COMPONENT[m["kind"]], bytes=size)
+    return BufferLine(device=m["device"], component=_COMPONENT[m["kind"]], bytes=size, kind=m["kind"])
 
 
 @dataclass
@@ -67,6 +70,10 @@ class MeasuredBuffers:
             for b in self.lines
             if (component is None or b.component == component) and (gpu is None or b.on_gpu == gpu)
         )
+
+    def recurrent(self) -> int:
+        """The recurrent state's bytes (llama.cpp's "RS buffer" lines), part of the ``kv`` component."""
+        return sum(b.bytes for b in self.lines if b.kind == "RS")
 
     def by_component(self) -> dict[str, int]:
         return {c: self.total(c) for c in COMPONENTS}
@@ -89,4 +96,9 @@ class MeasuredBuffers:
 
     @classmethod
     def from_lines(cls, lines: list[dict[str, object]]) -> MeasuredBuffers:
-        return cls([BufferLine(str(d["device"]), str(d["component"]), int(str(d["bytes"]))) for d in lines])
+        return cls(
+            [
+                BufferLine(str(d["device"]), str(d["component"]), int(str(d["bytes"])), str(d.get("kind", "")))
+                for d in lines
+            ]
+        )

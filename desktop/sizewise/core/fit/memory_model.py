@@ -18,6 +18,8 @@ computed from the GGUF header and the load settings; nothing is stored per model
   Models with sliding-window layers get a second cache for those layers, sized
   ``pad256(min(n_ctx, n_swa + n_ubatch))`` unless ``swa_full`` (llama-cpp-python's default) keeps it
   full size. phi3's window is ignored, as llama.cpp ignores it ("Phi SWA is currently disabled").
+  A hybrid (lfm2) has a KV cache for its attention layers only and, for its short-convolution layers, a
+  recurrent state (``RS buffer``: n_embd × (L_cache − 1) f32 values per layer, one sequence), counted with it.
 * **Compute buffer**: simulated with ``core.compute_graph`` — llama.cpp's worst-case graph run through
   ggml's allocator, logits (``n_vocab × n_ubatch × 4`` bytes) included.
 * **Output buffer**: ``n_vocab × 4`` bytes (one row of logits; llama-cpp-python asks for one output).
@@ -46,7 +48,8 @@ Architectures whose graph this module reproduces get ``confidence = "measured"``
 ``qwen2``, ``qwen3``, ``phi3``, ``smollm3``, ``granite``, ``gemma2`` and ``olmo2`` (random-weight files
 of small shapes within 1 %, tests/core/fit/test_memory_model_dense.py; a test keeps this list and the
 tested one the same) and the mixture-of-experts ``qwen3moe``, ``olmoe`` and ``gpt-oss``
-(tests/core/fit/test_memory_model_moe.py). Layer splits onto a GPU are ``"estimate"`` (the CPU/GPU graph split
+(tests/core/fit/test_memory_model_moe.py) and the hybrid ``lfm2`` (tests/core/fit/test_memory_model_hybrid.py).
+Layer splits onto a GPU are ``"estimate"`` (the CPU/GPU graph split
 is approximated; per-device weights and KV are checked on a Vulkan build, tests/gpu/); anything else is
 ``"rough"``, with the reason.
 """
@@ -109,7 +112,13 @@ _KNOWN_GRAPHS: dict[str, dict[str, bool]] = {
     # after the last layer; its attention's q/k/v and output biases (in-place adds) and sinks (no tensor of
     # their own) change no buffer, and its sliding-window layers get the second KV cache
     "gpt-oss": {"moe_softmax_weight": True, "moe_biases": True, "out_rows_last": True},
+    # hybrid (tests/core/fit/test_memory_model_hybrid.py): short-convolution layers where the header gives no KV
+    # heads (LayerShape.conv), per-head Q/K norms, both residual adds with the residual first
+    "lfm2": {"qk_norm": True, "residual_first": True, "residual_first_attn": True},
 }
+# Hybrid architectures whose recurrent layers are short convolutions with a state of (L_cache - 1) × n_embd f32
+# values per layer (llama_hparams::n_embd_r for LFM2; n_embd_s is 0): the RS buffer of llama_memory_recurrent.
+_SHORTCONV = frozenset({"lfm2"})
 # Mixture-of-experts architectures whose expert routing (build_moe_ffn) compute_graph reproduces; any other
 # header with experts gets a note (and "rough"), since its FFN is then simulated as a dense one.
 _MOE_GRAPHS = frozenset({"qwen3moe", "olmoe", "gpt-oss"})
@@ -147,6 +156,9 @@ class ModelShape:
     n_expert: int = 0  # mixture of experts: experts per layer, experts used per token, one expert's width
     n_expert_used: int = 0
     n_ff_exp: int = 0
+    # hybrid (lfm2): the short-convolution layers (no KV cache, a recurrent state instead) and the state's columns
+    recurrent: tuple[bool, ...] = ()
+    conv_state: int = 0
 
     @property
     def known(self) -> bool:
@@ -202,7 +214,16 @@ def model_shape(header: GGUFHeader) -> ModelShape:
     n_vocab = _output_rows(by_name) or vocab_size(header)
     n_swa = header_int(header.arch_key("attention.sliding_window")) or _SWA_WINDOW_DEFAULT.get(arch, 0)
     swa = _swa_layers(header, arch, n_layer, n_swa)
-    if any(hint in arch for hint in _RECURRENT_HINTS):
+    recurrent: tuple[bool, ...] = ()
+    conv_state = 0
+    if arch in _SHORTCONV:
+        # load_arch_hparams: a layer with no KV heads is recurrent; n_embd_r = n_embd × (L_cache − 1)
+        l_cache = header_int(header.arch_key("shortconv.l_cache"))
+        recurrent = tuple(kv == 0 for kv in n_head_kv)
+        conv_state = l_cache - 1 if 1 < l_cache <= 64 else 0
+        if not conv_state or all(recurrent):
+            notes.append(f"{arch}'s header has no usable shortconv.l_cache or no attention layer")
+    elif any(hint in arch for hint in _RECURRENT_HINTS):
         notes.append(f"{arch} keeps a recurrent state that this model does not size")
     n_expert = min(max(header_int(header.arch_key("expert_count")), 0), MAX_WIDTH)
     n_expert_used = min(max(header_int(header.arch_key("expert_used_count")), 0), n_expert)
@@ -231,6 +252,8 @@ def model_shape(header: GGUFHeader) -> ModelShape:
         n_expert=n_expert,
         n_expert_used=n_expert_used,
         n_ff_exp=n_ff_exp,
+        recurrent=recurrent,
+        conv_state=conv_state,
     )
 
 
@@ -377,6 +400,8 @@ class MemoryPrediction:
     # Of compute_cpu: the logits rows for a micro-batch of outputs that the engine never asks for
     # (reserved, never written, so never resident on an OS that commits memory page by page).
     compute_cpu_unwritten: int = 0
+    # Of kv_cpu + kv_gpu: a hybrid model's recurrent state (llama.cpp's "RS buffer"), for the report and the tests
+    recurrent_bytes: int = 0
 
     @property
     def weights_bytes(self) -> int:
@@ -660,7 +685,24 @@ def _kv(shape: ModelShape, es: EffectiveSettings) -> tuple[int, int, int]:
         per_layer = _align32(k_row * cells) + _align32(v_row * cells)
         cpu += n_cpu * per_layer
         gpu += (n_all - n_cpu) * per_layer
-    return cpu, gpu, swa_cells
+    rs_cpu, rs_gpu = _recurrent_state(shape, es)
+    return cpu + rs_cpu, gpu + rs_gpu, swa_cells
+
+
+RS_CELLS = 1  # llama_memory_recurrent's size: max(1, n_seq_max), one sequence here; n_rs_seq 0 adds no snapshot rows
+
+
+def _recurrent_state(shape: ModelShape, es: EffectiveSettings) -> tuple[int, int]:
+    """(CPU bytes, GPU bytes) of the RS buffer: per recurrent layer an f32 conv state of n_embd × (L_cache − 1)
+    values (cache_r_l; cache_s_l is empty for a short convolution), on the device of its layer as the KV cache is.
+    Logged by llama.cpp as its own "RS buffer" line, which the log parser counts with the KV cache."""
+    if not shape.conv_state:
+        return 0, 0
+    per_layer = _align32(shape.n_embd * shape.conv_state * 4 * RS_CELLS)
+    i_gpu_start = shape.n_layer + 1 - es.gpu_layers if es.gpu_layers > 0 else shape.n_layer
+    cpu = sum(per_layer for il, r in enumerate(shape.recurrent) if r and il < i_gpu_start)
+    gpu = sum(per_layer for il, r in enumerate(shape.recurrent) if r and il >= i_gpu_start)
+    return cpu, gpu
 
 
 @functools.lru_cache(maxsize=256)
@@ -672,6 +714,9 @@ def _kv_layer_kinds(
     v_width_max = max((kv * shape.head_dim_v for kv in shape.n_head_kv), default=0)
     rows = []
     for il in range(shape.n_layer):
+        if shape.recurrent and shape.recurrent[il]:  # the hybrid's KV cache leaves recurrent layers out (filter_attn)
+            rows.append((0, 0, shape.swa[il]))
+            continue
         v_width = shape.n_head_kv[il] * shape.head_dim_v if flash_attn else v_width_max
         rows.append(
             (_row_bytes(kv_type, shape.n_head_kv[il] * shape.head_dim_k), _row_bytes(kv_type, v_width), shape.swa[il])
@@ -740,6 +785,7 @@ def _build_spec(shape: ModelShape, layers: Iterable[int]) -> DecoderSpec:
                 n_ff=(shape.n_ff_exp or shape.n_ff[il]) if moe else shape.n_ff[il],
                 swa=shape.swa[il],
                 rope=not no_rope or (il + 1) % no_rope != 0,
+                conv=shape.conv_state if shape.recurrent and shape.recurrent[il] else 0,
             )
             for il in layers
         ),
@@ -923,6 +969,7 @@ def predict(
         output_bytes=shape.n_vocab * 4,
         overhead_bytes=overhead_bytes(shape, es, baseline_bytes),
         compute_cpu_unwritten=max(c_cpu - c_cpu_one_row, 0),
+        recurrent_bytes=sum(_recurrent_state(shape, es)),
         settings=es,
         n_layers=shape.n_layer,
         confidence=confidence,

@@ -23,6 +23,9 @@ Covered architectures (``ARCHES``), each as llama.cpp b11312's ``load_arch_tenso
   q/k/v biases and an attn_output bias, attn_sinks (one per head), post_attention_norm (the norm before the
   experts; there is no ffn_norm), ffn_gate_inp with its bias, and ffn_{gate,up,down}_exps of n_ff_exp each with a
   2-D bias (n_ff_exp or n_embd × n_expert). Sliding-window alternation changes no tensor.
+* ``lfm2`` (models/lfm2.cpp, hybrid): token_embd_norm as the final norm; each layer ffn_norm, a gated FFN and
+  attn_norm, then either attention (q/k/v/output, per-head q/k norms) or a short convolution (shortconv.conv of
+  conv_L_cache × n_embd in F32, in_proj of 3 × n_embd, out_proj), as ``attn_layers`` says.
 
 Source types are what convert_hf_to_gguf.py writes: 1-D tensors, biases (any tensor not named ``*.weight``, the
 2-D expert biases too) and ffn_gate_inp in F32, other weights in ``weight_type`` (F16 unless said). gpt-oss's
@@ -75,6 +78,10 @@ class HyperParams:
     n_ff_exp: int = 0  # one expert's width; 0: n_ff (llama) or n_ff / n_expert_used (qwen3moe)
     rope_tensors: bool = False  # llama's rope_freqs, phi3's rope_factors_long/short (head_dim / 2 each)
     weight_type: GGMLType = GGMLType.F16
+    # lfm2: the layers that attend (the others are short-convolution layers; config.json's layer_types, the GGUF's
+    # per-layer head_count_kv of 0 for a conv layer) and the convolution's length (conv_L_cache)
+    attn_layers: tuple[int, ...] = ()
+    conv_l_cache: int = 3
 
     @property
     def n_embd_head(self) -> int:
@@ -258,6 +265,37 @@ def _olmoe(t: _Builder) -> None:
         t.ffn(b)
 
 
+def _lfm2(t: _Builder) -> None:
+    """LFM2 (models/lfm2.cpp): the final norm is named token_embd_norm; every layer has attn_norm (the "operator
+    norm"), ffn_norm and a dense gated FFN; attention layers add q/k/v/output and per-head q/k norms, the others a
+    short convolution (its kernel F32, as the converter writes it) between an in_proj of 3 × n_embd and an
+    out_proj."""
+    hp = t.hp
+    t.add("token_embd.weight", hp.n_embd, hp.n_vocab)
+    t.add("token_embd_norm.weight", hp.n_embd)
+    if not hp.tied_embeddings:
+        t.add("output.weight", hp.n_embd, hp.n_vocab)
+    d, kv = hp.n_embd_head, hp.n_embd_head * hp.n_head_kv
+    for i in range(hp.n_layer):
+        b = f"blk.{i}."
+        t.add(b + "ffn_norm.weight", hp.n_embd)
+        t.add(b + "ffn_gate.weight", hp.n_embd, hp.n_ff)
+        t.add(b + "ffn_down.weight", hp.n_ff, hp.n_embd)
+        t.add(b + "ffn_up.weight", hp.n_embd, hp.n_ff)
+        t.add(b + "attn_norm.weight", hp.n_embd)
+        if i in hp.attn_layers:
+            t.add(b + "attn_q_norm.weight", d)
+            t.add(b + "attn_k_norm.weight", d)
+            t.add(b + "attn_q.weight", hp.n_embd, hp.n_embd)
+            t.add(b + "attn_k.weight", hp.n_embd, kv)
+            t.add(b + "attn_v.weight", hp.n_embd, kv)
+            t.add(b + "attn_output.weight", hp.n_embd, hp.n_embd)
+        else:
+            t.out.append(Tensor(b + "shortconv.conv.weight", (hp.conv_l_cache, hp.n_embd), GGMLType.F32))
+            t.add(b + "shortconv.in_proj.weight", hp.n_embd, 3 * hp.n_embd)
+            t.add(b + "shortconv.out_proj.weight", hp.n_embd, hp.n_embd)
+
+
 def _gpt_oss(t: _Builder) -> None:
     hp = t.hp
     t.head()
@@ -291,6 +329,7 @@ _BUILDERS: dict[str, Callable[[_Builder], None]] = {
     "granite": _llama,  # llama's tensors; its scales are header keys
     "gemma2": _gemma2,
     "olmo2": _olmo2,
+    "lfm2": _lfm2,
 }
 UNTIED_ARCHES = ("olmoe", "gpt-oss", "olmo2")  # llama.cpp requires output.weight whatever the config says
 ARCHES: tuple[str, ...] = tuple(_BUILDERS)
@@ -322,8 +361,12 @@ def problem(hp: HyperParams) -> str | None:
         return f"{hp.arch} needs n_expert and n_expert_used"
     if hp.arch in UNTIED_ARCHES and hp.tied_embeddings:
         return f"{hp.arch} has no tied embeddings (llama.cpp requires output.weight)"
-    if hp.arch in ("qwen2", "phi3", "gemma2", "gemma3", "olmo2") and hp.n_expert:
+    if hp.arch in ("qwen2", "phi3", "gemma2", "gemma3", "olmo2", "lfm2") and hp.n_expert:
         return f"{hp.arch} has no experts"
+    if hp.arch == "lfm2" and not (hp.attn_layers and hp.conv_l_cache > 1):
+        return "lfm2 needs its attention layers and a convolution length above 1"
+    if any(not 0 <= i < hp.n_layer for i in hp.attn_layers):
+        return "an attention layer index is outside the model"
     return None
 
 

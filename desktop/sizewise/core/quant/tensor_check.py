@@ -19,6 +19,14 @@ def _hyper_params(header: GGUFHeader) -> HyperParams | None:
     expected list is then unknown, and nothing is claimed)."""
     keys = ("block_count", "embedding_length", "feed_forward_length", "attention.head_count", "attention.head_count_kv")
     values = [header.arch_key(k) for k in keys]
+    attn_layers: tuple[int, ...] = ()
+    if header.architecture == "lfm2" and isinstance(values[4], list):
+        # LFM2's converter writes one KV head count per layer, 0 for a short-convolution layer
+        heads = {header_int(v) for v in values[4]} - {0}
+        if len(heads) != 1:
+            return None
+        attn_layers = tuple(i for i, v in enumerate(values[4]) if header_int(v))
+        values[4] = heads.pop()
     if any(isinstance(v, list) for v in values):
         return None
     n_layer, n_embd, n_ff, n_head, n_head_kv = (header_int(v) for v in values)
@@ -41,6 +49,8 @@ def _hyper_params(header: GGUFHeader) -> HyperParams | None:
         n_expert_used=header_int(header.arch_key("expert_used_count")),
         n_ff_exp=header_int(header.arch_key("expert_feed_forward_length")),
         rope_tensors="rope_freqs.weight" in by_name or "rope_factors_long.weight" in by_name,
+        attn_layers=attn_layers,
+        conv_l_cache=header_int(header.arch_key("shortconv.l_cache")) or 3,
     )
 
 
