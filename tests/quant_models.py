@@ -59,9 +59,21 @@ def write_model(
         w.add_shortconv_l_cache(hp.conv_l_cache)
     else:
         w.add_head_count_kv(hp.n_head_kv)
-    w.add_key_length(hp.n_embd_head)
-    w.add_value_length(hp.n_embd_head)
-    w.add_rope_dimension_count(hp.n_embd_head)
+    if hp.arch == "deepseek2":  # as DeepSeek-V2's converter writes MLA: one KV "head" of the compressed latent + rope
+        w.add_key_length(hp.kv_lora_rank + hp.rope_dim)
+        w.add_value_length(hp.kv_lora_rank)
+        w.add_key_length_mla(hp.n_embd_head)
+        w.add_value_length_mla(hp.v_head_dim)
+        w.add_rope_dimension_count(hp.rope_dim)
+        w.add_q_lora_rank(0)  # required unless the model has Lite's 27 layers; 0: attn_q, as Lite
+        w.add_kv_lora_rank(hp.kv_lora_rank)
+        w.add_leading_dense_block_count(hp.n_dense_lead)
+        w.add_expert_shared_count(hp.n_expert_shared)
+        w.add_expert_weights_scale(1.0)
+    else:
+        w.add_key_length(hp.n_embd_head)
+        w.add_value_length(hp.n_embd_head)
+        w.add_rope_dimension_count(hp.n_embd_head)
     w.add_layer_norm_rms_eps(1e-6)
     w.add_vocab_size(hp.n_vocab)
     if tokenizer is None:

@@ -145,6 +145,12 @@ def test_hybrid_header_gives_the_recurrent_layers_and_their_state(tmp_path: Path
         assert pred.kv_bytes - pred.recurrent_bytes == 2 * ctx * 2 * (2 * 64) * 2  # 2 layers, K and V, f16
     big = replace(shape, n_layer=16, n_embd=2048, recurrent=(True,) * 10 + (False,) * 6)
     assert sum(_recurrent_state(big, effective_settings(big, LoadParams(n_ctx=4096), Backend()))) == 160 * 1024
+    # a header without the convolution's length cannot size the state: "rough", with the reason
+    from tests.core.fit.test_memory_model import _write_model
+
+    keyless = _write_model(tmp_path / "keyless.gguf", "lfm2", head_count_kv=[0, 2, 0, 2])
+    pred = predict(read_header(keyless), LoadParams())
+    assert pred.confidence == "rough" and "l_cache" in pred.confidence_reason
     # LFM2's mixture-of-experts sibling is not reproduced: its recurrent state is named as unsized, and it is "rough"
     moe = write_model(tmp_path / "moe.gguf", replace(hp, arch="lfm2moe"), zeros=True, tensor_list=tensors(hp))
     pred = predict(read_header(moe), LoadParams())

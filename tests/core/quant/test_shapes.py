@@ -99,7 +99,9 @@ def test_numbers_that_describe_no_covered_model_are_refused():
         "gemma2",
         "olmo2",
         "lfm2",
+        "deepseek2",
     )
+    assert "MLA" in (problem(HyperParams("deepseek2", 2, 256, 512, 4, 1, 100, head_dim=192)) or "")
     assert "attention layers" in (problem(HyperParams("lfm2", 2, 256, 512, 4, 2, 100)) or "")
     assert "outside" in (problem(HyperParams("lfm2", 2, 256, 512, 4, 2, 100, attn_layers=(2,))) or "")
     assert "not covered" in (problem(HyperParams("mamba", 2, 256, 512, 4, 2, 100)) or "")
@@ -143,6 +145,24 @@ def test_lfm2_layers_get_attention_or_a_short_convolution():
     assert lfm2["blk.1.attn_k.weight"] == ((256, 128), "Q8_0") and lfm2["blk.1.attn_q_norm.weight"][0] == (64,)
     assert "blk.1.shortconv.in_proj.weight" not in lfm2 and "blk.2.attn_q.weight" not in lfm2
     assert len(lfm2) == 2 + 3 * 5 + 2 * 3 + 6
+
+
+def test_deepseek2_tensors_as_llama_cpp_creates_them_with_mla():
+    """models/deepseek2.cpp's load_arch_tensors for DeepSeek-V2-Lite (q_lora_rank 0, MLA split into k_b/v_b): 27
+    layers of 2048, 16 heads of 128 + 64, kv_lora_rank 512, V heads of 128, the first layer dense (10944), then 64
+    experts of 1408 with 2 shared — 15.7B parameters, as published."""
+    lite = HyperParams(
+        "deepseek2", 27, 2048, 10944, 16, 1, 102400, head_dim=192, tied_embeddings=False, n_expert=64,
+        n_expert_used=6, n_ff_exp=1408, kv_lora_rank=512, rope_dim=64, v_head_dim=128, n_expert_shared=2,
+        n_dense_lead=1,
+    )  # fmt: skip
+    ts = {t.name: t.shape for t in tensors(lite)}
+    assert ts["blk.0.attn_q.weight"] == (2048, 16 * 192) and ts["blk.0.attn_kv_a_mqa.weight"] == (2048, 576)
+    assert ts["blk.0.attn_k_b.weight"] == (128, 512, 16) and ts["blk.0.attn_v_b.weight"] == (512, 128, 16)
+    assert ts["blk.0.attn_output.weight"] == (16 * 128, 2048) and ts["blk.0.ffn_up.weight"] == (2048, 10944)
+    assert "blk.0.ffn_gate_inp.weight" not in ts and ts["blk.1.ffn_up_shexp.weight"] == (2048, 2816)
+    assert ts["blk.26.ffn_down_exps.weight"] == (1408, 2048, 64)
+    assert sum(math.prod(s) for s in ts.values()) == pytest.approx(15.7e9, rel=0.01)
 
 
 @pytest.mark.parametrize(

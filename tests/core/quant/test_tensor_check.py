@@ -17,6 +17,10 @@ from tests.quant_models import write_model
 QWEN3 = HyperParams("qwen3", 2, 256, 512, 4, 2, 320, head_dim=64)
 MOE = HyperParams("qwen3moe", 2, 256, 512, 4, 2, 320, head_dim=64, n_expert=8, n_expert_used=2, n_ff_exp=64)
 LFM2 = HyperParams("lfm2", 3, 256, 512, 4, 2, 320, attn_layers=(1,))  # conv, attention, conv
+DEEPSEEK2 = HyperParams(  # DeepSeek-V2-Lite's heads, 1 dense layer then experts (2 shared)
+    "deepseek2", 2, 256, 512, 4, 1, 320, head_dim=192, tied_embeddings=False, n_expert=8, n_expert_used=2,
+    n_ff_exp=64, kv_lora_rank=512, rope_dim=64, v_head_dim=128, n_expert_shared=2, n_dense_lead=1,
+)  # fmt: skip
 
 
 def test_the_test_models_and_every_covered_architecture_match(
@@ -24,7 +28,7 @@ def test_the_test_models_and_every_covered_architecture_match(
 ) -> None:
     assert tensor_mismatch(read_header(smollm2_path)) is None
     assert tensor_mismatch(read_header(gemma_path)) is None
-    for hp in (QWEN3, MOE, LFM2, HyperParams("phi3", 2, 256, 512, 4, 2, 320, tied_embeddings=False)):
+    for hp in (QWEN3, MOE, LFM2, DEEPSEEK2, HyperParams("phi3", 2, 256, 512, 4, 2, 320, tied_embeddings=False)):
         assert tensor_mismatch(read_header(write_model(tmp_path / f"{hp.arch}.gguf", hp, zeros=True))) is None
 
 
@@ -58,6 +62,12 @@ def test_the_test_models_and_every_covered_architecture_match(
                 ]
             ),
             "the tensor blk.1.attn_q_norm.weight is missing: a lfm2 model with 3 layers has one",
+        ),
+        (
+            DEEPSEEK2,  # a compressed KV of another rank than the header's kv_lora_rank
+            lambda ts: [replace(t, shape=(256, 320)) if t.name == "blk.1.attn_kv_a_mqa.weight" else t for t in ts],
+            "the tensor blk.1.attn_kv_a_mqa.weight has the shape [256, 320] where this deepseek2 header's "
+            "hyper-parameters make it [256, 576]",
         ),
         (
             LFM2,

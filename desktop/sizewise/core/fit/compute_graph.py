@@ -25,7 +25,7 @@ Only the shapes of the graph matter here; the arithmetic is never run.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 TENSOR_ALIGNMENT = 32  # ggml's CPU buffer alignment (ggml-impl.h TENSOR_ALIGNMENT)
@@ -307,6 +307,8 @@ class LayerShape:
     swa: bool  # a sliding-window layer (its own KV cache and mask)
     rope: bool = True  # False: a NoPE layer (smollm3's every 4th): Q and K go to attention as projected
     conv: int = 0  # a short-convolution layer (lfm2's hybrid) with this many state columns (L_cache - 1): no attention
+    dense_ffn: bool = False  # a leading dense layer of a mixture-of-experts model (deepseek2's first_k_dense_replace)
+    n_ff_shared: int = 0  # the shared experts' width beside the routed ones (deepseek2: n_expert_shared × n_ff_exp)
 
 
 @dataclass(frozen=True)
@@ -345,6 +347,10 @@ class DecoderSpec:
     pre_norms: bool = True  # False: no norm before attention or the FFN, each takes the residual stream (olmo2)
     qk_norm_flat: bool = False  # RMS norm over the whole Q and K projections before the head split (olmo2): in place
     residual_first_attn: bool = False  # the attention's residual add is residual + output (lfm2): in place over it
+    # deepseek2's MLA: the compressed KV's rank and the RoPE part of a head (0: ordinary attention). The layers'
+    # head_dim_k / head_dim_v are then the decompressed heads (nope + rope, v_head_dim); the cache holds rank + rope
+    mla_rank: int = 0
+    mla_rope: int = 0
 
 
 @dataclass(frozen=True)
@@ -433,6 +439,11 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
         if ly.conv:  # a short-convolution layer (lfm2) in the attention's place
             att = _shortconv(g, x, E, T, ly.conv, rs_copy)
             g.marks.append(len(g.nodes))
+        elif spec.mla_rank:  # deepseek2's multi-head latent attention over its K-only cache
+            att = _mla_attention(g, spec, ly, x, (pos, k_idxs, mask), T, n_kv, fa, norm)
+            g.expand(att)
+            g.marks.append(len(g.nodes))
+            att = g.new("attn_out", "mul_mat", [g.external("wo"), att], (E, T))
         else:
             if spec.fused_qkv:  # build_qkv's fused path: ggml_view_3d into each row of the one projection
                 qkv = g.new("qkv", "mul_mat", [g.external("wqkv"), x], (dq * hq + dk * hk + dv * hv, T))
@@ -503,8 +514,11 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
             att = g.new("attn_scaled", "scale", [att], (E, t_cur))
         ffn_inp = g.new("ffn_inp", "add", [residual, att] if spec.residual_first_attn else [att, residual], (E, t_cur))
         x = norm(ffn_inp, (E, t_cur), "ffn_norm") if spec.pre_norms else ffn_inp
-        if spec.n_expert:
+        if spec.n_expert and not ly.dense_ffn:
             down = _moe_ffn(g, spec, x, ly.n_ff, t_cur)
+            if ly.n_ff_shared:  # deepseek2's shared experts: one more gated FFN on every token, added to the routed
+                shared = _gated_ffn(g, x, E, ly.n_ff_shared, t_cur, "ffn_shexp")
+                down = g.new("ffn_moe_shexp", "add", [down, shared], (E, t_cur))
         else:
             up_width = 2 * ly.n_ff if spec.fused_up else ly.n_ff
             up = g.new("ffn_up", "mul_mat", [g.external("w_up"), x], (up_width, t_cur))
@@ -593,6 +607,70 @@ def _moe_ffn(g: Graph, spec: DecoderSpec, x: Tensor, n_ff: int, t: int) -> Tenso
     if k == 1:
         out = g.new("ffn_moe_out", "cont", [out], (E, t))
     return out
+
+
+def _mla_attention(
+    g: Graph,
+    spec: DecoderSpec,
+    ly: LayerShape,
+    x: Tensor,
+    inputs: tuple[Tensor, Tensor, Tensor],
+    T: int,
+    n_kv: int,
+    fa: bool,
+    norm: Callable[[Tensor, tuple[int, ...], str], Tensor],
+) -> Tensor:
+    """deepseek2's attention with MLA's absorption (models/deepseek2.cpp, build_attn over llm_graph_input_attn_k and
+    build_attn_mha with v_mla), in its order, up to the output projection (not included).
+
+    Q (nope + rope per head) and the compressed KV plus one shared RoPE part come from two projections; the RoPE
+    parts are rotated, the compressed KV normed, Q's nope part absorbed into the latent space (wk_b, per head), so
+    that attention runs as MQA over one cache row of rank + rope values per token, V being a view of K's first
+    ``rank`` values. The result is decompressed per head by wv_b. Without flash attention V is copied transposed
+    (ggml_cont, in the cache's type): a rank × n_kv tensor that grows with the context. The K-only input has no
+    Hadamard rotation even for a quantized cache (build_attn_inp_k_impl builds none).
+    """
+    pos, k_idxs, mask = inputs
+    H, rank, rope = ly.n_head, spec.mla_rank, spec.mla_rope
+    dk, dv = ly.head_dim_k, ly.head_dim_v
+    q = g.view(g.new("q", "mul_mat", [g.external("wq"), x], (dk * H, T)), "q3", (dk, H, T))
+    kv_pe = g.new("kv_cmpr_pe", "mul_mat", [g.external("wkv_a_mqa"), x], (rank + rope, T))
+    k_pe = g.new("k_pe", "rope", [g.view(kv_pe, "k_pe_view", contiguous=False), pos], (rope, 1, T))
+    kv_cmpr = norm(g.view(kv_pe, "kv_cmpr_view", contiguous=False), (rank, T), "kv_a_norm")
+    q_pe = g.new("q_pe", "rope", [g.view(q, "q_pe_view", contiguous=False), pos], (rope, H, T))
+    q_nope = g.view(g.view(q, "q_nope", contiguous=False), "q_nope_perm", contiguous=False)
+    absorbed = g.new("q_nope_absorbed", "mul_mat", [g.external("wk_b"), q_nope], (rank, T, H))
+    absorbed = g.view(absorbed, "q_nope_absorbed_perm", contiguous=False)
+    q_cur = g.new("q_cat", "concat", [absorbed, q_pe], (rank + rope, H, T))
+    v_cur = g.view(kv_cmpr, "kv_cmpr3d", (rank, 1, T))
+    k_cur = g.new("k_cat", "concat", [v_cur, k_pe], (rank + rope, 1, T))
+    for t in (q_cur, v_cur, k_cur):
+        g.expand(t)
+    cache = g.external("cache_k")
+    g.expand(_set_rows(g, cache, g.view(k_cur, "k2d", (rank + rope, T)), k_idxs))
+    qp = g.view(g.view(q_cur, "q4"), "q_perm", contiguous=False)
+    kp = g.view(g.view(cache, "k_view"), "k_perm", contiguous=False)
+    vp = g.view(g.view(cache, "v_view"), "v_perm", contiguous=False)
+    if fa:
+        att = g.new("fattn", "flash_attn_ext", [qp, kp, vp, mask], (rank, H, T))
+        att = g.view(att, "fattn_perm", contiguous=False)
+        att = g.new("fattn_mla", "mul_mat", [g.external("wv_b"), att], (dv, T, H))
+        att = g.new("fattn_mla_cont", "cont", [g.view(att, "fattn_mla_perm", contiguous=False)], (dv, H, T))
+        return g.view(att, "fattn2d", (dv * H, T))
+    kq = g.new("kq", "mul_mat", [kp, qp], (n_kv, T, H))
+    kq = g.new("kq_soft_max", "soft_max", [kq, mask], (n_kv, T, H))
+    v_cont = g.new("v_cont", "cont", [g.view(vp, "v_t", contiguous=False)], (n_kv, rank, 1), "f16")
+    kqv = g.new("kqv", "mul_mat", [v_cont, kq], (rank, T, H))
+    kqv = g.new("kqv_mla", "mul_mat", [g.external("wv_b"), kqv], (dv, T, H))
+    return g.new("kqv_cont", "cont", [g.view(kqv, "kqv_perm", contiguous=False)], (dv * H, T))
+
+
+def _gated_ffn(g: Graph, x: Tensor, E: int, n_ff: int, t: int, name: str) -> Tensor:
+    """build_ffn with gate and up in parallel and SiLU (LLM_FFN_SILU, LLM_FFN_PAR): up, gate, their GLU, down."""
+    up = g.new(f"{name}_up", "mul_mat", [g.external(f"w_{name}_up"), x], (n_ff, t))
+    gate = g.new(f"{name}_gate", "mul_mat", [g.external(f"w_{name}_gate"), x], (n_ff, t))
+    act = g.new(f"{name}_glu", "glu", [gate, up], (n_ff, t))
+    return g.new(f"{name}_down", "mul_mat", [g.external(f"w_{name}_down"), act], (E, t))
 
 
 def _shortconv(g: Graph, x: Tensor, E: int, T: int, d_conv: int, rs_copy: Tensor | None) -> Tensor:

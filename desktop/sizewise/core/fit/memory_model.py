@@ -20,6 +20,7 @@ computed from the GGUF header and the load settings; nothing is stored per model
   full size. phi3's window is ignored, as llama.cpp ignores it ("Phi SWA is currently disabled").
   A hybrid (lfm2) has a KV cache for its attention layers only and, for its short-convolution layers, a
   recurrent state (``RS buffer``: n_embd × (L_cache − 1) f32 values per layer, one sequence), counted with it.
+  deepseek2's MLA caches K only: one row of kv_lora_rank + rope values per token (its header's key_length).
 * **Compute buffer**: simulated with ``core.compute_graph`` — llama.cpp's worst-case graph run through
   ggml's allocator, logits (``n_vocab × n_ubatch × 4`` bytes) included.
 * **Output buffer**: ``n_vocab × 4`` bytes (one row of logits; llama-cpp-python asks for one output).
@@ -48,7 +49,8 @@ Architectures whose graph this module reproduces get ``confidence = "measured"``
 ``qwen2``, ``qwen3``, ``phi3``, ``smollm3``, ``granite``, ``gemma2`` and ``olmo2`` (random-weight files
 of small shapes within 1 %, tests/core/fit/test_memory_model_dense.py; a test keeps this list and the
 tested one the same) and the mixture-of-experts ``qwen3moe``, ``olmoe`` and ``gpt-oss``
-(tests/core/fit/test_memory_model_moe.py) and the hybrid ``lfm2`` (tests/core/fit/test_memory_model_hybrid.py).
+(tests/core/fit/test_memory_model_moe.py), the hybrid ``lfm2`` (tests/core/fit/test_memory_model_hybrid.py) and
+``deepseek2``'s multi-head latent attention (tests/core/fit/test_memory_model_mla.py).
 Layer splits onto a GPU are ``"estimate"`` (the CPU/GPU graph split
 is approximated; per-device weights and KV are checked on a Vulkan build, tests/gpu/); anything else is
 ``"rough"``, with the reason.
@@ -115,13 +117,16 @@ _KNOWN_GRAPHS: dict[str, dict[str, bool]] = {
     # hybrid (tests/core/fit/test_memory_model_hybrid.py): short-convolution layers where the header gives no KV
     # heads (LayerShape.conv), per-head Q/K norms, both residual adds with the residual first
     "lfm2": {"qk_norm": True, "residual_first": True, "residual_first_attn": True},
+    # multi-head latent attention (tests/core/fit/test_memory_model_mla.py): a K-only cache of the compressed KV, the
+    # queries absorbed into it, per-head decompression; softmax routing, leading dense layers and shared experts
+    "deepseek2": {},
 }
 # Hybrid architectures whose recurrent layers are short convolutions with a state of (L_cache - 1) × n_embd f32
 # values per layer (llama_hparams::n_embd_r for LFM2; n_embd_s is 0): the RS buffer of llama_memory_recurrent.
 _SHORTCONV = frozenset({"lfm2"})
 # Mixture-of-experts architectures whose expert routing (build_moe_ffn) compute_graph reproduces; any other
 # header with experts gets a note (and "rough"), since its FFN is then simulated as a dense one.
-_MOE_GRAPHS = frozenset({"qwen3moe", "olmoe", "gpt-oss"})
+_MOE_GRAPHS = frozenset({"qwen3moe", "olmoe", "gpt-oss", "deepseek2"})
 # Every n-th layer skips RoPE (llama.cpp's n_no_rope_layer_step, fixed at 4 in smollm3's load_arch_hparams).
 _NO_ROPE_STEP = {"smollm3": 4}
 # Architectures whose sliding window the pinned llama.cpp switches off (full attention, one cache) whatever the
@@ -159,6 +164,14 @@ class ModelShape:
     # hybrid (lfm2): the short-convolution layers (no KV cache, a recurrent state instead) and the state's columns
     recurrent: tuple[bool, ...] = ()
     conv_state: int = 0
+    # deepseek2's MLA: the compressed KV's rank and RoPE part (the cache row is head_dim_k = rank + rope, with no V),
+    # the decompressed Q/K and V heads; mixture of experts: leading dense layers and shared experts
+    mla_rank: int = 0
+    mla_rope: int = 0
+    mla_head_k: int = 0
+    mla_head_v: int = 0
+    n_dense_lead: int = 0
+    n_expert_shared: int = 0
 
     @property
     def known(self) -> bool:
@@ -234,6 +247,7 @@ def model_shape(header: GGUFHeader) -> ModelShape:
     if n_expert and (arch not in _MOE_GRAPHS or not n_expert_used):
         notes.append("mixture-of-experts routing buffers are not modelled")
     softcap = header.arch_key("final_logit_softcapping")
+    mla = _mla(header, head_k, notes) if arch == "deepseek2" else (0, 0, 0, 0)
     return ModelShape(
         architecture=arch,
         n_layer=n_layer,
@@ -254,7 +268,26 @@ def model_shape(header: GGUFHeader) -> ModelShape:
         n_ff_exp=n_ff_exp,
         recurrent=recurrent,
         conv_state=conv_state,
+        mla_rank=mla[0],
+        mla_rope=mla[1],
+        mla_head_k=mla[2],
+        mla_head_v=mla[3],
+        n_dense_lead=min(max(header_int(header.arch_key("leading_dense_block_count")), 0), n_layer),
+        n_expert_shared=min(max(header_int(header.arch_key("expert_shared_count")), 0), MAX_WIDTH),
     )
+
+
+def _mla(header: GGUFHeader, head_k: int, notes: list[str]) -> tuple[int, int, int, int]:
+    """(rank, rope, decompressed K head, V head) of deepseek2's MLA (hparams.is_mla(): both *_length_mla keys set),
+    or zeros with a note: an old GGUF without them has the unsplit wkv_b and another graph."""
+    rank = header_int(header.arch_key("attention.kv_lora_rank"))
+    rope = header_int(header.arch_key("rope.dimension_count"))
+    k = header_int(header.arch_key("attention.key_length_mla"))
+    v = header_int(header.arch_key("attention.value_length_mla"))
+    if not (0 < rank <= MAX_WIDTH and 0 < rope < k <= MAX_WIDTH and 0 < v <= MAX_WIDTH and head_k == rank + rope):
+        notes.append("the header has no MLA key lengths (an old deepseek2 conversion): its attention is not modelled")
+        return 0, 0, 0, 0
+    return rank, rope, k, v
 
 
 _BLK = re.compile(r"^blk\.(\d+)\.")
@@ -717,6 +750,9 @@ def _kv_layer_kinds(
         if shape.recurrent and shape.recurrent[il]:  # the hybrid's KV cache leaves recurrent layers out (filter_attn)
             rows.append((0, 0, shape.swa[il]))
             continue
+        if shape.mla_rank:  # MLA's cache has K only (has_v = !is_mla): the compressed KV and the RoPE part
+            rows.append((_row_bytes(kv_type, shape.n_head_kv[il] * shape.head_dim_k), 0, shape.swa[il]))
+            continue
         v_width = shape.n_head_kv[il] * shape.head_dim_v if flash_attn else v_width_max
         rows.append(
             (_row_bytes(kv_type, shape.n_head_kv[il] * shape.head_dim_k), _row_bytes(kv_type, v_width), shape.swa[il])
@@ -739,9 +775,8 @@ def kv_bytes_per_token(shape: ModelShape, kv_type: str = "f16") -> tuple[int, in
     """
     full = swa = 0
     for il in range(shape.n_layer):
-        n = _row_bytes(kv_type, shape.n_head_kv[il] * shape.head_dim_k) + _row_bytes(
-            kv_type, shape.n_head_kv[il] * shape.head_dim_v
-        )
+        v_width = 0 if shape.mla_rank else shape.n_head_kv[il] * shape.head_dim_v  # MLA caches K only
+        n = _row_bytes(kv_type, shape.n_head_kv[il] * shape.head_dim_k) + _row_bytes(kv_type, v_width)
         if shape.swa[il]:
             swa += n
         else:
@@ -773,6 +808,7 @@ def _build_spec(shape: ModelShape, layers: Iterable[int]) -> DecoderSpec:
     features = _KNOWN_GRAPHS.get(shape.architecture, {})
     moe = bool(shape.n_expert and shape.n_expert_used and shape.architecture in _MOE_GRAPHS)
     no_rope = _NO_ROPE_STEP.get(shape.architecture, 0)
+    mla = bool(shape.mla_rank)
     return DecoderSpec(
         n_embd=shape.n_embd,
         n_vocab=shape.n_vocab,
@@ -780,15 +816,19 @@ def _build_spec(shape: ModelShape, layers: Iterable[int]) -> DecoderSpec:
             LayerShape(
                 n_head=shape.n_head[il] or 1,
                 n_head_kv=shape.n_head_kv[il] or 1,
-                head_dim_k=shape.head_dim_k,
-                head_dim_v=shape.head_dim_v,
-                n_ff=(shape.n_ff_exp or shape.n_ff[il]) if moe else shape.n_ff[il],
+                head_dim_k=shape.mla_head_k if mla else shape.head_dim_k,
+                head_dim_v=shape.mla_head_v if mla else shape.head_dim_v,
+                n_ff=(shape.n_ff_exp or shape.n_ff[il]) if moe and il >= shape.n_dense_lead else shape.n_ff[il],
                 swa=shape.swa[il],
                 rope=not no_rope or (il + 1) % no_rope != 0,
                 conv=shape.conv_state if shape.recurrent and shape.recurrent[il] else 0,
+                dense_ffn=moe and il < shape.n_dense_lead,
+                n_ff_shared=(shape.n_ff_exp * shape.n_expert_shared) if moe and il >= shape.n_dense_lead else 0,
             )
             for il in layers
         ),
+        mla_rank=shape.mla_rank,
+        mla_rope=shape.mla_rope,
         final_softcap=shape.final_softcap,
         n_expert=shape.n_expert if moe else 0,
         n_expert_used=shape.n_expert_used if moe else 0,
@@ -824,8 +864,9 @@ def _compute_split(
         n_kv=es.n_ctx_cells,
         n_kv_swa=swa_cells,
         flash_attn=es.flash_attn,
-        k_rot=_rot_size(shape.head_dim_k, grow=True) if quantized else 0,
-        v_rot=_rot_size(shape.head_dim_v, grow=False) if quantized else 0,
+        # MLA's K-only cache input builds no rotation (build_attn_inp_k_impl), whatever the cache type
+        k_rot=_rot_size(shape.head_dim_k, grow=True) if quantized and not shape.mla_rank else 0,
+        v_rot=_rot_size(shape.head_dim_v, grow=False) if quantized and not shape.mla_rank else 0,
     )
     if shape.n_layer <= 0 or shape.n_embd <= 0:
         return shape.n_vocab * gs.n_outputs * 4, 0

@@ -10,6 +10,8 @@ tensors of variants), missing or misshapen expected ones are not.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sizewise.core.gguf.header import GGUFHeader, header_int
 from sizewise.core.quant.shapes import ARCHES, HyperParams, problem, tensors
 
@@ -35,7 +37,11 @@ def _hyper_params(header: GGUFHeader) -> HyperParams | None:
     if emb is None or len(emb.shape) < 2 or not (n_layer and n_embd and n_head):
         return None
     head_k = header_int(header.arch_key("attention.key_length"))
-    return HyperParams(
+    if header.architecture == "deepseek2":  # MLA: the heads shapes.py needs are the decompressed ones
+        head_k = header_int(header.arch_key("attention.key_length_mla"))
+        if header_int(header.arch_key("attention.q_lora_rank")) or not head_k:
+            return None  # DeepSeek-V2/V3's q_lora (attn_q_a/attn_q_b): not a list shapes.py writes
+    hp = HyperParams(
         arch=header.architecture,
         n_layer=n_layer,
         n_embd=n_embd,
@@ -51,6 +57,16 @@ def _hyper_params(header: GGUFHeader) -> HyperParams | None:
         rope_tensors="rope_freqs.weight" in by_name or "rope_factors_long.weight" in by_name,
         attn_layers=attn_layers,
         conv_l_cache=header_int(header.arch_key("shortconv.l_cache")) or 3,
+    )
+    if header.architecture != "deepseek2":
+        return hp
+    return replace(
+        hp,
+        kv_lora_rank=header_int(header.arch_key("attention.kv_lora_rank")),
+        rope_dim=header_int(header.arch_key("rope.dimension_count")),
+        v_head_dim=header_int(header.arch_key("attention.value_length_mla")),
+        n_expert_shared=header_int(header.arch_key("expert_shared_count")),
+        n_dense_lead=header_int(header.arch_key("leading_dense_block_count")),
     )
 
 
