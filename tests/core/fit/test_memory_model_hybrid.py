@@ -143,6 +143,7 @@ def test_hybrid_header_gives_the_recurrent_layers_and_their_state(tmp_path: Path
         pred = predict(header, LoadParams(n_ctx=ctx))
         assert pred.recurrent_bytes == 2 * 256 * 2 * 4
         assert pred.kv_bytes - pred.recurrent_bytes == 2 * ctx * 2 * (2 * 64) * 2  # 2 layers, K and V, f16
+        assert pred.to_dict()["recurrent_bytes"] == pred.recurrent_bytes  # fit --json says which part is state
     big = replace(shape, n_layer=16, n_embd=2048, recurrent=(True,) * 10 + (False,) * 6)
     assert sum(_recurrent_state(big, effective_settings(big, LoadParams(n_ctx=4096), Backend()))) == 160 * 1024
     # a header without the convolution's length cannot size the state: "rough", with the reason

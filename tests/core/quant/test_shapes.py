@@ -147,6 +147,17 @@ def test_lfm2_layers_get_attention_or_a_short_convolution():
     assert len(lfm2) == 2 + 3 * 5 + 2 * 3 + 6
 
 
+@pytest.mark.parametrize(
+    ("n_embd", "n_ff", "n_head", "published"),
+    [(1024, 4608, 16, 354_483_968), (1536, 6912, 24, 742_489_344), (2048, 8192, 32, 1_170_340_608)],
+)
+def test_lfm2_configs_give_their_published_parameter_counts(n_embd, n_ff, n_head, published):
+    """LFM2-350M/700M/1.2B's config.json (16 layers, attention at 2, 5, 8, 10, 12, 14, 8 KV heads, conv_L_cache 3,
+    65 536 tokens, tied; n_ff as the converter adjusts block_ff_dim): the tensor list holds the model cards' counts."""
+    hp = HyperParams("lfm2", 16, n_embd, n_ff, n_head, 8, 65536, attn_layers=(2, 5, 8, 10, 12, 14))
+    assert sum(math.prod(t.shape) for t in tensors(hp)) == published
+
+
 def test_deepseek2_tensors_as_llama_cpp_creates_them_with_mla():
     """models/deepseek2.cpp's load_arch_tensors for DeepSeek-V2-Lite (q_lora_rank 0, MLA split into k_b/v_b): 27
     layers of 2048, 16 heads of 128 + 64, kv_lora_rank 512, V heads of 128, the first layer dense (10944), then 64

@@ -494,6 +494,7 @@ class MemoryPrediction:
         return {
             "weights_bytes": self.weights_bytes,
             "kv_bytes": self.kv_bytes,
+            "recurrent_bytes": self.recurrent_bytes,  # of kv_bytes: a hybrid's recurrent state (RS buffer)
             "compute_bytes": self.compute_bytes,
             "output_bytes": self.output_bytes,
             "overhead_bytes": self.overhead_bytes,
