@@ -36,6 +36,7 @@ def write_model(
     tokenizer: Sequence[tuple[str, Any, Any, Any]] | None = None,
     sliding_window: int = 0,
     tensor_list: Sequence[Tensor] | None = None,
+    extra_keys: dict[str, int | float] | None = None,
 ) -> Path:
     """An F16 GGUF (1-D tensors and routers F32) of ``hp``'s tensors with the keys llama.cpp's loader needs.
 
@@ -45,9 +46,12 @@ def write_model(
     ``tokenizer``: a real vocabulary's ``tokenizer.*`` fields (core/speed/synthetic.read_tokenizer of a GGUF whose
     vocabulary has ``hp.n_vocab`` tokens) instead of the dummy one, for a file the engine must load and chat with.
     ``sliding_window``: an ``attention.sliding_window`` key for any architecture (gpt-oss always has one).
-    ``tensor_list``: these tensors instead of ``hp``'s (a file that contradicts its own header, for bad-input tests)."""
+    ``tensor_list``: these tensors instead of ``hp``'s (a file that contradicts its own header, for bad-input tests).
+    ``extra_keys``: more ``<arch>.<key>`` values (int: u32, float: f32), or other values for the keys written here
+    (deepseek2's q_lora_rank and expert_weights_scale), for a header that asks for what a test must refuse."""
     import gguf
 
+    extra = dict(extra_keys or {})
     w = gguf.GGUFWriter(str(path), arch=hp.arch)
     w.add_context_length(512)
     w.add_embedding_length(hp.n_embd)
@@ -65,11 +69,11 @@ def write_model(
         w.add_key_length_mla(hp.n_embd_head)
         w.add_value_length_mla(hp.v_head_dim)
         w.add_rope_dimension_count(hp.rope_dim)
-        w.add_q_lora_rank(0)  # required unless the model has Lite's 27 layers; 0: attn_q, as Lite
+        w.add_q_lora_rank(int(extra.pop("attention.q_lora_rank", 0)))  # required unless 27 layers; 0: attn_q (Lite)
         w.add_kv_lora_rank(hp.kv_lora_rank)
         w.add_leading_dense_block_count(hp.n_dense_lead)
         w.add_expert_shared_count(hp.n_expert_shared)
-        w.add_expert_weights_scale(1.0)
+        w.add_expert_weights_scale(float(extra.pop("expert_weights_scale", 1.0)))
     else:
         w.add_key_length(hp.n_embd_head)
         w.add_value_length(hp.n_embd_head)
@@ -97,6 +101,11 @@ def write_model(
         w.add_final_logit_softcapping(30.0)
     if sliding_window or hp.arch == "gpt-oss":
         w.add_sliding_window(sliding_window or SWA_WINDOW)
+    for key, value in extra.items():
+        if isinstance(value, int):
+            w.add_uint32(f"{hp.arch}.{key}", value)
+        else:
+            w.add_float32(f"{hp.arch}.{key}", value)
     rng = np.random.default_rng(seed)
     for t in tensors(hp) if tensor_list is None else tensor_list:
         dims = t.shape[::-1]  # numpy order: the row length last

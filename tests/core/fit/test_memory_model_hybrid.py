@@ -152,6 +152,11 @@ def test_hybrid_header_gives_the_recurrent_layers_and_their_state(tmp_path: Path
     keyless = _write_model(tmp_path / "keyless.gguf", "lfm2", head_count_kv=[0, 2, 0, 2])
     pred = predict(read_header(keyless), LoadParams())
     assert pred.confidence == "rough" and "l_cache" in pred.confidence_reason
+    # with a sliding window llama.cpp makes every attention layer slide in a hybrid memory with two KV caches
+    # (llama_memory_hybrid_iswa), which is not modelled: "rough", never a "measured" figure for another memory
+    sliding = write_model(tmp_path / "swa.gguf", hp, zeros=True, sliding_window=128)
+    pred = predict(read_header(sliding), LoadParams())
+    assert pred.confidence == "rough" and "sliding window" in pred.confidence_reason
     # LFM2's mixture-of-experts sibling is not reproduced: its recurrent state is named as unsized, and it is "rough"
     moe = write_model(tmp_path / "moe.gguf", replace(hp, arch="lfm2moe"), zeros=True, tensor_list=tensors(hp))
     pred = predict(read_header(moe), LoadParams())

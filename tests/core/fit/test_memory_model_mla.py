@@ -123,6 +123,17 @@ def test_mla_header_gives_a_k_only_cache(tmp_path: Path) -> None:
     es = effective_settings(lite, LoadParams(n_ctx=4096), Backend())
     assert _kv(lite, es)[0] == 27 * 4096 * 576 * 2 == int(121.5 * 2**20)
     assert kv_bytes_per_token(lite) == (27 * 576 * 2, 0)
+    # DeepSeek-V3's header (compressed queries, sigmoid routing with a bias, renormalised and scaled weights, expert
+    # groups) asks for a graph that was not measured: each key alone turns the label to "rough", with the reason
+    for key, value, reason in [
+        ("attention.q_lora_rank", 1536, "q_lora_rank"),
+        ("expert_gating_func", 2, "sigmoid"),
+        ("expert_weights_scale", 2.5, "scaled"),
+        ("expert_group_count", 8, "grouped"),
+    ]:
+        v3 = write_model(tmp_path / f"v3-{reason}.gguf", MLA["deepseek2"], zeros=True, extra_keys={key: value})
+        pred = predict(read_header(v3), LoadParams())
+        assert pred.confidence == "rough" and reason in pred.confidence_reason, key
     from tests.core.fit.test_memory_model import _write_model
 
     old = predict(read_header(_write_model(tmp_path / "old.gguf", "deepseek2")), LoadParams())

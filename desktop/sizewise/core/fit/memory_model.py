@@ -236,6 +236,8 @@ def model_shape(header: GGUFHeader) -> ModelShape:
         conv_state = l_cache - 1 if 1 < l_cache <= 64 else 0
         if not conv_state or all(recurrent):
             notes.append(f"{arch}'s header has no usable shortconv.l_cache or no attention layer")
+        if n_swa > 0:  # load_arch_hparams: every attention layer slides, in llama_memory_hybrid_iswa's two caches
+            notes.append(f"{arch} with a sliding window (a hybrid memory with two KV caches) is not modelled")
     elif any(hint in arch for hint in _RECURRENT_HINTS):
         notes.append(f"{arch} keeps a recurrent state that this model does not size")
     n_expert = min(max(header_int(header.arch_key("expert_count")), 0), MAX_WIDTH)
@@ -287,7 +289,26 @@ def _mla(header: GGUFHeader, head_k: int, notes: list[str]) -> tuple[int, int, i
     if not (0 < rank <= MAX_WIDTH and 0 < rope < k <= MAX_WIDTH and 0 < v <= MAX_WIDTH and head_k == rank + rope):
         notes.append("the header has no MLA key lengths (an old deepseek2 conversion): its attention is not modelled")
         return 0, 0, 0, 0
+    notes.extend(_deepseek2_unmodelled(header))
     return rank, rope, k, v
+
+
+def _deepseek2_unmodelled(header: GGUFHeader) -> list[str]:
+    """What a deepseek2 header may ask for beyond DeepSeek-V2-Lite's graph, which is the one reproduced and measured:
+    DeepSeek-V2/V3's compressed queries (q_lora_rank), V3's sigmoid routing with a selection bias, its renormalised
+    and scaled expert weights and its expert groups all add graph tensors that were not checked against a load."""
+    out = []
+    if header_int(header.arch_key("attention.q_lora_rank")) > 0:
+        out.append("compressed queries (q_lora_rank, DeepSeek-V2/V3's attn_q_a/attn_q_b) are not modelled")
+    gating = header_int(header.arch_key("expert_gating_func"))
+    scale = header.arch_key("expert_weights_scale")
+    if gating not in (0, 1) or any(t.name.endswith("exp_probs_b.bias") for t in header.tensors):
+        out.append("sigmoid expert routing with a selection bias (DeepSeek-V3's) is not modelled")
+    if header.arch_key("expert_weights_norm") is True or (isinstance(scale, int | float) and scale not in (0, 1)):
+        out.append("renormalised or scaled expert weights (DeepSeek-V3's) are not modelled")
+    if header_int(header.arch_key("expert_group_count")) > 1:
+        out.append("grouped expert routing (expert_group_count) is not modelled")
+    return out
 
 
 _BLK = re.compile(r"^blk\.(\d+)\.")
