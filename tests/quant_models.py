@@ -36,7 +36,7 @@ def write_model(
     tokenizer: Sequence[tuple[str, Any, Any, Any]] | None = None,
     sliding_window: int = 0,
     tensor_list: Sequence[Tensor] | None = None,
-    extra_keys: dict[str, int | float] | None = None,
+    extra_keys: dict[str, bool | int | float] | None = None,
 ) -> Path:
     """An F16 GGUF (1-D tensors and routers F32) of ``hp``'s tensors with the keys llama.cpp's loader needs.
 
@@ -47,7 +47,7 @@ def write_model(
     vocabulary has ``hp.n_vocab`` tokens) instead of the dummy one, for a file the engine must load and chat with.
     ``sliding_window``: an ``attention.sliding_window`` key for any architecture (gpt-oss always has one).
     ``tensor_list``: these tensors instead of ``hp``'s (a file that contradicts its own header, for bad-input tests).
-    ``extra_keys``: more ``<arch>.<key>`` values (int: u32, float: f32), or other values for the keys written here
+    ``extra_keys``: more ``<arch>.<key>`` values (bool, int: u32, float: f32), or other values for the keys written here
     (deepseek2's q_lora_rank and expert_weights_scale), for a header that asks for what a test must refuse."""
     import gguf
 
@@ -69,7 +69,7 @@ def write_model(
         w.add_key_length_mla(hp.n_embd_head)
         w.add_value_length_mla(hp.v_head_dim)
         w.add_rope_dimension_count(hp.rope_dim)
-        w.add_q_lora_rank(int(extra.pop("attention.q_lora_rank", 0)))  # required unless 27 layers; 0: attn_q (Lite)
+        w.add_q_lora_rank(int(extra.pop("attention.q_lora_rank", hp.q_lora_rank)))  # required unless 27 layers
         w.add_kv_lora_rank(hp.kv_lora_rank)
         w.add_leading_dense_block_count(hp.n_dense_lead)
         w.add_expert_shared_count(hp.n_expert_shared)
@@ -102,7 +102,9 @@ def write_model(
     if sliding_window or hp.arch == "gpt-oss":
         w.add_sliding_window(sliding_window or SWA_WINDOW)
     for key, value in extra.items():
-        if isinstance(value, int):
+        if isinstance(value, bool):
+            w.add_bool(f"{hp.arch}.{key}", value)
+        elif isinstance(value, int):
             w.add_uint32(f"{hp.arch}.{key}", value)
         else:
             w.add_float32(f"{hp.arch}.{key}", value)

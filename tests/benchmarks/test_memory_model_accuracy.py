@@ -78,7 +78,7 @@ def _measure(table: WorstErrors, arch: str, paths: list[Path], log: Path) -> Non
                     table.add_load(arch, pred, measured)
 
 
-ARCHES = ("llama", "gemma3", *dense.DENSE, *moe.MODELS, *hybrid.HYBRID, *mla.MLA)
+ARCHES = ("llama", "gemma3", *dense.DENSE, *moe.MODELS, *hybrid.HYBRID, *mla.FILES)
 
 
 def _files(arch: str, tmp: Path, smollm2_path: Path, gemma_path: Path) -> list[Path]:

@@ -334,6 +334,12 @@ class DecoderSpec:
     # (LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT); biases on the router and on every expert (add_id)
     moe_softmax_weight: bool = False
     moe_biases: bool = False
+    # DeepSeek-V3's routing: sigmoid scores, a selection bias (exp_probs_b), the chosen weights scaled, experts
+    # chosen within the best groups: (n_expert_groups, n_group_used), (0, 0) for none
+    moe_sigmoid: bool = False
+    moe_probs_bias: bool = False
+    moe_scale: bool = False
+    moe_groups: tuple[int, int] = (0, 0)
     # gpt-oss: the last layer runs on every token and the output rows are picked after it (its hidden state
     # is a graph output), instead of before the last layer's FFN
     out_rows_last: bool = False
@@ -351,6 +357,7 @@ class DecoderSpec:
     # head_dim_k / head_dim_v are then the decompressed heads (nope + rope, v_head_dim); the cache holds rank + rope
     mla_rank: int = 0
     mla_rope: int = 0
+    mla_q_lora: int = 0  # compressed queries (DeepSeek-V2/V3's q_lora_rank): wq_a, its norm, then wq_b
 
 
 @dataclass(frozen=True)
@@ -568,8 +575,18 @@ def _moe_ffn(g: Graph, spec: DecoderSpec, x: Tensor, n_ff: int, t: int) -> Tenso
     logits = g.new("ffn_moe_logits", "mul_mat", [g.external("w_gate_inp"), x], (n_exp, t))
     if spec.moe_biases:
         logits = g.new("ffn_moe_logits_biased", "add", [logits, g.external("b_gate_inp")], (n_exp, t))
-    probs = logits if spec.moe_softmax_weight else g.new("ffn_moe_probs", "soft_max", [logits], (n_exp, t))
-    argsort = g.new("ffn_moe_argsort", "argsort", [probs], (n_exp, t), "i32")
+    if spec.moe_softmax_weight:
+        probs = logits
+    elif spec.moe_sigmoid:  # DeepSeek-V3's scoring: a sigmoid per expert, in place over the logits
+        probs = g.new("ffn_moe_probs", "unary", [logits], (n_exp, t))
+    else:
+        probs = g.new("ffn_moe_probs", "soft_max", [logits], (n_exp, t))
+    selection = probs
+    if spec.moe_probs_bias:  # exp_probs_b: chosen on biased scores, weighted by the unbiased ones (a new tensor)
+        selection = g.new("ffn_moe_probs_biased", "add", [probs, g.external("exp_probs_b")], (n_exp, t))
+    if spec.moe_groups[0] > 1:
+        selection = _expert_groups(g, selection, n_exp, t, *spec.moe_groups)
+    argsort = g.new("ffn_moe_argsort", "argsort", [selection], (n_exp, t), "i32")
     selected = g.view(argsort, "ffn_moe_topk", (k, t), contiguous=False)
     weights = g.new("ffn_moe_weights", "get_rows", [g.view(probs, "probs3", (1, n_exp, t)), selected], (1, k, t))
     if spec.moe_softmax_weight:
@@ -580,6 +597,8 @@ def _moe_ffn(g: Graph, spec: DecoderSpec, x: Tensor, n_ff: int, t: int) -> Tenso
         total = g.new("ffn_moe_weights_sum", "sum_rows", [w2], (1, t))
         total = g.new("ffn_moe_weights_sum_clamped", "clamp", [total], (1, t))
         weights = g.view(g.new("ffn_moe_weights_norm", "div", [w2, total], (k, t)), "weights3d", (1, k, t))
+    if spec.moe_scale:  # expert_weights_scale (V3: 2.5): over a view, so a new tensor
+        weights = g.new("ffn_moe_weights_scaled", "scale", [weights], (1, k, t))
     g.expand(weights)
     cur = g.view(x, "ffn_moe_in3d", (E, 1, t))
 
@@ -633,7 +652,13 @@ def _mla_attention(
     pos, k_idxs, mask = inputs
     H, rank, rope = ly.n_head, spec.mla_rank, spec.mla_rope
     dk, dv = ly.head_dim_k, ly.head_dim_v
-    q = g.view(g.new("q", "mul_mat", [g.external("wq"), x], (dk * H, T)), "q3", (dk, H, T))
+    if spec.mla_q_lora:
+        q_a = g.new("q_a", "mul_mat", [g.external("wq_a"), x], (spec.mla_q_lora, T))
+        q_a = norm(q_a, (spec.mla_q_lora, T), "q_a_norm")
+        q = g.new("q", "mul_mat", [g.external("wq_b"), q_a], (dk * H, T))
+    else:
+        q = g.new("q", "mul_mat", [g.external("wq"), x], (dk * H, T))
+    q = g.view(q, "q3", (dk, H, T))
     kv_pe = g.new("kv_cmpr_pe", "mul_mat", [g.external("wkv_a_mqa"), x], (rank + rope, T))
     k_pe = g.new("k_pe", "rope", [g.view(kv_pe, "k_pe_view", contiguous=False), pos], (rope, 1, T))
     kv_cmpr = norm(g.view(kv_pe, "kv_cmpr_view", contiguous=False), (rank, T), "kv_a_norm")
@@ -716,6 +741,26 @@ def _cpy(g: Graph, src: Tensor, cache: Tensor) -> Tensor:
     t.op = "cpy"
     t.srcs = [src, dst]
     return t
+
+
+def _expert_groups(g: Graph, selection: Tensor, n_exp: int, t: int, n_groups: int, n_used: int) -> Tensor:
+    """build_moe_ffn's group-limited routing (n_expert_groups > 1, DeepSeek-V3): each group scored by its two best
+    experts (argsort, get_rows, sum_rows), the best ``n_used`` groups kept (argsort), their scores copied into a
+    tensor filled with -inf (ggml_fill, then ggml_set_rows, a view of it): the scores the experts are chosen from."""
+    per = n_exp // n_groups
+    groups = g.view(selection, "selection_groups", (per, n_groups, t))
+    best2 = g.new("group_argsort", "argsort", [groups], (per, n_groups, t), "i32")
+    best2 = g.view(best2, "group_top2", contiguous=False)
+    groups4d = g.view(groups, "groups4d", (1, per, n_groups, t))
+    scores = g.new("group_scores", "get_rows", [groups4d, best2], (1, 2, n_groups, t))
+    scores = g.new("group_sum", "sum_rows", [g.view(scores, "scores3d", (2, n_groups, t))], (1, n_groups, t))
+    kept = g.new("groups_argsort", "argsort", [g.view(scores, "scores2d", (n_groups, t))], (n_groups, t), "i32")
+    kept = g.view(kept, "groups_topk", (n_used, t), contiguous=False)
+    chosen = g.new("group_probs", "get_rows", [groups, kept], (per, n_used, t))
+    filled = g.new("group_fill", "fill", [groups], (per, n_groups, t))
+    masked = g.view(filled, "group_set_rows")
+    masked.op, masked.srcs = "set_rows", [filled, chosen, kept]
+    return g.view(masked, "selection_masked", (n_exp, t))
 
 
 def _shape(t: Tensor) -> tuple[int, ...]:

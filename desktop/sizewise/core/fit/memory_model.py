@@ -118,7 +118,8 @@ _KNOWN_GRAPHS: dict[str, dict[str, bool]] = {
     # heads (LayerShape.conv), per-head Q/K norms, both residual adds with the residual first
     "lfm2": {"qk_norm": True, "residual_first": True, "residual_first_attn": True},
     # multi-head latent attention (tests/core/fit/test_memory_model_mla.py): a K-only cache of the compressed KV, the
-    # queries absorbed into it, per-head decompression; softmax routing, leading dense layers and shared experts
+    # queries absorbed into it, per-head decompression; leading dense layers and shared experts; the routing options
+    # (V2's softmax, V3's sigmoid with a bias, normed and scaled weights, groups) and q_lora come from the header
     "deepseek2": {},
 }
 # Hybrid architectures whose recurrent layers are short convolutions with a state of (L_cache - 1) × n_embd f32
@@ -172,6 +173,14 @@ class ModelShape:
     mla_head_v: int = 0
     n_dense_lead: int = 0
     n_expert_shared: int = 0
+    mla_q_lora: int = 0
+    # build_moe_ffn's routing options (deepseek2's keys): sigmoid scores, a selection bias, renormalised and scaled
+    # weights, expert groups (n_expert_groups, n_group_used)
+    moe_sigmoid: bool = False
+    moe_probs_bias: bool = False
+    moe_norm_w: bool = False
+    moe_scale: bool = False
+    moe_groups: tuple[int, int] = (0, 0)
 
     @property
     def known(self) -> bool:
@@ -250,6 +259,7 @@ def model_shape(header: GGUFHeader) -> ModelShape:
         notes.append("mixture-of-experts routing buffers are not modelled")
     softcap = header.arch_key("final_logit_softcapping")
     mla = _mla(header, head_k, notes) if arch == "deepseek2" else (0, 0, 0, 0)
+    routing = _deepseek2_routing(header, n_expert, notes) if arch == "deepseek2" and mla[0] else {}
     return ModelShape(
         architecture=arch,
         n_layer=n_layer,
@@ -276,6 +286,7 @@ def model_shape(header: GGUFHeader) -> ModelShape:
         mla_head_v=mla[3],
         n_dense_lead=min(max(header_int(header.arch_key("leading_dense_block_count")), 0), n_layer),
         n_expert_shared=min(max(header_int(header.arch_key("expert_shared_count")), 0), MAX_WIDTH),
+        **routing,
     )
 
 
@@ -289,26 +300,30 @@ def _mla(header: GGUFHeader, head_k: int, notes: list[str]) -> tuple[int, int, i
     if not (0 < rank <= MAX_WIDTH and 0 < rope < k <= MAX_WIDTH and 0 < v <= MAX_WIDTH and head_k == rank + rope):
         notes.append("the header has no MLA key lengths (an old deepseek2 conversion): its attention is not modelled")
         return 0, 0, 0, 0
-    notes.extend(_deepseek2_unmodelled(header))
     return rank, rope, k, v
 
 
-def _deepseek2_unmodelled(header: GGUFHeader) -> list[str]:
-    """What a deepseek2 header may ask for beyond DeepSeek-V2-Lite's graph, which is the one reproduced and measured:
-    DeepSeek-V2/V3's compressed queries (q_lora_rank), V3's sigmoid routing with a selection bias, its renormalised
-    and scaled expert weights and its expert groups all add graph tensors that were not checked against a load."""
-    out = []
-    if header_int(header.arch_key("attention.q_lora_rank")) > 0:
-        out.append("compressed queries (q_lora_rank, DeepSeek-V2/V3's attn_q_a/attn_q_b) are not modelled")
+def _deepseek2_routing(header: GGUFHeader, n_expert: int, notes: list[str]) -> dict[str, Any]:
+    """deepseek2's compressed queries and routing options as ModelShape fields (load_arch_hparams' keys: V2-Lite
+    has none of them; DeepSeek-V3 and Kimi K2 have q_lora_rank 1536, sigmoid scores with a selection bias,
+    renormalised weights scaled by 2.5 and 8 expert groups of which 4 are kept). Gating functions other than
+    softmax and sigmoid get a note."""
     gating = header_int(header.arch_key("expert_gating_func"))
+    if gating not in (0, 1, 2):
+        notes.append(f"expert gating function {gating} is not modelled")
     scale = header.arch_key("expert_weights_scale")
-    if gating not in (0, 1) or any(t.name.endswith("exp_probs_b.bias") for t in header.tensors):
-        out.append("sigmoid expert routing with a selection bias (DeepSeek-V3's) is not modelled")
-    if header.arch_key("expert_weights_norm") is True or (isinstance(scale, int | float) and scale not in (0, 1)):
-        out.append("renormalised or scaled expert weights (DeepSeek-V3's) are not modelled")
-    if header_int(header.arch_key("expert_group_count")) > 1:
-        out.append("grouped expert routing (expert_group_count) is not modelled")
-    return out
+    groups = min(max(header_int(header.arch_key("expert_group_count")), 0), MAX_WIDTH)
+    used = min(max(header_int(header.arch_key("expert_group_used_count")), 0), groups)
+    if groups > 1 and (n_expert % groups or not 0 < used < groups or n_expert // groups < 2):
+        notes.append("the header's expert groups are not ones llama.cpp accepts")
+    return {
+        "mla_q_lora": min(max(header_int(header.arch_key("attention.q_lora_rank")), 0), MAX_WIDTH),
+        "moe_sigmoid": gating == 2,
+        "moe_probs_bias": any(t.name.endswith("exp_probs_b.bias") for t in header.tensors),
+        "moe_norm_w": header.arch_key("expert_weights_norm") is True,
+        "moe_scale": isinstance(scale, int | float) and scale not in (0, 1),
+        "moe_groups": (groups, used) if groups > 1 else (0, 0),
+    }
 
 
 _BLK = re.compile(r"^blk\.(\d+)\.")
@@ -828,6 +843,8 @@ def _spec_of(shape: ModelShape, start: int, stop: int) -> DecoderSpec:
 
 def _build_spec(shape: ModelShape, layers: Iterable[int]) -> DecoderSpec:
     features = _KNOWN_GRAPHS.get(shape.architecture, {})
+    if shape.moe_norm_w:  # a header's expert_weights_norm (deepseek2), where the architecture does not fix it
+        features = {**features, "moe_norm_w": True}
     moe = bool(shape.n_expert and shape.n_expert_used and shape.architecture in _MOE_GRAPHS)
     no_rope = _NO_ROPE_STEP.get(shape.architecture, 0)
     mla = bool(shape.mla_rank)
@@ -851,6 +868,11 @@ def _build_spec(shape: ModelShape, layers: Iterable[int]) -> DecoderSpec:
         ),
         mla_rank=shape.mla_rank,
         mla_rope=shape.mla_rope,
+        mla_q_lora=shape.mla_q_lora,
+        moe_sigmoid=shape.moe_sigmoid,
+        moe_probs_bias=shape.moe_probs_bias,
+        moe_scale=shape.moe_scale,
+        moe_groups=shape.moe_groups,
         final_softcap=shape.final_softcap,
         n_expert=shape.n_expert if moe else 0,
         n_expert_used=shape.n_expert_used if moe else 0,

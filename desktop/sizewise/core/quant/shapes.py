@@ -92,6 +92,8 @@ class HyperParams:
     v_head_dim: int = 0
     n_expert_shared: int = 0
     n_dense_lead: int = 0
+    q_lora_rank: int = 0  # deepseek2: compressed queries (attn_q_a, its norm, attn_q_b) instead of attn_q; 0 as Lite
+    expert_bias: bool = False  # deepseek2: the router's selection bias (ffn_exp_probs_b, DeepSeek-V3's)
 
     @property
     def n_embd_head(self) -> int:
@@ -318,9 +320,15 @@ def _deepseek2(t: _Builder) -> None:
     for i in range(hp.n_layer):
         b = f"blk.{i}."
         t.add(b + "attn_norm.weight", hp.n_embd)
-        t.add(b + "attn_q.weight", hp.n_embd, hp.n_head * hp.n_embd_head)
-        t.add(b + "attn_kv_a_mqa.weight", hp.n_embd, rank + rope)
+        if hp.q_lora_rank:
+            t.add(b + "attn_q_a_norm.weight", hp.q_lora_rank)
         t.add(b + "attn_kv_a_norm.weight", rank)
+        if hp.q_lora_rank:
+            t.add(b + "attn_q_a.weight", hp.n_embd, hp.q_lora_rank)
+            t.add(b + "attn_q_b.weight", hp.q_lora_rank, hp.n_head * hp.n_embd_head)
+        else:
+            t.add(b + "attn_q.weight", hp.n_embd, hp.n_head * hp.n_embd_head)
+        t.add(b + "attn_kv_a_mqa.weight", hp.n_embd, rank + rope)
         t.add(b + "attn_k_b.weight", nope, rank, hp.n_head)
         t.add(b + "attn_v_b.weight", rank, v, hp.n_head)
         t.add(b + "attn_output.weight", hp.n_head * v, hp.n_embd)
@@ -332,6 +340,8 @@ def _deepseek2(t: _Builder) -> None:
             continue
         w, e = hp.expert_width, hp.n_expert
         t.add(b + "ffn_gate_inp.weight", hp.n_embd, e)
+        if hp.expert_bias:
+            t.add(b + "exp_probs_b.bias", e)
         t.add(b + "ffn_gate_exps.weight", hp.n_embd, w, e)
         t.add(b + "ffn_up_exps.weight", hp.n_embd, w, e)
         t.add(b + "ffn_down_exps.weight", w, hp.n_embd, e)

@@ -39,8 +39,8 @@ def _hyper_params(header: GGUFHeader) -> HyperParams | None:
     head_k = header_int(header.arch_key("attention.key_length"))
     if header.architecture == "deepseek2":  # MLA: the heads shapes.py needs are the decompressed ones
         head_k = header_int(header.arch_key("attention.key_length_mla"))
-        if header_int(header.arch_key("attention.q_lora_rank")) or not head_k:
-            return None  # DeepSeek-V2/V3's q_lora (attn_q_a/attn_q_b): not a list shapes.py writes
+        if not head_k:
+            return None  # an old conversion without MLA's key lengths: the unsplit wkv_b, not a list shapes.py writes
     hp = HyperParams(
         arch=header.architecture,
         n_layer=n_layer,
@@ -67,6 +67,8 @@ def _hyper_params(header: GGUFHeader) -> HyperParams | None:
         v_head_dim=header_int(header.arch_key("attention.value_length_mla")),
         n_expert_shared=header_int(header.arch_key("expert_shared_count")),
         n_dense_lead=header_int(header.arch_key("leading_dense_block_count")),
+        q_lora_rank=header_int(header.arch_key("attention.q_lora_rank")),
+        expert_bias=any(t.name.endswith("exp_probs_b.bias") for t in header.tensors),
     )
 
 
