@@ -17,8 +17,10 @@ compressed queries, sigmoid routing with a selection bias, renormalised and scal
 
 Measured (llama-cpp-python 0.3.36, AVX-512, 2 cores), worst case over the 18 loads of each: weights +0.031 %
 (V3-style -0.011 %), KV within the log's rounding (-0.39 %: 0.90 MiB printed for 0.896), compute within 0.002 %
-(45.08 MiB at 512 f16 … 1164.51 MiB at 32768 f16; V3-style 10.01 … 231.51 MiB), output rounding alone. Each of MLA's graph, the shared experts and the dense first
-layer moves the compute buffer by more than the bound in some case (test_shape_tells_the_mla_graph_apart).
+(45.08 MiB at 512 f16 … 1164.51 MiB at 32768 f16; V3-style 10.01 … 231.51 MiB), output rounding alone. Each of
+MLA's graph, the shared experts, the dense first layer and (in the V3-style file) the expert groups, the selection
+bias and the compressed queries moves the compute buffer by more than the bound in some case
+(test_shape_tells_the_mla_graph_apart).
 """
 
 from __future__ import annotations
