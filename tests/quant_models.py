@@ -58,7 +58,7 @@ def write_model(
     w.add_block_count(hp.n_layer)
     w.add_feed_forward_length(hp.n_ff)
     w.add_head_count(hp.n_head)
-    if hp.arch == "lfm2":  # as LFM2's converter writes it: 0 KV heads marks a short-convolution layer
+    if hp.arch in ("lfm2", "lfm2moe"):  # as LFM2's converter writes it: 0 KV heads marks a short-convolution layer
         w.add_head_count_kv([hp.n_head_kv if i in hp.attn_layers else 0 for i in range(hp.n_layer)])
         w.add_shortconv_l_cache(hp.conv_l_cache)
     else:
@@ -91,6 +91,9 @@ def write_model(
         w.add_expert_used_count(hp.n_expert_used)
         if hp.n_ff_exp:
             w.add_expert_feed_forward_length(hp.n_ff_exp)
+    if hp.arch == "lfm2moe":  # LFM2-8B-A1B's converter: sigmoid scores, the leading dense layers
+        w.add_leading_dense_block_count(hp.n_dense_lead)
+        w.add_expert_gating_func(gguf.ExpertGatingFuncType.SIGMOID)
     if hp.arch == "granite":  # logit_scale is required; the other scales are what Granite 3's config.json has
         w.add_logit_scale(8.0)
         w.add_residual_scale(0.22)

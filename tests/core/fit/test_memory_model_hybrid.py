@@ -1,4 +1,4 @@
-"""The memory model against real llama.cpp loads of a hybrid architecture: LFM2 (issue 15).
+"""The memory model against real llama.cpp loads of the hybrid architectures LFM2 and LFM2-MoE (issue 15).
 
 LFM2 interleaves short-convolution layers with attention layers. llama.cpp gives it a hybrid memory
 (llama-memory-hybrid.cpp): a KV cache for the attention layers alone and a recurrent state for the convolution
@@ -11,11 +11,15 @@ attention layers 2 and 5, as in LFM2-350M's first six) quantized to Q4_K_M (Q4_K
 with a dummy vocabulary so that the layers, not the logits, set the compute buffer; its FFN is as wide as the
 model, so that the convolution block, not the FFN, sets the peak with flash attention (with an attention block in
 its place the buffer would be 5-27 % smaller, test_shape_tells_the_lfm2_graph_apart). A second file has SmolLM2's
-real vocabulary, so that the output buffer and the logits are held to the log too.
+real vocabulary, so that the output buffer and the logits are held to the log too. The lfm2moe files (LFM2-8B-A1B's
+architecture) are the same with experts after a dense first layer, routed as test_memory_model_moe's with sigmoid
+scores, a selection bias and renormalised weights.
 
 Measured (llama-cpp-python 0.3.36, AVX-512, 2 cores), worst case over the 18 loads: weights -0.026 %, KV cache
 (attention layers) within the log's rounding (q8_0 at 512: 0.29 MiB printed, -3.0 % of it, 0.009 MiB), recurrent
-state 16 KiB printed as 0.02 MiB (rounding alone), compute +0.037 %, output (real vocabulary) rounding alone.
+state 16 KiB printed as 0.02 MiB (rounding alone), compute +0.037 %, output (real vocabulary) rounding alone;
+lfm2moe: weights -0.012 %, compute +0.047 %, the rest as lfm2's. lfm2moe's experts taken for a dense FFN would
+be 28 % off (test_shape_tells_the_lfm2_graph_apart).
 """
 
 from __future__ import annotations
@@ -49,7 +53,13 @@ KV_SETTINGS = (("f16", False), ("q8_0", True))
 QUANTS = ("Q4_K_M", "Q8_0")
 HYBRID: dict[str, HyperParams] = {
     "lfm2": HyperParams("lfm2", 6, 512, 512, 8, 2, 1000, attn_layers=(2, 5)),
-}
+    # LFM2-8B-A1B's layout: a dense first layer, then 16 experts (it has 32) of which 4 are used, chosen on sigmoid
+    # scores with a selection bias and renormalised
+    "lfm2moe": HyperParams(
+        "lfm2moe", 6, 512, 512, 8, 2, 1000, attn_layers=(2, 5), n_expert=16, n_expert_used=4, n_ff_exp=256,
+        n_dense_lead=1,
+    ),
+}  # fmt: skip
 REAL_VOCAB = 49152  # SmolLM2's, copied into the second file
 
 
@@ -121,14 +131,21 @@ def test_shape_tells_the_lfm2_graph_apart(tmp_path: Path) -> None:
         "attention in the conv layers": replace(spec, layers=tuple(replace(ly, conv=0) for ly in spec.layers)),
         "residual added second": replace(spec, residual_first_attn=False),
     }
-    for name, variant in variants.items():
-        worst = 0.0
-        for ctx in CONTEXTS:
-            for _, fa in KV_SETTINGS:
-                gs = _settings(ctx, fa, hp.n_embd_head)
-                own, other = cg.compute_buffer_bytes(spec, gs), cg.compute_buffer_bytes(variant, gs)
-                worst = max(worst, abs(other - own) / own * 100)
-        assert worst > TOLERANCE_PCT, name
+    moe = model_shape(read_header(write_model(tmp_path / "lfm2moe.gguf", HYBRID["lfm2moe"], zeros=True)))
+    moe_spec = _build_spec(moe, range(moe.n_layer))
+    layers = [(ly.conv, ly.dense_ffn) for ly in moe_spec.layers]
+    assert layers == [(2, True), (2, False), (0, False), (2, False), (2, False), (0, False)]
+    assert moe_spec.moe_sigmoid and moe_spec.moe_probs_bias and moe_spec.moe_norm_w and not moe_spec.moe_scale
+    moe_variants = {"lfm2moe's experts taken for a dense FFN": replace(moe_spec, n_expert=0, n_expert_used=0)}
+    for own_spec, named in ((spec, variants), (moe_spec, moe_variants)):
+        for name, variant in named.items():
+            worst = 0.0
+            for ctx in CONTEXTS:
+                for _, fa in KV_SETTINGS:
+                    gs = _settings(ctx, fa, hp.n_embd_head)
+                    own, other = cg.compute_buffer_bytes(own_spec, gs), cg.compute_buffer_bytes(variant, gs)
+                    worst = max(worst, abs(other - own) / own * 100)
+            assert worst > TOLERANCE_PCT, name
 
 
 def test_hybrid_header_gives_the_recurrent_layers_and_their_state(tmp_path: Path) -> None:
@@ -157,7 +174,7 @@ def test_hybrid_header_gives_the_recurrent_layers_and_their_state(tmp_path: Path
     sliding = write_model(tmp_path / "swa.gguf", hp, zeros=True, sliding_window=128)
     pred = predict(read_header(sliding), LoadParams())
     assert pred.confidence == "rough" and "sliding window" in pred.confidence_reason
-    # LFM2's mixture-of-experts sibling is not reproduced: its recurrent state is named as unsized, and it is "rough"
-    moe = write_model(tmp_path / "moe.gguf", replace(hp, arch="lfm2moe"), zeros=True, tensor_list=tensors(hp))
-    pred = predict(read_header(moe), LoadParams())
+    # another hybrid's recurrent state is named as unsized, and it is "rough"
+    other = write_model(tmp_path / "jamba.gguf", replace(hp, arch="jamba"), zeros=True, tensor_list=tensors(hp))
+    pred = predict(read_header(other), LoadParams())
     assert pred.confidence == "rough" and any("recurrent state" in note for note in pred.notes)

@@ -4,6 +4,7 @@ file's metadata bytes, its exact size for every type (the catalogue-to-ladder pa
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -99,6 +100,7 @@ def test_numbers_that_describe_no_covered_model_are_refused():
         "gemma2",
         "olmo2",
         "lfm2",
+        "lfm2moe",
         "deepseek2",
     )
     assert "MLA" in (problem(HyperParams("deepseek2", 2, 256, 512, 4, 1, 100, head_dim=192)) or "")
@@ -145,6 +147,11 @@ def test_lfm2_layers_get_attention_or_a_short_convolution():
     assert lfm2["blk.1.attn_k.weight"] == ((256, 128), "Q8_0") and lfm2["blk.1.attn_q_norm.weight"][0] == (64,)
     assert "blk.1.shortconv.in_proj.weight" not in lfm2 and "blk.2.attn_q.weight" not in lfm2
     assert len(lfm2) == 2 + 3 * 5 + 2 * 3 + 6
+    moe = replace(hp, arch="lfm2moe", n_expert=4, n_expert_used=2, n_ff_exp=128, n_dense_lead=1)
+    ts = {t.name: (t.shape, t.type_name) for t in predict_for(moe, "F16").tensors}
+    assert "blk.0.ffn_up.weight" in ts and "blk.0.ffn_gate_inp.weight" not in ts  # the dense first layer
+    assert ts["blk.1.ffn_up_exps.weight"] == ((256, 128, 4), "F16") and "blk.1.ffn_up.weight" not in ts
+    assert ts["blk.2.exp_probs_b.bias"] == ((4,), "F32") and ts["blk.2.ffn_gate_inp.weight"] == ((256, 4), "F32")
 
 
 @pytest.mark.parametrize(

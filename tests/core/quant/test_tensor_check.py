@@ -29,7 +29,16 @@ def test_the_test_models_and_every_covered_architecture_match(
     assert tensor_mismatch(read_header(smollm2_path)) is None
     assert tensor_mismatch(read_header(gemma_path)) is None
     v3 = replace(DEEPSEEK2, q_lora_rank=128, expert_bias=True)  # DeepSeek-V3's compressed queries, selection bias
-    for hp in (QWEN3, MOE, LFM2, DEEPSEEK2, v3, HyperParams("phi3", 2, 256, 512, 4, 2, 320, tied_embeddings=False)):
+    lfm2moe = replace(LFM2, arch="lfm2moe", n_expert=8, n_expert_used=2, n_ff_exp=64, n_dense_lead=1)
+    for hp in (
+        QWEN3,
+        MOE,
+        LFM2,
+        lfm2moe,
+        DEEPSEEK2,
+        v3,
+        HyperParams("phi3", 2, 256, 512, 4, 2, 320, tied_embeddings=False),
+    ):
         assert tensor_mismatch(read_header(write_model(tmp_path / f"{hp.arch}.gguf", hp, zeros=True))) is None
 
 

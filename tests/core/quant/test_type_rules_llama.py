@@ -84,6 +84,10 @@ SYNTHETIC: dict[str, tuple[HyperParams, list[str]]] = {
     "lfm2": (HyperParams("lfm2", 6, 256, 512, 4, 2, 256, attn_layers=(2, 5)), FEW),
     # DeepSeek-V2-Lite's heads (MLA: attn_kv_a_mqa, the 3-D attn_k_b / attn_v_b), a dense first layer, shared experts
     "deepseek2": (DEEPSEEK2, FEW),
+    "lfm2moe": (
+        HyperParams("lfm2moe", 6, 256, 512, 4, 2, 256, attn_layers=(2, 5), n_dense_lead=1, n_ff_exp=256, **MOE4),
+        FEW,
+    ),
 }
 
 

@@ -18,7 +18,7 @@ computed from the GGUF header and the load settings; nothing is stored per model
   Models with sliding-window layers get a second cache for those layers, sized
   ``pad256(min(n_ctx, n_swa + n_ubatch))`` unless ``swa_full`` (llama-cpp-python's default) keeps it
   full size. phi3's window is ignored, as llama.cpp ignores it ("Phi SWA is currently disabled").
-  A hybrid (lfm2) has a KV cache for its attention layers only and, for its short-convolution layers, a
+  A hybrid (lfm2, lfm2moe) has a KV cache for its attention layers only and, for its short-convolution layers, a
   recurrent state (``RS buffer``: n_embd × (L_cache − 1) f32 values per layer, one sequence), counted with it.
   deepseek2's MLA caches K only: one row of kv_lora_rank + rope values per token (its header's key_length).
 * **Compute buffer**: simulated with ``core.compute_graph`` — llama.cpp's worst-case graph run through
@@ -49,7 +49,8 @@ Architectures whose graph this module reproduces get ``confidence = "measured"``
 ``qwen2``, ``qwen3``, ``phi3``, ``smollm3``, ``granite``, ``gemma2`` and ``olmo2`` (random-weight files
 of small shapes within 1 %, tests/core/fit/test_memory_model_dense.py; a test keeps this list and the
 tested one the same) and the mixture-of-experts ``qwen3moe``, ``olmoe`` and ``gpt-oss``
-(tests/core/fit/test_memory_model_moe.py), the hybrid ``lfm2`` (tests/core/fit/test_memory_model_hybrid.py) and
+(tests/core/fit/test_memory_model_moe.py), the hybrids ``lfm2`` and ``lfm2moe``
+(tests/core/fit/test_memory_model_hybrid.py) and
 ``deepseek2``'s multi-head latent attention (tests/core/fit/test_memory_model_mla.py).
 Layer splits onto a GPU are ``"estimate"`` (the CPU/GPU graph split
 is approximated; per-device weights and KV are checked on a Vulkan build, tests/gpu/); anything else is
@@ -117,6 +118,8 @@ _KNOWN_GRAPHS: dict[str, dict[str, bool]] = {
     # hybrid (tests/core/fit/test_memory_model_hybrid.py): short-convolution layers where the header gives no KV
     # heads (LayerShape.conv), per-head Q/K norms, both residual adds with the residual first
     "lfm2": {"qk_norm": True, "residual_first": True, "residual_first_attn": True},
+    # lfm2's graph with experts after the leading dense layers (LFM2-8B-A1B); routing options from the header
+    "lfm2moe": {"qk_norm": True, "residual_first": True, "residual_first_attn": True},
     # multi-head latent attention (tests/core/fit/test_memory_model_mla.py): a K-only cache of the compressed KV, the
     # queries absorbed into it, per-head decompression; leading dense layers and shared experts; the routing options
     # (V2's softmax, V3's sigmoid with a bias, normed and scaled weights, groups) and q_lora come from the header
@@ -124,10 +127,10 @@ _KNOWN_GRAPHS: dict[str, dict[str, bool]] = {
 }
 # Hybrid architectures whose recurrent layers are short convolutions with a state of (L_cache - 1) × n_embd f32
 # values per layer (llama_hparams::n_embd_r for LFM2; n_embd_s is 0): the RS buffer of llama_memory_recurrent.
-_SHORTCONV = frozenset({"lfm2"})
+_SHORTCONV = frozenset({"lfm2", "lfm2moe"})
 # Mixture-of-experts architectures whose expert routing (build_moe_ffn) compute_graph reproduces; any other
 # header with experts gets a note (and "rough"), since its FFN is then simulated as a dense one.
-_MOE_GRAPHS = frozenset({"qwen3moe", "olmoe", "gpt-oss", "deepseek2"})
+_MOE_GRAPHS = frozenset({"qwen3moe", "olmoe", "gpt-oss", "deepseek2", "lfm2moe"})
 # Every n-th layer skips RoPE (llama.cpp's n_no_rope_layer_step, fixed at 4 in smollm3's load_arch_hparams).
 _NO_ROPE_STEP = {"smollm3": 4}
 # Architectures whose sliding window the pinned llama.cpp switches off (full attention, one cache) whatever the
@@ -259,7 +262,7 @@ def model_shape(header: GGUFHeader) -> ModelShape:
         notes.append("mixture-of-experts routing buffers are not modelled")
     softcap = header.arch_key("final_logit_softcapping")
     mla = _mla(header, head_k, notes) if arch == "deepseek2" else (0, 0, 0, 0)
-    routing = _deepseek2_routing(header, n_expert, notes) if arch == "deepseek2" and mla[0] else {}
+    routing = _routing(header, arch, n_expert, notes) if (arch == "deepseek2" and mla[0]) or arch == "lfm2moe" else {}
     return ModelShape(
         architecture=arch,
         n_layer=n_layer,
@@ -284,8 +287,12 @@ def model_shape(header: GGUFHeader) -> ModelShape:
         mla_rope=mla[1],
         mla_head_k=mla[2],
         mla_head_v=mla[3],
-        n_dense_lead=min(max(header_int(header.arch_key("leading_dense_block_count")), 0), n_layer),
-        n_expert_shared=min(max(header_int(header.arch_key("expert_shared_count")), 0), MAX_WIDTH),
+        n_dense_lead=min(max(header_int(header.arch_key("leading_dense_block_count")), 0), n_layer)
+        if arch in ("deepseek2", "lfm2moe")  # the architectures whose load_arch_hparams reads it
+        else 0,
+        n_expert_shared=min(max(header_int(header.arch_key("expert_shared_count")), 0), MAX_WIDTH)
+        if arch == "deepseek2"
+        else 0,
         **routing,
     )
 
@@ -303,11 +310,13 @@ def _mla(header: GGUFHeader, head_k: int, notes: list[str]) -> tuple[int, int, i
     return rank, rope, k, v
 
 
-def _deepseek2_routing(header: GGUFHeader, n_expert: int, notes: list[str]) -> dict[str, Any]:
-    """deepseek2's compressed queries and routing options as ModelShape fields (load_arch_hparams' keys: V2-Lite
-    has none of them; DeepSeek-V3 and Kimi K2 have q_lora_rank 1536, sigmoid scores with a selection bias,
-    renormalised weights scaled by 2.5 and 8 expert groups of which 4 are kept). Gating functions other than
-    softmax and sigmoid get a note."""
+def _routing(header: GGUFHeader, arch: str, n_expert: int, notes: list[str]) -> dict[str, Any]:
+    """deepseek2's and lfm2moe's routing options (and deepseek2's compressed queries) as ModelShape fields, from the
+    keys each one's load_arch_hparams reads. deepseek2: V2-Lite has none of them; DeepSeek-V3 and Kimi K2 have
+    q_lora_rank 1536, sigmoid scores with a selection bias, renormalised weights scaled by 2.5 and 8 expert groups
+    of which 4 are kept. lfm2moe: sigmoid scores with a selection bias, always renormalised (its graph passes
+    norm_w = true), never scaled (expert_weights_scale is not read). Gating functions other than softmax and sigmoid
+    get a note."""
     gating = header_int(header.arch_key("expert_gating_func"))
     if gating not in (0, 1, 2):
         notes.append(f"expert gating function {gating} is not modelled")
@@ -316,12 +325,13 @@ def _deepseek2_routing(header: GGUFHeader, n_expert: int, notes: list[str]) -> d
     used = min(max(header_int(header.arch_key("expert_group_used_count")), 0), groups)
     if groups > 1 and (n_expert % groups or not 0 < used < groups or n_expert // groups < 2):
         notes.append("the header's expert groups are not ones llama.cpp accepts")
+    deepseek = arch == "deepseek2"
     return {
-        "mla_q_lora": min(max(header_int(header.arch_key("attention.q_lora_rank")), 0), MAX_WIDTH),
+        "mla_q_lora": min(max(header_int(header.arch_key("attention.q_lora_rank")), 0), MAX_WIDTH) if deepseek else 0,
         "moe_sigmoid": gating == 2,
         "moe_probs_bias": any(t.name.endswith("exp_probs_b.bias") for t in header.tensors),
-        "moe_norm_w": header.arch_key("expert_weights_norm") is True,
-        "moe_scale": isinstance(scale, int | float) and scale not in (0, 1),
+        "moe_norm_w": header.arch_key("expert_weights_norm") is True if deepseek else True,
+        "moe_scale": deepseek and isinstance(scale, int | float) and scale not in (0, 1),
         "moe_groups": (groups, used) if groups > 1 else (0, 0),
     }
 

@@ -29,6 +29,8 @@ Covered architectures (``ARCHES``), each as llama.cpp b11312's ``load_arch_tenso
 * ``lfm2`` (models/lfm2.cpp, hybrid): token_embd_norm as the final norm; each layer ffn_norm, a gated FFN and
   attn_norm, then either attention (q/k/v/output, per-head q/k norms) or a short convolution (shortconv.conv of
   conv_L_cache × n_embd in F32, in_proj of 3 × n_embd, out_proj), as ``attn_layers`` says.
+* ``lfm2moe`` (models/lfm2moe.cpp): lfm2's, with ffn_gate_inp, the routed ``*_exps`` and exp_probs_b in the FFN's
+  place after ``n_dense_lead`` dense layers.
 
 Source types are what convert_hf_to_gguf.py writes: 1-D tensors, biases (any tensor not named ``*.weight``, the
 2-D expert biases too) and ffn_gate_inp in F32, other weights in ``weight_type`` (F16 unless said). gpt-oss's
@@ -277,6 +279,30 @@ def _olmoe(t: _Builder) -> None:
         t.ffn(b)
 
 
+def _lfm2moe(t: _Builder) -> None:
+    """LFM2's MoE sibling (models/lfm2moe.cpp, LFM2-8B-A1B): lfm2's layers with, after ``n_dense_lead`` dense ones,
+    ffn_gate_inp, the routed experts and the selection bias exp_probs_b in the FFN's place."""
+    _lfm2(t)
+    hp = t.hp
+    out = []
+    for tensor in t.out:
+        m = re.match(r"blk\.(\d+)\.ffn_(gate|up|down)\.weight$", tensor.name)
+        if m is None or int(m.group(1)) < hp.n_dense_lead:
+            out.append(tensor)
+            continue
+        b, kind = f"blk.{m.group(1)}.", m.group(2)
+        w, e = hp.expert_width, hp.n_expert
+        if kind == "gate":
+            out.append(Tensor(b + "ffn_gate_inp.weight", (hp.n_embd, e), GGMLType.F32))
+            out.append(Tensor(b + "ffn_gate_exps.weight", (hp.n_embd, w, e), hp.weight_type))
+        elif kind == "down":
+            out.append(Tensor(b + "ffn_down_exps.weight", (w, hp.n_embd, e), hp.weight_type))
+        else:
+            out.append(Tensor(b + "ffn_up_exps.weight", (hp.n_embd, w, e), hp.weight_type))
+            out.append(Tensor(b + "exp_probs_b.bias", (e,), GGMLType.F32))
+    t.out = out
+
+
 def _lfm2(t: _Builder) -> None:
     """LFM2 (models/lfm2.cpp): the final norm is named token_embd_norm; every layer has attn_norm (the "operator
     norm"), ffn_norm and a dense gated FFN; attention layers add q/k/v/output and per-head q/k norms, the others a
@@ -384,6 +410,7 @@ _BUILDERS: dict[str, Callable[[_Builder], None]] = {
     "gemma2": _gemma2,
     "olmo2": _olmo2,
     "lfm2": _lfm2,
+    "lfm2moe": _lfm2moe,
     "deepseek2": _deepseek2,
 }
 UNTIED_ARCHES = ("olmoe", "gpt-oss", "olmo2")  # llama.cpp requires output.weight whatever the config says
@@ -424,8 +451,10 @@ def problem(hp: HyperParams) -> str | None:
         return "deepseek2 needs kv_lora_rank, rope_dim below head_dim, v_head_dim and one KV head (MLA)"
     if hp.arch == "deepseek2" and hp.n_dense_lead < hp.n_layer and not (hp.n_expert and hp.n_expert_used):
         return "deepseek2 needs n_expert and n_expert_used for its mixture-of-experts layers"
-    if hp.arch == "lfm2" and not (hp.attn_layers and hp.conv_l_cache > 1):
-        return "lfm2 needs its attention layers and a convolution length above 1"
+    if hp.arch == "lfm2moe" and not (hp.n_expert and hp.n_expert_used):
+        return "lfm2moe needs n_expert and n_expert_used"
+    if hp.arch in ("lfm2", "lfm2moe") and not (hp.attn_layers and hp.conv_l_cache > 1):
+        return f"{hp.arch} needs its attention layers and a convolution length above 1"
     if any(not 0 <= i < hp.n_layer for i in hp.attn_layers):
         return "an attention layer index is outside the model"
     return None

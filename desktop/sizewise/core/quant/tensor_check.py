@@ -22,7 +22,7 @@ def _hyper_params(header: GGUFHeader) -> HyperParams | None:
     keys = ("block_count", "embedding_length", "feed_forward_length", "attention.head_count", "attention.head_count_kv")
     values = [header.arch_key(k) for k in keys]
     attn_layers: tuple[int, ...] = ()
-    if header.architecture == "lfm2" and isinstance(values[4], list):
+    if header.architecture in ("lfm2", "lfm2moe") and isinstance(values[4], list):
         # LFM2's converter writes one KV head count per layer, 0 for a short-convolution layer
         heads = {header_int(v) for v in values[4]} - {0}
         if len(heads) != 1:
@@ -58,6 +58,8 @@ def _hyper_params(header: GGUFHeader) -> HyperParams | None:
         attn_layers=attn_layers,
         conv_l_cache=header_int(header.arch_key("shortconv.l_cache")) or 3,
     )
+    if header.architecture == "lfm2moe":
+        return replace(hp, n_dense_lead=header_int(header.arch_key("leading_dense_block_count")))
     if header.architecture != "deepseek2":
         return hp
     return replace(
