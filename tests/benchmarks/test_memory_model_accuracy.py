@@ -11,10 +11,10 @@ left beyond the log's rounding (0.005 MiB per line), both in percent of the logg
 within 1 %. "—": a buffer the files do not log (a dummy vocabulary's output). Takes a few minutes on 2 cores
 (quantizing the files is most of it).
 
-Measured (llama-cpp-python 0.3.36, AVX-512, 2 shared cores, 3 min 23 s before the V3-style row was added; the
-mixture-of-experts rows measured again after it, the same): nothing is left beyond the log's rounding
-for any architecture; the large signed figures are small buffers printed with two decimals (lfm2's 16 KiB recurrent
-state as "0.02 MiB", a q8_0 KV cache of 0.28 MiB as "0.29", the 192 KiB output as "0.19").
+Measured (llama-cpp-python 0.3.36, AVX-512, 2 shared cores; 3 min 23 s before the V3-style and lfm2moe rows were
+added, which were measured on their own, with the mixture-of-experts rows again, unchanged): nothing is left beyond
+the log's rounding for any architecture; the large signed figures are small buffers printed with two decimals
+(lfm2's 16 KiB recurrent state as "0.02 MiB", a q8_0 KV cache of 0.28 MiB as "0.29", the 192 KiB output as "0.19").
 
 | architecture | weights | kv | recurrent | compute | output | total |
 |---|---|---|---|---|---|---|
@@ -31,6 +31,7 @@ state as "0.02 MiB", a q8_0 KV cache of 0.28 MiB as "0.29", the 192 KiB output a
 | olmoe | -0.089 / 0.00 | +0.236 / 0.00 | — | -0.059 / 0.00 | — | -0.037 / 0.00 |
 | gpt-oss | -0.120 / 0.00 | +2.163 / 0.00 | — | +0.046 / 0.00 | — | +0.029 / 0.00 |
 | lfm2 | -0.026 / 0.00 | -3.018 / 0.00 | -21.877 / 0.00 | +0.037 / 0.00 | -1.316 / 0.00 | -0.027 / 0.00 |
+| lfm2moe | -0.012 / 0.00 | -3.018 / 0.00 | -21.877 / 0.00 | +0.047 / 0.00 | -1.316 / 0.00 | +0.013 / 0.00 |
 | deepseek2 | +0.031 / 0.00 | -0.391 / 0.00 | — | +0.002 / 0.00 | -1.316 / 0.00 | +0.015 / 0.00 |
 | deepseek2 (V3 routing) | -0.011 / 0.00 | -0.391 / 0.00 | — | -0.002 / 0.00 | -1.316 / 0.00 | -0.008 / 0.00 |
 """
