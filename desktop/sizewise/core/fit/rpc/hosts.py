@@ -25,6 +25,12 @@ _UNITS = {
 }
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*$")
 _NAME = re.compile(r"^[A-Za-z0-9_.:\-\[\]]+$")
+# What upstream says about rpc-server, wherever Sizewise offers an RPC split (llama.cpp tools/rpc/README.md: "Never run
+# the RPC server on an open network or in a sensitive environment!").
+RPC_WARNING = (
+    "rpc-server has no authentication and its traffic is not encrypted: run it only on a trusted network, "
+    "never on an open one (llama.cpp's own advice)."
+)
 MAX_HOSTS = 64  # far above any real split; a pasted file must not make a thousand-row table
 
 
