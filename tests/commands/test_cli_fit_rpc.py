@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
+
 from sizewise.core.fit.rpc.hosts import parse_rpc_hosts
 from sizewise.core.fit.rpc.split import predict_rpc_split
 from sizewise.core.gguf.header import read_header
+from sizewise.core.resources import resource_path
 from sizewise.core.sampling import LoadParams
 from tests.cli_helpers import run_cli
 
@@ -58,3 +61,23 @@ def test_bad_hosts_are_one_sentence(tmp_path: Path, smollm2_path: Path) -> None:
         == "sizewise: --rpc-hosts: 'lots' is not a memory size (host a): write it like 24GiB or 512MiB."
     )
     assert "no authentication" in run_cli("fit", "--help").stdout
+
+
+def test_report_carries_the_split(tmp_path: Path, smollm2_path: Path) -> None:
+    schema = json.loads(resource_path("report.schema.json").read_text(encoding="utf-8"))
+    args = ("fit", str(smollm2_path), "--rpc-hosts", "a=24GiB,b=16GiB", "--ram-gib", "4")
+    for suffix in ("json", "html", "md"):
+        path = tmp_path / f"split.{suffix}"
+        proc = run_cli(*args, "--report", str(path), basedir=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        text = path.read_text(encoding="utf-8")
+        if suffix == "json":
+            report = json.loads(text)
+            jsonschema.validate(report, schema)
+            assert report["kind"] == "fit"
+            assert [h["name"] for h in report["models"][0]["rpc_split"]["hosts"]] == ["local", "a", "b"]
+        else:
+            assert "Split across machines" in text and "19-29 + output" in text and "no authentication" in text
+            assert "--tensor-split 24576,16384" in text
+    wrong = run_cli("fit", str(smollm2_path), "--ram-gib", "4", "--report", str(tmp_path / "x.md"), basedir=tmp_path)
+    assert wrong.returncode != 0 and "--report goes with --rpc-hosts" in wrong.stderr

@@ -41,6 +41,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--vram-gib", type=float, default=None, metavar="Y", help="with --ram-gib: Y GiB of VRAM")
     p.add_argument("--no-engine", action="store_true", help="do not start the engine to learn this build's backends")
     p.add_argument("--rpc-hosts", metavar="NAME=SIZE,…", help=RPC_HOSTS_HELP)
+    p.add_argument("--report", metavar="FILE", help="with --rpc-hosts: also write the split as FILE.md, .json or .html")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -155,6 +156,8 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     mismatch = tensor_mismatch(header)
     if mismatch:  # before any sizing or load: the file is not the model its header describes
         raise UserError(f"{Path(args.model).name} does not match its own header: {mismatch}.")
+    if args.report and args.rpc_hosts is None:
+        raise UserError("--report goes with --rpc-hosts here; 'sizewise bench --report' writes a measured report.")
     if args.rpc_hosts is not None:
         if args.vram_gib is not None:
             raise UserError("--vram-gib does not apply with --rpc-hosts: give each host's memory in the list.")

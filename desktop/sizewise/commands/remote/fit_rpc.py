@@ -20,7 +20,14 @@ from sizewise.core.fit.rpc.hosts import RPC_WARNING, parse_rpc_hosts
 from sizewise.core.fit.rpc.split import RpcSplit, predict_rpc_split
 from sizewise.core.fit.targets import find_target
 from sizewise.core.gguf.header import GGUFHeader, ModelInfo
-from sizewise.core.report.fit_report import model_summary, settings_summary
+from sizewise.core.report.fit_report import (
+    build_report,
+    model_entry,
+    model_summary,
+    report_format,
+    settings_summary,
+    write_report,
+)
 from sizewise.core.sampling import LoadParams
 
 RPC_HOSTS_HELP = (
@@ -50,6 +57,8 @@ def run_rpc(
     params: LoadParams,
     gpu: int | str,
 ) -> int:
+    if args.report:
+        report_format(args.report)  # a wrong suffix fails before anything else
     try:
         hosts = parse_rpc_hosts(args.rpc_hosts)
     except ValueError as exc:
@@ -60,6 +69,18 @@ def run_rpc(
         split = predict_rpc_split(header, rpc_params, hosts, local_budget_bytes=ram or None)
     except ValueError as exc:
         raise UserError(f"Sizewise cannot size this model: {exc}") from exc
+    if args.report:
+        entry = model_entry(info=info, settings=settings_summary(params, gpu), fit=None, rpc_split=split.to_dict())
+        report = build_report(
+            kind="fit",
+            entries=[entry],
+            hardware=None,
+            llama_cpp=None,
+            settings=settings_summary(params, gpu),
+            notes=[f"The local host runs llama-server; its memory is {source}."],
+        )
+        write_report(report, args.report)
+        print(f"Report written to {args.report}", file=sys.stderr)
     if args.json:
         body = split.to_dict()
         out = {
