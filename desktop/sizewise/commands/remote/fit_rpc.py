@@ -17,6 +17,7 @@ from sizewise.commands import CliContext
 from sizewise.core.errors import UserError
 from sizewise.core.fit.hardware import format_bytes
 from sizewise.core.fit.rpc.hosts import RPC_WARNING, parse_rpc_hosts
+from sizewise.core.fit.rpc.probe import RpcProbeError, read_free_memory
 from sizewise.core.fit.rpc.split import RpcSplit, predict_rpc_split
 from sizewise.core.fit.targets import find_target
 from sizewise.core.gguf.header import GGUFHeader, ModelInfo
@@ -30,9 +31,22 @@ from sizewise.core.report.fit_report import (
 )
 from sizewise.core.sampling import LoadParams
 
+PROBE_TIMEOUT_S = 3.0
 RPC_HOSTS_HELP = (
-    "predict the split over these rpc-servers, in --rpc order: NAME=SIZE,… (a=24GiB,b=16GiB). " + RPC_WARNING
+    "predict the split over these rpc-servers, in --rpc order: NAME=SIZE,… (a=24GiB,b=16GiB); a HOST:PORT without "
+    "a size is asked for the memory it reports. " + RPC_WARNING
 )
+
+
+def server_memory(endpoint: str) -> int:
+    """What the rpc-server at ``host:port`` reports free (3 s at most), for a host given without a size."""
+    try:
+        free, _ = read_free_memory(endpoint, timeout=PROBE_TIMEOUT_S)
+    except (RpcProbeError, ValueError) as exc:
+        raise ValueError(f"could not read {endpoint}'s memory ({exc}): give it as {endpoint}=SIZE.") from exc
+    if free <= 0:
+        raise ValueError(f"{endpoint} reports no free memory: give it as {endpoint}=SIZE.")
+    return free
 
 
 def local_budget(args: argparse.Namespace, ctx: CliContext) -> tuple[int, str]:
@@ -60,7 +74,7 @@ def run_rpc(
     if args.report:
         report_format(args.report)  # a wrong suffix fails before anything else
     try:
-        hosts = parse_rpc_hosts(args.rpc_hosts)
+        hosts = parse_rpc_hosts(args.rpc_hosts, read_memory=server_memory)
     except ValueError as exc:
         raise UserError(f"--rpc-hosts: {exc}") from exc
     ram, source = local_budget(args, ctx)

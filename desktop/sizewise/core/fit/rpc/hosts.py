@@ -7,6 +7,7 @@ order given. Every error is one sentence naming the entry that is wrong, because
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 _UNITS = {
@@ -54,8 +55,11 @@ def parse_size(text: str, name: str) -> int:
     return size
 
 
-def parse_rpc_hosts(text: str) -> list[RpcHost]:
-    """``name=SIZE`` entries separated by commas, in llama.cpp's ``--rpc`` order. Raises ValueError (one sentence)."""
+def parse_rpc_hosts(text: str, read_memory: Callable[[str], int] | None = None) -> list[RpcHost]:
+    """``name=SIZE`` entries separated by commas, in llama.cpp's ``--rpc`` order. Raises ValueError (one sentence).
+
+    With ``read_memory``, an entry that is only ``host:port`` gets the memory that function reads from the server
+    (``probe.read_free_memory``: the figure llama.cpp splits by); it raises ValueError when it cannot."""
     entries = [e.strip() for e in text.split(",")]
     if not text.strip() or any(not e for e in entries):
         raise ValueError(f"'{text}' has an empty entry: write the hosts like a=24GiB,b=16GiB.")
@@ -65,6 +69,11 @@ def parse_rpc_hosts(text: str) -> list[RpcHost]:
     for entry in entries:
         name, sep, size = entry.rpartition("=")
         name = name.strip()
+        if not sep and read_memory is not None and ":" in entry:
+            if any(h.name == entry for h in hosts):
+                raise ValueError(f"host {entry} is listed twice: give each rpc-server once.")
+            hosts.append(RpcHost(entry, read_memory(entry)))
+            continue
         if not sep or not name:
             raise ValueError(f"'{entry}' gives no memory size: write it as NAME=SIZE, such as {entry or 'a'}=24GiB.")
         if not _NAME.match(name):
