@@ -5,7 +5,8 @@ The rules, read in the llama.cpp that ``scripts/native-tools.sh`` builds (tag b1
 * **Devices** (``llama_prepare_model_devices``): the rpc-servers come first, in ``--rpc`` order; the machine that
   runs llama-server keeps the input layer (token embeddings) and the output buffer on its CPU.
 * **Layers** (``load_tensors``): with no ``--tensor-split``, each device's share is its free memory as the
-  rpc-server reports it (``ggml_backend_dev_memory``; for a CPU rpc-server, the host's available RAM). The shares
+  rpc-server reports it (``ggml_backend_dev_memory``; a CPU rpc-server reports its machine's physical RAM as
+  free, whatever is in use). The shares
   are summed into cumulative split points in 32-bit floats, and offload slot ``il`` (blocks, then the output
   layer) goes to the first device whose split point is above ``(il - i_gpu_start) / n_offloaded``. A model that
   ties its output to the embeddings gets a copy of them on the output layer's device.
