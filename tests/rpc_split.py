@@ -42,7 +42,12 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 2
 
 
 def run_rpc_split(
-    native_bin: Path, model: Path, tmp_path: Path, shares: tuple[int, ...], extra: tuple[str, ...] = ()
+    native_bin: Path,
+    model: Path,
+    tmp_path: Path,
+    shares: tuple[int, ...],
+    extra: tuple[str, ...] = (),
+    gpu_layers: int = 99,
 ) -> tuple[list[str], str]:
     """(the servers' endpoints in --rpc order, llama-server's log) of ``model`` split in ``shares`` proportions."""
     servers: list[subprocess.Popen[bytes]] = []
@@ -60,7 +65,16 @@ def run_rpc_split(
             servers.append(proc)
             _wait_listening(port, proc)
             endpoints.append(f"127.0.0.1:{port}")
-        args = ("--rpc", ",".join(endpoints), "-ngl", "99", "-ts", ",".join(map(str, shares)), "--fit", "off")
+        args = (
+            "--rpc",
+            ",".join(endpoints),
+            "-ngl",
+            str(gpu_layers),
+            "-ts",
+            ",".join(map(str, shares)),
+            "--fit",
+            "off",
+        )
         server = LlamaServer(
             native_bin / "llama-server", model, tmp_path / "llama-server.log", extra=(*args, "-lv", "4", *extra)
         )

@@ -56,6 +56,10 @@ LOCAL = "local"
 # on and off, 3:1, 5:3, 1:1 and 2:1:1 splits — the same number everywhere): the host that runs llama-server (with
 # pipeline parallelism; with one device), the first device, every later device.
 _HOST_ROWS, _HOST_ROWS_ONE, _FIRST_ROWS, _NEXT_ROWS = 10.02, 4.01, 12.04, 3.02
+# With some layers left on the CPU (no pipeline parallelism) a device's buffer is its layers' graph less these
+# hidden states (flash attention on / off), and the host's is its layers' graph plus one: measured on llama-server
+# b11434 with SmolLM2 at 20, 10 and 25 of 31 layers offloaded (tests/benchmarks/test_rpc_split_bench.py).
+_PARTIAL_DEVICE_ROWS = {True: 2.0, False: 1.0}
 
 
 def _f32(x: float) -> float:
@@ -253,6 +257,8 @@ def predict_rpc_split(
         if pipeline and (mine or has_output):
             rows = _FIRST_ROWS if first_device else _NEXT_ROWS
             graph += (SCHED_COPIES - 1) * inputs.per_copy(range(lo, hi)) + int(rows * hidden)
+        elif mine and es.gpu_layers <= n_layer:  # partial offload: the embeddings' tensors stay with the CPU's graph
+            graph = max(graph - int(_PARTIAL_DEVICE_ROWS[es.flash_attn] * hidden), 0)
         if mine or has_output:
             first_device = False
         shares.append(
@@ -264,8 +270,10 @@ def predict_rpc_split(
         local_compute = SCHED_COPIES * inputs.per_copy(range(n_layer)) + int(_HOST_ROWS * hidden)
     elif es.gpu_layers > n_layer:  # one device holds every layer: the host keeps the inputs and the embeddings
         local_compute = inputs.per_copy(range(n_layer)) + int(_HOST_ROWS_ONE * hidden)
-    else:
-        local_compute = local.compute_cpu
+    else:  # partial offload: the CPU runs its own layers' graph, plus one hidden state
+        cpu_stop = max((il + 1 for il in range(n_layer) if slots[il] < 0), default=0)
+        graph = layer_graph_bytes(shape, es, 0, cpu_stop, logits=slots[n_layer] < 0, n_outputs=N_OUTPUTS)
+        local_compute = graph + hidden
     cpu_layers = [il for il in range(n_layer) if slots[il] < 0]
     local_share = HostShare(
         LOCAL,
