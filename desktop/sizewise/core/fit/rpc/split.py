@@ -18,7 +18,8 @@ The rules, read in the llama.cpp that ``scripts/native-tools.sh`` builds (tag b1
   of each split's incoming tensors on its device, allocated ahead of the graph and never reused. Those copies are
   the KQ masks (cells × micro-batch, f16 with flash attention, f32 without; one per cache kind) and the KV
   index inputs, sized from the header and settings, plus a few hidden-state-sized tensors per buffer whose count
-  was measured on llama-server b11434 (``_HOST_ROWS`` …): the one calibrated figure here.
+  was measured on llama-server b11434 (``_HOST_ROWS`` …): the one calibrated figure here. With layers left on
+  the CPU there is no pipeline parallelism; the host runs its own layers' graph (``_PARTIAL_DEVICE_ROWS``).
 
 Weights and KV come from ``memory_model``'s per-layer tables, so a split adds up to the one-device prediction.
 Checked against llama-server's own buffer lines on a real split over two rpc-servers
