@@ -152,13 +152,13 @@ class FitView(QWidget):
         self.detail_label.setWordWrap(True)
         self.detail_label.setStyleSheet("color: palette(placeholder-text); font-size: small;")
         outer.addWidget(self.detail_label)
-        self.rpc_panel = RpcSplitPanel()  # the same model split over rpc-servers, when hosts are typed
-        outer.addWidget(self.rpc_panel)
         self.diff_table = QTableWidget(0, 4)
         self.diff_table.setHorizontalHeaderLabels(["Component", "Predicted", "Measured", "Difference"])
         self.diff_table.verticalHeader().setVisible(False)
         self.diff_table.setVisible(False)
         outer.addWidget(self.diff_table)
+        self.rpc_panel = RpcSplitPanel()  # the same model split over rpc-servers, when hosts are typed
+        outer.addWidget(self.rpc_panel)
         outer.addStretch(1)
 
         self.ctx_slider.valueChanged.connect(self._on_changed)
