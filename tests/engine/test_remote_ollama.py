@@ -119,8 +119,9 @@ def test_an_ollama_gone_mid_reply_keeps_the_pieces_and_says_so(ollama_servers: C
 
 
 def test_an_unknown_ollama_model_is_one_sentence(ollama_servers: Callable[..., OllamaStandIn]) -> None:
-    with RemoteSession(ollama_servers().url, model="nope:7b") as session, pytest.raises(
-        RemoteError, match=r"has no model named 'nope:7b'; it offers: codellama:13b, llama3:latest\.$"
+    with (
+        RemoteSession(ollama_servers().url, model="nope:7b") as session,
+        pytest.raises(RemoteError, match=r"has no model named 'nope:7b'; it offers: codellama:13b, llama3:latest\.$"),
     ):
         session.connect()
 

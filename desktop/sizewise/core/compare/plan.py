@@ -39,9 +39,12 @@ class RunSpec:
     gpu_layers: int | str = 0  # requested: a number (-1 = all) or "auto"
     temperature: float | None = None  # None: the comparison's sampling temperature
     label: str = ""
+    server: str = ""  # a model on a server, ``URL`` or ``URL#MODEL`` (``path`` then holds the same text)
 
     @property
     def engine_key(self) -> EngineKey:
+        if self.server:  # nothing is loaded here: one "engine" per server and model
+            return (f"server:{self.server}", self.load, 0)
         return (str(Path(self.path).resolve()), self.load, self.gpu_layers)
 
 

@@ -37,6 +37,7 @@ class RunResult:
     gen_span: tuple[float, float] | None = None  # time.monotonic(): reply asked → finished
     reused: bool = False  # the engine was still loaded from the previous run: no load this time
     side_by_side: bool = False  # generated at the same time as other runs: its reply speeds share the CPU
+    remote: dict[str, Any] | None = None  # a server's run: what the server said (model, timings, memory)
 
     def reply(self, prompt: str) -> dict[str, Any] | None:
         if self.stats is None or self.sampling is None:
