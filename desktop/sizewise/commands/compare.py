@@ -41,7 +41,7 @@ from sizewise.commands import (
 from sizewise.commands.generate import build_request
 from sizewise.commands.remote.compare import add_compare_server_flags, check_server_flags, remote_entry, run_remote
 from sizewise.core.compare.plan import MAX_RUNS, RunSpec, describe_settings, parse_temperatures
-from sizewise.core.compare.report import compare_report
+from sizewise.core.compare.report import REMOTE_BEST_RULE, compare_report
 from sizewise.core.compare.results import RunResult
 from sizewise.core.errors import UserError
 from sizewise.core.fit.hardware import HardwareReport, machine_budget, probe_hardware
@@ -281,7 +281,7 @@ def _remote_out(
     load: LoadParams,
 ) -> int:
     """The end of a comparison a server took part in: the runs, and no best choice for this hardware."""
-    rule = "none: a model on a server took part, and its speed and memory are not this machine's"
+    rule = REMOTE_BEST_RULE
     if args.json:
         out = {
             "kind": kind,

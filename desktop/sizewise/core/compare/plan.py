@@ -131,12 +131,14 @@ def plan_runs(specs: Sequence[RunSpec], budget: Budget | None = None) -> RunPlan
     """
     groups = group_specs(specs)
     keys = tuple(specs[g[0]].engine_key for g in groups)
+    local = [specs[g[0]] for g in groups if not specs[g[0]].server]  # a server's model takes no memory here
+    if not local:
+        return RunPlan(keys=keys, problem="every run is on a server, so nothing is loaded on this machine")
     try:
         if budget is None:
             budget = machine_budget(probe_hardware())
         fits = []
-        for g in groups:
-            spec = specs[g[0]]
+        for spec in local:
             header, _info = inspect_cached(spec.path)
             fits.append(check_fit(header, spec.load, budget, spec.gpu_layers, with_max_ctx=False))
     except Exception as exc:  # a missing or broken file: the run itself reports it per engine

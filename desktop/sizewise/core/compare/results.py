@@ -83,6 +83,10 @@ def planned_results(specs: Iterable[RunSpec]) -> list[RunResult]:
     out = []
     for spec in specs:
         r = RunResult(spec=spec, label=spec.label)
+        if spec.server:  # nothing to read here: the server says what it serves once connected
+            r.label = spec.label or spec.server
+            out.append(r)
+            continue
         try:
             r.info = inspect_cached(spec.path)[1]
         except Exception as exc:  # a missing or broken file: its run says why, as a failed run would
