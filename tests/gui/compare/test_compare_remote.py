@@ -3,6 +3,7 @@ documented examples, tests/ollama/), so its reply and figures are the documented
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from sizewise.gui.compare.compare_view import CompareView
 from tests.ollama_server import MODEL, OllamaStandIn, fixture
 
 RUN_TIMEOUT_MS = 300_000
+SHOTS = os.environ.get("SIZEWISE_REMOTE_SHOTS")  # a folder: a screenshot of the page is saved there
 
 
 @pytest.fixture
@@ -80,4 +82,27 @@ def test_one_server_model_at_two_temperatures_keeps_the_server(
     assert all(r.text == "The sky is blue." and r.error is None for r in runner.results)
     assert [r.label for r in runner.results] == [f"{MODEL} @ {server.url} · temperature {t}" for t in ("0.2", "1.1")]
     assert server.sent("api/chat")["options"]["temperature"] == 1.1
-    assert runner.plan is not None and "every run is on a server" in runner.plan.words()
+    assert runner.plan is not None and runner.plan.words().startswith("Every run is on a server, so nothing is")
+
+
+def test_a_server_gone_mid_reply_keeps_its_part_and_the_other_run_goes_on(
+    qtbot: QtBot, view: CompareView, ollama_servers: Callable[..., OllamaStandIn]
+) -> None:
+    drop, good = ollama_servers("drop"), ollama_servers()
+    view.add_server_run(drop.url, MODEL)
+    view.add_server_run(good.url, MODEL)
+    with qtbot.waitSignal(view.finished, timeout=RUN_TIMEOUT_MS):
+        view.run()
+    runner = view.runner
+    assert runner is not None
+    cut, whole = runner.results
+    assert cut.text == "The" and cut.stats is None and cut.remote is not None and cut.remote["interrupted"]
+    assert cut.error == (
+        f"The server at {drop.url} closed the connection in the middle of the reply. "
+        "The reply so far is kept, marked interrupted."
+    )
+    assert view.panels[0].text.toPlainText() == "The"
+    assert whole.error is None and whole.text == "The sky is blue."
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        assert view.grab().save(str(Path(SHOTS) / "compare-on-servers.png"))

@@ -121,11 +121,13 @@ def run_remote(
                     sys.stdout.flush()
         except RemoteError as exc:
             r.error = f"{exc} The reply so far is kept, marked interrupted." if r.text else str(exc)
-            r.stats = {"finish_reason": "interrupted"} if r.text else None
+            interrupted = bool(r.text)  # no figures for a cut reply: its finish_reason says so
         else:
+            interrupted = False
             stats = session.last_stats
             r.stats = stats.to_dict() if stats is not None else None
         r.remote = {
+            "interrupted": interrupted,
             "server": info.to_dict(),
             "server_timings": session.last_server_timings,
             "memory": remote_memory(info, session.loaded_memory()),
@@ -137,7 +139,8 @@ def remote_entry(r: RunResult) -> dict[str, Any]:
     """The fields a server run adds to ``--json``'s run entry (the model as the server names it)."""
     remote = r.remote or {}
     server = remote.get("server") or {}
-    return {
+    cut = {"finish_reason": "interrupted"} if remote.get("interrupted") else {}
+    return cut | {
         "model": {"server": server.get("url"), "name": server.get("model"), **(server.get("facts") or {})}
         if server
         else {"server": r.spec.server},

@@ -112,12 +112,15 @@ class RunPlan:
     fits: tuple[FitResult, ...] = ()
     together: TogetherFit | None = None
     problem: str = ""  # why there is no decision (a file could not be read)
+    servers_only: bool = False  # every run is on a server: nothing to fit here
 
     @property
     def all_at_once(self) -> bool:
         return self.together is not None and self.together.fits
 
     def words(self) -> str:
+        if self.servers_only:
+            return "Every run is on a server, so nothing is loaded on this machine: the runs go one after another."
         if self.together is not None:
             return self.together.words()
         return f"Could not check whether the runs fit together ({self.problem}): running one after another."
@@ -133,7 +136,7 @@ def plan_runs(specs: Sequence[RunSpec], budget: Budget | None = None) -> RunPlan
     keys = tuple(specs[g[0]].engine_key for g in groups)
     local = [specs[g[0]] for g in groups if not specs[g[0]].server]  # a server's model takes no memory here
     if not local:
-        return RunPlan(keys=keys, problem="every run is on a server, so nothing is loaded on this machine")
+        return RunPlan(keys=keys, servers_only=True)
     try:
         if budget is None:
             budget = machine_budget(probe_hardware())

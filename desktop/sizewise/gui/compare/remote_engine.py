@@ -73,11 +73,12 @@ class RemoteCompareEngine(CompareEngine):
     @Slot(int, str)
     def _on_failed(self, gen_id: int, message: str) -> None:
         r = self.result
-        if r is not None and r.text:
-            message = f"{message} The reply so far is kept, marked interrupted."
-            r.stats = {"finish_reason": "interrupted"}
         if r is not None:
             self._note_server(r, None)
+        if r is not None and r.text:  # the text that came stays in its panel; no figures for a cut reply
+            message = f"{message} The reply so far is kept, marked interrupted."
+            assert r.remote is not None
+            r.remote["interrupted"] = True
         super()._on_failed(gen_id, message)
 
     def _note_server(self, r: RunResult, timings: Any) -> None:
