@@ -15,6 +15,7 @@ from sizewise.core.errors import UserError
 from sizewise.core.paths import AppPaths
 from sizewise.core.sampling import LoadParams
 from sizewise.gui.compare.compare_view import CompareView
+from sizewise.gui.shell.main_window import MainWindow
 from tests.ollama_server import MODEL, OllamaStandIn, fixture
 
 RUN_TIMEOUT_MS = 300_000
@@ -106,3 +107,27 @@ def test_a_server_gone_mid_reply_keeps_its_part_and_the_other_run_goes_on(
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
         assert view.grab().save(str(Path(SHOTS) / "compare-on-servers.png"))
+
+
+def test_the_servers_the_chat_connected_to_are_in_the_picker(
+    qtbot: QtBot, window: MainWindow, ollama_servers: Callable[..., OllamaStandIn]
+) -> None:
+    first, second = ollama_servers(), ollama_servers()
+
+    def connect(url: str) -> None:
+        with qtbot.waitSignal(window.engine.loaded, timeout=30_000):
+            dialog = window.show_connect_dialog()
+            dialog.url_edit.setText(url)
+            dialog.connect_button.click()
+
+    connect(first.url)  # before the Compare page was ever opened
+    window.show_view(window.compare_page)
+    qtbot.waitUntil(lambda: window.compare_view is not None)
+    view = window.compare_view
+    assert view is not None
+    connect(second.url)  # and after
+
+    picker = [view.model_edit.itemText(i) for i in range(view.model_edit.count())]
+    for url in (first.url, second.url):
+        assert f"{MODEL} @ {url}" in picker and f"codellama:13b @ {url}" in picker
+    assert view.server_keys == {first.url: None, second.url: None}
