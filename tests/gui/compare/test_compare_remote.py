@@ -75,12 +75,13 @@ def test_one_server_model_at_two_temperatures_keeps_the_server(
     view.add_server_run(server.url, MODEL)
     view.mode_temps.setChecked(True)
     view.temps_edit.setText("0.2, 1.1")
+    view.bench_check.setChecked(True)  # a server's model is not benchmarked: its runs still succeed
     with qtbot.waitSignal(view.finished, timeout=RUN_TIMEOUT_MS):
         view.run()
     runner = view.runner
     assert runner is not None
     assert [r.sampling.temperature for r in runner.results if r.sampling] == [0.2, 1.1]
-    assert all(r.text == "The sky is blue." and r.error is None for r in runner.results)
+    assert all(r.text == "The sky is blue." and r.error is None and r.bench is None for r in runner.results)
     assert [r.label for r in runner.results] == [f"{MODEL} @ {server.url} · temperature {t}" for t in ("0.2", "1.1")]
     assert server.sent("api/chat")["options"]["temperature"] == 1.1
     assert runner.plan is not None and runner.plan.words().startswith("Every run is on a server, so nothing is")
