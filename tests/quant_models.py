@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from sizewise.core.gguf.ggml_types import GGMLType
+from sizewise.core.gguf.header import read_header
 from sizewise.core.quant.shapes import HyperParams, Tensor, tensors
 
 CHILD = Path(__file__).with_name("quantize_all.py")
@@ -37,6 +38,7 @@ def write_model(
     sliding_window: int = 0,
     tensor_list: Sequence[Tensor] | None = None,
     extra_keys: dict[str, bool | int | float] | None = None,
+    sparse: bool = False,
 ) -> Path:
     """An F16 GGUF (1-D tensors and routers F32) of ``hp``'s tensors with the keys llama.cpp's loader needs.
 
@@ -48,7 +50,9 @@ def write_model(
     ``sliding_window``: an ``attention.sliding_window`` key for any architecture (gpt-oss always has one).
     ``tensor_list``: these tensors instead of ``hp``'s (a file that contradicts its own header, for bad-input tests).
     ``extra_keys``: more ``<arch>.<key>`` values (bool, int: u32, float: f32), or other values for the keys written here
-    (deepseek2's q_lora_rank and expert_weights_scale), for a header that asks for what a test must refuse."""
+    (deepseek2's q_lora_rank and expert_weights_scale), for a header that asks for what a test must refuse.
+    ``sparse`` (with ``zeros``): the zero weights are a hole the file system fills, not written — the same bytes,
+    for a file of real size that only its header matters for (a remote header read), in a blink."""
     import gguf
 
     extra = dict(extra_keys or {})
@@ -112,6 +116,9 @@ def write_model(
         else:
             w.add_float32(f"{hp.arch}.{key}", value)
     rng = np.random.default_rng(seed)
+    if sparse:
+        assert zeros and not mxfp4_experts, "only an all-zero file can be left sparse"
+        return _write_sparse(w, path, tensors(hp) if tensor_list is None else tensor_list)
     for t in tensors(hp) if tensor_list is None else tensor_list:
         dims = t.shape[::-1]  # numpy order: the row length last
         if mxfp4_experts and t.name.endswith("_exps.weight"):
@@ -126,6 +133,26 @@ def write_model(
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
+    return path
+
+
+GGUF_ALIGNMENT = 32  # GGUFWriter's default, which write_model keeps
+
+
+def _write_sparse(w: Any, path: Path, tensor_list: Sequence[Tensor]) -> Path:
+    """The header as ``write_model`` writes it, then the file extended to where its last tensor ends."""
+    for t in tensor_list:
+        dtype = np.float32 if t.ggml_type == GGMLType.F32 else np.float16
+        dims = t.shape[::-1]
+        w.add_tensor_info(t.name, dims, np.dtype(dtype), int(np.prod(dims)) * np.dtype(dtype).itemsize)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    w.close()
+    header = read_header(path)
+    end = max(ti.offset + ti.n_bytes for ti in header.tensors)
+    with path.open("r+b") as f:
+        f.truncate(header.data_offset + -(-end // GGUF_ALIGNMENT) * GGUF_ALIGNMENT)
     return path
 
 

@@ -36,6 +36,7 @@ from sizewise.core.fit.memory_model import (
     _build_spec,
     _recurrent_state,
     effective_settings,
+    kv_bytes_for_layers,
     model_shape,
     predict,
 )
@@ -161,6 +162,10 @@ def test_hybrid_header_gives_the_recurrent_layers_and_their_state(tmp_path: Path
         assert pred.recurrent_bytes == 2 * 256 * 2 * 4
         assert pred.kv_bytes - pred.recurrent_bytes == 2 * ctx * 2 * (2 * 64) * 2  # 2 layers, K and V, f16
         assert pred.to_dict()["recurrent_bytes"] == pred.recurrent_bytes  # fit --json says which part is state
+        # an RPC split's per-device KV (the layers each host holds) adds up to the same cache and state
+        es = effective_settings(shape, LoadParams(n_ctx=ctx), Backend())
+        assert kv_bytes_for_layers(shape, es, 0, 2) + kv_bytes_for_layers(shape, es, 2, 4) == pred.kv_bytes
+        assert kv_bytes_for_layers(shape, es, 0, 1) == 256 * 2 * 4  # layer 0: one conv layer's state alone
     big = replace(shape, n_layer=16, n_embd=2048, recurrent=(True,) * 10 + (False,) * 6)
     assert sum(_recurrent_state(big, effective_settings(big, LoadParams(n_ctx=4096), Backend()))) == 160 * 1024
     # a header without the convolution's length cannot size the state: "rough", with the reason

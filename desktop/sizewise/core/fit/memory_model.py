@@ -750,12 +750,17 @@ def _align32(n: int) -> int:
     return (n + 31) // 32 * 32
 
 
+def _swa_cells(shape: ModelShape, es: EffectiveSettings) -> int:
+    """Cells of the sliding-window cache (the full cache's unless it is kept smaller)."""
+    if any(shape.swa) and not es.swa_full:
+        return min(es.n_ctx_cells, -(-(shape.n_swa + es.n_ubatch) // KV_CELL_PAD) * KV_CELL_PAD)
+    return es.n_ctx_cells
+
+
 def _kv(shape: ModelShape, es: EffectiveSettings) -> tuple[int, int, int]:
     """(CPU bytes, GPU bytes, SWA cells) of the KV cache(s)."""
     base_cells = es.n_ctx_cells
-    swa_cells = base_cells
-    if any(shape.swa) and not es.swa_full:
-        swa_cells = min(base_cells, -(-(shape.n_swa + es.n_ubatch) // KV_CELL_PAD) * KV_CELL_PAD)
+    swa_cells = _swa_cells(shape, es)
     kinds, before = _kv_layer_kinds(shape, es.kv_type, es.flash_attn)
     i_gpu_start = shape.n_layer + 1 - es.gpu_layers if es.gpu_layers > 0 else shape.n_layer
     on_cpu = before[min(max(i_gpu_start, 0), shape.n_layer)]
@@ -895,6 +900,20 @@ def _compute(spec: DecoderSpec, gs: GraphSettings) -> int:
     return compute_buffer_bytes(spec, gs)
 
 
+def _graph_settings(shape: ModelShape, es: EffectiveSettings, swa_cells: int, n_outputs: int | None) -> GraphSettings:
+    quantized = es.kv_type != "f16"
+    return GraphSettings(
+        n_tokens=min(es.n_ctx_cells, es.n_ubatch),
+        n_outputs=min(es.n_ctx_cells, es.n_ubatch, es.n_batch) if n_outputs is None else n_outputs,
+        n_kv=es.n_ctx_cells,
+        n_kv_swa=swa_cells,
+        flash_attn=es.flash_attn,
+        # MLA's K-only cache input builds no rotation (build_attn_inp_k_impl), whatever the cache type
+        k_rot=_rot_size(shape.head_dim_k, grow=True) if quantized and not shape.mla_rank else 0,
+        v_rot=_rot_size(shape.head_dim_v, grow=False) if quantized and not shape.mla_rank else 0,
+    )
+
+
 def _compute_split(
     shape: ModelShape,
     es: EffectiveSettings,
@@ -911,17 +930,7 @@ def _compute_split(
     (the device refuses a tensor that large), so the logits are computed, and allocated, on the CPU side; on
     lavapipe this moved Gemma-3's 514.5 MiB of logits from the Vulkan0 prediction to Vulkan_Host, as logged.
     """
-    quantized = es.kv_type != "f16"
-    gs = GraphSettings(
-        n_tokens=min(es.n_ctx_cells, es.n_ubatch),
-        n_outputs=min(es.n_ctx_cells, es.n_ubatch, es.n_batch) if n_outputs is None else n_outputs,
-        n_kv=es.n_ctx_cells,
-        n_kv_swa=swa_cells,
-        flash_attn=es.flash_attn,
-        # MLA's K-only cache input builds no rotation (build_attn_inp_k_impl), whatever the cache type
-        k_rot=_rot_size(shape.head_dim_k, grow=True) if quantized and not shape.mla_rank else 0,
-        v_rot=_rot_size(shape.head_dim_v, grow=False) if quantized and not shape.mla_rank else 0,
-    )
+    gs = _graph_settings(shape, es, swa_cells, n_outputs)
     if shape.n_layer <= 0 or shape.n_embd <= 0:
         return shape.n_vocab * gs.n_outputs * 4, 0
     if es.gpu_layers <= 0:
@@ -1071,3 +1080,52 @@ def predict(
         confidence_reason=reason,
         notes=tuple(notes),
     )
+
+
+# -- per-layer figures for splits over several devices (core.fit.rpc) ----------------------------------
+
+
+def slot_weight_bytes(header: GGUFHeader) -> dict[int, int]:
+    """Bytes of each offload slot's tensors as a device without row padding allocates them (ggml_nbytes): -1 the
+    input layer (token embeddings, which llama.cpp keeps on the CPU), 0 … n_layer-1 the blocks, n_layer the output
+    layer. The same table ``predict`` sums, so a split over many devices adds up to the one-device figures."""
+    return {slot: facts.gpu_bytes for slot, facts in _header_facts(header)[1].slots}
+
+
+def tied_output_bytes(header: GGUFHeader) -> int:
+    """Bytes of the embeddings' copy that goes with an offloaded output layer when the model ties its output to the
+    token embeddings (0 when it has an output matrix of its own)."""
+    shape, table = _header_facts(header)
+    return table.emb.n_bytes if shape.tied_output and table.emb is not None else 0
+
+
+def kv_bytes_for_layers(shape: ModelShape, es: EffectiveSettings, start: int, stop: int) -> int:
+    """KV cache bytes of layers ``start`` … ``stop - 1``: llama.cpp allocates each layer's K and V on the device
+    that holds the layer, so a device's KV buffer is the sum over its layers (the same rows as ``_kv``), a hybrid's
+    recurrent state included (``_recurrent_state``'s rows)."""
+    kinds, before = _kv_layer_kinds(shape, es.kv_type, es.flash_attn)
+    swa_cells = _swa_cells(shape, es)
+    lo, hi = before[max(0, min(start, shape.n_layer))], before[max(0, min(stop, shape.n_layer))]
+    total = 0
+    for (k_row, v_row, swa), n_hi, n_lo in zip(kinds, hi, lo, strict=True):
+        cells = swa_cells if swa else es.n_ctx_cells
+        total += (n_hi - n_lo) * (_align32(k_row * cells) + _align32(v_row * cells))
+    if shape.conv_state:
+        per_layer = _align32(shape.n_embd * shape.conv_state * 4 * RS_CELLS)
+        total += per_layer * sum(1 for il, r in enumerate(shape.recurrent) if r and start <= il < stop)
+    return total
+
+
+def layer_graph_bytes(
+    shape: ModelShape, es: EffectiveSettings, start: int, stop: int, *, logits: bool, n_outputs: int
+) -> int:
+    """Compute buffer of the graph of layers ``start`` … ``stop - 1`` alone (the allocator simulation of
+    ``core.compute_graph``), with the logits when ``logits`` (the device holding the output layer) and
+    ``n_outputs`` rows of them reserved."""
+    if stop <= start or shape.n_layer <= 0 or shape.n_embd <= 0:
+        return 0
+    gs = _graph_settings(shape, es, _swa_cells(shape, es), n_outputs)
+    spec = _decoder_spec(shape, range(start, stop))
+    if not logits:
+        spec = replace(spec, n_vocab=1)
+    return _compute(spec, gs)
