@@ -17,7 +17,9 @@ depth-first order, and ``simulate_allocator`` replays ggml-alloc's dynamic alloc
 in-place reuse for the ops ggml marks as such, views that keep their source alive). Sizes come
 from the GGUF header, so the result follows the model and the settings instead of any stored
 per-model number. Tiny tensors that do not move the result are left out (RoPE factors, norms'
-weights are external anyway).
+weights are external anyway). Layers that are not attention blocks have helpers of their own, in llama.cpp's order:
+lfm2's short convolutions (``_shortconv``), deepseek2's multi-head latent attention (``_mla_attention``), the
+experts' routing (``_moe_ffn``, with DeepSeek-V3's expert groups in ``_expert_groups``).
 
 Only the shapes of the graph matter here; the arithmetic is never run.
 """
