@@ -503,18 +503,34 @@ MOE_CAPPED = HyperParams(
 )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def qwen3moe_q4_path(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("capped-moe")
-    src = write_model(tmp / "qwen3moe-F16.gguf", MOE_CAPPED, tokenizer=read_tokenizer(smollm2_path))
+# A small hybrid model (LFM2's layout: short-convolution layers with a recurrent state, attention in two of six
+# layers) with the starter model's vocabulary, random weights at Q4_K_M: the KV cache covers the attention layers
+# only and the recurrent state is a buffer of its own (issue 15: one hybrid architecture under the cap).
+HYBRID_CAPPED = HyperParams("lfm2", 6, 1024, 4096, 16, 4, 49152, attn_layers=(2, 5))
+
+
+def _capped_model(hp: HyperParams, smollm2_path: Path, tmp: Path) -> Path:
+    src = write_model(tmp / f"{hp.arch}-F16.gguf", hp, tokenizer=read_tokenizer(smollm2_path))
     out = quantize_all(src, tmp, ["Q4_K_M"])
     assert out["Q4_K_M"]["rc"] == 0, out
     src.unlink()
-    return tmp / "Q4_K_M.gguf"
+    model = tmp / f"{hp.arch}-Q4_K_M.gguf"
+    (tmp / "Q4_K_M.gguf").rename(model)
+    return model
+
+
+@pytest.fixture(scope="module")
+def qwen3moe_q4_path(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _capped_model(MOE_CAPPED, smollm2_path, tmp_path_factory.mktemp("capped-moe"))
+
+
+@pytest.fixture(scope="module")
+def lfm2_q4_path(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _capped_model(HYBRID_CAPPED, smollm2_path, tmp_path_factory.mktemp("capped-hybrid"))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model_fixture", ["smollm2_path", "gemma_path", "qwen3moe_q4_path"])
+@pytest.mark.parametrize("model_fixture", ["smollm2_path", "gemma_path", "qwen3moe_q4_path", "lfm2_q4_path"])
 def test_verdict_agrees_with_worst_case_runs_under_a_memory_cap(
     model_fixture: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -526,8 +542,9 @@ def test_verdict_agrees_with_worst_case_runs_under_a_memory_cap(
     runs the worst case a chat can produce (``WORKLOAD_PROMPT``: a full 512-token micro-batch, then one
     that sees all 1024 KV cells; a 32-token reply). The need is ``ram_bytes``: what the engine's graphs
     write, not the logits rows llama.cpp reserves for every token of a micro-batch and the engine never
-    asks for (core/fit/memory_model.py, "Allocated vs needed"). The models: the two test models and a small
-    mixture-of-experts model (issue 15: one MoE architecture under the cap; its experts go to CPU_REPACK).
+    asks for (core/fit/memory_model.py, "Allocated vs needed"). The models: the two test models, a small
+    mixture-of-experts model (its experts go to CPU_REPACK) and a small hybrid one (a recurrent state beside the
+    KV cache): issue 15's MoE and hybrid architectures under the cap.
     Per model, three budgets:
 
     * **just above** the need the verdict asks for (need + margin, × 1.03): the verdict says
@@ -551,6 +568,9 @@ def test_verdict_agrees_with_worst_case_runs_under_a_memory_cap(
         Qwen3-MoE Q4_K_M    182.8  181.4     177.3: cap reached, 15-265 pages re-read,      72.7
         (synthetic, 4 layers                 2.0-9.7 t/s instead of 19.8-456
         x 16 experts, 63 MiB)
+        LFM2 Q4_K_M         261.7  260.1     253.8: cap reached, 292 pages re-read,        110.1
+        (synthetic hybrid,                   3.5 t/s instead of 199
+        6 layers, 98 MiB)
 
     llama.cpp allocates 96 MiB (SmolLM2) and 512 MiB (Gemma) more than that for the logits rows the
     engine never writes; before the need counted only what is written, the verdict said ``too_large``
