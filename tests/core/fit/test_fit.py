@@ -496,7 +496,7 @@ def _run_worst_case(
 
 # A small mixture-of-experts model with the starter model's vocabulary (for the workload's prompt), random weights
 # quantized by llama.cpp to Q4_K_M, whose experts an AVX2/AVX-512 CPU copies to CPU_REPACK: the case the memory
-# model once under-predicted (issue 15). 4 layers × 16 experts of 512 × 512, 4 used: 63 MiB.
+# model once under-predicted (issue 15). 4 layers × 16 experts of 512 × 512, 4 used: 66 MiB.
 MOE_CAPPED = HyperParams(
     arch="qwen3moe", n_layer=4, n_embd=512, n_ff=512, n_head=8, n_head_kv=2, n_vocab=49152, head_dim=64,
     n_expert=16, n_expert_used=4, n_ff_exp=512, tied_embeddings=False,
@@ -567,10 +567,10 @@ def test_verdict_agrees_with_worst_case_runs_under_a_memory_cap(
                                              1.8 t/s instead of 30.8
         Qwen3-MoE Q4_K_M    182.8  181.4     177.3: cap reached, 15-265 pages re-read,      72.7
         (synthetic, 4 layers                 2.0-9.7 t/s instead of 19.8-456
-        x 16 experts, 63 MiB)
+        x 16 experts, 66 MiB)
         LFM2 Q4_K_M         261.7  260.1     253.8: cap reached, 292 pages re-read,        110.1
         (synthetic hybrid,                   3.5 t/s instead of 199
-        6 layers, 98 MiB)
+        6 layers, 96 MiB)
 
     llama.cpp allocates 96 MiB (SmolLM2) and 512 MiB (Gemma) more than that for the logits rows the
     engine never writes; before the need counted only what is written, the verdict said ``too_large``
