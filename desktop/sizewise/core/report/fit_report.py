@@ -404,6 +404,16 @@ def _memory_rows(e: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _confidence_text(e: Mapping[str, Any]) -> str:
+    """Which kind of memory prediction this is and why (measured architecture, estimate, rough), one sentence:
+    a reader of the report weighs a 'fits' by it, as the Fit view and ``fit --json`` let them."""
+    pred = e.get("predicted") or {}
+    if not pred.get("confidence"):
+        return ""
+    reason = str(pred.get("confidence_reason") or "").rstrip(".")
+    return f"Memory prediction confidence: {pred['confidence']}" + (f" — {reason}." if reason else ".")
+
+
 def _settings_text(s: Mapping[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in s.items() if v is not None and not isinstance(v, dict | list))
 
@@ -459,6 +469,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         split = rpc_section.split_of(e)
         if split is None or e.get("predicted") or e.get("measured"):  # a split alone has no one-machine figures
             out += ["", _md_table(["Memory", "Predicted", "Measured", "Difference"], _memory_rows(e)), ""]
+            if confidence := _confidence_text(e):
+                out += [confidence, ""]
         else:
             out.append("")
         if split is not None:
@@ -632,6 +644,8 @@ def render_html(report: Mapping[str, Any]) -> str:
         split = rpc_section.split_of(e)
         if split is None or e.get("predicted") or e.get("measured"):
             out.append(_html_table(["Memory", "Predicted", "Measured", "Difference"], _memory_rows(e)))
+            if confidence := _confidence_text(e):
+                out.append(f"<p>{escape(confidence)}</p>")
         if split is not None:
             out.append("<h3>Split across machines (llama.cpp RPC, predicted)</h3>")
             out.append(_html_table(rpc_section.HEAD, rpc_section.rows(split)))
