@@ -113,3 +113,6 @@ from tests.hub_fixtures import hub_catalog, hub_env, hub_server  # noqa: E402, F
 # Real llama-server processes and non-servers on loopback: llama_servers, llama_server, fake_servers, native_bin —
 # see tests/llama_server.py (the tests that use them are marked native).
 from tests.llama_server import fake_servers, llama_server, llama_servers, native_bin  # noqa: E402, F401
+
+# A stand-in for Ollama serving its documented API examples (tests/ollama/): see tests/ollama_server.py.
+from tests.ollama_server import ollama_servers  # noqa: E402, F401

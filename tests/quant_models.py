@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from sizewise.core.gguf.ggml_types import GGMLType
+from sizewise.core.gguf.header import read_header
 from sizewise.core.quant.shapes import HyperParams, Tensor, tensors
 
 CHILD = Path(__file__).with_name("quantize_all.py")
@@ -36,6 +37,8 @@ def write_model(
     tokenizer: Sequence[tuple[str, Any, Any, Any]] | None = None,
     sliding_window: int = 0,
     tensor_list: Sequence[Tensor] | None = None,
+    extra_keys: dict[str, bool | int | float] | None = None,
+    sparse: bool = False,
 ) -> Path:
     """An F16 GGUF (1-D tensors and routers F32) of ``hp``'s tensors with the keys llama.cpp's loader needs.
 
@@ -45,19 +48,40 @@ def write_model(
     ``tokenizer``: a real vocabulary's ``tokenizer.*`` fields (core/speed/synthetic.read_tokenizer of a GGUF whose
     vocabulary has ``hp.n_vocab`` tokens) instead of the dummy one, for a file the engine must load and chat with.
     ``sliding_window``: an ``attention.sliding_window`` key for any architecture (gpt-oss always has one).
-    ``tensor_list``: these tensors instead of ``hp``'s (a file that contradicts its own header, for bad-input tests)."""
+    ``tensor_list``: these tensors instead of ``hp``'s (a file that contradicts its own header, for bad-input tests).
+    ``extra_keys``: more ``<arch>.<key>`` values (bool, int: u32, float: f32), or other values for the keys written here
+    (deepseek2's q_lora_rank and expert_weights_scale), for a header that asks for what a test must refuse.
+    ``sparse`` (with ``zeros``): the zero weights are a hole the file system fills, not written — the same bytes,
+    for a file of real size that only its header matters for (a remote header read), in a blink."""
     import gguf
 
+    extra = dict(extra_keys or {})
     w = gguf.GGUFWriter(str(path), arch=hp.arch)
     w.add_context_length(512)
     w.add_embedding_length(hp.n_embd)
     w.add_block_count(hp.n_layer)
     w.add_feed_forward_length(hp.n_ff)
     w.add_head_count(hp.n_head)
-    w.add_head_count_kv(hp.n_head_kv)
-    w.add_key_length(hp.n_embd_head)
-    w.add_value_length(hp.n_embd_head)
-    w.add_rope_dimension_count(hp.n_embd_head)
+    if hp.arch in ("lfm2", "lfm2moe"):  # as LFM2's converter writes it: 0 KV heads marks a short-convolution layer
+        w.add_head_count_kv([hp.n_head_kv if i in hp.attn_layers else 0 for i in range(hp.n_layer)])
+        w.add_shortconv_l_cache(hp.conv_l_cache)
+    else:
+        w.add_head_count_kv(hp.n_head_kv)
+    if hp.arch == "deepseek2":  # as DeepSeek-V2's converter writes MLA: one KV "head" of the compressed latent + rope
+        w.add_key_length(hp.kv_lora_rank + hp.rope_dim)
+        w.add_value_length(hp.kv_lora_rank)
+        w.add_key_length_mla(hp.n_embd_head)
+        w.add_value_length_mla(hp.v_head_dim)
+        w.add_rope_dimension_count(hp.rope_dim)
+        w.add_q_lora_rank(int(extra.pop("attention.q_lora_rank", hp.q_lora_rank)))  # required unless 27 layers
+        w.add_kv_lora_rank(hp.kv_lora_rank)
+        w.add_leading_dense_block_count(hp.n_dense_lead)
+        w.add_expert_shared_count(hp.n_expert_shared)
+        w.add_expert_weights_scale(float(extra.pop("expert_weights_scale", 1.0)))
+    else:
+        w.add_key_length(hp.n_embd_head)
+        w.add_value_length(hp.n_embd_head)
+        w.add_rope_dimension_count(hp.n_embd_head)
     w.add_layer_norm_rms_eps(1e-6)
     w.add_vocab_size(hp.n_vocab)
     if tokenizer is None:
@@ -71,6 +95,9 @@ def write_model(
         w.add_expert_used_count(hp.n_expert_used)
         if hp.n_ff_exp:
             w.add_expert_feed_forward_length(hp.n_ff_exp)
+    if hp.arch == "lfm2moe":  # LFM2-8B-A1B's converter: sigmoid scores, the leading dense layers
+        w.add_leading_dense_block_count(hp.n_dense_lead)
+        w.add_expert_gating_func(gguf.ExpertGatingFuncType.SIGMOID)
     if hp.arch == "granite":  # logit_scale is required; the other scales are what Granite 3's config.json has
         w.add_logit_scale(8.0)
         w.add_residual_scale(0.22)
@@ -81,7 +108,17 @@ def write_model(
         w.add_final_logit_softcapping(30.0)
     if sliding_window or hp.arch == "gpt-oss":
         w.add_sliding_window(sliding_window or SWA_WINDOW)
+    for key, value in extra.items():
+        if isinstance(value, bool):
+            w.add_bool(f"{hp.arch}.{key}", value)
+        elif isinstance(value, int):
+            w.add_uint32(f"{hp.arch}.{key}", value)
+        else:
+            w.add_float32(f"{hp.arch}.{key}", value)
     rng = np.random.default_rng(seed)
+    if sparse:
+        assert zeros and not mxfp4_experts, "only an all-zero file can be left sparse"
+        return _write_sparse(w, path, tensors(hp) if tensor_list is None else tensor_list)
     for t in tensors(hp) if tensor_list is None else tensor_list:
         dims = t.shape[::-1]  # numpy order: the row length last
         if mxfp4_experts and t.name.endswith("_exps.weight"):
@@ -96,6 +133,26 @@ def write_model(
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
+    return path
+
+
+GGUF_ALIGNMENT = 32  # GGUFWriter's default, which write_model keeps
+
+
+def _write_sparse(w: Any, path: Path, tensor_list: Sequence[Tensor]) -> Path:
+    """The header as ``write_model`` writes it, then the file extended to where its last tensor ends."""
+    for t in tensor_list:
+        dtype = np.float32 if t.ggml_type == GGMLType.F32 else np.float16
+        dims = t.shape[::-1]
+        w.add_tensor_info(t.name, dims, np.dtype(dtype), int(np.prod(dims)) * np.dtype(dtype).itemsize)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    w.close()
+    header = read_header(path)
+    end = max(ti.offset + ti.n_bytes for ti in header.tensors)
+    with path.open("r+b") as f:
+        f.truncate(header.data_offset + -(-end // GGUF_ALIGNMENT) * GGUF_ALIGNMENT)
     return path
 
 

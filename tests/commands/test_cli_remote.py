@@ -18,6 +18,7 @@ from sizewise.core.paths import basedir_paths
 from tests.cli_helpers import run_cli
 from tests.hub_fixtures import closed_port
 from tests.llama_server import FakeServer, LlamaServer
+from tests.ollama_server import OllamaStandIn
 
 native = pytest.mark.native
 KEY = "sk-sizewise-test-0123456789abcdef"
@@ -211,3 +212,24 @@ def test_bad_targets_get_one_sentence(tmp_path: Path) -> None:
                 basedir=tmp_path)  # fmt: skip
     _one_sentence(r, "could not be found")
     assert "warning: http://sizewise-test.invalid:8080 is not encrypted" in r.stderr
+
+
+def test_generate_on_ollama_has_its_timings_and_measured_memory(
+    ollama_servers: Callable[..., OllamaStandIn], tmp_path: Path
+) -> None:
+    """Against the Ollama stand-in (Ollama's documented examples, tests/ollama/), not a real Ollama."""
+    server = ollama_servers()
+    r = run_cli("generate", "--server", server.url, "--model", "llama3:latest", "--prompt", "Hi", "--seed", "4",
+                "--json", basedir=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["text"] == "The sky is blue." and out["tokens"] == out["server_timings"]["eval_count"] == 282
+    assert out["server_timings"]["predicted_per_second"] == pytest.approx(282 / 4.535599)
+    assert out["remote"]["kind"] == "ollama" and out["remote"]["facts"]["family"] == "llama"
+    memory = out["remote"]["memory"]
+    assert memory["source"] == "measured" and memory["bytes"] == 5137025024 and memory["ram_bytes"] == 0
+    assert out["engine"]["sampling_sent"] == [
+        "min_p", "num_predict", "repeat_penalty", "seed", "temperature", "top_k", "top_p"
+    ]  # fmt: skip
+    human = run_cli("generate", "--server", server.url, "--model", "llama3:latest", "--prompt", "Hi", basedir=tmp_path)
+    assert human.returncode == 0 and "server 62.2 tok/s" in human.stderr, human.stderr

@@ -9,6 +9,12 @@ memory, loaded, asked, shut down), so only one model is in memory at a time and 
 belongs to one run. Each run is kept as the compare view keeps it (``core.compare.results.RunResult``), and
 ``--report`` writes the hardware-fit report the view's Export writes, built by ``core.compare.report``.
 
+Models on servers take part with ``--server URL[#MODEL]`` (repeatable; commands/remote/compare.py): several
+server models, or server models beside local files (the local MODELs run first, then the servers in the
+order given), or one server model at 2–4 temperatures. A server run has no fit verdict and no engine peak
+here; its entry carries the server's own timings and memory instead, and no best choice for this hardware
+is named when a server took part (its speed and memory are not this machine's).
+
 Progress goes to stderr. Without ``--json`` each reply is printed on stdout as it streams, followed by its
 figures; with ``--json`` one object with a ``runs`` list is printed at the end.
 """
@@ -33,8 +39,9 @@ from sizewise.commands import (
     sampling_from_args,
 )
 from sizewise.commands.generate import build_request
+from sizewise.commands.remote.compare import add_compare_server_flags, check_server_flags, remote_entry, run_remote
 from sizewise.core.compare.plan import MAX_RUNS, RunSpec, describe_settings, parse_temperatures
-from sizewise.core.compare.report import compare_report
+from sizewise.core.compare.report import REMOTE_BEST_RULE, compare_report
 from sizewise.core.compare.results import RunResult
 from sizewise.core.errors import UserError
 from sizewise.core.fit.hardware import HardwareReport, machine_budget, probe_hardware
@@ -65,7 +72,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "2–4 temperatures, one run after another, and print each reply with its figures.",
     )
     p.add_argument(
-        "models", nargs="+", metavar="MODEL", help="a .gguf path or 'starter'; 2–4 of them, or one with --temperatures"
+        "models",
+        nargs="*",
+        metavar="MODEL",
+        help="a .gguf path or 'starter'; 2–4 runs in all (with --server), or one with --temperatures",
     )
     p.add_argument("--prompt", required=True, help="the user message (or text to continue for base models)")
     p.add_argument(
@@ -82,6 +92,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="reading-speed floor in tokens/s for the report's best choice (default: %(default)g)",
     )
     add_quality_floor_flag(p)
+    add_compare_server_flags(p)
     p.add_argument("--json", action="store_true", help="print one JSON object with a 'runs' list at the end")
     p.add_argument(
         "--report", metavar="FILE", help="also write the hardware-fit report: FILE.md, FILE.json or FILE.html"
@@ -90,27 +101,37 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def plan_specs(
-    models: list[str], temperatures: str | None, load: LoadParams, gpu: int | str | None = None
+    models: list[str],
+    temperatures: str | None,
+    load: LoadParams,
+    gpu: int | str | None = None,
+    servers: list[str] | None = None,
 ) -> tuple[list[RunSpec], str]:
-    """(runs, kind): 2–4 models, or one model at 2–4 temperatures; a UserError sentence otherwise. ``gpu`` is the
-    ``--gpu-layers`` request ("auto": each run's check_fit picks the most layers that fit that model)."""
+    """(runs, kind): 2–4 models (local ones first, then ``servers``), or one model at 2–4 temperatures; a
+    UserError sentence otherwise. ``gpu`` is the ``--gpu-layers`` request ("auto": each run's check_fit picks
+    the most layers that fit that model)."""
     gpu = load.n_gpu_layers if gpu is None else gpu
+    servers = servers or []
+    count = len(models) + len(servers)
     if temperatures is not None:
-        if len(models) != 1:
+        if count != 1:
             raise UserError(
-                "Compare either several models or one model at several temperatures: give one MODEL with "
-                f"--temperatures, not {len(models)}."
+                "Compare either several models or one model at several temperatures: give one MODEL or --server "
+                f"with --temperatures, not {count}."
             )
         temps = parse_temperatures(temperatures, fewest=2)
+        if servers:
+            url = servers[0]
+            specs = [RunSpec(url, load, 0, t, f"{url} · temperature {t:g}", server=url) for t in temps]
+            return specs, "temperature"
         path = str(resolve_model_path(models[0]))
         name = Path(path).stem
         specs = [RunSpec(path, load, gpu, temperature=t, label=f"{name} · temperature {t:g}") for t in temps]
         return specs, "temperature"
-    if not 2 <= len(models) <= MAX_RUNS:
-        raise UserError(
-            f"A comparison needs 2 to {MAX_RUNS} models (or one model with --temperatures), not {len(models)}."
-        )
-    return [RunSpec(str(resolve_model_path(m)), load, gpu) for m in models], "compare"
+    if not 2 <= count <= MAX_RUNS:
+        raise UserError(f"A comparison needs 2 to {MAX_RUNS} models (or one model with --temperatures), not {count}.")
+    local = [RunSpec(str(resolve_model_path(m)), load, gpu) for m in models]
+    return local + [RunSpec(s, load, 0, label=s, server=s) for s in servers], "compare"
 
 
 def _say(text: str) -> None:
@@ -195,6 +216,16 @@ def figures_line(r: RunResult) -> str:
         return f"[failed: {r.error}]"
     s = r.stats or {}
     peak = r.peak_rss
+    if r.spec.server:
+        timings = (r.remote or {}).get("server_timings") or {}
+        server = timings.get("predicted_per_second")
+        own = f", server {float(server):.1f} tok/s" if isinstance(server, int | float) else ""
+        memory = ((r.remote or {}).get("memory") or {}).get("text")
+        return (
+            f"[remote: {s.get('tokens', 0)} tokens, {float(s.get('tg_tps') or 0):.1f} tok/s as received{own}, "
+            f"first token {float(s.get('ttft_ms') or 0):.0f} ms with the network, {s.get('finish_reason')}; "
+            f"memory {memory or 'unknown'}]"
+        )
     return (
         f"[{s.get('tokens', 0)} tokens, {float(s.get('tg_tps') or 0):.1f} tok/s, "
         f"first token {float(s.get('ttft_ms') or 0):.0f} ms, "
@@ -213,7 +244,7 @@ def run_entry(r: RunResult, load: LoadParams, quality: dict[str, Any] | None = N
     the model's stored quality figures."""
     s = r.stats or {}
     fit = r.fit
-    return {
+    entry = {
         "label": r.label,
         "model": model_summary(r.info) if r.info is not None else {"path": r.spec.path},
         "settings": {
@@ -236,6 +267,35 @@ def run_entry(r: RunResult, load: LoadParams, quality: dict[str, Any] | None = N
         "quality": quality,
         "error": r.error,
     }
+    if r.spec.server:
+        entry.update(remote_entry(r))
+    return entry
+
+
+def _remote_out(
+    args: argparse.Namespace,
+    kind: str,
+    sampling: SamplingParams,
+    seeded: bool,
+    results: list[RunResult],
+    load: LoadParams,
+) -> int:
+    """The end of a comparison a server took part in: the runs, and no best choice for this hardware."""
+    rule = REMOTE_BEST_RULE
+    if args.json:
+        out = {
+            "kind": kind,
+            "prompt": args.prompt,
+            "system": args.system or None,
+            "seed": sampling.seed,
+            "seed_source": "given" if seeded else "drawn",
+            "runs": [run_entry(r, load) for r in results],
+            "best": None,
+            "best_rule": rule,
+            "report": None,
+        }
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+    return 1 if any(r.error for r in results) else 0
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -245,12 +305,23 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         raise UserError(f"--floor must be 0 or more tokens/s, not {args.floor:g}.")
     check_min_same_top(args.min_same_top)
     sampling, load = sampling_from_args(args)
+    check_server_flags(args)
     if args.report:
+        if args.servers:
+            raise UserError(
+                "--report is for models on this machine (the hardware-fit report predicts from the model file); "
+                "leave it out when a --server takes part."
+            )
         report_format(args.report)  # a wrong suffix fails now, not after the runs
-    specs, kind = plan_specs(args.models, args.temperatures, load, parse_gpu_layers(args.gpu_layers))
-    headers: list[GGUFHeader] = []
+    gpu = parse_gpu_layers(args.gpu_layers)
+    specs, kind = plan_specs(args.models, args.temperatures, load, gpu, args.servers)
+    headers: list[GGUFHeader | None] = []
     results: list[RunResult] = []
     for spec in specs:  # every file read and checked before any engine starts
+        if spec.server:
+            headers.append(None)
+            results.append(RunResult(spec=spec, label=spec.label))
+            continue
         header, info = inspect_model(Path(spec.path))
         headers.append(header)
         label = spec.label or f"{info.name} {info.quantization} · {describe_settings(spec.load, spec.gpu_layers)}"
@@ -264,12 +335,19 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     _say(f"Comparing {len(specs)} runs with seed {sampling.seed}{'' if seeded else ' (drawn for all runs)'}.")
     ready: dict[str, Any] = {}
     hardware: HardwareReport | None = None
-    for i, (r, header) in enumerate(zip(results, headers, strict=True)):
+    for i, (r, run_header) in enumerate(zip(results, headers, strict=True)):
+        step = f"[{i + 1}/{len(specs)}]"
+        if run_header is None:
+            run_remote(ctx, args, r, sampling, args.prompt, args.system, echo=not args.json, step=step)
+            _end(r, echo=not args.json)
+            continue
         got_ready, got_hardware = run_one(
-            ctx, r, header, sampling, args.prompt, args.system, echo=not args.json, step=f"[{i + 1}/{len(specs)}]"
+            ctx, r, run_header, sampling, args.prompt, args.system, echo=not args.json, step=step
         )
         ready = got_ready or ready
         hardware = got_hardware or hardware
+    if args.servers:
+        return _remote_out(args, kind, sampling, seeded, results, load)
     report = compare_report(
         kind=kind,
         results=results,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sizewise.commands import CliContext, parse_gpu_layers
+from sizewise.commands.remote.fit_rpc import RPC_HOSTS_HELP, run_rpc
 from sizewise.core.errors import UserError
 from sizewise.core.fit.hardware import HardwareReport, format_bytes, machine_budget
 from sizewise.core.fit.measurements import MeasurementStore, settings_key
@@ -39,6 +40,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     where.add_argument("--ram-gib", type=float, metavar="X", help="check against X GiB of RAM (custom budget)")
     p.add_argument("--vram-gib", type=float, default=None, metavar="Y", help="with --ram-gib: Y GiB of VRAM")
     p.add_argument("--no-engine", action="store_true", help="do not start the engine to learn this build's backends")
+    p.add_argument("--rpc-hosts", metavar="NAME=SIZE,…", help=RPC_HOSTS_HELP)
+    p.add_argument("--report", metavar="FILE", help="with --rpc-hosts: also write the split as FILE.md, .json or .html")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -153,6 +156,12 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     mismatch = tensor_mismatch(header)
     if mismatch:  # before any sizing or load: the file is not the model its header describes
         raise UserError(f"{Path(args.model).name} does not match its own header: {mismatch}.")
+    if args.report and args.rpc_hosts is None:
+        raise UserError("--report goes with --rpc-hosts here; 'sizewise bench --report' writes a measured report.")
+    if args.rpc_hosts is not None:
+        if args.vram_gib is not None:
+            raise UserError("--vram-gib does not apply with --rpc-hosts: give each host's memory in the list.")
+        return run_rpc(args, ctx, header, info, how, params, gpu)
     budget, baseline, report = choose_budget_and_report(args, ctx)
     try:
         result = check_fit(header, params, budget, gpu, baseline_bytes=baseline)

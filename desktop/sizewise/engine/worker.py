@@ -336,7 +336,9 @@ class Worker:
                 "n_ctx": llm.n_ctx(),
                 "n_ctx_train": llm._model.n_ctx_train(),
                 "chat_mode": self.chat_mode,
-                "buffers": [{"device": b.device, "component": b.component, "bytes": b.bytes} for b in buffers],
+                "buffers": [
+                    {"device": b.device, "component": b.component, "bytes": b.bytes, "kind": b.kind} for b in buffers
+                ],
                 "rss_bytes": rss,
                 "peak_rss_bytes": peak,
             }

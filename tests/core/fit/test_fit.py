@@ -27,8 +27,11 @@ from sizewise.core.fit.targets import custom_budget, find_target, load_targets, 
 from sizewise.core.fit.verdict import MARGIN_MIN_BYTES, Budget, check_fit, compare, margin_for, max_context
 from sizewise.core.gguf.header import GGUFHeader, read_header
 from sizewise.core.paths import AppPaths
+from sizewise.core.quant.shapes import HyperParams
 from sizewise.core.sampling import LoadParams, SamplingParams
+from sizewise.core.speed.synthetic import read_tokenizer
 from sizewise.engine.session import EngineError, EngineSession
+from tests.quant_models import quantize_all, write_model
 
 MiB, GiB = 1 << 20, 1 << 30
 CPU = Backend(repack=True, cpu_features=frozenset({"avx2", "avx512"}))
@@ -497,9 +500,45 @@ def _run_worst_case(
     )  # fmt: skip
 
 
+# A small mixture-of-experts model with the starter model's vocabulary (for the workload's prompt), random weights
+# quantized by llama.cpp to Q4_K_M, whose experts an AVX2/AVX-512 CPU copies to CPU_REPACK: the case the memory
+# model once under-predicted (issue 15). 4 layers × 16 experts of 512 × 512, 4 used: 66 MiB.
+MOE_CAPPED = HyperParams(
+    arch="qwen3moe", n_layer=4, n_embd=512, n_ff=512, n_head=8, n_head_kv=2, n_vocab=49152, head_dim=64,
+    n_expert=16, n_expert_used=4, n_ff_exp=512, tied_embeddings=False,
+)  # fmt: skip
+
+
+# A small hybrid model (LFM2's layout: short-convolution layers with a recurrent state, attention in two of six
+# layers) with the starter model's vocabulary, random weights at Q4_K_M: the KV cache covers the attention layers
+# only and the recurrent state is a buffer of its own (issue 15: one hybrid architecture under the cap).
+HYBRID_CAPPED = HyperParams("lfm2", 6, 1024, 4096, 16, 4, 49152, attn_layers=(2, 5))
+
+
+def _capped_model(hp: HyperParams, smollm2_path: Path, tmp: Path) -> Path:
+    src = write_model(tmp / f"{hp.arch}-F16.gguf", hp, tokenizer=read_tokenizer(smollm2_path))
+    out = quantize_all(src, tmp, ["Q4_K_M"])
+    assert out["Q4_K_M"]["rc"] == 0, out
+    src.unlink()
+    model = tmp / f"{hp.arch}-Q4_K_M.gguf"
+    (tmp / "Q4_K_M.gguf").rename(model)
+    return model
+
+
+@pytest.fixture(scope="module")
+def qwen3moe_q4_path(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _capped_model(MOE_CAPPED, smollm2_path, tmp_path_factory.mktemp("capped-moe"))
+
+
+@pytest.fixture(scope="module")
+def lfm2_q4_path(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _capped_model(HYBRID_CAPPED, smollm2_path, tmp_path_factory.mktemp("capped-hybrid"))
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("model_fixture", ["smollm2_path", "gemma_path", "qwen3moe_q4_path", "lfm2_q4_path"])
 def test_verdict_agrees_with_worst_case_runs_under_a_memory_cap(
-    smollm2_path: Path, gemma_path: Path, tmp_path: Path
+    model_fixture: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     """Real loads and worst-case chats inside a memory cgroup, at budgets around the predicted need.
 
@@ -509,7 +548,10 @@ def test_verdict_agrees_with_worst_case_runs_under_a_memory_cap(
     runs the worst case a chat can produce (``WORKLOAD_PROMPT``: a full 512-token micro-batch, then one
     that sees all 1024 KV cells; a 32-token reply). The need is ``ram_bytes``: what the engine's graphs
     write, not the logits rows llama.cpp reserves for every token of a micro-batch and the engine never
-    asks for (core/fit/memory_model.py, "Allocated vs needed"). Per model, three budgets:
+    asks for (core/fit/memory_model.py, "Allocated vs needed"). The models: the two test models, a small
+    mixture-of-experts model (its experts go to CPU_REPACK) and a small hybrid one (a recurrent state beside the
+    KV cache): issue 15's MoE and hybrid architectures under the cap.
+    Per model, three budgets:
 
     * **just above** the need the verdict asks for (need + margin, × 1.03): the verdict says
       ``fits_cpu``, the run succeeds without reaching the cap, and the worker's peak RSS is within 1 %
@@ -529,6 +571,12 @@ def test_verdict_agrees_with_worst_case_runs_under_a_memory_cap(
                                              10.2 t/s instead of 57.0
         Gemma-3-270M Q4_K_M 387.5  388.0     375.8: cap reached, 247 pages re-read,        117.2
                                              1.8 t/s instead of 30.8
+        Qwen3-MoE Q4_K_M    182.8  181.4     177.3: cap reached, 15-265 pages re-read,      72.7
+        (synthetic, 4 layers                 2.0-9.7 t/s instead of 19.8-456
+        x 16 experts, 66 MiB)
+        LFM2 Q4_K_M         261.7  260.1     253.8: cap reached, 292 pages re-read,        110.1
+        (synthetic hybrid,                   3.5 t/s instead of 199
+        6 layers, 96 MiB)
 
     llama.cpp allocates 96 MiB (SmolLM2) and 512 MiB (Gemma) more than that for the logits rows the
     engine never writes; before the need counted only what is written, the verdict said ``too_large``
@@ -544,7 +592,7 @@ def test_verdict_agrees_with_worst_case_runs_under_a_memory_cap(
     backend = Backend.from_system_info(ready["system_info"], gpu_offload=False)
     params = LoadParams(n_ctx=WORKLOAD_CTX)
     rows: list[str] = []
-    for source in (smollm2_path, gemma_path):
+    for source in (request.getfixturevalue(model_fixture),):
         model = tmp_path / source.name
         shutil.copyfile(source, model)
         try:
@@ -569,7 +617,11 @@ def test_verdict_agrees_with_worst_case_runs_under_a_memory_cap(
             # ... so it died, or it went on only by reading its weights from the disk again, much slower
             # (pages of weights read again from disk: a count the host's load cannot change; the speeds in
             # `rows` show the same but swing with the load of a shared 2-core host, so they are not asserted)
-            assert not below.ok or below.reread > above.reread + 16, rows
+            # A MoE model's experts are copied to CPU_REPACK (anonymous memory), so few pages of its file are
+            # read per token and the reclaim shows as lost speed more than as pages read again (15-265 pages,
+            # 2.0-9.7 t/s against 19.8-456 t/s above, in four runs here).
+            harmed = below.reread > above.reread + 16 or below.tg_tps < 0.5 * above.tg_tps
+            assert not below.ok or harmed, rows
 
             budget = int(above.anon * 0.75) + above.rss_start - above.charge_start  # a cap of 0.75 x anon
             killed = capped("below anon", lambda p, margin, budget=budget: budget)

@@ -34,6 +34,8 @@ from sizewise.core.sampling import LoadParams
 from sizewise.core.speed.synthetic import read_tokenizer
 from sizewise.engine.session import EngineSession
 from tests.core.fit.buffer_check import component_failures
+from tests.core.fit.test_memory_model_hybrid import HYBRID
+from tests.core.fit.test_memory_model_mla import MLA
 from tests.core.fit.test_memory_model_moe import MEASURED_ARCHES
 from tests.quant_models import quantize_all, write_model
 
@@ -138,8 +140,9 @@ def test_shape_tells_the_graph_apart_from_llamas(arch: str, tmp_path: Path) -> N
 def test_every_architecture_labelled_measured_is_checked_against_loads() -> None:
     """``measured`` is a claim (README, the Fit view): only architectures a real-load test holds to the log get it —
     llama and gemma3 in test_memory_model.py (SmolLM2, Gemma-3), the mixture-of-experts ones in
-    test_memory_model_moe.py, the others here."""
-    assert set(_KNOWN_GRAPHS) == {"llama", "gemma3", *DENSE, *MEASURED_ARCHES}
+    test_memory_model_moe.py, the hybrid ones in test_memory_model_hybrid.py, multi-head latent attention in
+    test_memory_model_mla.py, the others here."""
+    assert set(_KNOWN_GRAPHS) == {"llama", "gemma3", *DENSE, *MEASURED_ARCHES, *HYBRID, *MLA}
 
 
 def test_header_rules_the_loads_do_not_reach(tmp_path: Path) -> None:

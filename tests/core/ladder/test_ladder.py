@@ -15,7 +15,7 @@ from sizewise.core.gguf.ggml_types import GGMLType
 from sizewise.core.gguf.header import read_header
 from sizewise.core.hub.catalogue import load_catalogue
 from sizewise.core.ladder.catalogue_rows import ladder_model, ladder_rows
-from sizewise.core.ladder.cells import LADDER_QUANTS, build_ladder, ladder_cell
+from sizewise.core.ladder.cells import LADDER_QUANTS, build_ladder, ladder_cell, ladder_max_ctx
 from sizewise.core.ladder.virtual_header import virtual_header
 from sizewise.core.sampling import LoadParams
 from sizewise.core.speed.model import model_cost
@@ -89,6 +89,30 @@ def test_too_large_and_gpu_cells_on_targets() -> None:
     gpu = Devices(PROFILE, SpeedProfile(bw_effective=600e9, t_fixed=0.001, source="estimate"))
     on_gpu = ladder_cell(qwen, "Q4_K_M", find_target("nvidia-24gb").budget(), gpu, LoadParams())
     assert on_gpu.verdict == "fits_gpu" and on_gpu.vram_bytes > 0 and on_gpu.confidence == "estimate"
+
+
+BOUNDARY_CELLS = {  # target: (model, quant) whose largest context is at, just below, above or far from 4096
+    "laptop-8gb-cpu": [("Phi-3.5 mini", "Q3_K_M"), ("Phi-3.5 mini", "Q4_K_M"), ("SmolLM2 135M", "Q8_0"),
+                       ("Llama 3.3 70B", "Q2_K")],
+    "nvidia-12gb-32gb": [("OLMoE 1B-7B", "Q4_K_M"), ("Qwen2.5 72B", "Q3_K_M"), ("Qwen2.5 7B", "Q8_0")],
+}
+
+
+@pytest.mark.parametrize("target", sorted(BOUNDARY_CELLS))
+def test_the_largest_context_search_started_from_the_cells_own_verdict_finds_the_same_context(target: str) -> None:
+    """The cell passes its own verdict at 4096 to skip one check; the answer must be the unseeded search's,
+    on cells whose largest context is exactly 4096, just below it, far above it and none."""
+    budget, params = find_target(target).budget(), LoadParams(n_ctx=4096)
+    found = []
+    for name, quant in BOUNDARY_CELLS[target]:
+        model = ladder_model(_family(name))
+        header = virtual_header(model.shape, quant)
+        trained = model.shape.context_length
+        fits = check_fit(header, params, budget, "auto", with_max_ctx=False).fits
+        seeded = ladder_max_ctx(header, params, budget, trained, known_fit=fits)
+        assert seeded == ladder_max_ctx(header, params, budget, trained), (name, quant)
+        found.append(seeded)
+    assert 4096 in found and 2048 in found and max(found) > 4096  # the boundary cases are still boundary cases
 
 
 def test_the_whole_catalogue_is_laid_out_and_uncovered_architectures_are_named() -> None:

@@ -4,6 +4,7 @@ file's metadata bytes, its exact size for every type (the catalogue-to-ladder pa
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -98,7 +99,13 @@ def test_numbers_that_describe_no_covered_model_are_refused():
         "granite",
         "gemma2",
         "olmo2",
+        "lfm2",
+        "lfm2moe",
+        "deepseek2",
     )
+    assert "MLA" in (problem(HyperParams("deepseek2", 2, 256, 512, 4, 1, 100, head_dim=192)) or "")
+    assert "attention layers" in (problem(HyperParams("lfm2", 2, 256, 512, 4, 2, 100)) or "")
+    assert "outside" in (problem(HyperParams("lfm2", 2, 256, 512, 4, 2, 100, attn_layers=(2,))) or "")
     assert "not covered" in (problem(HyperParams("mamba", 2, 256, 512, 4, 2, 100)) or "")
     assert "n_head_kv" in (problem(HyperParams("llama", 2, 256, 512, 4, 3, 100)) or "")
     assert "no experts" in (problem(HyperParams("gemma3", 2, 256, 512, 4, 2, 100, n_expert=4)) or "")
@@ -127,6 +134,53 @@ def test_olmoe_and_gpt_oss_tensors_as_llama_cpp_creates_them():
     assert oss["blk.0.ffn_down_exps.bias"] == ((320, 4), "F32")
     assert "blk.0.post_attention_norm.weight" in oss and "blk.0.ffn_norm.weight" not in oss
     assert len(oss) == 3 + 2 * 19
+
+
+def test_lfm2_layers_get_attention_or_a_short_convolution():
+    """models/lfm2.cpp's load_arch_tensors: token_embd_norm is the final norm; a layer with KV heads has attention
+    and per-head Q/K norms, the others shortconv.conv (F32, never quantized), in_proj (3 × n_embd) and out_proj."""
+    hp = HyperParams("lfm2", 3, 256, 512, 4, 2, 100, attn_layers=(1,), conv_l_cache=3)
+    lfm2 = {t.name: (t.shape, t.type_name) for t in predict_for(hp, "Q8_0").tensors}
+    assert "token_embd_norm.weight" in lfm2 and "output_norm.weight" not in lfm2 and "output.weight" not in lfm2
+    assert lfm2["blk.0.shortconv.conv.weight"] == ((3, 256), "F32")
+    assert lfm2["blk.0.shortconv.in_proj.weight"] == ((256, 768), "Q8_0")
+    assert lfm2["blk.1.attn_k.weight"] == ((256, 128), "Q8_0") and lfm2["blk.1.attn_q_norm.weight"][0] == (64,)
+    assert "blk.1.shortconv.in_proj.weight" not in lfm2 and "blk.2.attn_q.weight" not in lfm2
+    assert len(lfm2) == 2 + 3 * 5 + 2 * 3 + 6
+    moe = replace(hp, arch="lfm2moe", n_expert=4, n_expert_used=2, n_ff_exp=128, n_dense_lead=1)
+    ts = {t.name: (t.shape, t.type_name) for t in predict_for(moe, "F16").tensors}
+    assert "blk.0.ffn_up.weight" in ts and "blk.0.ffn_gate_inp.weight" not in ts  # the dense first layer
+    assert ts["blk.1.ffn_up_exps.weight"] == ((256, 128, 4), "F16") and "blk.1.ffn_up.weight" not in ts
+    assert ts["blk.2.exp_probs_b.bias"] == ((4,), "F32") and ts["blk.2.ffn_gate_inp.weight"] == ((256, 4), "F32")
+
+
+@pytest.mark.parametrize(
+    ("n_embd", "n_ff", "n_head", "published"),
+    [(1024, 4608, 16, 354_483_968), (1536, 6912, 24, 742_489_344), (2048, 8192, 32, 1_170_340_608)],
+)
+def test_lfm2_configs_give_their_published_parameter_counts(n_embd, n_ff, n_head, published):
+    """LFM2-350M/700M/1.2B's config.json (16 layers, attention at 2, 5, 8, 10, 12, 14, 8 KV heads, conv_L_cache 3,
+    65 536 tokens, tied; n_ff as the converter adjusts block_ff_dim): the tensor list holds the model cards' counts."""
+    hp = HyperParams("lfm2", 16, n_embd, n_ff, n_head, 8, 65536, attn_layers=(2, 5, 8, 10, 12, 14))
+    assert sum(math.prod(t.shape) for t in tensors(hp)) == published
+
+
+def test_deepseek2_tensors_as_llama_cpp_creates_them_with_mla():
+    """models/deepseek2.cpp's load_arch_tensors for DeepSeek-V2-Lite (q_lora_rank 0, MLA split into k_b/v_b): 27
+    layers of 2048, 16 heads of 128 + 64, kv_lora_rank 512, V heads of 128, the first layer dense (10944), then 64
+    experts of 1408 with 2 shared — 15.7B parameters, as published."""
+    lite = HyperParams(
+        "deepseek2", 27, 2048, 10944, 16, 1, 102400, head_dim=192, tied_embeddings=False, n_expert=64,
+        n_expert_used=6, n_ff_exp=1408, kv_lora_rank=512, rope_dim=64, v_head_dim=128, n_expert_shared=2,
+        n_dense_lead=1,
+    )  # fmt: skip
+    ts = {t.name: t.shape for t in tensors(lite)}
+    assert ts["blk.0.attn_q.weight"] == (2048, 16 * 192) and ts["blk.0.attn_kv_a_mqa.weight"] == (2048, 576)
+    assert ts["blk.0.attn_k_b.weight"] == (128, 512, 16) and ts["blk.0.attn_v_b.weight"] == (512, 128, 16)
+    assert ts["blk.0.attn_output.weight"] == (16 * 128, 2048) and ts["blk.0.ffn_up.weight"] == (2048, 10944)
+    assert "blk.0.ffn_gate_inp.weight" not in ts and ts["blk.1.ffn_up_shexp.weight"] == (2048, 2816)
+    assert ts["blk.26.ffn_down_exps.weight"] == (1408, 2048, 64)
+    assert sum(math.prod(s) for s in ts.values()) == pytest.approx(15.7e9, rel=0.01)
 
 
 @pytest.mark.parametrize(

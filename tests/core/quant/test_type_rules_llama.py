@@ -50,6 +50,11 @@ UNREADABLE = {"Q2_0"}
 # OLMoE and gpt-oss with 4 experts (the real ones have 64 and 32): none is 8, so the same n_expert rules fire
 MOE4: dict[str, Any] = {"tied_embeddings": False, "n_expert": 4, "n_expert_used": 2}
 
+DEEPSEEK2 = HyperParams(
+    "deepseek2", 3, 256, 512, 16, 1, 256, head_dim=192, tied_embeddings=False, n_expert=4, n_expert_used=2,
+    n_ff_exp=256, kv_lora_rank=512, rope_dim=64, v_head_dim=128, n_expert_shared=2, n_dense_lead=1,
+)  # fmt: skip
+
 # name: (hyper-parameters, the types that get a real run as well)
 SYNTHETIC: dict[str, tuple[HyperParams, list[str]]] = {
     # SmolLM2's widths: 576 and 320 are not multiples of 256, so every k-quant falls back somewhere; tied
@@ -75,6 +80,14 @@ SYNTHETIC: dict[str, tuple[HyperParams, list[str]]] = {
     # gpt-oss's layout (biases, sinks, post_attention_norm, 2-D expert biases, GQA 4) with 4 experts instead of
     # 32; 320 wide like gpt-oss-20b's 2880, a multiple of 32 but not of 256, so k-quants fall back as they do there
     "gpt-oss": (HyperParams("gpt-oss", 4, 320, 320, 8, 2, 256, head_dim=64, n_ff_exp=320, **MOE4), [*FEW, "MXFP4_MOE"]),
+    # LFM2's layer pattern (conv, conv, attention …): shortconv.conv is never quantized, in_proj is 3 × n_embd
+    "lfm2": (HyperParams("lfm2", 6, 256, 512, 4, 2, 256, attn_layers=(2, 5)), FEW),
+    # DeepSeek-V2-Lite's heads (MLA: attn_kv_a_mqa, the 3-D attn_k_b / attn_v_b), a dense first layer, shared experts
+    "deepseek2": (DEEPSEEK2, FEW),
+    "lfm2moe": (
+        HyperParams("lfm2moe", 6, 256, 512, 4, 2, 256, attn_layers=(2, 5), n_dense_lead=1, n_ff_exp=256, **MOE4),
+        FEW,
+    ),
 }
 
 

@@ -52,6 +52,7 @@ def test_html_page_is_self_contained_with_both_models_numbers_and_charts(real_ru
         assert f"{m['measured']['total_bytes'] / 2**20:,.1f} MiB" in html
         assert f"{m['predicted']['total_bytes'] / 2**20:,.1f} MiB" in html
         assert m["verdict"] in html
+        assert "Memory prediction confidence: measured — " in html
     # nothing fetched from elsewhere: no scripts, no links, no external images or styles
     assert "<script" not in html and " src=" not in html and "href=" not in html and "@import" not in html
     charts = _svgs(html)
@@ -97,6 +98,10 @@ def test_markdown_report(real_run: dict[str, Any]) -> None:
         assert m["label"] in md
         assert f"{m['tg']['mean_tps']:.1f} ± {m['tg']['sd_tps']:.1f}" in md
         assert m["verdict_text"] in md
+        # which kind of prediction and why (issue 15: the report says it, as the Fit view and fit --json do)
+        pred = m["predicted"]
+        assert pred["confidence"] == "measured"  # llama and gemma3
+        assert f"Memory prediction confidence: measured — {pred['confidence_reason'].rstrip('.')}." in md
     assert "| weights |" in md and "| Item | Value | Source |" in md
     best = real_run["json"]["best"]
     if best is None:

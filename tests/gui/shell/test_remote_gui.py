@@ -110,7 +110,10 @@ def test_chat_and_writing_run_on_the_server_with_stop_and_labels(
     assert "; the server's own: " in view.labels["gen"].text()
     assert view.labels["rss"].text() == "– (the model runs on the server)"
     assert view.labels["predicted"].text().endswith(" MiB on the server (predicted)")
-    assert view.predicted_ram == w.loader.remote_info["memory"]["bytes"]  # type: ignore[index]
+    assert view.remote_memory_bytes == w.loader.remote_info["memory"]["bytes"]  # type: ignore[index]
+    assert view.predicted_ram is None  # the local prediction line is not the server's
+    legend = [label.text for _sample, label in view.memory.plot.legend.items]
+    assert "server memory (remote, predicted)" in legend and "predicted RAM" in legend
     shot(metrics_dock, "metrics-on-server.png")
     metrics_dock.hide()
 

@@ -184,10 +184,13 @@ class RemoteEngine(ReplyEngine):
         return (counts, False) if counts is not None else super().count_tokens(texts)
 
     def json_fields(self) -> dict[str, Any]:
+        from sizewise.engine.remote.memory import remote_memory
+
         return {
             "engine": {"remote": True, "n_ctx": self.info.n_ctx, "sampling_sent": self.session.last_sampling_sent},
             "remote": {
                 **self.info.to_dict(),
+                "memory": remote_memory(self.info, self.session.loaded_memory()),
                 "figures": "ttft_ms, pp_tps and tg_tps are measured by this client as the reply arrived "
                 "(network and HTTP included); server_timings are the server's own",
             },

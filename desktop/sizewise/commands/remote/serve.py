@@ -28,14 +28,11 @@ from typing import TYPE_CHECKING
 from sizewise.commands import CliContext
 from sizewise.commands.fit import add_memory_flags, memory_settings
 from sizewise.core.errors import UserError
+from sizewise.core.fit.rpc.hosts import RPC_WARNING
 
 if TYPE_CHECKING:
     from sizewise.engine.remote.session import RemoteSession, ServerInfo
 
-RPC_WARNING = (
-    "rpc-server has no authentication and its traffic is not encrypted: run it only on a trusted network, "
-    "never on an open one (llama.cpp's own advice)."
-)
 READY_TIMEOUT_S = 300.0
 
 

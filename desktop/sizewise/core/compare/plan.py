@@ -39,9 +39,12 @@ class RunSpec:
     gpu_layers: int | str = 0  # requested: a number (-1 = all) or "auto"
     temperature: float | None = None  # None: the comparison's sampling temperature
     label: str = ""
+    server: str = ""  # a model on a server, ``URL`` or ``URL#MODEL`` (``path`` then holds the same text)
 
     @property
     def engine_key(self) -> EngineKey:
+        if self.server:  # nothing is loaded here: one "engine" per server and model
+            return (f"server:{self.server}", self.load, 0)
         return (str(Path(self.path).resolve()), self.load, self.gpu_layers)
 
 
@@ -109,12 +112,15 @@ class RunPlan:
     fits: tuple[FitResult, ...] = ()
     together: TogetherFit | None = None
     problem: str = ""  # why there is no decision (a file could not be read)
+    servers_only: bool = False  # every run is on a server: nothing to fit here
 
     @property
     def all_at_once(self) -> bool:
         return self.together is not None and self.together.fits
 
     def words(self) -> str:
+        if self.servers_only:
+            return "Every run is on a server, so nothing is loaded on this machine: the runs go one after another."
         if self.together is not None:
             return self.together.words()
         return f"Could not check whether the runs fit together ({self.problem}): running one after another."
@@ -128,12 +134,14 @@ def plan_runs(specs: Sequence[RunSpec], budget: Budget | None = None) -> RunPlan
     """
     groups = group_specs(specs)
     keys = tuple(specs[g[0]].engine_key for g in groups)
+    local = [specs[g[0]] for g in groups if not specs[g[0]].server]  # a server's model takes no memory here
+    if not local:
+        return RunPlan(keys=keys, servers_only=True)
     try:
         if budget is None:
             budget = machine_budget(probe_hardware())
         fits = []
-        for g in groups:
-            spec = specs[g[0]]
+        for spec in local:
             header, _info = inspect_cached(spec.path)
             fits.append(check_fit(header, spec.load, budget, spec.gpu_layers, with_max_ctx=False))
     except Exception as exc:  # a missing or broken file: the run itself reports it per engine

@@ -19,6 +19,47 @@ from sizewise.core.report.fit_report import build_report, hardware_section, llam
 from sizewise.core.sampling import SamplingParams, default_threads
 
 SHARED_SPEED_NOTE = "measured side by side, sharing the CPU"
+REMOTE_BEST_RULE = "none: a model on a server took part, and its speed and memory are not this machine's"
+
+
+def remote_entry(r: RunResult, prompt: str) -> dict[str, Any]:
+    """A server run's entry: the model as the server names it and the reply; no prediction, no local memory.
+
+    Its keys are a local entry's, plus ``remote`` (what the server said: facts, timings, memory)."""
+    remote = r.remote or {}
+    server = remote.get("server") or {}
+    reply = r.reply(prompt)
+    return {
+        "label": r.label,
+        "model": {
+            "path": r.spec.server,
+            "name": server.get("model") or r.spec.server,
+            "server": server.get("url"),
+            **(server.get("facts") or {}),
+        },
+        "settings": {},
+        "pp": None,
+        "tg": None,
+        "ttft_ms": (reply or {}).get("ttft_ms"),
+        "ttft": None,
+        "load_s": None,
+        "predicted": None,
+        "measured": None,
+        "diff_pct": None,
+        "verdict": None,
+        "verdict_text": None,
+        "fit": None,
+        "reply": reply,
+        "hardware": None,
+        "llama_cpp": None,
+        "quality": None,
+        "error": r.error,
+        "remote": {
+            "server": server or None,
+            "server_timings": remote.get("server_timings"),
+            "memory": remote.get("memory"),
+        },
+    }
 
 
 def compare_entries(
@@ -35,9 +76,15 @@ def compare_entries(
     lc = llama_cpp_facts(ready_info)
     read = [r for r in results if r.info is not None]
     sections = quality_sections([r.spec.path for r in read], quality) if quality is not None else [None] * len(read)
+    by_run = dict(zip((id(r) for r in read), sections, strict=True))
     out = []
-    for r, q in zip(read, sections, strict=True):
-        assert r.info is not None
+    for r in results:
+        if r.spec.server:
+            out.append(remote_entry(r, prompt))
+            continue
+        if r.info is None:
+            continue
+        q = by_run[id(r)]
         out.append(
             model_entry(
                 info=r.info,
@@ -138,4 +185,6 @@ def compare_report(
     )
     if speeds_shared(results):
         report["best_rule"] += f" (speeds {SHARED_SPEED_NOTE})"
+    if any(r.spec.server for r in results):
+        report["best"], report["best_rule"] = None, REMOTE_BEST_RULE
     return report

@@ -37,6 +37,7 @@ class RunResult:
     gen_span: tuple[float, float] | None = None  # time.monotonic(): reply asked → finished
     reused: bool = False  # the engine was still loaded from the previous run: no load this time
     side_by_side: bool = False  # generated at the same time as other runs: its reply speeds share the CPU
+    remote: dict[str, Any] | None = None  # a server's run: what the server said (model, timings, memory)
 
     def reply(self, prompt: str) -> dict[str, Any] | None:
         if self.stats is None or self.sampling is None:
@@ -82,6 +83,10 @@ def planned_results(specs: Iterable[RunSpec]) -> list[RunResult]:
     out = []
     for spec in specs:
         r = RunResult(spec=spec, label=spec.label)
+        if spec.server:  # nothing to read here: the server says what it serves once connected
+            r.label = spec.label or spec.server
+            out.append(r)
+            continue
         try:
             r.info = inspect_cached(spec.path)[1]
         except Exception as exc:  # a missing or broken file: its run says why, as a failed run would

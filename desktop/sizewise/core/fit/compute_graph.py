@@ -17,7 +17,9 @@ depth-first order, and ``simulate_allocator`` replays ggml-alloc's dynamic alloc
 in-place reuse for the ops ggml marks as such, views that keep their source alive). Sizes come
 from the GGUF header, so the result follows the model and the settings instead of any stored
 per-model number. Tiny tensors that do not move the result are left out (RoPE factors, norms'
-weights are external anyway).
+weights are external anyway). Layers that are not attention blocks have helpers of their own, in llama.cpp's order:
+lfm2's short convolutions (``_shortconv``), deepseek2's multi-head latent attention (``_mla_attention``), the
+experts' routing (``_moe_ffn``, with DeepSeek-V3's expert groups in ``_expert_groups``).
 
 Only the shapes of the graph matter here; the arithmetic is never run.
 """
@@ -25,7 +27,7 @@ Only the shapes of the graph matter here; the arithmetic is never run.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 TENSOR_ALIGNMENT = 32  # ggml's CPU buffer alignment (ggml-impl.h TENSOR_ALIGNMENT)
@@ -308,6 +310,9 @@ class LayerShape:
     n_ff: int
     swa: bool  # a sliding-window layer (its own KV cache and mask)
     rope: bool = True  # False: a NoPE layer (smollm3's every 4th): Q and K go to attention as projected
+    conv: int = 0  # a short-convolution layer (lfm2's hybrid) with this many state columns (L_cache - 1): no attention
+    dense_ffn: bool = False  # a leading dense layer of a mixture-of-experts model (deepseek2's first_k_dense_replace)
+    n_ff_shared: int = 0  # the shared experts' width beside the routed ones (deepseek2: n_expert_shared × n_ff_exp)
 
 
 @dataclass(frozen=True)
@@ -333,6 +338,12 @@ class DecoderSpec:
     # (LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT); biases on the router and on every expert (add_id)
     moe_softmax_weight: bool = False
     moe_biases: bool = False
+    # DeepSeek-V3's routing: sigmoid scores, a selection bias (exp_probs_b), the chosen weights scaled, experts
+    # chosen within the best groups: (n_expert_groups, n_group_used), (0, 0) for none
+    moe_sigmoid: bool = False
+    moe_probs_bias: bool = False
+    moe_scale: bool = False
+    moe_groups: tuple[int, int] = (0, 0)
     # gpt-oss: the last layer runs on every token and the output rows are picked after it (its hidden state
     # is a graph output), instead of before the last layer's FFN
     out_rows_last: bool = False
@@ -345,6 +356,12 @@ class DecoderSpec:
     attn_softcap: bool = False  # tanh soft-capping of KQ without flash attention: three ops, in place (gemma2)
     pre_norms: bool = True  # False: no norm before attention or the FFN, each takes the residual stream (olmo2)
     qk_norm_flat: bool = False  # RMS norm over the whole Q and K projections before the head split (olmo2): in place
+    residual_first_attn: bool = False  # the attention's residual add is residual + output (lfm2): in place over it
+    # deepseek2's MLA: the compressed KV's rank and the RoPE part of a head (0: ordinary attention). The layers'
+    # head_dim_k / head_dim_v are then the decompressed heads (nope + rope, v_head_dim); the cache holds rank + rope
+    mla_rank: int = 0
+    mla_rope: int = 0
+    mla_q_lora: int = 0  # compressed queries (DeepSeek-V2/V3's q_lora_rank): wq_a, its norm, then wq_b
 
 
 @dataclass(frozen=True)
@@ -404,6 +421,8 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
     base_rot = rot_inputs("")
     swa_rot = rot_inputs("_swa") if has_swa else base_rot
     out_ids = g.input("out_ids", 4 * gs.n_outputs, (gs.n_outputs,), "i32")
+    # the recurrent memory's state-copy indices (build_rs_inp_impl: one per sequence, here one)
+    rs_copy = g.input("rs_s_copy", 4, (1,), "i32") if any(ly.conv for ly in spec.layers) else None
 
     def norm(x: Tensor, shape: tuple[int, ...], name: str) -> Tensor:
         n = g.new(f"{name}_rms", "rms_norm", [x], shape)
@@ -428,63 +447,72 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
         hq, hk, hv = ly.n_head, ly.n_head_kv, ly.n_head_kv
         dq, dk, dv = ly.head_dim_k, ly.head_dim_k, ly.head_dim_v
         x = norm(inp_l, (E, T), "attn_norm") if spec.pre_norms else inp_l
-        if spec.fused_qkv:  # build_qkv's fused path: ggml_view_3d into each row of the one projection
-            qkv = g.new("qkv", "mul_mat", [g.external("wqkv"), x], (dq * hq + dk * hk + dv * hv, T))
-            q, k, v = (g.view(qkv, name, contiguous=False) for name in ("q3", "k3", "v3"))
+        if ly.conv:  # a short-convolution layer (lfm2) in the attention's place
+            att = _shortconv(g, x, E, T, ly.conv, rs_copy)
+            g.marks.append(len(g.nodes))
+        elif spec.mla_rank:  # deepseek2's multi-head latent attention over its K-only cache
+            att = _mla_attention(g, spec, ly, x, (pos, k_idxs, mask), T, n_kv, fa, norm)
+            g.expand(att)
+            g.marks.append(len(g.nodes))
+            att = g.new("attn_out", "mul_mat", [g.external("wo"), att], (E, T))
         else:
-            q = _proj(g, "q", x, dq * hq, T, spec.qkv_bias)
-            k = _proj(g, "k", x, dk * hk, T, spec.qkv_bias)
-            if spec.qk_norm_flat or spec.qk_norm_rows:  # build_qkv(reshape=false), norms, then ggml_reshape_3d
-                q, k = norm(q, (dq * hq, T), "q_norm"), norm(k, (dk * hk, T), "k_norm")
-            q = g.view(q, "q3", (dq, hq, T))
-            k = g.view(k, "k3", (dk, hk, T))
-            v = g.view(_proj(g, "v", x, dv * hv, T, spec.qkv_bias), "v3", (dv, hv, T))
-        if spec.qk_norm:
-            q = norm(q, (dq, hq, T), "q_norm")
-        if ly.rope:
-            q = g.new("q_rope", "rope", [q, pos], (dq, hq, T))
-        if spec.qk_norm:
-            k = norm(k, (dk, hk, T), "k_norm")
-        if ly.rope:
-            k = g.new("k_rope", "rope", [k, pos], (dk, hk, T))
-        if spec.scale_q:
-            q = g.new("q_scaled", "scale", [q], (dq, hq, T))
-        if k_rot is not None:
-            q = hadamard(q, k_rot, gs.k_rot, (dq, hq, T))
-            k = hadamard(k, k_rot, gs.k_rot, (dk, hk, T))
-        if v_rot is not None:
-            v = hadamard(v, v_rot, gs.v_rot, (dv, hv, T))
-        for t in (q, k, v) if has_swa else (q, v, k):
-            g.expand(t)
-        k_cache, v_cache = g.external(f"cache_k{il}"), g.external(f"cache_v{il}")
-        g.expand(_set_rows(g, k_cache, g.view(k, "k2d", (dk * hk, T)), k_idxs))
-        if fa:
-            g.expand(_set_rows(g, v_cache, g.view(v, "v2d", (dv * hv, T)), v_idxs))
-        else:
-            # cpy_v into the transposed cache: a reshape, or a copy (ggml_cont_2d) of a strided V
-            contiguous = v.layout[0] == "c"
-            v2d = g.view(v, "v2d", (dv * hv, T)) if contiguous else g.new("v_cont", "cont", [v], (dv * hv, T))
-            g.expand(_set_rows(g, v_cache, g.view(v2d, "v1", (1, dv * hv * T)), v_idxs))
-        kv_k = g.view(g.view(k_cache, "k_view"), "k_perm", contiguous=False)
-        kv_v = g.view(g.view(v_cache, "v_view"), "v_perm", contiguous=False)
-        qp = g.view(g.view(q, "q4", (dq, hq, T)), "q_perm", contiguous=False)
-        if fa:
-            att = g.new("fattn", "flash_attn_ext", [qp, kv_k, kv_v, mask], (dv, hq, T))
-            att = g.view(att, "fattn2d", (dv * hq, T))
-        else:
-            kq = g.new("kq", "mul_mat", [kv_k, qp], (n_kv, T, hq))
-            if spec.attn_softcap:  # with flash attention the cap is a parameter of flash_attn_ext
-                kq = g.new("kq_scaled_1", "scale", [kq], (n_kv, T, hq))
-                kq = g.new("kq_tanh", "unary", [kq], (n_kv, T, hq))
-                kq = g.new("kq_scaled_2", "scale", [kq], (n_kv, T, hq))
-            kq = g.new("kq_soft_max", "soft_max", [kq, mask], (n_kv, T, hq))
-            kqv = g.new("kqv", "mul_mat", [kv_v, kq], (dv, T, hq))
-            att = g.new("kqv_cont", "cont", [g.view(kqv, "kqv_perm", contiguous=False)], (dv * hq, T))
-        g.expand(att)
-        g.marks.append(len(g.nodes))
-        if v_rot is not None:
-            att = hadamard(att, v_rot, gs.v_rot, (dv * hq, T))
-        att = g.new("attn_out", "mul_mat", [g.external("wo"), att], (E, T))
+            if spec.fused_qkv:  # build_qkv's fused path: ggml_view_3d into each row of the one projection
+                qkv = g.new("qkv", "mul_mat", [g.external("wqkv"), x], (dq * hq + dk * hk + dv * hv, T))
+                q, k, v = (g.view(qkv, name, contiguous=False) for name in ("q3", "k3", "v3"))
+            else:
+                q = _proj(g, "q", x, dq * hq, T, spec.qkv_bias)
+                k = _proj(g, "k", x, dk * hk, T, spec.qkv_bias)
+                if spec.qk_norm_flat or spec.qk_norm_rows:  # build_qkv(reshape=false), norms, then ggml_reshape_3d
+                    q, k = norm(q, (dq * hq, T), "q_norm"), norm(k, (dk * hk, T), "k_norm")
+                q = g.view(q, "q3", (dq, hq, T))
+                k = g.view(k, "k3", (dk, hk, T))
+                v = g.view(_proj(g, "v", x, dv * hv, T, spec.qkv_bias), "v3", (dv, hv, T))
+            if spec.qk_norm:
+                q = norm(q, (dq, hq, T), "q_norm")
+            if ly.rope:
+                q = g.new("q_rope", "rope", [q, pos], (dq, hq, T))
+            if spec.qk_norm:
+                k = norm(k, (dk, hk, T), "k_norm")
+            if ly.rope:
+                k = g.new("k_rope", "rope", [k, pos], (dk, hk, T))
+            if spec.scale_q:
+                q = g.new("q_scaled", "scale", [q], (dq, hq, T))
+            if k_rot is not None:
+                q = hadamard(q, k_rot, gs.k_rot, (dq, hq, T))
+                k = hadamard(k, k_rot, gs.k_rot, (dk, hk, T))
+            if v_rot is not None:
+                v = hadamard(v, v_rot, gs.v_rot, (dv, hv, T))
+            for t in (q, k, v) if has_swa else (q, v, k):
+                g.expand(t)
+            k_cache, v_cache = g.external(f"cache_k{il}"), g.external(f"cache_v{il}")
+            g.expand(_set_rows(g, k_cache, g.view(k, "k2d", (dk * hk, T)), k_idxs))
+            if fa:
+                g.expand(_set_rows(g, v_cache, g.view(v, "v2d", (dv * hv, T)), v_idxs))
+            else:
+                # cpy_v into the transposed cache: a reshape, or a copy (ggml_cont_2d) of a strided V
+                contiguous = v.layout[0] == "c"
+                v2d = g.view(v, "v2d", (dv * hv, T)) if contiguous else g.new("v_cont", "cont", [v], (dv * hv, T))
+                g.expand(_set_rows(g, v_cache, g.view(v2d, "v1", (1, dv * hv * T)), v_idxs))
+            kv_k = g.view(g.view(k_cache, "k_view"), "k_perm", contiguous=False)
+            kv_v = g.view(g.view(v_cache, "v_view"), "v_perm", contiguous=False)
+            qp = g.view(g.view(q, "q4", (dq, hq, T)), "q_perm", contiguous=False)
+            if fa:
+                att = g.new("fattn", "flash_attn_ext", [qp, kv_k, kv_v, mask], (dv, hq, T))
+                att = g.view(att, "fattn2d", (dv * hq, T))
+            else:
+                kq = g.new("kq", "mul_mat", [kv_k, qp], (n_kv, T, hq))
+                if spec.attn_softcap:  # with flash attention the cap is a parameter of flash_attn_ext
+                    kq = g.new("kq_scaled_1", "scale", [kq], (n_kv, T, hq))
+                    kq = g.new("kq_tanh", "unary", [kq], (n_kv, T, hq))
+                    kq = g.new("kq_scaled_2", "scale", [kq], (n_kv, T, hq))
+                kq = g.new("kq_soft_max", "soft_max", [kq, mask], (n_kv, T, hq))
+                kqv = g.new("kqv", "mul_mat", [kv_v, kq], (dv, T, hq))
+                att = g.new("kqv_cont", "cont", [g.view(kqv, "kqv_perm", contiguous=False)], (dv * hq, T))
+            g.expand(att)
+            g.marks.append(len(g.nodes))
+            if v_rot is not None:
+                att = hadamard(att, v_rot, gs.v_rot, (dv * hq, T))
+            att = g.new("attn_out", "mul_mat", [g.external("wo"), att], (E, T))
         t_cur = T
         residual = inp_l
         if il == n_layer - 1 and not spec.out_rows_last:
@@ -495,10 +523,13 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
             att = norm(att, (E, t_cur), "attn_post_norm")
         if spec.residual_scale:
             att = g.new("attn_scaled", "scale", [att], (E, t_cur))
-        ffn_inp = g.new("ffn_inp", "add", [att, residual], (E, t_cur))
+        ffn_inp = g.new("ffn_inp", "add", [residual, att] if spec.residual_first_attn else [att, residual], (E, t_cur))
         x = norm(ffn_inp, (E, t_cur), "ffn_norm") if spec.pre_norms else ffn_inp
-        if spec.n_expert:
+        if spec.n_expert and not ly.dense_ffn:
             down = _moe_ffn(g, spec, x, ly.n_ff, t_cur)
+            if ly.n_ff_shared:  # deepseek2's shared experts: one more gated FFN on every token, added to the routed
+                shared = _gated_ffn(g, x, E, ly.n_ff_shared, t_cur, "ffn_shexp")
+                down = g.new("ffn_moe_shexp", "add", [down, shared], (E, t_cur))
         else:
             up_width = 2 * ly.n_ff if spec.fused_up else ly.n_ff
             up = g.new("ffn_up", "mul_mat", [g.external("w_up"), x], (up_width, t_cur))
@@ -548,8 +579,18 @@ def _moe_ffn(g: Graph, spec: DecoderSpec, x: Tensor, n_ff: int, t: int) -> Tenso
     logits = g.new("ffn_moe_logits", "mul_mat", [g.external("w_gate_inp"), x], (n_exp, t))
     if spec.moe_biases:
         logits = g.new("ffn_moe_logits_biased", "add", [logits, g.external("b_gate_inp")], (n_exp, t))
-    probs = logits if spec.moe_softmax_weight else g.new("ffn_moe_probs", "soft_max", [logits], (n_exp, t))
-    argsort = g.new("ffn_moe_argsort", "argsort", [probs], (n_exp, t), "i32")
+    if spec.moe_softmax_weight:
+        probs = logits
+    elif spec.moe_sigmoid:  # DeepSeek-V3's scoring: a sigmoid per expert, in place over the logits
+        probs = g.new("ffn_moe_probs", "unary", [logits], (n_exp, t))
+    else:
+        probs = g.new("ffn_moe_probs", "soft_max", [logits], (n_exp, t))
+    selection = probs
+    if spec.moe_probs_bias:  # exp_probs_b: chosen on biased scores, weighted by the unbiased ones (a new tensor)
+        selection = g.new("ffn_moe_probs_biased", "add", [probs, g.external("exp_probs_b")], (n_exp, t))
+    if spec.moe_groups[0] > 1:
+        selection = _expert_groups(g, selection, n_exp, t, *spec.moe_groups)
+    argsort = g.new("ffn_moe_argsort", "argsort", [selection], (n_exp, t), "i32")
     selected = g.view(argsort, "ffn_moe_topk", (k, t), contiguous=False)
     weights = g.new("ffn_moe_weights", "get_rows", [g.view(probs, "probs3", (1, n_exp, t)), selected], (1, k, t))
     if spec.moe_softmax_weight:
@@ -560,6 +601,8 @@ def _moe_ffn(g: Graph, spec: DecoderSpec, x: Tensor, n_ff: int, t: int) -> Tenso
         total = g.new("ffn_moe_weights_sum", "sum_rows", [w2], (1, t))
         total = g.new("ffn_moe_weights_sum_clamped", "clamp", [total], (1, t))
         weights = g.view(g.new("ffn_moe_weights_norm", "div", [w2, total], (k, t)), "weights3d", (1, k, t))
+    if spec.moe_scale:  # expert_weights_scale (V3: 2.5): over a view, so a new tensor
+        weights = g.new("ffn_moe_weights_scaled", "scale", [weights], (1, k, t))
     g.expand(weights)
     cur = g.view(x, "ffn_moe_in3d", (E, 1, t))
 
@@ -587,6 +630,141 @@ def _moe_ffn(g: Graph, spec: DecoderSpec, x: Tensor, n_ff: int, t: int) -> Tenso
     if k == 1:
         out = g.new("ffn_moe_out", "cont", [out], (E, t))
     return out
+
+
+def _mla_attention(
+    g: Graph,
+    spec: DecoderSpec,
+    ly: LayerShape,
+    x: Tensor,
+    inputs: tuple[Tensor, Tensor, Tensor],
+    T: int,
+    n_kv: int,
+    fa: bool,
+    norm: Callable[[Tensor, tuple[int, ...], str], Tensor],
+) -> Tensor:
+    """deepseek2's attention with MLA's absorption (models/deepseek2.cpp, build_attn over llm_graph_input_attn_k and
+    build_attn_mha with v_mla), in its order, up to the output projection (not included).
+
+    Q (nope + rope per head) and the compressed KV plus one shared RoPE part come from two projections; the RoPE
+    parts are rotated, the compressed KV normed, Q's nope part absorbed into the latent space (wk_b, per head), so
+    that attention runs as MQA over one cache row of rank + rope values per token, V being a view of K's first
+    ``rank`` values. The result is decompressed per head by wv_b. Without flash attention V is copied transposed
+    (ggml_cont, in the cache's type): a rank × n_kv tensor that grows with the context. The K-only input has no
+    Hadamard rotation even for a quantized cache (build_attn_inp_k_impl builds none).
+    """
+    pos, k_idxs, mask = inputs
+    H, rank, rope = ly.n_head, spec.mla_rank, spec.mla_rope
+    dk, dv = ly.head_dim_k, ly.head_dim_v
+    if spec.mla_q_lora:
+        q_a = g.new("q_a", "mul_mat", [g.external("wq_a"), x], (spec.mla_q_lora, T))
+        q_a = norm(q_a, (spec.mla_q_lora, T), "q_a_norm")
+        q = g.new("q", "mul_mat", [g.external("wq_b"), q_a], (dk * H, T))
+    else:
+        q = g.new("q", "mul_mat", [g.external("wq"), x], (dk * H, T))
+    q = g.view(q, "q3", (dk, H, T))
+    kv_pe = g.new("kv_cmpr_pe", "mul_mat", [g.external("wkv_a_mqa"), x], (rank + rope, T))
+    k_pe = g.new("k_pe", "rope", [g.view(kv_pe, "k_pe_view", contiguous=False), pos], (rope, 1, T))
+    kv_cmpr = norm(g.view(kv_pe, "kv_cmpr_view", contiguous=False), (rank, T), "kv_a_norm")
+    q_pe = g.new("q_pe", "rope", [g.view(q, "q_pe_view", contiguous=False), pos], (rope, H, T))
+    q_nope = g.view(g.view(q, "q_nope", contiguous=False), "q_nope_perm", contiguous=False)
+    absorbed = g.new("q_nope_absorbed", "mul_mat", [g.external("wk_b"), q_nope], (rank, T, H))
+    absorbed = g.view(absorbed, "q_nope_absorbed_perm", contiguous=False)
+    q_cur = g.new("q_cat", "concat", [absorbed, q_pe], (rank + rope, H, T))
+    v_cur = g.view(kv_cmpr, "kv_cmpr3d", (rank, 1, T))
+    k_cur = g.new("k_cat", "concat", [v_cur, k_pe], (rank + rope, 1, T))
+    for t in (q_cur, v_cur, k_cur):
+        g.expand(t)
+    cache = g.external("cache_k")
+    g.expand(_set_rows(g, cache, g.view(k_cur, "k2d", (rank + rope, T)), k_idxs))
+    qp = g.view(g.view(q_cur, "q4"), "q_perm", contiguous=False)
+    kp = g.view(g.view(cache, "k_view"), "k_perm", contiguous=False)
+    vp = g.view(g.view(cache, "v_view"), "v_perm", contiguous=False)
+    if fa:
+        att = g.new("fattn", "flash_attn_ext", [qp, kp, vp, mask], (rank, H, T))
+        att = g.view(att, "fattn_perm", contiguous=False)
+        att = g.new("fattn_mla", "mul_mat", [g.external("wv_b"), att], (dv, T, H))
+        att = g.new("fattn_mla_cont", "cont", [g.view(att, "fattn_mla_perm", contiguous=False)], (dv, H, T))
+        return g.view(att, "fattn2d", (dv * H, T))
+    kq = g.new("kq", "mul_mat", [kp, qp], (n_kv, T, H))
+    kq = g.new("kq_soft_max", "soft_max", [kq, mask], (n_kv, T, H))
+    v_cont = g.new("v_cont", "cont", [g.view(vp, "v_t", contiguous=False)], (n_kv, rank, 1), "f16")
+    kqv = g.new("kqv", "mul_mat", [v_cont, kq], (rank, T, H))
+    kqv = g.new("kqv_mla", "mul_mat", [g.external("wv_b"), kqv], (dv, T, H))
+    return g.new("kqv_cont", "cont", [g.view(kqv, "kqv_perm", contiguous=False)], (dv * H, T))
+
+
+def _gated_ffn(g: Graph, x: Tensor, E: int, n_ff: int, t: int, name: str) -> Tensor:
+    """build_ffn with gate and up in parallel and SiLU (LLM_FFN_SILU, LLM_FFN_PAR): up, gate, their GLU, down."""
+    up = g.new(f"{name}_up", "mul_mat", [g.external(f"w_{name}_up"), x], (n_ff, t))
+    gate = g.new(f"{name}_gate", "mul_mat", [g.external(f"w_{name}_gate"), x], (n_ff, t))
+    act = g.new(f"{name}_glu", "glu", [gate, up], (n_ff, t))
+    return g.new(f"{name}_down", "mul_mat", [g.external(f"w_{name}_down"), act], (E, t))
+
+
+def _shortconv(g: Graph, x: Tensor, E: int, T: int, d_conv: int, rs_copy: Tensor | None) -> Tensor:
+    """lfm2's build_shortconv_block for one sequence of T tokens, in its order: in_proj to B, C and X (views of one
+    3 × E projection), B·X transposed, the conv state read through build_rs (its zeroing and extra-state copy are
+    views of the cache, no memory), the state prepended (ggml_concat), the new state written back (a view), the
+    convolution (ggml_ssm_conv), C times it (in place over the convolution) and out_proj.
+
+    Why its own graph: the projection of 3 × E stays alive until C is used, past the concat and the convolution,
+    which no attention layer of the same width holds; those tensors set the compute buffer of a hybrid model.
+    """
+    assert rs_copy is not None
+    cur = g.view(x, "conv_in3d", (E, T, 1))
+    bcx = g.new("conv_in_proj", "mul_mat", [g.external("w_in_proj"), cur], (3 * E, T, 1))
+    b, c, xs = (g.view(bcx, name, contiguous=False) for name in ("conv_b", "conv_c", "conv_x"))
+    bx = g.view(g.new("conv_bx", "mul", [b, xs], (E, T, 1)), "conv_bx_t", contiguous=False)
+    cache = g.external("cache_r")
+    states = g.view(cache, "conv_states")
+    zero = g.view(states, "conv_state_zero")
+    zero.op = "scale"  # ggml_scale_inplace: a view of the cache
+    g.expand(zero)
+    main = g.view(rs_copy, "rs_copy_main", contiguous=False)
+    extra = g.view(rs_copy, "rs_copy_extra", contiguous=False)
+    conv_rs = g.new("conv_rs", "get_rows", [states, main], (E * d_conv, 1))
+    g.expand(conv_rs)
+    extra_rows = g.new("conv_rs_extra", "get_rows", [states, extra], (E * d_conv, 0))
+    g.expand(_cpy(g, extra_rows, cache))
+    conv = g.view(conv_rs, "conv_state3d", (d_conv, E, 1))
+    cat = g.new("conv_concat", "concat", [conv, bx], (d_conv + T, E, 1))
+    g.expand(_cpy(g, g.view(cat, "conv_snap", contiguous=False), cache))
+    out = g.new("conv_out", "ssm_conv", [cat, g.external("w_conv")], (E, T, 1))
+    y = g.new("conv_y", "mul", [c, out], (E, T, 1))
+    y = g.new("conv_out_proj", "mul_mat", [g.external("w_out_proj"), y], (E, T, 1))
+    y = g.view(y, "conv_out2d", (E, T))
+    g.expand(y)
+    return y
+
+
+def _cpy(g: Graph, src: Tensor, cache: Tensor) -> Tensor:
+    """ggml_cpy into a view of a cache: the result is that view (no memory), its sources (values, destination)."""
+    dst = g.view(cache, "cache_view")
+    t = g.view(dst, "cpy")
+    t.op = "cpy"
+    t.srcs = [src, dst]
+    return t
+
+
+def _expert_groups(g: Graph, selection: Tensor, n_exp: int, t: int, n_groups: int, n_used: int) -> Tensor:
+    """build_moe_ffn's group-limited routing (n_expert_groups > 1, DeepSeek-V3): each group scored by its two best
+    experts (argsort, get_rows, sum_rows), the best ``n_used`` groups kept (argsort), their scores copied into a
+    tensor filled with -inf (ggml_fill, then ggml_set_rows, a view of it): the scores the experts are chosen from."""
+    per = n_exp // n_groups
+    groups = g.view(selection, "selection_groups", (per, n_groups, t))
+    best2 = g.new("group_argsort", "argsort", [groups], (per, n_groups, t), "i32")
+    best2 = g.view(best2, "group_top2", contiguous=False)
+    groups4d = g.view(groups, "groups4d", (1, per, n_groups, t))
+    scores = g.new("group_scores", "get_rows", [groups4d, best2], (1, 2, n_groups, t))
+    scores = g.new("group_sum", "sum_rows", [g.view(scores, "scores3d", (2, n_groups, t))], (1, n_groups, t))
+    kept = g.new("groups_argsort", "argsort", [g.view(scores, "scores2d", (n_groups, t))], (n_groups, t), "i32")
+    kept = g.view(kept, "groups_topk", (n_used, t), contiguous=False)
+    chosen = g.new("group_probs", "get_rows", [groups, kept], (per, n_used, t))
+    filled = g.new("group_fill", "fill", [groups], (per, n_groups, t))
+    masked = g.view(filled, "group_set_rows")
+    masked.op, masked.srcs = "set_rows", [filled, chosen, kept]
+    return g.view(masked, "selection_masked", (n_exp, t))
 
 
 def _shape(t: Tensor) -> tuple[int, ...]:

@@ -18,6 +18,9 @@ computed from the GGUF header and the load settings; nothing is stored per model
   Models with sliding-window layers get a second cache for those layers, sized
   ``pad256(min(n_ctx, n_swa + n_ubatch))`` unless ``swa_full`` (llama-cpp-python's default) keeps it
   full size. phi3's window is ignored, as llama.cpp ignores it ("Phi SWA is currently disabled").
+  A hybrid (lfm2, lfm2moe) has a KV cache for its attention layers only and, for its short-convolution layers, a
+  recurrent state (``RS buffer``: n_embd × (L_cache − 1) f32 values per layer, one sequence), counted with it.
+  deepseek2's MLA caches K only: one row of kv_lora_rank + rope values per token (its header's key_length).
 * **Compute buffer**: simulated with ``core.compute_graph`` — llama.cpp's worst-case graph run through
   ggml's allocator, logits (``n_vocab × n_ubatch × 4`` bytes) included. With a GPU, ggml's scheduler decides
   which device computes each node (``core.fit.offload.scheduler``): a GPU buffer and a host one (``*_Host``).
@@ -47,11 +50,14 @@ Architectures whose graph this module reproduces get ``confidence = "measured"``
 ``qwen2``, ``qwen3``, ``phi3``, ``smollm3``, ``granite``, ``gemma2`` and ``olmo2`` (random-weight files
 of small shapes within 1 %, tests/core/fit/test_memory_model_dense.py; a test keeps this list and the
 tested one the same) and the mixture-of-experts ``qwen3moe``, ``olmoe`` and ``gpt-oss``
-(tests/core/fit/test_memory_model_moe.py). On a build with a GPU the compute buffers per device come from ggml's
-scheduler replayed on the graph (``core.fit.offload``: op offload, so with 0 layers offloaded too, the tensors the
-device refuses, and the Vulkan backend's node order); a dense graph on Vulkan stays ``"measured"`` (every device
-component checked against Vulkan loads, tests/gpu/ and ``pytest -m benchmarks``), other GPU backends and the
-mixture-of-experts graphs on a GPU are ``"estimate"``; anything else is ``"rough"``, with the reason.
+(tests/core/fit/test_memory_model_moe.py), the hybrids ``lfm2`` and ``lfm2moe``
+(tests/core/fit/test_memory_model_hybrid.py) and
+``deepseek2``'s multi-head latent attention (tests/core/fit/test_memory_model_mla.py).
+On a build with a GPU the compute buffers per device come from ggml's scheduler replayed on the graph
+(``core.fit.offload``: op offload, so with 0 layers offloaded too, the tensors the device refuses, and the Vulkan
+backend's node order); the dense graphs checked that way on Vulkan stay ``"measured"`` there (every device
+component against Vulkan loads, tests/gpu/ and ``pytest -m benchmarks``), other GPU backends and the other graphs
+on a GPU are ``"estimate"``; anything else is ``"rough"``, with the reason.
 """
 
 from __future__ import annotations
@@ -61,7 +67,7 @@ import os
 import re
 import weakref
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from sizewise.core.fit.compute_graph import DecoderSpec, GraphSettings, LayerShape, compute_buffer_bytes
@@ -114,10 +120,25 @@ _KNOWN_GRAPHS: dict[str, dict[str, bool]] = {
     # after the last layer; its attention's q/k/v and output biases (in-place adds) and sinks (no tensor of
     # their own) change no buffer, and its sliding-window layers get the second KV cache
     "gpt-oss": {"moe_softmax_weight": True, "moe_biases": True, "out_rows_last": True},
+    # hybrid (tests/core/fit/test_memory_model_hybrid.py): short-convolution layers where the header gives no KV
+    # heads (LayerShape.conv), per-head Q/K norms, both residual adds with the residual first
+    "lfm2": {"qk_norm": True, "residual_first": True, "residual_first_attn": True},
+    # lfm2's graph with experts after the leading dense layers (LFM2-8B-A1B); routing options from the header
+    "lfm2moe": {"qk_norm": True, "residual_first": True, "residual_first_attn": True},
+    # multi-head latent attention (tests/core/fit/test_memory_model_mla.py): a K-only cache of the compressed KV, the
+    # queries absorbed into it, per-head decompression; leading dense layers and shared experts; the routing options
+    # (V2's softmax, V3's sigmoid with a bias, normed and scaled weights, groups) and q_lora come from the header
+    "deepseek2": {},
 }
+# Hybrid architectures whose recurrent layers are short convolutions with a state of (L_cache - 1) × n_embd f32
+# values per layer (llama_hparams::n_embd_r for LFM2; n_embd_s is 0): the RS buffer of llama_memory_recurrent.
+_SHORTCONV = frozenset({"lfm2", "lfm2moe"})
+# Architectures whose GPU split (ggml's scheduler, the Vulkan backend's node order) was checked per device against
+# Vulkan loads: the test models and the dense synthetic ones (tests/benchmarks/test_gpu_memory_benchmarks.py).
+GPU_CHECKED = frozenset({"llama", "gemma3", "qwen2", "qwen3", "phi3", "smollm3", "granite", "gemma2", "olmo2"})
 # Mixture-of-experts architectures whose expert routing (build_moe_ffn) compute_graph reproduces; any other
 # header with experts gets a note (and "rough"), since its FFN is then simulated as a dense one.
-_MOE_GRAPHS = frozenset({"qwen3moe", "olmoe", "gpt-oss"})
+_MOE_GRAPHS = frozenset({"qwen3moe", "olmoe", "gpt-oss", "deepseek2", "lfm2moe"})
 # Every n-th layer skips RoPE (llama.cpp's n_no_rope_layer_step, fixed at 4 in smollm3's load_arch_hparams).
 _NO_ROPE_STEP = {"smollm3": 4}
 # Architectures whose sliding window the pinned llama.cpp switches off (full attention, one cache) whatever the
@@ -152,6 +173,25 @@ class ModelShape:
     n_expert: int = 0  # mixture of experts: experts per layer, experts used per token, one expert's width
     n_expert_used: int = 0
     n_ff_exp: int = 0
+    # hybrid (lfm2): the short-convolution layers (no KV cache, a recurrent state instead) and the state's columns
+    recurrent: tuple[bool, ...] = ()
+    conv_state: int = 0
+    # deepseek2's MLA: the compressed KV's rank and RoPE part (the cache row is head_dim_k = rank + rope, with no V),
+    # the decompressed Q/K and V heads; mixture of experts: leading dense layers and shared experts
+    mla_rank: int = 0
+    mla_rope: int = 0
+    mla_head_k: int = 0
+    mla_head_v: int = 0
+    n_dense_lead: int = 0
+    n_expert_shared: int = 0
+    mla_q_lora: int = 0
+    # build_moe_ffn's routing options (deepseek2's keys): sigmoid scores, a selection bias, renormalised and scaled
+    # weights, expert groups (n_expert_groups, n_group_used)
+    moe_sigmoid: bool = False
+    moe_probs_bias: bool = False
+    moe_norm_w: bool = False
+    moe_scale: bool = False
+    moe_groups: tuple[int, int] = (0, 0)
 
     @property
     def known(self) -> bool:
@@ -207,7 +247,18 @@ def model_shape(header: GGUFHeader) -> ModelShape:
     n_vocab = _output_rows(by_name) or vocab_size(header)
     n_swa = header_int(header.arch_key("attention.sliding_window")) or _SWA_WINDOW_DEFAULT.get(arch, 0)
     swa = _swa_layers(header, arch, n_layer, n_swa)
-    if any(hint in arch for hint in _RECURRENT_HINTS):
+    recurrent: tuple[bool, ...] = ()
+    conv_state = 0
+    if arch in _SHORTCONV:
+        # load_arch_hparams: a layer with no KV heads is recurrent; n_embd_r = n_embd × (L_cache − 1)
+        l_cache = header_int(header.arch_key("shortconv.l_cache"))
+        recurrent = tuple(kv == 0 for kv in n_head_kv)
+        conv_state = l_cache - 1 if 1 < l_cache <= 64 else 0
+        if not conv_state or all(recurrent):
+            notes.append(f"{arch}'s header has no usable shortconv.l_cache or no attention layer")
+        if n_swa > 0:  # load_arch_hparams: every attention layer slides, in llama_memory_hybrid_iswa's two caches
+            notes.append(f"{arch} with a sliding window (a hybrid memory with two KV caches) is not modelled")
+    elif any(hint in arch for hint in _RECURRENT_HINTS):
         notes.append(f"{arch} keeps a recurrent state that this model does not size")
     n_expert = min(max(header_int(header.arch_key("expert_count")), 0), MAX_WIDTH)
     n_expert_used = min(max(header_int(header.arch_key("expert_used_count")), 0), n_expert)
@@ -218,6 +269,8 @@ def model_shape(header: GGUFHeader) -> ModelShape:
     if n_expert and (arch not in _MOE_GRAPHS or not n_expert_used):
         notes.append("mixture-of-experts routing buffers are not modelled")
     softcap = header.arch_key("final_logit_softcapping")
+    mla = _mla(header, head_k, notes) if arch == "deepseek2" else (0, 0, 0, 0)
+    routing = _routing(header, arch, n_expert, notes) if (arch == "deepseek2" and mla[0]) or arch == "lfm2moe" else {}
     return ModelShape(
         architecture=arch,
         n_layer=n_layer,
@@ -236,7 +289,59 @@ def model_shape(header: GGUFHeader) -> ModelShape:
         n_expert=n_expert,
         n_expert_used=n_expert_used,
         n_ff_exp=n_ff_exp,
+        recurrent=recurrent,
+        conv_state=conv_state,
+        mla_rank=mla[0],
+        mla_rope=mla[1],
+        mla_head_k=mla[2],
+        mla_head_v=mla[3],
+        n_dense_lead=min(max(header_int(header.arch_key("leading_dense_block_count")), 0), n_layer)
+        if arch in ("deepseek2", "lfm2moe")  # the architectures whose load_arch_hparams reads it
+        else 0,
+        n_expert_shared=min(max(header_int(header.arch_key("expert_shared_count")), 0), MAX_WIDTH)
+        if arch == "deepseek2"
+        else 0,
+        **routing,
     )
+
+
+def _mla(header: GGUFHeader, head_k: int, notes: list[str]) -> tuple[int, int, int, int]:
+    """(rank, rope, decompressed K head, V head) of deepseek2's MLA (hparams.is_mla(): both *_length_mla keys set),
+    or zeros with a note: an old GGUF without them has the unsplit wkv_b and another graph."""
+    rank = header_int(header.arch_key("attention.kv_lora_rank"))
+    rope = header_int(header.arch_key("rope.dimension_count"))
+    k = header_int(header.arch_key("attention.key_length_mla"))
+    v = header_int(header.arch_key("attention.value_length_mla"))
+    if not (0 < rank <= MAX_WIDTH and 0 < rope < k <= MAX_WIDTH and 0 < v <= MAX_WIDTH and head_k == rank + rope):
+        notes.append("the header has no MLA key lengths (an old deepseek2 conversion): its attention is not modelled")
+        return 0, 0, 0, 0
+    return rank, rope, k, v
+
+
+def _routing(header: GGUFHeader, arch: str, n_expert: int, notes: list[str]) -> dict[str, Any]:
+    """deepseek2's and lfm2moe's routing options (and deepseek2's compressed queries) as ModelShape fields, from the
+    keys each one's load_arch_hparams reads. deepseek2: V2-Lite has none of them; DeepSeek-V3 and Kimi K2 have
+    q_lora_rank 1536, sigmoid scores with a selection bias, renormalised weights scaled by 2.5 and 8 expert groups
+    of which 4 are kept. lfm2moe: sigmoid scores with a selection bias, always renormalised (its graph passes
+    norm_w = true), never scaled (expert_weights_scale is not read). Gating functions other than softmax and sigmoid
+    get a note."""
+    gating = header_int(header.arch_key("expert_gating_func"))
+    if gating not in (0, 1, 2):
+        notes.append(f"expert gating function {gating} is not modelled")
+    scale = header.arch_key("expert_weights_scale")
+    groups = min(max(header_int(header.arch_key("expert_group_count")), 0), MAX_WIDTH)
+    used = min(max(header_int(header.arch_key("expert_group_used_count")), 0), groups)
+    if groups > 1 and (n_expert % groups or not 0 < used < groups or n_expert // groups < 2):
+        notes.append("the header's expert groups are not ones llama.cpp accepts")
+    deepseek = arch == "deepseek2"
+    return {
+        "mla_q_lora": min(max(header_int(header.arch_key("attention.q_lora_rank")), 0), MAX_WIDTH) if deepseek else 0,
+        "moe_sigmoid": gating == 2,
+        "moe_probs_bias": any(t.name.endswith("exp_probs_b.bias") for t in header.tensors),
+        "moe_norm_w": header.arch_key("expert_weights_norm") is True if deepseek else True,
+        "moe_scale": deepseek and isinstance(scale, int | float) and scale not in (0, 1),
+        "moe_groups": (groups, used) if groups > 1 else (0, 0),
+    }
 
 
 _BLK = re.compile(r"^blk\.(\d+)\.")
@@ -382,6 +487,8 @@ class MemoryPrediction:
     # Of compute_cpu: the logits rows for a micro-batch of outputs that the engine never asks for
     # (reserved, never written, so never resident on an OS that commits memory page by page).
     compute_cpu_unwritten: int = 0
+    # Of kv_cpu + kv_gpu: a hybrid model's recurrent state (llama.cpp's "RS buffer"), for the report and the tests
+    recurrent_bytes: int = 0
 
     @property
     def weights_bytes(self) -> int:
@@ -441,6 +548,7 @@ class MemoryPrediction:
         return {
             "weights_bytes": self.weights_bytes,
             "kv_bytes": self.kv_bytes,
+            "recurrent_bytes": self.recurrent_bytes,  # of kv_bytes: a hybrid's recurrent state (RS buffer)
             "compute_bytes": self.compute_bytes,
             "output_bytes": self.output_bytes,
             "overhead_bytes": self.overhead_bytes,
@@ -651,12 +759,17 @@ def _align32(n: int) -> int:
     return (n + 31) // 32 * 32
 
 
+def _swa_cells(shape: ModelShape, es: EffectiveSettings) -> int:
+    """Cells of the sliding-window cache (the full cache's unless it is kept smaller)."""
+    if any(shape.swa) and not es.swa_full:
+        return min(es.n_ctx_cells, -(-(shape.n_swa + es.n_ubatch) // KV_CELL_PAD) * KV_CELL_PAD)
+    return es.n_ctx_cells
+
+
 def _kv(shape: ModelShape, es: EffectiveSettings) -> tuple[int, int, int]:
     """(CPU bytes, GPU bytes, SWA cells) of the KV cache(s)."""
     base_cells = es.n_ctx_cells
-    swa_cells = base_cells
-    if any(shape.swa) and not es.swa_full:
-        swa_cells = min(base_cells, -(-(shape.n_swa + es.n_ubatch) // KV_CELL_PAD) * KV_CELL_PAD)
+    swa_cells = _swa_cells(shape, es)
     kinds, before = _kv_layer_kinds(shape, es.kv_type, es.flash_attn)
     i_gpu_start = shape.n_layer + 1 - es.gpu_layers if es.gpu_layers > 0 else shape.n_layer
     on_cpu = before[min(max(i_gpu_start, 0), shape.n_layer)]
@@ -666,7 +779,24 @@ def _kv(shape: ModelShape, es: EffectiveSettings) -> tuple[int, int, int]:
         per_layer = _align32(k_row * cells) + _align32(v_row * cells)
         cpu += n_cpu * per_layer
         gpu += (n_all - n_cpu) * per_layer
-    return cpu, gpu, swa_cells
+    rs_cpu, rs_gpu = _recurrent_state(shape, es)
+    return cpu + rs_cpu, gpu + rs_gpu, swa_cells
+
+
+RS_CELLS = 1  # llama_memory_recurrent's size: max(1, n_seq_max), one sequence here; n_rs_seq 0 adds no snapshot rows
+
+
+def _recurrent_state(shape: ModelShape, es: EffectiveSettings) -> tuple[int, int]:
+    """(CPU bytes, GPU bytes) of the RS buffer: per recurrent layer an f32 conv state of n_embd × (L_cache − 1)
+    values (cache_r_l; cache_s_l is empty for a short convolution), on the device of its layer as the KV cache is.
+    Logged by llama.cpp as its own "RS buffer" line, which the log parser counts with the KV cache."""
+    if not shape.conv_state:
+        return 0, 0
+    per_layer = _align32(shape.n_embd * shape.conv_state * 4 * RS_CELLS)
+    i_gpu_start = shape.n_layer + 1 - es.gpu_layers if es.gpu_layers > 0 else shape.n_layer
+    cpu = sum(per_layer for il, r in enumerate(shape.recurrent) if r and il < i_gpu_start)
+    gpu = sum(per_layer for il, r in enumerate(shape.recurrent) if r and il >= i_gpu_start)
+    return cpu, gpu
 
 
 @functools.lru_cache(maxsize=256)
@@ -678,6 +808,12 @@ def _kv_layer_kinds(
     v_width_max = max((kv * shape.head_dim_v for kv in shape.n_head_kv), default=0)
     rows = []
     for il in range(shape.n_layer):
+        if shape.recurrent and shape.recurrent[il]:  # the hybrid's KV cache leaves recurrent layers out (filter_attn)
+            rows.append((0, 0, shape.swa[il]))
+            continue
+        if shape.mla_rank:  # MLA's cache has K only (has_v = !is_mla): the compressed KV and the RoPE part
+            rows.append((_row_bytes(kv_type, shape.n_head_kv[il] * shape.head_dim_k), 0, shape.swa[il]))
+            continue
         v_width = shape.n_head_kv[il] * shape.head_dim_v if flash_attn else v_width_max
         rows.append(
             (_row_bytes(kv_type, shape.n_head_kv[il] * shape.head_dim_k), _row_bytes(kv_type, v_width), shape.swa[il])
@@ -700,9 +836,8 @@ def kv_bytes_per_token(shape: ModelShape, kv_type: str = "f16") -> tuple[int, in
     """
     full = swa = 0
     for il in range(shape.n_layer):
-        n = _row_bytes(kv_type, shape.n_head_kv[il] * shape.head_dim_k) + _row_bytes(
-            kv_type, shape.n_head_kv[il] * shape.head_dim_v
-        )
+        v_width = 0 if shape.mla_rank else shape.n_head_kv[il] * shape.head_dim_v  # MLA caches K only
+        n = _row_bytes(kv_type, shape.n_head_kv[il] * shape.head_dim_k) + _row_bytes(kv_type, v_width)
         if shape.swa[il]:
             swa += n
         else:
@@ -732,8 +867,11 @@ def _spec_of(shape: ModelShape, start: int, stop: int) -> DecoderSpec:
 
 def _build_spec(shape: ModelShape, layers: Iterable[int]) -> DecoderSpec:
     features = _KNOWN_GRAPHS.get(shape.architecture, {})
+    if shape.moe_norm_w:  # a header's expert_weights_norm (deepseek2), where the architecture does not fix it
+        features = {**features, "moe_norm_w": True}
     moe = bool(shape.n_expert and shape.n_expert_used and shape.architecture in _MOE_GRAPHS)
     no_rope = _NO_ROPE_STEP.get(shape.architecture, 0)
+    mla = bool(shape.mla_rank)
     return DecoderSpec(
         n_embd=shape.n_embd,
         n_vocab=shape.n_vocab,
@@ -741,14 +879,24 @@ def _build_spec(shape: ModelShape, layers: Iterable[int]) -> DecoderSpec:
             LayerShape(
                 n_head=shape.n_head[il] or 1,
                 n_head_kv=shape.n_head_kv[il] or 1,
-                head_dim_k=shape.head_dim_k,
-                head_dim_v=shape.head_dim_v,
-                n_ff=(shape.n_ff_exp or shape.n_ff[il]) if moe else shape.n_ff[il],
+                head_dim_k=shape.mla_head_k if mla else shape.head_dim_k,
+                head_dim_v=shape.mla_head_v if mla else shape.head_dim_v,
+                n_ff=(shape.n_ff_exp or shape.n_ff[il]) if moe and il >= shape.n_dense_lead else shape.n_ff[il],
                 swa=shape.swa[il],
                 rope=not no_rope or (il + 1) % no_rope != 0,
+                conv=shape.conv_state if shape.recurrent and shape.recurrent[il] else 0,
+                dense_ffn=moe and il < shape.n_dense_lead,
+                n_ff_shared=(shape.n_ff_exp * shape.n_expert_shared) if moe and il >= shape.n_dense_lead else 0,
             )
             for il in layers
         ),
+        mla_rank=shape.mla_rank,
+        mla_rope=shape.mla_rope,
+        mla_q_lora=shape.mla_q_lora,
+        moe_sigmoid=shape.moe_sigmoid,
+        moe_probs_bias=shape.moe_probs_bias,
+        moe_scale=shape.moe_scale,
+        moe_groups=shape.moe_groups,
         final_softcap=shape.final_softcap,
         n_expert=shape.n_expert if moe else 0,
         n_expert_used=shape.n_expert_used if moe else 0,
@@ -778,8 +926,9 @@ def _graph_settings(shape: ModelShape, es: EffectiveSettings, swa_cells: int, n_
         n_kv=es.n_ctx_cells,
         n_kv_swa=swa_cells,
         flash_attn=es.flash_attn,
-        k_rot=_rot_size(shape.head_dim_k, grow=True) if quantized else 0,
-        v_rot=_rot_size(shape.head_dim_v, grow=False) if quantized else 0,
+        # MLA's K-only cache input builds no rotation (build_attn_inp_k_impl), whatever the cache type
+        k_rot=_rot_size(shape.head_dim_k, grow=True) if quantized and not shape.mla_rank else 0,
+        v_rot=_rot_size(shape.head_dim_v, grow=False) if quantized and not shape.mla_rank else 0,
     )
 
 
@@ -888,14 +1037,14 @@ def predict(
         c_cpu_one_row = _compute_cpu(shape, es, swa_cells, n_outputs=1)
     notes = list(shape.notes)
     if shape.architecture in _KNOWN_GRAPHS and not shape.notes:
-        if backend.gpu and (backend.gpu_backend != "vulkan" or shape.architecture in _MOE_GRAPHS):
+        if backend.gpu and (backend.gpu_backend != "vulkan" or shape.architecture not in GPU_CHECKED):
             # The per-device compute buffers follow ggml's scheduler (core/fit/offload/scheduler.py) and were checked
             # on Vulkan only (lavapipe, tests/gpu and the benchmark), for dense graphs: other GPU backends order their
             # nodes their own way (and CUDA pads weights), and the experts' routing was not checked on a GPU.
             confidence, reason = (
                 "estimate",
-                "the GPU split follows ggml's scheduler, checked against llama.cpp's log on Vulkan for dense models "
-                f"only, not on {backend.gpu_backend or 'this GPU backend'} for {shape.architecture}",
+                "the GPU split follows ggml's scheduler, checked against llama.cpp's log on Vulkan for dense "
+                f"attention models, not for {shape.architecture} on {backend.gpu_backend or 'this GPU backend'}",
             )
         elif backend.gpu:
             # Vulkan: every device component within 3 % of llama.cpp's log at 0, 1, half and all layers offloaded
@@ -935,9 +1084,59 @@ def predict(
         output_bytes=shape.n_vocab * 4,
         overhead_bytes=overhead_bytes(shape, es, baseline_bytes),
         compute_cpu_unwritten=max(c_cpu - c_cpu_one_row, 0),
+        recurrent_bytes=sum(_recurrent_state(shape, es)),
         settings=es,
         n_layers=shape.n_layer,
         confidence=confidence,
         confidence_reason=reason,
         notes=tuple(notes),
     )
+
+
+# -- per-layer figures for splits over several devices (core.fit.rpc) ----------------------------------
+
+
+def slot_weight_bytes(header: GGUFHeader) -> dict[int, int]:
+    """Bytes of each offload slot's tensors as a device without row padding allocates them (ggml_nbytes): -1 the
+    input layer (token embeddings, which llama.cpp keeps on the CPU), 0 … n_layer-1 the blocks, n_layer the output
+    layer. The same table ``predict`` sums, so a split over many devices adds up to the one-device figures."""
+    return {slot: facts.gpu_bytes for slot, facts in _header_facts(header)[1].slots}
+
+
+def tied_output_bytes(header: GGUFHeader) -> int:
+    """Bytes of the embeddings' copy that goes with an offloaded output layer when the model ties its output to the
+    token embeddings (0 when it has an output matrix of its own)."""
+    shape, table = _header_facts(header)
+    return table.emb.n_bytes if shape.tied_output and table.emb is not None else 0
+
+
+def kv_bytes_for_layers(shape: ModelShape, es: EffectiveSettings, start: int, stop: int) -> int:
+    """KV cache bytes of layers ``start`` … ``stop - 1``: llama.cpp allocates each layer's K and V on the device
+    that holds the layer, so a device's KV buffer is the sum over its layers (the same rows as ``_kv``), a hybrid's
+    recurrent state included (``_recurrent_state``'s rows)."""
+    kinds, before = _kv_layer_kinds(shape, es.kv_type, es.flash_attn)
+    swa_cells = _swa_cells(shape, es)
+    lo, hi = before[max(0, min(start, shape.n_layer))], before[max(0, min(stop, shape.n_layer))]
+    total = 0
+    for (k_row, v_row, swa), n_hi, n_lo in zip(kinds, hi, lo, strict=True):
+        cells = swa_cells if swa else es.n_ctx_cells
+        total += (n_hi - n_lo) * (_align32(k_row * cells) + _align32(v_row * cells))
+    if shape.conv_state:
+        per_layer = _align32(shape.n_embd * shape.conv_state * 4 * RS_CELLS)
+        total += per_layer * sum(1 for il, r in enumerate(shape.recurrent) if r and start <= il < stop)
+    return total
+
+
+def layer_graph_bytes(
+    shape: ModelShape, es: EffectiveSettings, start: int, stop: int, *, logits: bool, n_outputs: int
+) -> int:
+    """Compute buffer of the graph of layers ``start`` … ``stop - 1`` alone (the allocator simulation of
+    ``core.compute_graph``), with the logits when ``logits`` (the device holding the output layer) and
+    ``n_outputs`` rows of them reserved."""
+    if stop <= start or shape.n_layer <= 0 or shape.n_embd <= 0:
+        return 0
+    gs = _graph_settings(shape, es, _swa_cells(shape, es), n_outputs)
+    spec = _decoder_spec(shape, range(start, stop))
+    if not logits:
+        spec = replace(spec, n_vocab=1)
+    return _compute(spec, gs)

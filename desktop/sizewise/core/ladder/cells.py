@@ -126,7 +126,7 @@ def cell_from_header(
         ram_bytes=pred.ram_bytes,
         vram_bytes=pred.vram_bytes,
         gpu_layers=result.gpu_layers,
-        max_ctx=ladder_max_ctx(header, params, budget, model.shape.context_length),
+        max_ctx=ladder_max_ctx(header, params, budget, model.shape.context_length, known_fit=result.fits),
         tg_tps=speed.tg_tps,
         tg_tps_full_ctx=speed.tg_tps_full_ctx,
         pp_tps=speed.pp_tps,
@@ -143,8 +143,13 @@ def _cost(shape: CatalogueShape, quant: str) -> ModelCost:
     return model_cost(virtual_header(shape, quant))
 
 
-def ladder_max_ctx(header: GGUFHeader, params: LoadParams, budget: Budget, trained: int) -> int:
+def ladder_max_ctx(
+    header: GGUFHeader, params: LoadParams, budget: Budget, trained: int, known_fit: bool | None = None
+) -> int:
     """The largest power-of-two context (or the trained length) that fits, 0 if not even 512 does.
+
+    ``known_fit``: whether ``params.n_ctx`` itself fits, when the caller has already checked it (the cell's
+    own verdict); where that context is one of the steps, the search starts from it and skips one check.
 
     Coarser than ``fit``'s 256-token steps on purpose: a cell's memory prediction simulates llama.cpp's graph
     allocator (tens of ms for a large model, more with a GPU split to search), and three or four checks per
@@ -156,6 +161,11 @@ def ladder_max_ctx(header: GGUFHeader, params: LoadParams, budget: Budget, train
         return check_fit(header, replace(params, n_ctx=ctx), budget, "auto", with_max_ctx=False).fits
 
     lo, hi = -1, len(steps)  # steps[lo] fits (-1: none known), steps[hi] does not (len: none known)
+    if known_fit is not None and params.n_ctx in steps:
+        if known_fit:
+            lo = steps.index(params.n_ctx)
+        else:
+            hi = steps.index(params.n_ctx)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if fits(steps[mid]):

@@ -23,6 +23,14 @@ Covered architectures (``ARCHES``), each as llama.cpp b11312's ``load_arch_tenso
   q/k/v biases and an attn_output bias, attn_sinks (one per head), post_attention_norm (the norm before the
   experts; there is no ffn_norm), ffn_gate_inp with its bias, and ffn_{gate,up,down}_exps of n_ff_exp each with a
   2-D bias (n_ff_exp or n_embd × n_expert). Sliding-window alternation changes no tensor.
+* ``deepseek2`` (models/deepseek2.cpp, MLA as DeepSeek-V2-Lite: q_lora_rank 0): attn_q, attn_kv_a_mqa (rank +
+  rope), attn_kv_a_norm, attn_k_b and attn_v_b (3-D, one slice per head), attn_output; ``n_dense_lead`` dense
+  layers, then ffn_gate_inp, the routed ``*_exps`` and ffn_{gate,up,down}_shexp (n_expert_shared × n_ff_exp wide).
+* ``lfm2`` (models/lfm2.cpp, hybrid): token_embd_norm as the final norm; each layer ffn_norm, a gated FFN and
+  attn_norm, then either attention (q/k/v/output, per-head q/k norms) or a short convolution (shortconv.conv of
+  conv_L_cache × n_embd in F32, in_proj of 3 × n_embd, out_proj), as ``attn_layers`` says.
+* ``lfm2moe`` (models/lfm2moe.cpp): lfm2's, with ffn_gate_inp, the routed ``*_exps`` and exp_probs_b in the FFN's
+  place after ``n_dense_lead`` dense layers.
 
 Source types are what convert_hf_to_gguf.py writes: 1-D tensors, biases (any tensor not named ``*.weight``, the
 2-D expert biases too) and ffn_gate_inp in F32, other weights in ``weight_type`` (F16 unless said). gpt-oss's
@@ -75,6 +83,19 @@ class HyperParams:
     n_ff_exp: int = 0  # one expert's width; 0: n_ff (llama) or n_ff / n_expert_used (qwen3moe)
     rope_tensors: bool = False  # llama's rope_freqs, phi3's rope_factors_long/short (head_dim / 2 each)
     weight_type: GGMLType = GGMLType.F16
+    # lfm2: the layers that attend (the others are short-convolution layers; config.json's layer_types, the GGUF's
+    # per-layer head_count_kv of 0 for a conv layer) and the convolution's length (conv_L_cache)
+    attn_layers: tuple[int, ...] = ()
+    conv_l_cache: int = 3
+    # deepseek2 (MLA): the compressed KV's rank, the RoPE part of a head (head_dim is nope + rope), the value head
+    # (v_head_dim), shared experts beside the routed ones and the leading dense layers (first_k_dense_replace)
+    kv_lora_rank: int = 0
+    rope_dim: int = 0
+    v_head_dim: int = 0
+    n_expert_shared: int = 0
+    n_dense_lead: int = 0
+    q_lora_rank: int = 0  # deepseek2: compressed queries (attn_q_a, its norm, attn_q_b) instead of attn_q; 0 as Lite
+    expert_bias: bool = False  # deepseek2: the router's selection bias (ffn_exp_probs_b, DeepSeek-V3's)
 
     @property
     def n_embd_head(self) -> int:
@@ -258,6 +279,103 @@ def _olmoe(t: _Builder) -> None:
         t.ffn(b)
 
 
+def _lfm2moe(t: _Builder) -> None:
+    """LFM2's MoE sibling (models/lfm2moe.cpp, LFM2-8B-A1B): lfm2's layers with, after ``n_dense_lead`` dense ones,
+    ffn_gate_inp, the routed experts and the selection bias exp_probs_b in the FFN's place."""
+    _lfm2(t)
+    hp = t.hp
+    out = []
+    for tensor in t.out:
+        m = re.match(r"blk\.(\d+)\.ffn_(gate|up|down)\.weight$", tensor.name)
+        if m is None or int(m.group(1)) < hp.n_dense_lead:
+            out.append(tensor)
+            continue
+        b, kind = f"blk.{m.group(1)}.", m.group(2)
+        w, e = hp.expert_width, hp.n_expert
+        if kind == "gate":
+            out.append(Tensor(b + "ffn_gate_inp.weight", (hp.n_embd, e), GGMLType.F32))
+            out.append(Tensor(b + "ffn_gate_exps.weight", (hp.n_embd, w, e), hp.weight_type))
+        elif kind == "down":
+            out.append(Tensor(b + "ffn_down_exps.weight", (w, hp.n_embd, e), hp.weight_type))
+        else:
+            out.append(Tensor(b + "ffn_up_exps.weight", (hp.n_embd, w, e), hp.weight_type))
+            out.append(Tensor(b + "exp_probs_b.bias", (e,), GGMLType.F32))
+    t.out = out
+
+
+def _lfm2(t: _Builder) -> None:
+    """LFM2 (models/lfm2.cpp): the final norm is named token_embd_norm; every layer has attn_norm (the "operator
+    norm"), ffn_norm and a dense gated FFN; attention layers add q/k/v/output and per-head q/k norms, the others a
+    short convolution (its kernel F32, as the converter writes it) between an in_proj of 3 × n_embd and an
+    out_proj."""
+    hp = t.hp
+    t.add("token_embd.weight", hp.n_embd, hp.n_vocab)
+    t.add("token_embd_norm.weight", hp.n_embd)
+    if not hp.tied_embeddings:
+        t.add("output.weight", hp.n_embd, hp.n_vocab)
+    d, kv = hp.n_embd_head, hp.n_embd_head * hp.n_head_kv
+    for i in range(hp.n_layer):
+        b = f"blk.{i}."
+        t.add(b + "ffn_norm.weight", hp.n_embd)
+        t.add(b + "ffn_gate.weight", hp.n_embd, hp.n_ff)
+        t.add(b + "ffn_down.weight", hp.n_ff, hp.n_embd)
+        t.add(b + "ffn_up.weight", hp.n_embd, hp.n_ff)
+        t.add(b + "attn_norm.weight", hp.n_embd)
+        if i in hp.attn_layers:
+            t.add(b + "attn_q_norm.weight", d)
+            t.add(b + "attn_k_norm.weight", d)
+            t.add(b + "attn_q.weight", hp.n_embd, hp.n_embd)
+            t.add(b + "attn_k.weight", hp.n_embd, kv)
+            t.add(b + "attn_v.weight", hp.n_embd, kv)
+            t.add(b + "attn_output.weight", hp.n_embd, hp.n_embd)
+        else:
+            t.out.append(Tensor(b + "shortconv.conv.weight", (hp.conv_l_cache, hp.n_embd), GGMLType.F32))
+            t.add(b + "shortconv.in_proj.weight", hp.n_embd, 3 * hp.n_embd)
+            t.add(b + "shortconv.out_proj.weight", hp.n_embd, hp.n_embd)
+
+
+def _deepseek2(t: _Builder) -> None:
+    """DeepSeek-V2-Lite's layout (models/deepseek2.cpp with MLA, q_lora_rank 0): attn_q of n_head × head_dim,
+    attn_kv_a_mqa to the compressed KV plus the RoPE part, attn_kv_a_norm, the converter's split attn_k_b
+    (nope × rank × n_head) and attn_v_b (rank × v_head × n_head), attn_output; the leading layers a dense FFN, the
+    others the router, the routed experts and one FFN of n_expert_shared × n_ff_exp for the shared experts."""
+    hp = t.hp
+    t.head()
+    rank, rope, nope, v = hp.kv_lora_rank, hp.rope_dim, hp.n_embd_head - hp.rope_dim, hp.v_head_dim
+    shared = hp.expert_width * hp.n_expert_shared
+    for i in range(hp.n_layer):
+        b = f"blk.{i}."
+        t.add(b + "attn_norm.weight", hp.n_embd)
+        if hp.q_lora_rank:
+            t.add(b + "attn_q_a_norm.weight", hp.q_lora_rank)
+        t.add(b + "attn_kv_a_norm.weight", rank)
+        if hp.q_lora_rank:
+            t.add(b + "attn_q_a.weight", hp.n_embd, hp.q_lora_rank)
+            t.add(b + "attn_q_b.weight", hp.q_lora_rank, hp.n_head * hp.n_embd_head)
+        else:
+            t.add(b + "attn_q.weight", hp.n_embd, hp.n_head * hp.n_embd_head)
+        t.add(b + "attn_kv_a_mqa.weight", hp.n_embd, rank + rope)
+        t.add(b + "attn_k_b.weight", nope, rank, hp.n_head)
+        t.add(b + "attn_v_b.weight", rank, v, hp.n_head)
+        t.add(b + "attn_output.weight", hp.n_head * v, hp.n_embd)
+        t.add(b + "ffn_norm.weight", hp.n_embd)
+        if i < hp.n_dense_lead:
+            t.add(b + "ffn_gate.weight", hp.n_embd, hp.n_ff)
+            t.add(b + "ffn_up.weight", hp.n_embd, hp.n_ff)
+            t.add(b + "ffn_down.weight", hp.n_ff, hp.n_embd)
+            continue
+        w, e = hp.expert_width, hp.n_expert
+        t.add(b + "ffn_gate_inp.weight", hp.n_embd, e)
+        if hp.expert_bias:
+            t.add(b + "exp_probs_b.bias", e)
+        t.add(b + "ffn_gate_exps.weight", hp.n_embd, w, e)
+        t.add(b + "ffn_up_exps.weight", hp.n_embd, w, e)
+        t.add(b + "ffn_down_exps.weight", w, hp.n_embd, e)
+        t.add(b + "ffn_gate_shexp.weight", hp.n_embd, shared)
+        t.add(b + "ffn_up_shexp.weight", hp.n_embd, shared)
+        t.add(b + "ffn_down_shexp.weight", shared, hp.n_embd)
+
+
 def _gpt_oss(t: _Builder) -> None:
     hp = t.hp
     t.head()
@@ -291,6 +409,9 @@ _BUILDERS: dict[str, Callable[[_Builder], None]] = {
     "granite": _llama,  # llama's tensors; its scales are header keys
     "gemma2": _gemma2,
     "olmo2": _olmo2,
+    "lfm2": _lfm2,
+    "lfm2moe": _lfm2moe,
+    "deepseek2": _deepseek2,
 }
 UNTIED_ARCHES = ("olmoe", "gpt-oss", "olmo2")  # llama.cpp requires output.weight whatever the config says
 ARCHES: tuple[str, ...] = tuple(_BUILDERS)
@@ -322,8 +443,20 @@ def problem(hp: HyperParams) -> str | None:
         return f"{hp.arch} needs n_expert and n_expert_used"
     if hp.arch in UNTIED_ARCHES and hp.tied_embeddings:
         return f"{hp.arch} has no tied embeddings (llama.cpp requires output.weight)"
-    if hp.arch in ("qwen2", "phi3", "gemma2", "gemma3", "olmo2") and hp.n_expert:
+    if hp.arch in ("qwen2", "phi3", "gemma2", "gemma3", "olmo2", "lfm2") and hp.n_expert:
         return f"{hp.arch} has no experts"
+    if hp.arch == "deepseek2" and not (
+        hp.kv_lora_rank and 0 < hp.rope_dim < hp.n_embd_head and hp.v_head_dim and hp.n_head_kv == 1
+    ):
+        return "deepseek2 needs kv_lora_rank, rope_dim below head_dim, v_head_dim and one KV head (MLA)"
+    if hp.arch == "deepseek2" and hp.n_dense_lead < hp.n_layer and not (hp.n_expert and hp.n_expert_used):
+        return "deepseek2 needs n_expert and n_expert_used for its mixture-of-experts layers"
+    if hp.arch == "lfm2moe" and not (hp.n_expert and hp.n_expert_used):
+        return "lfm2moe needs n_expert and n_expert_used"
+    if hp.arch in ("lfm2", "lfm2moe") and not (hp.attn_layers and hp.conv_l_cache > 1):
+        return f"{hp.arch} needs its attention layers and a convolution length above 1"
+    if any(not 0 <= i < hp.n_layer for i in hp.attn_layers):
+        return "an attention layer index is outside the model"
     return None
 
 

@@ -10,6 +10,8 @@ tensors of variants), missing or misshapen expected ones are not.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sizewise.core.gguf.header import GGUFHeader, header_int
 from sizewise.core.quant.shapes import ARCHES, HyperParams, problem, tensors
 
@@ -19,6 +21,14 @@ def _hyper_params(header: GGUFHeader) -> HyperParams | None:
     expected list is then unknown, and nothing is claimed)."""
     keys = ("block_count", "embedding_length", "feed_forward_length", "attention.head_count", "attention.head_count_kv")
     values = [header.arch_key(k) for k in keys]
+    attn_layers: tuple[int, ...] = ()
+    if header.architecture in ("lfm2", "lfm2moe") and isinstance(values[4], list):
+        # LFM2's converter writes one KV head count per layer, 0 for a short-convolution layer
+        heads = {header_int(v) for v in values[4]} - {0}
+        if len(heads) != 1:
+            return None
+        attn_layers = tuple(i for i, v in enumerate(values[4]) if header_int(v))
+        values[4] = heads.pop()
     if any(isinstance(v, list) for v in values):
         return None
     n_layer, n_embd, n_ff, n_head, n_head_kv = (header_int(v) for v in values)
@@ -27,7 +37,11 @@ def _hyper_params(header: GGUFHeader) -> HyperParams | None:
     if emb is None or len(emb.shape) < 2 or not (n_layer and n_embd and n_head):
         return None
     head_k = header_int(header.arch_key("attention.key_length"))
-    return HyperParams(
+    if header.architecture == "deepseek2":  # MLA: the heads shapes.py needs are the decompressed ones
+        head_k = header_int(header.arch_key("attention.key_length_mla"))
+        if not head_k:
+            return None  # an old conversion without MLA's key lengths: the unsplit wkv_b, not a list shapes.py writes
+    hp = HyperParams(
         arch=header.architecture,
         n_layer=n_layer,
         n_embd=n_embd,
@@ -41,6 +55,22 @@ def _hyper_params(header: GGUFHeader) -> HyperParams | None:
         n_expert_used=header_int(header.arch_key("expert_used_count")),
         n_ff_exp=header_int(header.arch_key("expert_feed_forward_length")),
         rope_tensors="rope_freqs.weight" in by_name or "rope_factors_long.weight" in by_name,
+        attn_layers=attn_layers,
+        conv_l_cache=header_int(header.arch_key("shortconv.l_cache")) or 3,
+    )
+    if header.architecture == "lfm2moe":
+        return replace(hp, n_dense_lead=header_int(header.arch_key("leading_dense_block_count")))
+    if header.architecture != "deepseek2":
+        return hp
+    return replace(
+        hp,
+        kv_lora_rank=header_int(header.arch_key("attention.kv_lora_rank")),
+        rope_dim=header_int(header.arch_key("rope.dimension_count")),
+        v_head_dim=header_int(header.arch_key("attention.value_length_mla")),
+        n_expert_shared=header_int(header.arch_key("expert_shared_count")),
+        n_dense_lead=header_int(header.arch_key("leading_dense_block_count")),
+        q_lora_rank=header_int(header.arch_key("attention.q_lora_rank")),
+        expert_bias=any(t.name.endswith("exp_probs_b.bias") for t in header.tensors),
     )
 
 

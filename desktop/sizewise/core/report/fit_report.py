@@ -28,6 +28,7 @@ from sizewise.core.fit.hardware import HardwareReport, describe
 from sizewise.core.fit.llama_log import MeasuredBuffers
 from sizewise.core.fit.verdict import FitResult, compare
 from sizewise.core.gguf.header import ModelInfo
+from sizewise.core.report import rpc_section
 from sizewise.core.report.quality_section import (
     NOT_MEASURED_NOTE,
     QUALITY_HEAD,
@@ -125,10 +126,12 @@ def model_entry(
     label: str | None = None,
     error: str | None = None,
     quality: Mapping[str, Any] | None = None,
+    rpc_split: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One model (or one model at one setting) in a report; missing parts are None, never invented.
 
-    ``quality`` is the model's stored quality run as core/compare/quality.py summarises it."""
+    ``quality`` is the model's stored quality run as core/compare/quality.py summarises it; ``rpc_split`` a
+    predicted split over rpc-servers (``RpcSplit.to_dict``), present only when hosts were given."""
     measured: dict[str, Any] | None = None
     diff: dict[str, float | None] | None = None
     if loaded:
@@ -162,6 +165,7 @@ def model_entry(
         "llama_cpp": dict(llama_cpp) if llama_cpp is not None else None,
         "quality": dict(quality) if quality is not None else None,
         "error": error,
+        **({"rpc_split": dict(rpc_split)} if rpc_split is not None else {}),
     }
 
 
@@ -237,7 +241,8 @@ def build_report(
     notes: Sequence[str] = (),
     min_same_top: float | None = None,
 ) -> dict[str, Any]:
-    """The whole report; ``kind`` is bench | compare | temperature; ``min_same_top`` the optional quality floor."""
+    """The whole report; ``kind`` is bench | compare | temperature | fit (fit --rpc-hosts --report); ``min_same_top``
+    the optional quality floor."""
     best = best_choice(entries, floor_tps, min_same_top)
     return {
         "report_version": REPORT_VERSION,
@@ -352,7 +357,9 @@ def _summary_rows(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]
                 str(e.get("label") or m.get("name") or ""),
                 str(m.get("quantization") or ""),
                 "–" if not params else (f"{params / 1e9:.2f}B" if params >= 1e9 else f"{params / 1e6:.0f}M"),
-                "load failed" if e.get("error") else str(e.get("verdict") or "–"),
+                "load failed"
+                if e.get("error")
+                else str(e.get("verdict") or (e.get("rpc_split") or {}).get("verdict") or "–"),
                 _pp_text(e),
                 _gen_text(e),
                 _num(e.get("ttft_ms"), "{:.0f}"),
@@ -395,6 +402,16 @@ def _memory_rows(e: Mapping[str, Any]) -> list[list[str]]:
             ]
         )
     return rows
+
+
+def _confidence_text(e: Mapping[str, Any]) -> str:
+    """Which kind of memory prediction this is and why (measured architecture, estimate, rough), one sentence:
+    a reader of the report weighs a 'fits' by it, as the Fit view and ``fit --json`` let them."""
+    pred = e.get("predicted") or {}
+    if not pred.get("confidence"):
+        return ""
+    reason = str(pred.get("confidence_reason") or "").rstrip(".")
+    return f"Memory prediction confidence: {pred['confidence']}" + (f" — {reason}." if reason else ".")
 
 
 def _settings_text(s: Mapping[str, Any]) -> str:
@@ -449,7 +466,17 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             if isinstance(s, Mapping) and s.get("samples_tps"):
                 samples = ", ".join(f"{float(v):.1f}" for v in s["samples_tps"])
                 out.append(f"- {name} runs ({s.get('n')} tokens each): {samples} tokens/s")
-        out += ["", _md_table(["Memory", "Predicted", "Measured", "Difference"], _memory_rows(e)), ""]
+        split = rpc_section.split_of(e)
+        if split is None or e.get("predicted") or e.get("measured"):  # a split alone has no one-machine figures
+            out += ["", _md_table(["Memory", "Predicted", "Measured", "Difference"], _memory_rows(e)), ""]
+            if confidence := _confidence_text(e):
+                out += [confidence, ""]
+        else:
+            out.append("")
+        if split is not None:
+            out += ["### Split across machines (llama.cpp RPC, predicted)", ""]
+            out += [_md_table(rpc_section.HEAD, rpc_section.rows(split)), ""]
+            out += [*rpc_section.sentences(split), ""]
         reply = e.get("reply")
         if isinstance(reply, Mapping):
             out.append(f"Reply (seed {reply.get('seed')}, {_settings_text(reply.get('sampling') or {})}):")
@@ -614,7 +641,15 @@ def render_html(report: Mapping[str, Any]) -> str:
             f"first token {escape(_num(e.get('ttft_ms'), '{:.0f}'))} ms · "
             f"load {escape(_num(e.get('load_s'), '{:.2f}'))} s</li></ul>"
         )
-        out.append(_html_table(["Memory", "Predicted", "Measured", "Difference"], _memory_rows(e)))
+        split = rpc_section.split_of(e)
+        if split is None or e.get("predicted") or e.get("measured"):
+            out.append(_html_table(["Memory", "Predicted", "Measured", "Difference"], _memory_rows(e)))
+            if confidence := _confidence_text(e):
+                out.append(f"<p>{escape(confidence)}</p>")
+        if split is not None:
+            out.append("<h3>Split across machines (llama.cpp RPC, predicted)</h3>")
+            out.append(_html_table(rpc_section.HEAD, rpc_section.rows(split)))
+            out.append("<p>" + "<br>".join(escape(t) for t in rpc_section.sentences(split)) + "</p>")
     hw = report.get("hardware") or {}
     hw_rows = [[str(r.get("label")), str(r.get("value")), str(r.get("source"))] for r in hw.get("rows") or []]
     out.append("<h2>Hardware (and how each figure was found)</h2>")

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from sizewise.core.sampling import SamplingParams
 from sizewise.engine.protocol import GenerationStats, Message
+from sizewise.engine.remote import ollama
 from sizewise.engine.remote.http import CONNECT_TIMEOUT_S, ApiKey, RemoteError
 from sizewise.engine.remote.memory import remote_memory
 from sizewise.engine.remote.session import RemoteSession
@@ -191,10 +192,12 @@ class RemoteEngineClient:
         try:
             session = RemoteSession(url, model=model, api_key=api_key, log_path=self._log_path)
             info = session.connect()
+            if info.kind == "ollama":  # connecting is loading: then /api/ps can say what the model takes
+                ollama.load_model(session.http, info.model, timeout=session.http.stall_timeout)
         except RemoteError as exc:
             self._on_event({"type": "load_failed", "message": str(exc)})
             return
-        memory = remote_memory(info)
+        memory = remote_memory(info, session.loaded_memory())
         with self._lock:
             self.session = session
         self.ready_info = {"remote": True, "url": info.url, "kind": info.kind}
@@ -209,6 +212,7 @@ class RemoteEngineClient:
                 "load_s": time.monotonic() - t0,
                 "n_ctx": info.n_ctx or 2048,
                 "n_ctx_train": info.n_ctx_train or info.n_ctx or 0,
+                "facts": info.facts,  # what the server says about the model (Ollama's /api/show)
                 "chat_mode": "chat",  # /v1/chat/completions: the server applies its model's template
                 "buffers": [],
                 "rss_bytes": 0,

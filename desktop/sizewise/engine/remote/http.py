@@ -308,6 +308,18 @@ class HttpClient:
             ctype = resp.getheader("Content-Type", "") or ""
             if resp.status >= 400:
                 raise self._status_error(resp.status, resp.read(MAX_JSON_BYTES), ctype, path)
+            if "ndjson" in ctype:  # Ollama's native endpoints: one JSON object a line, no [DONE]
+                for line in self._lines(resp):
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        raise self._garbage(path) from None
+                    if not isinstance(event, dict):
+                        raise self._garbage(path)
+                    self._check_error(event)
+                    events += 1
+                    yield event
+                return
             if "text/event-stream" not in ctype:
                 raw = resp.read(MAX_JSON_BYTES + 1)
                 try:
@@ -350,25 +362,39 @@ class HttpClient:
             f"The server at {self.address.url} answered {path} with something that is not an OpenAI-compatible reply."
         )
 
+    def _read_line(self, resp: http.client.HTTPResponse) -> bytes | None:
+        """One line, bounded; None once stopped, b"" at the end of the stream."""
+        try:
+            line = resp.readline(MAX_EVENT_BYTES + 1)
+        except Exception as exc:
+            if self._stopped:
+                return None
+            raise self._fail(exc, "the reply") from None
+        if self._stopped:
+            return None
+        if len(line) > MAX_EVENT_BYTES:
+            raise RemoteError(
+                f"The server at {self.address.url} sent an event over {MAX_EVENT_BYTES // 2**20} MiB; "
+                "the reply was cut."
+            )
+        return line
+
+    def _lines(self, resp: http.client.HTTPResponse) -> Iterator[str]:
+        """The non-empty lines of a newline-delimited JSON stream, until its end (the caller checks ``done``)."""
+        while (line := self._read_line(resp)) is not None and line:
+            text = line.decode("utf-8", "replace").strip()
+            if text:
+                yield text
+
     def _events(self, resp: http.client.HTTPResponse, path: str) -> Iterator[str]:
         """The data of each event (``data:`` lines joined), bounded per line; EOF without [DONE] is a drop."""
         lines: list[str] = []
         while True:
-            try:
-                line = resp.readline(MAX_EVENT_BYTES + 1)
-            except Exception as exc:
-                if self._stopped:
-                    return
-                raise self._fail(exc, "the reply") from None
-            if self._stopped:
+            line = self._read_line(resp)
+            if line is None:
                 return
             if not line:
                 raise RemoteError(f"The server at {self.address.url} closed the connection in the middle of the reply.")
-            if len(line) > MAX_EVENT_BYTES:
-                raise RemoteError(
-                    f"The server at {self.address.url} sent an event over {MAX_EVENT_BYTES // 2**20} MiB; "
-                    "the reply was cut."
-                )
             text = line.decode("utf-8", "replace").rstrip("\r\n")
             if text.startswith("data:"):
                 lines.append(text[5:].lstrip(" "))

@@ -12,6 +12,10 @@ output; RAM + VRAM) for its context with the default batch and KV type, without 
 (a Sizewise engine process's overhead is a Python interpreter's, not llama-server's); the label says all of
 that. A file that is not reachable here means no
 prediction, and the label says that too.
+
+Ollama does report it: ``/api/ps`` gives each loaded model's ``size`` (bytes it holds) and ``size_vram`` (the
+part on a GPU), so an Ollama model's memory is shown as measured, by the server, with RAM = size − size_vram.
+A model Ollama has not loaded (yet, or any more) has no entry there, and the label says so.
 """
 
 from __future__ import annotations
@@ -27,8 +31,37 @@ from sizewise.engine.remote.session import ServerInfo
 MiB = 1 << 20
 
 
-def remote_memory(info: ServerInfo) -> dict[str, Any]:
-    """``{source: measured|predicted|unknown, bytes, text, model_bytes}`` for the status bar and Live metrics."""
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def measured_memory(info: ServerInfo, loaded: dict[str, Any] | None) -> dict[str, Any]:
+    """An Ollama model's memory from its ``/api/ps`` entry (None: not loaded), labelled as the server's measure."""
+    base: dict[str, Any] = {"model_bytes": info.size_bytes}
+    size = _int((loaded or {}).get("size"))
+    if size is None:
+        return base | {
+            "source": "unknown",
+            "bytes": None,
+            "text": "unknown: the model is not loaded on the server now; Ollama reports a model's memory "
+            "(/api/ps) while it is loaded",
+        }
+    vram = min(max(_int((loaded or {}).get("size_vram")) or 0, 0), size)
+    return base | {
+        "source": "measured",
+        "bytes": size,
+        "vram_bytes": vram,
+        "ram_bytes": size - vram,
+        "text": f"{size / MiB:.0f} MiB measured by the server (Ollama /api/ps): {vram / MiB:.0f} MiB in VRAM, "
+        f"{(size - vram) / MiB:.0f} MiB in RAM",
+    }
+
+
+def remote_memory(info: ServerInfo, loaded: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``{source: measured|predicted|unknown, bytes, text, model_bytes}`` for the status bar and Live metrics;
+    ``loaded`` is an Ollama's ``/api/ps`` entry for the model (``RemoteSession.loaded_memory``)."""
+    if info.kind == "ollama":
+        return measured_memory(info, loaded)
     model_bytes = info.size_bytes
     base: dict[str, Any] = {"model_bytes": model_bytes}
     unreported = "the server reports no memory use"

@@ -1,8 +1,12 @@
 """A remote engine with the same shape as ``EngineSession`` for the CLI: connect, stream a reply, read its figures.
 
 Speed is read from both sides. The client's own figures (time to first token and tokens/s as the pieces
-arrive) include the network and HTTP; llama-server's ``timings`` (sent with the last event) are the engine's
-own. Both are kept: ``last_stats`` holds the client's, ``last_server_timings`` the server's.
+arrive) include the network and HTTP; llama-server's ``timings`` (sent with the last event) and Ollama's
+``eval_count``/``eval_duration`` (its native API's last chunk, engine/remote/ollama.py) are the engine's own.
+Both are kept: ``last_stats`` holds the client's, ``last_server_timings`` the server's.
+
+Three kinds of server: llama-server (``/props`` answers), Ollama (``/api/version`` answers; its native
+endpoints are used for the model list, facts, memory and replies) and any other OpenAI-compatible server.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 from sizewise.core.sampling import SamplingParams
 from sizewise.engine.protocol import GenerationStats
+from sizewise.engine.remote import ollama
 from sizewise.engine.remote.http import ApiKey, HttpClient, RemoteError, ServerAddress
 
 # The sampling fields every OpenAI-compatible server takes, and llama.cpp's extras (llama-server reads them from
@@ -36,7 +41,7 @@ class ServerInfo:
     """What the server says about itself and the model it will answer with."""
 
     url: str
-    kind: str  # "llama-server" | "openai"
+    kind: str  # "llama-server" | "ollama" | "openai"
     model: str
     models: list[str]
     n_ctx: int | None = None
@@ -47,6 +52,8 @@ class ServerInfo:
     n_vocab: int | None = None
     encrypted: bool = False
     loopback: bool = False
+    version: str | None = None  # the server's own version, where it says (Ollama's /api/version)
+    facts: dict[str, Any] = field(default_factory=dict)  # the model's facts the server gives (Ollama's /api/show)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -62,6 +69,8 @@ class ServerInfo:
             "n_params": self.n_params,
             "encrypted": self.encrypted,
             "loopback": self.loopback,
+            "server_version": self.version,
+            "facts": self.facts,
         }
 
 
@@ -102,7 +111,8 @@ class RemoteSession:
         self.last_stats: GenerationStats | None = None
         self.last_server_timings: dict[str, Any] | None = None
         self.last_sampling_sent: list[str] = []
-        self.kind: str | None = None  # "llama-server" | "openai", once the server was asked
+        self.kind: str | None = None  # "llama-server" | "ollama" | "openai", once the server was asked
+        self.version: str | None = None
 
     def __enter__(self) -> RemoteSession:
         return self
@@ -120,6 +130,12 @@ class RemoteSession:
     def _listing(self) -> tuple[list[dict[str, Any]], dict[str, Any] | None, str]:
         """The model entries of ``/v1/models``, llama-server's ``/props`` (None elsewhere) and the server kind."""
         health_ok = self._health()
+        if not health_ok:
+            self.version = ollama.ollama_version(self.http)
+            if self.version is not None:
+                self.kind = "ollama"
+                tags = ollama.ollama_models(self.http)
+                return [{"id": m["name"], "meta": {"size": m.get("size")}} for m in tags], None, "ollama"
         listing = self.http.call("GET", "/v1/models")
         data = listing.get("data") if isinstance(listing, dict) else None
         if not isinstance(data, list):
@@ -163,21 +179,37 @@ class RemoteSession:
         settings = (props or {}).get("default_generation_settings")
         n_ctx = _int(settings.get("n_ctx")) if isinstance(settings, dict) else None
         path = (props or {}).get("model_path")
+        facts = ollama.ollama_facts(self.http, name) if kind == "ollama" else {}
+        if kind == "ollama":
+            loaded = ollama.ollama_loaded(self.http, name)
+            n_ctx = _int((loaded or {}).get("context_length"))  # newer Ollamas say the context they loaded
         self.info = ServerInfo(
             url=self.address.url,
             kind=kind,
             model=name,
             models=ids,
             n_ctx=n_ctx or _int(meta.get("n_ctx")),
-            n_ctx_train=_int(meta.get("n_ctx_train")),
+            n_ctx_train=_int(meta.get("n_ctx_train")) or facts.get("context_length"),
             model_path=path if isinstance(path, str) else None,
             size_bytes=_int(meta.get("size")),
-            n_params=_int(meta.get("n_params")),
+            n_params=_int(meta.get("n_params")) or facts.get("n_params"),
             n_vocab=_int(meta.get("n_vocab")),
             encrypted=self.address.encrypted,
             loopback=self.address.loopback,
+            version=self.version,
+            facts=facts,
         )
         return self.info
+
+    def loaded_memory(self) -> dict[str, Any] | None:
+        """Ollama's ``/api/ps`` entry for this model (None: not loaded, or not an Ollama, or no answer)."""
+        info = self._require()
+        if info.kind != "ollama":
+            return None
+        try:
+            return ollama.ollama_loaded(self.http, info.model)
+        except RemoteError:
+            return None
 
     def _health(self) -> bool:
         """llama-server's ``/health``: True when it answered ok; False where the server has none (plain OpenAI)."""
@@ -238,6 +270,9 @@ class RemoteSession:
         """
         info = self._require()
         seed = sampling.seed if sampling.seed is not None else random.randrange(2**31)
+        if info.kind == "ollama":
+            yield from self._stream_ollama(info, sampling, seed, messages, prompt)
+            return
         body: dict[str, Any] = {"model": info.model, "stream": True, "stream_options": {"include_usage": True}}
         body.update(sampling_body(sampling, info.kind, seed))
         self.last_sampling_sent = sorted(k for k in body if k not in ("model", "stream", "stream_options"))
@@ -277,6 +312,59 @@ class RemoteSession:
             finish = "cancelled"
         elif finish not in ("stop", "length"):
             finish = "stop"  # ended normally without a reason, or with an OpenAI reason we have no name for
+        self._finish(t0, first, last, pieces, finish, usage, timings, seed)
+
+    def _stream_ollama(
+        self,
+        info: ServerInfo,
+        sampling: SamplingParams,
+        seed: int,
+        messages: list[dict[str, str]] | None,
+        prompt: str | None,
+    ) -> Iterator[str]:
+        """The native ``/api/chat`` (or raw ``/api/generate``) stream: its last chunk has the server's figures."""
+        path, body = ollama.request(info.model, sampling, seed, messages, prompt)
+        self.last_sampling_sent = sorted(body["options"])
+        self.last_stats, self.last_server_timings = None, None
+        t0 = time.perf_counter()
+        first: float | None = None
+        last = t0
+        pieces = 0
+        final: dict[str, Any] | None = None
+        for event in self.http.stream(path, body):
+            text = ollama.piece(event)
+            if text:
+                now = time.perf_counter()
+                first = now if first is None else first
+                last = now
+                pieces += 1
+                yield text
+            if event.get("done") is True:
+                final = event
+        if self.http.stopped:
+            finish = "cancelled"
+        elif final is None:
+            raise RemoteError(f"The server at {self.address.url} closed the connection in the middle of the reply.")
+        else:
+            finish = ollama.finish_reason(final)
+        timings = ollama.timings(final or {})
+        usage = {}
+        if timings is not None:
+            usage = {"completion_tokens": timings.get("predicted_n"), "prompt_tokens": timings.get("prompt_n")}
+        self._finish(t0, first, last, pieces, finish, usage, timings, seed)
+
+    def _finish(
+        self,
+        t0: float,
+        first: float | None,
+        last: float,
+        pieces: int,
+        finish: str,
+        usage: dict[str, Any],
+        timings: dict[str, Any] | None,
+        seed: int,
+    ) -> None:
+        """``last_stats`` and ``last_server_timings`` of the reply that just ended."""
         end = time.perf_counter()
         tokens = _int(usage.get("completion_tokens")) or _int((timings or {}).get("predicted_n")) or pieces
         prompt_tokens = _int(usage.get("prompt_tokens")) or 0

@@ -18,6 +18,9 @@ the needs added up, the safety margin held back once):
   and shut down before the next starts, so only one model is in memory and each worker's peak RSS
   belongs to one model.
 
+A run on a server (``RunSpec.server``) is an engine too (remote_engine.py): connected instead of started,
+never counted against this machine's memory, asked like the others, never benchmarked.
+
 This module is the sequencing only: which engine is asked what and when, told to the view as signals; the
 memory check, like everything blocking, runs off the GUI thread. The results are plain records
 (core/compare/results.py) and the report is built from them in core/compare/report.py.
@@ -41,8 +44,10 @@ from sizewise.core.fit.hardware import HardwareReport
 from sizewise.core.fit.verdict import Budget
 from sizewise.core.sampling import SamplingParams
 from sizewise.engine.bench import BenchRequest
+from sizewise.engine.remote.http import ApiKey
 from sizewise.gui.adapters.background import run_in_background
 from sizewise.gui.compare.engine_pool import CompareEngine, EnginePool, close_engines
+from sizewise.gui.compare.remote_engine import RemoteCompareEngine
 
 # -- the comparison -------------------------------------------------------------------------------
 
@@ -71,9 +76,11 @@ class CompareRunner(QObject):
         pool: EnginePool | None = None,
         generate_together: bool = False,
         quality: QualityLookup | None = None,
+        server_keys: dict[str, ApiKey | None] | None = None,
         parent: QObject | None = None,
     ) -> None:
-        """``quality`` finds a model's stored quality run for the report (None: no quality figures)."""
+        """``quality`` finds a model's stored quality run for the report (None: no quality figures);
+        ``server_keys`` the API key of each server a run is on, by its URL."""
         super().__init__(parent)
         self.specs = specs
         self.sampling = sampling
@@ -86,6 +93,7 @@ class CompareRunner(QObject):
         self.pool = pool if pool is not None else EnginePool(self)
         self.generate_together = generate_together
         self.quality = quality
+        self.server_keys = server_keys or {}
         self.results = [RunResult(spec=s, label=s.label) for s in specs]
         self.groups = group_specs(specs)
         self.ready_info: dict[str, Any] = {}
@@ -190,7 +198,13 @@ class CompareRunner(QObject):
         e.progress.disconnect(self._on_engine_progress)
 
     def _new_engine(self, group: list[int]) -> CompareEngine:
-        e = CompareEngine(self.specs[group[0]], budget=self.budget, log_path=self.log_path, parent=self)
+        spec = self.specs[group[0]]
+        e: CompareEngine
+        if spec.server:
+            key = self.server_keys.get(spec.server.partition("#")[0])
+            e = RemoteCompareEngine(spec, api_key=key, log_path=self.log_path, parent=self)
+        else:
+            e = CompareEngine(spec, budget=self.budget, log_path=self.log_path, parent=self)
         self.engines.append(e)
         self._attach(e)
         return e
@@ -201,6 +215,12 @@ class CompareRunner(QObject):
             self.ready_info = dict(e.ready)
         if e.hardware is not None:
             self.hardware = e.hardware
+        if isinstance(e, RemoteCompareEngine) and e.loaded is not None:
+            for i in self._group_of(e):  # named as the server names its model, once it has
+                r = self.results[i]
+                temperature = r.label.partition(" · temperature ")[2]
+                r.label = e.remote_label() + (f" · temperature {temperature}" if temperature else "")
+                self.resultChanged.emit(i)
         if e.info is None:
             return
         for i in self._group_of(e):
@@ -288,7 +308,12 @@ class CompareRunner(QObject):
         if self.bench_request is None or self.stopped:
             self._end_together()
             return
-        steps = [(e, i, "bench") for e in self.engines for i in self._group_of(e) if self.results[i].stats]
+        steps = [
+            (e, i, "bench")
+            for e in self.engines
+            for i in self._group_of(e)
+            if self.results[i].stats and not e.spec.server
+        ]
         self._run_steps([steps], self._end_together, bench_inline=False)
 
     def _end_together(self) -> None:
@@ -345,7 +370,8 @@ class CompareRunner(QObject):
             return
         _e, i, kind = self._active.pop(qi)
         r = self.results[i]
-        if kind == "reply" and r.stats is not None and r.error is None and self._bench_inline and not self.stopped:
+        benchable = self._bench_inline and not e.spec.server  # a server's model is not benchmarked here
+        if kind == "reply" and r.stats is not None and r.error is None and benchable and not self.stopped:
             self._queues[qi].appendleft((e, i, "bench"))
         else:
             r.done = True

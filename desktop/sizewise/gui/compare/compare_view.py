@@ -19,6 +19,7 @@ wander, shown on the user's own model. Export writes the hardware-fit report
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,7 @@ from sizewise.core.report.fit_report import READING_SPEED_FLOOR_TPS, generation_
 from sizewise.core.report.quality_section import QUALITY_HEAD, quality_cells
 from sizewise.core.sampling import TEMPERATURE_HINT, LoadParams, SamplingParams
 from sizewise.engine.bench import BenchRequest
+from sizewise.engine.remote.http import ApiKey
 from sizewise.gui.adapters.background import run_in_background
 from sizewise.gui.compare.compare_runner import CompareRunner
 from sizewise.gui.compare.engine_pool import EnginePool
@@ -106,6 +108,7 @@ class CompareView(QWidget):
         super().__init__(parent)
         self.paths = paths
         self.specs: list[RunSpec] = []
+        self.server_keys: dict[str, ApiKey | None] = {}  # the servers "Connect to a server…" reached, by URL
         self.runner: CompareRunner | None = None
         self.report: dict[str, Any] | None = None
         self.panels: list[_ReplyPanel] = []
@@ -434,6 +437,30 @@ class CompareView(QWidget):
                 self.model_edit.addItem(path)
                 self.model_edit.setItemData(self.model_edit.count() - 1, label, Qt.ItemDataRole.ToolTipRole)
 
+    def add_servers(self, servers: dict[str, tuple[ApiKey | None, list[str]]]) -> None:
+        """The models of the servers the chat connected to ({url: (key, models)}) join the model picker, as
+        "MODEL @ URL": the same servers, without connecting again (the main window passes them on)."""
+        known = {self.model_edit.itemText(i) for i in range(self.model_edit.count())}
+        for url, (key, models) in servers.items():
+            self.server_keys[url] = key
+            for model in models:
+                text = f"{model} @ {url}"
+                if text not in known:
+                    self.model_edit.addItem(text, (url, model))
+                    self.model_edit.setItemData(
+                        self.model_edit.count() - 1, f"{model} on the server at {url}", Qt.ItemDataRole.ToolTipRole
+                    )
+
+    def add_server_run(self, url: str, model: str, label: str = "") -> None:
+        """Add a run on a server's model (the view and tests both come here); nothing is loaded here for it."""
+        if len(self.specs) >= MAX_RUNS:
+            raise UserError(f"A comparison holds at most {MAX_RUNS} runs.")
+        target = f"{url}#{model}"
+        spec = RunSpec(path=target, label=label or f"{model} @ {url}", server=target)
+        self.specs.append(spec)
+        self.run_list.addItem(f"{model} @ {url} · on the server")
+        self._runs_changed()
+
     def add_run(
         self, path: str | Path, load: LoadParams | None = None, gpu_layers: int | str = 0, label: str = ""
     ) -> None:
@@ -458,6 +485,13 @@ class CompareView(QWidget):
 
     @Slot()
     def _add_from_form(self) -> None:
+        server = self.model_edit.currentData()
+        if isinstance(server, tuple) and self.model_edit.currentText() == f"{server[1]} @ {server[0]}":
+            try:
+                self.add_server_run(*server)
+            except UserError as exc:
+                self.status.setText(str(exc))
+            return
         path = self.model_edit.currentText().strip()
         if not path or not Path(path).expanduser().is_file():
             self.status.setText("Choose an existing .gguf file first.")
@@ -565,11 +599,8 @@ class CompareView(QWidget):
         if self.mode_temps.isChecked():
             base = self.specs[0]
             temps = parse_temperatures(self.temps_edit.text())
-            name = Path(base.path).stem
-            return [
-                RunSpec(base.path, base.load, base.gpu_layers, temperature=t, label=f"{name} · temperature {t:g}")
-                for t in temps
-            ], "temperature"
+            name = base.label if base.server else Path(base.path).stem
+            return [replace(base, temperature=t, label=f"{name} · temperature {t:g}") for t in temps], "temperature"
         if len(self.specs) < 2:
             raise UserError("Add at least two runs to compare (or choose the temperature comparison).")
         return list(self.specs), "compare"
@@ -609,6 +640,7 @@ class CompareView(QWidget):
             pool=self.pool,
             generate_together=self.together_check.isEnabled() and self.together_check.isChecked(),
             quality=QualityStore(self.paths).preferred,
+            server_keys=self.server_keys,
             parent=self,
         )
         self._plan_serial += 1  # a check still running from before the run is out of date
@@ -809,8 +841,9 @@ class CompareView(QWidget):
         if self.busy or self.measuring:
             return
         specs, _kind = self._compared_specs()
+        specs = [s for s in specs if not s.server]  # quality is measured on a model file
         if not specs:
-            self.status.setText("Add the models whose quality to measure first.")
+            self.status.setText("Add the models whose quality to measure first (files on this machine).")
             return
         m = QualityMeasurer(
             self.paths, [s.path for s in specs], ctx=self.quality_ctx, chunks=self.quality_chunks, parent=self
@@ -875,7 +908,7 @@ class CompareView(QWidget):
             cells = [
                 mark if row == best else "",
                 str(e.get("label")),
-                "failed" if e.get("error") else str(e.get("verdict") or "–"),
+                "failed" if e.get("error") else ("on a server" if e.get("remote") else str(e.get("verdict") or "–")),
                 "–" if gen is None else f"{gen:.1f}",
                 "–" if not reply else f"{float(reply.get('pp_tps') or 0):.0f}",
                 "–" if e.get("ttft_ms") is None else f"{float(e['ttft_ms']):.0f}",
@@ -951,6 +984,11 @@ class CompareView(QWidget):
         """Write the last comparison's report; the format follows the suffix (.md, .json, .html)."""
         if self.report is None:
             raise UserError("Run a comparison first.")
+        if any(e.get("remote") for e in self.report["models"]):
+            raise UserError(
+                "The report is for models on this machine (it predicts from the model file); "
+                "a comparison with a server's model is not exported."
+            )
         return write_report(self.report, path)
 
     @Slot()

@@ -321,11 +321,10 @@ class CompareEngine(QObject):
                 then()
 
         relay.done.connect(closed)
-        client = a.client
 
         def shut_down() -> None:
             try:
-                client.shutdown()
+                a.shutdown()  # the worker, and a server's connection where the engine is one
             finally:
                 relay.done.emit()
 

@@ -40,6 +40,7 @@ from sizewise.core.sampling import LoadParams
 from sizewise.core.speed.model import ModelCost, model_cost
 from sizewise.core.speed.predicted import Devices, PredictedSpeed, ReplySpeed, predict_for_split
 from sizewise.gui.fit.memory_chart import MemoryChart
+from sizewise.gui.fit.rpc_panel import RpcSplitPanel
 
 VERDICT_TEXT = {
     "fits_gpu": "Fits on the GPU",
@@ -156,6 +157,8 @@ class FitView(QWidget):
         self.diff_table.verticalHeader().setVisible(False)
         self.diff_table.setVisible(False)
         outer.addWidget(self.diff_table)
+        self.rpc_panel = RpcSplitPanel()  # the same model split over rpc-servers, when hosts are typed
+        outer.addWidget(self.rpc_panel)
         outer.addStretch(1)
 
         self.ctx_slider.valueChanged.connect(self._on_changed)
@@ -285,6 +288,7 @@ class FitView(QWidget):
             except ValueError:  # a header the speed model cannot read: the memory verdict still stands
                 self.speed = None
         self._show()
+        self.rpc_panel.show_for(self.header, params, self.budget.ram_bytes or None)
         self.settingsChanged.emit(replace(params, n_gpu_layers=result.gpu_layers))
 
     def _show(self) -> None:

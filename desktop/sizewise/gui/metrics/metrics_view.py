@@ -19,7 +19,8 @@ alone until then. Idle, the charts follow every sample.
 
 A model on a server is labelled remote: the speeds are as received here (with the server's own figure when
 llama-server sends ``timings``), the memory line is the server's, predicted or measured as
-engine/remote/memory.py found it, and this machine's engine memory is not shown as if it were the model's.
+engine/remote/memory.py found it — its legend entry says "server memory (remote, predicted)" or "(remote,
+measured)" — and this machine's engine memory is not shown as if it were the model's.
 
 API for the main window: ``MetricsView(adapter)``; ``set_prediction(ram_bytes, vram_bytes=None)``
 after a fit check; ``shutdown()`` on close. The view redraws only while visible; the sampler keeps
@@ -52,6 +53,7 @@ _PENS = {
     "predicted": pg.mkPen("#C00000", width=1, style=Qt.PenStyle.DashLine),
     "predicted_vram": pg.mkPen("#E45756", width=1, style=Qt.PenStyle.DashLine),
     "buffers": pg.mkPen("#72B7B2", width=1, style=Qt.PenStyle.DotLine),
+    "remote": pg.mkPen("#9D755D", width=2, style=Qt.PenStyle.DashDotLine),
 }
 
 
@@ -106,6 +108,8 @@ class MetricsView(QWidget):
         self.predicted_vram: int | None = None
         self.buffers_bytes: int | None = None
         self.remote: dict[str, Any] | None = None  # the server's loaded message while the model runs there
+        self.remote_memory_bytes: int | None = None  # the server's memory for the model, when known
+        self.remote_memory_legend = ""  # its legend entry: "server memory (remote, predicted|measured)"
         self.redraws = 0
         self._lines: dict[str, int | None] = {}
         self.window_s = self.sampler.buffers["t"].capacity / self.sampler.hz
@@ -165,6 +169,7 @@ class MetricsView(QWidget):
         self.curve_predicted = m.plot(name="predicted RAM", pen=_PENS["predicted"])
         self.curve_predicted_vram = m.plot(name="predicted VRAM", pen=_PENS["predicted_vram"])
         self.curve_buffers = m.plot(name="llama.cpp buffers (logged)", pen=_PENS["buffers"])
+        self.curve_remote = m.plot(pen=_PENS["remote"])  # in the legend only while a server's model is loaded
         layout.addWidget(self.charts, 1)
 
     # -- API --------------------------------------------------------------------------------------
@@ -193,19 +198,42 @@ class MetricsView(QWidget):
     def set_remote(self, msg: dict[str, Any] | None) -> None:
         """The loaded message of a model on a server (None: the model is local): its memory and labels."""
         self.remote = msg
+        memory = (msg or {}).get("memory") or {}
+        source, size = str(memory.get("source") or "unknown"), memory.get("bytes")
+        self.remote_memory_bytes = int(size) if msg is not None and size else None
+        self.remote_memory_legend = f"server memory (remote, {source})" if self.remote_memory_bytes is not None else ""
+        self._fill_memory_legend()
         if self.remote is not None:
-            memory = self.remote.get("memory") or {}
-            predicted = memory.get("bytes") if memory.get("source") == "predicted" else None
-            self.set_prediction(int(predicted) if predicted else None)
-            self.labels["predicted"].setText(
-                f"{int(predicted) / MiB:.0f} MiB on the server (predicted)" if predicted else "– (server: unknown)"
-            )
+            self.set_prediction(None)  # the local model's prediction line has nothing to say about a server
+            if self.remote_memory_bytes is None:
+                text = "– (server: unknown)"
+            elif source == "measured":
+                text = "– (the server measures it: see Engine memory)"
+            else:
+                text = f"{self.remote_memory_bytes / MiB:.0f} MiB on the server (predicted)"
+            self.labels["predicted"].setText(text)
             self.labels["predicted"].setToolTip(str(memory.get("text") or ""))
+
+    def _fill_memory_legend(self) -> None:
+        """The memory chart's legend, the server's line first while a server's model is loaded (the entries
+        are laid out in rows of three, so the first row is the one always in view)."""
+        legend = self.memory.plot.legend
+        legend.clear()
+        if self.remote_memory_legend:
+            legend.addItem(self.curve_remote, self.remote_memory_legend)
+        for curve, name in (
+            (self.curve_rss, "engine RSS (measured)"),
+            (self.curve_vram, "VRAM (measured)"),
+            (self.curve_predicted, "predicted RAM"),
+            (self.curve_predicted_vram, "predicted VRAM"),
+            (self.curve_buffers, "llama.cpp buffers (logged)"),
+        ):
+            legend.addItem(curve, name)
 
     @Slot()
     def _on_unloaded(self) -> None:
         self.buffers_bytes = None
-        self.remote = None
+        self.set_remote(None)
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
@@ -267,6 +295,7 @@ class MetricsView(QWidget):
             ("predicted", self.curve_predicted, self.predicted_ram),
             ("predicted_vram", self.curve_predicted_vram, self.predicted_vram),
             ("buffers", self.curve_buffers, self.buffers_bytes),
+            ("remote", self.curve_remote, self.remote_memory_bytes),
         ):
             if value:
                 lines.append(value / MiB)
@@ -292,7 +321,12 @@ class MetricsView(QWidget):
             gen.setText(f"{gen.text()}; the server's own: {float(server):.1f} tokens/s")
         self.labels["prompt"].setText(f"{self.labels['prompt'].text()} (remote)")
         self.labels["ttft"].setText(f"{self.labels['ttft'].text()} (remote)")
-        self.labels["rss"].setText("– (the model runs on the server)")
+        memory = (self.remote or {}).get("memory") or {}
+        if memory.get("source") == "measured" and self.remote_memory_bytes:
+            self.labels["rss"].setText(f"{self.remote_memory_bytes / MiB:.0f} MiB on the server (measured by it)")
+        else:
+            self.labels["rss"].setText("– (the model runs on the server)")
+        self.labels["rss"].setToolTip(str(memory.get("text") or ""))
         self.labels["vram"].setText("– (on the server)")
 
     def _update_labels(self) -> None:
@@ -304,6 +338,8 @@ class MetricsView(QWidget):
             self.labels["gen"].setText(f"{live:.1f} tokens/s now, {self._fmt(avg, 'average')}")
         elif s.last_stats:
             self.labels["gen"].setText(f"{float(s.last_stats.get('tg_tps') or 0):.1f} tokens/s (last reply)")
+        else:  # no reply yet: reset, so a remote model's prefix is not written onto itself at every redraw
+            self.labels["gen"].setText("–")
         self.labels["prompt"].setText(self._fmt(last["prompt_tps"].last(), "tokens/s"))
         self.labels["ttft"].setText(self._fmt(last["ttft_ms"].last(), "ms", 0))
         self.labels["rss"].setText(self._fmt(last["rss_bytes"].last() / MiB, "MiB", 0))

@@ -606,7 +606,15 @@ class MainWindow(QMainWindow):
         from sizewise.gui.compare.compare_view import CompareView
 
         self.compare_view = CompareView(self.paths)
+        self._share_servers()
         return self.compare_view
+
+    def _share_servers(self) -> None:
+        """The servers the chat connected to are offered in Compare's model picker too."""
+        if self.compare_view is not None:
+            self.compare_view.add_servers(
+                {url: (key, listing.models) for url, (key, listing) in self.loader.servers.items()}
+            )
 
     def _make_metrics_view(self) -> QWidget:
         from sizewise.gui.metrics.metrics_view import MetricsView
@@ -634,6 +642,7 @@ class MainWindow(QMainWindow):
         dialog = ConnectDialog(self.paths.log_dir / "remote.log", self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.connected.connect(self.loader.add_server)
+        dialog.connected.connect(lambda *_: self._share_servers())
         dialog.open()
         return dialog
 

@@ -25,6 +25,7 @@ gives their device and, for the copies, their size.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -351,6 +352,14 @@ def graph_weight_bytes(tensors: list[tuple[str, int]], n_layer: int) -> tuple[tu
     return tuple(out)
 
 
+_KV_CACHE = re.compile(r"cache_([kv])(\d+)")
+
+
+def _cache_layer(t: Tensor) -> int:
+    m = _KV_CACHE.fullmatch(t.name)
+    return int(m.group(2)) if m else t.tag  # a cache named without its layer is tagged with it
+
+
 @functools.lru_cache(maxsize=512)
 def gpu_split_bytes(
     spec: DecoderSpec,
@@ -374,8 +383,8 @@ def gpu_split_bytes(
     size = {(tag, name): n for tag, name, n in weights}
 
     def on_gpu(t: Tensor) -> bool:
-        if t.name.startswith("cache_"):
-            return int(t.name[7:]) >= gpu_from
+        if t.name.startswith("cache_"):  # a layer's KV cache (or MLA's, or a recurrent state): with its layer
+            return _cache_layer(t) >= gpu_from
         if t.name == "output":
             return output_on_gpu
         if t.tag < 0 or t.tag < gpu_from:
@@ -384,11 +393,12 @@ def gpu_split_bytes(
 
     def ext_bytes(t: Tensor) -> int:
         root = t.view_src or t
-        if root.name.startswith("cache_"):
-            il = int(root.name[7:])
+        m = _KV_CACHE.fullmatch(root.name)
+        if m:
+            il = int(m.group(2))
             cells = gs.n_kv_swa if spec.layers[il].swa else gs.n_kv
-            return cells * kv_rows[il][0 if root.name[6] == "k" else 1]
-        return size.get((root.tag, root.name), 0)
+            return cells * kv_rows[il][0 if m.group(1) == "k" else 1]
+        return size.get((root.tag, root.name), 0)  # other caches (MLA's, recurrent states): not sized here
 
     graph = build_decoder_graph(spec, gs)
     assert n_layer == 0 or graph.nodes
