@@ -14,6 +14,9 @@ from sizewise.core.fit.offload import scheduler
 from sizewise.core.fit.offload.vulkan_order import reorder
 from sizewise.core.gguf.header import read_header
 from sizewise.core.sampling import LoadParams
+from tests.core.fit.test_memory_model_dense import DENSE
+from tests.core.fit.test_memory_model_moe import MODELS as MOE_MODELS
+from tests.quant_models import write_model
 
 MiB = 1 << 20
 VULKAN = Backend(gpu=True, repack=True, gpu_backend="vulkan")
@@ -152,3 +155,15 @@ def test_a_shorter_equivalent_graph_gives_the_same_buffers(smollm2_path: Path, m
             args = (spec, gs, weights, ((2048, 2048),) * 48, gpu_from, gpu_from < 49, 1 << 30, True)
             short, full = both(lambda a=args: scheduler.reduced_split_bytes(*a))
             assert short == full, gpu_from
+
+
+def test_measured_on_a_gpu_only_for_the_graphs_checked_on_vulkan(tmp_path: Path) -> None:
+    """A GPU split is 'measured' for the dense graphs the benchmark holds to Vulkan loads per device; a mixture of
+    experts (its routing never checked on a GPU) stays an estimate there, as on CUDA."""
+    dense = read_header(write_model(tmp_path / "qwen2.gguf", DENSE["qwen2"], zeros=True))
+    moe = read_header(write_model(tmp_path / "qwen3moe.gguf", MOE_MODELS["qwen3moe"], zeros=True))
+    params = LoadParams(n_ctx=512, n_gpu_layers=2)
+    assert predict(dense, params, LAVAPIPE).confidence == "measured"
+    assert predict(dense, params, CUDA).confidence == "estimate"
+    assert predict(moe, params, LAVAPIPE).confidence == "estimate"
+    assert predict(moe, params, Backend(repack=True)).confidence == "measured"  # its CPU graph is checked
