@@ -96,6 +96,9 @@ BOUNDARY_CELLS = {  # target: (model, quant) whose largest context is at, just b
                        ("Llama 3.3 70B", "Q2_K")],
     "nvidia-12gb-32gb": [("OLMoE 1B-7B", "Q4_K_M"), ("Qwen2.5 72B", "Q3_K_M"), ("Qwen2.5 7B", "Q8_0")],
 }
+# The largest contexts the boundary cells must still include. Since GPU splits are sized by ggml's scheduler (op
+# offload included), no catalogue cell on the GPU target stops just below 4096 (Qwen2.5 72B at Q3_K_M did, at 2048).
+BOUNDARY_FOUND = {"laptop-8gb-cpu": (4096, 2048), "nvidia-12gb-32gb": (4096,)}
 
 
 @pytest.mark.parametrize("target", sorted(BOUNDARY_CELLS))
@@ -112,7 +115,7 @@ def test_the_largest_context_search_started_from_the_cells_own_verdict_finds_the
         seeded = ladder_max_ctx(header, params, budget, trained, known_fit=fits)
         assert seeded == ladder_max_ctx(header, params, budget, trained), (name, quant)
         found.append(seeded)
-    assert 4096 in found and 2048 in found and max(found) > 4096  # the boundary cases are still boundary cases
+    assert set(BOUNDARY_FOUND[target]) <= set(found) and max(found) > 4096  # still boundary cases
 
 
 def test_the_whole_catalogue_is_laid_out_and_uncovered_architectures_are_named() -> None:
