@@ -16,7 +16,8 @@ import struct
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from collections.abc import Callable
+from typing import Any, BinaryIO, Generic, Protocol, TypeVar, overload
 
 from sizewise.core.gguf.ggml_types import BLOCKS, GGMLType
 
@@ -112,6 +113,39 @@ class FileSource:
         return self._size
 
 
+_V = TypeVar("_V")
+
+
+class _kept(Generic[_V]):  # noqa: N801 - used as a decorator, like property
+    """A property worked out on first read and kept in the instance's ``__dict__``, where later reads find it.
+
+    Why: the memory and speed models read a tensor's ``n_bytes``, ``n_elements`` and ``type_name`` several times
+    each (the ladder's ~90k virtual tensors, several times per verdict for the output matrix), and as plain
+    properties they were worked out anew each time. Exact because a TensorInfo is frozen and its fields (a str,
+    a tuple of ints, two ints) cannot change under it. A non-data descriptor, so the kept value shadows it; a read
+    that raises (an unknown type's ``n_bytes``) keeps nothing and raises again next time. Unlike
+    functools.cached_property it takes no lock (Python 3.11's does, on every first read).
+    """
+
+    def __init__(self, fn: Callable[[Any], _V]) -> None:
+        self.fn = fn
+        self.name = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _kept[_V]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> _V: ...
+
+    def __get__(self, obj: object | None, owner: type | None = None) -> _V | _kept[_V]:
+        if obj is None:
+            return self
+        value = self.fn(obj)
+        obj.__dict__[self.name] = value
+        return value
+
+
 @dataclass(frozen=True)
 class TensorInfo:
     name: str
@@ -119,14 +153,14 @@ class TensorInfo:
     ggml_type: int
     offset: int  # relative to the start of the data section
 
-    @property
+    @_kept
     def n_elements(self) -> int:
         n = 1
         for d in self.shape:
             n *= d
         return n
 
-    @property
+    @_kept
     def type_name(self) -> str:
         name = _KNOWN_NAMES.get(self.ggml_type)
         if name is not None:
@@ -136,7 +170,7 @@ class TensorInfo:
         except KeyError:
             return f"type{self.ggml_type}"
 
-    @property
+    @_kept
     def n_bytes(self) -> int:
         known = _KNOWN_SIZES.get(self.ggml_type)
         if known is None:
