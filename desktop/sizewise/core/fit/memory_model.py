@@ -865,6 +865,35 @@ def predict_vram(
     return w_gpu + kv_gpu + c_gpu
 
 
+def predict_ram_bound(
+    header: GGUFHeader,
+    params: LoadParams,
+    backend: Backend | None = None,
+    *,
+    swa_full: bool = True,
+    baseline_bytes: int | None = None,
+    upper: bool = False,
+) -> int:
+    """Bounds on ``predict(...).ram_bytes`` for searches that only ask whether it fits (verdict.will_fit).
+
+    Without ``upper``: everything but the CPU compute buffer, a lower bound that costs no allocator simulation.
+    With ``upper``: that plus the CPU graph with one row of logits, an upper bound for one simulation instead of
+    two: ``ram_bytes`` counts the written part of the CPU compute buffer, ``min(full graph, one-row graph)``
+    (``compute_cpu - compute_cpu_unwritten`` in ``predict``), which is never more than the one-row graph.
+    """
+    backend = backend or Backend(repack=False)
+    shape = _header_facts(header)[0]
+    es = effective_settings(shape, params, backend, swa_full)
+    w_cpu, w_repack, _ = _weights(header, shape, es, backend)
+    kv_cpu, _, swa_cells = _kv(shape, es)
+    ram = w_cpu + w_repack + kv_cpu + shape.n_vocab * 4 + overhead_bytes(shape, es, baseline_bytes)
+    if not upper:
+        return ram
+    output_on_gpu = _output_fits(header, backend)
+    c_one_row, _ = _compute_split(shape, es, swa_cells, n_outputs=1, cpu_only=True, output_on_gpu=output_on_gpu)
+    return ram + c_one_row
+
+
 def predict(
     header: GGUFHeader,
     params: LoadParams,

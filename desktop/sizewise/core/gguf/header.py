@@ -13,10 +13,10 @@ from __future__ import annotations
 import contextlib
 import mmap
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, BinaryIO, Generic, Protocol, TypeVar, overload
 
 from sizewise.core.gguf.ggml_types import BLOCKS, GGMLType
@@ -116,7 +116,7 @@ class FileSource:
 _V = TypeVar("_V")
 
 
-class _kept(Generic[_V]):  # noqa: N801 - used as a decorator, like property
+class _kept(Generic[_V]):
     """A property worked out on first read and kept in the instance's ``__dict__``, where later reads find it.
 
     Why: the memory and speed models read a tensor's ``n_bytes``, ``n_elements`` and ``type_name`` several times
