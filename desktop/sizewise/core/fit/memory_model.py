@@ -460,6 +460,7 @@ class MemoryPrediction:
         }
 
 
+@functools.lru_cache(maxsize=16384)  # the same names recur in every quant of a model and across models
 def _layer_of(name: str, n_layer: int) -> int:
     """Which offload slot a tensor belongs to: -1 input (CPU), 0 … n_layer-1 blocks, n_layer output."""
     m = _BLK.match(name)
