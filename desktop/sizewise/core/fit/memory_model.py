@@ -536,6 +536,7 @@ class _WeightTable:
         self.emb = next((t for t in header.tensors if t.name == "token_embd.weight"), None)
         self.output = next((t for t in header.tensors if t.name == "output.weight"), self.emb)
         self._repack: dict[frozenset[str], dict[int, tuple[int, int, int]]] = {}
+        self.weights_at: dict[tuple[int, Backend], tuple[int, int, int]] = {}  # _weights' answers
 
     def repack_layout(self, features: frozenset[str]) -> dict[int, tuple[int, int, int]]:
         """Per slot, (bytes CPU_REPACK copies, first offset, end) on a CPU with these features: the mapped
@@ -598,7 +599,21 @@ def _header_facts(header: GGUFHeader) -> tuple[ModelShape, _WeightTable]:
 
 
 def _weights(header: GGUFHeader, shape: ModelShape, es: EffectiveSettings, backend: Backend) -> tuple[int, int, int]:
-    """(CPU mapped range, CPU_REPACK copies, GPU) bytes."""
+    """(CPU mapped range, CPU_REPACK copies, GPU) bytes, kept per header (``_WeightTable.weights_at``).
+
+    Why kept: the searches ask for the same split again at every context they try (the ladder: ~6,500 times
+    for ~1,750 splits). Exact: besides the header's table they read only ``es.gpu_layers``, the backend (a
+    frozen dataclass, so a key) and ``shape``, which every caller takes from the same ``_header_facts``.
+    """
+    table = _header_facts(header)[1]
+    key = (es.gpu_layers, backend)
+    got = table.weights_at.get(key)
+    if got is None:
+        got = table.weights_at[key] = _weights_of(header, shape, es, backend)
+    return got
+
+
+def _weights_of(header: GGUFHeader, shape: ModelShape, es: EffectiveSettings, backend: Backend) -> tuple[int, int, int]:
     table = _header_facts(header)[1]
     i_gpu_start = shape.n_layer + 1 - es.gpu_layers
     use_repack = backend.repack and not backend.gpu  # with a GPU the host buffer type comes first
