@@ -11,6 +11,8 @@ The margin is held back on top of the prediction (5 %, at least 64 MiB), so "fit
 room to spare", never "fits exactly". ``gpu_layers="auto"`` picks the most layers whose VRAM need fits
 (the same rule llama.cpp users apply by hand); ``max_context`` finds the longest context that still
 fits. Predictions are pure arithmetic on the header, so these searches run without touching the file.
+``will_fit`` is ``check_fit(...).fits`` alone, for such searches: it skips the CPU compute buffer's allocator
+simulations wherever bounds on RAM already decide.
 
 ``compare`` lines up llama.cpp's measured buffers with the prediction, per component, in percent.
 """
