@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from sizewise.core.gguf.header import GGUFError, model_info, read_header
+from sizewise.core.gguf.header import GGUFError, TensorInfo, model_info, read_header, tensor_with_bytes
 from tests.ggufs import write_truncated_copy, write_unknown_arch
 
 
@@ -60,3 +60,17 @@ def test_the_tables_read_without_gguf_agree_with_gguf() -> None:
     assert header._KNOWN_FILE_TYPES.items() <= header._file_type_names().items()
     assert header._KNOWN_SIZES.items() <= header._type_sizes().items()
     assert header._KNOWN_NAMES.items() <= header._type_names().items()
+
+
+def test_a_tensor_made_with_its_bytes_is_the_dataclass_s_and_reads_are_kept() -> None:
+    """tensor_with_bytes skips the frozen dataclass's __init__: it must still make an equal TensorInfo, whose
+    n_bytes, n_elements and type_name read as the dataclass's own (worked out once, then kept)."""
+    made = TensorInfo("blk.0.ffn_down.weight", (11008, 4096), 12, 64)  # Q4_K: 256 values in 144 bytes
+    fast = tensor_with_bytes("blk.0.ffn_down.weight", (11008, 4096), 12, 64, 11008 // 256 * 144 * 4096)
+    assert fast == made and hash(fast) == hash(made) and type(fast) is TensorInfo
+    assert (fast.n_bytes, fast.n_elements, fast.type_name) == (made.n_bytes, made.n_elements, made.type_name)
+    assert vars(fast) == vars(made)  # the same fields, and the same values kept after the first reads
+    unknown = TensorInfo("x.weight", (32, 2), 999, 0)
+    for _ in range(2):  # an unknown type keeps nothing: it raises on every read
+        with pytest.raises(GGUFError):
+            unknown.n_bytes  # noqa: B018

@@ -157,3 +157,37 @@ def test_the_ladder_for_a_cpu_target_is_computed_in_seconds() -> None:
     elapsed = time.perf_counter() - t0
     assert len(cells) >= 30 * len(LADDER_QUANTS) - 2 * len(LADDER_QUANTS)
     assert elapsed < 60, elapsed
+
+
+def test_will_fit_answers_as_check_fit_does() -> None:
+    """``will_fit`` (the largest-context searches' question) skips simulating the CPU compute buffer where it cannot
+    change the answer; it must still be ``check_fit(...).fits`` on every kind of budget and placement, and each of
+    its shortcuts (RAM without the buffer too much, RAM with the one-row graph enough) must be taken here."""
+    from sizewise.core.fit.memory_model import predict_ram_bound
+    from sizewise.core.fit.targets import custom_budget
+    from sizewise.core.fit.verdict import margin_for, will_fit
+
+    budgets = [custom_budget(32, 8), find_target("apple-m-16gb").budget(), find_target("laptop-8gb-cpu").budget()]
+    names = ("SmolLM2 360M", "Gemma 3 4B", "Qwen3 30B-A3B", "Qwen2.5 14B")
+    answers, floor_too_much, upper_enough = set(), 0, 0
+    for name in names:
+        model = ladder_model(_family(name))
+        for quant in ("Q4_K_M", "F16"):
+            header = virtual_header(model.shape, quant)
+            for ctx in (4096, 32768, 131072):
+                params = LoadParams(n_ctx=ctx)
+                for budget in budgets:
+                    for layers in ("auto", 12, -1):
+                        got = will_fit(header, params, budget, layers)
+                        assert got == check_fit(header, params, budget, layers, with_max_ctx=False).fits, (
+                            name, quant, ctx, budget.source, layers
+                        )
+                        answers.add(got)
+                    if budget.backend.gpu and not budget.unified:
+                        ngl = check_fit(header, params, budget, "auto", with_max_ctx=False).gpu_layers
+                        lp = replace(params, n_gpu_layers=ngl)
+                        floor = predict_ram_bound(header, lp, budget.backend)
+                        upper = predict_ram_bound(header, lp, budget.backend, upper=True)
+                        floor_too_much += floor + margin_for(floor) > budget.ram_bytes
+                        upper_enough += upper + margin_for(upper) <= budget.ram_bytes
+    assert answers == {True, False} and floor_too_much and upper_enough

@@ -573,6 +573,7 @@ class MemoryPrediction:
         }
 
 
+@functools.lru_cache(maxsize=16384)  # the same names recur in every quant of a model and across models
 def _layer_of(name: str, n_layer: int) -> int:
     """Which offload slot a tensor belongs to: -1 input (CPU), 0 … n_layer-1 blocks, n_layer output."""
     m = _BLK.match(name)
@@ -649,6 +650,7 @@ class _WeightTable:
         self.emb = next((t for t in header.tensors if t.name == "token_embd.weight"), None)
         self.output = next((t for t in header.tensors if t.name == "output.weight"), self.emb)
         self._repack: dict[frozenset[str], dict[int, tuple[int, int, int]]] = {}
+        self.weights_at: dict[tuple[int, Backend], tuple[int, int, int]] = {}  # _weights' answers
 
     def repack_layout(self, features: frozenset[str]) -> dict[int, tuple[int, int, int]]:
         """Per slot, (bytes CPU_REPACK copies, first offset, end) on a CPU with these features: the mapped
@@ -711,7 +713,21 @@ def _header_facts(header: GGUFHeader) -> tuple[ModelShape, _WeightTable]:
 
 
 def _weights(header: GGUFHeader, shape: ModelShape, es: EffectiveSettings, backend: Backend) -> tuple[int, int, int]:
-    """(CPU mapped range, CPU_REPACK copies, GPU) bytes."""
+    """(CPU mapped range, CPU_REPACK copies, GPU) bytes, kept per header (``_WeightTable.weights_at``).
+
+    Why kept: the searches ask for the same split again at every context they try (the ladder: ~6,500 times
+    for ~1,750 splits). Exact: besides the header's table they read only ``es.gpu_layers``, the backend (a
+    frozen dataclass, so a key) and ``shape``, which every caller takes from the same ``_header_facts``.
+    """
+    table = _header_facts(header)[1]
+    key = (es.gpu_layers, backend)
+    got = table.weights_at.get(key)
+    if got is None:
+        got = table.weights_at[key] = _weights_of(header, shape, es, backend)
+    return got
+
+
+def _weights_of(header: GGUFHeader, shape: ModelShape, es: EffectiveSettings, backend: Backend) -> tuple[int, int, int]:
     table = _header_facts(header)[1]
     i_gpu_start = shape.n_layer + 1 - es.gpu_layers
     use_repack = backend.repack and not backend.gpu  # with a GPU the host buffer type comes first
@@ -1008,6 +1024,35 @@ def predict_vram(
         return w_gpu + kv_gpu
     _, c_gpu = _compute_gpu_build(header, shape, es, swa_cells, backend)
     return w_gpu + kv_gpu + c_gpu
+
+
+def predict_ram_bound(
+    header: GGUFHeader,
+    params: LoadParams,
+    backend: Backend | None = None,
+    *,
+    swa_full: bool = True,
+    baseline_bytes: int | None = None,
+    upper: bool = False,
+) -> int:
+    """Bounds on ``predict(...).ram_bytes`` for searches that only ask whether it fits (verdict.will_fit).
+
+    Without ``upper``: everything but the CPU compute buffer, a lower bound that costs no allocator simulation.
+    With ``upper``: that plus the CPU graph with one row of logits, an upper bound for one simulation instead of
+    two: ``ram_bytes`` counts the written part of the CPU compute buffer, ``min(full graph, one-row graph)``
+    (``compute_cpu - compute_cpu_unwritten`` in ``predict``), which is never more than the one-row graph.
+    """
+    backend = backend or Backend(repack=False)
+    shape = _header_facts(header)[0]
+    es = effective_settings(shape, params, backend, swa_full)
+    w_cpu, w_repack, _ = _weights(header, shape, es, backend)
+    kv_cpu, _, swa_cells = _kv(shape, es)
+    ram = w_cpu + w_repack + kv_cpu + shape.n_vocab * 4 + overhead_bytes(shape, es, baseline_bytes)
+    if not upper:
+        return ram
+    output_on_gpu = _output_fits(header, backend)
+    c_one_row, _ = _compute_split(shape, es, swa_cells, n_outputs=1, cpu_only=True, output_on_gpu=output_on_gpu)
+    return ram + c_one_row
 
 
 def predict(

@@ -11,6 +11,8 @@ The margin is held back on top of the prediction (5 %, at least 64 MiB), so "fit
 room to spare", never "fits exactly". ``gpu_layers="auto"`` picks the most layers whose VRAM need fits
 (the same rule llama.cpp users apply by hand); ``max_context`` finds the longest context that still
 fits. Predictions are pure arithmetic on the header, so these searches run without touching the file.
+``will_fit`` is ``check_fit(...).fits`` alone, for such searches: it skips the CPU compute buffer's allocator
+simulations wherever bounds on RAM already decide.
 
 ``compare`` lines up llama.cpp's measured buffers with the prediction, per component, in percent.
 """
@@ -22,7 +24,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from sizewise.core.fit.llama_log import MeasuredBuffers
-from sizewise.core.fit.memory_model import Backend, MemoryPrediction, layer_count, predict, predict_vram
+from sizewise.core.fit.memory_model import (
+    Backend,
+    MemoryPrediction,
+    layer_count,
+    predict,
+    predict_ram_bound,
+    predict_vram,
+)
 from sizewise.core.gguf.header import GGUFHeader
 from sizewise.core.sampling import LoadParams
 
@@ -164,36 +173,11 @@ def check_fit(
 ) -> FitResult:
     """The verdict for one model, settings and budget; ``gpu_layers`` is a number (-1 = all) or "auto"."""
     notes: list[str] = []
-
-    def at(ngl: int, lp: LoadParams = params) -> MemoryPrediction:
-        return predict(
-            header, replace(lp, n_gpu_layers=ngl), budget.backend, swa_full=swa_full, baseline_bytes=baseline_bytes
-        )
-
-    def vram_ok_at(ngl: int) -> bool:
-        lp = replace(params, n_gpu_layers=ngl)
-        # weights and KV cache alone already too much: the compute buffer only adds (and the margin only grows)
-        if not _vram_ok(predict_vram(header, lp, budget.backend, swa_full=swa_full, with_compute=False), budget):
-            return False
-        return _vram_ok(predict_vram(header, lp, budget.backend, swa_full=swa_full), budget)
-
     n_off = layer_count(header) + 1
-    if gpu_layers == "auto":
-        ngl = _auto_layers(vram_ok_at, n_off) if budget.backend.gpu else 0
-        if budget.backend.gpu and ngl == 0:  # said in words: a GPU that takes nothing is not a silent 0
-            one = predict_vram(header, replace(params, n_gpu_layers=1), budget.backend, swa_full=swa_full)
-            notes.append(
-                f"the GPU memory budget ({_size(budget.vram_bytes)}) is too small for even one layer (one offloaded "
-                f"layer needs {_size(one + margin_for(one))} with its compute buffer and margin), so every layer "
-                "stays on the CPU"
-            )
-    else:
-        ngl = int(gpu_layers)
-        ngl = n_off if ngl < 0 else min(ngl, n_off)
-        if ngl and not budget.backend.gpu:
-            notes.append("there is no GPU backend here, so llama.cpp keeps every layer on the CPU")
-            ngl = 0
-    pred = at(ngl)
+    ngl = _placement(header, params, budget, gpu_layers, swa_full, n_off, notes)
+    pred = predict(
+        header, replace(params, n_gpu_layers=ngl), budget.backend, swa_full=swa_full, baseline_bytes=baseline_bytes
+    )
     ok, ram_margin, vram_margin = _fits(pred, budget)
     if not ngl and pred.vram_bytes and not _vram_ok(pred.vram_bytes, budget):
         # llama.cpp's op offload: a GPU build runs a prompt batch's matrix multiplications on the GPU even with
@@ -229,6 +213,86 @@ def check_fit(
     return result
 
 
+def _placement(
+    header: GGUFHeader,
+    params: LoadParams,
+    budget: Budget,
+    gpu_layers: int | str,
+    swa_full: bool,
+    n_off: int,
+    notes: list[str] | None,
+) -> int:
+    """The layers ``check_fit`` offloads: "auto"'s search, or the number asked for as llama.cpp applies it.
+
+    ``notes``: where to say in words why no layer goes to the GPU (None: not wanted, which spares "auto" the
+    prediction for one layer that its words quote).
+    """
+    if gpu_layers == "auto":
+        if not budget.backend.gpu:
+            return 0
+
+        def vram_ok_at(ngl: int) -> bool:
+            lp = replace(params, n_gpu_layers=ngl)
+            # weights and KV cache alone already too much: the compute buffer only adds (and the margin only grows)
+            if not _vram_ok(predict_vram(header, lp, budget.backend, swa_full=swa_full, with_compute=False), budget):
+                return False
+            return _vram_ok(predict_vram(header, lp, budget.backend, swa_full=swa_full), budget)
+
+        ngl = _auto_layers(vram_ok_at, n_off)
+        if ngl == 0 and notes is not None:  # said in words: a GPU that takes nothing is not a silent 0
+            one = predict_vram(header, replace(params, n_gpu_layers=1), budget.backend, swa_full=swa_full)
+            notes.append(
+                f"the GPU memory budget ({_size(budget.vram_bytes)}) is too small for even one layer (one offloaded "
+                f"layer needs {_size(one + margin_for(one))} with its compute buffer and margin), so every layer "
+                "stays on the CPU"
+            )
+        return ngl
+    ngl = int(gpu_layers)
+    ngl = n_off if ngl < 0 else min(ngl, n_off)
+    if ngl and not budget.backend.gpu:
+        if notes is not None:
+            notes.append("there is no GPU backend here, so llama.cpp keeps every layer on the CPU")
+        ngl = 0
+    return ngl
+
+
+def will_fit(
+    header: GGUFHeader,
+    params: LoadParams,
+    budget: Budget,
+    gpu_layers: int | str = "auto",
+    *,
+    swa_full: bool = True,
+    baseline_bytes: int | None = None,
+) -> bool:
+    """``check_fit(...).fits``, for the searches that need nothing else (the largest context, the ladder's).
+
+    The same placement and prediction, but the CPU compute buffer is simulated only where it decides the
+    answer (one simulation of llama.cpp's graph allocator costs more than all the rest of a prediction):
+
+    * RAM without any compute buffer (``predict_ram_bound``) already over the budget, margin included: too
+      large, whatever the buffer adds (the need only grows with it, and the margin with the need; a unified
+      budget compares RAM and VRAM needs together, so there too);
+    * with "auto" and VRAM of its own: RAM with the one-row graph (``predict_ram_bound(upper=True)``, never
+      less than the need ``_fits`` compares) within the budget fits — the VRAM side of ``_fits`` is the very
+      check (``_vram_ok`` of the same ``predict_vram``) the search made when it chose these layers, and no
+      layer means no VRAM;
+    * otherwise the whole prediction, as ``check_fit`` makes it.
+    """
+    n_off = layer_count(header) + 1
+    ngl = _placement(header, params, budget, gpu_layers, swa_full, n_off, None)
+    lp = replace(params, n_gpu_layers=ngl)
+    backend = budget.backend
+    floor = predict_ram_bound(header, lp, backend, swa_full=swa_full, baseline_bytes=baseline_bytes)
+    if floor + margin_for(floor) > budget.ram_bytes:
+        return False
+    if gpu_layers == "auto" and not budget.unified:
+        upper = predict_ram_bound(header, lp, backend, swa_full=swa_full, baseline_bytes=baseline_bytes, upper=True)
+        if upper + margin_for(upper) <= budget.ram_bytes:
+            return True
+    return _fits(predict(header, lp, backend, swa_full=swa_full, baseline_bytes=baseline_bytes), budget)[0]
+
+
 def _auto_layers(vram_ok_at: Callable[[int], bool], n_off: int) -> int:
     """Most layers whose VRAM need fits (VRAM need grows with every offloaded layer)."""
     if vram_ok_at(n_off):
@@ -260,8 +324,7 @@ def max_context(
     top = max(CTX_STEP, top // CTX_STEP * CTX_STEP)
 
     def fits(ctx: int) -> bool:
-        r = check_fit(header, replace(params, n_ctx=ctx), budget, gpu_layers, swa_full=swa_full, with_max_ctx=False)
-        return r.fits
+        return will_fit(header, replace(params, n_ctx=ctx), budget, gpu_layers, swa_full=swa_full)
 
     if fits(top):
         return top

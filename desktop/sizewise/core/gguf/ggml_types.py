@@ -65,6 +65,7 @@ BLOCKS: dict[GGMLType, tuple[int, int]] = {
     T.TQ1_0: (256, 54), T.TQ2_0: (256, 66), T.MXFP4: (32, 17), T.NVFP4: (64, 36), T.Q1_0: (128, 18),
     T.Q2_0: (64, 18),
 }  # fmt: skip
+_BLOCKS_BY_ID: dict[int, tuple[int, int]] = {int(k): v for k, v in BLOCKS.items()}
 NOT_QUANTIZED = frozenset({T.F32, T.F16, T.BF16, T.F64, T.I8, T.I16, T.I32, T.I64})
 
 
@@ -78,7 +79,10 @@ def type_name(t: int) -> str:
 
 def row_bytes(t: int, ne0: int) -> int:
     """Bytes of one row of ``ne0`` elements (ggml_row_size); ValueError when the row does not divide into blocks."""
-    block, size = BLOCKS[GGMLType(t)]
+    # Looked up by plain id first, without constructing the enum member (the ladder's virtual headers ask ~90k
+    # times); an id the table lacks still goes through GGMLType() for the same ValueError as before.
+    got = _BLOCKS_BY_ID.get(t)
+    block, size = got if got is not None else BLOCKS[GGMLType(t)]
     if ne0 % block:
         raise ValueError(f"a row of {ne0} elements does not divide into {type_name(t)} blocks of {block}")
     return ne0 // block * size

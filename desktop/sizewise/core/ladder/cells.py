@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sizewise.core.fit.verdict import Budget, check_fit
+from sizewise.core.fit.verdict import Budget, check_fit, will_fit
 from sizewise.core.gguf.header import GGUFHeader
 from sizewise.core.ladder.virtual_header import CatalogueShape, virtual_header
 from sizewise.core.sampling import LoadParams
@@ -158,7 +158,7 @@ def ladder_max_ctx(
     steps = [c for c in (2**k for k in range(9, 18)) if c < trained] + [trained]
 
     def fits(ctx: int) -> bool:
-        return check_fit(header, replace(params, n_ctx=ctx), budget, "auto", with_max_ctx=False).fits
+        return will_fit(header, replace(params, n_ctx=ctx), budget, "auto")
 
     lo, hi = -1, len(steps)  # steps[lo] fits (-1: none known), steps[hi] does not (len: none known)
     if known_fit is not None and params.n_ctx in steps:

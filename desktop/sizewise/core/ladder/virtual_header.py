@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from sizewise.core.gguf.header import ArraySummary, GGUFHeader, TensorInfo
+from sizewise.core.gguf.header import ArraySummary, GGUFHeader, TensorInfo, tensor_with_bytes
 from sizewise.core.quant.shapes import HyperParams, estimate_metadata_bytes, published_types
 from sizewise.core.quant.type_rules import layout_bytes
 from sizewise.core.quant.types import quant_type
@@ -51,9 +51,10 @@ def virtual_header(shape: CatalogueShape, quant: str) -> GGUFHeader:
     layout, types = published_types(hp, quant)  # predict_published's types, without its records
     tensors: list[TensorInfo] = []
     offset = 0
-    for i, (name, kind) in enumerate(zip(layout.names, types, strict=True)):
-        tensors.append(TensorInfo(name, layout.shapes[i], kind, offset))
-        offset += -(-layout_bytes(layout, i, kind) // GGUF_ALIGNMENT) * GGUF_ALIGNMENT
+    for i, kind in enumerate(types):
+        n_bytes = layout_bytes(layout, i, kind)  # what TensorInfo.n_bytes says: ggml_nbytes, rows × one row's
+        tensors.append(tensor_with_bytes(layout.names[i], layout.shapes[i], kind, offset, n_bytes))
+        offset += -(-n_bytes // GGUF_ALIGNMENT) * GGUF_ALIGNMENT
     arch = hp.arch
     meta: dict[str, object] = {
         "general.architecture": arch,

@@ -105,8 +105,7 @@ def model_cost(header: GGUFHeader) -> ModelCost:
     shape = header_shape(header)  # shared with the memory model's reading of the same header
     n_expert = header_int(header.arch_key("expert_count"))
     n_used = header_int(header.arch_key("expert_used_count")) or n_expert
-    names = {t.name for t in header.tensors}
-    tied = "output.weight" not in names
+    tied = shape.tied_output  # no output.weight among the tensors, as the memory model read it
     output_name = "token_embd.weight" if tied else "output.weight"
     output_params = 0
     by_type: dict[str, int] = {}
@@ -121,9 +120,10 @@ def model_cost(header: GGUFHeader) -> ModelCost:
             continue  # norms and biases
         share = n_used / n_expert if n_expert > 1 and "_exps" in t.name else 1.0
         type_name = t.type_name
+        params = int(n_elements * share)
         by_type[type_name] = by_type.get(type_name, 0) + int(t.n_bytes * share)
-        matmul_params += int(n_elements * share)
-        params_by_type[type_name] = params_by_type.get(type_name, 0) + int(n_elements * share)
+        matmul_params += params
+        params_by_type[type_name] = params_by_type.get(type_name, 0) + params
         if t.name == output_name:
             output_params, output_type = n_elements, type_name
     full, swa = kv_bytes_per_token(shape)
