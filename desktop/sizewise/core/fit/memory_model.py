@@ -1050,8 +1050,10 @@ def predict_ram_bound(
     ram = w_cpu + w_repack + kv_cpu + shape.n_vocab * 4 + overhead_bytes(shape, es, baseline_bytes)
     if not upper:
         return ram
-    output_on_gpu = _output_fits(header, backend)
-    c_one_row, _ = _compute_split(shape, es, swa_cells, n_outputs=1, cpu_only=True, output_on_gpu=output_on_gpu)
+    if backend.gpu:  # the host buffer of the one-row graph, as ggml's scheduler splits it (predict does the same)
+        c_one_row = _compute_gpu_build(header, shape, es, swa_cells, backend, n_outputs=1)[0]
+    else:
+        c_one_row = _compute_cpu(shape, es, swa_cells, n_outputs=1)
     return ram + c_one_row
 
 

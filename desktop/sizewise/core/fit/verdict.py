@@ -275,8 +275,8 @@ def will_fit(
       budget compares RAM and VRAM needs together, so there too);
     * with "auto" and VRAM of its own: RAM with the one-row graph (``predict_ram_bound(upper=True)``, never
       less than the need ``_fits`` compares) within the budget fits — the VRAM side of ``_fits`` is the very
-      check (``_vram_ok`` of the same ``predict_vram``) the search made when it chose these layers, and no
-      layer means no VRAM;
+      check (``_vram_ok`` of the same ``predict_vram``) the search made when it chose these layers; with no
+      layer, the GPU still holds op offload's compute buffer on a GPU build, which is checked here;
     * otherwise the whole prediction, as ``check_fit`` makes it.
     """
     n_off = layer_count(header) + 1
@@ -286,7 +286,8 @@ def will_fit(
     floor = predict_ram_bound(header, lp, backend, swa_full=swa_full, baseline_bytes=baseline_bytes)
     if floor + margin_for(floor) > budget.ram_bytes:
         return False
-    if gpu_layers == "auto" and not budget.unified:
+    vram_checked = ngl > 0 or not backend.gpu or _vram_ok(predict_vram(header, lp, backend, swa_full=swa_full), budget)
+    if gpu_layers == "auto" and not budget.unified and vram_checked:
         upper = predict_ram_bound(header, lp, backend, swa_full=swa_full, baseline_bytes=baseline_bytes, upper=True)
         if upper + margin_for(upper) <= budget.ram_bytes:
             return True
