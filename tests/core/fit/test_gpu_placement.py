@@ -74,7 +74,12 @@ def test_op_offload_puts_a_prompt_batch_on_the_gpu_with_no_layer_offloaded(smoll
     assert cpu_only.confidence == "measured" and cpu_only.compute_gpu == 0
     # checked per device on Vulkan (tests/gpu, the benchmark): 'measured' there, an estimate on other backends
     assert pred.confidence == "measured"
-    assert predict(header, params, CUDA).confidence == "estimate"
+    cuda = predict(header, params, CUDA)
+    assert cuda.confidence == "estimate"
+    # other GPU backends keep the cheaper per-device split estimate (one simulation per layer run, shared by every
+    # quant of a model: the whole catalogue's ladder on a GPU budget in ~0.9 s instead of ~8 s), which leaves op
+    # offload's buffer out; the label says estimate and why
+    assert cuda.compute_gpu == 0 and "Vulkan" in cuda.confidence_reason
 
 
 def test_attention_scores_too_large_for_the_device_are_computed_on_the_host(smollm2_path: Path) -> None:

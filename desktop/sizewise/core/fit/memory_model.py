@@ -948,6 +948,58 @@ def _graph_settings(shape: ModelShape, es: EffectiveSettings, swa_cells: int, n_
     )
 
 
+def _compute_split_estimate(
+    shape: ModelShape,
+    es: EffectiveSettings,
+    swa_cells: int,
+    n_outputs: int | None = None,
+    cpu_only: bool = False,
+    gpu_only: bool = False,
+    output_on_gpu: bool = True,
+) -> tuple[int, int]:
+    """(CPU, GPU) compute buffer bytes on a GPU backend whose split was never checked against a log (CUDA, Metal,
+    a deployment target, a typed budget): each device's graph of its own layers, an estimate that shares one
+    allocator simulation per layer run between all the quant types of a model. ggml's scheduler replayed node by
+    node (``_compute_gpu_build``) is exact on Vulkan but costs one simulation per file, split and context — ~8 s
+    instead of ~0.9 s for the whole catalogue's ladder on a GPU budget — and would be no less an estimate where
+    the backend orders and pads its nodes its own way. Not predicted here: op offload's GPU buffer with no layer
+    offloaded. ``n_outputs`` overrides llama.cpp's worst case (one per token).
+
+    ``cpu_only`` / ``gpu_only``: the other device's figure is not wanted (returned as 0), so its graph is not
+    simulated. ``output_on_gpu`` False: the output matrix stays in host memory although its layer is offloaded
+    (the device refuses a tensor that large), so the logits are computed, and allocated, on the CPU side; on
+    lavapipe this moved Gemma-3's 514.5 MiB of logits from the Vulkan0 prediction to Vulkan_Host, as logged.
+    """
+    gs = _graph_settings(shape, es, swa_cells, n_outputs)
+    if shape.n_layer <= 0 or shape.n_embd <= 0:
+        return shape.n_vocab * gs.n_outputs * 4, 0
+    if es.gpu_layers <= 0:
+        return (0 if gpu_only else _compute(_decoder_spec(shape, range(shape.n_layer)), gs)), 0
+    # Split graphs (an estimate): each device allocates the graph of its own layers; the device that
+    # holds the output layer also holds the logits; the CPU keeps the token embeddings and the inputs.
+    i_gpu_start = max(0, shape.n_layer + 1 - es.gpu_layers)
+    logits = shape.n_vocab * gs.n_outputs * 4
+    emb = shape.n_embd * gs.n_tokens * 4
+    if i_gpu_start >= shape.n_layer:  # only the output layer is offloaded
+        if not output_on_gpu:  # … and its matrix stayed on the CPU: nothing of the graph is on the GPU
+            return (0 if gpu_only else _compute(_decoder_spec(shape, range(shape.n_layer)), gs)), 0
+        if gpu_only:
+            return 0, logits + emb
+        full = _compute(_decoder_spec(shape, range(shape.n_layer)), gs)
+        return max(full - logits, 0) + emb, logits + emb
+    gpu_spec = _decoder_spec(shape, range(i_gpu_start, shape.n_layer))
+    if not output_on_gpu:
+        gpu_spec = replace(gpu_spec, n_vocab=1)  # the layers' graph without the logits
+    gpu = 0 if cpu_only else _compute(gpu_spec, gs)
+    host_logits = 0 if output_on_gpu else logits
+    if i_gpu_start == 0:
+        return 2 * emb + gs.n_tokens * 16 + host_logits, gpu  # embeddings, raw-embedding and index inputs
+    if gpu_only:
+        return 0, gpu
+    cpu = _compute(_decoder_spec(shape, range(i_gpu_start)), gs)
+    return max(cpu - logits, 0) + emb + host_logits, gpu
+
+
 def _compute_gpu_build(
     header: GGUFHeader,
     shape: ModelShape,
@@ -955,9 +1007,16 @@ def _compute_gpu_build(
     swa_cells: int,
     backend: Backend,
     n_outputs: int | None = None,
+    only: str = "",
 ) -> tuple[int, int]:
     """(host, GPU) compute buffer bytes on a build with a GPU, any number of layers offloaded (0 included):
-    ggml's scheduler replayed on the whole graph (core/fit/offload/scheduler.py), op offload included."""
+    ggml's scheduler replayed on the whole graph (core/fit/offload/scheduler.py), op offload included, on Vulkan
+    (where it was checked per device); ``_compute_split_estimate`` on other GPU backends."""
+    if backend.gpu_backend != "vulkan":
+        # ``only`` "cpu" / "gpu": the caller wants one device's figure (the other is 0), so its graph is skipped
+        return _compute_split_estimate(
+            shape, es, swa_cells, n_outputs, only == "cpu", only == "gpu", _output_fits(header, backend)
+        )
     gs = _graph_settings(shape, es, swa_cells, n_outputs)
     if shape.n_layer <= 0 or shape.n_embd <= 0:
         return shape.n_vocab * gs.n_outputs * 4, 0
@@ -1022,7 +1081,7 @@ def predict_vram(
     _, kv_gpu, swa_cells = _kv(shape, es)
     if not with_compute or not backend.gpu:
         return w_gpu + kv_gpu
-    _, c_gpu = _compute_gpu_build(header, shape, es, swa_cells, backend)
+    _, c_gpu = _compute_gpu_build(header, shape, es, swa_cells, backend, only="gpu")
     return w_gpu + kv_gpu + c_gpu
 
 
@@ -1051,7 +1110,7 @@ def predict_ram_bound(
     if not upper:
         return ram
     if backend.gpu:  # the host buffer of the one-row graph, as ggml's scheduler splits it (predict does the same)
-        c_one_row = _compute_gpu_build(header, shape, es, swa_cells, backend, n_outputs=1)[0]
+        c_one_row = _compute_gpu_build(header, shape, es, swa_cells, backend, n_outputs=1, only="cpu")[0]
     else:
         c_one_row = _compute_cpu(shape, es, swa_cells, n_outputs=1)
     return ram + c_one_row
@@ -1078,7 +1137,7 @@ def predict(
     kv_cpu, kv_gpu, swa_cells = _kv(shape, es)
     if backend.gpu:
         c_cpu, c_gpu = _compute_gpu_build(header, shape, es, swa_cells, backend)
-        c_cpu_one_row, _ = _compute_gpu_build(header, shape, es, swa_cells, backend, n_outputs=1)
+        c_cpu_one_row, _ = _compute_gpu_build(header, shape, es, swa_cells, backend, n_outputs=1, only="cpu")
     else:
         c_cpu, c_gpu = _compute_cpu(shape, es, swa_cells), 0
         c_cpu_one_row = _compute_cpu(shape, es, swa_cells, n_outputs=1)
