@@ -35,7 +35,7 @@ from tests.quant_models import quantize_all, write_model
 
 MiB, GiB = 1 << 20, 1 << 30
 CPU = Backend(repack=True, cpu_features=frozenset({"avx2", "avx512"}))
-GPU = Backend(gpu=True, repack=False, cpu_features=frozenset({"avx2"}), gpu_backend="vulkan")  # ggml's scheduler replayed
+GPU = Backend(gpu=True, repack=False, cpu_features=frozenset({"avx2"}), gpu_backend="vulkan")  # scheduler replay
 
 
 def cpu_budget(ram: int) -> Budget:

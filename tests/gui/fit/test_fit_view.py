@@ -18,7 +18,7 @@ from sizewise.gui.fit.hardware_view import HardwareView
 
 GiB = 1 << 30
 CPU = Backend(repack=True, cpu_features=frozenset({"avx2", "avx512"}))
-GPU = Backend(gpu=True, repack=False, cpu_features=frozenset({"avx2"}), gpu_backend="vulkan")  # ggml's scheduler replayed
+GPU = Backend(gpu=True, repack=False, cpu_features=frozenset({"avx2"}), gpu_backend="vulkan")  # scheduler replay
 
 
 def _view(qtbot: QtBot, path: Path, budget: Budget, params: LoadParams | None = None) -> FitView:
