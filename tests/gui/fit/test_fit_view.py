@@ -13,7 +13,7 @@ from sizewise.core.fit.verdict import Budget, margin_for
 from sizewise.core.gguf.header import model_info, read_header
 from sizewise.core.sampling import LoadParams
 from sizewise.engine.session import EngineSession
-from sizewise.gui.fit.fit_view import FitView
+from sizewise.gui.fit.fit_view import UNWRITTEN_WORTH_SAYING, FitView
 from sizewise.gui.fit.hardware_view import HardwareView
 
 GiB = 1 << 30
@@ -44,6 +44,9 @@ def test_context_slider_updates_the_prediction_at_once(qtbot: QtBot, smollm2_pat
     assert elapsed < 1.0, f"slider took {elapsed:.2f} s"
     assert "Fits on the CPU" in view.verdict_label.text()
     assert "8,192" in view.max_ctx_label.text()
+    # a CPU build's logits reservation (tens of MiB) is named with its size
+    unwritten = view.result.prediction.compute_cpu_unwritten
+    assert unwritten >= UNWRITTEN_WORTH_SAYING and "never asks for" in view.detail_label.text()
 
 
 def test_verdict_and_largest_context_follow_the_budget(qtbot: QtBot, smollm2_path: Path) -> None:
@@ -76,6 +79,9 @@ def test_gpu_layers_slider_and_auto(qtbot: QtBot, gemma_path: Path) -> None:
     pred = view.result.prediction
     assert view.result.verdict == "fits_cpu" and pred.weights_gpu == pred.kv_gpu == 0
     assert pred.vram_bytes == pred.compute_gpu > 0  # op offload: a prompt batch still runs on the GPU
+    # the host keeps a sliver of the logits' reservation then: not worth a sentence that says "0.0 MiB"
+    assert 0 < pred.compute_cpu_unwritten < UNWRITTEN_WORTH_SAYING
+    assert "never asks for" not in view.detail_label.text()
     view.gpu_slider.setValue(19)
     assert view.result.verdict == "too_large"
     view.gpu_auto.setChecked(True)

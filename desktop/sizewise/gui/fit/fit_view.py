@@ -42,6 +42,10 @@ from sizewise.core.speed.predicted import Devices, PredictedSpeed, ReplySpeed, p
 from sizewise.gui.fit.memory_chart import MemoryChart
 from sizewise.gui.fit.rpc_panel import RpcSplitPanel
 
+# The logits reservation is explained only where it shows as a figure (format_bytes prints tenths of a MiB): with
+# op offload on a GPU build the host keeps a sliver of it, and "reserves 0.0 MiB" would read as noise.
+UNWRITTEN_WORTH_SAYING = (1 << 20) // 10
+
 VERDICT_TEXT = {
     "fits_gpu": "Fits on the GPU",
     "fits_partial": "Fits partly on the GPU",
@@ -330,7 +334,7 @@ class FitView(QWidget):
         )
         self._show_speed(pred.settings.n_ctx)
         detail = f"Prediction confidence: {pred.confidence} — {pred.confidence_reason}."
-        if pred.compute_cpu_unwritten:
+        if pred.compute_cpu_unwritten >= UNWRITTEN_WORTH_SAYING:
             detail += (
                 f" llama.cpp also reserves {format_bytes(pred.compute_cpu_unwritten)} of compute memory for"
                 " logits Sizewise never asks for: never written, it takes no RAM, so the need leaves it out"
