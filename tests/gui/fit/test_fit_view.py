@@ -32,6 +32,10 @@ def _view(qtbot: QtBot, path: Path, budget: Budget, params: LoadParams | None = 
 def test_context_slider_updates_the_prediction_at_once(qtbot: QtBot, smollm2_path: Path) -> None:
     view = _view(qtbot, smollm2_path, Budget(8 * GiB, 0, "test budget", CPU))
     assert view.result is not None and view.result.verdict == "fits_cpu"
+    # a CPU build's logits reservation at 2048 (53 MiB) is named with its size; at 8192 the attention scores set the
+    # peak and the logits reserve almost nothing beyond it, which is not said
+    unwritten = view.result.prediction.compute_cpu_unwritten
+    assert unwritten >= UNWRITTEN_WORTH_SAYING and "never asks for" in view.detail_label.text()
     kv_2048 = view.result.prediction.kv_bytes
     ram_bar = view.bars.segments("RAM predicted")
     assert ram_bar["kv"] == kv_2048 and ram_bar["weights"] > 0
@@ -44,9 +48,8 @@ def test_context_slider_updates_the_prediction_at_once(qtbot: QtBot, smollm2_pat
     assert elapsed < 1.0, f"slider took {elapsed:.2f} s"
     assert "Fits on the CPU" in view.verdict_label.text()
     assert "8,192" in view.max_ctx_label.text()
-    # a CPU build's logits reservation (tens of MiB) is named with its size
-    unwritten = view.result.prediction.compute_cpu_unwritten
-    assert unwritten >= UNWRITTEN_WORTH_SAYING and "never asks for" in view.detail_label.text()
+    assert view.result.prediction.compute_cpu_unwritten < UNWRITTEN_WORTH_SAYING
+    assert "never asks for" not in view.detail_label.text()
 
 
 def test_verdict_and_largest_context_follow_the_budget(qtbot: QtBot, smollm2_path: Path) -> None:
