@@ -26,6 +26,7 @@ import psutil
 
 from sizewise.core.fit.devices import BackendDevice, devices_from_ready
 from sizewise.core.fit.memory_model import Backend
+from sizewise.core.fit.nvml import NvmlFigure, read_nvml
 from sizewise.core.fit.verdict import Budget
 
 GiB = 1 << 30
@@ -54,6 +55,11 @@ class GpuInfo:
     usable_source: str = ""
     shares_ram: bool = False  # its memory is the machine's RAM (integrated GPU, software driver)
     max_tensor_bytes: int | None = None  # the largest weight llama.cpp may place on it (None: no limit)
+    nvml: dict[str, NvmlFigure] = field(default_factory=dict)  # NVIDIA only: clocks, bus, utilisation (nvml.py)
+
+    def nvml_value(self, name: str) -> int | None:
+        figure = self.nvml.get(name)
+        return figure.value if figure is not None else None
 
 
 @dataclass(frozen=True)
@@ -277,35 +283,20 @@ def probe_memory() -> tuple[Figure, Figure, Figure]:
 
 
 def probe_nvidia() -> tuple[list[GpuInfo], str]:
-    try:
-        import pynvml
-    except ImportError:
-        return [], "nvidia-ml-py is not installed"
-    try:
-        pynvml.nvmlInit()
-    except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded …
-        return [], f"NVML could not start ({exc})"
-    gpus: list[GpuInfo] = []
-    try:
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
-            name = pynvml.nvmlDeviceGetName(handle)
-            mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            gpus.append(
-                GpuInfo(
-                    name=name.decode() if isinstance(name, bytes) else str(name),
-                    kind="nvidia",
-                    total_bytes=int(mem.total),
-                    free_bytes=int(mem.free),
-                    source=f"NVML nvmlDeviceGetMemoryInfo (device {i})",
-                )
-            )
-    except Exception as exc:
-        return gpus, f"NVML failed while listing devices ({exc})"
-    finally:
-        with contextlib.suppress(Exception):
-            pynvml.nvmlShutdown()
-    return gpus, "" if gpus else "NVML found no NVIDIA GPU"
+    """NVIDIA GPUs as NVML lists them, each with NVML's clocks, bus width and utilisation as extras."""
+    found, note = read_nvml()
+    gpus = [
+        GpuInfo(
+            name=g.name,
+            kind="nvidia",
+            total_bytes=g.total_bytes,
+            free_bytes=g.free_bytes,
+            source=f"NVML nvmlDeviceGetMemoryInfo (device {g.index})",
+            nvml=g.extras(),
+        )
+        for g in found
+    ]
+    return gpus, note
 
 
 # Metal lets one process keep about this share of unified memory resident (recommendedMaxWorkingSetSize,
@@ -411,6 +402,54 @@ def format_bytes(n: int | None) -> str:
     return f"{n / (1 << 20):.1f} MiB"
 
 
+def _nvml_rows(gpu: GpuInfo) -> list[tuple[str, str, str]]:
+    """NVML's extra figures for one NVIDIA GPU; one the driver did not give says so, with its reason."""
+    if not gpu.nvml:
+        return []
+    f = gpu.nvml
+
+    def shown(name: str, fmt: str) -> str:
+        value = f[name].value
+        return fmt.format(value) if value is not None else "not reported"
+
+    def pair(first: str, second: str, fmt: str) -> str:
+        """Two figures in one phrase, or "not reported" once when the driver gave neither."""
+        a, b = f[first].value, f[second].value
+        if a is None and b is None:
+            return "not reported"
+        return fmt.format("?" if a is None else a, "?" if b is None else b)
+
+    def source(*names: str) -> str:
+        return "; ".join(dict.fromkeys(f[n].source for n in names))
+
+    bandwidth, flops = f["peak_bandwidth_bytes_s"].value, f["peak_fp32_flops"].value
+    peak_bw = f": {bandwidth / 1e9:.0f} GB/s peak" if bandwidth else ""
+    peak_fl = f": {flops / 1e12:.1f} TFLOP/s FP32 peak" if flops else ""
+    return [
+        (
+            "GPU clocks",
+            pair("graphics_clock_max_mhz", "memory_clock_max_mhz", "{} MHz graphics, {} MHz memory (maximum)"),
+            source("graphics_clock_max_mhz", "memory_clock_max_mhz"),
+        ),
+        (
+            "GPU memory bus",
+            f"{shown('memory_bus_bits', '{}-bit')}{peak_bw}",
+            source("memory_bus_bits", "peak_bandwidth_bytes_s"),
+        ),
+        ("GPU cores", f"{shown('cuda_cores', '{} CUDA cores')}{peak_fl}", source("cuda_cores", "peak_fp32_flops")),
+        (
+            "GPU utilisation",
+            pair("utilisation_gpu_pct", "utilisation_memory_pct", "{} % compute, {} % memory"),
+            source("utilisation_gpu_pct"),
+        ),
+        (
+            "PCIe link",
+            pair("pcie_generation", "pcie_width", "gen {} ×{}"),
+            source("pcie_generation", "pcie_width"),
+        ),
+    ]
+
+
 def describe(report: HardwareReport) -> list[tuple[str, str, str]]:
     """(label, value, source) rows for the CLI and the Hardware view."""
 
@@ -434,6 +473,7 @@ def describe(report: HardwareReport) -> list[tuple[str, str, str]]:
         for g in report.gpus:
             free = f", {format_bytes(g.free_bytes)} free" if g.free_bytes is not None else ""
             rows.append(("GPU", f"{g.name}: {format_bytes(g.total_bytes)}{free}", g.source))
+            rows.extend(_nvml_rows(g))
     else:
         rows.append(("GPU", report.gpu_note or NONE_DETECTED, "NVML / platform"))
     if report.engine is not None:

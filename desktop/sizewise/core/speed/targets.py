@@ -47,12 +47,19 @@ def target_speed(target: Target) -> TargetSpeed:
 
 
 def _profile(target: Target, backend: str, bandwidth: float, flops: float) -> SpeedProfile:
+    return peak_profile(
+        target.name, backend, bandwidth, flops, f"published figures for target '{target.id}'", "sources in targets.json"
+    )
+
+
+def peak_profile(device: str, backend: str, bandwidth: float, flops: float, figures: str, hint: str) -> SpeedProfile:
+    """A labelled estimate from a device's peak bandwidth and FLOP/s (``figures`` says whose, ``hint`` what next)."""
     gpu = backend != "cpu"
     bw_eff = GPU_BANDWIDTH_EFFICIENCY if gpu else CPU_BANDWIDTH_EFFICIENCY
     fl_eff = GPU_FLOPS_EFFICIENCY if gpu else CPU_FLOPS_EFFICIENCY
     note = (
-        f"estimate from published figures for target '{target.id}' ({backend}: {bandwidth / 1e9:g} GB/s × "
-        f"{bw_eff:.2f}, {flops / 1e9:g} GFLOP/s × {fl_eff:.2f}; sources in targets.json)"
+        f"estimate from {figures} ({backend}: {bandwidth / 1e9:g} GB/s × "
+        f"{bw_eff:.2f}, {flops / 1e9:g} GFLOP/s × {fl_eff:.2f}; {hint})"
     )
     return SpeedProfile(
         bw_effective=bandwidth * bw_eff,
@@ -60,6 +67,6 @@ def _profile(target: Target, backend: str, bandwidth: float, flops: float) -> Sp
         flops_by_family={"any": flops * fl_eff},
         source="estimate",
         backend=backend,
-        device=target.name,
+        device=device,
         note=note,
     )

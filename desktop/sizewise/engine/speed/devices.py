@@ -10,8 +10,8 @@ from sizewise.core.fit.hardware import HardwareReport
 from sizewise.core.fit.targets import find_target
 from sizewise.core.paths import AppPaths
 from sizewise.core.speed.predicted import Devices
-from sizewise.core.speed.profile import ProfileStore, estimate_profile, fingerprint
-from sizewise.core.speed.targets import target_speed
+from sizewise.core.speed.profile import ProfileStore, SpeedProfile, estimate_profile, fingerprint
+from sizewise.core.speed.targets import peak_profile, target_speed
 
 
 def device_fingerprint(hardware: HardwareReport) -> str:
@@ -33,8 +33,21 @@ def target_devices(name: str) -> Devices:
     return Devices(ts.cpu or estimate_profile(reason=ts.reason), ts.gpu)
 
 
+def nvml_gpu_estimate(report: HardwareReport | None) -> SpeedProfile | None:
+    """The first GPU's speed from NVML's peak bandwidth and FLOP/s (NVIDIA only), labelled ``estimate``; None
+    where NVML gives no such figures (another vendor's GPU, a driver that does not report them)."""
+    if report is None or not report.gpus or report.gpus[0].kind != "nvidia":
+        return None
+    gpu = report.gpus[0]
+    bandwidth, flops = gpu.nvml_value("peak_bandwidth_bytes_s"), gpu.nvml_value("peak_fp32_flops")
+    if not bandwidth or not flops:
+        return None
+    return peak_profile(gpu.name, "cuda", bandwidth, flops, f"NVML's peak figures for {gpu.name}", "not calibrated")
+
+
 def machine_devices(paths: AppPaths, report: HardwareReport | None) -> Devices:
-    """This machine's calibrated CPU profile, else the labelled conservative estimate (calibrate to replace it)."""
+    """This machine's calibrated CPU profile, else the labelled conservative estimate (calibrate to replace it);
+    and its GPU's estimate from NVML's peak figures where there is one."""
     device = str(report.cpu_model.value or "") if report is not None else ""
     stored = ProfileStore.for_app(paths).get(device_fingerprint(report)) if report is not None else None
-    return Devices(stored or estimate_profile(device=device))
+    return Devices(stored or estimate_profile(device=device), nvml_gpu_estimate(report))
