@@ -91,3 +91,21 @@ def test_the_offer_says_why_it_cannot_run_and_stays_usable(qtbot: QtBot) -> None
     assert view.calibration.start_button.text() == "Try again" and not view.calibration.running
     view.where.setCurrentIndex(view.where.findData("laptop-8gb-cpu"))  # a target: its speeds are estimates anyway
     assert not view.calibration.isVisible()
+
+
+def test_the_status_says_how_the_gpus_share_of_a_split_is_timed(qtbot: QtBot) -> None:
+    view = LadderView(calibrator=None)
+    qtbot.addWidget(view)
+    view.show()
+    gpu_budget = Budget(6 * GiB, 4 * GiB, "a 6 + 4 GiB test budget", Backend(gpu=True, gpu_backend="cuda"))
+    cpu = SpeedProfile(bw_effective=20e9, t_fixed=0.001, source="measured")
+    nvml = SpeedProfile(bw_effective=700e9, t_fixed=0.001, note="estimate from NVML's peak figures for a test GPU")
+    cases = [
+        (BUDGET, Devices(cpu), "calibrated profile.", "GPU"),  # no GPU in the budget: nothing said of one
+        (gpu_budget, Devices(cpu), "the GPU's layers are timed as the CPU's", "NVML"),
+        (gpu_budget, Devices(cpu, nvml), "GPU: estimate from NVML's peak figures for a test GPU", "timed as"),
+    ]
+    for budget, devices, said, unsaid in cases:
+        view.set_machine(budget, devices)
+        qtbot.waitUntil(lambda: "Working out" not in view.status.text(), timeout=30_000)
+        assert said in view.status.text() and unsaid not in view.status.text(), view.status.text()

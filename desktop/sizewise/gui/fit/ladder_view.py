@@ -195,6 +195,9 @@ class LadderView(QWidget):
                 self.table.setItem(i, j, self._item(c))
         self.table.resizeRowsToContents()
         speed = devices.cpu.note or "speeds from this machine's calibrated profile"
+        if budget.backend.gpu and budget.vram_bytes > 0:  # the GPU's share of each split: how it is timed
+            gpu = devices.gpu
+            speed += f"; GPU: {gpu.note}" if gpu is not None else "; the GPU's layers are timed as the CPU's"
         text = f"Budget: {budget.source}. {speed[0].upper()}{speed[1:]}."
         self.status.setText(text + (f" {left_out[0].upper()}{left_out[1:]}." if left_out else ""))
         self._recolour()
