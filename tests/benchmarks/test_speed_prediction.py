@@ -26,7 +26,13 @@ Run: pytest -m benchmarks tests/benchmarks/test_speed_prediction.py -s  (on two 
 one round with one thread). SIZEWISE_SPEED_MODELS=dir reuses (or keeps) the quantized models there;
 SIZEWISE_SPEED_JSON=file saves every figure; SIZEWISE_SPEED_THREADS and SIZEWISE_SPEED_ROUNDS: below.
 
-Last run (2026-12-03, one thread, two rounds, a quiet machine; calibration 129 s with one thread): prompt met,
+Last run (2026-12-03 10:25, one thread, three rounds; calibration 148 s with one thread; other work on the second
+core during round 1): prompt met, generation NOT met. Generation 13 of 18 within (72 %; median 1.03, 0.84–1.43);
+prompt 17 of 18 (94 %; median 1.06, 0.78–1.30). Rounds of one case differed by up to 1.80× (median spread 1.4×):
+with the fastest round instead of the median, 15 of 18 within (median 0.99), and the three outside are
+Qwen2.5-1.5B-shaped Q8_0/Q4_K_M measured faster than predicted in all three rounds (0.76–0.84): the ~0.1B
+calibration models read Q4_K/Q6_K at 19 GB/s, the 0.85 GB file read them at ~21.5 GB/s.
+The run before (two rounds, a quiet machine; calibration 129 s with one thread): prompt met,
 generation NOT met. Generation 15 of 18 within (83 %; median 1.01, 0.85–1.24): the three outside (1.16, 1.23,
 1.24) are the cases with one disturbed round of two (spread 1.30–1.94), which a median of two rounds cannot set
 aside. Prompt 17 of 18 within (94 %; median 0.97, 0.78–1.25). The run before, with calibration's 128-token prompts
@@ -193,6 +199,6 @@ def test_predicted_against_measured(tmp_path: Path, smollm2_path: Path) -> None:
             f"median {statistics.median(ratios):.2f}, "
             f"range {min(ratios):.2f}–{max(ratios):.2f}, sd {statistics.stdev(ratios):.2f}"
         )
-    _save(dump | {"cases": record})
+    _save(dump | {"rounds": rounds, "cases": record})
     assert tg_in >= GOAL, f"generation: {tg_in:.0%} of the cases within {TG_BOUNDS}"
     assert pp_in >= GOAL, f"prompt processing: {pp_in:.0%} of the cases within {PP_BOUNDS}"
