@@ -161,3 +161,35 @@ def test_report_rows_per_device_keep_both_figures_apart() -> None:
     assert rows[0]["label"] == "software Vulkan (CPU)" and rows[0]["backend"] == "Vulkan"
     assert rows[0]["llama_cpp_bytes"] == 100 and rows[0]["reports_usage"] is False
     assert rows[1]["in_use_bytes"] == GiB and rows[1]["llama_cpp_bytes"] == 200 and rows[1]["reports_usage"] is True
+
+
+def test_an_nvidia_card_on_a_vulkan_build_is_modelled_as_vulkan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NVML names the card (its memory and peak figures win), but the build drives it through Vulkan: the memory
+    model must follow Vulkan's node order and tensor limit, and the speed estimate must say Vulkan, not CUDA."""
+    from sizewise.core.fit.hardware import GpuInfo
+    from sizewise.core.fit.nvml import NvmlFigure
+    from sizewise.engine.speed.devices import nvml_gpu_estimate
+
+    figures = {
+        "peak_bandwidth_bytes_s": NvmlFigure(272_000_000_000, "NVML (device 0)"),
+        "peak_fp32_flops": NvmlFigure(15_100_000_000_000, "NVML (device 0)"),
+    }
+    card = GpuInfo(
+        name="NVIDIA GeForce RTX 4060 Laptop GPU",
+        kind="nvidia",
+        total_bytes=8 * GiB,
+        free_bytes=7 * GiB,
+        source="NVML nvmlDeviceGetMemoryInfo (device 0)",
+        nvml=figures,
+    )
+    monkeypatch.setattr(hardware, "probe_nvidia", lambda: ([card], ""))
+    on_vulkan = {**NVIDIA, "name": "Vulkan0", "backend": "Vulkan", "max_tensor_bytes": 4 * GiB}
+    report = probe_hardware(_ready(CPU, on_vulkan))
+    assert report.gpus[0].kind == "nvidia"  # NVML's figures still describe the card
+    backend = report.backend()
+    assert (backend.gpu, backend.gpu_backend, backend.gpu_max_tensor_bytes) == (True, "vulkan", 4 * GiB)
+    estimate = nvml_gpu_estimate(report)
+    assert estimate is not None and estimate.backend == "vulkan" and "(vulkan: 272 GB/s" in estimate.note
+    # the same card on a CUDA build, and with no engine to ask: CUDA, as NVML's vendor says
+    assert probe_hardware(_ready(CPU, NVIDIA)).backend().gpu_backend == "cuda"
+    assert probe_hardware(None).backend().gpu_backend == "cuda"

@@ -122,10 +122,17 @@ class HardwareReport:
     def backend(self) -> Backend:
         """The placement facts the memory model needs, from the engine when known, else from the CPU flags."""
         has_gpu = bool(self.gpus) and (self.engine is None or self.engine.gpu_offload)
-        gpu_backend = (
-            {"nvidia": "cuda", "apple-unified": "metal"}.get(self.gpus[0].kind, self.gpus[0].kind) if has_gpu else ""
-        )
-        limit = (self.gpus[0].max_tensor_bytes or 0) if has_gpu else 0
+        # The backend is the build's, not the card's vendor: an NVIDIA card that NVML names runs through Vulkan on
+        # a Vulkan build, whose node order and tensor limit the memory model must then follow.
+        device = next((d for d in self.devices if d.offloads), None) if has_gpu else None
+        if device is not None:
+            gpu_backend, limit = device.backend.lower(), device.max_tensor_bytes or 0
+        elif has_gpu:
+            kind = self.gpus[0].kind
+            gpu_backend = {"nvidia": "cuda", "apple-unified": "metal"}.get(kind, kind)
+            limit = self.gpus[0].max_tensor_bytes or 0
+        else:
+            gpu_backend, limit = "", 0
         if self.engine is not None:
             return replace(
                 Backend.from_system_info(self.engine.system_info, gpu_offload=has_gpu, gpu_backend=gpu_backend),

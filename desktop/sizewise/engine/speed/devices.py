@@ -42,7 +42,8 @@ def nvml_gpu_estimate(report: HardwareReport | None) -> SpeedProfile | None:
     bandwidth, flops = gpu.nvml_value("peak_bandwidth_bytes_s"), gpu.nvml_value("peak_fp32_flops")
     if not bandwidth or not flops:
         return None
-    return peak_profile(gpu.name, "cuda", bandwidth, flops, f"NVML's peak figures for {gpu.name}", "not calibrated")
+    backend = report.backend().gpu_backend or "cuda"  # the build's (a Vulkan build drives the card through Vulkan)
+    return peak_profile(gpu.name, backend, bandwidth, flops, f"NVML's peak figures for {gpu.name}", "not calibrated")
 
 
 def machine_devices(paths: AppPaths, report: HardwareReport | None) -> Devices:
