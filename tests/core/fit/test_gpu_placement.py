@@ -157,8 +157,10 @@ def test_a_shorter_equivalent_graph_gives_the_same_buffers(smollm2_path: Path, m
         gs = GraphSettings(512, 512, 8192, 1024, False, 0, 0)
         weights = tuple((il, w, 20 << 20) for il in range(48) for w in ("wq", "wk", "wv", "wo", "w_up", "w_down"))
         for gpu_from in (0, 1, 17, 30, 47, 49):
-            args = (spec, gs, weights, ((2048, 2048),) * 48, gpu_from, gpu_from < 49, 1 << 30, True)
-            short, full = both(lambda a=args: scheduler.reduced_split_bytes(*a))
+            query = scheduler.SplitQuery(
+                spec, gs, weights, ((2048, 2048),) * 48, gpu_from, gpu_from < 49, 1 << 30, True
+            )
+            short, full = both(lambda q=query: scheduler.reduced_split_bytes(q))
             assert short == full, gpu_from
 
 

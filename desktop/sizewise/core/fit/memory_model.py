@@ -71,7 +71,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from sizewise.core.fit.compute_graph import DecoderSpec, GraphSettings, LayerShape, compute_buffer_bytes
-from sizewise.core.fit.offload.scheduler import graph_weight_bytes, reduced_split_bytes
+from sizewise.core.fit.offload.scheduler import SplitQuery, graph_weight_bytes, reduced_split_bytes
 from sizewise.core.gguf.header import GGUFHeader, TensorInfo, header_int, vocab_size
 from sizewise.core.sampling import LoadParams
 
@@ -1027,15 +1027,17 @@ def _compute_gpu_build(
     gpu_from = shape.n_layer + 1 - es.gpu_layers if es.gpu_layers > 0 else shape.n_layer + 1
     output_on_gpu = es.gpu_layers > 0 and _output_fits(header, backend)
     return reduced_split_bytes(
-        _decoder_spec(shape, range(shape.n_layer)),
-        gs,
-        _header_facts(header)[1].graph_weights,
-        tuple(rows),
-        gpu_from,
-        output_on_gpu,
-        backend.gpu_max_tensor_bytes,
-        # the engine inherits this process's environment, where llama.cpp's switch for the reordering is read
-        backend.gpu_backend == "vulkan" and not os.environ.get("GGML_VK_DISABLE_GRAPH_OPTIMIZE"),
+        SplitQuery(
+            _decoder_spec(shape, range(shape.n_layer)),
+            gs,
+            _header_facts(header)[1].graph_weights,
+            tuple(rows),
+            gpu_from,
+            output_on_gpu,
+            backend.gpu_max_tensor_bytes,
+            # the engine inherits this process's environment, where llama.cpp's switch for the reordering is read
+            backend.gpu_backend == "vulkan" and not os.environ.get("GGML_VK_DISABLE_GRAPH_OPTIMIZE"),
+        )
     )
 
 

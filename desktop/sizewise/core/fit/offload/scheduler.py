@@ -360,18 +360,9 @@ def _cache_layer(t: Tensor) -> int:
     return int(m.group(2)) if m else t.tag  # a cache named without its layer is tagged with it
 
 
-@functools.lru_cache(maxsize=512)
-def gpu_split_bytes(
-    spec: DecoderSpec,
-    gs: GraphSettings,
-    weights: tuple[tuple[int, str, int], ...],
-    kv_rows: tuple[tuple[int, int], ...],
-    gpu_from: int,
-    output_on_gpu: bool,
-    max_tensor: int,
-    vulkan_order: bool = False,
-) -> tuple[int, int]:
-    """(host, GPU) compute buffer bytes of the decoder graph on a GPU build.
+@dataclass(frozen=True)
+class SplitQuery:
+    """One GPU split of a decoder graph: everything its compute buffers depend on, hashable (the replay's cache key).
 
     ``weights``: ``graph_weight_bytes``. ``kv_rows``: per layer, K and V bytes per cell. ``gpu_from``: the first
     offloaded layer (``n_layer`` + 1 with none offloaded; the output layer, tagged ``n_layer``, is offloaded
@@ -379,14 +370,29 @@ def gpu_split_bytes(
     large for it). ``max_tensor``: the GPU's largest tensor (0: no limit). ``vulkan_order``: the GPU runs in the
     Vulkan backend's node order.
     """
+
+    spec: DecoderSpec
+    gs: GraphSettings
+    weights: tuple[tuple[int, str, int], ...]
+    kv_rows: tuple[tuple[int, int], ...]
+    gpu_from: int
+    output_on_gpu: bool
+    max_tensor: int
+    vulkan_order: bool = False
+
+
+@functools.lru_cache(maxsize=512)
+def gpu_split_bytes(q: SplitQuery) -> tuple[int, int]:
+    """(host, GPU) compute buffer bytes of the decoder graph on a GPU build, ggml's scheduler replayed."""
+    spec, gs, kv_rows, gpu_from, max_tensor = q.spec, q.gs, q.kv_rows, q.gpu_from, q.max_tensor
     n_layer = len(spec.layers)
-    size = {(tag, name): n for tag, name, n in weights}
+    size = {(tag, name): n for tag, name, n in q.weights}
 
     def on_gpu(t: Tensor) -> bool:
         if t.name.startswith("cache_"):  # a layer's KV cache (or MLA's, or a recurrent state): with its layer
             return _cache_layer(t) >= gpu_from
         if t.name == "output":
-            return output_on_gpu
+            return q.output_on_gpu
         if t.tag < 0 or t.tag < gpu_from:
             return False
         return not (max_tensor and size.get((t.tag, t.name), 0) > max_tensor)
@@ -402,7 +408,7 @@ def gpu_split_bytes(
 
     graph = build_decoder_graph(spec, gs)
     assert n_layer == 0 or graph.nodes
-    return split_compute_bytes(graph, Placement(on_gpu, ext_bytes, max_tensor, vulkan_order=vulkan_order))
+    return split_compute_bytes(graph, Placement(on_gpu, ext_bytes, max_tensor, vulkan_order=q.vulkan_order))
 
 
 REGION_LAYERS = 8  # layers kept of each region (CPU layers, GPU layers) at least, rounded up to the layer pattern
@@ -429,32 +435,22 @@ def kept_layers(n_layer: int, gpu_from: int, period: int) -> list[int]:
     return out
 
 
-def reduced_split_bytes(
-    spec: DecoderSpec,
-    gs: GraphSettings,
-    weights: tuple[tuple[int, str, int], ...],
-    kv_rows: tuple[tuple[int, int], ...],
-    gpu_from: int,
-    output_on_gpu: bool,
-    max_tensor: int,
-    vulkan_order: bool = False,
-) -> tuple[int, int]:
+def reduced_split_bytes(q: SplitQuery) -> tuple[int, int]:
     """``gpu_split_bytes`` on the graph of ``kept_layers`` (the same when all are kept)."""
-    n = len(spec.layers)
-    kept = kept_layers(n, gpu_from, layer_period(spec.layers))
+    n = len(q.spec.layers)
+    kept = kept_layers(n, q.gpu_from, layer_period(q.spec.layers))
     if len(kept) == n:
-        return gpu_split_bytes(spec, gs, weights, kv_rows, gpu_from, output_on_gpu, max_tensor, vulkan_order)
+        return gpu_split_bytes(q)
     new = {old: i for i, old in enumerate(kept)}
     m = len(kept)
     new[n] = m  # the output layer
     new[-1] = -1  # the inputs
     return gpu_split_bytes(
-        replace(spec, layers=tuple(spec.layers[i] for i in kept)),
-        gs,
-        tuple((new[tag], name, b) for tag, name, b in weights if tag in new),
-        tuple(kv_rows[i] for i in kept),
-        sum(1 for i in kept if i < gpu_from) if gpu_from <= n else m + 1,
-        output_on_gpu,
-        max_tensor,
-        vulkan_order,
+        replace(
+            q,
+            spec=replace(q.spec, layers=tuple(q.spec.layers[i] for i in kept)),
+            weights=tuple((new[tag], name, b) for tag, name, b in q.weights if tag in new),
+            kv_rows=tuple(q.kv_rows[i] for i in kept),
+            gpu_from=sum(1 for i in kept if i < q.gpu_from) if q.gpu_from <= n else m + 1,
+        )
     )
