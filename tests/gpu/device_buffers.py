@@ -5,15 +5,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sizewise.core.fit.hardware import probe_hardware
 from sizewise.core.fit.llama_log import MeasuredBuffers
 from sizewise.core.fit.memory_model import Backend, MemoryPrediction, predict
 from sizewise.core.gguf.header import read_header
+from sizewise.core.quant.shapes import HyperParams
 from sizewise.core.sampling import LoadParams
+from sizewise.core.speed.synthetic import read_tokenizer
 from sizewise.engine.session import EngineSession
+from tests.core.fit.test_memory_model_hybrid import HYBRID, REAL_VOCAB
+from tests.core.fit.test_memory_model_mla import FILES as MLA_FILES
+from tests.core.fit.test_memory_model_moe import MODELS as MOE_MODELS
+from tests.core.fit.test_memory_model_moe import MXFP4_SOURCE
+from tests.quant_models import write_model
 
 MiB = 1 << 20
 LOG_ROUNDING_BYTES = 0.005 * MiB  # llama.cpp prints each buffer in MiB with two decimals
@@ -31,6 +38,31 @@ COMPONENTS = (
 # Issue 14's bound, for every component. The GPU's compute buffer meets it only with the Vulkan backend's node
 # order replayed (core/fit/offload/vulkan_order.py): without it, up to 10 % off on the test models.
 TOLERANCE_PCT = {name: 3.0 for name in COMPONENTS}
+
+
+# The mixture-of-experts, hybrid and MLA shapes of tests/core/fit (their CPU tests): name → (hyperparameters, extra
+# header keys, experts written in MXFP4 as gpt-oss ships them).
+SPARSE: dict[str, tuple[HyperParams, dict[str, bool | int | float], bool]] = {
+    **{arch: (hp, {}, arch in MXFP4_SOURCE) for arch, hp in MOE_MODELS.items()},
+    **{arch: (hp, {}, False) for arch, hp in HYBRID.items()},
+    **{
+        name.replace(" (", "-").replace(" ", "-").rstrip(")"): (hp, keys, False)
+        for name, (hp, keys) in MLA_FILES.items()
+    },
+}
+
+
+def write_sparse(name: str, folder: Path, template: Path) -> Path:
+    """``SPARSE[name]`` as an F16 file with ``template``'s (SmolLM2's) vocabulary, so its output rows weigh as a real
+    model's and the engine can load it."""
+    hp, keys, mxfp4 = SPARSE[name]
+    return write_model(
+        folder / f"{name}-F16.gguf",
+        replace(hp, n_vocab=REAL_VOCAB),
+        tokenizer=read_tokenizer(template),
+        extra_keys=keys,
+        mxfp4_experts=mxfp4,
+    )
 
 
 @dataclass(frozen=True)

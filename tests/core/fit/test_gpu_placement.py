@@ -15,6 +15,7 @@ from sizewise.core.fit.offload.vulkan_order import reorder
 from sizewise.core.gguf.header import read_header
 from sizewise.core.sampling import LoadParams
 from tests.core.fit.test_memory_model_dense import DENSE
+from tests.core.fit.test_memory_model_hybrid import HYBRID
 from tests.core.fit.test_memory_model_moe import MODELS as MOE_MODELS
 from tests.quant_models import write_model
 
@@ -165,12 +166,17 @@ def test_a_shorter_equivalent_graph_gives_the_same_buffers(smollm2_path: Path, m
 
 
 def test_measured_on_a_gpu_only_for_the_graphs_checked_on_vulkan(tmp_path: Path) -> None:
-    """A GPU split is 'measured' for the dense graphs the benchmark holds to Vulkan loads per device; a mixture of
-    experts (its routing never checked on a GPU) stays an estimate there, as on CUDA."""
+    """A GPU split is 'measured' for the graphs the benchmark holds to Vulkan loads per device (dense, mixture of
+    experts, MLA, lfm2moe); lfm2, whose split misses by up to 7.5 % there, stays an estimate, as does every split on
+    CUDA (never checked)."""
     dense = read_header(write_model(tmp_path / "qwen2.gguf", DENSE["qwen2"], zeros=True))
     moe = read_header(write_model(tmp_path / "qwen3moe.gguf", MOE_MODELS["qwen3moe"], zeros=True))
+    lfm2 = read_header(write_model(tmp_path / "lfm2.gguf", HYBRID["lfm2"], zeros=True))
     params = LoadParams(n_ctx=512, n_gpu_layers=2)
     assert predict(dense, params, LAVAPIPE).confidence == "measured"
+    assert predict(moe, params, LAVAPIPE).confidence == "measured"
     assert predict(dense, params, CUDA).confidence == "estimate"
-    assert predict(moe, params, LAVAPIPE).confidence == "estimate"
-    assert predict(moe, params, Backend(repack=True)).confidence == "measured"  # its CPU graph is checked
+    assert predict(moe, params, CUDA).confidence == "estimate"
+    on_gpu = predict(lfm2, params, LAVAPIPE)
+    assert on_gpu.confidence == "estimate" and "not for lfm2 on vulkan" in on_gpu.confidence_reason
+    assert predict(lfm2, params, Backend(repack=True)).confidence == "measured"  # its CPU graph is checked
