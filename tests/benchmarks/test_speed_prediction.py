@@ -32,8 +32,9 @@ generation 8 of 18 (44 %; median 1.12, 0.76–1.53), and the same shape's three 
 cached tokens cost (Qwen2.5-1.5B: 12–44 ms), so one round is noise-bound. Refitting that run's calibration points
 offline with the KV term counted per query head (KV bytes × n_head / n_head_kv: without flash attention the CPU
 multiplies each query head against its group's cache) brought calibration's own worst point from 39 % to 23 % off
-and generation to 10 of 18; a per-row term did nothing (8 of 18). Neither is in the model: not yet measured over
-several rounds.
+and generation to 10 of 18; a per-row term did nothing (8 of 18). A run with that KV term in the model (14:00, one
+round of 16 cases before it was stopped; calibration 242 s) had generation 8 of 16 within, and the same
+measurements refitted with the bytes once gave 11 of 16: the two runs disagree, so the model keeps the bytes once.
 The run before (2026-12-03 10:25, one thread, three rounds; calibration 148 s with one thread; other work on the second
 core during round 1): prompt met, generation NOT met. Generation 13 of 18 within (72 %; median 1.03, 0.84–1.43);
 prompt 17 of 18 (94 %; median 1.06, 0.78–1.30). Rounds of one case differed by up to 1.80× (median spread 1.4×):
