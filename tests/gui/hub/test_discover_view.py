@@ -73,14 +73,21 @@ def test_sort_by_likes(qtbot: QtBot, view: DiscoverView) -> None:
 
 def test_an_older_search_never_overwrites_a_newer_one(qtbot: QtBot, view: DiscoverView, hub_server: HubServer) -> None:
     hub_server.faults.api_delay_s = 0.3
+    finished: list[str] = []
+    failed: list[str] = []
+    view.searchFinished.connect(lambda page: finished.append(page.query))
+    view.failed.connect(failed.append)
     view.query.setText("smollm2")
     view.search()
     view.query.setText("tiny")
-    with qtbot.waitSignal(view.searchFinished, timeout=15_000) as blocker:
-        view.search()
+    view.search()
+    # Either answer ends the wait, so a failed search shows its own sentence here instead of a bare timeout
+    # (CI once timed out at 15 s with nothing to say why; 30 s leaves room on a loaded 2-core machine).
+    qtbot.waitUntil(lambda: bool(finished or failed), timeout=30_000)
     wait_for_background()
     qtbot.wait(50)
-    assert blocker.args[0].query == "tiny"
+    assert not failed, f"the search failed: {failed} (status: {view.status.text()!r})"
+    assert finished == ["tiny"]  # the older search's answer was dropped, not shown first
     assert [_cell(view.repos, r, 0) for r in range(view.repos.rowCount())] == ["sizewise-test/tiny-GGUF"]
 
 
