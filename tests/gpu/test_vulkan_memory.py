@@ -64,8 +64,7 @@ def test_smollm2_gpu_compute_without_vulkan_reordering(
 @pytest.mark.parametrize("name", [name for name, (hp, _, _) in SPARSE.items() if hp.arch in GPU_CHECKED])
 def test_moe_hybrid_and_mla_per_device(name: str, gpu_build: Path, smollm2_path: Path, tmp_path: Path) -> None:
     """Half of the layers offloaded and all of them, context 2048, both KV settings: the experts' routing, the
-    recurrent state and MLA's cache on each device, each component within 3 % (lfm2, whose split misses by more and
-    is labelled ``estimate`` on a GPU, is in the benchmark's table only)."""
+    recurrent state and MLA's cache on each device, each component within 3 %."""
     path = write_sparse(name, tmp_path, smollm2_path)
     n = layer_count(read_header(path))
     _, rows = measure(path, (n // 2, n + 1), (2048,), tmp_path / "engine.log")

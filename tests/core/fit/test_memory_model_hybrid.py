@@ -121,16 +121,17 @@ def _settings(ctx: int, quantized_kv: bool, head_dim: int) -> cg.GraphSettings:
 
 
 def test_shape_tells_the_lfm2_graph_apart(tmp_path: Path) -> None:
-    """The slow test's shape fails a graph without the convolution block (attention in its place) or with the
-    attention's residual added second (llama's order) by more than the bound in some matrix case — measured: -26.6 %
-    and +13.2 % at context 512 with flash attention — so its compute bound tests both."""
+    """The slow test's shape fails a graph without the convolution block (attention in its place) by more than the
+    bound in some matrix case (measured: -26.6 % at context 512 with flash attention), so its compute bound tests it.
+
+    The order of the residual add's sources is not among them: the block's output is not expanded before that add
+    (models/lfm2.cpp), and the residual is always visited first, so either order gives the same nodes."""
     hp = HYBRID["lfm2"]
     shape = model_shape(read_header(write_model(tmp_path / "lfm2.gguf", hp, zeros=True)))
     spec = _build_spec(shape, range(shape.n_layer))
     assert [ly.conv for ly in spec.layers] == [2, 2, 0, 2, 2, 0]
     variants = {
         "attention in the conv layers": replace(spec, layers=tuple(replace(ly, conv=0) for ly in spec.layers)),
-        "residual added second": replace(spec, residual_first_attn=False),
     }
     moe = model_shape(read_header(write_model(tmp_path / "lfm2moe.gguf", HYBRID["lfm2moe"], zeros=True)))
     moe_spec = _build_spec(moe, range(moe.n_layer))

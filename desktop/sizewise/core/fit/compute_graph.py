@@ -426,6 +426,14 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
     out_ids = g.input("out_ids", 4 * gs.n_outputs, (gs.n_outputs,), "i32")
     # the recurrent memory's state-copy indices (build_rs_inp_impl: one per sequence, here one)
     rs_copy = g.input("rs_s_copy", 4, (1,), "i32") if any(ly.conv for ly in spec.layers) else None
+    # its two views (s_copy_main, s_copy_extra) are made once and shared by every layer, as build_inp_rs does
+    rs_views = None
+    if rs_copy is not None:
+        rs_views = (
+            g.view(rs_copy, "rs_copy_main", contiguous=False),
+            g.view(rs_copy, "rs_copy_extra", contiguous=False),
+        )
+        rs_views[1].nbytes = 0  # n_rs - n_seqs states beyond the sequences: none here (a copy of it is 0 bytes)
 
     def norm(x: Tensor, shape: tuple[int, ...], name: str) -> Tensor:
         n = g.new(f"{name}_rms", "rms_norm", [x], shape)
@@ -451,7 +459,7 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
         dq, dk, dv = ly.head_dim_k, ly.head_dim_k, ly.head_dim_v
         x = norm(inp_l, (E, T), "attn_norm") if spec.pre_norms else inp_l
         if ly.conv:  # a short-convolution layer (lfm2) in the attention's place
-            att = _shortconv(g, x, E, T, ly.conv, rs_copy)
+            att = _shortconv(g, x, E, T, ly.conv, rs_views)
             g.marks.append(len(g.nodes))
         elif spec.mla_rank:  # deepseek2's multi-head latent attention over its K-only cache
             att = _mla_attention(g, spec, ly, x, (pos, k_idxs, mask), T, n_kv, fa, norm)
@@ -495,7 +503,8 @@ def build_decoder_graph(spec: DecoderSpec, gs: GraphSettings) -> Graph:
                 # cpy_v into the transposed cache: a reshape, or a copy (ggml_cont_2d) of a strided V
                 contiguous = v.layout[0] == "c"
                 v2d = g.view(v, "v2d", (dv * hv, T)) if contiguous else g.new("v_cont", "cont", [v], (dv * hv, T))
-                g.expand(_set_rows(g, v_cache, g.view(v2d, "v1", (1, dv * hv * T)), v_idxs))
+                v1 = g.view(v2d, "v1", (1, dv * hv * T))
+                g.expand(_set_rows(g, g.view(v_cache, "v_cache_1d"), v1, v_idxs))  # into a reshape of the cache
             kv_k = g.view(g.view(k_cache, "k_view"), "k_perm", contiguous=False)
             kv_v = g.view(g.view(v_cache, "v_view"), "v_perm", contiguous=False)
             qp = g.view(g.view(q, "q4", (dq, hq, T)), "q_perm", contiguous=False)
@@ -705,7 +714,7 @@ def _gated_ffn(g: Graph, x: Tensor, E: int, n_ff: int, t: int, name: str) -> Ten
     return g.new(f"{name}_down", "mul_mat", [g.external(f"w_{name}_down"), act], (E, t))
 
 
-def _shortconv(g: Graph, x: Tensor, E: int, T: int, d_conv: int, rs_copy: Tensor | None) -> Tensor:
+def _shortconv(g: Graph, x: Tensor, E: int, T: int, d_conv: int, rs_copy: tuple[Tensor, Tensor] | None) -> Tensor:
     """lfm2's build_shortconv_block for one sequence of T tokens, in its order: in_proj to B, C and X (views of one
     3 × E projection), B·X transposed, the conv state read through build_rs (its zeroing and extra-state copy are
     views of the cache, no memory), the state prepended (ggml_concat), the new state written back (a view), the
@@ -721,11 +730,10 @@ def _shortconv(g: Graph, x: Tensor, E: int, T: int, d_conv: int, rs_copy: Tensor
     bx = g.view(g.new("conv_bx", "mul", [b, xs], (E, T, 1)), "conv_bx_t", contiguous=False)
     cache = g.external("cache_r")
     states = g.view(cache, "conv_states")
-    zero = g.view(states, "conv_state_zero")
-    zero.op = "scale"  # ggml_scale_inplace: a view of the cache
+    zero = g.view(g.view(states, "conv_state_zero"), "conv_state_zeroed")
+    zero.op = "scale"  # ggml_scale_inplace of a view_1d of the states: a view of the cache
     g.expand(zero)
-    main = g.view(rs_copy, "rs_copy_main", contiguous=False)
-    extra = g.view(rs_copy, "rs_copy_extra", contiguous=False)
+    main, extra = rs_copy
     conv_rs = g.new("conv_rs", "get_rows", [states, main], (E * d_conv, 1))
     g.expand(conv_rs)
     extra_rows = g.new("conv_rs_extra", "get_rows", [states, extra], (E * d_conv, 0))
@@ -736,9 +744,7 @@ def _shortconv(g: Graph, x: Tensor, E: int, T: int, d_conv: int, rs_copy: Tensor
     out = g.new("conv_out", "ssm_conv", [cat, g.external("w_conv")], (E, T, 1))
     y = g.new("conv_y", "mul", [c, out], (E, T, 1))
     y = g.new("conv_out_proj", "mul_mat", [g.external("w_out_proj"), y], (E, T, 1))
-    y = g.view(y, "conv_out2d", (E, T))
-    g.expand(y)
-    return y
+    return g.view(y, "conv_out2d", (E, T))  # not expanded here: the next layer's state reads come before it
 
 
 def _cpy(g: Graph, src: Tensor, cache: Tensor) -> Tensor:

@@ -135,14 +135,12 @@ _KNOWN_GRAPHS: dict[str, dict[str, bool]] = {
 _SHORTCONV = frozenset({"lfm2", "lfm2moe"})
 # Architectures whose GPU split (ggml's scheduler, the Vulkan backend's node order) was checked per device against
 # Vulkan loads, every component within 3 % at 0, 1, half and all layers offloaded: the test models, the dense
-# synthetic ones, and the mixture-of-experts and MLA ones and lfm2moe (tests/benchmarks/test_gpu_memory_benchmarks.py,
-# tests/gpu/test_vulkan_memory.py). Not lfm2: with half its layers offloaded its GPU compute buffer came out +5.6 %
-# (and -7.5 % at 4 of 6), off only with the Vulkan backend's node order (within 2.1 % with it switched off), so the
-# replay of that order misses something in its short-convolution layers where the split falls.
+# synthetic ones, and the mixture-of-experts, hybrid and MLA ones (tests/benchmarks/test_gpu_memory_benchmarks.py, which
+# also runs every layer count, and tests/gpu/test_vulkan_memory.py). Every architecture compute_graph knows.
 GPU_CHECKED = frozenset(
     {
         *("llama", "gemma3", "qwen2", "qwen3", "phi3", "smollm3", "granite", "gemma2", "olmo2"),
-        *("qwen3moe", "olmoe", "gpt-oss", "lfm2moe", "deepseek2"),
+        *("qwen3moe", "olmoe", "gpt-oss", "lfm2", "lfm2moe", "deepseek2"),
     }
 )
 # Mixture-of-experts architectures whose expert routing (build_moe_ffn) compute_graph reproduces; any other
@@ -1157,7 +1155,7 @@ def predict(
         if backend.gpu and (backend.gpu_backend != "vulkan" or shape.architecture not in GPU_CHECKED):
             # The per-device compute buffers follow ggml's scheduler (core/fit/offload/scheduler.py) and were checked
             # on Vulkan only (lavapipe, tests/gpu and the benchmark): other GPU backends order their nodes their own
-            # way (and CUDA pads weights), and lfm2's split on Vulkan misses by up to 7.5 % (GPU_CHECKED).
+            # way (and CUDA pads weights); a graph not in GPU_CHECKED was never held to a Vulkan load.
             confidence, reason = (
                 "estimate",
                 "the GPU split follows ggml's scheduler, checked against llama.cpp's log on Vulkan, not for "

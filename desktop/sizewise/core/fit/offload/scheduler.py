@@ -198,7 +198,10 @@ class _Sched:
         cur = -1
 
         def flush() -> None:
-            out.extend(reorder(pending) if cur == GPU and self.p.vulkan_order else pending)
+            run = reorder(pending) if cur == GPU and self.p.vulkan_order else pending
+            for t in run:
+                buf.setdefault(id(t), cur)  # the dependency nodes the reorder adds belong to the run
+            out.extend(run)
             pending.clear()
 
         for node in self.g.nodes:
@@ -326,9 +329,16 @@ _GRAPH_NAME = {
     "ffn_up_exps": "w_up_exps", "ffn_gate_exps": "w_gate_exps", "ffn_down_exps": "w_down_exps",
     "attn_norm": "attn_norm.w", "ffn_norm": "ffn_norm.w", "attn_q_norm": "q_norm.w", "attn_k_norm": "k_norm.w",
     "post_attention_norm": "attn_post_norm.w", "post_ffw_norm": "ffn_post_norm.w",
+    # deepseek2's latent attention and shared experts
+    "attn_q_a": "wq_a", "attn_q_b": "wq_b", "attn_kv_a_mqa": "wkv_a_mqa", "attn_k_b": "wk_b", "attn_v_b": "wv_b",
+    "attn_q_a_norm": "q_a_norm.w", "attn_kv_a_norm": "kv_a_norm.w",
+    "ffn_up_shexp": "w_ffn_shexp_up", "ffn_gate_shexp": "w_ffn_shexp_gate", "ffn_down_shexp": "w_ffn_shexp_down",
+    # lfm2's short convolution (blk.N.shortconv.in_proj.weight)
+    "shortconv.in_proj": "w_in_proj", "shortconv.conv": "w_conv", "shortconv.out_proj": "w_out_proj",
 }  # fmt: skip
 _GRAPH_BIAS = {"attn_q": "bq", "attn_k": "bk", "attn_v": "bv", "ffn_gate_inp": "b_gate_inp",
-               "ffn_up_exps": "b_up_exps", "ffn_gate_exps": "b_gate_exps", "ffn_down_exps": "b_down_exps"}  # fmt: skip
+               "ffn_up_exps": "b_up_exps", "ffn_gate_exps": "b_gate_exps", "ffn_down_exps": "b_down_exps",
+               "exp_probs_b": "exp_probs_b"}  # fmt: skip
 
 
 def graph_weight_bytes(tensors: list[tuple[str, int]], n_layer: int) -> tuple[tuple[int, str, int], ...]:
@@ -338,12 +348,15 @@ def graph_weight_bytes(tensors: list[tuple[str, int]], n_layer: int) -> tuple[tu
     by_name = dict(tensors)
     for name, n in tensors:
         parts = name.split(".")
-        if parts[0] == "blk" and len(parts) == 4 and parts[1].isdigit():
-            table = _GRAPH_NAME if parts[3] == "weight" else _GRAPH_BIAS
-            graph_name = table.get(parts[2])
+        if parts[0] == "blk" and len(parts) in (4, 5) and parts[1].isdigit():
+            table = _GRAPH_NAME if parts[-1] == "weight" else _GRAPH_BIAS
+            graph_name = table.get(".".join(parts[2:-1]))
             if graph_name:
                 out.append((int(parts[1]), graph_name, n))
-        elif name == "output_norm.weight":
+            if parts[2] == "post_attention_norm" and f"blk.{parts[1]}.ffn_norm.weight" not in by_name:
+                out.append((int(parts[1]), "ffn_norm.w", n))  # gpt-oss: its only norm before the FFN
+        elif name == "output_norm.weight" or (name == "token_embd_norm.weight" and "output_norm.weight" not in by_name):
+            # lfm2 names its output norm token_embd_norm
             out.append((n_layer, "result_norm.w", n))
         elif name == "token_embd.weight":
             out.append((-1, "token_embd", n))
