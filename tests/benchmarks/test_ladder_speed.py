@@ -26,10 +26,12 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 
 from sizewise.core.fit import compute_graph, memory_model
+from sizewise.core.fit.memory_model import Backend
 from sizewise.core.fit.targets import custom_budget, load_targets
 from sizewise.core.fit.verdict import Budget
 from sizewise.core.ladder.catalogue_rows import ladder_rows
@@ -51,6 +53,9 @@ def _budgets() -> list[tuple[str, Budget, Devices]]:
     out = [(t.id, t.budget(), target_devices(t.id)) for t in load_targets()]
     for ram, vram in ((16.0, 0.0), (32.0, 8.0)):
         out.append((f"ram {ram:g} + vram {vram:g} GiB", custom_budget(ram, vram), Devices(estimate_profile())))
+    # this machine on a Vulkan build (lavapipe's 2 GiB and 128 MiB tensor limit): the split is estimated per device
+    vulkan = Backend(gpu=True, repack=True, gpu_backend="vulkan", gpu_max_tensor_bytes=1 << 27)
+    out.append(("vulkan 16 + 2 GiB", replace(custom_budget(16.0, 2.0), backend=vulkan), Devices(estimate_profile())))
     return out
 
 

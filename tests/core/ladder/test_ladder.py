@@ -159,6 +159,33 @@ def test_the_ladder_for_a_cpu_target_is_computed_in_seconds() -> None:
     assert elapsed < 60, elapsed
 
 
+def test_a_vulkan_build_ladder_estimates_the_split_and_fit_replays_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a Vulkan build, fit replays llama.cpp's scheduler node by node (exact there, 'measured'); the ladder's
+    catalogue cells take the per-device estimate instead, labelled so (the replay made the whole ladder take 28 s on
+    lavapipe). Counted, not timed: no scheduler replay while the ladder is built."""
+    from sizewise.core.fit.offload import scheduler
+    from sizewise.core.fit.targets import custom_budget
+    from sizewise.core.ladder.cells import quick_split
+
+    vulkan = Backend(gpu=True, repack=True, gpu_backend="vulkan", gpu_max_tensor_bytes=1 << 27)
+    budget = replace(custom_budget(16, 2), backend=vulkan)
+    model = ladder_model(_family("Qwen2.5 0.5B"))
+    header, params = virtual_header(model.shape, "Q4_K_M"), LoadParams(n_ctx=4096, n_gpu_layers=10)
+    exact = predict(header, params, vulkan)
+    quick = predict(header, params, quick_split(budget).backend)
+    assert exact.confidence == "measured" and quick.confidence == "estimate"
+    assert "quick per-device estimate" in quick.confidence_reason
+    assert quick.weights_gpu == exact.weights_gpu and quick.kv_gpu == exact.kv_gpu  # only the compute buffers differ
+    replays = []
+    real = scheduler.split_compute_bytes
+    monkeypatch.setattr(scheduler, "split_compute_bytes", lambda *a: replays.append(1) or real(*a))
+    cells = build_ladder([model, ladder_model(_family("Qwen3 30B-A3B"))], budget, Devices(PROFILE))
+    assert not replays and {c.verdict for c in cells} >= {"fits_gpu", "fits_partial"}
+    check_fit(header, params, budget, "auto")
+    assert replays  # a single file's check still replays it
+    assert quick_split(find_target("laptop-16gb").budget()) == find_target("laptop-16gb").budget()  # no GPU: as is
+
+
 def test_will_fit_answers_as_check_fit_does() -> None:
     """``will_fit`` (the largest-context searches' question) skips simulating the CPU compute buffer where it cannot
     change the answer; it must still be ``check_fit(...).fits`` on every kind of budget and placement, and each of

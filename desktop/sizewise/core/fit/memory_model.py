@@ -392,6 +392,10 @@ class Backend:
     # The largest weight the GPU accepts (0: no limit). Vulkan refuses tensors over its maxStorageBufferRange (128 MiB
     # on lavapipe, 1-4 GiB on GPUs), so llama.cpp keeps such a weight in host memory even in an offloaded layer.
     gpu_max_tensor_bytes: int = 0
+    # Replay ggml's scheduler node by node on Vulkan (exact there; one allocator simulation per file, split and
+    # context). False: the per-device split estimate other backends get, shared by every quant of a model — the
+    # model ladder's hundreds of cells, which on a Vulkan build took 28 s with the replay.
+    exact_gpu_split: bool = True
 
     @property
     def pads_rows(self) -> bool:
@@ -1019,7 +1023,7 @@ def _compute_gpu_build(
     """(host, GPU) compute buffer bytes on a build with a GPU, any number of layers offloaded (0 included):
     ggml's scheduler replayed on the whole graph (core/fit/offload/scheduler.py), op offload included, on Vulkan
     (where it was checked per device); ``_compute_split_estimate`` on other GPU backends."""
-    if backend.gpu_backend != "vulkan":
+    if backend.gpu_backend != "vulkan" or not backend.exact_gpu_split:
         # ``only`` "cpu" / "gpu": the caller wants one device's figure (the other is 0), so its graph is skipped
         return _compute_split_estimate(
             shape, es, swa_cells, n_outputs, only == "cpu", only == "gpu", _output_fits(header, backend)
@@ -1152,7 +1156,13 @@ def predict(
         c_cpu_one_row = _compute_cpu(shape, es, swa_cells, n_outputs=1)
     notes = list(shape.notes)
     if shape.architecture in _KNOWN_GRAPHS and not shape.notes:
-        if backend.gpu and (backend.gpu_backend != "vulkan" or shape.architecture not in GPU_CHECKED):
+        if backend.gpu and backend.gpu_backend == "vulkan" and not backend.exact_gpu_split:
+            confidence, reason = (
+                "estimate",
+                "a quick per-device estimate of the GPU split (the model ladder's); checking one file replays "
+                "llama.cpp's scheduler",
+            )
+        elif backend.gpu and (backend.gpu_backend != "vulkan" or shape.architecture not in GPU_CHECKED):
             # The per-device compute buffers follow ggml's scheduler (core/fit/offload/scheduler.py) and were checked
             # on Vulkan only (lavapipe, tests/gpu and the benchmark): other GPU backends order their nodes their own
             # way (and CUDA pads weights); a graph not in GPU_CHECKED was never held to a Vulkan load.

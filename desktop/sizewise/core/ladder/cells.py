@@ -98,7 +98,20 @@ def ladder_cell(
     params: LoadParams,
     floor_tps: float = READING_FLOOR_TPS,
 ) -> LadderCell:
-    return cell_from_header(model, quant, virtual_header(model.shape, quant), budget, devices, params, floor_tps)
+    return cell_from_header(
+        model, quant, virtual_header(model.shape, quant), quick_split(budget), devices, params, floor_tps
+    )
+
+
+def quick_split(budget: Budget) -> Budget:
+    """``budget`` with the GPU split estimated per device instead of replayed node by node (Backend.exact_gpu_split).
+
+    Why: on a Vulkan build the replay made the whole catalogue's ladder take 28 s instead of well under the issue's
+    1 s. A catalogue cell is a virtual file judged for an overview; a file refreshed from the Hub, ``fit`` and the
+    Fit view replay llama.cpp's scheduler exactly, so their split can differ from the cell's by a layer."""
+    if not budget.backend.exact_gpu_split or not budget.backend.gpu:
+        return budget
+    return replace(budget, backend=replace(budget.backend, exact_gpu_split=False))
 
 
 def cell_from_header(
