@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
+import pytest
 from PySide6.QtCore import QTimer
 from pytestqt.qtbot import QtBot
 
@@ -23,7 +25,10 @@ from sizewise.gui.fit.ladder_view import SLOW, TOO_LARGE, USABLE, LadderView
 from tests.hub_server import HubServer
 
 GiB = 1 << 30
-STALL_LIMIT_S = 0.050
+STALL_LIMIT_S = 0.050  # issue 13's goal: held over rounds by tests/benchmarks/test_ladder_stall.py
+# Here, one fill on a shared machine: a bound no scheduling noise reaches (CI once saw a 56 ms gap) and that the
+# same ladder computed on the GUI thread passes many times over (the test after next)
+SUITE_STALL_LIMIT_S = 0.250
 PROFILE = SpeedProfile(bw_effective=20e9, t_fixed=0.002, source="measured", device="test CPU")
 
 
@@ -96,9 +101,9 @@ def _forget_ladder_work() -> None:
     memory_model._compute.cache_clear()
 
 
-def test_the_page_fills_for_a_gpu_target_without_stalling_the_gui(qtbot: QtBot) -> None:
-    """Issue 13: no GUI stall over 50 ms while the ladder fills — for a GPU target, whose cells search the layer
-    split, from empty caches; showing every cell on the GUI thread counts too."""
+def fill_for_a_gpu_target(qtbot: QtBot) -> tuple[LadderView, _StallMeter, float]:
+    """The page filled for nvidia-24gb (a GPU target, whose cells search the layer split) from empty caches, with
+    the stall meter running; showing every cell on the GUI thread counts too. (view, meter, seconds)."""
     view = LadderView()
     qtbot.addWidget(view)
     view.show()
@@ -109,16 +114,33 @@ def test_the_page_fills_for_a_gpu_target_without_stalling_the_gui(qtbot: QtBot) 
     view.where.setCurrentIndex(view.where.findData("nvidia-24gb"))
     _filled(qtbot, view)
     meter.stop()
-    took = time.perf_counter() - started
-    assert len(view.cells) == len(ladder_rows().models) * len(LADDER_QUANTS)
+    return view, meter, time.perf_counter() - started
+
+
+def test_the_page_fills_for_a_gpu_target_without_stalling_the_gui(
+    qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: the GUI does not stall while the ladder fills. Noise cannot touch the first check: no cell is
+    worked out on the GUI thread. The stall bound is the suite's (the 50 ms goal is the benchmark's)."""
+    on_gui_thread: list[bool] = []
+    real = cells.ladder_cell
+
+    def counted(*args: object, **kwargs: object) -> cells.LadderCell:
+        on_gui_thread.append(threading.get_ident() == threading.main_thread().ident)  # no dummy Thread made
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cells, "ladder_cell", counted)
+    view, meter, took = fill_for_a_gpu_target(qtbot)
+    assert len(view.cells) == len(ladder_rows().models) * len(LADDER_QUANTS) == len(on_gui_thread)
+    assert not any(on_gui_thread)
     assert any(c.verdict == "fits_partial" for c in view.cells)
     print(f"\nladder for nvidia-24gb filled in {took:.2f} s; longest GUI stall {meter.longest * 1000:.0f} ms")
-    assert meter.longest < STALL_LIMIT_S, f"the GUI stalled {meter.longest * 1000:.0f} ms"
+    assert meter.longest < SUITE_STALL_LIMIT_S, f"the GUI stalled {meter.longest * 1000:.0f} ms"
     assert meter.ticks >= 5  # the meter ran while the ladder was worked out
 
 
 def test_the_stall_meter_sees_the_ladder_computed_on_the_gui_thread(qtbot: QtBot) -> None:
-    """The meter above can fail: the same ladder worked out on the GUI thread stalls it far past 50 ms."""
+    """The meter above can fail: the same ladder worked out on the GUI thread stalls it past the suite's bound."""
     _forget_ladder_work()
     target = find_target("nvidia-24gb")
     meter = _StallMeter()
@@ -133,7 +155,7 @@ def test_the_stall_meter_sees_the_ladder_computed_on_the_gui_thread(qtbot: QtBot
     qtbot.waitUntil(lambda: bool(done), timeout=120_000)
     qtbot.wait(30)
     meter.stop()
-    assert meter.longest > STALL_LIMIT_S
+    assert meter.longest > SUITE_STALL_LIMIT_S
 
 
 def test_a_right_click_checks_a_cell_against_its_hub_file(qtbot: QtBot, hub_server: HubServer) -> None:
