@@ -7,7 +7,7 @@ import random
 import pytest
 
 from sizewise.core.gguf.header import GGUFHeader, TensorInfo
-from sizewise.core.speed.fit import FitError, PpPoint, TgPoint, fit_line, fit_pp, fit_tg
+from sizewise.core.speed.fit import FitError, NoisyFit, PpPoint, TgPoint, fit_line, fit_pp, fit_tg
 from sizewise.core.speed.model import model_cost, pp_seconds, predict_speed
 from sizewise.core.speed.profile import KV, ProfileStore, SpeedProfile, estimate_profile, type_family
 
@@ -44,6 +44,26 @@ def test_per_type_fit_recovers_each_bandwidth_and_the_per_layer_cost() -> None:
     assert fit.t_fixed == pytest.approx(0.0005, rel=1e-3) and fit.t_layer == pytest.approx(2e-5, rel=1e-3)
     assert fit.bw_by_key == pytest.approx(bws, rel=1e-3)
     assert fit_tg(points[:3]).bw_by_key == {}  # too few points for per-type figures: the single line only
+
+
+def test_a_device_where_the_type_decides_more_than_the_bytes_still_fits_per_type() -> None:
+    """Software Vulkan took twice as long on a Q4_K_M as on the Q8_0 of the same shape; where a type is read ten
+    times slower per byte, the larger Q8_0 files are the faster ones and no line through total bytes exists. The
+    per-type fit explains the points, and the single figure is theirs."""
+    bws = {"Q8_0": 300e6, "Q4_K": 30e6, KV: 100e6}
+    points = []
+    for w, layers in ((30e6, 2), (16e6, 6), (24e6, 10)):
+        for by_type in ({"Q8_0": w}, {"Q4_K": 0.75 * w}):
+            for kv in (0.01e6, 0.2e6):
+                by = {k: int(n) for k, n in by_type.items()} | {KV: int(kv)}
+                points.append(TgPoint(by, 0.01 + layers * 0.004 + sum(n / bws[k] for k, n in by.items()), layers))
+    with pytest.raises(NoisyFit):
+        fit_line([(float(p.bytes_read), p.seconds) for p in points])
+    fit = fit_tg(points)
+    assert fit.bw_by_key == pytest.approx(bws, rel=1e-3) and fit.t_layer == pytest.approx(0.004, rel=1e-3)
+    assert fit.worst_error < 1e-6 and 30e6 < fit.bw < 300e6
+    with pytest.raises(NoisyFit):  # too few points to tell the types apart: refused, not guessed
+        fit_tg(points[:5])
 
 
 def test_types_always_in_step_are_drawn_to_their_familys_figure_instead_of_apart() -> None:

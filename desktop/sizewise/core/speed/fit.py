@@ -151,15 +151,32 @@ def _solve(rows: list[list[float]], y: list[float], extra: list[list[float]] | N
 
 def fit_tg(points: list[TgPoint], prior: Prior | None = None) -> TgFit:
     """Generation figures from points; per-key bandwidths only when the points over-determine them, drawn to
-    ``prior`` (seconds per byte by key) where given."""
-    t_fixed, bw = fit_line([(float(p.bytes_read), p.seconds) for p in points])
+    ``prior`` (seconds per byte by key) where given.
+
+    The single figure over total bytes comes from a line through the points when time grows with bytes. On a
+    device where the weight type decides more than the bytes do (software Vulkan: Q4_K_M took twice as long as
+    the Q8_0 of the same shape with 25 % fewer bytes), no such line exists; with enough points the per-key fit
+    still explains them, and the single figure is then the points' bytes over the time the per-key fit gives
+    their bytes. Whether the per-key fit explains the points is the caller's to judge (``errors``)."""
     keys = sorted({k for p in points for k, n in p.bytes_by_key.items() if n > 0})
-    if len(points) <= len(keys) + 2:  # not over-determined: per-key figures would just fit the noise
+    over_determined = len(points) > len(keys) + 2  # else per-key figures would just fit the noise
+    try:
+        t_fixed, bw = fit_line([(float(p.bytes_read), p.seconds) for p in points])
+    except NoisyFit:
+        if not over_determined:
+            raise
+        t_fixed, bw = 0.0, 0.0
+    if not over_determined:
         return TgFit(t_fixed, bw, 0.0, {})
     rows = [[1.0, float(p.n_layer)] + [float(p.bytes_by_key.get(k, 0)) for k in keys] for p in points]
     seconds = [p.seconds for p in points]
     sol = _solve(rows, seconds, _prior_rows(rows, keys, 2, prior))
     by_key = {k: float(1.0 / inv) for k, inv in zip(keys, sol[2:], strict=True) if inv > 0}
+    if not by_key:
+        raise NoisyFit("time did not grow with bytes read")
+    if bw <= 0:
+        byte_seconds = float(np.sum(np.array(rows)[:, 2:] @ sol[2:]))
+        bw = sum(float(p.bytes_read) for p in points) / byte_seconds
     return TgFit(float(sol[0]), bw, float(sol[1]), by_key, relative_errors(rows, seconds, sol))
 
 
