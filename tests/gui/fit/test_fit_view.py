@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from pytestqt.qtbot import QtBot
@@ -50,6 +51,19 @@ def test_context_slider_updates_the_prediction_at_once(qtbot: QtBot, smollm2_pat
     assert "8,192" in view.max_ctx_label.text()
     assert view.result.prediction.compute_cpu_unwritten < UNWRITTEN_WORTH_SAYING
     assert "never asks for" not in view.detail_label.text()
+
+
+def test_a_load_beyond_the_trained_context_is_predicted_at_its_own_context(qtbot: QtBot, smollm2_path: Path) -> None:
+    """A model trained on 512 tokens and loaded with 2048: the prediction beside that load is for 2048, not 512."""
+    view = FitView()
+    qtbot.addWidget(view)
+    info = replace(model_info(smollm2_path), context_length=512)
+    view.set_model(read_header(smollm2_path), info, Budget(8 * GiB, 0, "test budget", CPU), LoadParams(n_ctx=2048))
+    assert view.current_params().n_ctx == 2048 and view.ctx_value.text() == "2,048"
+    expected = predict(read_header(smollm2_path), LoadParams(n_ctx=2048), CPU)
+    assert view.result is not None and view.result.prediction.kv_bytes == expected.kv_bytes
+    view.ctx_slider.setValue(1)
+    assert view.current_params().n_ctx == 256
 
 
 def test_verdict_and_largest_context_follow_the_budget(qtbot: QtBot, smollm2_path: Path) -> None:

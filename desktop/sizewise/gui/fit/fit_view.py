@@ -189,11 +189,14 @@ class FitView(QWidget):
         self.reply_speed = None
         self.diff_table.setVisible(False)
         self._max_ctx_key = None
-        trained = max(info.context_length, CTX_STEP)
+        # The slider reaches the trained context, or the context asked for when that is larger (a model loaded
+        # beyond its trained context): capped at the trained one, the prediction would be for another context
+        # than the load it is compared with.
+        top = max(info.context_length, self.params.n_ctx, CTX_STEP)
         self._updating = True
         try:
-            self.ctx_slider.setRange(1, max(1, trained // CTX_STEP))
-            self.ctx_slider.setValue(max(1, min(self.params.n_ctx, trained) // CTX_STEP))
+            self.ctx_slider.setRange(1, max(1, top // CTX_STEP))
+            self.ctx_slider.setValue(max(1, self.params.n_ctx // CTX_STEP))
             self.gpu_slider.setRange(0, info.n_layers + 1)
             self.gpu_slider.setEnabled(budget.backend.gpu)
             self.gpu_auto.setEnabled(budget.backend.gpu)
