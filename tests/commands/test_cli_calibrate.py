@@ -62,6 +62,7 @@ def test_calibration_stores_a_measured_profile_and_leaves_no_synthetic_files(
     assert profile.measured and profile.bw_effective > 0 and profile.t_fixed >= 0
     assert profile.flops_by_quant and profile.bw_by_quant and profile.llama_cpp_version and profile.points >= 6
     assert len(out["measurements"]) >= 6 and all(m["tg_tps"] > 0 for m in out["measurements"])
+    assert out["gpu"] is None  # a CPU build: nothing to offload to, nothing measured as a GPU
     rounds = [m["rounds"] for m in out["measurements"]]
     assert all(3 <= len(r) <= 5 and any(x["steady"] for x in r) for r in rounds) and profile.fit_error > 0
     assert _leftovers(base) == []

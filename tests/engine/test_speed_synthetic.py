@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,9 +16,10 @@ from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_
 from sizewise.engine.bench import BenchRequest
 from sizewise.engine.session import EngineSession
 from sizewise.engine.speed.calibrate import CALIBRATION_SHAPES
-from sizewise.engine.speed.measure import Overtime, bench
+from sizewise.engine.speed.measure import Overtime, Runs, bench, measure_round
 
 SHAPE = SyntheticShape(n_layer=2, n_embd=256, n_ff=512, n_head=4, n_head_kv=2)
+SMALL_RUNS = Runs(pp=32, tg=24, deep=32, repetitions=2, deep_repetitions=1)
 
 N_PARAMS = """
 import sys, llama_cpp
@@ -65,3 +68,58 @@ def test_a_bench_past_its_deadline_is_stopped_and_the_worker_is_free_again(synth
         assert time.monotonic() - t0 < 10
         done = bench(session, BenchRequest(pp=16, tg=4, repetitions=1, ttft=False, warmup=False))
         assert done["tg"]["mean_tps"] > 0
+
+
+def _pin(pid: int, cpu: int) -> None:
+    """Every thread of ``pid`` on one CPU (sched_setaffinity on a pid moves only its main thread)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(tid), {cpu})
+
+
+def _times(done: dict[str, Any]) -> tuple[float, float]:
+    """(wall, CPU) seconds of the generation runs, summed over repetitions."""
+    return sum(done["tg"]["samples_s"]), sum(done["tg"]["cpu_samples_s"])
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux CPU affinity")
+def test_at_one_thread_the_cpu_time_leaves_out_what_other_programs_took(synthetic: Path) -> None:
+    """Calibration times one-thread runs in CPU time (measure.cpu_timed): two busy programs on the engine's own
+    core slow the wall time about threefold, and must leave the CPU time where it was."""
+    cpu = sorted(os.sched_getaffinity(0))[0]
+    req = BenchRequest(pp=64, tg=48, repetitions=3, ttft=False, warmup=False)
+    with EngineSession() as session:
+        session.load(synthetic, LoadParams(n_ctx=160, n_threads=1))
+        pid = session.client.pid
+        assert pid is not None
+        _pin(pid, cpu)
+        bench(session, BenchRequest(pp=16, tg=8, repetitions=1, ttft=False))  # warm caches and pages
+        quiet = bench(session, req)
+        quiet_round = measure_round(session, synthetic, threads=1, runs=SMALL_RUNS)
+        session.load(synthetic, LoadParams(n_ctx=160, n_threads=1))
+        for key in ("pp", "tg"):
+            assert len(quiet[key]["cpu_samples_s"]) == 3
+            for wall, cpu_s in zip(quiet[key]["samples_s"], quiet[key]["cpu_samples_s"], strict=True):
+                assert 0 < cpu_s <= wall * 1.01 + 1e-3
+        hogs = [
+            subprocess.Popen(
+                [sys.executable, "-c", "while True: pass"], preexec_fn=lambda: os.sched_setaffinity(0, {cpu})
+            )
+            for _ in range(2)
+        ]
+        try:
+            time.sleep(0.2)
+            busy = bench(session, req)
+            busy_round = measure_round(session, synthetic, threads=1, runs=SMALL_RUNS)
+        finally:
+            for hog in hogs:
+                hog.kill()
+                hog.wait()
+    quiet_wall, quiet_cpu = _times(quiet)
+    busy_wall, busy_cpu = _times(busy)
+    assert busy_wall > 1.8 * busy_cpu, (busy_wall, busy_cpu)  # the core was shared three ways
+    assert busy_cpu < 1.5 * quiet_cpu, (busy_cpu, quiet_cpu, busy_wall, quiet_wall)
+    # calibration's rounds at one thread take these figures, so the busy round is as fast as the quiet one
+    assert busy_round.tg < 1.5 * quiet_round.tg and busy_round.bench_s < 1.5 * quiet_round.bench_s, (
+        busy_round,
+        quiet_round,
+    )

@@ -68,6 +68,9 @@ class LoadParams:
     n_threads: int | None = None
     kv_type: str = "f16"  # f16 | q8_0 | q4_0
     flash_attn: bool = False
+    # llama.cpp's default: on a GPU build, a prompt batch's matmuls for layers kept on the CPU run on the GPU.
+    # Off only where the CPU itself must be timed (calibration's CPU profile on a GPU build).
+    op_offload: bool = True
 
     def validate(self) -> None:
         if self.n_ctx < 16:

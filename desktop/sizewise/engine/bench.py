@@ -168,8 +168,9 @@ class BenchRequest:
         return (runs if self.warmup else 0) + runs * self.repetitions + (self.repetitions if self.ttft else 0)
 
 
-def summarize_tps(n_tokens: int, seconds: list[float]) -> dict[str, Any]:
-    """llama-bench's figures: mean and sample stddev of per-repetition tokens/s (not tokens / mean time)."""
+def summarize_tps(n_tokens: int, seconds: list[float], cpu_seconds: list[float] | None = None) -> dict[str, Any]:
+    """llama-bench's figures: mean and sample stddev of per-repetition tokens/s (not tokens / mean time), and each
+    repetition's CPU time on the timing thread (see _Runner.timed)."""
     tps = [n_tokens / s for s in seconds if s > 0]
     return {
         "n": n_tokens,
@@ -178,6 +179,7 @@ def summarize_tps(n_tokens: int, seconds: list[float]) -> dict[str, Any]:
         "sd_tps": statistics.stdev(tps) if len(tps) > 1 else 0.0,
         "samples_tps": tps,
         "samples_s": list(seconds),
+        "cpu_samples_s": list(cpu_seconds or ()),
     }
 
 
@@ -208,6 +210,12 @@ class _Runner:
         # Kept alive for the whole run: llama_batch_get_one points into these arrays.
         self._pp_array = (self.lc.llama_token * n_array)(*self.tokens[:n_array])
         self._one = (self.lc.llama_token * 1)()
+        # CPU seconds the calling thread spent in the last timed run. With one thread llama.cpp computes on
+        # this thread alone, so this is the run's wall time less the time other programs held the core: a
+        # figure the other work on a shared machine cannot slow (2 CPU hogs and a memory-bound one on both
+        # cores doubled a 0.5B model's token time here, 24 -> 52 ms, while this stayed 24-26 ms). With more
+        # threads it counts only this thread's share, so the calibration reads it only at one thread.
+        self.last_cpu_s = 0.0
 
     # -- helpers ----------------------------------------------------------------------------------
     def _bench_tokens(self, n: int) -> list[int]:
@@ -287,12 +295,13 @@ class _Runner:
         lc, ctx = self.lc, self.ctx
         batches = self._batches(self.depth, n)
         self._to_depth(self.depth)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         for batch in batches:
             self._decoded(lc.llama_decode(ctx, batch))
             self.cached += batch.n_tokens
             self._check_stop()
         lc.llama_synchronize(ctx)
+        self.last_cpu_s = time.thread_time() - c0
         return time.perf_counter() - t0
 
     def run_tg(self, n: int) -> float:
@@ -302,7 +311,7 @@ class _Runner:
         stop = self.host.stop_event
         start = self.req.gen_depth
         self._to_depth(start)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         for i in range(n):
             one[0] = tokens[start + i]
             rc = lc.llama_decode(ctx, batch)
@@ -311,8 +320,8 @@ class _Runner:
                 raise BenchCancelled
             self.cached += 1
             lc.llama_synchronize(ctx)
-        elapsed = time.perf_counter() - t0
-        return elapsed
+        self.last_cpu_s = time.thread_time() - c0
+        return time.perf_counter() - t0
 
     def run_ttft(self) -> tuple[float, int]:
         """(ms to the first piece of text of a real chat turn from an empty cache, prompt tokens)."""
@@ -359,13 +368,17 @@ class _Runner:
                 self._progress("warmup_tg", 0, 1 / secs, "tokens/s")
         pp_s: list[float] = []
         tg_s: list[float] = []
+        pp_cpu: list[float] = []
+        tg_cpu: list[float] = []
         if req.pp > 0:
             for rep in range(1, req.repetitions + 1):
                 pp_s.append(self.run_pp(req.pp))
+                pp_cpu.append(self.last_cpu_s)
                 self._progress("pp", rep, req.pp / pp_s[-1], "tokens/s")
         if req.tg > 0:
             for rep in range(1, req.repetitions + 1):
                 tg_s.append(self.run_tg(req.tg))
+                tg_cpu.append(self.last_cpu_s)
                 self._progress("tg", rep, req.tg / tg_s[-1], "tokens/s")
         ttft_ms: list[float] = []
         prompt_tokens = 0
@@ -379,8 +392,8 @@ class _Runner:
         if ttft is not None:
             ttft.update(prompt_tokens=prompt_tokens, mode=self.host.chat_mode, prompt=req.ttft_prompt)
         return {
-            "pp": summarize_tps(req.pp, pp_s) if req.pp > 0 else None,
-            "tg": summarize_tps(req.tg, tg_s) if req.tg > 0 else None,
+            "pp": summarize_tps(req.pp, pp_s, pp_cpu) if req.pp > 0 else None,
+            "tg": summarize_tps(req.tg, tg_s, tg_cpu) if req.tg > 0 else None,
             "ttft": ttft,
             "ttft_ms": ttft["mean_ms"] if ttft is not None else None,
             "warmup": req.warmup,

@@ -45,7 +45,8 @@ Events, worker → parent
                 the client keeps the message for the ``engine_stopped`` reason instead of passing it on.
 ``bench_progress`` ``{id, phase: warmup_pp|warmup_tg|pp|tg|ttft, rep, repetitions, value, unit, step, steps}``
                 after each run (never inside a timed one).
-``bench_done``  ``{id, cancelled, pp: {n, repetitions, mean_tps, sd_tps, samples_tps, samples_s} | None,
+``bench_done``  ``{id, cancelled, pp: {n, repetitions, mean_tps, sd_tps, samples_tps, samples_s,
+                cpu_samples_s} | None,
                 tg: same | None, ttft: {mean_ms, sd_ms, samples_ms, prompt_tokens, mode, prompt} | None,
                 ttft_ms, warmup, depth, n_ctx, n_batch, n_ubatch, n_threads, n_threads_batch, wall_s, rss_bytes,
                 peak_rss_bytes}``; a cancelled run carries only ``{id, cancelled: true, rss_bytes,

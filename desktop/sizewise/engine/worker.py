@@ -311,6 +311,8 @@ class Worker:
             "type_v": KV_TYPES[str(lp.get("kv_type", "f16"))],
             "verbose": True,  # False would redirect fds 1/2 process-wide; the log callback is enough
         }
+        if not lp.get("op_offload", True):
+            kwargs["op_offload"] = False
         threads = int(lp.get("n_threads") or default_threads())
         kwargs["n_threads"] = kwargs["n_threads_batch"] = threads
         t0 = time.perf_counter()

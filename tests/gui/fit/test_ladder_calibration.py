@@ -22,7 +22,7 @@ from sizewise.core.speed.predicted import Devices
 from sizewise.core.speed.profile import PROFILE_FILE, SpeedProfile, estimate_profile
 from sizewise.core.speed.scratch import SCRATCH_PREFIX
 from sizewise.engine.speed.calibrate_job import CalibrationJob
-from sizewise.gui.fit.calibration_panel import CANCELLED, OFFER
+from sizewise.gui.fit.calibration_panel import CANCELLED, GPU_OFFER, OFFER
 from sizewise.gui.fit.ladder_view import LadderView
 
 GiB = 1 << 30
@@ -100,12 +100,38 @@ def test_the_status_says_how_the_gpus_share_of_a_split_is_timed(qtbot: QtBot) ->
     gpu_budget = Budget(6 * GiB, 4 * GiB, "a 6 + 4 GiB test budget", Backend(gpu=True, gpu_backend="cuda"))
     cpu = SpeedProfile(bw_effective=20e9, t_fixed=0.001, source="measured")
     nvml = SpeedProfile(bw_effective=700e9, t_fixed=0.001, note="estimate from NVML's peak figures for a test GPU")
+    measured_gpu = SpeedProfile(bw_effective=500e9, t_fixed=0.001, source="measured", backend="cuda")
     cases = [
         (BUDGET, Devices(cpu), "calibrated profile.", "GPU"),  # no GPU in the budget: nothing said of one
         (gpu_budget, Devices(cpu), "the GPU's layers are timed as the CPU's", "NVML"),
         (gpu_budget, Devices(cpu, nvml), "GPU: estimate from NVML's peak figures for a test GPU", "timed as"),
+        (gpu_budget, Devices(cpu, measured_gpu), "GPU: from its calibrated profile", "NVML"),
     ]
     for budget, devices, said, unsaid in cases:
         view.set_machine(budget, devices)
         qtbot.waitUntil(lambda: "Working out" not in view.status.text(), timeout=30_000)
         assert said in view.status.text() and unsaid not in view.status.text(), view.status.text()
+
+
+def test_a_gpu_never_measured_is_offered_measuring_too(qtbot: QtBot) -> None:
+    """With the CPU measured and a GPU in the budget, the GPU's layers are still an estimate: the offer stays, in
+    words about the GPU, until a GPU profile is there too; a target never shows it."""
+    view = LadderView(calibrator=None)
+    qtbot.addWidget(view)
+    view.show()
+    gpu_budget = Budget(6 * GiB, 4 * GiB, "a 6 + 4 GiB test budget", Backend(gpu=True, gpu_backend="vulkan"))
+    cpu = SpeedProfile(bw_effective=20e9, t_fixed=0.001, source="measured")
+    panel = view.calibration
+    view.set_machine(gpu_budget, Devices(estimate_profile()))
+    assert panel.isVisible() and panel.message.text() == OFFER
+    view.set_machine(gpu_budget, Devices(cpu))
+    assert panel.isVisible() and panel.message.text() == GPU_OFFER
+    nvml = SpeedProfile(bw_effective=700e9, t_fixed=0.001, note="estimate from NVML's peak figures")
+    view.set_machine(gpu_budget, Devices(cpu, nvml))
+    assert panel.isVisible() and panel.message.text() == GPU_OFFER
+    view.set_machine(gpu_budget, Devices(cpu, SpeedProfile(bw_effective=500e9, t_fixed=0.001, source="measured")))
+    assert not panel.isVisible()
+    view.set_machine(BUDGET, Devices(cpu))  # no GPU in the budget: the CPU's profile is all there is to measure
+    assert not panel.isVisible()
+    view.set_machine(gpu_budget, Devices(cpu, gpu_software=True))  # software Vulkan: calibration skips it
+    assert not panel.isVisible()

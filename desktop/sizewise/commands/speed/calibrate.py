@@ -1,7 +1,8 @@
-"""``sizewise calibrate [--json]``: measure this machine's speed profile for speed predictions.
+"""``sizewise calibrate [--threads N] [--no-gpu] [--json]``: measure this machine's speed profiles.
 
-Writes synthetic random-weight models, quantizes and measures them, fits and stores the profile keyed by
-this hardware and llama.cpp build (engine/speed/calibrate.py), and deletes every synthetic file. Progress
+Writes synthetic random-weight models, quantizes and measures them (on the CPU, then on the GPU where the build
+drives one), fits and stores a profile per device keyed by this hardware and llama.cpp build
+(engine/speed/calibrate.py), and deletes every synthetic file. Progress
 goes to stderr. Ctrl+C stops it: nothing is stored and no file is left (exit 130).
 """
 
@@ -27,9 +28,14 @@ from sizewise.engine.speed.measure import CalibrationFailed, Measured
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "calibrate", help="measure this machine's speed (about a minute) so speeds can be predicted before download"
+        "calibrate", help="measure this machine's speed (about two minutes) so speeds can be predicted before download"
     )
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: llama-cpp-python's choice)")
+    p.add_argument(
+        "--no-gpu",
+        action="store_true",
+        help="measure the CPU only, even where the build drives a GPU (about half the time)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -72,25 +78,37 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
 
     restore_default_sigint()
     try:
-        profile, measured = calibrate(ctx.paths, starter.path, progress, threads=args.threads)
+        done = calibrate(ctx.paths, starter.path, progress, threads=args.threads, gpu=False if args.no_gpu else None)
     except KeyboardInterrupt:
         print("Calibration cancelled; nothing was stored and the synthetic models were deleted.", file=sys.stderr)
         return INTERRUPTED
     except (CalibrationFailed, EngineError, FitError) as exc:
         raise UserError(f"Calibration failed, nothing was stored: {exc}") from exc
-    ProfileStore.for_app(ctx.paths).put(profile)
+    store = ProfileStore.for_app(ctx.paths)
+    for profile in done.profiles:
+        store.put(profile)
     if args.json:
-        print(json.dumps(_summary(profile, measured), indent=1))
+        out = _summary(done.profile, done.measured)
+        out["gpu"] = _summary(done.gpu, done.gpu_measured) if done.gpu is not None else None
+        print(json.dumps(out, indent=1))
         return 0
+    _print_device(done.profile, done.measured)
+    if done.gpu is not None:
+        _print_device(done.gpu, done.gpu_measured)
+    return 0
+
+
+def _print_device(profile: SpeedProfile, measured: list[Measured]) -> None:
+    where = "CPU" if profile.backend == "cpu" else f"GPU ({profile.backend}: {profile.device})"
+    print(f"{where}:")
     for m in measured:
         print(
-            f"{m.label:<14} tg {m.tg_tps:7.1f} t/s (at depth: {m.tg_deep_tps:7.1f})   "
+            f"  {m.label:<14} tg {m.tg_tps:7.1f} t/s (at depth: {m.tg_deep_tps:7.1f})   "
             f"pp {m.pp_tps:8.1f} t/s (at depth: {m.pp_deep_tps:7.1f})"
         )
     fams = ", ".join(f"{t} {bw / 1e9:.1f}" for t, bw in sorted(profile.bw_by_quant.items()))
     print(
-        f"Bandwidth {profile.bw_effective / 1e9:.1f} GB/s effective ({fams or 'one figure for all types'}), "
+        f"  Bandwidth {profile.bw_effective / 1e9:.1f} GB/s effective ({fams or 'one figure for all types'}), "
         f"{profile.t_fixed * 1e3:.2f} ms fixed and {profile.t_layer * 1e3:.3f} ms per layer per token; "
-        f"every point within {profile.fit_error:.0%} of the fit; calibrated in {profile.calibration_s:.0f} s."
+        f"every point within {profile.fit_error:.0%} of the fit; measured in {profile.calibration_s:.0f} s."
     )
-    return 0

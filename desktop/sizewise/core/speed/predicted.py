@@ -23,6 +23,7 @@ class Devices:
 
     cpu: SpeedProfile
     gpu: SpeedProfile | None = None
+    gpu_software: bool = False  # the GPU is a software driver on the CPU, which calibration does not measure
 
 
 @dataclass(frozen=True)
@@ -166,4 +167,3 @@ def _scaled(cost: ModelCost, share: float) -> ModelCost:
         kv_swa_bytes_per_token=int(cost.kv_swa_bytes_per_token * share),
         attn_flops_per_cached_token=int(cost.attn_flops_per_cached_token * share),
     )
-

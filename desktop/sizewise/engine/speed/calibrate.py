@@ -19,15 +19,16 @@ import datetime
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sizewise.core.fit.hardware import probe_hardware
+from sizewise.core.fit.devices import BackendDevice
+from sizewise.core.fit.hardware import HardwareReport, probe_hardware
 from sizewise.core.gguf.header import read_header
 from sizewise.core.paths import AppPaths
 from sizewise.core.quant.plan import plan_quantize
-from sizewise.core.speed.fit import NoisyFit, Prior, TgFit, fit_pp, fit_tg
+from sizewise.core.speed.fit import NoisyFit, PpFit, Prior, TgFit, fit_pp, fit_tg
 from sizewise.core.speed.model import ModelCost, model_cost
 from sizewise.core.speed.profile import SpeedProfile, type_family
 from sizewise.core.speed.scratch import make_scratch
@@ -36,12 +37,13 @@ from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_
 from sizewise.engine.child_signals import children_ignore_sigint
 from sizewise.engine.quant.quantize import Quantizer
 from sizewise.engine.session import EngineSession
-from sizewise.engine.speed.devices import device_fingerprint
-from sizewise.engine.speed.measure import CalibrationFailed, Measured, Overtime, measure_round, points
+from sizewise.engine.speed.devices import device_fingerprint, gpu_fingerprint, offload_device
+from sizewise.engine.speed.measure import RUNS, CalibrationFailed, Measured, Overtime, Runs, measure_round, points
 
 # ~86M, ~31M and ~128M parameters (the tokenizer's 49152-row embedding included): small enough to write,
-# quantize and measure in about a minute and a half on two cores. Depth and width vary independently (4 wide
-# layers, 24 narrow ones, 10 wide ones) so the fit can tell the per-layer cost from the per-byte cost. The
+# quantize and measure in about two minutes on two cores (132 s, 26 s of it writing and quantizing). Depth and
+# width vary independently (4 wide layers, 24 narrow ones, 10 wide ones) so the fit can tell the per-layer cost
+# from the per-byte cost. The
 # first two are multiples of 256 wide, so every weight is in the k-quant asked for. The third is 960 wide, not a
 # multiple of 256, like many real models (SmolLM2-135M's 576, Qwen2.5-0.5B's 896, Gemma-3-1B's 1152): llama.cpp
 # then stores every tensor whose rows are 960 long in the fallback type (Q5_0 for Q4_K, Q4_0 for Q2_K/Q3_K,
@@ -130,30 +132,37 @@ def _measure_rounds(
     progress: Progress,
     threads: int | None,
     prepare_s: float,
+    gpu_layers: int = 0,
+    runs: Runs = RUNS,
 ) -> list[Measured]:
     """Every model once per round for ROUNDS rounds, so each point's rounds lie far apart in time; then more
-    rounds, up to MAX_ROUNDS, for the models with fewer than ROUNDS steady ones. Refused once measuring has
-    taken BUSY_RATIO × ``prepare_s``."""
+    rounds, up to MAX_ROUNDS, for the models with fewer than ROUNDS steady ones. On the CPU, refused once
+    measuring has taken BUSY_RATIO × ``prepare_s``; a GPU has no such budget, since how fast it is against the
+    CPU that prepared the models says nothing about other programs (software Vulkan is ~70× slower here)."""
     figures: dict[str, list[RoundFigures]] = {m.label: [] for m in models}
+    where = " on the GPU" if gpu_layers else ""
     t0 = time.monotonic()
-    deadline = t0 + BUSY_RATIO * prepare_s
+    deadline = None if gpu_layers else t0 + BUSY_RATIO * prepare_s
     try:
         for r in range(MAX_ROUNDS):
             todo = [m for m in models if len(steady_rounds(figures[m.label])) < ROUNDS]
             if not todo:
                 break
             if r < ROUNDS:
-                progress(f"Measuring, round {r + 1} of {ROUNDS}…")
+                progress(f"Measuring{where}, round {r + 1} of {ROUNDS}…")
             else:
                 progress(f"Measuring again: {len(todo)} of {len(models)} models had a round slowed by other programs…")
             for m in todo:
-                figures[m.label].append(measure_round(session, m.path, threads=threads, deadline=deadline))
+                figures[m.label].append(
+                    measure_round(session, m.path, threads=threads, deadline=deadline, gpu_layers=gpu_layers, runs=runs)
+                )
     except Overtime:
         raise CalibrationFailed(
-            f"measuring took {time.monotonic() - t0:.0f} s, more than {BUSY_RATIO:.0f}× the {prepare_s:.0f} s that "
-            f"writing and quantizing the models took, where a steady machine needs about {STEADY_RATIO:.1f}× — {BUSY}"
+            f"measuring{where} took {time.monotonic() - t0:.0f} s, more than {BUSY_RATIO:.0f}× the {prepare_s:.0f} s "
+            f"that writing and quantizing the models took, where a steady machine needs about {STEADY_RATIO:.1f}× — "
+            f"{BUSY}"
         ) from None
-    return [points(m.label, m.cost, figures[m.label]) for m in models]
+    return [points(m.label, m.cost, figures[m.label], runs) for m in models]
 
 
 def _judge(tg: TgFit) -> None:
@@ -174,31 +183,24 @@ def _prior(by_family: dict[str, float]) -> Prior:
     return lambda t: 1.0 / by_family[type_family(t)] if by_family.get(type_family(t)) else None
 
 
-def calibrate(
-    paths: AppPaths,
-    template: Path,
-    progress: Progress,
-    *,
-    shapes: tuple[SyntheticShape, ...] = CALIBRATION_SHAPES,
-    types: tuple[str, ...] = CALIBRATION_TYPES,
-    threads: int | None = None,
-) -> tuple[SpeedProfile, list[Measured]]:
-    """Measure this machine and fit its profile; ``template`` lends its tokenizer (the starter model)."""
-    t0 = time.perf_counter()
-    folder = make_scratch(paths.cache_dir)
-    try:
-        progress("Starting the engine…")
-        with EngineSession(log_path=paths.log_dir / "engine.log") as session:
-            with children_ignore_sigint():
-                session.client.start()
-            ready = dict(session.wait_for("ready", timeout=60))
-            t_prepare = time.perf_counter()
-            models = _prepare(folder, template, shapes, types, progress)
-            prepare_s = time.perf_counter() - t_prepare
-            results = _measure_rounds(session, models, progress, threads, prepare_s)
-        hardware = probe_hardware(ready)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+@dataclass(frozen=True)
+class Calibration:
+    """What one calibration measured: the CPU's profile, and the GPU's where the build drives one (every model
+    measured again with all its layers offloaded), each with the measurements it was fitted on."""
+
+    profile: SpeedProfile
+    measured: list[Measured]
+    gpu: SpeedProfile | None = None
+    gpu_measured: list[Measured] = field(default_factory=list)
+
+    @property
+    def profiles(self) -> list[SpeedProfile]:
+        return [self.profile] + ([self.gpu] if self.gpu is not None else [])
+
+
+def _fit(results: list[Measured]) -> tuple[TgFit, TgFit, PpFit, PpFit]:
+    """Generation by tensor type (drawn to its family's figure) and prompt processing likewise; refused when the
+    points fit no steady speed."""
     try:
         tg_family = fit_tg([p for m in results for p in m.tg_by_family])
         tg = fit_tg([p for m in results for p in m.tg_by_quant], _prior(tg_family.bw_by_key))
@@ -207,8 +209,12 @@ def calibrate(
         pp = fit_pp([p for m in results for p in m.pp_by_quant], _prior(pp_family.flops_by_key))
     except NoisyFit as exc:
         raise CalibrationFailed(f"the measurements fit no steady speed ({exc}) — {BUSY}") from exc
-    engine = hardware.engine
-    profile = SpeedProfile(
+    return tg_family, tg, pp_family, pp
+
+
+def _profile(results: list[Measured], **identity: Any) -> SpeedProfile:
+    tg_family, tg, pp_family, pp = _fit(results)
+    return SpeedProfile(
         bw_effective=tg.bw,
         t_fixed=tg.t_fixed,
         pp_fixed=pp.c0,
@@ -220,13 +226,78 @@ def calibrate(
         flops_by_family=pp_family.flops_by_key,
         attn_flops=pp.attn_flops,
         source="measured",
-        backend="cpu",
-        device=str(hardware.cpu_model.value or ""),
         when=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        llama_cpp_version=engine.llama_cpp_version if engine else "",
-        fingerprint=device_fingerprint(hardware),
-        calibration_s=time.perf_counter() - t0,
         points=sum(len(m.tg_by_quant) for m in results),
         fit_error=tg.worst_error,
+        **identity,
     )
-    return profile, results
+
+
+def gpu_to_measure(hardware: HardwareReport, gpu: bool | None, progress: Progress) -> BackendDevice | None:
+    """The device calibration measures besides the CPU (``gpu`` as calibrate() takes it), saying why it skips a
+    software one."""
+    device = offload_device(hardware) if gpu is not False else None
+    if device is not None and device.software and gpu is None:
+        progress(f"{device.name} is {device.kind_label}: too slow to measure here, its layers stay an estimate")
+        return None
+    return device
+
+
+def calibrate(
+    paths: AppPaths,
+    template: Path,
+    progress: Progress,
+    *,
+    shapes: tuple[SyntheticShape, ...] = CALIBRATION_SHAPES,
+    types: tuple[str, ...] = CALIBRATION_TYPES,
+    threads: int | None = None,
+    gpu: bool | None = None,
+    runs: Runs = RUNS,
+) -> Calibration:
+    """Measure this machine and fit its profiles; ``template`` lends its tokenizer (the starter model). Where the
+    build offloads, the same models are measured a second time on the GPU, for its own profile: a GPU's speed
+    cannot be guessed from the CPU's. ``gpu`` None measures a hardware GPU and skips a software one (lavapipe
+    runs a 135M model at ~1 token/s: calibration's runs would take most of an hour there); True measures
+    whichever device takes layers; False the CPU only."""
+    t0 = time.perf_counter()
+    folder = make_scratch(paths.cache_dir)
+    gpu_results: list[Measured] = []
+    try:
+        progress("Starting the engine…")
+        with EngineSession(log_path=paths.log_dir / "engine.log") as session:
+            with children_ignore_sigint():
+                session.client.start()
+            ready = dict(session.wait_for("ready", timeout=60))
+            hardware = probe_hardware(ready)
+            device = gpu_to_measure(hardware, gpu, progress)
+            t_prepare = time.perf_counter()
+            models = _prepare(folder, template, shapes, types, progress)
+            prepare_s = time.perf_counter() - t_prepare
+            results = _measure_rounds(session, models, progress, threads, prepare_s, runs=runs)
+            t_cpu = time.perf_counter()
+            if device is not None:
+                gpu_results = _measure_rounds(session, models, progress, threads, prepare_s, gpu_layers=-1, runs=runs)
+        t_gpu = time.perf_counter()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    engine = hardware.engine
+    version = engine.llama_cpp_version if engine else ""
+    profile = _profile(
+        results,
+        backend="cpu",
+        device=str(hardware.cpu_model.value or ""),
+        llama_cpp_version=version,
+        fingerprint=device_fingerprint(hardware),
+        calibration_s=t_cpu - t0,
+    )
+    if device is None:
+        return Calibration(profile, results)
+    gpu_profile = _profile(
+        gpu_results,
+        backend=device.backend.lower(),
+        device=device.description or device.name,
+        llama_cpp_version=version,
+        fingerprint=gpu_fingerprint(hardware, device),
+        calibration_s=t_gpu - t_cpu,
+    )
+    return Calibration(profile, results, gpu_profile, gpu_results)

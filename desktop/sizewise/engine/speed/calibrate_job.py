@@ -1,7 +1,7 @@
 """Calibration as a job process, for the GUI: the same run as ``sizewise calibrate``, with progress and Cancel.
 
 Why a job process and not a thread: calibration drives an engine worker and the quantizer (each a process of
-its own) for about a minute, and the only clean way to stop it mid-step is the path Ctrl+C takes on the CLI —
+its own) for about two minutes, and the only clean way to stop it mid-step is the path Ctrl+C takes on the CLI —
 a ``KeyboardInterrupt`` in calibration's main thread, which stops the running bench or quantize, deletes the
 synthetic models in its ``finally`` and stores nothing. In a job process that is a signal handler away:
 cancel sends SIGTERM, the handler raises ``KeyboardInterrupt``, and the job is given time to clean up before
@@ -59,13 +59,16 @@ def calibrate_in_child(payload: dict[str, Any], emit: Callable[[Message], None])
         emit({"type": "progress", "message": line})
 
     try:
-        profile, measured = calibrate(paths, Path(payload["template"]), progress)
+        done = calibrate(paths, Path(payload["template"]), progress)
     except KeyboardInterrupt:  # cancelled: calibration has cleaned up; end without a traceback in the log
         raise SystemExit(130) from None
     except (CalibrationFailed, EngineError, FitError) as exc:
         raise JobError(f"Calibration failed, nothing was stored: {exc}") from exc
-    ProfileStore.for_app(paths).put(profile)
-    return {"result": profile.to_dict(), "models": len(measured)}
+    store = ProfileStore.for_app(paths)
+    for profile in done.profiles:
+        store.put(profile)
+    gpu = done.gpu.to_dict() if done.gpu is not None else None
+    return {"result": done.profile.to_dict(), "gpu": gpu, "models": len(done.measured)}
 
 
 class CalibrationJob:

@@ -6,6 +6,7 @@ here in engine because the profile's key includes the llama.cpp build the engine
 
 from __future__ import annotations
 
+from sizewise.core.fit.devices import BackendDevice
 from sizewise.core.fit.hardware import HardwareReport
 from sizewise.core.fit.targets import find_target
 from sizewise.core.paths import AppPaths
@@ -28,6 +29,20 @@ def device_fingerprint(hardware: HardwareReport) -> str:
     )
 
 
+def gpu_fingerprint(hardware: HardwareReport, device: BackendDevice) -> str:
+    """The key a GPU's calibrated profile is stored under: the machine's key, the backend and the device (a
+    card swapped, or a driver that names it differently, means calibrating again)."""
+    return fingerprint(device_fingerprint(hardware), 0, device.total_bytes, device.backend, device.description)
+
+
+def offload_device(report: HardwareReport) -> BackendDevice | None:
+    """The GPU a GPU profile is for: the build's first device that takes layers, when the build can offload at
+    all (the one auto-offload and the memory model put layers on)."""
+    if not report.backend().gpu:
+        return None
+    return next((d for d in report.devices if d.offloads), None)
+
+
 def target_devices(name: str) -> Devices:
     ts = target_speed(find_target(name))
     return Devices(ts.cpu or estimate_profile(reason=ts.reason), ts.gpu)
@@ -48,7 +63,12 @@ def nvml_gpu_estimate(report: HardwareReport | None) -> SpeedProfile | None:
 
 def machine_devices(paths: AppPaths, report: HardwareReport | None) -> Devices:
     """This machine's calibrated CPU profile, else the labelled conservative estimate (calibrate to replace it);
-    and its GPU's estimate from NVML's peak figures where there is one."""
-    device = str(report.cpu_model.value or "") if report is not None else ""
-    stored = ProfileStore.for_app(paths).get(device_fingerprint(report)) if report is not None else None
-    return Devices(stored or estimate_profile(device=device), nvml_gpu_estimate(report))
+    and its GPU's calibrated profile, else its estimate from NVML's peak figures where there is one."""
+    if report is None:
+        return Devices(estimate_profile(), None)
+    store = ProfileStore.for_app(paths)
+    stored = store.get(device_fingerprint(report))
+    gpu = offload_device(report)
+    stored_gpu = store.get(gpu_fingerprint(report, gpu)) if gpu is not None else None
+    cpu = stored or estimate_profile(device=str(report.cpu_model.value or ""))
+    return Devices(cpu, stored_gpu or nvml_gpu_estimate(report), gpu_software=gpu is not None and gpu.software)

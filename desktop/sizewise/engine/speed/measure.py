@@ -43,6 +43,22 @@ DEEP_REPETITIONS = 2
 BENCH_ID = 7
 
 
+@dataclass(frozen=True)
+class Runs:
+    """What a round runs on each model: prompt and generation lengths, the deeper depth, repetitions. The
+    defaults are calibration's; a slow device under test (software Vulkan: ~1 token/s on a 135M model) takes
+    shorter ones."""
+
+    pp: int = PP_TOKENS
+    tg: int = TG_TOKENS
+    deep: int = DEEP
+    repetitions: int = REPETITIONS
+    deep_repetitions: int = DEEP_REPETITIONS
+
+
+RUNS = Runs()
+
+
 class CalibrationFailed(Exception):
     """A sentence for the user: why calibration could not finish (nothing was stored)."""
 
@@ -101,53 +117,80 @@ def bench(session: EngineSession, req: BenchRequest, deadline: float | None = No
         raise
 
 
-def _samples(done: dict[str, Any], key: str) -> list[float]:
-    return [float(s) for s in (done.get(key) or {}).get("samples_s") or ()]
+def _samples(done: dict[str, Any], key: str, cpu: bool = False) -> list[float]:
+    """A figure's per-repetition seconds: wall time, or the timing thread's CPU time (engine/bench.py)."""
+    return [float(s) for s in (done.get(key) or {}).get("cpu_samples_s" if cpu else "samples_s") or ()]
+
+
+def cpu_timed(threads: int | None) -> bool:
+    """Whether a measurement at ``threads`` is timed in CPU time: at one thread llama.cpp computes on the timing
+    thread alone, so its CPU time is the wall time the run would have taken with the core to itself — what a
+    quiet machine measures, and a figure other programs on a shared machine cannot slow. With more threads a
+    descheduled thread holds the others up at every layer (they spin and count CPU time meanwhile), so wall
+    time is all there is, and the steady rounds (core/speed/steady.py) set the slowed ones aside."""
+    return threads == 1
 
 
 def measure_round(
-    session: EngineSession, path: Path, *, threads: int | None = None, deadline: float | None = None
+    session: EngineSession,
+    path: Path,
+    *,
+    threads: int | None = None,
+    deadline: float | None = None,
+    gpu_layers: int = 0,
+    runs: Runs = RUNS,
 ) -> RoundFigures:
-    """Load ``path``, take the fastest repetition of each figure, unload: one round of one model."""
-    session.load(path, LoadParams(n_ctx=DEEP + PP_TOKENS + TG_TOKENS, n_threads=threads))
-    shallow_req = BenchRequest(pp=PP_TOKENS, tg=TG_TOKENS, repetitions=REPETITIONS, ttft=False)
+    """Load ``path`` (``gpu_layers`` on the GPU), take the fastest repetition of each figure, unload: one round of
+    one model."""
+    # The CPU's rounds keep every op on the CPU: on a GPU build llama.cpp would otherwise run their prompts'
+    # matmuls on the GPU (op offload), and the CPU profile would time the GPU.
+    n_ctx = runs.deep + runs.pp + runs.tg
+    session.load(path, LoadParams(n_ctx=n_ctx, n_threads=threads, n_gpu_layers=gpu_layers, op_offload=gpu_layers != 0))
+    shallow_req = BenchRequest(pp=runs.pp, tg=runs.tg, repetitions=runs.repetitions, ttft=False)
     shallow = bench(session, shallow_req, deadline)
     deep_req = BenchRequest(
-        pp=PP_TOKENS, tg=TG_TOKENS, repetitions=DEEP_REPETITIONS, ttft=False, depth=DEEP, warmup=False
+        pp=runs.pp, tg=runs.tg, repetitions=runs.deep_repetitions, ttft=False, depth=runs.deep, warmup=False
     )
     deep = bench(session, deep_req, deadline)
     session.client.unload()
     session.wait_for("unloaded", timeout=60)
+    cpu = cpu_timed(threads) and gpu_layers == 0  # a GPU computes off this thread: its CPU time is not the run's
+    # The round's bench time judges whether it was slowed as a whole (steady.py): in CPU time, the timed runs'.
+    bench_s = (
+        sum(sum(_samples(b, k, cpu=True)) for b in (shallow, deep) for k in ("pp", "tg"))
+        if cpu
+        else float(shallow.get("wall_s") or 0.0) + float(deep.get("wall_s") or 0.0)
+    )
     figures = RoundFigures(
-        tg=fastest_per_token(_samples(shallow, "tg"), TG_TOKENS),
-        tg_deep=fastest_per_token(_samples(deep, "tg"), TG_TOKENS),
-        pp=fastest_per_token(_samples(shallow, "pp"), PP_TOKENS),
-        bench_s=float(shallow.get("wall_s") or 0.0) + float(deep.get("wall_s") or 0.0),
-        pp_deep=fastest_per_token(_samples(deep, "pp"), PP_TOKENS),
+        tg=fastest_per_token(_samples(shallow, "tg", cpu), runs.tg),
+        tg_deep=fastest_per_token(_samples(deep, "tg", cpu), runs.tg),
+        pp=fastest_per_token(_samples(shallow, "pp", cpu), runs.pp),
+        bench_s=bench_s,
+        pp_deep=fastest_per_token(_samples(deep, "pp", cpu), runs.pp),
     )
     if not figures.complete or figures.pp_deep <= 0:
         raise CalibrationFailed(f"A calibration measurement of {path.name} gave no figure.")
     return figures
 
 
-def points(label: str, cost: ModelCost, rounds: Sequence[RoundFigures]) -> Measured:
+def points(label: str, cost: ModelCost, rounds: Sequence[RoundFigures], runs: Runs = RUNS) -> Measured:
     """The steady figures of ``rounds`` as fit points: generation at the middle of each timed run's depth."""
     s = steady(rounds)
 
     def tg_point(by_key: dict[str, int], depth: float, seconds: float) -> TgPoint:
         return TgPoint(by_key | {KV: cost.kv_bytes_at(round(depth))}, seconds, cost.n_layer)
 
-    shallow_depth, deep_depth = TG_TOKENS / 2, DEEP + TG_TOKENS / 2
-    flops = cost.pp_flops(PP_TOKENS)
-    by_type = cost.pp_flops_by_type(PP_TOKENS)
+    shallow_depth, deep_depth = runs.tg / 2, runs.deep + runs.tg / 2
+    flops = cost.pp_flops(runs.pp)
+    by_type = cost.pp_flops_by_type(runs.pp)
     by_family: dict[str, float] = {}
     for t, f in by_type.items():
         by_family[type_family(t)] = by_family.get(type_family(t), 0.0) + f
 
     def pp_points(key: str, split: dict[str, float]) -> tuple[PpPoint, ...]:
         return tuple(
-            PpPoint(key, flops, seconds, cost.n_layer, cost.pp_attn_flops(depth, PP_TOKENS), split)
-            for depth, seconds in ((0, s.pp), (DEEP, s.pp_deep))
+            PpPoint(key, flops, seconds, cost.n_layer, cost.pp_attn_flops(depth, runs.pp), split)
+            for depth, seconds in ((0, s.pp), (runs.deep, s.pp_deep))
         )
 
     tensors, families = dict(cost.bytes_by_type), cost.bytes_by_family()

@@ -3,7 +3,7 @@
 Shown while this machine's speeds are the labelled conservative estimate: the first time a person opens the
 ladder, the speeds they see are guesses until calibration has run once, and the page says so and offers to
 fix it in place rather than pointing at a terminal command. The run is engine/speed/calibrate_job.py's job
-process (about a minute); its events reach the GUI thread through a JobAdapter, so nothing here blocks.
+process (about two minutes on two cores); its events reach the GUI thread through a JobAdapter, so nothing here blocks.
 """
 
 from __future__ import annotations
@@ -19,7 +19,11 @@ from sizewise.gui.adapters.job_adapter import JobAdapter
 
 OFFER = (
     "Speeds on this page are a conservative estimate: this machine has not been measured yet. Measuring takes "
-    "about a minute — Sizewise writes a few small random-weight models, times llama.cpp on them and deletes them."
+    "about two minutes — Sizewise writes a few small random-weight models, times llama.cpp on them and deletes them."
+)
+GPU_OFFER = (
+    "This machine's CPU is measured, its GPU is not: the speed of the layers it would take is an estimate. "
+    "Measuring takes a few minutes — Sizewise times the same small test models on the CPU and on the GPU."
 )
 CANCELLED = "Measuring was cancelled; nothing was stored and the test models were deleted."
 
@@ -45,6 +49,7 @@ class CalibrationPanel(QFrame):
         self.setObjectName("calibrationPanel")
         self.setStyleSheet("#calibrationPanel { background: #eef4fb; border: 1px solid #b8cde6; }")
         self._make_job = make_job
+        self._ended = False  # a run ended: its sentence stays until the next run
         self.adapter = JobAdapter(self)
         self.adapter.progress.connect(self._on_progress)
         self.adapter.finished.connect(self._on_finished)
@@ -75,6 +80,11 @@ class CalibrationPanel(QFrame):
         if make_job is None:
             self.start_button.setEnabled(False)
 
+    def set_offer(self, text: str) -> None:
+        """What the panel offers while it is idle (a run's own progress and ending keep their words)."""
+        if not self.adapter.running and not self._ended:
+            self.message.setText(text)
+
     @property
     def running(self) -> bool:
         return self.adapter.running
@@ -104,6 +114,7 @@ class CalibrationPanel(QFrame):
         self.adapter.cancel()
 
     def _show_end(self, text: str, *, again: bool) -> None:
+        self._ended = True
         self.message.setText(text)
         self.bar.hide()
         self.cancel_button.hide()

@@ -39,7 +39,7 @@ from sizewise.core.sampling import LoadParams
 from sizewise.core.speed.predicted import Devices
 from sizewise.engine.speed.devices import target_devices
 from sizewise.gui.adapters.background import run_in_background
-from sizewise.gui.fit.calibration_panel import CalibrationPanel, JobFactory
+from sizewise.gui.fit.calibration_panel import GPU_OFFER, OFFER, CalibrationPanel, JobFactory
 
 CONTEXTS = (2048, 4096, 8192, 16384, 32768)
 USABLE = QColor("#cdebc5")
@@ -139,9 +139,20 @@ class LadderView(QWidget):
             self.refresh()
 
     def _update_offer(self) -> None:
-        """The calibration offer shows for this machine while its speeds are estimates (and while it runs)."""
+        """The calibration offer shows for this machine while its speeds are estimates (and while it runs): the
+        CPU's, or those of the GPU the build offloads to."""
         machine = self.where.currentData() is None and self._machine is not None
-        estimate = self._machine is not None and not self._machine[1].cpu.measured
+        estimate = False
+        if self._machine is not None:
+            budget, devices = self._machine
+            gpu_unmeasured = (
+                budget.backend.gpu
+                and budget.vram_bytes > 0
+                and not devices.gpu_software  # calibration skips a software GPU: nothing to offer
+                and not (devices.gpu and devices.gpu.measured)
+            )
+            estimate = not devices.cpu.measured or gpu_unmeasured
+            self.calibration.set_offer(OFFER if not devices.cpu.measured else GPU_OFFER)
         self.calibration.setVisible(self.calibration.running or (machine and estimate))
 
     def _choice(self) -> tuple[Budget, Devices] | None:
@@ -164,6 +175,7 @@ class LadderView(QWidget):
         gen = self._gen
         self.status.setText("Working out every cell…")
         compute = self._compute
+
         def work() -> tuple[Rows, list[LadderCell]]:
             rows = ladder_rows()
             return rows, compute(rows.models, budget, devices, params, LADDER_QUANTS, floor)
@@ -197,7 +209,10 @@ class LadderView(QWidget):
         speed = devices.cpu.note or "speeds from this machine's calibrated profile"
         if budget.backend.gpu and budget.vram_bytes > 0:  # the GPU's share of each split: how it is timed
             gpu = devices.gpu
-            speed += f"; GPU: {gpu.note}" if gpu is not None else "; the GPU's layers are timed as the CPU's"
+            if gpu is None:
+                speed += "; the GPU's layers are timed as the CPU's"
+            else:
+                speed += f"; GPU: {gpu.note or 'from its calibrated profile'}"
         text = f"Budget: {budget.source}. {speed[0].upper()}{speed[1:]}."
         self.status.setText(text + (f" {left_out[0].upper()}{left_out[1:]}." if left_out else ""))
         self._recolour()
