@@ -40,17 +40,15 @@ from sizewise.engine.session import EngineSession
 from sizewise.engine.speed.devices import device_fingerprint, gpu_fingerprint, offload_device
 from sizewise.engine.speed.measure import RUNS, CalibrationFailed, Measured, Overtime, Runs, measure_round, points
 
-# ~86M, ~31M and ~128M parameters (the tokenizer's 49152-row embedding included): small enough to write,
-# quantize and measure in about two minutes on two cores (132 s, 26 s of it writing and quantizing). Depth and
-# width vary independently (4 wide layers, 24 narrow ones, 10 wide ones) so the fit can tell the per-layer cost
-# from the per-byte cost. The
-# first two are multiples of 256 wide, so every weight is in the k-quant asked for. The third is 960 wide, not a
-# multiple of 256, like many real models (SmolLM2-135M's 576, Qwen2.5-0.5B's 896, Gemma-3-1B's 1152): llama.cpp
-# then stores every tensor whose rows are 960 long in the fallback type (Q5_0 for Q4_K, Q4_0 for Q2_K/Q3_K,
-# Q8_0 for Q6_K), which decode at their own speed; that model is mostly fallback types on purpose, since a
-# calibration where they were a small share (a 4-layer 640-wide model) left their rates to noise: Q5_0 came
-# out at 15.8 and 24.9 GB/s in two runs, and a Qwen2.5-0.5B-shaped Q4_K_M (60 % Q5_0) was predicted 1.27-1.36x
-# too fast.
+# ~86M, ~31M and ~128M parameters (the tokenizer's 49152-row embedding included): small enough to write, quantize and
+# measure in about two minutes on two cores (132 s, 26 s of it writing and quantizing). Depth and width vary
+# independently (4 wide layers, 24 narrow ones, 10 wide ones) so the fit can tell the per-layer cost from the per-byte
+# cost. The first two are multiples of 256 wide, so every weight is in the k-quant asked for. The third is 960 wide, not
+# a multiple of 256, like many real models (SmolLM2-135M's 576, Qwen2.5-0.5B's 896, Gemma-3-1B's 1152): llama.cpp then
+# stores every tensor whose rows are 960 long in the fallback type (Q5_0 for Q4_K, Q4_0 for Q2_K/Q3_K, Q8_0 for Q6_K),
+# which decode at their own speed; that model is mostly fallback types on purpose, since a calibration where they were a
+# small share (a 4-layer 640-wide model) left their rates to noise: Q5_0 came out at 15.8 and 24.9 GB/s in two runs, and
+# a Qwen2.5-0.5B-shaped Q4_K_M (60 % Q5_0) was predicted 1.27-1.36x too fast.
 CALIBRATION_SHAPES = (
     SyntheticShape(n_layer=4, n_embd=1024, n_ff=2048, n_head=16, n_head_kv=4),
     SyntheticShape(n_layer=24, n_embd=256, n_ff=768, n_head=4, n_head_kv=2),
@@ -138,7 +136,7 @@ def _measure_rounds(
     """Every model once per round for ROUNDS rounds, so each point's rounds lie far apart in time; then more
     rounds, up to MAX_ROUNDS, for the models with fewer than ROUNDS steady ones. On the CPU, refused once
     measuring has taken BUSY_RATIO × ``prepare_s``; a GPU has no such budget, since how fast it is against the
-    CPU that prepared the models says nothing about other programs (software Vulkan is ~70× slower here)."""
+    CPU that prepared the models says nothing about other programs (software Vulkan ran ~80× slower than this CPU)."""
     figures: dict[str, list[RoundFigures]] = {m.label: [] for m in models}
     where = " on the GPU" if gpu_layers else ""
     t0 = time.monotonic()
