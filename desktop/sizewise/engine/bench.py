@@ -170,7 +170,7 @@ class BenchRequest:
 
 def summarize_tps(n_tokens: int, seconds: list[float], cpu_seconds: list[float] | None = None) -> dict[str, Any]:
     """llama-bench's figures: mean and sample stddev of per-repetition tokens/s (not tokens / mean time), and each
-    repetition's CPU time on the timing thread (see _Runner.timed)."""
+    repetition's CPU time on the timing thread (see _Runner.last_cpu_s)."""
     tps = [n_tokens / s for s in seconds if s > 0]
     return {
         "n": n_tokens,

@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--no-gpu",
         action="store_true",
-        help="measure the CPU only, even where the build drives a GPU (about half the time)",
+        help="measure the CPU only, even where the build drives a GPU",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
