@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -297,6 +298,37 @@ def test_queue_pauses_resumes_and_reports_progress(hub_server: HubServer, queue_
         moving = [p for p in queue_events if p.state == DownloadState.DOWNLOADING and p.speed_bps > 0]
         assert moving and any(p.eta_s is not None and p.eta_s > 0 for p in moving)
         assert all(p.total_bytes == SMOL_BYTES for p in moving)
+    finally:
+        q.close()
+
+
+def test_a_resume_while_the_paused_run_is_ending_reports_one_end(hub_server: HubServer) -> None:
+    """The GUI's resume click can land between the transfer saying "paused" and its worker reporting the end.
+
+    That end once went out with the resumed job's "queued" state and woke wait() before the download ran. Resuming
+    from the "paused" report itself (on the worker thread, before the run ends) puts the click in that gap every time.
+    """
+    hub_server.faults.rate_bps = 1_000_000
+    ends: list[DownloadState] = []
+    resumed = threading.Event()
+
+    def on_progress(p: Progress) -> None:
+        if p.state == DownloadState.PAUSED and not resumed.is_set():
+            resumed.set()
+            hub_server.faults.rate_bps = None
+            q.resume(p.job_id)
+
+    q = DownloadQueue(options=FAST, on_progress=on_progress, on_finished=lambda p, _r: ends.append(p.state))
+    try:
+        job = q.add(TINY_REPO, TINY_FILE)
+        _wait_for(lambda: q.get(job).done_bytes >= 200_000, 30, "200 kB downloaded")
+        q.pause(job)
+        _wait_for(resumed.is_set, 10, "the paused report")
+        assert q.wait(job, 30)
+        assert q.get(job).state == DownloadState.DONE, q.get(job).message
+        result = q.result(job)
+        assert result is not None and result.verified and result.resumed_from > 0
+        assert ends == [DownloadState.DONE]
     finally:
         q.close()
 

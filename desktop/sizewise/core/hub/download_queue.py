@@ -313,6 +313,7 @@ class DownloadQueue:
             if self.on_progress is not None:
                 self.on_progress(snapshot)
 
+        control = job.control  # resume gives the job a new one: how this run's end tells it was resumed meanwhile
         result: DownloadedFile | None = None
         try:
             result = download_file(
@@ -321,7 +322,7 @@ class DownloadQueue:
                 revision=job.revision,
                 settings=self._settings(),
                 options=self.options,
-                control=job.control,
+                control=control,
                 on_progress=report,
                 verified_store=self.verified_store,
                 job_id=job.job_id,
@@ -340,8 +341,12 @@ class DownloadQueue:
                 job.error = f"{type(exc).__name__}: {exc}"
                 self._set(job, DownloadState.FAILED, self._partial_size(job), job.error)
         with self._lock:
+            if job.control is not control:
+                # Resumed between this run's pause (or failure) and here: the job is queued again, and its next run
+                # reports the end. Reporting this one would say "finished" with a queued state and wake wait() early.
+                return
             job.result = result
-            if job.control.cancelled and result is None:
+            if control.cancelled and result is None:
                 self._delete_partial(job)
                 self._set(job, DownloadState.CANCELLED, message="cancelled")
             final = self._snapshot(job)
