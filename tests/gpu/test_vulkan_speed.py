@@ -23,7 +23,7 @@ from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_
 from sizewise.engine.bench import BenchRequest
 from sizewise.engine.session import EngineSession
 from sizewise.engine.speed.calibrate import _quantize, calibrate, gpu_to_measure
-from sizewise.engine.speed.devices import gpu_fingerprint, machine_devices, offload_device
+from sizewise.engine.speed.devices import gpu_fingerprint, machine_devices
 from sizewise.engine.speed.measure import Runs, bench
 from tests.cli_helpers import run_cli
 
@@ -60,7 +60,7 @@ def test_calibration_measures_the_gpu_and_offloaded_layers_take_its_speed(
 
     with EngineSession(log_path=tmp_path / "engine.log") as session:
         report = probe_hardware(dict(session.start()))
-        device = offload_device(report)
+        device = report.offload_device()
         assert device is not None and gpu.fingerprint == gpu_fingerprint(report, device)
         devices = machine_devices(paths, report)
         assert devices.gpu == gpu and devices.cpu == done.profile and devices.gpu_software

@@ -98,6 +98,9 @@ def test_a_report_from_a_vulkan_engine_budgets_its_device(monkeypatch: pytest.Mo
     rows = [r for r in describe(report) if r[0] == "Device"]
     assert len(rows) == 2 and "software Vulkan (CPU)" in rows[1][1]
     assert [d["name"] for d in report.to_dict()["devices"]] == ["CPU", "Vulkan0"]
+    # the device layers go to, which a GPU speed profile is also for: the first that offloads, on a build that does
+    assert report.offload_device() is report.devices[1] and report.backend().gpu_backend == "vulkan"
+    assert probe_hardware(_ready(CPU, LAVAPIPE, gpu_offload=False)).offload_device() is None
 
 
 def test_a_gpu_build_without_a_device_says_so() -> None:

@@ -119,12 +119,22 @@ class HardwareReport:
             return Figure(gpu.free_bytes, f"{gpu.name}: free memory ({gpu.source})")
         return Figure(gpu.total_bytes, f"{gpu.name}: total memory ({gpu.source})")
 
+    @property
+    def offloads(self) -> bool:
+        """Whether layers can go to a GPU here: a GPU is seen and the build (when known) can offload."""
+        return bool(self.gpus) and (self.engine is None or self.engine.gpu_offload)
+
+    def offload_device(self) -> BackendDevice | None:
+        """The build's first device that takes layers, when this machine offloads at all: the device auto-offload
+        and the memory model put layers on, and the one a GPU speed profile is calibrated for."""
+        return next((d for d in self.devices if d.offloads), None) if self.offloads else None
+
     def backend(self) -> Backend:
         """The placement facts the memory model needs, from the engine when known, else from the CPU flags."""
-        has_gpu = bool(self.gpus) and (self.engine is None or self.engine.gpu_offload)
+        has_gpu = self.offloads
         # The backend is the build's, not the card's vendor: an NVIDIA card that NVML names runs through Vulkan on
         # a Vulkan build, whose node order and tensor limit the memory model must then follow.
-        device = next((d for d in self.devices if d.offloads), None) if has_gpu else None
+        device = self.offload_device()
         if device is not None:
             gpu_backend, limit = device.backend.lower(), device.max_tensor_bytes or 0
         elif has_gpu:

@@ -115,6 +115,15 @@ class SpeedProfile:
         )
 
 
+def _entry(entry: Any) -> SpeedProfile | None:
+    if not isinstance(entry, dict):
+        return None
+    try:
+        return SpeedProfile.from_dict(entry)
+    except (KeyError, TypeError, ValueError):
+        return None  # an unreadable entry is as good as none: calibrate again
+
+
 def _floats(d: Any) -> dict[str, float]:
     return {str(k): float(v) for k, v in (d or {}).items()}
 
@@ -150,13 +159,13 @@ class ProfileStore:
         return data if isinstance(data, dict) else {}
 
     def get(self, key: str) -> SpeedProfile | None:
-        entry = self._read().get(key)
-        if not isinstance(entry, dict):
-            return None
-        try:
-            return SpeedProfile.from_dict(entry)
-        except (KeyError, TypeError, ValueError):
-            return None  # an unreadable entry is as good as none: calibrate again
+        return self.get_many([key])[0]
+
+    def get_many(self, keys: list[str | None]) -> list[SpeedProfile | None]:
+        """The profiles under ``keys`` (None for a missing key, or where the key itself is None), from one read of
+        the file: the Fit view asks for the CPU's and the GPU's on the GUI thread."""
+        data = self._read()
+        return [_entry(data.get(key)) if key is not None else None for key in keys]
 
     def put(self, profile: SpeedProfile) -> None:
         if not profile.measured or not profile.fingerprint:

@@ -37,7 +37,7 @@ from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_
 from sizewise.engine.child_signals import children_ignore_sigint
 from sizewise.engine.quant.quantize import Quantizer
 from sizewise.engine.session import EngineSession
-from sizewise.engine.speed.devices import device_fingerprint, gpu_fingerprint, offload_device
+from sizewise.engine.speed.devices import device_fingerprint, gpu_fingerprint
 from sizewise.engine.speed.measure import RUNS, CalibrationFailed, Measured, Overtime, Runs, measure_round, points
 
 # ~86M, ~31M and ~128M parameters (the tokenizer's 49152-row embedding included): small enough to write, quantize and
@@ -234,7 +234,7 @@ def _profile(results: list[Measured], **identity: Any) -> SpeedProfile:
 def gpu_to_measure(hardware: HardwareReport, gpu: bool | None, progress: Progress) -> BackendDevice | None:
     """The device calibration measures besides the CPU (``gpu`` as calibrate() takes it), saying why it skips a
     software one."""
-    device = offload_device(hardware) if gpu is not False else None
+    device = hardware.offload_device() if gpu is not False else None
     if device is not None and device.software and gpu is None:
         progress(f"{device.name} is {device.kind_label}: too slow to measure here, its layers stay an estimate")
         return None

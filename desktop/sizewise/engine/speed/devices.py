@@ -35,14 +35,6 @@ def gpu_fingerprint(hardware: HardwareReport, device: BackendDevice) -> str:
     return fingerprint(device_fingerprint(hardware), 0, device.total_bytes, device.backend, device.description)
 
 
-def offload_device(report: HardwareReport) -> BackendDevice | None:
-    """The GPU a GPU profile is for: the build's first device that takes layers, when the build can offload at
-    all (the one auto-offload and the memory model put layers on)."""
-    if not report.backend().gpu:
-        return None
-    return next((d for d in report.devices if d.offloads), None)
-
-
 def target_devices(name: str) -> Devices:
     ts = target_speed(find_target(name))
     return Devices(ts.cpu or estimate_profile(reason=ts.reason), ts.gpu)
@@ -66,9 +58,8 @@ def machine_devices(paths: AppPaths, report: HardwareReport | None) -> Devices:
     and its GPU's calibrated profile, else its estimate from NVML's peak figures where there is one."""
     if report is None:
         return Devices(estimate_profile(), None)
-    store = ProfileStore.for_app(paths)
-    stored = store.get(device_fingerprint(report))
-    gpu = offload_device(report)
-    stored_gpu = store.get(gpu_fingerprint(report, gpu)) if gpu is not None else None
+    gpu = report.offload_device()
+    gpu_key = gpu_fingerprint(report, gpu) if gpu is not None else None
+    stored, stored_gpu = ProfileStore.for_app(paths).get_many([device_fingerprint(report), gpu_key])
     cpu = stored or estimate_profile(device=str(report.cpu_model.value or ""))
     return Devices(cpu, stored_gpu or nvml_gpu_estimate(report), gpu_software=gpu is not None and gpu.software)
