@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import random
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from sizewise.core.gguf.header import GGUFHeader, TensorInfo
+from sizewise.core.gguf.header import GGUFHeader, TensorInfo, read_header
+from sizewise.core.quant.shapes import HyperParams
 from sizewise.core.speed.fit import FitError, NoisyFit, PpPoint, TgPoint, fit_line, fit_pp, fit_tg
-from sizewise.core.speed.model import model_cost, pp_seconds, predict_speed
-from sizewise.core.speed.profile import KV, ProfileStore, SpeedProfile, estimate_profile, type_family
+from sizewise.core.speed.model import ModelCost, model_cost, pp_seconds, predict_speed, tg_seconds
+from sizewise.core.speed.profile import ATTN, CELLS, KV, ProfileStore, SpeedProfile, estimate_profile, type_family
+from tests.quant_models import write_model
 
 F16, Q8_0, Q4_K = 1, 8, 12  # ggml type ids
 
@@ -175,6 +180,74 @@ def test_prediction_slows_with_depth_and_is_labelled_by_its_profile() -> None:
     assert guess.confidence == "estimate" and "bandwidth" in guess.note
 
 
+def _attention_shape(n_layer: int, n_head: int, n_head_kv: int, head_dim: int, weights: int) -> ModelCost:
+    kv_per_token = n_layer * 2 * n_head_kv * head_dim * 2  # (K + V) × kv heads × head × f16
+    return ModelCost(n_layer, weights, {"Q8_0": weights}, 0, "Q8_0", kv_per_token, 0, 0, 0,
+                     scores_full_per_token=n_layer * n_head, attn_flops_per_score=4 * head_dim)  # fmt: skip
+
+
+def test_attention_is_timed_by_its_work_and_cells_where_they_decide() -> None:
+    """On one CPU thread a generated token's attention costs ~0.9 µs per cached cell plus its FLOPs at ~20 GFLOP/s,
+    however many query heads share a KV head: the KV bytes alone timed Qwen2.5-0.5B (14 query heads on 2 KV heads)
+    1.2-1.56× too fast at depth 4096 from calibration's 2:1-5:1 shapes. A device like that, calibrated on those
+    shapes, now predicts a 7:1 model and one with heads twice as wide (Qwen2.5-1.5B's 128)."""
+    per_cell, attn_rate, bw = 0.9e-6, 20e9, 15e9
+    shapes = [_attention_shape(4, 16, 4, 64, 90_000_000), _attention_shape(24, 4, 2, 64, 33_000_000),
+              _attention_shape(10, 15, 3, 64, 136_000_000)]  # fmt: skip
+    # each shape in two weight types, as calibration quantizes it:
+    shapes += [
+        replace(c, weight_bytes=c.weight_bytes // 2, bytes_by_type={"Q4_K": c.weight_bytes // 2}) for c in shapes
+    ]
+
+    def truth(c: ModelCost, depth: int) -> float:
+        weights = sum(n / (bw if t == "Q8_0" else 0.6 * bw) for t, n in c.bytes_by_type.items())
+        return 1e-4 + c.n_layer * 3e-5 + weights + c.cells_at(depth) * per_cell + c.attn_flops_at(depth) / attn_rate
+
+    def point(c: ModelCost, d: int, keys: tuple[str, ...] = (KV, ATTN, CELLS)) -> TgPoint:
+        attention = {KV: c.kv_bytes_at(d), ATTN: c.attn_flops_at(d), CELLS: round(c.cells_at(d))}
+        return TgPoint(c.bytes_by_type | {k: attention[k] for k in keys}, truth(c, d), c.n_layer)
+
+    fit = fit_tg([point(c, d) for c in shapes for d in (8, 1032)])
+    assert fit.bw_by_key[ATTN] == pytest.approx(attn_rate, rel=1e-3)
+    assert fit.bw_by_key[CELLS] == pytest.approx(1 / per_cell, rel=1e-3)
+    assert fit.bw_by_key.get(KV, math.inf) > 1e6 * bw  # the KV bytes' own cost comes out nil
+    profile = SpeedProfile(bw_effective=fit.bw, t_fixed=fit.t_fixed, t_layer=fit.t_layer, bw_by_quant=fit.bw_by_key,
+                           source="measured")  # fmt: skip
+    qwen05, qwen15 = _attention_shape(24, 14, 2, 64, 530_000_000), _attention_shape(28, 12, 2, 128, 1_600_000_000)
+    for model in (qwen05, qwen15):
+        assert tg_seconds(model, profile, 4096) == pytest.approx(truth(model, 4096), rel=0.01)
+    # Fitted through the KV bytes alone, the same device predicts what the grouped model's cache costs far too low:
+    bytes_only = fit_tg([point(c, d, (KV,)) for c in shapes for d in (8, 1032)])
+    old = SpeedProfile(bw_effective=bytes_only.bw, t_fixed=bytes_only.t_fixed, t_layer=bytes_only.t_layer,
+                       bw_by_quant=bytes_only.bw_by_key, source="measured")  # fmt: skip
+    deep_truth = truth(qwen05, 4096) - truth(qwen05, 0)
+    assert deep_truth / (tg_seconds(qwen05, old, 4096) - tg_seconds(qwen05, old, 0)) > 1.3
+    # A profile without attention's figures (an estimate, an older calibration) times the KV bytes, as before:
+    assert tg_seconds(qwen05, old, 4096) - tg_seconds(qwen05, old, 0) == pytest.approx(
+        qwen05.kv_bytes_at(4096) / bytes_only.bw_by_key[KV]
+    )
+    # Too few points to tell the three apart (as in the GPU suite's short calibration): the per-type figures stay,
+    # with the KV bytes standing for attention.
+    few = fit_tg([point(c, d) for c in (shapes[0], shapes[1], shapes[3]) for d in (8, 1032)])
+    assert set(few.bw_by_key) == {"Q8_0", "Q4_K", KV}
+    # One device of a split pays its share of the cells (the mask is built once per token):
+    half = replace(qwen05, cell_share=0.5)
+    assert half.cells_at(4096) == 2048
+
+
+def test_scores_count_query_heads_on_the_layers_that_keep_a_cache(gemma_path: Path, tmp_path: Path) -> None:
+    llama = model_cost(_header([("token_embd.weight", (256, 1000), F16)]))
+    assert llama.scores_at(100) == 2 * 4 * 100  # layers × query heads × cached tokens
+    assert llama.attn_flops_at(100) == 2 * 4 * 100 * 4 * 64 and llama.cells_at(100) == 100  # one full-attention mask
+    hybrid = HyperParams("lfm2", 4, 256, 256, 4, 2, 100, attn_layers=(1, 3), conv_l_cache=3)
+    lfm2 = model_cost(read_header(write_model(tmp_path / "lfm2.gguf", hybrid, zeros=True)))
+    assert lfm2.scores_at(100) == 2 * 4 * 100  # the two attention layers; the convolution layers keep no cache
+    gemma = model_cost(read_header(gemma_path))  # 18 layers of 4 query heads: 15 sliding (window 512), 3 full
+    assert (gemma.scores_full_per_token, gemma.scores_swa_per_token) == (3 * 4, 15 * 4)
+    assert gemma.scores_at(4096) == 12 * 4096 + 60 * 512
+    assert gemma.cells_at(4096) == 4096 + 512  # a mask per cache kind
+
+
 def test_profiles_round_trip_and_only_measured_ones_are_stored(tmp_path) -> None:
     p = SpeedProfile(5e9, 0.001, 1e-5, 2e-5, 1e-6, {"Q8_0": 6e9}, {"legacy": 6e9}, {"Q8_0": 2e11}, {"legacy": 2e11},
                      "measured", fingerprint="abc", points=9)  # fmt: skip
@@ -185,13 +258,14 @@ def test_profiles_round_trip_and_only_measured_ones_are_stored(tmp_path) -> None
     assert store.get("abc") is None
     store.put(p)
     assert store.get("abc") == p and store.get("other") is None
+    assert store.get_many(["other", None, "abc"]) == [None, None, p]  # a machine without a GPU asks for None
     with pytest.raises(ValueError):
         store.put(estimate_profile())
 
 
 def test_type_families() -> None:
-    assert [type_family(t) for t in ("F16", "Q8_0", "Q4_1", "Q4_K", "Q4_K_M", "IQ2_XS", "BF16", KV)] == [
-        "float", "legacy", "legacy", "kquant", "kquant", "iquant", "float", KV,
+    assert [type_family(t) for t in ("F16", "Q8_0", "Q4_1", "Q4_K", "Q4_K_M", "IQ2_XS", "BF16", KV, ATTN, CELLS)] == [
+        "float", "legacy", "legacy", "kquant", "kquant", "iquant", "float", KV, ATTN, CELLS,
     ]  # fmt: skip
 
 

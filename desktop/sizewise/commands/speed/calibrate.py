@@ -19,7 +19,7 @@ from sizewise.commands.quant_lab import INTERRUPTED, restore_default_sigint
 from sizewise.core.errors import UserError
 from sizewise.core.hub.starter import find_app_starter
 from sizewise.core.speed.fit import FitError
-from sizewise.core.speed.profile import ProfileStore, SpeedProfile
+from sizewise.core.speed.profile import ATTN, CELLS, NOT_BYTES, ProfileStore, SpeedProfile
 from sizewise.core.speed.steady import steady_rounds
 from sizewise.engine.session import EngineError
 from sizewise.engine.speed.calibrate import calibrate
@@ -106,9 +106,14 @@ def _print_device(profile: SpeedProfile, measured: list[Measured]) -> None:
             f"  {m.label:<14} tg {m.tg_tps:7.1f} t/s (at depth: {m.tg_deep_tps:7.1f})   "
             f"pp {m.pp_tps:8.1f} t/s (at depth: {m.pp_deep_tps:7.1f})"
         )
-    fams = ", ".join(f"{t} {bw / 1e9:.1f}" for t, bw in sorted(profile.bw_by_quant.items()))
+    fams = ", ".join(f"{t} {bw / 1e9:.1f}" for t, bw in sorted(profile.bw_by_quant.items()) if t not in NOT_BYTES)
+    attn, cells = profile.bw_by_quant.get(ATTN), profile.bw_by_quant.get(CELLS)
+    attention = (f"attention {attn / 1e9:.1f} GFLOP/s, " if attn else "") + (
+        f"{1e9 / cells:.0f} ns per cached token, " if cells else ""
+    )
     print(
         f"  Bandwidth {profile.bw_effective / 1e9:.1f} GB/s effective ({fams or 'one figure for all types'}), "
+        f"{attention}"
         f"{profile.t_fixed * 1e3:.2f} ms fixed and {profile.t_layer * 1e3:.3f} ms per layer per token; "
         f"every point within {profile.fit_error:.0%} of the fit; measured in {profile.calibration_s:.0f} s."
     )

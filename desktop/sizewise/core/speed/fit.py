@@ -20,6 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from sizewise.core.speed.profile import NOT_BYTES
+
+NOT_BYTES_KEYS = frozenset(NOT_BYTES)
+
 Array = npt.NDArray[np.float64]
 
 
@@ -42,7 +46,8 @@ def nnls(a: Array, y: Array) -> tuple[Array, float]:
 
 @dataclass(frozen=True)
 class TgPoint:
-    """One generation measurement: bytes read per token by key (the KV cache under ``kv``), and seconds."""
+    """One generation measurement: bytes read per token by key (the KV cache under ``kv``; attention's FLOPs and
+    cells under ``attn`` and ``cells``, which are not bytes), and seconds."""
 
     bytes_by_key: dict[str, int]
     seconds: float
@@ -50,7 +55,7 @@ class TgPoint:
 
     @property
     def bytes_read(self) -> int:
-        return sum(self.bytes_by_key.values())
+        return sum(n for k, n in self.bytes_by_key.items() if k not in NOT_BYTES)
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,12 @@ def fit_tg(points: list[TgPoint], prior: Prior | None = None) -> TgFit:
     their bytes. Whether the per-key fit explains the points is the caller's to judge (``errors``)."""
     keys = sorted({k for p in points for k, n in p.bytes_by_key.items() if n > 0})
     over_determined = len(points) > len(keys) + 2  # else per-key figures would just fit the noise
+    if not over_determined and NOT_BYTES_KEYS & set(keys):
+        # Too few points to tell attention's work and cells from its bytes (a short calibration of two shapes):
+        # the KV bytes stand for all three, as before they were measured apart.
+        bytes_only = [TgPoint({k: n for k, n in p.bytes_by_key.items() if k not in NOT_BYTES}, p.seconds, p.n_layer)
+                      for p in points]  # fmt: skip
+        return fit_tg(bytes_only, prior)
     try:
         t_fixed, bw = fit_line([(float(p.bytes_read), p.seconds) for p in points])
     except NoisyFit:
@@ -175,7 +186,8 @@ def fit_tg(points: list[TgPoint], prior: Prior | None = None) -> TgFit:
     if not by_key:
         raise NoisyFit("time did not grow with bytes read")
     if bw <= 0:
-        byte_seconds = float(np.sum(np.array(rows)[:, 2:] @ sol[2:]))
+        byte_cols = [2 + j for j, k in enumerate(keys) if k not in NOT_BYTES]
+        byte_seconds = float(np.sum(np.array(rows)[:, byte_cols] @ sol[byte_cols]))
         bw = sum(float(p.bytes_read) for p in points) / byte_seconds
     return TgFit(float(sol[0]), bw, float(sol[1]), by_key, relative_errors(rows, seconds, sol))
 

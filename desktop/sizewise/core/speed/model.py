@@ -1,7 +1,18 @@
 """The speed model: generation and prompt-processing speed of a GGUF on a device, from its header alone.
 
 Generation is memory-bound (BRIEF §9): each token reads every weight it uses once, plus the KV cache filled
-so far, so ``t_token = t_fixed + n_layer × t_layer + Σ_type bytes_type / bw_type + kv_bytes / bw_kv``.
+so far, so ``t_token = t_fixed + n_layer × t_layer + Σ_type bytes_type / bw_type + attention(depth)``.
+Attention over the cache has three measured parts: its bytes (``kv_bytes / bw_kv``), its work (``attn_flops /
+F_attn``: every query head multiplies against its group's cached keys and values, so grouped-query heads that
+share a KV head read the same bytes but each does its own work) and a cost per cached cell (``cells / rate``: the
+mask llama.cpp builds for every cell, once per token whatever the layers and heads). On one CPU thread the last
+two decide: measured on a quiet machine, the cost of more cached tokens in SmolLM2-135M (30 layers × 9 query
+heads), Qwen2.5-0.5B (24 × 14) and calibration's three shapes (64-150 query heads in all, every head 64 wide) came
+within 7 % of 0.9 µs per cell plus ~10 ns per head, while the KV bytes' rate it implies ranged from 2.2 to 9.6 GB/s;
+Qwen2.5-1.5B's heads, 128 wide, cost ~1.7× a 64-wide one's (hence FLOPs, not a count of heads). Timed by the bytes
+alone, the 7:1 grouped Qwen2.5-0.5B came out 1.23-1.56× too fast at depth 4096 from calibration's 2:1-5:1 shapes.
+Calibration fits the three and keeps what its depths need; a profile without the last two (an estimate, an older
+calibration, a calibration with too few points to tell them apart) times the bytes alone.
 Measured efficiency is not constant — small models lose a larger share to work outside the matmuls — hence
 fixed terms instead of one efficiency factor; the per-layer one is there because on a CPU each of a layer's
 graph nodes costs a thread synchronisation, so a deep narrow model (SmolLM2-135M: 30 layers) is slower than
@@ -32,9 +43,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sizewise.core.fit.memory_model import header_shape, kv_bytes_per_token
+from sizewise.core.fit.memory_model import ModelShape, header_shape, kv_bytes_per_token
 from sizewise.core.gguf.header import GGUFHeader, header_int, quantization_name
-from sizewise.core.speed.profile import KV, SpeedProfile, type_family
+from sizewise.core.speed.profile import ATTN, CELLS, KV, SpeedProfile, type_family
 
 N_UBATCH = 512  # llama.cpp's (and the app's) default micro-batch: the attention span of a prompt's tokens
 
@@ -56,6 +67,10 @@ class ModelCost:
     output_params: int = 0  # the output matrix's parameters (in matmul_params): multiplied once per prompt
     params_by_type: dict[str, int] = field(default_factory=dict)  # matmul_params by ggml tensor type
     output_type: str = ""  # the output matrix's tensor type
+    scores_full_per_token: int = 0  # attention scores per cached token on full-attention layers (query heads)
+    scores_swa_per_token: int = 0  # … on sliding-window layers
+    attn_flops_per_score: int = 0  # QK and softmax·V work per score: 4 × head size
+    cell_share: float = 1.0  # the share of the per-cell cost this part of a model pays (one device of a split)
 
     def pp_flops_by_type(self, n_prompt: int = 512) -> dict[str, float]:
         """pp_flops split by tensor type (the file type's when the types are unknown)."""
@@ -80,6 +95,21 @@ class ModelCost:
         """KV bytes a token reads with ``depth`` tokens already in the cache."""
         swa_depth = min(depth, self.n_swa) if self.n_swa > 0 else depth
         return self.kv_full_bytes_per_token * depth + self.kv_swa_bytes_per_token * swa_depth
+
+    def scores_at(self, depth: int) -> int:
+        """Attention scores a token computes with ``depth`` tokens already in the cache."""
+        swa_depth = min(depth, self.n_swa) if self.n_swa > 0 else depth
+        return self.scores_full_per_token * depth + self.scores_swa_per_token * swa_depth
+
+    def attn_flops_at(self, depth: int) -> int:
+        """Attention FLOPs a generated token does over ``depth`` cached tokens."""
+        return self.scores_at(depth) * self.attn_flops_per_score
+
+    def cells_at(self, depth: int) -> float:
+        """Cache cells a token's attention masks cover: one mask per cache kind (full, sliding window)."""
+        full = depth if self.scores_full_per_token else 0
+        swa = min(depth, self.n_swa) if self.scores_swa_per_token and self.n_swa > 0 else 0
+        return (full + swa) * self.cell_share
 
     def bytes_read(self, depth: int = 0) -> int:
         return self.weight_bytes + self.kv_bytes_at(depth)
@@ -128,6 +158,7 @@ def model_cost(header: GGUFHeader) -> ModelCost:
             output_params, output_type = n_elements, type_name
     full, swa = kv_bytes_per_token(shape)
     attn = sum(4 * h * shape.head_dim_k for h in shape.n_head)  # QK^T plus softmax·V, 2 FLOPs per MAC
+    scores_full, scores_swa = _scores_per_token(shape)
     notes = () if shape.known else shape.notes
     return ModelCost(
         n_layer=shape.n_layer,
@@ -143,7 +174,24 @@ def model_cost(header: GGUFHeader) -> ModelCost:
         output_params=output_params,
         params_by_type=params_by_type,
         output_type=output_type,
+        scores_full_per_token=scores_full,
+        scores_swa_per_token=scores_swa,
+        attn_flops_per_score=4 * shape.head_dim_k,
     )
+
+
+def _scores_per_token(shape: ModelShape) -> tuple[int, int]:
+    """(scores per cached token on full-attention layers, on sliding-window ones): one per query head of each
+    layer that keeps a cache (a recurrent layer has none)."""
+    full = swa = 0
+    for il in range(shape.n_layer):
+        if shape.n_head_kv[il] <= 0:
+            continue
+        if shape.swa[il]:
+            swa += shape.n_head[il]
+        else:
+            full += shape.n_head[il]
+    return full, swa
 
 
 @dataclass(frozen=True)
@@ -157,11 +205,24 @@ class SpeedPrediction:
 
 
 def tg_seconds(cost: ModelCost, profile: SpeedProfile, depth: int = 0) -> float:
-    """Seconds per generated token at ``depth``: the fixed parts, the weights and the KV cache so far."""
+    """Seconds per generated token at ``depth``: the fixed parts, the weights, and attention over the cache so far."""
     fixed = profile.t_fixed + cost.n_layer * profile.t_layer
     by_type = cost.bytes_by_type or {cost.quant: cost.weight_bytes}
     weights = sum(n / profile.bandwidth(t) for t, n in by_type.items())
-    return fixed + weights + cost.kv_bytes_at(depth) / profile.bandwidth(KV)
+    return fixed + weights + _attention_seconds(cost, profile, depth)
+
+
+def _attention_seconds(cost: ModelCost, profile: SpeedProfile, depth: int) -> float:
+    """A generated token's attention over ``depth`` cached tokens, at the rates of the fit that measured its
+    work and cells (per type, else per family), each part only where the fit kept it; a profile that has neither
+    (an estimate, or one calibrated before they were measured) times the KV cache's bytes alone."""
+    figures = profile.bw_by_quant or profile.bw_by_family
+    kv_rate, attn_rate, cell_rate = figures.get(KV), figures.get(ATTN), figures.get(CELLS)
+    if not attn_rate and not cell_rate:
+        return cost.kv_bytes_at(depth) / profile.bandwidth(KV)
+    seconds = cost.kv_bytes_at(depth) / kv_rate if kv_rate else 0.0
+    seconds += cost.attn_flops_at(depth) / attn_rate if attn_rate else 0.0
+    return seconds + (cost.cells_at(depth) / cell_rate if cell_rate else 0.0)
 
 
 def pp_seconds(cost: ModelCost, profile: SpeedProfile, depth: int = 0, n_prompt: int = 512) -> float:

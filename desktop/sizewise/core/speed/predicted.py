@@ -166,4 +166,7 @@ def _scaled(cost: ModelCost, share: float) -> ModelCost:
         kv_full_bytes_per_token=int(cost.kv_full_bytes_per_token * share),
         kv_swa_bytes_per_token=int(cost.kv_swa_bytes_per_token * share),
         attn_flops_per_cached_token=int(cost.attn_flops_per_cached_token * share),
+        scores_full_per_token=int(cost.scores_full_per_token * share),
+        scores_swa_per_token=int(cost.scores_swa_per_token * share),
+        cell_share=cost.cell_share * share,
     )

@@ -28,6 +28,11 @@ ESTIMATE_NOTE = (
 PROFILE_FILE = "speed-profiles.json"
 SCHEMA = 1
 KV = "kv"  # the key of the KV cache's reads in per-type and per-family figures
+# Keys of a generated token's attention work beside its KV bytes (core/speed/model.py), whose "bandwidth" is not in
+# bytes: ATTN in FLOPs over the cache per second, CELLS in cached cells (the mask's) per second.
+ATTN = "attn"
+CELLS = "cells"
+NOT_BYTES = (ATTN, CELLS)
 
 
 def type_family(type_name: str) -> str:
@@ -41,7 +46,7 @@ def type_family(type_name: str) -> str:
         return "kquant"
     if t in ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "MXFP4"):
         return "legacy"
-    return KV if type_name == KV else "other"
+    return type_name if type_name in (KV, *NOT_BYTES) else "other"
 
 
 @dataclass(frozen=True)

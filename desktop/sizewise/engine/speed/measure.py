@@ -20,7 +20,7 @@ from sizewise.core.gguf.header import read_header
 from sizewise.core.sampling import LoadParams
 from sizewise.core.speed.fit import PpPoint, TgPoint
 from sizewise.core.speed.model import ModelCost, model_cost
-from sizewise.core.speed.profile import KV, type_family
+from sizewise.core.speed.profile import ATTN, CELLS, KV, type_family
 from sizewise.core.speed.steady import RoundFigures, fastest_per_token, steady
 from sizewise.engine.bench import BenchRequest
 from sizewise.engine.session import EngineError, EngineSession
@@ -117,7 +117,7 @@ def bench(session: EngineSession, req: BenchRequest, deadline: float | None = No
         raise
 
 
-def _samples(done: dict[str, Any], key: str, cpu: bool = False) -> list[float]:
+def samples(done: dict[str, Any], key: str, cpu: bool = False) -> list[float]:
     """A figure's per-repetition seconds: wall time, or the timing thread's CPU time (engine/bench.py)."""
     return [float(s) for s in (done.get(key) or {}).get("cpu_samples_s" if cpu else "samples_s") or ()]
 
@@ -157,16 +157,16 @@ def measure_round(
     cpu = cpu_timed(threads) and gpu_layers == 0  # a GPU computes off this thread: its CPU time is not the run's
     # The round's bench time judges whether it was slowed as a whole (steady.py): in CPU time, the timed runs'.
     bench_s = (
-        sum(sum(_samples(b, k, cpu=True)) for b in (shallow, deep) for k in ("pp", "tg"))
+        sum(sum(samples(b, k, cpu=True)) for b in (shallow, deep) for k in ("pp", "tg"))
         if cpu
         else float(shallow.get("wall_s") or 0.0) + float(deep.get("wall_s") or 0.0)
     )
     figures = RoundFigures(
-        tg=fastest_per_token(_samples(shallow, "tg", cpu), runs.tg),
-        tg_deep=fastest_per_token(_samples(deep, "tg", cpu), runs.tg),
-        pp=fastest_per_token(_samples(shallow, "pp", cpu), runs.pp),
+        tg=fastest_per_token(samples(shallow, "tg", cpu), runs.tg),
+        tg_deep=fastest_per_token(samples(deep, "tg", cpu), runs.tg),
+        pp=fastest_per_token(samples(shallow, "pp", cpu), runs.pp),
         bench_s=bench_s,
-        pp_deep=fastest_per_token(_samples(deep, "pp", cpu), runs.pp),
+        pp_deep=fastest_per_token(samples(deep, "pp", cpu), runs.pp),
     )
     if not figures.complete or figures.pp_deep <= 0:
         raise CalibrationFailed(f"A calibration measurement of {path.name} gave no figure.")
@@ -178,7 +178,13 @@ def points(label: str, cost: ModelCost, rounds: Sequence[RoundFigures], runs: Ru
     s = steady(rounds)
 
     def tg_point(by_key: dict[str, int], depth: float, seconds: float) -> TgPoint:
-        return TgPoint(by_key | {KV: cost.kv_bytes_at(round(depth))}, seconds, cost.n_layer)
+        cached = round(depth)
+        attention = {
+            KV: cost.kv_bytes_at(cached),
+            ATTN: cost.attn_flops_at(cached),
+            CELLS: round(cost.cells_at(cached)),
+        }
+        return TgPoint(by_key | attention, seconds, cost.n_layer)
 
     shallow_depth, deep_depth = runs.tg / 2, runs.deep + runs.tg / 2
     flops = cost.pp_flops(runs.pp)
