@@ -19,7 +19,7 @@ from sizewise.engine.speed.calibrate import CALIBRATION_SHAPES
 from sizewise.engine.speed.measure import Overtime, Runs, bench, measure_round
 
 SHAPE = SyntheticShape(n_layer=2, n_embd=256, n_ff=512, n_head=4, n_head_kv=2)
-SMALL_RUNS = Runs(pp=32, tg=24, deep=32, repetitions=2, deep_repetitions=1)
+SMALL_RUNS = Runs(pp=32, tg=24, deep=64, repetitions=2, deep_repetitions=1)
 
 N_PARAMS = """
 import sys, llama_cpp
@@ -49,6 +49,12 @@ def test_bench_at_a_depth_runs_on_a_synthetic_model(synthetic: Path) -> None:
         req = BenchRequest(pp=16, tg=4, repetitions=2, ttft=False, warmup=False, depth=64, tg_depth=80)
         again = bench(session, req)
         assert again["tg_depth"] == 80 and again["tg"]["repetitions"] == 2 and again["pp"]["repetitions"] == 2
+        # Generation repeated more than the prompt (calibration's deep bench): each counts its own runs.
+        apart = bench(session, BenchRequest(pp=16, tg=4, repetitions=1, tg_repetitions=3, ttft=False, depth=64))
+        assert apart["pp"]["repetitions"] == 1 and len(apart["pp"]["cpu_samples_s"]) == 1
+        assert apart["tg"]["repetitions"] == 3 and len(apart["tg"]["cpu_samples_s"]) == 3
+        assert BenchRequest(pp=16, tg=4, repetitions=1, tg_repetitions=3, ttft=True).steps() == 2 + 1 + 3 + 1
+        assert "at least 1" in (BenchRequest(tg_repetitions=0).problem() or "")
         assert "132" in (BenchRequest(pp=16, tg=8, depth=64, tg_depth=124).problem(128) or "")
 
 

@@ -114,10 +114,17 @@ class BenchRequest:
     ttft_prompt: str = TTFT_PROMPT
     depth: int = 0
     tg_depth: int | None = None  # the depth generation starts at; None: ``depth``
+    # Generation's repetitions where they differ from the prompt's: a few 16-token runs cost little beside one
+    # 512-token prompt, so calibration repeats the cheap one more (engine/speed/measure.py). None: ``repetitions``.
+    tg_repetitions: int | None = None
 
     @property
     def gen_depth(self) -> int:
         return self.depth if self.tg_depth is None else self.tg_depth
+
+    @property
+    def tg_reps(self) -> int:
+        return self.repetitions if self.tg_repetitions is None else self.tg_repetitions
 
     @classmethod
     def from_message(cls, msg: Message) -> BenchRequest:
@@ -130,6 +137,7 @@ class BenchRequest:
             ttft_prompt=str(msg.get("ttft_prompt") or TTFT_PROMPT),
             depth=int(msg.get("depth", 0)),
             tg_depth=None if msg.get("tg_depth") is None else int(msg["tg_depth"]),
+            tg_repetitions=None if msg.get("tg_repetitions") is None else int(msg["tg_repetitions"]),
         )
 
     def to_message(self, bench_id: int) -> Message:
@@ -144,6 +152,7 @@ class BenchRequest:
             "ttft_prompt": self.ttft_prompt,
             "depth": self.depth,
             "tg_depth": self.tg_depth,
+            "tg_repetitions": self.tg_repetitions,
         }
 
     def problem(self, n_ctx: int | None = None) -> str | None:
@@ -152,8 +161,8 @@ class BenchRequest:
             return "Prompt and generation lengths and the depth cannot be negative."
         if self.pp == 0 and self.tg == 0 and not self.ttft:
             return "Nothing to measure: prompt and generation lengths are both 0."
-        if self.repetitions < 1:
-            return f"Repetitions must be at least 1, not {self.repetitions}."
+        if min(self.repetitions, self.tg_reps) < 1:
+            return f"Repetitions must be at least 1, not {min(self.repetitions, self.tg_reps)}."
         needed = max(self.depth + self.pp, self.gen_depth + self.tg)
         if n_ctx is not None and needed > n_ctx:
             return (
@@ -165,7 +174,8 @@ class BenchRequest:
     def steps(self) -> int:
         """Runs in total, for a progress bar: warm-ups, measured repetitions and TTFT turns."""
         runs = (self.pp > 0) + (self.tg > 0)
-        return (runs if self.warmup else 0) + runs * self.repetitions + (self.repetitions if self.ttft else 0)
+        measured = (self.pp > 0) * self.repetitions + (self.tg > 0) * self.tg_reps
+        return (runs if self.warmup else 0) + measured + (self.repetitions if self.ttft else 0)
 
 
 def summarize_tps(n_tokens: int, seconds: list[float], cpu_seconds: list[float] | None = None) -> dict[str, Any]:
@@ -253,7 +263,7 @@ class _Runner:
                 "id": self.id,
                 "phase": phase,
                 "rep": rep,
-                "repetitions": self.req.repetitions,
+                "repetitions": self.req.tg_reps if phase == "tg" else self.req.repetitions,
                 "value": value,
                 "unit": unit,
                 "step": self.step,
@@ -376,7 +386,7 @@ class _Runner:
                 pp_cpu.append(self.last_cpu_s)
                 self._progress("pp", rep, req.pp / pp_s[-1], "tokens/s")
         if req.tg > 0:
-            for rep in range(1, req.repetitions + 1):
+            for rep in range(1, req.tg_reps + 1):
                 tg_s.append(self.run_tg(req.tg))
                 tg_cpu.append(self.last_cpu_s)
                 self._progress("tg", rep, req.tg / tg_s[-1], "tokens/s")

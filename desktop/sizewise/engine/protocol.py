@@ -15,9 +15,10 @@ Commands, parent → worker
               comes (a ``bench``: ``bench_done`` cancelled). A stop for any other id is ignored.
 ``unload``    free the model, keep the process.
 ``stats``     ask for memory figures now.
-``bench``     ``{id, pp, tg, repetitions, warmup, ttft, ttft_prompt, depth, tg_depth}`` — the llama-bench
-              loop on the loaded model (engine/bench.py, ``BenchRequest.to_message``); queued like ``generate``, and a
-              ``stop`` with this ``id`` cancels it (also mid-decode). Sent with ``EngineClient.send_raw``.
+``bench``     ``{id, pp, tg, repetitions, warmup, ttft, ttft_prompt, depth, tg_depth, tg_repetitions}`` — the
+              llama-bench loop on the loaded model (engine/bench.py, ``BenchRequest.to_message``); queued like
+              ``generate``, and a ``stop`` with this ``id`` cancels it (also mid-decode). Sent with
+              ``EngineClient.send_raw``.
 ``shutdown``  exit cleanly.
 ``tokenize``  ``{id, texts: [str]}`` — token counts with the loaded model's tokenizer (no BOS added,
               special tokens not parsed); queued behind a running reply. Sent with
