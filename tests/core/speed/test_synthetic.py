@@ -27,5 +27,13 @@ def test_written_model_has_the_requested_shape_and_parameter_count(tmp_path: Pat
     assert header.arch_key("block_count") == 2 and header.arch_key("attention.head_count_kv") == 2
     assert header.get("tokenizer.ggml.model") == "gpt2"
     assert model_cost(header).bytes_by_type == {"F16": 2 * (shape.parameters - 256 * 5)}  # all F16 but norms
+    # Weights repeat a drawn pool from a random offset per tensor: the spread asked for, and no two tensors alike.
+    import gguf
+    import numpy as np
+
+    weights = [np.asarray(t.data, dtype=np.float32).ravel() for t in gguf.GGUFReader(path).tensors if t.data.ndim > 1]
+    assert all(0.018 < float(w.std()) < 0.022 for w in weights)
+    firsts = {tuple(w[:64]) for w in weights}
+    assert len(firsts) == len(weights)
     with pytest.raises(ValueError):
         write_synthetic(tmp_path / "bad.gguf", SyntheticShape(2, 560, 512, 8, 2), [])
