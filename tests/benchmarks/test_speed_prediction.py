@@ -103,7 +103,7 @@ from sizewise.core.speed.steady import fastest_per_token
 from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_synthetic
 from sizewise.engine.bench import BenchRequest
 from sizewise.engine.session import EngineSession
-from sizewise.engine.speed.calibrate import _quantize, calibrate
+from sizewise.engine.speed.calibrate import calibrate, quantize_types
 from sizewise.engine.speed.measure import CalibrationFailed, Measured, bench, cpu_timed, samples
 
 pytestmark = pytest.mark.benchmarks
@@ -139,9 +139,7 @@ def _models(folder: Path, template: Path) -> list[tuple[str, Path]]:
             tokenizer = tokenizer or read_tokenizer(template)
             f16 = write_synthetic(folder / f"{name}.gguf", shape, tokenizer, seed=100 + i)
             try:
-                for t, p in paths.items():
-                    if not p.exists():
-                        _quantize(f16, t, folder)
+                quantize_types(f16, tuple(t for t, p in paths.items() if not p.exists()), folder)
             finally:
                 f16.unlink()
         out += [(f"{name} {t}", p) for t, p in paths.items()]

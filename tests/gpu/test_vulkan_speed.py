@@ -22,7 +22,7 @@ from sizewise.core.speed.profile import PROFILE_FILE, ProfileStore
 from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_synthetic
 from sizewise.engine.bench import BenchRequest
 from sizewise.engine.session import EngineSession
-from sizewise.engine.speed.calibrate import _quantize, calibrate, gpu_to_measure
+from sizewise.engine.speed.calibrate import calibrate, gpu_to_measure, quantize_types
 from sizewise.engine.speed.devices import gpu_fingerprint, machine_devices
 from sizewise.engine.speed.measure import Runs, bench
 from tests.cli_helpers import run_cli
@@ -71,7 +71,7 @@ def test_calibration_measures_the_gpu_and_offloaded_layers_take_its_speed(
 
         # A model calibration never saw, every layer on lavapipe: measured against the GPU profile's prediction.
         f16 = write_synthetic(tmp_path / "unseen.gguf", UNSEEN, read_tokenizer(smollm2_path), seed=9)
-        unseen = _quantize(f16, "Q8_0", tmp_path)
+        unseen = quantize_types(f16, ("Q8_0",), tmp_path)["Q8_0"]
         session.load(unseen, LoadParams(n_ctx=128, n_gpu_layers=-1))
         measured = bench(session, BenchRequest(pp=32, tg=8, repetitions=2, ttft=False))
     cost = model_cost(read_header(unseen))

@@ -55,10 +55,11 @@ CALIBRATION_SHAPES = (
     SyntheticShape(n_layer=10, n_embd=960, n_ff=2048, n_head=15, n_head_kv=3),
 )
 CALIBRATION_TYPES = ("Q8_0", "Q4_K_M", "Q2_K")
-# Rounds over all models: the median of three steady rounds stays right when one of them was disturbed
-# anyway; a model whose rounds were slowed as a whole gets more, up to MAX_ROUNDS (core/speed/steady.py).
-ROUNDS = 3
-MAX_ROUNDS = 5
+# Rounds over all models, so a point's rounds lie far apart in time: a disturbance of a few seconds reaches one
+# of them. A model whose round was slowed as a whole gets more, up to MAX_ROUNDS (core/speed/steady.py). Two: each
+# round is a fifth of calibration's minute at two threads; three took it to ~80 s.
+ROUNDS = 2
+MAX_ROUNDS = 4
 # On a quiet machine the steady points fit within 10-25 % (the small models' points are the noisy ones: they
 # nearly fit in a server CPU's shared L3 cache, and each token waits at every layer for both threads), and
 # points the other programs disturbed through most of their rounds miss by far more (the second-worst by
@@ -86,22 +87,41 @@ class _Model:
     cost: ModelCost
 
 
-def _quantize(source: Path, type_name: str, folder: Path) -> Path:
-    plan = plan_quantize(source, type_name, out=folder / f"{source.stem}-{type_name}.gguf", default_folder=folder)
-    finals: list[dict[str, Any]] = []
-    quantizer = Quantizer(plan, lambda m: finals.append(m) if m.get("type") not in ("progress", "estimate") else None)
-    quantizer.start()
+def _keep_final(events: list[dict[str, Any]]) -> Callable[[dict[str, Any]], None]:
+    """A Quantizer's event callback that keeps its final event (finished, failed, died or cancelled)."""
+
+    def on_event(msg: dict[str, Any]) -> None:
+        if msg.get("type") not in ("progress", "estimate"):
+            events.append(msg)
+
+    return on_event
+
+
+def quantize_types(source: Path, types: tuple[str, ...], folder: Path) -> dict[str, Path]:
+    """Quantize ``source`` to every type at once, one job each: a job spends about half its time starting a
+    process and reading the source, which the others' quantizing then overlaps (the 86M model to three types:
+    6.3 s one after another). Ctrl+C or a failure cancels every job; each job deletes its own partial file."""
+    finals: dict[str, list[dict[str, Any]]] = {t: [] for t in types}
+    jobs: dict[str, Quantizer] = {}
     try:
-        while quantizer.wait(0.2) is None:
-            pass
-    except KeyboardInterrupt:
-        quantizer.cancel()
-        quantizer.wait(10)
-        raise
-    final = finals[-1] if finals else {}
-    if final.get("type") != "finished":
-        raise CalibrationFailed(f"Quantizing a calibration model to {type_name} failed: {final.get('message')}")
-    return plan.out
+        for t in types:
+            plan = plan_quantize(source, t, out=folder / f"{source.stem}-{t}.gguf", default_folder=folder)
+            jobs[t] = Quantizer(plan, _keep_final(finals[t]))
+            jobs[t].start()
+        for job in jobs.values():
+            while job.wait(0.05) is None:
+                pass
+    finally:
+        running = [job for t, job in jobs.items() if not finals[t]]
+        for job in running:
+            job.cancel()
+        for job in running:
+            job.wait(10)
+    for t, events in finals.items():
+        final = events[-1] if events else {}
+        if final.get("type") != "finished":
+            raise CalibrationFailed(f"Quantizing a calibration model to {t} failed: {final.get('message')}")
+    return {t: job.plan.out for t, job in jobs.items()}
 
 
 def _prepare(
@@ -110,16 +130,13 @@ def _prepare(
     """Write each shape and quantize it to each type; every model is kept until the rounds are done."""
     tokenizer = read_tokenizer(template)
     models: list[_Model] = []
-    steps = len(shapes) * len(types)
     for i, shape in enumerate(shapes):
         millions = shape.parameters / 1e6
-        progress(f"Writing a {millions:.0f}M-parameter synthetic model…")
+        progress(f"[{i + 1}/{len(shapes)}] Writing a {millions:.0f}M-parameter synthetic model…")
         source = write_synthetic(folder / f"synthetic-{i}-F16.gguf", shape, tokenizer, seed=i)
-        for type_name in types:
-            label = f"{millions:.0f}M {type_name}"
-            progress(f"[{len(models) + 1}/{steps}] {label}: quantizing…")
-            quant = _quantize(source, type_name, folder)
-            models.append(_Model(label, quant, model_cost(read_header(quant))))
+        progress(f"[{i + 1}/{len(shapes)}] {millions:.0f}M: quantizing to {', '.join(types)}…")
+        for type_name, quant in quantize_types(source, types, folder).items():
+            models.append(_Model(f"{millions:.0f}M {type_name}", quant, model_cost(read_header(quant))))
         source.unlink()
     return models
 

@@ -1,10 +1,10 @@
 """Measuring a calibration model: one round of the llama-bench loop (engine/bench.py) in the engine worker, and
 the points for the fit from the steady figures over rounds (core/speed/steady.py).
 
-A round loads the model, runs a short bench at depth 0 (prompt and generation) and one at DEEP (prompt and
-generation with a filled KV cache, filled once per bench: engine/bench.py), and unloads it; calibration runs
-every model once per round and several rounds, so
-a disturbance that lasts a few seconds reaches one round of a point, not all of them.
+A round loads the model, runs a short bench from an empty cache (prompt and generation) and one deeper (a prompt
+that ends at DEEP, then generation from there, as a conversation reaches that context), and unloads it;
+calibration runs every model once per round and several rounds, so a disturbance that lasts a few seconds
+reaches one round of a point, not all of them.
 """
 
 from __future__ import annotations
@@ -30,30 +30,45 @@ from sizewise.engine.session import EngineError, EngineSession
 # came out 0.60-0.83x the measured ones (tests/benchmarks/test_speed_prediction.py).
 PP_TOKENS = 512
 TG_TOKENS = 16
-# The deeper depth for generation and prompts. At 512 the KV cache's reads were too small a share of a token
-# to fit their rate: the fitted 6.6 GB/s predicted SmolLM2-135M's generation at depth 4096 at 0.80× the
-# measured speed. At 1024 they are ~30 % of the narrow model's token; the depth is filled once per round
-# (engine/bench.py), so the deeper fill adds ~2 s per round.
+# Where the deeper generation starts. At 512 the KV cache's reads were too small a share of a token to fit their
+# rate: the fitted 6.6 GB/s predicted SmolLM2-135M's generation at depth 4096 at 0.80× the measured speed. At 1024
+# they are ~30 % of the narrow model's token. The deeper prompt is the PP_TOKENS that end there, so it fills the
+# cache generation starts from: a separate fill to DEEP before the prompt cost more than the prompt itself and made
+# the deep bench most of a round's time (calibration 133 s at two threads, of which 110 s measuring).
 DEEP = 1024
 # Repetitions within a round, of which the fastest counts: enough to step over a scheduler hiccup of a few
-# milliseconds. The deep bench needs no warm-up run: the shallow one just ran on the same load. The prompt at
-# DEEP is what tells attention's rate from the weights' (fit.py): its attention work is ~9× that at depth 0.
+# milliseconds. Generation's 16-token runs are short, so each repeats REPETITIONS times. Prompts are most of a
+# round's time (the 128M Q8_0 model's round: 2.3 s of prompts, 0.7 s of generation), so the rounds repeat them
+# instead: two from an empty cache (no warm-up run: the first pages the weights in, the faster counts) and one
+# deeper, whose attention work, ~3× that of a prompt from an empty cache, tells attention's rate from the
+# weights' (fit.py).
 REPETITIONS = 3
-DEEP_REPETITIONS = 2
+PP_REPETITIONS = 2
+DEEP_REPETITIONS = 1
 BENCH_ID = 7
 
 
 @dataclass(frozen=True)
 class Runs:
-    """What a round runs on each model: prompt and generation lengths, the deeper depth, repetitions. The
-    defaults are calibration's; a slow device under test (software Vulkan: ~1 token/s on a 135M model) takes
-    shorter ones."""
+    """What a round runs on each model: prompt and generation lengths, the deeper depth (where the deeper prompt
+    ends and generation starts), repetitions. The defaults are calibration's; a slow device under test (software
+    Vulkan: ~1 token/s on a 135M model) takes shorter ones."""
 
     pp: int = PP_TOKENS
     tg: int = TG_TOKENS
     deep: int = DEEP
-    repetitions: int = REPETITIONS
-    deep_repetitions: int = DEEP_REPETITIONS
+    repetitions: int = REPETITIONS  # generation's, at both depths
+    deep_repetitions: int = DEEP_REPETITIONS  # the deeper prompt's
+    pp_repetitions: int = PP_REPETITIONS  # the prompt's from an empty cache
+
+    def __post_init__(self) -> None:
+        if self.deep <= self.pp:
+            raise ValueError(f"the deeper depth ({self.deep}) must exceed the prompt ({self.pp}) that ends there")
+
+    @property
+    def pp_depth(self) -> int:
+        """The cache the deeper prompt starts from."""
+        return self.deep - self.pp
 
 
 RUNS = Runs()
@@ -74,7 +89,7 @@ class Measured:
     pp_deep_tps: float
     tg_by_quant: tuple[TgPoint, ...]
     tg_by_family: tuple[TgPoint, ...]
-    pp_by_quant: tuple[PpPoint, ...]  # from an empty cache and at DEEP
+    pp_by_quant: tuple[PpPoint, ...]  # from an empty cache and from Runs.pp_depth
     pp_by_family: tuple[PpPoint, ...]
     rounds: tuple[RoundFigures, ...] = ()
 
@@ -144,12 +159,26 @@ def measure_round(
     one model."""
     # The CPU's rounds keep every op on the CPU: on a GPU build llama.cpp would otherwise run their prompts'
     # matmuls on the GPU (op offload), and the CPU profile would time the GPU.
-    n_ctx = runs.deep + runs.pp + runs.tg
+    n_ctx = runs.deep + runs.tg
     session.load(path, LoadParams(n_ctx=n_ctx, n_threads=threads, n_gpu_layers=gpu_layers, op_offload=gpu_layers != 0))
-    shallow_req = BenchRequest(pp=runs.pp, tg=runs.tg, repetitions=runs.repetitions, ttft=False)
+    shallow_req = BenchRequest(
+        pp=runs.pp,
+        tg=runs.tg,
+        repetitions=runs.pp_repetitions,
+        tg_repetitions=runs.repetitions,
+        ttft=False,
+        warmup=False,
+    )
     shallow = bench(session, shallow_req, deadline)
     deep_req = BenchRequest(
-        pp=runs.pp, tg=runs.tg, repetitions=runs.deep_repetitions, ttft=False, depth=runs.deep, warmup=False
+        pp=runs.pp,
+        tg=runs.tg,
+        repetitions=runs.deep_repetitions,
+        tg_repetitions=runs.repetitions,
+        ttft=False,
+        depth=runs.pp_depth,
+        tg_depth=runs.deep,
+        warmup=False,
     )
     deep = bench(session, deep_req, deadline)
     session.client.unload()
@@ -196,7 +225,7 @@ def points(label: str, cost: ModelCost, rounds: Sequence[RoundFigures], runs: Ru
     def pp_points(key: str, split: dict[str, float]) -> tuple[PpPoint, ...]:
         return tuple(
             PpPoint(key, flops, seconds, cost.n_layer, cost.pp_attn_flops(depth, runs.pp), split)
-            for depth, seconds in ((0, s.pp), (runs.deep, s.pp_deep))
+            for depth, seconds in ((0, s.pp), (runs.pp_depth, s.pp_deep))
         )
 
     tensors, families = dict(cost.bytes_by_type), cost.bytes_by_family()
