@@ -41,7 +41,7 @@ from sizewise.engine.speed.devices import device_fingerprint, gpu_fingerprint
 from sizewise.engine.speed.measure import RUNS, CalibrationFailed, Measured, Overtime, Runs, measure_round, points
 
 # ~86M, ~31M and ~128M parameters (the tokenizer's 49152-row embedding included): small enough to write, quantize and
-# measure in about two minutes on two cores (132 s, 26 s of it writing and quantizing). Depth and width vary
+# measure in about a minute and a half on two cores (~20 s of it writing and quantizing). Depth and width vary
 # independently (4 wide layers, 24 narrow ones, 10 wide ones) so the fit can tell the per-layer cost from the per-byte
 # cost. The first two are multiples of 256 wide, so every weight is in the k-quant asked for. The third is 960 wide, not
 # a multiple of 256, like many real models (SmolLM2-135M's 576, Qwen2.5-0.5B's 896, Gemma-3-1B's 1152): llama.cpp then
@@ -56,10 +56,14 @@ CALIBRATION_SHAPES = (
 )
 CALIBRATION_TYPES = ("Q8_0", "Q4_K_M", "Q2_K")
 # Rounds over all models, so a point's rounds lie far apart in time: a disturbance of a few seconds reaches one
-# of them. A model whose round was slowed as a whole gets more, up to MAX_ROUNDS (core/speed/steady.py). Two: each
-# round is a fifth of calibration's minute at two threads; three took it to ~80 s.
-ROUNDS = 2
-MAX_ROUNDS = 4
+# of them, and the median of three steady rounds sets it aside. A model whose round was slowed as a whole gets more,
+# up to MAX_ROUNDS (core/speed/steady.py). Two rounds took calibration from ~90 to ~70 s at two threads, but their
+# median is their mean: in the speed benchmark's run one disturbed generation run (20.5 ms per token where its other
+# round took 10.5) gave a negative cost for the deeper cache to 2 of 9 models, the fitted attention rate came out
+# at half that of three-round calibrations (11-13 against 23 GFLOP/s), and generation at context 4096 was predicted
+# 0.68-0.77× the measured speed for 7 of 9 unseen models.
+ROUNDS = 3
+MAX_ROUNDS = 5
 # On a quiet machine the steady points fit within 10-25 % (the small models' points are the noisy ones: they
 # nearly fit in a server CPU's shared L3 cache, and each token waits at every layer for both threads), and
 # points the other programs disturbed through most of their rounds miss by far more (the second-worst by
@@ -67,8 +71,9 @@ MAX_ROUNDS = 4
 # mispredict everything, so it is refused, not stored. OUTLIERS points may miss by more without deciding.
 MAX_FIT_ERROR = 0.30
 OUTLIERS = 1
-# Measuring takes about 4.3× as long as writing and quantizing the models on a steady machine (65 s against 15 s
-# here at two threads, with 512-token prompts; about 6× at one thread). Other programs on the cores slow
+# Measuring takes about 4.3× as long as writing and quantizing the models on a steady machine (at two threads 67-93 s
+# against 20-23 s in three runs, 3.3-4.5×, counting the rounds measured again; 65 s against 15 s before the models
+# were written faster and the rounds made shorter). Other programs on the cores slow
 # llama.cpp's threads far more than the quantizer's (each token waits at every layer for the thread that was
 # descheduled: 10-300× slower tokens measured with two CPU hogs), so when measuring passes this multiple of the
 # preparation time the machine is busy, and calibration stops instead of measuring for many minutes only to

@@ -3,7 +3,8 @@
 Shown while this machine's speeds are the labelled conservative estimate: the first time a person opens the
 ladder, the speeds they see are guesses until calibration has run once, and the page says so and offers to
 fix it in place rather than pointing at a terminal command. The run is engine/speed/calibrate_job.py's job
-process (about two minutes on two cores); its events reach the GUI thread through a JobAdapter, so nothing here blocks.
+process (about a minute and a half on two cores); its events reach the GUI thread through a JobAdapter, so nothing
+here blocks.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from sizewise.gui.adapters.job_adapter import JobAdapter
 
 OFFER = (
     "Speeds on this page are a conservative estimate: this machine has not been measured yet. Measuring takes "
-    "about two minutes — Sizewise writes a few small random-weight models, times llama.cpp on them and deletes them."
+    "about a minute and a half — Sizewise writes a few small random-weight models, times llama.cpp on them and "
+    "deletes them."
 )
 GPU_OFFER = (
     "This machine's CPU is measured, its GPU is not: the speed of the layers it would take is an estimate. "
