@@ -1,8 +1,8 @@
 """Predicted against measured speed for models calibration never saw: issue 13's accuracy goals.
 
-Calibrates this machine once (engine/speed/calibrate.py), then measures 9 cases it never saw — three real model
-shapes × Q8_0, Q4_K_M, Q2_K — each at context 512 and 4096, and prints predicted ÷ measured for generation
-and prompt processing, the fraction within bounds, the median and the spread.
+Measures 9 cases calibration (engine/speed/calibrate.py) never saw — three real model shapes × Q8_0, Q4_K_M,
+Q2_K — each at context 512 and 4096, and prints predicted ÷ measured for generation and prompt processing, the
+fraction within bounds, the median and the spread.
 
 The shapes are real models' layer shapes (llama architecture, random weights: speed depends on shapes and
 types only) with the starter model's 49152-token vocabulary: SmolLM2-135M's own, Qwen2.5-0.5B's and
@@ -16,10 +16,16 @@ A case at context C (engine/bench.py's loop in the engine worker, as calibration
   after 3584 at 4096);
 * generation: 16 tokens right after that prompt, so the cache holds C to C + 16 tokens.
 
-Every model is measured once per round, ROUNDS rounds in alternating order; each figure is the fastest
-repetition of a round, then the median over rounds (noise on a shared machine only adds time); the spread is
-the slowest round over the fastest. Goals (the issue's "≥ 90 % within" applied to both): generation
-predicted ÷ measured within 0.85–1.15 and prompt processing within 0.75–1.25 for at least 90 % of the cases.
+Calibration and measurement alternate, side by side in one run: calibrate, a round, calibrate, a round, …,
+calibrate. Every model is measured once per round, ROUNDS rounds in alternating order, each figure the fastest
+repetition of its round (noise on a shared machine only adds time). A round is predicted by the calibrations just
+before and after it (the mean of their two predictions), so the machine drifting during a run moves both sides of a
+round's ratio alike: in one run the same 9 files ran 14 % slower than 35 minutes before (below), which against a
+single calibration reads as a model error the size of the goal's band. A case's ratio is the median over rounds of
+its round's ratios; the spread is the largest over the smallest; 'once' (printed beside it) is the median
+measurement against the first calibration alone, as the runs before measured. Goals (the issue's "≥ 90 % within"
+applied to both): generation predicted ÷ measured within 0.85–1.15 and prompt processing within 0.75–1.25 for at
+least 90 % of the cases.
 
 Run: pytest -m benchmarks tests/benchmarks/test_speed_prediction.py -s  (on two cores: ~8 minutes to write a
 2.8 GB F16 model once and quantize it and the others, ~3 GB deleted afterwards; 12 minutes of measuring for
@@ -31,7 +37,15 @@ llama.cpp computes on the timing thread alone, so other programs taking the core
 wall-time ratio is printed beside it. Memory traffic from other programs still can: CPU time protects against
 being descheduled, not against sharing the memory bus or the L3 cache.
 
-Last run (2026-12-04 00:51, AMD EPYC, 32 MiB L3; one thread, CPU time, two rounds, quiet machine; attention timed by
+Last run (2026-12-04 04:35, AMD EPYC, 32 MiB L3; one thread, CPU time, two rounds bracketed by three calibrations;
+calibration's rounds shortened and cut to two, since put back to three, engine/speed/calibrate.py ROUNDS):
+calibrations 85, 95 and 106 s (205-243 s before). Prompt MET: 17 of 18 within (median 0.90, 0.78-1.28). Generation
+NOT met: 10 of 18 within (median 0.94, 0.72-1.21; 8 of 18 against the first calibration alone). Predicted too slow
+at context 4096 for 7 of 9 models (0.72-0.89): with two rounds a calibration point's median is the mean of both, and
+one disturbed generation run (20.5 against 10.5 ms per token) gave 2 of 9 calibration models a negative cost for
+the deeper cache; the fitted attention rate came out at 11-13 GFLOP/s against 23 in the run below.
+
+The run before (2026-12-04 00:51, AMD EPYC, 32 MiB L3; one thread, CPU time, two rounds, quiet machine; attention timed by
 its FLOPs and cells, core/speed/model.py): calibration 243 s. NOT met, and not by the model: the same 9 files ran 14 %
 slower (median over the 18 cases, in CPU time; prompt 1.14×, generation 1.14×) than 35 minutes earlier in the run
 below, while calibration's models ran 0.95-1.3× their earlier times, so predictions came out fast: generation 2 of 18
@@ -97,7 +111,7 @@ import pytest
 from sizewise.core.gguf.header import read_header
 from sizewise.core.paths import basedir_paths
 from sizewise.core.sampling import LoadParams
-from sizewise.core.speed.model import model_cost, pp_seconds, tg_seconds
+from sizewise.core.speed.model import ModelCost, model_cost, pp_seconds, tg_seconds
 from sizewise.core.speed.profile import ATTN, CELLS, NOT_BYTES, SpeedProfile
 from sizewise.core.speed.steady import fastest_per_token
 from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_synthetic
@@ -168,18 +182,39 @@ def _round(session: EngineSession, path: Path) -> dict[int, dict[str, float]]:
     return out
 
 
-def _calibrate(tmp_path: Path, template: Path, log: Callable[[str], None]) -> tuple[SpeedProfile, list[Measured]]:
+def _calibrate(base: Path, template: Path, log: Callable[[str], None]) -> tuple[SpeedProfile, list[Measured]]:
     """Calibrate, again after a pause when refused for a busy machine (other people's work shares these cores)."""
     for attempt in range(CALIBRATION_ATTEMPTS):
         try:
-            done = calibrate(
-                basedir_paths(tmp_path / f"base{attempt}").ensure(), template, log, threads=THREADS, gpu=False
-            )
+            done = calibrate(basedir_paths(base / f"try{attempt}").ensure(), template, log, threads=THREADS, gpu=False)
             return done.profile, done.measured
         except CalibrationFailed as exc:
             log(f"calibration refused ({exc}); again in {PAUSE_S} s")
             time.sleep(PAUSE_S)
     pytest.fail(f"calibration refused {CALIBRATION_ATTEMPTS} times: the machine stayed busy")
+
+
+def _describe(profile: SpeedProfile) -> str:
+    return (
+        f"calibration {profile.calibration_s:.1f} s: "
+        f"bw {profile.bw_effective / 1e9:.2f} GB/s, t_fixed "
+        f"{profile.t_fixed * 1e3:.3f} ms, t_layer {profile.t_layer * 1e3:.3f} ms, bw by quant (GB/s) "
+        f"{ {k: round(v / 1e9, 1) for k, v in profile.bw_by_quant.items() if k not in NOT_BYTES} }, generation's "
+        f"attention {profile.bw_by_quant.get(ATTN, 0) / 1e9:.1f} GFLOP/s + "
+        f"{1e9 / profile.bw_by_quant[CELLS] if profile.bw_by_quant.get(CELLS) else 0:.0f} ns/cell, "
+        f"pp {profile.pp_fixed * 1e6:.1f} µs + "
+        f"{profile.pp_layer * 1e6:.2f} µs/layer, GFLOP/s "
+        f"{ {k: round(v / 1e9) for k, v in profile.flops_by_quant.items()} }, "
+        f"attention {profile.attn_flops / 1e9:.0f} GFLOP/s"
+    )
+
+
+def _predicted(cost: ModelCost, bracket: list[SpeedProfile], context: int) -> tuple[float, float]:
+    """(generation, prompt) seconds per token of a round at ``context``: the mean of the predictions of the
+    calibrations just before and after the round, so a machine drifting during the round drifts both sides."""
+    tg = statistics.fmean(tg_seconds(cost, pr, context + GEN // 2) for pr in bracket)
+    pp = statistics.fmean(pp_seconds(cost, pr, context - PROMPT, PROMPT) for pr in bracket)
+    return tg, pp
 
 
 def _save(dump: dict[str, Any]) -> None:
@@ -196,57 +231,69 @@ def test_predicted_against_measured(tmp_path: Path, smollm2_path: Path) -> None:
     folder = Path(os.environ.get("SIZEWISE_SPEED_MODELS") or tmp_path / "models")
     folder.mkdir(parents=True, exist_ok=True)
     models = _models(folder, smollm2_path)  # before calibrating: the quantizer's load is not measured
-    profile, calibration = _calibrate(tmp_path, smollm2_path, log)
-    dump: dict[str, Any] = {
-        "profile": profile.to_dict(),
-        "calibration": [
-            {"label": m.label, "rounds": [asdict(r) for r in m.rounds], "tg_points": [asdict(p) for p in m.tg_by_quant]}
-            for m in calibration
-        ],
-    }
-    print(
-        f"\nthreads {THREADS or 'default'}, calibration {profile.calibration_s:.1f} s: "
-        f"bw {profile.bw_effective / 1e9:.2f} GB/s, t_fixed "
-        f"{profile.t_fixed * 1e3:.3f} ms, t_layer {profile.t_layer * 1e3:.3f} ms, bw by quant (GB/s) "
-        f"{ {k: round(v / 1e9, 1) for k, v in profile.bw_by_quant.items() if k not in NOT_BYTES} }, generation's "
-        f"attention {profile.bw_by_quant.get(ATTN, 0) / 1e9:.1f} GFLOP/s + "
-        f"{1e9 / profile.bw_by_quant[CELLS] if profile.bw_by_quant.get(CELLS) else 0:.0f} ns/cell, "
-        f"pp {profile.pp_fixed * 1e6:.1f} µs + "
-        f"{profile.pp_layer * 1e6:.2f} µs/layer, GFLOP/s "
-        f"{ {k: round(v / 1e9) for k, v in profile.flops_by_quant.items()} }, "
-        f"attention {profile.attn_flops / 1e9:.0f} GFLOP/s"
-    )
+    profiles: list[SpeedProfile] = []
+    dump: dict[str, Any] = {"profiles": [], "calibrations": []}
     rounds: dict[str, list[dict[int, dict[str, float]]]] = {label: [] for label, _ in models}
+
+    def calibrate_now() -> None:
+        profile, calibration = _calibrate(tmp_path / f"calibration{len(profiles)}", smollm2_path, log)
+        profiles.append(profile)
+        dump["profiles"].append(profile.to_dict())
+        dump["calibrations"].append(
+            [
+                {
+                    "label": m.label,
+                    "rounds": [asdict(r) for r in m.rounds],
+                    "tg_points": [asdict(p) for p in m.tg_by_quant],
+                }
+                for m in calibration
+            ]
+        )
+        print(f"\nthreads {THREADS or 'default'}, {_describe(profile)}", file=sys.stderr)
+
+    calibrate_now()
     with EngineSession() as session:
         for r in range(ROUNDS):
             for label, path in models if r % 2 == 0 else models[::-1]:
                 log(f"round {r + 1}/{ROUNDS}: {label}")
                 rounds[label].append(_round(session, path))
                 _save(dump | {"rounds": rounds})
+            calibrate_now()  # in its own engine; this one idles, its model unloaded
+            _save(dump | {"rounds": rounds})
     tg_ratios: list[float] = []
     pp_ratios: list[float] = []
     wall_ratios: list[float] = []
+    once_ratios: list[float] = []
     record: list[dict[str, Any]] = []
     timing = "CPU time (one thread)" if cpu_timed(THREADS) else "wall time"
-    print(f"timed in {timing}; 'wall' is generation's ratio in wall time, for comparison")
     print(
-        f"{'case':<22} {'ctx':>5} {'tg pred/meas t/s':>22} {'ratio':>6} {'spread':>6} {'wall':>6} "
+        f"timed in {timing}; each round predicted by the calibrations just before and after it (the mean of their "
+        f"two predictions), ratios per round, then their median; 'spread' is the largest round's ratio over the "
+        f"smallest; 'wall' is generation in wall time; 'once' is generation's median measurement against the first "
+        f"calibration alone"
+    )
+    print(
+        f"{'case':<22} {'ctx':>5} {'tg pred/meas t/s':>22} {'ratio':>6} {'spread':>6} {'wall':>6} {'once':>6} "
         f"{'pp pred/meas t/s':>22} {'ratio':>6} {'spread':>6}"
     )
     for label, path in models:
         cost = model_cost(read_header(path))
         for c in CONTEXTS:
+            preds = [_predicted(cost, profiles[r : r + 2], c) for r in range(len(rounds[label]))]
             pps = [rr[c]["pp"] for rr in rounds[label]]
             tgs = [rr[c]["tg"] for rr in rounds[label]]
             tg_walls = [rr[c]["tg_wall"] for rr in rounds[label]]
-            pp_meas, tg_meas = statistics.median(pps), statistics.median(tgs)
-            tg_pred = tg_seconds(cost, profile, c + GEN // 2)
-            pp_pred = pp_seconds(cost, profile, c - PROMPT, PROMPT)
-            tg_r, pp_r = tg_meas / tg_pred, pp_meas / pp_pred  # predicted ÷ measured, in tokens/s
-            wall_r = statistics.median(tg_walls) / tg_pred
+            tg_rs = [m / pr[0] for m, pr in zip(tgs, preds, strict=True)]  # predicted ÷ measured, in tokens/s
+            pp_rs = [m / pr[1] for m, pr in zip(pps, preds, strict=True)]
+            wall_rs = [m / pr[0] for m, pr in zip(tg_walls, preds, strict=True)]
+            tg_r, pp_r, wall_r = statistics.median(tg_rs), statistics.median(pp_rs), statistics.median(wall_rs)
+            once_r = statistics.median(tgs) / tg_seconds(cost, profiles[0], c + GEN // 2)
+            tg_pred, pp_pred = (statistics.fmean(x) for x in zip(*preds, strict=True))
+            tg_meas, pp_meas = statistics.median(tgs), statistics.median(pps)
             tg_ratios.append(tg_r)
             pp_ratios.append(pp_r)
             wall_ratios.append(wall_r)
+            once_ratios.append(once_r)
             record.append(
                 {
                     "case": label,
@@ -254,15 +301,21 @@ def test_predicted_against_measured(tmp_path: Path, smollm2_path: Path) -> None:
                     "tg_s": tgs,
                     "pp_s": pps,
                     "tg_wall_s": tg_walls,
+                    "predicted_tg_s": [pr[0] for pr in preds],
+                    "predicted_pp_s": [pr[1] for pr in preds],
                     "tg_ratio": tg_r,
                     "pp_ratio": pp_r,
                     "tg_wall_ratio": wall_r,
+                    "tg_once_ratio": once_r,
                 }
             )
             print(
-                f"{label:<22} {c:>5} {1 / tg_pred:9.1f} /{1 / tg_meas:9.1f} {tg_r:6.2f} {max(tgs) / min(tgs):6.2f} "
-                f"{wall_r:6.2f} {1 / pp_pred:9.1f} /{1 / pp_meas:9.1f} {pp_r:6.2f} {max(pps) / min(pps):6.2f}"
+                f"{label:<22} {c:>5} {1 / tg_pred:9.1f} /{1 / tg_meas:9.1f} {tg_r:6.2f} {max(tg_rs) / min(tg_rs):6.2f} "
+                f"{wall_r:6.2f} {once_r:6.2f} {1 / pp_pred:9.1f} /{1 / pp_meas:9.1f} {pp_r:6.2f} "
+                f"{max(pp_rs) / min(pp_rs):6.2f}"
             )
+    print(f"calibrations: {', '.join(f'{pr.calibration_s:.0f} s' for pr in profiles)}")
+    print(f"tg against the first calibration alone: {_fraction(once_ratios, TG_BOUNDS):.0%} within {TG_BOUNDS}")
     if cpu_timed(THREADS):
         print(f"tg in wall time: {_fraction(wall_ratios, TG_BOUNDS):.0%} within {TG_BOUNDS}")
     tg_in, pp_in = _fraction(tg_ratios, TG_BOUNDS), _fraction(pp_ratios, PP_BOUNDS)
