@@ -45,12 +45,13 @@ at context 4096 for 7 of 9 models (0.72-0.89): with two rounds a calibration poi
 one disturbed generation run (20.5 against 10.5 ms per token) gave 2 of 9 calibration models a negative cost for
 the deeper cache; the fitted attention rate came out at 11-13 GFLOP/s against 23 in the run below.
 
-The run before (2026-12-04 00:51, AMD EPYC, 32 MiB L3; one thread, CPU time, two rounds, quiet machine; attention timed by
-its FLOPs and cells, core/speed/model.py): calibration 243 s. NOT met, and not by the model: the same 9 files ran 14 %
-slower (median over the 18 cases, in CPU time; prompt 1.14×, generation 1.14×) than 35 minutes earlier in the run
-below, while calibration's models ran 0.95-1.3× their earlier times, so predictions came out fast: generation 2 of 18
-within (median 1.38, 1.04-1.78), prompt 14 of 18 (median 1.19). The KV-bytes model on the same run: generation 4 of 18.
-A drift the size of the goal's band between calibration and measurement cannot be told from a model error here.
+The run before (2026-12-04 00:51, AMD EPYC, 32 MiB L3; one thread, CPU time, two rounds, quiet machine; attention
+timed by its FLOPs and cells, core/speed/model.py): calibration 243 s. NOT met, and not by the model: the same 9
+files ran 14 % slower (median over the 18 cases, in CPU time; prompt 1.14×, generation 1.14×) than 35 minutes
+earlier in the run below, while calibration's models ran 0.95-1.3× their earlier times, so predictions came out
+fast: generation 2 of 18 within (median 1.38, 1.04-1.78), prompt 14 of 18 (median 1.19). The KV-bytes model on the
+same run: generation 4 of 18. A drift the size of the goal's band between calibration and measurement cannot be told
+from a model error here.
 
 The run before (2026-12-04 00:13, the same machine, quiet; attention timed by its KV bytes): calibration 205 s.
 Prompt MET: 18 of 18 (median 1.03, 0.85-1.23). Generation NOT met: 12 of 18 within (67 %; median 1.10, 0.84-1.56;

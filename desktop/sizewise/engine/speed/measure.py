@@ -161,13 +161,16 @@ def measure_round(
     # matmuls on the GPU (op offload), and the CPU profile would time the GPU.
     n_ctx = runs.deep + runs.tg
     session.load(path, LoadParams(n_ctx=n_ctx, n_threads=threads, n_gpu_layers=gpu_layers, op_offload=gpu_layers != 0))
+    # A GPU warms up first: llama.cpp's Vulkan backend compiles each shader pipeline on its first use, so a round's
+    # first single-token run would time the compiler (the CPU has nothing to compile; its first prompt pages the
+    # weights in and the faster of two counts).
     shallow_req = BenchRequest(
         pp=runs.pp,
         tg=runs.tg,
         repetitions=runs.pp_repetitions,
         tg_repetitions=runs.repetitions,
         ttft=False,
-        warmup=False,
+        warmup=gpu_layers != 0,
     )
     shallow = bench(session, shallow_req, deadline)
     deep_req = BenchRequest(
