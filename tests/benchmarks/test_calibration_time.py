@@ -8,7 +8,7 @@ which no neighbour changes: the measured rounds times ``_decoded_per_round``.
 
 Goal: the median run within GOAL_S.
 
-Run: pytest -m benchmarks tests/benchmarks/test_calibration_time.py -s  (~4 minutes; SIZEWISE_BENCH_ROUNDS)
+Run: pytest -m benchmarks tests/benchmarks/test_calibration_time.py -s  (~5 minutes; SIZEWISE_BENCH_ROUNDS)
 
 Last run (2026-12-04 05:15, AMD EPYC, 2 cores, a shared host; three rounds): NOT met, median 99 s (89.8, 113.3 and
 99.4 s; 20-23 s starting and preparing, the rest measuring; 31, 33 and 28 model rounds where 27 are planned, the

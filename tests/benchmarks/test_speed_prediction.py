@@ -41,9 +41,10 @@ Last run (2026-12-04 04:35, AMD EPYC, 32 MiB L3; one thread, CPU time, two round
 calibration's rounds shortened and cut to two, since put back to three, engine/speed/calibrate.py ROUNDS):
 calibrations 85, 95 and 106 s (205-243 s before). Prompt MET: 17 of 18 within (median 0.90, 0.78-1.28). Generation
 NOT met: 10 of 18 within (median 0.94, 0.72-1.21; 8 of 18 against the first calibration alone). Predicted too slow
-at context 4096 for 7 of 9 models (0.72-0.89): with two rounds a calibration point's median is the mean of both, and
-one disturbed generation run (20.5 against 10.5 ms per token) gave 2 of 9 calibration models a negative cost for
-the deeper cache; the fitted attention rate came out at 11-13 GFLOP/s against 23 in the run below.
+at context 4096 for 7 of 9 models (0.72-0.89): with two rounds a calibration point's median is the mean of both; one
+disturbed deeper generation run took 20.5 ms per token where the other round's took 9.9, each calibration had a
+model whose deeper cache came out with a negative cost in one round, and the fitted attention rate came out at 11-13
+GFLOP/s against 23 in the run below.
 
 The run before (2026-12-04 00:51, AMD EPYC, 32 MiB L3; one thread, CPU time, two rounds, quiet machine; attention
 timed by its FLOPs and cells, core/speed/model.py): calibration 243 s. NOT met, and not by the model: the same 9

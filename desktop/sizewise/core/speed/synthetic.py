@@ -21,7 +21,7 @@ import numpy as np
 # A small spread keeps activations finite through every layer; the values are otherwise meaningless.
 WEIGHT_STD = 0.02
 # Values drawn once and repeated from a random offset in each tensor: drawing every weight took 4.1 of the 4.2 s
-# that writing calibration's 86M-parameter model took (a third of its preparation), and a weight's value changes
+# that writing calibration's 86M-parameter model took, and a weight's value changes
 # neither the time to multiply it nor the time to quantize its block. 4 Mi values: a repeat spans far more than a
 # quantization block or a row.
 POOL_VALUES = 1 << 22

@@ -57,11 +57,12 @@ CALIBRATION_SHAPES = (
 CALIBRATION_TYPES = ("Q8_0", "Q4_K_M", "Q2_K")
 # Rounds over all models, so a point's rounds lie far apart in time: a disturbance of a few seconds reaches one
 # of them, and the median of three steady rounds sets it aside. A model whose round was slowed as a whole gets more,
-# up to MAX_ROUNDS (core/speed/steady.py). Two rounds took calibration from ~90 to ~70 s at two threads, but their
-# median is their mean: in the speed benchmark's run one disturbed generation run (20.5 ms per token where its other
-# round took 10.5) gave a negative cost for the deeper cache to 2 of 9 models, the fitted attention rate came out
-# at half that of three-round calibrations (11-13 against 23 GFLOP/s), and generation at context 4096 was predicted
-# 0.68-0.77× the measured speed for 7 of 9 unseen models.
+# up to MAX_ROUNDS (core/speed/steady.py). Two rounds took calibration from 90-113 s to 67-77 s at two threads, but
+# their median is their mean: in the speed benchmark's run one disturbed deeper generation run took 20.5 ms per token
+# where the other round's took 9.9, each of its two calibrations had a model whose deeper cache came out with a
+# negative cost in one round (-0.13 and -1.09 ms), the fitted attention rate came out at half that of a three-round
+# calibration (11-13 against 23 GFLOP/s), and generation at context 4096 was predicted at 0.72-0.89× the measured
+# speed for 7 of 9 unseen models.
 ROUNDS = 3
 MAX_ROUNDS = 5
 # On a quiet machine the steady points fit within 10-25 % (the small models' points are the noisy ones: they
@@ -72,8 +73,8 @@ MAX_ROUNDS = 5
 MAX_FIT_ERROR = 0.30
 OUTLIERS = 1
 # Measuring takes about 4.3× as long as writing and quantizing the models on a steady machine (at two threads 67-93 s
-# against 20-23 s in three runs, 3.3-4.5×, counting the rounds measured again; 65 s against 15 s before the models
-# were written faster and the rounds made shorter). Other programs on the cores slow
+# against 20-23 s of starting and preparing in three runs, 3.0-4.6×, counting the rounds measured again; 65 s against
+# 15 s before the models were written faster and the rounds made shorter). Other programs on the cores slow
 # llama.cpp's threads far more than the quantizer's (each token waits at every layer for the thread that was
 # descheduled: 10-300× slower tokens measured with two CPU hogs), so when measuring passes this multiple of the
 # preparation time the machine is busy, and calibration stops instead of measuring for many minutes only to
@@ -103,8 +104,8 @@ def _keep_final(events: list[dict[str, Any]]) -> Callable[[dict[str, Any]], None
 
 
 def quantize_types(source: Path, types: tuple[str, ...], folder: Path) -> dict[str, Path]:
-    """Quantize ``source`` to every type at once, one job each: a job spends about half its time starting a
-    process and reading the source, which the others' quantizing then overlaps (the 86M model to three types:
+    """Quantize ``source`` to every type at once, one job each: each job starts a process and reads the source
+    before it quantizes, which the others' quantizing then overlaps (the 86M model to three types: 5.7 s at once,
     6.3 s one after another). Ctrl+C or a failure cancels every job; each job deletes its own partial file."""
     finals: dict[str, list[dict[str, Any]]] = {t: [] for t in types}
     jobs: dict[str, Quantizer] = {}

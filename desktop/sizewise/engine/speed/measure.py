@@ -38,7 +38,8 @@ TG_TOKENS = 16
 DEEP = 1024
 # Repetitions within a round, of which the fastest counts: enough to step over a scheduler hiccup of a few
 # milliseconds. Generation's 16-token runs are short, so each repeats REPETITIONS times. Prompts are most of a
-# round's time (the 128M Q8_0 model's round: 2.3 s of prompts, 0.7 s of generation), so the rounds repeat them
+# round's time (the 128M Q8_0 model's round with three from an empty cache: 3.2 s of prompts, 0.7 s of
+# generation), so the rounds repeat them
 # instead: two from an empty cache (no warm-up run: the first pages the weights in, the faster counts) and one
 # deeper, whose attention work, ~3× that of a prompt from an empty cache, tells attention's rate from the
 # weights' (fit.py).
