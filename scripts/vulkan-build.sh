@@ -42,7 +42,9 @@ fail() {
 
 mkdir -p "$cache_root" || fail "cannot create the cache directory $cache_root."
 cache_root=$(cd "$cache_root" && pwd -P)
-dest="$cache_root/llama-cpp-python-$VERSION-vulkan"
+# Without llama.cpp's AMX kernels where they would be built (cmake-cpu-args.sh says why): a cache of its own.
+cpu_args=$(scripts/cmake-cpu-args.sh)
+dest="$cache_root/llama-cpp-python-$VERSION-vulkan${cpu_args:+-noamx}"
 stamp="$dest/.built"
 log="$dest/build.log"
 
@@ -106,7 +108,7 @@ if n != 1:
 path.write_text(new)
 print("patched: instance created without VK_EXT_layer_settings")
 PY
-if ! CMAKE_ARGS="-DGGML_VULKAN=on" CMAKE_BUILD_PARALLEL_LEVEL="$jobs" \
+if ! CMAKE_ARGS="-DGGML_VULKAN=on${cpu_args:+ $cpu_args}" CMAKE_BUILD_PARALLEL_LEVEL="$jobs" \
     nice -n 19 "$dest/venv/bin/python" -m pip install -v --no-cache-dir -c constraints.txt "$srcdir" >>"$log" 2>&1; then
     fail "building llama-cpp-python $VERSION with Vulkan failed; the last lines of $log say why."
 fi
@@ -114,7 +116,7 @@ site=$(site_dir) || fail "the venv in $dest has no site-packages folder."
 [[ -f "$site/llama_cpp/lib/libggml-vulkan.so" ]] || fail "the build finished without libggml-vulkan.so (see $log)."
 GGML_VK_VISIBLE_DEVICES=0 "$dest/venv/bin/python" -c 'import llama_cpp; llama_cpp.llama_backend_init()' >>"$log" 2>&1 \
     || fail "the Vulkan build does not import (see $log)."
-printf 'llama-cpp-python==%s\nCMAKE_ARGS=-DGGML_VULKAN=on\nbuilt=%s\nseconds=%s\n' \
-    "$VERSION" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(( $(date +%s) - start ))" >"$stamp"
+printf 'llama-cpp-python==%s\nCMAKE_ARGS=-DGGML_VULKAN=on%s\nbuilt=%s\nseconds=%s\n' \
+    "$VERSION" "${cpu_args:+ $cpu_args}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(( $(date +%s) - start ))" >"$stamp"
 echo "vulkan-build: built in $(( $(date +%s) - start )) s." >&2
 echo "$site"
