@@ -98,7 +98,9 @@ rebuild_without_amx() {
   local version
   version="$("$PY" -c 'import llama_cpp; print(llama_cpp.__version__)')"
   echo "Rebuilding llama-cpp-python $version without llama.cpp's AMX kernels (about 5 minutes)…" >&2
-  "$PY" -m pip install "${quiet[@]}" --force-reinstall --no-deps --no-cache-dir "llama-cpp-python==$version"
+  # The cached wheel goes, so pip caches the new one and a later install here (a fresh clone, CI) takes that.
+  "$PY" -m pip cache remove llama_cpp_python >/dev/null 2>&1 || true
+  "$PY" -m pip install "${quiet[@]}" --force-reinstall --no-deps "llama-cpp-python==$version"
 }
 
 if ! "$PY" -c "import llama_cpp" >/dev/null 2>&1 && ! command -v c++ >/dev/null && ! command -v g++ >/dev/null; then
