@@ -10,12 +10,14 @@ Goal: the median run within GOAL_S.
 
 Run: pytest -m benchmarks tests/benchmarks/test_calibration_time.py -s  (~5 minutes; SIZEWISE_BENCH_ROUNDS)
 
-Last run (2026-12-04 05:15, AMD EPYC, 2 cores, a shared host; three rounds): NOT met, median 99 s (89.8, 113.3 and
-99.4 s; 20-23 s starting and preparing, the rest measuring; 31, 33 and 28 model rounds where 27 are planned, the
-others measured again after a slowed round; 2144 tokens decoded per model and round). Before this session's
-changes, by hand (``sizewise calibrate``): 133 s (23 s preparing, 3 rounds of 34.5 s, 7 s measuring again; 4177
-tokens per model and round). With two rounds instead of three: 73 and 77 s, but generation's predictions got
-worse (engine/speed/calibrate.py, ROUNDS).
+Last run (2026-12-04 14:35, Intel Xeon with AMX, 2 cores, a KVM guest; by hand, alternating with the code before,
+three calibrations each at the app's threads): MET on this machine, 56.8, 55.2 and 55.6 s (14-15 s starting and
+preparing; 27 model rounds each, none measured again; 1120 tokens decoded per model and round), where the code before
+(a separate prompt from an empty cache, repeated twice, before the deeper one's untimed fill: 2144 tokens) took 77.1,
+73.9 and 75.8 s. The figures agreed: prompt from an empty cache 0.96-1.02x the code before's per model (one run where
+it took the faster of two), the deeper prompt 1.00-1.02x, generation 0.99-1.20x and 0.93-1.08x (medians of three
+calibrations each). The run before (2026-12-04 05:15, AMD EPYC, 2 cores, the code before): NOT met, median 99 s (89.8,
+113.3 and 99.4 s).
 """
 
 from __future__ import annotations
@@ -38,11 +40,9 @@ GOAL_S = 60.0
 
 
 def _decoded_per_round(runs: Runs) -> int:
-    """Tokens one round decodes on one model (engine/speed/measure.py's measure_round): the prompts from an empty
-    cache, the untimed fill to the deeper prompt's start, the deeper prompts, and generation's runs at both
-    depths."""
-    prompts = (runs.pp_repetitions + runs.deep_repetitions) * runs.pp
-    return prompts + runs.pp_depth + 2 * runs.repetitions * runs.tg
+    """Tokens one round decodes on one model (engine/speed/measure.py's measure_round): the prompt from an empty
+    cache, the deeper prompts after it, and generation's runs at both depths."""
+    return runs.pp_depth + runs.deep_repetitions * runs.pp + 2 * runs.repetitions * runs.tg
 
 
 def test_calibration_takes_about_a_minute(tmp_path: Path, smollm2_path: Path) -> None:

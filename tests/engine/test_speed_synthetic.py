@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from sizewise.engine.speed.calibrate import CALIBRATION_SHAPES
 from sizewise.engine.speed.measure import Overtime, Runs, bench, measure_round
 
 SHAPE = SyntheticShape(n_layer=2, n_embd=256, n_ff=512, n_head=4, n_head_kv=2)
-SMALL_RUNS = Runs(pp=32, tg=24, deep=64, repetitions=2, deep_repetitions=1)
+SMALL_RUNS = Runs(pp=32, tg=24, repetitions=2, deep_repetitions=1)
 
 N_PARAMS = """
 import sys, llama_cpp
@@ -56,6 +57,25 @@ def test_bench_at_a_depth_runs_on_a_synthetic_model(synthetic: Path) -> None:
         assert BenchRequest(pp=16, tg=4, repetitions=1, tg_repetitions=3, ttft=True).steps() == 2 + 1 + 3 + 1
         assert "at least 1" in (BenchRequest(tg_repetitions=0).problem() or "")
         assert "132" in (BenchRequest(pp=16, tg=8, depth=64, tg_depth=124).problem(128) or "")
+
+
+def test_a_timed_fill_is_the_prompt_from_an_empty_cache(synthetic: Path) -> None:
+    """Calibration's rounds time the depth's fill as their prompt from an empty cache (measure.measure_round), so
+    the fill must be timed like a prompt of that length: same batches, one run, CPU time beside wall time."""
+    with EngineSession() as session:
+        session.load(synthetic, LoadParams(n_ctx=160, n_threads=1))
+        bench(session, BenchRequest(pp=64, tg=4, repetitions=1, ttft=False))  # pages and caches warm
+        plain = bench(session, BenchRequest(pp=64, tg=0, repetitions=3, ttft=False, warmup=False))
+        req = BenchRequest(pp=64, tg=4, repetitions=1, tg_repetitions=2, ttft=False, warmup=False, depth=64)
+        filled = bench(session, dataclasses.replace(req, time_fill=True))
+    fill = filled["fill"]
+    assert fill["n"] == 64 and fill["repetitions"] == 1 and len(fill["cpu_samples_s"]) == 1
+    assert filled["pp"]["repetitions"] == 1 and filled["tg"]["repetitions"] == 2
+    ratio = fill["cpu_samples_s"][0] / min(plain["pp"]["cpu_samples_s"])
+    assert 0.5 < ratio < 2.0, (fill, plain["pp"])
+    assert req.steps() + 1 == dataclasses.replace(req, time_fill=True).steps()
+    assert "depth" in (BenchRequest(pp=16, time_fill=True).problem() or "")
+    assert BenchRequest.from_message(BenchRequest(time_fill=True, depth=8).to_message(1)).time_fill
 
 
 def test_calibration_measures_k_quants_and_the_types_they_fall_back_to() -> None:

@@ -36,7 +36,7 @@ SHAPES = (
     SyntheticShape(n_layer=6, n_embd=256, n_ff=512, n_head=4, n_head_kv=2),
 )
 UNSEEN = SyntheticShape(n_layer=4, n_embd=384, n_ff=768, n_head=6, n_head_kv=2)
-RUNS = Runs(pp=32, tg=4, deep=64, repetitions=1, deep_repetitions=1)
+RUNS = Runs(pp=32, tg=4, repetitions=1, deep_repetitions=1)
 
 
 def test_calibration_measures_the_gpu_and_offloaded_layers_take_its_speed(

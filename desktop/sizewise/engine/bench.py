@@ -17,6 +17,9 @@ put next to a llama-bench figure from anywhere and mean the same thing.
   decodes the prepared tokens in order, so the cache always holds a prefix of them, and a later run trims it
   back to its depth (``llama_memory_seq_rm``) or decodes only the missing tokens. A 1.5B model at depth 3584
   on two cores took ~100 s per fill.
+* **timed fill** — the depth's first fill, from a cleared cache, timed and reported as ``fill``: it decodes the
+  same batches a ``pp d`` run from an empty cache would, so one request measures the prompt from an empty cache
+  and the prompt after it (calibration's rounds, engine/speed/measure.py) without decoding the fill twice.
 * **tg depth** — where generation starts, when it differs from ``depth``: ``tg_depth = depth + pp`` times
   the tokens generated right after the prompt (a conversation at that context). Default: ``depth``.
 * **warm-up** — one full pp run and one single-token tg step before the measured runs (llama-bench's
@@ -117,6 +120,10 @@ class BenchRequest:
     # Generation's repetitions where they differ from the prompt's: a few 16-token runs cost little beside one
     # 512-token prompt, so calibration repeats the cheap one more (engine/speed/measure.py). None: ``repetitions``.
     tg_repetitions: int | None = None
+    # Time the depth's first fill from a cleared cache and report it as ``fill``, a prompt of ``depth`` tokens from
+    # an empty cache: calibration would otherwise decode those tokens twice, once as a timed prompt and once as
+    # the untimed fill (half of a round's tokens).
+    time_fill: bool = False
 
     @property
     def gen_depth(self) -> int:
@@ -138,6 +145,7 @@ class BenchRequest:
             depth=int(msg.get("depth", 0)),
             tg_depth=None if msg.get("tg_depth") is None else int(msg["tg_depth"]),
             tg_repetitions=None if msg.get("tg_repetitions") is None else int(msg["tg_repetitions"]),
+            time_fill=bool(msg.get("time_fill", False)),
         )
 
     def to_message(self, bench_id: int) -> Message:
@@ -153,6 +161,7 @@ class BenchRequest:
             "depth": self.depth,
             "tg_depth": self.tg_depth,
             "tg_repetitions": self.tg_repetitions,
+            "time_fill": self.time_fill,
         }
 
     def problem(self, n_ctx: int | None = None) -> str | None:
@@ -161,6 +170,8 @@ class BenchRequest:
             return "Prompt and generation lengths and the depth cannot be negative."
         if self.pp == 0 and self.tg == 0 and not self.ttft:
             return "Nothing to measure: prompt and generation lengths are both 0."
+        if self.time_fill and self.depth == 0:
+            return "A timed fill needs a depth to fill."
         if min(self.repetitions, self.tg_reps) < 1:
             return f"Repetitions must be at least 1, not {min(self.repetitions, self.tg_reps)}."
         needed = max(self.depth + self.pp, self.gen_depth + self.tg)
@@ -175,7 +186,8 @@ class BenchRequest:
         """Runs in total, for a progress bar: warm-ups, measured repetitions and TTFT turns."""
         runs = (self.pp > 0) + (self.tg > 0)
         measured = (self.pp > 0) * self.repetitions + (self.tg > 0) * self.tg_reps
-        return (runs if self.warmup else 0) + measured + (self.repetitions if self.ttft else 0)
+        fill = int(self.time_fill)
+        return (runs if self.warmup else 0) + fill + measured + (self.repetitions if self.ttft else 0)
 
 
 def summarize_tps(n_tokens: int, seconds: list[float], cpu_seconds: list[float] | None = None) -> dict[str, Any]:
@@ -263,7 +275,7 @@ class _Runner:
                 "id": self.id,
                 "phase": phase,
                 "rep": rep,
-                "repetitions": self.req.tg_reps if phase == "tg" else self.req.repetitions,
+                "repetitions": self.req.tg_reps if phase == "tg" else 1 if phase == "fill" else self.req.repetitions,
                 "value": value,
                 "unit": unit,
                 "step": self.step,
@@ -300,11 +312,13 @@ class _Runner:
             self._check_stop()
         self.cached = depth
 
-    def run_pp(self, n: int) -> float:
-        """Seconds to decode ``n`` bench tokens, in n_batch chunks, into a cache holding ``depth`` tokens."""
+    def run_pp(self, n: int, depth: int | None = None) -> float:
+        """Seconds to decode ``n`` bench tokens, in n_batch chunks, into a cache holding ``depth`` tokens (the
+        request's by default)."""
         lc, ctx = self.lc, self.ctx
-        batches = self._batches(self.depth, n)
-        self._to_depth(self.depth)
+        depth = self.depth if depth is None else depth
+        batches = self._batches(depth, n)
+        self._to_depth(depth)
         t0, c0 = time.perf_counter(), time.thread_time()
         for batch in batches:
             self._decoded(lc.llama_decode(ctx, batch))
@@ -376,6 +390,11 @@ class _Runner:
             if req.tg > 0:
                 secs = self.run_tg(1)
                 self._progress("warmup_tg", 0, 1 / secs, "tokens/s")
+        fill: dict[str, Any] | None = None
+        if req.time_fill:  # from a cleared cache; the runs below start from the filled one
+            secs = self.run_pp(req.depth, depth=0)
+            fill = summarize_tps(req.depth, [secs], [self.last_cpu_s])
+            self._progress("fill", 1, req.depth / secs, "tokens/s")
         pp_s: list[float] = []
         tg_s: list[float] = []
         pp_cpu: list[float] = []
@@ -404,6 +423,7 @@ class _Runner:
         return {
             "pp": summarize_tps(req.pp, pp_s, pp_cpu) if req.pp > 0 else None,
             "tg": summarize_tps(req.tg, tg_s, tg_cpu) if req.tg > 0 else None,
+            "fill": fill,
             "ttft": ttft,
             "ttft_ms": ttft["mean_ms"] if ttft is not None else None,
             "warmup": req.warmup,

@@ -15,10 +15,10 @@ Commands, parent → worker
               comes (a ``bench``: ``bench_done`` cancelled). A stop for any other id is ignored.
 ``unload``    free the model, keep the process.
 ``stats``     ask for memory figures now.
-``bench``     ``{id, pp, tg, repetitions, warmup, ttft, ttft_prompt, depth, tg_depth, tg_repetitions}`` — the
-              llama-bench loop on the loaded model (engine/bench.py, ``BenchRequest.to_message``); queued like
-              ``generate``, and a ``stop`` with this ``id`` cancels it (also mid-decode). Sent with
-              ``EngineClient.send_raw``.
+``bench``     ``{id, pp, tg, repetitions, warmup, ttft, ttft_prompt, depth, tg_depth, tg_repetitions,
+              time_fill}`` — the llama-bench loop on the loaded model (engine/bench.py,
+              ``BenchRequest.to_message``); queued like ``generate``, and a ``stop`` with this ``id`` cancels
+              it (also mid-decode). Sent with ``EngineClient.send_raw``.
 ``shutdown``  exit cleanly.
 ``tokenize``  ``{id, texts: [str]}`` — token counts with the loaded model's tokenizer (no BOS added,
               special tokens not parsed); queued behind a running reply. Sent with
@@ -44,11 +44,12 @@ Events, worker → parent
 ``unloaded``    ``{}``.
 ``fatal``       ``{message}`` — the worker itself crashed (an exception outside any request) and is exiting;
                 the client keeps the message for the ``engine_stopped`` reason instead of passing it on.
-``bench_progress`` ``{id, phase: warmup_pp|warmup_tg|pp|tg|ttft, rep, repetitions, value, unit, step, steps}``
+``bench_progress`` ``{id, phase: warmup_pp|warmup_tg|fill|pp|tg|ttft, rep, repetitions, value, unit, step, steps}``
                 after each run (never inside a timed one).
 ``bench_done``  ``{id, cancelled, pp: {n, repetitions, mean_tps, sd_tps, samples_tps, samples_s,
                 cpu_samples_s} | None,
-                tg: same | None, ttft: {mean_ms, sd_ms, samples_ms, prompt_tokens, mode, prompt} | None,
+                tg: same | None, fill: same (the depth's timed fill: time_fill) | None,
+                ttft: {mean_ms, sd_ms, samples_ms, prompt_tokens, mode, prompt} | None,
                 ttft_ms, warmup, depth, n_ctx, n_batch, n_ubatch, n_threads, n_threads_batch, wall_s, rss_bytes,
                 peak_rss_bytes}``; a cancelled run carries only ``{id, cancelled: true, rss_bytes,
                 peak_rss_bytes}``. Bad parameters or no model answer ``failed`` ``{id, message}``.

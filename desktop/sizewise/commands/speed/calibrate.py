@@ -29,7 +29,7 @@ from sizewise.engine.speed.measure import CalibrationFailed, Measured
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "calibrate",
-        help="measure this machine's speed (about a minute and a half) so speeds can be predicted before download",
+        help="measure this machine's speed (about a minute) so speeds can be predicted before download",
     )
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: llama-cpp-python's choice)")
     p.add_argument(

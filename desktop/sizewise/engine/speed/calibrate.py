@@ -41,14 +41,14 @@ from sizewise.engine.speed.devices import device_fingerprint, gpu_fingerprint
 from sizewise.engine.speed.measure import RUNS, CalibrationFailed, Measured, Overtime, Runs, measure_round, points
 
 # ~86M, ~31M and ~128M parameters (the tokenizer's 49152-row embedding included): small enough to write, quantize and
-# measure in about a minute and a half on two cores (~20 s of it writing and quantizing). Depth and width vary
-# independently (4 wide layers, 24 narrow ones, 10 wide ones) so the fit can tell the per-layer cost from the per-byte
-# cost. The first two are multiples of 256 wide, so every weight is in the k-quant asked for. The third is 960 wide, not
-# a multiple of 256, like many real models (SmolLM2-135M's 576, Qwen2.5-0.5B's 896, Gemma-3-1B's 1152): llama.cpp then
-# stores every tensor whose rows are 960 long in the fallback type (Q5_0 for Q4_K, Q4_0 for Q2_K/Q3_K, Q8_0 for Q6_K),
-# which decode at their own speed; that model is mostly fallback types on purpose, since a calibration where they were a
-# small share (a 4-layer 640-wide model) left their rates to noise: Q5_0 came out at 15.8 and 24.9 GB/s in two runs, and
-# a Qwen2.5-0.5B-shaped Q4_K_M (60 % Q5_0) was predicted 1.27-1.36x too fast.
+# measure in about a minute on two cores (55-57 s on an Intel Xeon, ~15 s of it writing and quantizing). Depth and width
+# vary independently (4 wide layers, 24 narrow ones, 10 wide ones) so the fit can tell the per-layer cost from the
+# per-byte cost. The first two are multiples of 256 wide, so every weight is in the k-quant asked for. The third is 960
+# wide, not a multiple of 256, like many real models (SmolLM2-135M's 576, Qwen2.5-0.5B's 896, Gemma-3-1B's 1152):
+# llama.cpp then stores every tensor whose rows are 960 long in the fallback type (Q5_0 for Q4_K, Q4_0 for Q2_K/Q3_K,
+# Q8_0 for Q6_K), which decode at their own speed; that model is mostly fallback types on purpose, since a calibration
+# where they were a small share (a 4-layer 640-wide model) left their rates to noise: Q5_0 came out at 15.8 and 24.9
+# GB/s in two runs, and a Qwen2.5-0.5B-shaped Q4_K_M (60 % Q5_0) was predicted 1.27-1.36x too fast.
 CALIBRATION_SHAPES = (
     SyntheticShape(n_layer=4, n_embd=1024, n_ff=2048, n_head=16, n_head_kv=4),
     SyntheticShape(n_layer=24, n_embd=256, n_ff=768, n_head=4, n_head_kv=2),
@@ -72,15 +72,15 @@ MAX_ROUNDS = 5
 # mispredict everything, so it is refused, not stored. OUTLIERS points may miss by more without deciding.
 MAX_FIT_ERROR = 0.30
 OUTLIERS = 1
-# Measuring takes about 4.3× as long as writing and quantizing the models on a steady machine (at two threads 67-93 s
-# against 20-23 s of starting and preparing in three runs, 3.0-4.6×, counting the rounds measured again; 65 s against
-# 15 s before the models were written faster and the rounds made shorter). Other programs on the cores slow
+# Measuring takes about 2.8× as long as writing and quantizing the models on a steady machine (2.7-2.9× in three
+# calibrations at two threads on an Intel Xeon, 40-41 s against 14-15 s; 4.2× there, and 3.0-4.6× on an AMD EPYC,
+# before a round's first prompt became the deeper one's fill, measure.py). Other programs on the cores slow
 # llama.cpp's threads far more than the quantizer's (each token waits at every layer for the thread that was
 # descheduled: 10-300× slower tokens measured with two CPU hogs), so when measuring passes this multiple of the
 # preparation time the machine is busy, and calibration stops instead of measuring for many minutes only to
 # refuse. The margin over the steady ratio is the one the 128-token calibration had (1.5× steady, 5× refused).
-STEADY_RATIO = 4.3
-BUSY_RATIO = 14.0
+STEADY_RATIO = 2.8
+BUSY_RATIO = 9.0
 BUSY = "the machine was probably busy with other work; run it again when it is idle"
 
 Progress = Callable[[str], None]

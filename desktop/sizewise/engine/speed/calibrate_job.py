@@ -1,7 +1,7 @@
 """Calibration as a job process, for the GUI: the same run as ``sizewise calibrate``, with progress and Cancel.
 
 Why a job process and not a thread: calibration drives an engine worker and the quantizer (each a process of
-its own) for about a minute and a half, and the only clean way to stop it mid-step is the path Ctrl+C takes on the CLI —
+its own) for about a minute, and the only clean way to stop it mid-step is the path Ctrl+C takes on the CLI —
 a ``KeyboardInterrupt`` in calibration's main thread, which stops the running bench or quantize, deletes the
 synthetic models in its ``finally`` and stores nothing. In a job process that is a signal handler away:
 cancel sends SIGTERM, the handler raises ``KeyboardInterrupt``, and the job is given time to clean up before

@@ -1,10 +1,10 @@
 """Measuring a calibration model: one round of the llama-bench loop (engine/bench.py) in the engine worker, and
 the points for the fit from the steady figures over rounds (core/speed/steady.py).
 
-A round loads the model, runs a short bench from an empty cache (prompt and generation) and one deeper (a prompt
-that ends at DEEP, then generation from there, as a conversation reaches that context), and unloads it;
-calibration runs every model once per round and several rounds, so a disturbance that lasts a few seconds
-reaches one round of a point, not all of them.
+A round loads the model, runs generation from an empty cache, then two prompts back to back (the first from an
+empty cache, the second after it, ending at DEEP) and generation from there, as a conversation reaches that
+context, and unloads it; calibration runs every model once per round and several rounds, so a disturbance that
+lasts a few seconds reaches one round of a point, not all of them.
 """
 
 from __future__ import annotations
@@ -30,46 +30,44 @@ from sizewise.engine.session import EngineError, EngineSession
 # came out 0.60-0.83x the measured ones (tests/benchmarks/test_speed_prediction.py).
 PP_TOKENS = 512
 TG_TOKENS = 16
-# Where the deeper generation starts. At 512 the KV cache's reads were too small a share of a token to fit their
-# rate: the fitted 6.6 GB/s predicted SmolLM2-135M's generation at depth 4096 at 0.80× the measured speed. At 1024
-# they are ~30 % of the narrow model's token. The deeper prompt is the PP_TOKENS that end there, so it fills the
-# cache generation starts from: a separate fill to DEEP before the prompt cost more than the prompt itself and made
-# the deep bench most of a round's time (calibration 133 s at two threads, of which 110 s measuring).
-DEEP = 1024
+# Where the deeper generation starts: after two prompts, the first from an empty cache and the deeper one right
+# after it, so the first is the deeper one's fill and no token is decoded only to fill the cache (a separate
+# untimed fill cost a quarter of a round's tokens; before that, a fill to 1024 before the prompt made the deep bench
+# most of a round's time). At 512 the KV cache's reads were too small a share of a token to fit their rate: the
+# fitted 6.6 GB/s predicted SmolLM2-135M's generation at depth 4096 at 0.80x the measured speed. At 1024 they are
+# ~30 % of the narrow model's token.
+DEEP = 2 * PP_TOKENS
 # Repetitions within a round, of which the fastest counts: enough to step over a scheduler hiccup of a few
 # milliseconds. Generation's 16-token runs are short, so each repeats REPETITIONS times. Prompts are most of a
-# round's time (the 128M Q8_0 model's round with three from an empty cache: 3.2 s of prompts, 0.7 s of
-# generation), so the rounds repeat them
-# instead: two from an empty cache (no warm-up run: the first pages the weights in, the faster counts) and one
-# deeper, whose attention work, ~3× that of a prompt from an empty cache, tells attention's rate from the
-# weights' (fit.py).
+# round's time, so each runs once per round (the rounds' median sets a slowed one aside): the first prompt pages
+# nothing in, since generation from an empty cache runs before it in the same load and touches every weight; the
+# deeper one's attention work, ~3x that of a prompt from an empty cache, tells attention's rate from the weights'
+# (fit.py).
 REPETITIONS = 3
-PP_REPETITIONS = 2
 DEEP_REPETITIONS = 1
 BENCH_ID = 7
 
 
 @dataclass(frozen=True)
 class Runs:
-    """What a round runs on each model: prompt and generation lengths, the deeper depth (where the deeper prompt
-    ends and generation starts), repetitions. The defaults are calibration's; a slow device under test (software
-    Vulkan: ~1 token/s on a 135M model) takes shorter ones."""
+    """What a round runs on each model: prompt and generation lengths and repetitions; the deeper prompt starts
+    where the first one ended. The defaults are calibration's; a slow device under test (software Vulkan: ~1
+    token/s on a 135M model) takes shorter ones."""
 
     pp: int = PP_TOKENS
     tg: int = TG_TOKENS
-    deep: int = DEEP
     repetitions: int = REPETITIONS  # generation's, at both depths
     deep_repetitions: int = DEEP_REPETITIONS  # the deeper prompt's
-    pp_repetitions: int = PP_REPETITIONS  # the prompt's from an empty cache
-
-    def __post_init__(self) -> None:
-        if self.deep <= self.pp:
-            raise ValueError(f"the deeper depth ({self.deep}) must exceed the prompt ({self.pp}) that ends there")
 
     @property
     def pp_depth(self) -> int:
-        """The cache the deeper prompt starts from."""
-        return self.deep - self.pp
+        """The cache the deeper prompt starts from: the first prompt."""
+        return self.pp
+
+    @property
+    def deep(self) -> int:
+        """Where the deeper prompt ends and the deeper generation starts."""
+        return self.pp_depth + self.pp
 
 
 RUNS = Runs()
@@ -163,17 +161,12 @@ def measure_round(
     n_ctx = runs.deep + runs.tg
     session.load(path, LoadParams(n_ctx=n_ctx, n_threads=threads, n_gpu_layers=gpu_layers, op_offload=gpu_layers != 0))
     # A GPU warms up first: llama.cpp's Vulkan backend compiles each shader pipeline on its first use, so a round's
-    # first single-token run would time the compiler (the CPU has nothing to compile; its first prompt pages the
-    # weights in and the faster of two counts).
+    # first single-token run would time the compiler (the CPU has nothing to compile).
     shallow_req = BenchRequest(
-        pp=runs.pp,
-        tg=runs.tg,
-        repetitions=runs.pp_repetitions,
-        tg_repetitions=runs.repetitions,
-        ttft=False,
-        warmup=gpu_layers != 0,
+        pp=0, tg=runs.tg, repetitions=1, tg_repetitions=runs.repetitions, ttft=False, warmup=gpu_layers != 0
     )
     shallow = bench(session, shallow_req, deadline)
+    # The first prompt is the deeper one's timed fill (engine/bench.py): one request decodes each token once.
     deep_req = BenchRequest(
         pp=runs.pp,
         tg=runs.tg,
@@ -182,7 +175,8 @@ def measure_round(
         ttft=False,
         depth=runs.pp_depth,
         tg_depth=runs.deep,
-        warmup=False,
+        warmup=gpu_layers != 0,
+        time_fill=True,
     )
     deep = bench(session, deep_req, deadline)
     session.client.unload()
@@ -190,14 +184,14 @@ def measure_round(
     cpu = cpu_timed(threads) and gpu_layers == 0  # a GPU computes off this thread: its CPU time is not the run's
     # The round's bench time judges whether it was slowed as a whole (steady.py): in CPU time, the timed runs'.
     bench_s = (
-        sum(sum(samples(b, k, cpu=True)) for b in (shallow, deep) for k in ("pp", "tg"))
+        sum(sum(samples(b, k, cpu=True)) for b in (shallow, deep) for k in ("fill", "pp", "tg"))
         if cpu
         else float(shallow.get("wall_s") or 0.0) + float(deep.get("wall_s") or 0.0)
     )
     figures = RoundFigures(
         tg=fastest_per_token(samples(shallow, "tg", cpu), runs.tg),
         tg_deep=fastest_per_token(samples(deep, "tg", cpu), runs.tg),
-        pp=fastest_per_token(samples(shallow, "pp", cpu), runs.pp),
+        pp=fastest_per_token(samples(deep, "fill", cpu), runs.pp_depth),
         bench_s=bench_s,
         pp_deep=fastest_per_token(samples(deep, "pp", cpu), runs.pp),
     )

@@ -3,7 +3,7 @@
 Shown while this machine's speeds are the labelled conservative estimate: the first time a person opens the
 ladder, the speeds they see are guesses until calibration has run once, and the page says so and offers to
 fix it in place rather than pointing at a terminal command. The run is engine/speed/calibrate_job.py's job
-process (about a minute and a half on two cores); its events reach the GUI thread through a JobAdapter, so nothing
+process (about a minute on two cores); its events reach the GUI thread through a JobAdapter, so nothing
 here blocks.
 """
 
@@ -20,7 +20,7 @@ from sizewise.gui.adapters.job_adapter import JobAdapter
 
 OFFER = (
     "Speeds on this page are a conservative estimate: this machine has not been measured yet. Measuring takes "
-    "about a minute and a half — Sizewise writes a few small random-weight models, times llama.cpp on them and "
+    "about a minute — Sizewise writes a few small random-weight models, times llama.cpp on them and "
     "deletes them."
 )
 GPU_OFFER = (
