@@ -65,12 +65,15 @@ CALIBRATION_TYPES = ("Q8_0", "Q4_K_M", "Q2_K")
 # speed for 7 of 9 unseen models.
 ROUNDS = 3
 MAX_ROUNDS = 5
-# On a quiet machine the steady points fit within 10-25 % (the small models' points are the noisy ones: they
-# nearly fit in a server CPU's shared L3 cache, and each token waits at every layer for both threads), and
-# points the other programs disturbed through most of their rounds miss by far more (the second-worst by
-# 120-320 % in the busy runs measured: CPU hogs, other test runs on both cores); such a profile would
-# mispredict everything, so it is refused, not stored. OUTLIERS points may miss by more without deciding.
-MAX_FIT_ERROR = 0.30
+# On a quiet AMD EPYC the steady points fit within 10-25 % (the small models' points are the noisy ones: they
+# nearly fit in a server CPU's shared L3 cache, and each token waits at every layer for both threads). On a quiet
+# Intel Xeon (a KVM guest with 480 MiB of L3) two to four points missed by 25-48 % in every one of eight
+# calibrations, the same in each of their rounds (31M Q8_0: 1.96, 2.13 and 1.86 ms measured, 2.90 fitted): a miss of
+# the speed model there, not noise, and at 30 % one calibration in four was refused as busy. Points the other
+# programs disturbed through most of their rounds miss by far more (the second-worst by 120-320 % in the busy runs
+# measured: CPU hogs, other test runs on both cores); such a profile would mispredict everything, so it is refused,
+# not stored. OUTLIERS points may miss by more without deciding.
+MAX_FIT_ERROR = 0.60
 OUTLIERS = 1
 # Measuring takes about 2.8× as long as writing and quantizing the models on a steady machine (2.7-2.9× in three
 # calibrations at two threads on an Intel Xeon, 40-41 s against 14-15 s; 4.2× there, and 3.0-4.6× on an AMD EPYC,
