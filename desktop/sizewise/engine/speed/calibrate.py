@@ -67,9 +67,9 @@ ROUNDS = 3
 MAX_ROUNDS = 5
 # On a quiet AMD EPYC the steady points fit within 10-25 % (the small models' points are the noisy ones: they
 # nearly fit in a server CPU's shared L3 cache, and each token waits at every layer for both threads). On a quiet
-# Intel Xeon (a KVM guest with 480 MiB of L3) two to four points missed by 25-48 % in every one of eight
+# Intel Xeon (a KVM guest with 480 MiB of L3) two to four points missed by 25-48 % in every one of ten
 # calibrations, the same in each of their rounds (31M Q8_0: 1.96, 2.13 and 1.86 ms measured, 2.90 fitted): a miss of
-# the speed model there, not noise, and at 30 % one calibration in four was refused as busy. Points the other
+# the speed model there, not noise, and at 30 % three of the ten were refused as busy. Points the other
 # programs disturbed through most of their rounds miss by far more (the second-worst by 120-320 % in the busy runs
 # measured: CPU hogs, other test runs on both cores); such a profile would mispredict everything, so it is refused,
 # not stored. OUTLIERS points may miss by more without deciding.
