@@ -37,7 +37,15 @@ llama.cpp computes on the timing thread alone, so other programs taking the core
 wall-time ratio is printed beside it. Memory traffic from other programs still can: CPU time protects against
 being descheduled, not against sharing the memory bus or the L3 cache.
 
-Last run (2026-12-04 04:35, AMD EPYC, 32 MiB L3; one thread, CPU time, two rounds bracketed by three calibrations;
+Last run (2026-12-04 15:27, Intel Xeon with AMX, 480 MiB L3, a KVM guest; one thread, CPU time, ONE round bracketed
+by two calibrations; a calibration round decodes each token once, engine/speed/measure.py): calibrations 86 and 86 s.
+Prompt MET: 18 of 18 within (median 1.02, 0.84-1.13). Generation NOT met: 10 of 18 within (median 1.00, 0.80-1.24;
+the same against the first calibration alone and in wall time). At context 512 the ~0.1B and ~0.4B models were
+predicted 1.18-1.24x too fast in five of six cases, and Qwen2.5-1.5B at 4096 0.80-0.84x (too slow) in all three
+quants: on this machine the fit also misses calibration's own small models by up to 48 % (engine/speed/calibrate.py,
+MAX_FIT_ERROR), with every calibration model inside the L3 cache.
+
+The run before (2026-12-04 04:35, AMD EPYC, 32 MiB L3; one thread, CPU time, two rounds bracketed by three calibrations;
 calibration's rounds shortened and cut to two, since put back to three, engine/speed/calibrate.py ROUNDS):
 calibrations 85, 95 and 106 s (205-243 s before). Prompt MET: 17 of 18 within (median 0.90, 0.78-1.28). Generation
 NOT met: 10 of 18 within (median 0.94, 0.72-1.21; 8 of 18 against the first calibration alone). Predicted too slow
