@@ -12,8 +12,17 @@ import pytest
 from sizewise.core.gguf.header import GGUFHeader, TensorInfo, read_header
 from sizewise.core.quant.shapes import HyperParams
 from sizewise.core.speed.fit import FitError, NoisyFit, PpPoint, TgPoint, fit_line, fit_pp, fit_tg
-from sizewise.core.speed.model import ModelCost, model_cost, pp_seconds, predict_speed, tg_seconds
-from sizewise.core.speed.profile import ATTN, CELLS, KV, ProfileStore, SpeedProfile, estimate_profile, type_family
+from sizewise.core.speed.model import ModelCost, attended_cells, model_cost, pp_seconds, predict_speed, tg_seconds
+from sizewise.core.speed.profile import (
+    ATTN,
+    CELLS,
+    KV,
+    SCORES,
+    ProfileStore,
+    SpeedProfile,
+    estimate_profile,
+    type_family,
+)
 from tests.quant_models import write_model
 
 F16, Q8_0, Q4_K = 1, 8, 12  # ggml type ids
@@ -148,7 +157,8 @@ def test_each_tensor_type_is_read_and_multiplied_at_its_own_rate() -> None:
                            flops_by_quant={"Q4_K": 1e11}, flops_by_family={"legacy": 2e11},
                            attn_flops=1e10)  # fmt: skip
     q4k, q8 = 256 * 256 * 144 // 256, 256 * 1000 * 34 // 32
-    assert predict_speed(cost, profile).ms_per_token == pytest.approx((q4k / 5e9 + q8 / 20e9) * 1e3)
+    cache = cost.kv_full_bytes_per_token * 256 / 10e9  # the first 256 cells, attended from the first token on
+    assert predict_speed(cost, profile).ms_per_token == pytest.approx((q4k / 5e9 + q8 / 20e9 + cache) * 1e3)
     attention = 2 * 4 * 4 * 64 * 512 / 1e10  # layers × heads × 4 × head size, over 512 cells
     assert pp_seconds(cost, profile) == pytest.approx(2 * 256 * 256 / 1e11 + 2 * 256 * 1000 / 512 / 2e11 + attention)
 
@@ -174,8 +184,10 @@ def test_prediction_slows_with_depth_and_is_labelled_by_its_profile() -> None:
                             bw_by_family={"float": 5e9}, source="measured")  # fmt: skip
     shallow, deep = predict_speed(cost, measured, 0), predict_speed(cost, measured, 4096)
     assert deep.tg_tps < shallow.tg_tps and shallow.confidence == "measured"
-    assert shallow.ms_per_token == pytest.approx(1.0 + 2 * 0.1 + 512000 / 5e9 * 1e3)  # F16: its family's figure
-    assert deep.ms_per_token - shallow.ms_per_token == pytest.approx(4096 * 1024 / 10e9 * 1e3)  # kv: overall
+    # F16: its family's figure; the cache's first 256 cells (attended from the first token) at the overall one
+    assert shallow.ms_per_token == pytest.approx(1.0 + 2 * 0.1 + 512000 / 5e9 * 1e3 + 256 * 1024 / 10e9 * 1e3)
+    # 4096 cached and the new token's cell: 4352 cells attended
+    assert deep.ms_per_token - shallow.ms_per_token == pytest.approx((4352 - 256) * 1024 / 10e9 * 1e3)
     guess = predict_speed(cost, estimate_profile("some CPU"))
     assert guess.confidence == "estimate" and "bandwidth" in guess.note
 
@@ -224,7 +236,7 @@ def test_attention_is_timed_by_its_work_and_cells_where_they_decide() -> None:
     assert deep_truth / (tg_seconds(qwen05, old, 4096) - tg_seconds(qwen05, old, 0)) > 1.3
     # A profile without attention's figures (an estimate, an older calibration) times the KV bytes, as before:
     assert tg_seconds(qwen05, old, 4096) - tg_seconds(qwen05, old, 0) == pytest.approx(
-        qwen05.kv_bytes_at(4096) / bytes_only.bw_by_key[KV]
+        (qwen05.kv_bytes_at(4096) - qwen05.kv_bytes_at(0)) / bytes_only.bw_by_key[KV]
     )
     # Too few points to tell the three apart (as in the GPU suite's short calibration): the per-type figures stay,
     # with the KV bytes standing for attention.
@@ -232,20 +244,38 @@ def test_attention_is_timed_by_its_work_and_cells_where_they_decide() -> None:
     assert set(few.bw_by_key) == {"Q8_0", "Q4_K", KV}
     # One device of a split pays its share of the cells (the mask is built once per token):
     half = replace(qwen05, cell_share=0.5)
-    assert half.cells_at(4096) == 2048
+    assert half.cells_at(4096) == 4352 / 2
 
 
 def test_scores_count_query_heads_on_the_layers_that_keep_a_cache(gemma_path: Path, tmp_path: Path) -> None:
     llama = model_cost(_header([("token_embd.weight", (256, 1000), F16)]))
-    assert llama.scores_at(100) == 2 * 4 * 100  # layers × query heads × cached tokens
-    assert llama.attn_flops_at(100) == 2 * 4 * 100 * 4 * 64 and llama.cells_at(100) == 100  # one full-attention mask
+    assert llama.scores_at(300) == 2 * 4 * 512  # layers × query heads × the cells attended (below)
+    assert llama.attn_flops_at(300) == 2 * 4 * 512 * 4 * 64 and llama.cells_at(300) == 512  # one full-attention mask
     hybrid = HyperParams("lfm2", 4, 256, 256, 4, 2, 100, attn_layers=(1, 3), conv_l_cache=3)
     lfm2 = model_cost(read_header(write_model(tmp_path / "lfm2.gguf", hybrid, zeros=True)))
-    assert lfm2.scores_at(100) == 2 * 4 * 100  # the two attention layers; the convolution layers keep no cache
+    assert lfm2.scores_at(300) == 2 * 4 * 512  # the two attention layers; the convolution layers keep no cache
     gemma = model_cost(read_header(gemma_path))  # 18 layers of 4 query heads: 15 sliding (window 512), 3 full
     assert (gemma.scores_full_per_token, gemma.scores_swa_per_token) == (3 * 4, 15 * 4)
-    assert gemma.scores_at(4096) == 12 * 4096 + 60 * 512
-    assert gemma.cells_at(4096) == 4096 + 512  # a mask per cache kind
+    # The sliding-window cache holds the window and a micro-batch (1024 cells), all of it multiplied once full:
+    assert gemma.scores_at(4096) == 12 * 4352 + 60 * 1024
+    assert gemma.cells_at(4096) == 4352 + 1024  # a mask per cache kind
+    assert gemma.scores_at(100) == 12 * 256 + 60 * 256  # below the window both span the first step
+
+
+def test_attention_spans_the_cache_in_whole_steps_of_256_cells() -> None:
+    """llama.cpp's decode attends over the cache in steps of 256 cells, at least one, never past the cache
+    (llama_kv_cache::get_n_kv), multiplying the masked cells too: a token at depth 8 costs what one at 255 does.
+    Counting the depth itself left calibration's shallow point 248 cells short."""
+    assert [attended_cells(n) for n in (1, 9, 256, 257, 513, 4097)] == [256, 256, 256, 512, 768, 4352]
+    assert attended_cells(4097, size=4352) == 4352 and attended_cells(5000, size=4352) == 4352
+    cost = _attention_shape(24, 14, 2, 64, 530_000_000)
+    assert cost.kv_bytes_at(8) == cost.kv_bytes_at(255) == cost.kv_bytes_at(0) == 256 * cost.kv_full_bytes_per_token
+    assert cost.kv_bytes_at(256) == 512 * cost.kv_full_bytes_per_token  # its own cell is the 257th
+    assert cost.cells_at(520) == 768 and cost.scores_at(4104) == 4352 * 24 * 14
+    # A prompt's micro-batch spans the cells up to its last token, in the same steps:
+    prompt = replace(cost, attn_flops_per_cached_token=1000)
+    assert prompt.pp_attn_flops(0, 100) == pytest.approx(1000 * 256)
+    assert prompt.pp_attn_flops(300, 100) == pytest.approx(1000 * 512)
 
 
 def test_profiles_round_trip_and_only_measured_ones_are_stored(tmp_path) -> None:
@@ -278,3 +308,41 @@ def test_a_point_slowed_by_other_programs_shows_as_a_large_fit_error() -> None:
     assert fit_tg(points).worst_error < 0.01
     busy = [*points[:-1], TgPoint(points[-1].bytes_by_key, points[-1].seconds * 2.5, points[-1].n_layer)]
     assert fit_tg(busy).worst_error > 0.3
+
+
+def test_a_calibration_shape_with_wider_heads_tells_a_score_from_its_flops() -> None:
+    """On one CPU thread a score (a query head against a cached cell) costs about the same whether its head is 64
+    or 128 wide: with calibration's heads all 64 wide, the FLOPs and the scores were one column, and Qwen2.5-1.5B
+    (128-wide heads) came out 0.78-0.88× at depth 4096. With one 128-wide calibration shape the fit tells them
+    apart and predicts heads of either width."""
+    per_cell, per_score, attn_rate, bw = 0.3e-6, 15e-9, 200e9, 15e9
+
+    def truth(c: ModelCost, depth: int) -> float:
+        weights = sum(n / bw for n in c.bytes_by_type.values())
+        return (1e-4 + weights + c.cells_at(depth) * per_cell + c.scores_at(depth) * per_score
+                + c.attn_flops_at(depth) / attn_rate)  # fmt: skip
+
+    def point(c: ModelCost, d: int) -> TgPoint:
+        attention = {KV: c.kv_bytes_at(d), ATTN: c.attn_flops_at(d), CELLS: round(c.cells_at(d)),
+                     SCORES: c.scores_at(d)}  # fmt: skip
+        return TgPoint(c.bytes_by_type | attention, truth(c, d), c.n_layer)
+
+    def calibrated(first_head: int) -> SpeedProfile:
+        shapes = [_attention_shape(4, 1024 // first_head, 2, first_head, 90_000_000),
+                  _attention_shape(24, 4, 2, 64, 33_000_000), _attention_shape(10, 15, 3, 64, 136_000_000)]  # fmt: skip
+        shapes += [replace(c, weight_bytes=c.weight_bytes // 2, bytes_by_type={"Q8_0": c.weight_bytes // 2})
+                   for c in shapes]  # fmt: skip
+        fit = fit_tg([point(c, d) for c in shapes for d in (8, 1032)])
+        return SpeedProfile(bw_effective=fit.bw, t_fixed=fit.t_fixed, t_layer=fit.t_layer, bw_by_quant=fit.bw_by_key,
+                            source="measured")  # fmt: skip
+
+    qwen05, qwen15 = _attention_shape(24, 14, 2, 64, 530_000_000), _attention_shape(28, 12, 2, 128, 1_600_000_000)
+    wide = calibrated(128)
+    assert wide.bw_by_quant[SCORES] == pytest.approx(1 / per_score, rel=1e-3) and KV not in wide.bw_by_quant
+    assert wide.bw_by_quant[ATTN] == pytest.approx(attn_rate, rel=1e-3)
+    for model in (qwen05, qwen15):
+        cost = truth(model, 4096) - truth(model, 0)
+        assert tg_seconds(model, wide, 4096) - tg_seconds(model, wide, 0) == pytest.approx(cost, rel=0.01)
+    narrow = calibrated(64)  # every head 64 wide: a 128-wide head's score is taken at twice the FLOPs
+    cost = truth(qwen15, 4096) - truth(qwen15, 0)
+    assert (tg_seconds(qwen15, narrow, 4096) - tg_seconds(qwen15, narrow, 0)) / cost > 1.15

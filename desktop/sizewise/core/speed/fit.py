@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from sizewise.core.speed.profile import NOT_BYTES
+from sizewise.core.speed.profile import KV, NOT_BYTES, SCORES
 
 NOT_BYTES_KEYS = frozenset(NOT_BYTES)
 
@@ -179,6 +179,13 @@ def fit_tg(points: list[TgPoint], prior: Prior | None = None) -> TgFit:
         t_fixed, bw = 0.0, 0.0
     if not over_determined:
         return TgFit(t_fixed, bw, 0.0, {})
+    if SCORES in keys and KV in keys:
+        # Attention's bytes, FLOPs, scores and cells are four columns, but each calibration shape gives attention one
+        # cost per cell, and three shapes tell only three apart: with all four the fit has a line of solutions, and
+        # the one it happened on predicted a 128-wide-headed model's attention 1.4x too slow (test_speed_model.py).
+        # The bytes go: on one CPU thread a grouped KV head's bytes are read once and stay in cache while each query
+        # head does its own dot products, so the work and the scores decide (model.py).
+        keys.remove(KV)
     rows = [[1.0, float(p.n_layer)] + [float(p.bytes_by_key.get(k, 0)) for k in keys] for p in points]
     seconds = [p.seconds for p in points]
     sol = _solve(rows, seconds, _prior_rows(rows, keys, 2, prior))

@@ -2,17 +2,18 @@
 
 Generation is memory-bound (BRIEF §9): each token reads every weight it uses once, plus the KV cache filled
 so far, so ``t_token = t_fixed + n_layer × t_layer + Σ_type bytes_type / bw_type + attention(depth)``.
-Attention over the cache has three measured parts: its bytes (``kv_bytes / bw_kv``), its work (``attn_flops /
+Attention over the cache has four measured parts: its bytes (``kv_bytes / bw_kv``), its work (``attn_flops /
 F_attn``: every query head multiplies against its group's cached keys and values, so grouped-query heads that
-share a KV head read the same bytes but each does its own work) and a cost per cached cell (``cells / rate``: the
-mask llama.cpp builds for every cell, once per token whatever the layers and heads). On one CPU thread the last
-two decide: measured on a quiet machine, the cost of more cached tokens in SmolLM2-135M (30 layers × 9 query
-heads), Qwen2.5-0.5B (24 × 14) and calibration's three shapes (64-150 query heads in all, every head 64 wide) came
-within 7 % of 0.9 µs per cell plus ~10 ns per head, while the KV bytes' rate it implies ranged from 2.2 to 9.6 GB/s;
-Qwen2.5-1.5B's heads, 128 wide, cost ~1.7× a 64-wide one's (hence FLOPs, not a count of heads). Timed by the bytes
-alone, the 7:1 grouped Qwen2.5-0.5B came out 1.23-1.56× too fast at depth 4096 from calibration's 2:1-5:1 shapes.
-Calibration fits the three and keeps what its depths need; a profile without the last two (an estimate, an older
-calibration, a calibration with too few points to tell them apart) times the bytes alone.
+share a KV head read the same bytes but each does its own work), a cost per score (``scores / rate``: a query head
+against a cached cell, the softmax's and each dot product's own overhead whatever the head's width) and a cost per
+cached cell (``cells / rate``: the mask llama.cpp builds for every cell, once per token whatever the layers and
+heads). Every part counts the cells llama.cpp attends, in whole steps of 256 (``attended_cells``), not the depth.
+On one CPU thread the work, the scores and the cells decide. Calibration's shapes held only 64-wide heads until
+one was given 128-wide ones: the work and the scores were then one column, and Qwen2.5-1.5B (128-wide heads) came
+out 0.78-0.88× at depth 4096 in all three quants; fitted with a 128-wide calibration shape and a column per score,
+the same measurements (an Intel Xeon, one thread) gave 0.93-1.08. Calibration fits the four and keeps what its
+points tell apart; a profile without the last three (an estimate, a calibration with too few points to tell them
+apart) times the bytes alone.
 Measured efficiency is not constant — small models lose a larger share to work outside the matmuls — hence
 fixed terms instead of one efficiency factor; the per-layer one is there because on a CPU each of a layer's
 graph nodes costs a thread synchronisation, so a deep narrow model (SmolLM2-135M: 30 layers) is slower than
@@ -45,9 +46,23 @@ from dataclasses import dataclass, field
 
 from sizewise.core.fit.memory_model import ModelShape, header_shape, kv_bytes_per_token
 from sizewise.core.gguf.header import GGUFHeader, header_int, quantization_name
-from sizewise.core.speed.profile import ATTN, CELLS, KV, SpeedProfile, type_family
+from sizewise.core.speed.profile import ATTN, CELLS, KV, SCORES, SpeedProfile, type_family
 
 N_UBATCH = 512  # llama.cpp's (and the app's) default micro-batch: the attention span of a prompt's tokens
+# llama.cpp's attention spans the KV cache in whole steps of KV_STEP cells, at least one step, never past the cache
+# (llama_kv_cache::get_n_kv: the graph then stays the same across tokens and can be reused). Without flash
+# attention the cells past the last used one are multiplied, masked and read like the others, so a token at depth 8
+# costs what one at depth 255 does, and one at 513 what one at 767 does. Counting the depth itself put calibration's
+# depth-8 point 248 cells short (on a 24-layer model about a third of its time) and the benchmark's context-512
+# cases 240 short.
+KV_STEP = 256
+
+
+def attended_cells(used: int, size: int = 0) -> int:
+    """Cells a decode's attention spans when ``used`` cells hold tokens (its own included), in a cache of
+    ``size`` cells (0: large enough)."""
+    cells = max(KV_STEP, -(-used // KV_STEP) * KV_STEP)
+    return min(cells, size) if size > 0 else cells
 
 
 @dataclass(frozen=True)
@@ -91,15 +106,24 @@ class ModelCost:
             out[type_family(t)] = out.get(type_family(t), 0) + n
         return out
 
+    def attended(self, depth: int) -> tuple[int, int]:
+        """(full-attention cells, sliding-window cells) a generated token's attention spans with ``depth`` tokens
+        already in the cache. The sliding-window cache holds the window plus a micro-batch (llama.cpp's
+        llama_kv_cache_iswa), and without flash attention all of it is multiplied once full, masked or not."""
+        full = attended_cells(depth + 1)
+        if self.n_swa <= 0:
+            return full, full
+        return full, attended_cells(depth + 1, attended_cells(self.n_swa + N_UBATCH))
+
     def kv_bytes_at(self, depth: int) -> int:
         """KV bytes a token reads with ``depth`` tokens already in the cache."""
-        swa_depth = min(depth, self.n_swa) if self.n_swa > 0 else depth
-        return self.kv_full_bytes_per_token * depth + self.kv_swa_bytes_per_token * swa_depth
+        full, swa = self.attended(depth)
+        return self.kv_full_bytes_per_token * full + self.kv_swa_bytes_per_token * swa
 
     def scores_at(self, depth: int) -> int:
         """Attention scores a token computes with ``depth`` tokens already in the cache."""
-        swa_depth = min(depth, self.n_swa) if self.n_swa > 0 else depth
-        return self.scores_full_per_token * depth + self.scores_swa_per_token * swa_depth
+        full, swa = self.attended(depth)
+        return self.scores_full_per_token * full + self.scores_swa_per_token * swa
 
     def attn_flops_at(self, depth: int) -> int:
         """Attention FLOPs a generated token does over ``depth`` cached tokens."""
@@ -107,8 +131,9 @@ class ModelCost:
 
     def cells_at(self, depth: int) -> float:
         """Cache cells a token's attention masks cover: one mask per cache kind (full, sliding window)."""
-        full = depth if self.scores_full_per_token else 0
-        swa = min(depth, self.n_swa) if self.scores_swa_per_token and self.n_swa > 0 else 0
+        full, swa = self.attended(depth)
+        full = full if self.scores_full_per_token else 0
+        swa = swa if self.scores_swa_per_token and self.n_swa > 0 else 0
         return (full + swa) * self.cell_share
 
     def bytes_read(self, depth: int = 0) -> int:
@@ -121,10 +146,10 @@ class ModelCost:
 
     def pp_attn_flops(self, depth: int = 0, n_prompt: int = 512, n_ubatch: int = N_UBATCH) -> float:
         """Attention FLOPs per prompt token after ``depth`` cached tokens: each micro-batch's tokens against
-        every cell it sees (no flash attention: masked cells are multiplied too)."""
+        every cell it sees, in whole steps (no flash attention: masked cells are multiplied too)."""
         n_prompt = max(n_prompt, 1)
         cells = sum(
-            min(n_ubatch, n_prompt - start) * (depth + min(start + n_ubatch, n_prompt))
+            min(n_ubatch, n_prompt - start) * attended_cells(depth + min(start + n_ubatch, n_prompt))
             for start in range(0, n_prompt, n_ubatch)
         )
         return self.attn_flops_per_cached_token * cells / n_prompt
@@ -217,11 +242,12 @@ def _attention_seconds(cost: ModelCost, profile: SpeedProfile, depth: int) -> fl
     work and cells (per type, else per family), each part only where the fit kept it; a profile that has neither
     (an estimate, or one calibrated before they were measured) times the KV cache's bytes alone."""
     figures = profile.bw_by_quant or profile.bw_by_family
-    kv_rate, attn_rate, cell_rate = figures.get(KV), figures.get(ATTN), figures.get(CELLS)
-    if not attn_rate and not cell_rate:
+    kv_rate, attn_rate, cell_rate, score_rate = (figures.get(k) for k in (KV, ATTN, CELLS, SCORES))
+    if not attn_rate and not cell_rate and not score_rate:
         return cost.kv_bytes_at(depth) / profile.bandwidth(KV)
     seconds = cost.kv_bytes_at(depth) / kv_rate if kv_rate else 0.0
     seconds += cost.attn_flops_at(depth) / attn_rate if attn_rate else 0.0
+    seconds += cost.scores_at(depth) / score_rate if score_rate else 0.0
     return seconds + (cost.cells_at(depth) / cell_rate if cell_rate else 0.0)
 
 

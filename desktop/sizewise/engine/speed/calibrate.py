@@ -48,9 +48,12 @@ from sizewise.engine.speed.measure import RUNS, CalibrationFailed, Measured, Ove
 # llama.cpp then stores every tensor whose rows are 960 long in the fallback type (Q5_0 for Q4_K, Q4_0 for Q2_K/Q3_K,
 # Q8_0 for Q6_K), which decode at their own speed; that model is mostly fallback types on purpose, since a calibration
 # where they were a small share (a 4-layer 640-wide model) left their rates to noise: Q5_0 came out at 15.8 and 24.9
-# GB/s in two runs, and a Qwen2.5-0.5B-shaped Q4_K_M (60 % Q5_0) was predicted 1.27-1.36x too fast.
+# GB/s in two runs, and a Qwen2.5-0.5B-shaped Q4_K_M (60 % Q5_0) was predicted 1.27-1.36x too fast. The first has
+# 128-wide heads (8 query heads on 2 KV heads, like Llama's, Qwen2.5-1.5B's and -7B's), the others 64-wide ones
+# (SmolLM2's, Qwen2.5-0.5B's), so the fit can tell attention's cost per score from its cost per FLOP
+# (core/speed/model.py): with 64-wide heads only, Qwen2.5-1.5B at depth 4096 came out 0.78-0.88x.
 CALIBRATION_SHAPES = (
-    SyntheticShape(n_layer=4, n_embd=1024, n_ff=2048, n_head=16, n_head_kv=4),
+    SyntheticShape(n_layer=4, n_embd=1024, n_ff=2048, n_head=8, n_head_kv=2),
     SyntheticShape(n_layer=24, n_embd=256, n_ff=768, n_head=4, n_head_kv=2),
     SyntheticShape(n_layer=10, n_embd=960, n_ff=2048, n_head=15, n_head_kv=3),
 )
