@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from dataclasses import replace
@@ -17,6 +18,7 @@ from sizewise.core.speed.profile import (
     ATTN,
     CELLS,
     KV,
+    SCHEMA,
     SCORES,
     ProfileStore,
     SpeedProfile,
@@ -291,6 +293,12 @@ def test_profiles_round_trip_and_only_measured_ones_are_stored(tmp_path) -> None
     assert store.get_many(["other", None, "abc"]) == [None, None, p]  # a machine without a GPU asks for None
     with pytest.raises(ValueError):
         store.put(estimate_profile())
+    # A profile of an older schema was fitted to other attention counts (cells by depth, no scores): set aside, so
+    # the app offers calibration again instead of predicting with figures of another model.
+    older = json.loads((tmp_path / "profiles.json").read_text(encoding="utf-8"))
+    older["abc"]["schema"] = SCHEMA - 1
+    (tmp_path / "profiles.json").write_text(json.dumps(older), encoding="utf-8")
+    assert store.get("abc") is None
 
 
 def test_type_families() -> None:
