@@ -28,16 +28,26 @@ from sizewise.core.fit.hardware import HardwareReport, probe_hardware
 from sizewise.core.gguf.header import read_header
 from sizewise.core.paths import AppPaths
 from sizewise.core.quant.plan import plan_quantize
-from sizewise.core.speed.fit import NoisyFit, PpFit, Prior, TgFit, fit_pp, fit_tg
+from sizewise.core.speed.fit import (
+    NoisyFit,
+    PpFit,
+    Prior,
+    TgFit,
+    fit_pp,
+    fit_tg,
+    fit_tg_known_weights,
+    weights_share,
+)
 from sizewise.core.speed.model import ModelCost, model_cost
 from sizewise.core.speed.profile import SpeedProfile, type_family
 from sizewise.core.speed.scratch import make_scratch
 from sizewise.core.speed.steady import RoundFigures, steady_rounds
 from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_synthetic
+from sizewise.core.speed.targets import GPU_BANDWIDTH_EFFICIENCY
 from sizewise.engine.child_signals import children_ignore_sigint
 from sizewise.engine.quant.quantize import Quantizer
 from sizewise.engine.session import EngineSession
-from sizewise.engine.speed.devices import device_fingerprint, gpu_fingerprint
+from sizewise.engine.speed.devices import device_fingerprint, gpu_fingerprint, nvml_peak_bandwidth
 from sizewise.engine.speed.measure import RUNS, CalibrationFailed, Measured, Overtime, Runs, measure_round, points
 
 # ~86M, ~31M and ~128M parameters (the tokenizer's 49152-row embedding included): small enough to write, quantize and
@@ -88,6 +98,17 @@ OUTLIERS = 1
 STEADY_RATIO = 2.8
 BUSY_RATIO = 9.0
 BUSY = "the machine was probably busy with other work; run it again when it is idle"
+# Below this share of a point's time spent reading weights (fit.weights_share), calibration's models cannot measure
+# the bandwidth. On an NVIDIA H200 (Vulkan) the largest share was 13-15 %: its tokens took 0.43-1.65 ms, ~58 µs a
+# layer in kernel launches whatever the bytes, and the per-type fit put Q4_K at 248 GB/s beside Q6_K's 1955, which
+# predicted a Qwen2.5-1.5B-shaped Q4_K_M at half its measured speed (and the ladder's Q4_K_M cells below Q6_K's).
+# There the weights are read at NVML's peak bandwidth times a target GPU's efficiency (core/speed/targets.py), and
+# the fixed, per-layer and attention figures are fitted around it; a CPU spends 80-95 % reading weights. Refitted
+# so, the H200's measurements predicted Qwen2.5-0.5B/1.5B-shaped models' generation at 0.81-1.04x their measured
+# speed (1.31-2.0x too slow before). Prompts are not helped: there calibration's matmuls do take most of the time,
+# but at 6-7 TFLOP/s, a third of what the far larger matrices of a 0.5-1.5B model reach on such a GPU, so the
+# GPU's prompt speed is predicted 1.8-2.6x too slow there (erring slow).
+MIN_WEIGHTS_SHARE = 0.3
 
 Progress = Callable[[str], None]
 
@@ -239,8 +260,22 @@ def _fit(results: list[Measured]) -> tuple[TgFit, TgFit, PpFit, PpFit]:
     return tg_family, tg, pp_family, pp
 
 
-def _profile(results: list[Measured], **identity: Any) -> SpeedProfile:
+def _profile(results: list[Measured], peak_bandwidth: float | None = None, **identity: Any) -> SpeedProfile:
+    """The fitted profile; where the points cannot measure the weights' bandwidth (MIN_WEIGHTS_SHARE) and the device
+    has a published peak (bytes/s, as NVML gives it), the weights are read at that peak times a GPU's efficiency
+    instead, and the rest is fitted around it."""
     tg_family, tg, pp_family, pp = _fit(results)
+    notes = []
+    tg_points = [p for m in results for p in m.tg_by_quant]
+    share = weights_share(tg, tg_points)
+    if peak_bandwidth and share < MIN_WEIGHTS_SHARE:
+        bandwidth = peak_bandwidth * GPU_BANDWIDTH_EFFICIENCY
+        tg = tg_family = fit_tg_known_weights(tg_points, bandwidth)
+        notes.append(
+            f"weights read at NVML's peak bandwidth × {GPU_BANDWIDTH_EFFICIENCY:.2f} ({bandwidth / 1e9:.0f} GB/s): "
+            f"calibration's models spent at most {share:.0%} of a token reading weights on this GPU, too little "
+            "to measure it"
+        )
     return SpeedProfile(
         bw_effective=tg.bw,
         t_fixed=tg.t_fixed,
@@ -256,6 +291,7 @@ def _profile(results: list[Measured], **identity: Any) -> SpeedProfile:
         when=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         points=sum(len(m.tg_by_quant) for m in results),
         fit_error=tg.worst_error,
+        note="; ".join(notes),
         **identity,
     )
 
@@ -326,5 +362,6 @@ def calibrate(
         llama_cpp_version=version,
         fingerprint=gpu_fingerprint(hardware, device),
         calibration_s=t_gpu - t_cpu,
+        peak_bandwidth=nvml_peak_bandwidth(hardware),
     )
     return Calibration(profile, results, gpu_profile, gpu_results)

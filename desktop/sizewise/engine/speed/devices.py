@@ -40,6 +40,14 @@ def target_devices(name: str) -> Devices:
     return Devices(ts.cpu or estimate_profile(reason=ts.reason), ts.gpu)
 
 
+def nvml_peak_bandwidth(report: HardwareReport | None) -> float | None:
+    """The first GPU's peak memory bandwidth in bytes/s from NVML (NVIDIA only); None where NVML gives none."""
+    if report is None or not report.gpus or report.gpus[0].kind != "nvidia":
+        return None
+    value = report.gpus[0].nvml_value("peak_bandwidth_bytes_s")
+    return float(value) if value else None
+
+
 def nvml_gpu_estimate(report: HardwareReport | None) -> SpeedProfile | None:
     """The first GPU's speed from NVML's peak bandwidth and FLOP/s (NVIDIA only), labelled ``estimate``; None
     where NVML gives no such figures (another vendor's GPU, a driver that does not report them)."""
