@@ -15,7 +15,7 @@ from sizewise.core.speed.fit import fit_tg, weights_share
 from sizewise.core.speed.model import ModelCost, tg_seconds
 from sizewise.core.speed.steady import RoundFigures
 from sizewise.engine.speed.calibrate import MIN_WEIGHTS_SHARE, _prior, _profile
-from sizewise.engine.speed.measure import Measured, points
+from sizewise.engine.speed.measure import CalibrationFailed, Measured, points
 
 # calibration's three shapes (layers, query heads, KV heads, head size) and their weights per quantization, as
 # llama.cpp's quantizer stores them
@@ -90,3 +90,16 @@ def test_a_device_that_spends_its_time_reading_weights_keeps_its_measured_bandwi
     assert weights_share(free, tg_points) > 0.8
     profile = _profile(cpu, peak_bandwidth=PEAK, backend="cpu", device="a CPU")
     assert profile.note == "" and profile.bw_by_quant["Q8_0"] == pytest.approx(8e9, rel=0.1)
+
+
+def test_points_whose_time_does_not_grow_with_bytes_at_all_fall_back_or_say_why() -> None:
+    """On an H200 once every byte column came out without a cost (the family fit divided by zero there, and the
+    calibrate command crashed): with a published peak the weights are read at it; without one the GPU's profile is
+    refused with the reason, not stored with an infinite bandwidth."""
+    launches = _measured(82e-6, 58e-6, 1e30, noise=0.0, pp=(1e-6, 1.1e-6, 25e12))
+    family = fit_tg([p for m in launches for p in m.tg_by_family])
+    assert family.bw == 0.0 and not {"kquant", "legacy"} & set(family.bw_by_key)
+    profile = _profile(launches, peak_bandwidth=PEAK, backend="vulkan", device="NVIDIA H200")
+    assert profile.bw_effective == pytest.approx(PEAK * 0.7) and profile.t_layer == pytest.approx(58e-6, rel=0.02)
+    with pytest.raises(CalibrationFailed, match="too little to measure its memory bandwidth"):
+        _profile(launches, backend="vulkan", device="some GPU")

@@ -195,7 +195,9 @@ def fit_tg(points: list[TgPoint], prior: Prior | None = None) -> TgFit:
     if bw <= 0:
         byte_cols = [2 + j for j, k in enumerate(keys) if k not in NOT_BYTES]
         byte_seconds = float(np.sum(np.array(rows)[:, byte_cols] @ sol[byte_cols]))
-        bw = sum(float(p.bytes_read) for p in points) / byte_seconds
+        # No byte column kept a cost (an NVIDIA H200's calibration: its small models' tokens were kernel launches
+        # and attention, whatever their bytes): bw stays 0, which weights_share reads as "nothing measured".
+        bw = sum(float(p.bytes_read) for p in points) / byte_seconds if byte_seconds > 0 else 0.0
     return TgFit(float(sol[0]), bw, float(sol[1]), by_key, relative_errors(rows, seconds, sol))
 
 

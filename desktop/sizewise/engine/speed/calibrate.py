@@ -276,6 +276,11 @@ def _profile(results: list[Measured], peak_bandwidth: float | None = None, **ide
             f"calibration's models spent at most {share:.0%} of a token reading weights on this GPU, too little "
             "to measure it"
         )
+    elif tg.bw <= 0:
+        raise CalibrationFailed(
+            f"calibration's models spent at most {share:.0%} of a token reading weights on {identity.get('device')}, "
+            "too little to measure its memory bandwidth, and the device publishes none"
+        )
     return SpeedProfile(
         bw_effective=tg.bw,
         t_fixed=tg.t_fixed,
@@ -355,13 +360,17 @@ def calibrate(
     )
     if device is None:
         return Calibration(profile, results)
-    gpu_profile = _profile(
-        gpu_results,
-        backend=device.backend.lower(),
-        device=device.description or device.name,
-        llama_cpp_version=version,
-        fingerprint=gpu_fingerprint(hardware, device),
-        calibration_s=t_gpu - t_cpu,
-        peak_bandwidth=nvml_peak_bandwidth(hardware),
-    )
+    try:
+        gpu_profile = _profile(
+            gpu_results,
+            backend=device.backend.lower(),
+            device=device.description or device.name,
+            llama_cpp_version=version,
+            fingerprint=gpu_fingerprint(hardware, device),
+            calibration_s=t_gpu - t_cpu,
+            peak_bandwidth=nvml_peak_bandwidth(hardware),
+        )
+    except CalibrationFailed as exc:  # the CPU's profile stands; the GPU's layers keep their estimate
+        progress(f"The GPU's profile was not stored: {exc}.")
+        return Calibration(profile, results)
     return Calibration(profile, results, gpu_profile, gpu_results)
