@@ -14,6 +14,7 @@ from sizewise.core.gguf.header import GGUFHeader, TensorInfo, read_header
 from sizewise.core.quant.shapes import HyperParams
 from sizewise.core.speed.fit import FitError, NoisyFit, PpPoint, TgPoint, fit_line, fit_pp, fit_tg
 from sizewise.core.speed.model import ModelCost, attended_cells, model_cost, pp_seconds, predict_speed, tg_seconds
+from sizewise.core.speed.predicted import Devices, predict_for_split
 from sizewise.core.speed.profile import (
     ATTN,
     CELLS,
@@ -275,6 +276,11 @@ def test_attention_spans_the_cache_in_whole_steps_of_256_cells() -> None:
     assert cost.kv_bytes_at(256) == 512 * cost.kv_full_bytes_per_token  # its own cell is the 257th
     assert cost.cells_at(520) == 768 and cost.scores_at(4104) == 4352 * 24 * 14
     # A prompt's micro-batch spans the cells up to its last token, in the same steps:
+    # A full cache of 4096 cells: its last token attends all 4096, not the step past it
+    profile = SpeedProfile(bw_effective=10e9, t_fixed=0.0, pp_fixed=1e-3, bw_by_quant={"Q8_0": 10e9, SCORES: 1e8},
+                           source="measured")  # fmt: skip
+    full = predict_for_split(cost, Devices(profile), 0, 25, 4096)
+    assert 1 / full.tg_tps_full_ctx == pytest.approx(530_000_000 / 10e9 + 4096 * 24 * 14 / 1e8)
     prompt = replace(cost, attn_flops_per_cached_token=1000)
     assert prompt.pp_attn_flops(0, 100) == pytest.approx(1000 * 256)
     assert prompt.pp_attn_flops(300, 100) == pytest.approx(1000 * 512)

@@ -92,7 +92,8 @@ def predict_for_split(
     device = "gpu" if share >= 1 else ("cpu+gpu" if share > 0 else "cpu")
     return PredictedSpeed(
         tg_tps=1.0 / _split_tg_seconds(cost, devices, share, 0),
-        tg_tps_full_ctx=1.0 / _split_tg_seconds(cost, devices, share, n_ctx),
+        # the last token that fits: n_ctx - 1 cached, its own cell the last of the cache (attended_cells)
+        tg_tps_full_ctx=1.0 / _split_tg_seconds(cost, devices, share, max(n_ctx - 1, 0)),
         pp_tps=1.0 / _split_pp_seconds(cost, devices, share),
         confidence=_confidence(devices, share),
         device=device,
