@@ -122,7 +122,7 @@ from sizewise.core.gguf.header import read_header
 from sizewise.core.paths import basedir_paths
 from sizewise.core.sampling import LoadParams
 from sizewise.core.speed.model import ModelCost, model_cost, pp_seconds, tg_seconds
-from sizewise.core.speed.profile import ATTN, CELLS, NOT_BYTES, SCORES, SpeedProfile
+from sizewise.core.speed.profile import ATTN, CELLS, NOT_BYTES, SpeedProfile
 from sizewise.core.speed.steady import fastest_per_token
 from sizewise.core.speed.synthetic import SyntheticShape, read_tokenizer, write_synthetic
 from sizewise.engine.bench import BenchRequest
@@ -211,8 +211,7 @@ def _describe(profile: SpeedProfile) -> str:
         f"{profile.t_fixed * 1e3:.3f} ms, t_layer {profile.t_layer * 1e3:.3f} ms, bw by quant (GB/s) "
         f"{ {k: round(v / 1e9, 1) for k, v in profile.bw_by_quant.items() if k not in NOT_BYTES} }, generation's "
         f"attention {profile.bw_by_quant.get(ATTN, 0) / 1e9:.1f} GFLOP/s + "
-        f"{1e9 / profile.bw_by_quant[CELLS] if profile.bw_by_quant.get(CELLS) else 0:.0f} ns/cell + "
-        f"{1e9 / profile.bw_by_quant[SCORES] if profile.bw_by_quant.get(SCORES) else 0:.1f} ns/score, "
+        f"{1e9 / profile.bw_by_quant[CELLS] if profile.bw_by_quant.get(CELLS) else 0:.0f} ns/cell, "
         f"pp {profile.pp_fixed * 1e6:.1f} µs + "
         f"{profile.pp_layer * 1e6:.2f} µs/layer, GFLOP/s "
         f"{ {k: round(v / 1e9) for k, v in profile.flops_by_quant.items()} }, "

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from sizewise.core.speed.profile import KV, NOT_BYTES, SCORES
+from sizewise.core.speed.profile import KV, NOT_BYTES
 
 NOT_BYTES_KEYS = frozenset(NOT_BYTES)
 
@@ -179,13 +179,6 @@ def fit_tg(points: list[TgPoint], prior: Prior | None = None) -> TgFit:
         t_fixed, bw = 0.0, 0.0
     if not over_determined:
         return TgFit(t_fixed, bw, 0.0, {})
-    if SCORES in keys and KV in keys:
-        # Attention's bytes, FLOPs, scores and cells are four columns, but each calibration shape gives attention one
-        # cost per cell, and three shapes tell only three apart: with all four the fit has a line of solutions, and
-        # the one it happened on predicted a 128-wide-headed model's attention 1.4x too slow (test_speed_model.py).
-        # The bytes go: on one CPU thread a grouped KV head's bytes are read once and stay in cache while each query
-        # head does its own dot products, so the work and the scores decide (model.py).
-        keys.remove(KV)
     rows = [[1.0, float(p.n_layer)] + [float(p.bytes_by_key.get(k, 0)) for k in keys] for p in points]
     seconds = [p.seconds for p in points]
     sol = _solve(rows, seconds, _prior_rows(rows, keys, 2, prior))
@@ -252,8 +245,6 @@ def fit_tg_known_weights(points: list[TgPoint], bandwidth: float) -> TgFit:
         attention = {k: n for k, n in p.bytes_by_key.items() if k in NOT_BYTES or k == KV}
         rest.append(TgPoint(attention, max(p.seconds - weight_bytes / bandwidth, 0.0), p.n_layer))
     keys = sorted({k for p in rest for k, n in p.bytes_by_key.items() if n > 0})
-    if SCORES in keys and KV in keys:
-        keys.remove(KV)  # as in fit_tg: three shapes tell three attention columns apart
     if len(rest) < len(keys) + 2:
         raise FitError("need more generation measurements than attention figures")
     rows = [[1.0, float(p.n_layer)] + [float(p.bytes_by_key.get(k, 0)) for k in keys] for p in rest]

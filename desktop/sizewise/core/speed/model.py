@@ -2,18 +2,18 @@
 
 Generation is memory-bound (BRIEF §9): each token reads every weight it uses once, plus the KV cache filled
 so far, so ``t_token = t_fixed + n_layer × t_layer + Σ_type bytes_type / bw_type + attention(depth)``.
-Attention over the cache has four measured parts: its bytes (``kv_bytes / bw_kv``), its work (``attn_flops /
+Attention over the cache has three measured parts: its bytes (``kv_bytes / bw_kv``), its work (``attn_flops /
 F_attn``: every query head multiplies against its group's cached keys and values, so grouped-query heads that
-share a KV head read the same bytes but each does its own work), a cost per score (``scores / rate``: a query head
-against a cached cell, the softmax's and each dot product's own overhead whatever the head's width) and a cost per
-cached cell (``cells / rate``: the mask llama.cpp builds for every cell, once per token whatever the layers and
-heads). Every part counts the cells llama.cpp attends, in whole steps of 256 (``attended_cells``), not the depth.
-On one CPU thread the work, the scores and the cells decide. Calibration's shapes held only 64-wide heads until
-one was given 128-wide ones: the work and the scores were then one column, and Qwen2.5-1.5B (128-wide heads) came
-out 0.78-0.88× at depth 4096 in all three quants; fitted with a 128-wide calibration shape and a column per score,
-the same measurements (an Intel Xeon, one thread) gave 0.93-1.08. Calibration fits the four and keeps what its
-points tell apart; a profile without the last three (an estimate, a calibration with too few points to tell them
-apart) times the bytes alone.
+share a KV head read the same bytes but each does its own work) and a cost per cached cell (``cells / rate``: the
+mask llama.cpp builds for every cell, once per token whatever the layers and heads). Every part counts the cells
+llama.cpp attends, in whole steps of 256 (``attended_cells``), not the depth. Calibration's shapes vary the KV heads'
+grouping (4:1, 2:1, 5:1) and the heads' width (one shape's are 128 wide, like Llama's and Qwen2.5-1.5B's, the
+others 64) so the fit can tell the three apart. With every calibration head 64 wide, Qwen2.5-1.5B came out 0.80-0.84x
+at depth 4096 (an Intel Xeon, one thread); refitted on the same machine with the 128-wide shape, 0.90-0.99. A fourth
+column, a cost per score (a query head against a cell), fitted the measurements no better and predicted 13 of 18
+benchmark cases within 15 % against 15 of 18 without it, so it is not kept: three shapes tell three columns apart.
+A profile without the last two (an estimate, a calibration with too few points to tell them apart) times the bytes
+alone.
 Measured efficiency is not constant — small models lose a larger share to work outside the matmuls — hence
 fixed terms instead of one efficiency factor; the per-layer one is there because on a CPU each of a layer's
 graph nodes costs a thread synchronisation, so a deep narrow model (SmolLM2-135M: 30 layers) is slower than
@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 from sizewise.core.fit.memory_model import ModelShape, header_shape, kv_bytes_per_token
 from sizewise.core.gguf.header import GGUFHeader, header_int, quantization_name
-from sizewise.core.speed.profile import ATTN, CELLS, KV, SCORES, SpeedProfile, type_family
+from sizewise.core.speed.profile import ATTN, CELLS, KV, SpeedProfile, type_family
 
 N_UBATCH = 512  # llama.cpp's (and the app's) default micro-batch: the attention span of a prompt's tokens
 # llama.cpp's attention spans the KV cache in whole steps of KV_STEP cells, at least one step, never past the cache
@@ -242,12 +242,11 @@ def _attention_seconds(cost: ModelCost, profile: SpeedProfile, depth: int) -> fl
     work and cells (per type, else per family), each part only where the fit kept it; a profile that has neither
     (an estimate, or one calibrated before they were measured) times the KV cache's bytes alone."""
     figures = profile.bw_by_quant or profile.bw_by_family
-    kv_rate, attn_rate, cell_rate, score_rate = (figures.get(k) for k in (KV, ATTN, CELLS, SCORES))
-    if not attn_rate and not cell_rate and not score_rate:
+    kv_rate, attn_rate, cell_rate = figures.get(KV), figures.get(ATTN), figures.get(CELLS)
+    if not attn_rate and not cell_rate:
         return cost.kv_bytes_at(depth) / profile.bandwidth(KV)
     seconds = cost.kv_bytes_at(depth) / kv_rate if kv_rate else 0.0
     seconds += cost.attn_flops_at(depth) / attn_rate if attn_rate else 0.0
-    seconds += cost.scores_at(depth) / score_rate if score_rate else 0.0
     return seconds + (cost.cells_at(depth) / cell_rate if cell_rate else 0.0)
 
 

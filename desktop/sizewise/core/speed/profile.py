@@ -26,17 +26,15 @@ ESTIMATE_NOTE = (
     f"{DEFAULT_CPU_BANDWIDTH / 1e9:.0f} GB/s is assumed (run 'sizewise calibrate')"
 )
 PROFILE_FILE = "speed-profiles.json"
-# 2: attention spans the cache in whole steps of 256 cells and costs per score (core/speed/model.py); a profile of an
-# older schema was fitted to other counts, so it is set aside as if absent and calibration offered again.
+# 2: attention spans the cache in whole steps of 256 cells (core/speed/model.py); a profile of an older schema was
+# fitted to other counts, so it is set aside as if absent and calibration offered again.
 SCHEMA = 2
 KV = "kv"  # the key of the KV cache's reads in per-type and per-family figures
 # Keys of a generated token's attention work beside its KV bytes (core/speed/model.py), whose "bandwidth" is not in
-# bytes: ATTN in FLOPs over the cache per second, CELLS in cached cells (the mask's) per second, SCORES in attention
-# scores (a query head against a cached cell) per second.
+# bytes: ATTN in FLOPs over the cache per second, CELLS in cached cells (the mask's) per second.
 ATTN = "attn"
 CELLS = "cells"
-SCORES = "scores"
-NOT_BYTES = (ATTN, CELLS, SCORES)
+NOT_BYTES = (ATTN, CELLS)
 
 
 def type_family(type_name: str) -> str:

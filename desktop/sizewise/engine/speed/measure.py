@@ -20,7 +20,7 @@ from sizewise.core.gguf.header import read_header
 from sizewise.core.sampling import LoadParams
 from sizewise.core.speed.fit import PpPoint, TgPoint
 from sizewise.core.speed.model import ModelCost, model_cost
-from sizewise.core.speed.profile import ATTN, CELLS, KV, SCORES, type_family
+from sizewise.core.speed.profile import ATTN, CELLS, KV, type_family
 from sizewise.core.speed.steady import RoundFigures, fastest_per_token, steady
 from sizewise.engine.bench import BenchRequest
 from sizewise.engine.session import EngineError, EngineSession
@@ -210,7 +210,6 @@ def points(label: str, cost: ModelCost, rounds: Sequence[RoundFigures], runs: Ru
             KV: cost.kv_bytes_at(cached),
             ATTN: cost.attn_flops_at(cached),
             CELLS: round(cost.cells_at(cached)),
-            SCORES: cost.scores_at(cached),
         }
         return TgPoint(by_key | attention, seconds, cost.n_layer)
 
