@@ -98,16 +98,17 @@ OUTLIERS = 1
 STEADY_RATIO = 2.8
 BUSY_RATIO = 9.0
 BUSY = "the machine was probably busy with other work; run it again when it is idle"
-# Below this share of a point's time spent reading weights (fit.weights_share), calibration's models cannot measure
-# the bandwidth. On an NVIDIA H200 (Vulkan) the largest share was 13-15 %: its tokens took 0.43-1.65 ms, ~58 µs a
-# layer in kernel launches whatever the bytes, and the per-type fit put Q4_K at 248 GB/s beside Q6_K's 1955, which
-# predicted a Qwen2.5-1.5B-shaped Q4_K_M at half its measured speed (and the ladder's Q4_K_M cells below Q6_K's).
-# There the weights are read at NVML's peak bandwidth times a target GPU's efficiency (core/speed/targets.py), and
-# the fixed, per-layer and attention figures are fitted around it; a CPU spends 80-95 % reading weights. Refitted
-# so, the H200's measurements predicted Qwen2.5-0.5B/1.5B-shaped models' generation at 0.81-1.04x their measured
-# speed (1.31-2.0x too slow before). Prompts are not helped: there calibration's matmuls do take most of the time,
-# but at 6-7 TFLOP/s, a third of what the far larger matrices of a 0.5-1.5B model reach on such a GPU, so the
-# GPU's prompt speed is predicted 1.8-2.6x too slow there (erring slow).
+# Below this share of a point's time spent reading weights (fit.weights_share, the largest over the points),
+# calibration's models cannot measure the bandwidth. On an NVIDIA H200 (Vulkan) it was 13-20 %: tokens took 0.43-1.65
+# ms, ~55 µs a layer in kernel launches whatever the bytes, and the per-type fit put Q4_K at 248-254 GB/s beside Q6_K's
+# 1955-2539, which predicted a Qwen2.5-1.5B-shaped Q4_K_M at half its measured speed (and the ladder's Q4_K_M cells
+# below Q6_K's). There the weights are read at NVML's peak bandwidth times a target GPU's efficiency
+# (core/speed/targets.py), and the fixed, per-layer and attention figures are fitted around it; on an Intel Xeon's
+# CPU it was 97 % (42-48 % at the point that read the least). Refitted so, the H200's own
+# measurements predict Qwen2.5-0.5B/1.5B-shaped models' generation at 0.80-1.23x their measured speed, 10 of 12 within
+# 0.85-1.15 (0.90-1.98x, 6 of 12, before). Prompts are not helped: there calibration's matmuls do take most of the
+# time, but at 6-7 TFLOP/s, far below what the larger matrices of a 0.5-1.5B model reach on such a GPU, so its prompt
+# speed came out 2.5-3.7x too slow (erring slow).
 MIN_WEIGHTS_SHARE = 0.3
 # Beyond any memory (HBM3e reads ~5-8 TB/s): a fitted bandwidth this high means the bytes did not show in the times.
 MAX_BANDWIDTH = 1e14
