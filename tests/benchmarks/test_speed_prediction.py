@@ -37,8 +37,18 @@ llama.cpp computes on the timing thread alone, so other programs taking the core
 wall-time ratio is printed beside it. Memory traffic from other programs still can: CPU time protects against
 being descheduled, not against sharing the memory bus or the L3 cache.
 
-Last run (2026-12-04 15:27, Intel Xeon with AMX, 480 MiB L3, a KVM guest; one thread, CPU time, ONE round bracketed
-by two calibrations; a calibration round decodes each token once, engine/speed/measure.py): calibrations 86 and 86 s.
+Last run (2026-12-04 17:31, the same Intel Xeon; one thread, CPU time, two rounds bracketed by three calibrations;
+attention counted in llama.cpp's 256-cell steps and a calibration shape with 128-wide heads, core/speed/model.py):
+calibrations 88, 87 and 88 s. Prompt MET: 17 of 18 within (median 1.03, 0.89-1.38; the miss Qwen2.5-1.5B Q2_K at 512).
+Generation NOT met: 14 of 18 within (78 %; median 1.02, 0.86-1.24; the same in wall time). Qwen2.5-1.5B at 4096 now
+0.86-1.02. The four misses are at context 512, predicted too fast: SmolLM2 Q4_K_M 1.19, Qwen2.5-0.5B Q4_K_M 1.19 and
+Q2_K 1.24 (files mostly of fallback types: Q5_0, Q4_0, Q3_K) and Qwen2.5-1.5B Q2_K 1.16 (mostly Q2_K and Q3_K, types
+calibration's small models hold little of); the same files at 4096 fit (0.97-1.05). The run between, with a fourth
+attention column (a cost per score, since removed), gave 13 of 18.
+
+The run before (2026-12-04 15:27, Intel Xeon with AMX, 480 MiB L3, a KVM guest; one thread, CPU time, ONE round
+bracketed by two calibrations; a calibration round decodes each token once, engine/speed/measure.py): calibrations 86
+and 86 s.
 Prompt MET: 18 of 18 within (median 1.02, 0.84-1.13). Generation NOT met: 10 of 18 within (median 1.00, 0.80-1.24;
 the same against the first calibration alone and in wall time). At context 512 the ~0.1B and ~0.4B models were
 predicted 1.18-1.24x too fast in five of six cases, and Qwen2.5-1.5B at 4096 0.80-0.84x (too slow) in all three
