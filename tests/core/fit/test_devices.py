@@ -171,7 +171,7 @@ def test_an_nvidia_card_on_a_vulkan_build_is_modelled_as_vulkan(monkeypatch: pyt
     model must follow Vulkan's node order and tensor limit, and the speed estimate must say Vulkan, not CUDA."""
     from sizewise.core.fit.hardware import GpuInfo
     from sizewise.core.fit.nvml import NvmlFigure
-    from sizewise.engine.speed.devices import nvml_gpu_estimate
+    from sizewise.engine.speed.devices import nvml_gpu_estimate, nvml_peak_bandwidth
 
     figures = {
         "peak_bandwidth_bytes_s": NvmlFigure(272_000_000_000, "NVML (device 0)"),
@@ -193,6 +193,8 @@ def test_an_nvidia_card_on_a_vulkan_build_is_modelled_as_vulkan(monkeypatch: pyt
     assert (backend.gpu, backend.gpu_backend, backend.gpu_max_tensor_bytes) == (True, "vulkan", 4 * GiB)
     estimate = nvml_gpu_estimate(report)
     assert estimate is not None and estimate.backend == "vulkan" and "(vulkan: 272 GB/s" in estimate.note
+    # the peak calibration reads this card's weights at where its small models cannot measure them (calibrate.py)
+    assert nvml_peak_bandwidth(report) == 272e9 and nvml_peak_bandwidth(None) is None
     # the same card on a CUDA build, and with no engine to ask: CUDA, as NVML's vendor says
     assert probe_hardware(_ready(CPU, NVIDIA)).backend().gpu_backend == "cuda"
     assert probe_hardware(None).backend().gpu_backend == "cuda"
