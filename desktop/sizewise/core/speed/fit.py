@@ -218,6 +218,11 @@ def fit_pp(points: list[PpPoint], prior: Prior | None = None) -> PpFit:
     return PpFit(float(sol[0]), float(sol[1]), flops, 1.0 / attn_inv if attn_inv > 0 else 0.0)
 
 
+def _is_weights(key: str) -> bool:
+    """Whether a point's key counts weight bytes (not the KV cache's, nor attention's FLOPs or cells)."""
+    return key not in NOT_BYTES and key != KV
+
+
 def weights_share(fit: TgFit, points: list[TgPoint]) -> float:
     """The largest share of a point's fitted time that reading its weights takes: how much the points say about
     the weights' bandwidth. On a CPU it is most of the time; on a data-centre GPU calibration's small models
@@ -225,13 +230,13 @@ def weights_share(fit: TgFit, points: list[TgPoint]) -> float:
     noise (on an NVIDIA H200 Q4_K came out at 248 GB/s beside Q6_K's 1955)."""
     best = 0.0
     for p in points:
-        weights = sum(n / fit.bw_by_key[k] for k, n in p.bytes_by_key.items()
-                      if k not in NOT_BYTES and k != KV and fit.bw_by_key.get(k))  # fmt: skip
-        rest = fit.t_fixed + p.n_layer * fit.t_layer
-        rest += sum(n / fit.bw_by_key[k] for k, n in p.bytes_by_key.items()
-                    if (k in NOT_BYTES or k == KV) and fit.bw_by_key.get(k))  # fmt: skip
-        if weights + rest > 0:
-            best = max(best, weights / (weights + rest))
+        by_part = {True: 0.0, False: fit.t_fixed + p.n_layer * fit.t_layer}
+        for k, n in p.bytes_by_key.items():
+            if fit.bw_by_key.get(k):
+                by_part[_is_weights(k)] += n / fit.bw_by_key[k]
+        total = by_part[True] + by_part[False]
+        if total > 0:
+            best = max(best, by_part[True] / total)
     return best
 
 
@@ -239,19 +244,16 @@ def fit_tg_known_weights(points: list[TgPoint], bandwidth: float) -> TgFit:
     """Generation's fixed, per-layer and attention figures with the weights read at ``bandwidth`` (a published
     figure, where the points cannot measure it): each point's weight bytes at that rate are taken off its time,
     and the rest fitted as fit_tg fits it. The weights get no per-type figure: ``bw`` is ``bandwidth``."""
-    rest = []
-    for p in points:
-        weight_bytes = sum(n for k, n in p.bytes_by_key.items() if k not in NOT_BYTES and k != KV)
-        attention = {k: n for k, n in p.bytes_by_key.items() if k in NOT_BYTES or k == KV}
-        rest.append(TgPoint(attention, max(p.seconds - weight_bytes / bandwidth, 0.0), p.n_layer))
+    weight_bytes = [float(sum(n for k, n in p.bytes_by_key.items() if _is_weights(k))) for p in points]
+    rest = [TgPoint({k: n for k, n in p.bytes_by_key.items() if not _is_weights(k)},
+                    max(p.seconds - w / bandwidth, 0.0), p.n_layer)
+            for p, w in zip(points, weight_bytes, strict=True)]  # fmt: skip
     keys = sorted({k for p in rest for k, n in p.bytes_by_key.items() if n > 0})
     if len(rest) < len(keys) + 2:
         raise FitError("need more generation measurements than attention figures")
     rows = [[1.0, float(p.n_layer)] + [float(p.bytes_by_key.get(k, 0)) for k in keys] for p in rest]
     sol = _solve(rows, [p.seconds for p in rest])
     by_key = {k: float(1.0 / inv) for k, inv in zip(keys, sol[2:], strict=True) if inv > 0}
-    full_rows = [[*row, float(sum(n for k, n in p.bytes_by_key.items() if k not in NOT_BYTES and k != KV))]
-                 for row, p in zip(rows, points, strict=True)]  # fmt: skip
+    full_rows = [[*row, w] for row, w in zip(rows, weight_bytes, strict=True)]
     errors = relative_errors(full_rows, [p.seconds for p in points], np.append(sol, 1.0 / bandwidth))
     return TgFit(float(sol[0]), bandwidth, float(sol[1]), by_key, errors)
-

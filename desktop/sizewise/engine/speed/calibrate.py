@@ -271,7 +271,7 @@ def _profile(results: list[Measured], peak_bandwidth: float | None = None, **ide
     notes = []
     tg_points = [p for m in results for p in m.tg_by_quant]
     share = weights_share(tg, tg_points)
-    if peak_bandwidth and share < MIN_WEIGHTS_SHARE:
+    if share < MIN_WEIGHTS_SHARE and peak_bandwidth:
         bandwidth = peak_bandwidth * GPU_BANDWIDTH_EFFICIENCY
         tg = tg_family = fit_tg_known_weights(tg_points, bandwidth)
         notes.append(
@@ -279,12 +279,12 @@ def _profile(results: list[Measured], peak_bandwidth: float | None = None, **ide
             f"calibration's models spent at most {share:.0%} of a token reading weights on this GPU, too little "
             "to measure it"
         )
-    elif share < MIN_WEIGHTS_SHARE and not 0 < tg.bw < MAX_BANDWIDTH:
-        raise CalibrationFailed(
-            f"calibration's models spent at most {share:.0%} of a token reading weights on {identity.get('device')}, "
-            "too little to measure its memory bandwidth, and the device publishes none"
-        )
     elif share < MIN_WEIGHTS_SHARE:
+        if not 0 < tg.bw < MAX_BANDWIDTH:  # the bytes did not show in the times at all
+            raise CalibrationFailed(
+                f"calibration's models spent at most {share:.0%} of a token reading weights on "
+                f"{identity.get('device')}, too little to measure its memory bandwidth, and the device publishes none"
+            )
         notes.append(
             f"calibration's models spent at most {share:.0%} of a token reading weights on this device: its "
             "bandwidth, and so larger models' speed, is uncertain"

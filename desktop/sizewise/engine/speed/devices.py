@@ -7,7 +7,7 @@ here in engine because the profile's key includes the llama.cpp build the engine
 from __future__ import annotations
 
 from sizewise.core.fit.devices import BackendDevice
-from sizewise.core.fit.hardware import HardwareReport
+from sizewise.core.fit.hardware import GpuInfo, HardwareReport
 from sizewise.core.fit.targets import find_target
 from sizewise.core.paths import AppPaths
 from sizewise.core.speed.predicted import Devices
@@ -40,20 +40,26 @@ def target_devices(name: str) -> Devices:
     return Devices(ts.cpu or estimate_profile(reason=ts.reason), ts.gpu)
 
 
-def nvml_peak_bandwidth(report: HardwareReport | None) -> float | None:
-    """The first GPU's peak memory bandwidth in bytes/s from NVML (NVIDIA only); None where NVML gives none."""
+def _nvml_gpu(report: HardwareReport | None) -> GpuInfo | None:
+    """The first GPU where it is an NVIDIA card, whose figures NVML gives."""
     if report is None or not report.gpus or report.gpus[0].kind != "nvidia":
         return None
-    value = report.gpus[0].nvml_value("peak_bandwidth_bytes_s")
+    return report.gpus[0]
+
+
+def nvml_peak_bandwidth(report: HardwareReport | None) -> float | None:
+    """The first GPU's peak memory bandwidth in bytes/s from NVML (NVIDIA only); None where NVML gives none."""
+    gpu = _nvml_gpu(report)
+    value = gpu.nvml_value("peak_bandwidth_bytes_s") if gpu is not None else None
     return float(value) if value else None
 
 
 def nvml_gpu_estimate(report: HardwareReport | None) -> SpeedProfile | None:
     """The first GPU's speed from NVML's peak bandwidth and FLOP/s (NVIDIA only), labelled ``estimate``; None
     where NVML gives no such figures (another vendor's GPU, a driver that does not report them)."""
-    if report is None or not report.gpus or report.gpus[0].kind != "nvidia":
+    gpu = _nvml_gpu(report)
+    if gpu is None or report is None:
         return None
-    gpu = report.gpus[0]
     bandwidth, flops = gpu.nvml_value("peak_bandwidth_bytes_s"), gpu.nvml_value("peak_fp32_flops")
     if not bandwidth or not flops:
         return None
