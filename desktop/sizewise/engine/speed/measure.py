@@ -182,12 +182,12 @@ def measure_round(
     session.client.unload()
     session.wait_for("unloaded", timeout=60)
     cpu = cpu_timed(threads) and gpu_layers == 0  # a GPU computes off this thread: its CPU time is not the run's
-    # The round's bench time judges whether it was slowed as a whole (steady.py): in CPU time, the timed runs'.
-    bench_s = (
-        sum(sum(samples(b, k, cpu=True)) for b in (shallow, deep) for k in ("fill", "pp", "tg"))
-        if cpu
-        else float(shallow.get("wall_s") or 0.0) + float(deep.get("wall_s") or 0.0)
-    )
+    # The round's bench time judges whether it was slowed as a whole (steady.py): in CPU time, the timed runs'. On a
+    # GPU the timed runs' wall time, not the benches': their warm-ups compile shader pipelines (31 s of an NVIDIA
+    # H200's first round, ~3.5 s of the others), which made every model's first GPU round read as slowed and cost
+    # an extra round.
+    timed = sum(sum(samples(b, k, cpu=cpu)) for b in (shallow, deep) for k in ("fill", "pp", "tg"))
+    bench_s = timed if cpu or gpu_layers else float(shallow.get("wall_s") or 0.0) + float(deep.get("wall_s") or 0.0)
     figures = RoundFigures(
         tg=fastest_per_token(samples(shallow, "tg", cpu), runs.tg),
         tg_deep=fastest_per_token(samples(deep, "tg", cpu), runs.tg),

@@ -1,0 +1,69 @@
+"""A round's bench time, the witness of a round slowed as a whole (core/speed/steady.py), counts the timed runs
+only: on a GPU the benches' warm-ups compile shader pipelines (31 s of an NVIDIA H200's first round through the
+Vulkan backend, ~3.5 s of its later ones), and counted in, every model's first GPU round read as slowed and cost
+an extra round. The engine is stood in for by a recorder of the requests: what is under test is how
+measure_round reads the worker's answers, which the real-model tests in test_speed_synthetic.py exercise live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sizewise.engine.speed.measure import BENCH_ID, Runs, measure_round
+
+RUNS = Runs(pp=16, tg=4, repetitions=2, deep_repetitions=1)
+
+
+class _Client:
+    def __init__(self, answers: list[dict[str, Any]]) -> None:
+        self.answers, self.sent = answers, []  # type: ignore[var-annotated]
+
+    def send_raw(self, msg: dict[str, Any]) -> None:
+        self.sent.append(msg)
+
+    def unload(self) -> None:
+        self.sent.append({"type": "unload"})
+
+
+class _Session:
+    """Answers each bench with the next of ``answers``, as the worker's ``bench_done`` would."""
+
+    def __init__(self, answers: list[dict[str, Any]]) -> None:
+        self.client = _Client(answers)
+        self.loaded: list[Any] = []
+
+    def load(self, path: Path, params: Any) -> None:
+        self.loaded.append(params)
+
+    def wait_for(self, *kinds: str, timeout: float | None = None) -> dict[str, Any]:
+        if "bench_done" in kinds:
+            return {"type": "bench_done", "id": BENCH_ID, **self.client.answers.pop(0)}
+        return {"type": kinds[0]}
+
+
+def _done(wall_s: float, **timed: list[float]) -> dict[str, Any]:
+    return {"wall_s": wall_s} | {k: {"samples_s": v, "cpu_samples_s": v} for k, v in timed.items()}
+
+
+def _answers() -> list[dict[str, Any]]:
+    # the shallow bench: 31 s of it compiling pipelines in the warm-up; the deep one: its fill, prompt and tokens
+    return [_done(31.0, tg=[0.004, 0.005]), _done(0.5, fill=[0.02], pp=[0.01], tg=[0.006, 0.007])]
+
+
+@pytest.mark.parametrize("gpu_layers", [-1, 28])
+def test_a_gpu_rounds_bench_time_leaves_out_the_warm_ups_compiles(gpu_layers: int) -> None:
+    session = _Session(_answers())
+    figures = measure_round(session, Path("model.gguf"), gpu_layers=gpu_layers, runs=RUNS)  # type: ignore[arg-type]
+    assert figures.bench_s == pytest.approx(0.004 + 0.005 + 0.02 + 0.01 + 0.006 + 0.007)
+    assert figures.tg == pytest.approx(0.004 / 4) and figures.tg_deep == pytest.approx(0.006 / 4)
+    assert figures.pp == pytest.approx(0.02 / 16)
+    assert [m["warmup"] for m in session.client.sent if m.get("type") == "bench"] == [True, True]
+
+
+def test_a_cpu_round_at_several_threads_keeps_the_benches_wall_time() -> None:
+    """At two threads or more the benches' own wall time, untimed deep decodes included, stays the witness (no
+    warm-up runs on the CPU)."""
+    figures = measure_round(_Session(_answers()), Path("model.gguf"), threads=2, runs=RUNS)  # type: ignore[arg-type]
+    assert figures.bench_s == pytest.approx(31.5)
