@@ -106,3 +106,12 @@ def test_points_whose_time_does_not_grow_with_bytes_at_all_fall_back_or_say_why(
     assert profile.bw_effective == pytest.approx(PEAK * 0.7) and profile.t_layer == pytest.approx(58e-6, rel=0.02)
     with pytest.raises(CalibrationFailed, match="too little to measure its memory bandwidth"):
         _profile(launches, backend="vulkan", device="some GPU")
+
+
+def test_too_few_points_for_the_fit_around_the_peak_refuse_the_profile_with_the_reason() -> None:
+    """Two models' four points cannot fit the fixed, per-layer and three attention figures around the peak: the
+    profile is refused as a CalibrationFailed (calibrate() then keeps the CPU's profile), not a FitError that ended
+    the whole calibration."""
+    two = _measured(82e-6, 58e-6, 3.4e12, noise=0.0, pp=(1e-6, 1.1e-6, 25e12))[:2]
+    with pytest.raises(CalibrationFailed, match="too few"):
+        _profile(two, peak_bandwidth=PEAK, backend="vulkan", device="NVIDIA H200")

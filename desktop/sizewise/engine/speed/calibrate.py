@@ -29,6 +29,7 @@ from sizewise.core.gguf.header import read_header
 from sizewise.core.paths import AppPaths
 from sizewise.core.quant.plan import plan_quantize
 from sizewise.core.speed.fit import (
+    FitError,
     NoisyFit,
     PpFit,
     Prior,
@@ -260,6 +261,8 @@ def _fit(results: list[Measured]) -> tuple[TgFit, TgFit, PpFit, PpFit]:
         pp = fit_pp([p for m in results for p in m.pp_by_quant], _prior(pp_family.flops_by_key))
     except NoisyFit as exc:
         raise CalibrationFailed(f"the measurements fit no steady speed ({exc}) — {BUSY}") from exc
+    except FitError as exc:  # a calibration of fewer models than figures: a caller's choice, said as such
+        raise CalibrationFailed(f"too few measurements to fit a profile ({exc})") from exc
     return tg_family, tg, pp_family, pp
 
 
@@ -273,7 +276,10 @@ def _profile(results: list[Measured], peak_bandwidth: float | None = None, **ide
     share = weights_share(tg, tg_points)
     if share < MIN_WEIGHTS_SHARE and peak_bandwidth:
         bandwidth = peak_bandwidth * GPU_BANDWIDTH_EFFICIENCY
-        tg = tg_family = fit_tg_known_weights(tg_points, bandwidth)
+        try:
+            tg = tg_family = fit_tg_known_weights(tg_points, bandwidth)
+        except FitError as exc:  # too few points for the rest: the GPU's profile is refused, the CPU's kept
+            raise CalibrationFailed(f"the fit around NVML's peak bandwidth found too few points ({exc})") from exc
         notes.append(
             f"weights read at NVML's peak bandwidth × {GPU_BANDWIDTH_EFFICIENCY:.2f} ({bandwidth / 1e9:.0f} GB/s): "
             f"calibration's models spent at most {share:.0%} of a token reading weights on this GPU, too little "
