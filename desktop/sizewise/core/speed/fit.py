@@ -127,8 +127,15 @@ class PpFit:
 
 # How strongly a per-type figure is drawn to its family's (Prior): as much as PRIOR_WEIGHT points of a typical
 # size. Calibration's small models hold some types only as a minor share, or always in step with another (Q4_K
-# beside the Q6_K output matrix): unconstrained, one noisy round put Q4_K at 60 GB/s and Q6_K at 11.
-PRIOR_WEIGHT = 2.0
+# beside the Q6_K output matrix): unconstrained, one noisy round put Q4_K at 60 GB/s and Q6_K at 11. Drawn too hard,
+# a fallback type takes its family's figure instead of its own: the legacy family is mostly Q8_0 (~8 GB/s at one
+# thread on an Intel Xeon), Q5_0 and Q4_0 decode slower (4-7), and at 2 the fit missed calibration's own Q5_0- and
+# Q4_0-heavy models by 12-14 % and predicted Qwen2.5-0.5B-shaped Q4_K_M and Q2_K files (mostly Q5_0, Q4_0) 1.16-1.25x
+# too fast. Refitted by the speed benchmark's own method on its three recorded runs (each run's calibrations against
+# its own measurements) and on a fourth calibration against a round of the benchmark's cases measured an hour later,
+# 1 put 60 of the 72 generation cases within 15 % (17, 14, 17 and 12 of 18) and 2 put 48 (11, 15, 14, 8); on the
+# three runs, 0.75 and 1.25 put 48 of 54 as 1 did, 0.5 45, 0.25 38. Weighting the points by their size did no better.
+PRIOR_WEIGHT = 1.0
 Prior = Callable[[str], float | None]  # expected seconds per unit (byte or FLOP) of a key: its family's figure
 
 
