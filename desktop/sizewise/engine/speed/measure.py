@@ -35,7 +35,12 @@ TG_TOKENS = 16
 # untimed fill cost a quarter of a round's tokens; before that, a fill to 1024 before the prompt made the deep bench
 # most of a round's time). At 512 the KV cache's reads were too small a share of a token to fit their rate: the
 # fitted 6.6 GB/s predicted SmolLM2-135M's generation at depth 4096 at 0.80x the measured speed. At 1024 they are
-# ~30 % of the narrow model's token.
+# ~30 % of the narrow model's token. Not deeper, though the cache limits what 1024 tells: on an Intel Xeon here
+# (one thread), calibration's 31M model took 2.0 / 4.0 / 8.3-9.3 / 13.1-13.6 ms a token at depths 8 / 1024 / 2048 /
+# 4096 in Q4_K_M, and 2.7 / 8.0-8.3 / 11.1-11.5 / 15.3-16.1 in Q8_0: the step past ~45-50 MB of weights and cache
+# together (Q8_0's 33 MB of weights by 1024, Q4_K_M's 22 MB by 2048) costs 2-3 ms more than the cells do, as the
+# weights stop staying in the cache, and past it each 1024 cells cost 2.2-2.4 ms in both, as they do a SmolLM2-shaped
+# model at depth 4096. Measuring that model at 2048 and 4096 took calibration's measuring from ~70 s to over 158 s.
 DEEP = 2 * PP_TOKENS
 # Repetitions within a round, of which the fastest counts: enough to step over a scheduler hiccup of a few
 # milliseconds. Generation's 16-token runs are short, so each repeats REPETITIONS times. Prompts are most of a
