@@ -67,3 +67,22 @@ def test_a_cpu_round_at_several_threads_keeps_the_benches_wall_time() -> None:
     warm-up runs on the CPU)."""
     figures = measure_round(_Session(_answers()), Path("model.gguf"), threads=2, runs=RUNS)  # type: ignore[arg-type]
     assert figures.bench_s == pytest.approx(31.5)
+
+
+@pytest.mark.parametrize(("gpu_layers", "evict"), [(0, RUNS.evict_bytes), (28, 0)])
+def test_a_cpu_round_empties_the_caches_between_tokens_and_a_gpu_round_does_not(gpu_layers: int, evict: int) -> None:
+    """Calibration's small models would read their weights from the CPU's cache (engine/speed/measure.py,
+    EVICT_BYTES); a GPU's weights are in its own memory."""
+    session = _Session(_answers())
+    measure_round(session, Path("model.gguf"), threads=1, gpu_layers=gpu_layers, runs=RUNS)  # type: ignore[arg-type]
+    assert RUNS.evict_bytes > 0
+    assert [m["evict_bytes"] for m in session.client.sent if m.get("type") == "bench"] == [evict, evict]
+
+
+def test_only_a_model_the_caches_could_hold_empties_them() -> None:
+    """A model more than twice the size of the read is larger than the caches it would empty: reading costs
+    calibration ~3 ms a token for nothing (engine/speed/measure.py, EVICT_BYTES)."""
+    runs = Runs(evict_bytes=48 << 20)
+    assert runs.for_model(30 << 20).evict_bytes == 48 << 20
+    assert runs.for_model((96 << 20) - 1).evict_bytes == 48 << 20
+    assert runs.for_model(96 << 20).evict_bytes == 0 and runs.for_model(96 << 20).tg == runs.tg

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sizewise.engine.backend_devices import device_memory
+from sizewise.engine.cold_cache import MAX_EVICT_BYTES, CacheEvictor
 from sizewise.engine.process_memory import process_memory
 from sizewise.engine.protocol import Message
 
@@ -124,6 +125,9 @@ class BenchRequest:
     # an empty cache: calibration would otherwise decode those tokens twice, once as a timed prompt and once as
     # the untimed fill (half of a round's tokens).
     time_fill: bool = False
+    # Bytes read between generated tokens, untimed, to empty the CPU's caches before each (engine/cold_cache.py):
+    # calibration's small models then read their weights from memory as the large models it predicts do. 0: none.
+    evict_bytes: int = 0
 
     @property
     def gen_depth(self) -> int:
@@ -146,6 +150,7 @@ class BenchRequest:
             tg_depth=None if msg.get("tg_depth") is None else int(msg["tg_depth"]),
             tg_repetitions=None if msg.get("tg_repetitions") is None else int(msg["tg_repetitions"]),
             time_fill=bool(msg.get("time_fill", False)),
+            evict_bytes=int(msg.get("evict_bytes") or 0),
         )
 
     def to_message(self, bench_id: int) -> Message:
@@ -162,6 +167,7 @@ class BenchRequest:
             "tg_depth": self.tg_depth,
             "tg_repetitions": self.tg_repetitions,
             "time_fill": self.time_fill,
+            "evict_bytes": self.evict_bytes,
         }
 
     def problem(self, n_ctx: int | None = None) -> str | None:
@@ -174,6 +180,8 @@ class BenchRequest:
             return "A timed fill needs a depth to fill."
         if min(self.repetitions, self.tg_reps) < 1:
             return f"Repetitions must be at least 1, not {min(self.repetitions, self.tg_reps)}."
+        if not 0 <= self.evict_bytes <= MAX_EVICT_BYTES:
+            return f"The cache-emptying read must be 0 to {MAX_EVICT_BYTES >> 20} MiB, not {self.evict_bytes} bytes."
         needed = max(self.depth + self.pp, self.gen_depth + self.tg)
         if n_ctx is not None and needed > n_ctx:
             return (
@@ -238,6 +246,7 @@ class _Runner:
         # cores doubled a 0.5B model's token time here, 24 -> 52 ms, while this stayed 24-26 ms). With more
         # threads it counts only this thread's share, so the calibration reads it only at one thread.
         self.last_cpu_s = 0.0
+        self.evictor = CacheEvictor(req.evict_bytes) if req.evict_bytes > 0 and req.tg > 0 else None
 
     # -- helpers ----------------------------------------------------------------------------------
     def _bench_tokens(self, n: int) -> list[int]:
@@ -329,23 +338,29 @@ class _Runner:
         return time.perf_counter() - t0
 
     def run_tg(self, n: int) -> float:
-        """Seconds to decode ``n`` tokens one at a time into a cache holding ``depth`` tokens."""
-        lc, ctx, one, tokens = self.lc, self.ctx, self._one, self.tokens
+        """Seconds to decode ``n`` tokens one at a time into a cache holding ``depth`` tokens; with an evictor,
+        the CPU's caches are emptied before each token, outside the time."""
+        lc, ctx, one, tokens, evictor = self.lc, self.ctx, self._one, self.tokens, self.evictor
         batch = lc.llama_batch_get_one(one, 1)
         stop = self.host.stop_event
         start = self.req.gen_depth
         self._to_depth(start)
-        t0, c0 = time.perf_counter(), time.thread_time()
+        wall = cpu = 0.0
         for i in range(n):
             one[0] = tokens[start + i]
+            if evictor is not None:
+                evictor.evict()
+            t0, c0 = time.perf_counter(), time.thread_time()
             rc = lc.llama_decode(ctx, batch)
             if rc != 0 or stop.is_set():
                 self._decoded(rc)
                 raise BenchCancelled
             self.cached += 1
             lc.llama_synchronize(ctx)
-        self.last_cpu_s = time.thread_time() - c0
-        return time.perf_counter() - t0
+            cpu += time.thread_time() - c0
+            wall += time.perf_counter() - t0
+        self.last_cpu_s = cpu
+        return wall
 
     def run_ttft(self) -> tuple[float, int]:
         """(ms to the first piece of text of a real chat turn from an empty cache, prompt tokens)."""

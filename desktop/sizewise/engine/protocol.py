@@ -16,7 +16,7 @@ Commands, parent → worker
 ``unload``    free the model, keep the process.
 ``stats``     ask for memory figures now.
 ``bench``     ``{id, pp, tg, repetitions, warmup, ttft, ttft_prompt, depth, tg_depth, tg_repetitions,
-              time_fill}`` — the llama-bench loop on the loaded model (engine/bench.py,
+              time_fill, evict_bytes}`` — the llama-bench loop on the loaded model (engine/bench.py,
               ``BenchRequest.to_message``); queued like ``generate``, and a ``stop`` with this ``id`` cancels
               it (also mid-decode). Sent with ``EngineClient.send_raw``.
 ``shutdown``  exit cleanly.

@@ -206,7 +206,14 @@ def _measure_rounds(
                 progress(f"Measuring again: {len(todo)} of {len(models)} models had a round slowed by other programs…")
             for m in todo:
                 figures[m.label].append(
-                    measure_round(session, m.path, threads=threads, deadline=deadline, gpu_layers=gpu_layers, runs=runs)
+                    measure_round(
+                        session,
+                        m.path,
+                        threads=threads,
+                        deadline=deadline,
+                        gpu_layers=gpu_layers,
+                        runs=runs.for_model(m.cost.weight_bytes),
+                    )
                 )
     except Overtime:
         raise CalibrationFailed(

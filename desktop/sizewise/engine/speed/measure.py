@@ -12,14 +12,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sizewise.core.gguf.header import read_header
 from sizewise.core.sampling import LoadParams
 from sizewise.core.speed.fit import PpPoint, TgPoint
-from sizewise.core.speed.model import ModelCost, model_cost
+from sizewise.core.speed.model import ModelCost
 from sizewise.core.speed.profile import ATTN, CELLS, KV, type_family
 from sizewise.core.speed.steady import RoundFigures, fastest_per_token, steady
 from sizewise.engine.bench import BenchRequest
@@ -50,6 +49,19 @@ DEEP = 2 * PP_TOKENS
 # (fit.py).
 REPETITIONS = 3
 DEEP_REPETITIONS = 1
+# Bytes read between a CPU round's generated tokens to empty the caches first (engine/cold_cache.py). Without it,
+# calibration's models that fit in the last-level cache read their weights from it: on an Intel Xeon here (a KVM
+# guest; a streaming read slows from 26 to 17 GB/s past 56-64 MB, though the guest reports 480 MiB of L3), the 31M
+# model's tokens took 2.1 ms in Q4_K_M and 3.0 ms in Q8_0 with its caches warm (5-6 ms another hour, as other guests
+# used the cache) and 4.0-4.1 and 5.9 ms emptied, so the fit put every calibration's fixed and per-layer costs at 0
+# and missed its own points by 37-69 %, and predicted SmolLM2-135M (30 layers, larger than the cache) up to 1.26x
+# too fast. Emptied, the same fit missed its points by 3-15 %, with 0-0.6 ms fixed and 31-51 µs a layer. Reads of
+# 32, 48, 64, 96 and 128 MB emptied it alike (a cyclic read that with the model's own passes the cache evicts it
+# all); 48 MB is past the last-level cache of laptops and desktops (up to 36 MB) and costs ~3 ms a token. Models
+# whose weights are more than twice that read none (Runs.for_model): the 86M Q8_0 (91 MB) and the 128M models
+# (104-136 MB) took the same time either way (within 2 %), as did SmolLM2-135M- and Qwen2.5-0.5B-shaped files
+# (within 3 %). Reading before every token of every model took calibration from 59 to 72 s at two threads.
+EVICT_BYTES = 48 << 20
 BENCH_ID = 7
 
 
@@ -63,6 +75,12 @@ class Runs:
     tg: int = TG_TOKENS
     repetitions: int = REPETITIONS  # generation's, at both depths
     deep_repetitions: int = DEEP_REPETITIONS  # the deeper prompt's
+    evict_bytes: int = EVICT_BYTES  # read between a CPU round's generated tokens; a GPU round reads none
+
+    def for_model(self, weight_bytes: int) -> Runs:
+        """These runs for a model of ``weight_bytes``: one more than twice as large as the cache-emptying read is
+        larger than the caches it would empty, and reads none (EVICT_BYTES)."""
+        return self if weight_bytes < 2 * self.evict_bytes else replace(self, evict_bytes=0)
 
     @property
     def pp_depth(self) -> int:
@@ -167,8 +185,16 @@ def measure_round(
     session.load(path, LoadParams(n_ctx=n_ctx, n_threads=threads, n_gpu_layers=gpu_layers, op_offload=gpu_layers != 0))
     # A GPU warms up first: llama.cpp's Vulkan backend compiles each shader pipeline on its first use, so a round's
     # first single-token run would time the compiler (the CPU has nothing to compile).
+    # A CPU round empties the caches before each generated token, as a model larger than them has them emptied.
+    evict = runs.evict_bytes if gpu_layers == 0 else 0
     shallow_req = BenchRequest(
-        pp=0, tg=runs.tg, repetitions=1, tg_repetitions=runs.repetitions, ttft=False, warmup=gpu_layers != 0
+        pp=0,
+        tg=runs.tg,
+        repetitions=1,
+        tg_repetitions=runs.repetitions,
+        ttft=False,
+        warmup=gpu_layers != 0,
+        evict_bytes=evict,
     )
     shallow = bench(session, shallow_req, deadline)
     # The first prompt is the deeper one's timed fill (engine/bench.py): one request decodes each token once.
@@ -182,6 +208,7 @@ def measure_round(
         tg_depth=runs.deep,
         warmup=gpu_layers != 0,
         time_fill=True,
+        evict_bytes=evict,
     )
     deep = bench(session, deep_req, deadline)
     session.client.unload()
@@ -245,9 +272,3 @@ def points(label: str, cost: ModelCost, rounds: Sequence[RoundFigures], runs: Ru
         pp_by_family=pp_points(cost.family, by_family),
         rounds=tuple(rounds),
     )
-
-
-def measure(session: EngineSession, path: Path, label: str, *, threads: int | None = None, rounds: int = 3) -> Measured:
-    """``rounds`` rounds of one model back to back (a model outside calibration, e.g. to check a prediction)."""
-    figures = [measure_round(session, path, threads=threads) for _ in range(rounds)]
-    return points(label, model_cost(read_header(path)), figures)
