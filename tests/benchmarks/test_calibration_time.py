@@ -10,7 +10,13 @@ Goal: the median run within GOAL_S.
 
 Run: pytest -m benchmarks tests/benchmarks/test_calibration_time.py -s  (~5 minutes; SIZEWISE_BENCH_ROUNDS)
 
-Last run (2026-12-04 14:35, Intel Xeon with AMX, 2 cores, a KVM guest; by hand, alternating with the code before,
+Last run (2026-12-05 00:20, the same Intel Xeon; by hand through calibrate() at the app's threads, alternating with
+the caches left warm, three calibrations each): MET, 59.5, 57.2 and 59.1 s (median 59.1) where without emptying the
+caches before the 31M models' generated tokens (engine/speed/measure.py, EVICT_BYTES) they took 54.1, 54.5 and 54.8 s.
+Emptying them before the tokens of the five models under 96 MB took 63.1, 62.5 and 61.8 s against 52.5, 52.0 and
+52.1 (through this test: 62.2, 64.6 and 62.9 s, NOT met).
+
+The run before (2026-12-04 14:35, Intel Xeon with AMX, 2 cores, a KVM guest; by hand, alternating with the code before,
 three calibrations each at the app's threads): MET on this machine, 56.8, 55.2 and 55.6 s (14-15 s starting and
 preparing; 27 model rounds each, none measured again; 1120 tokens decoded per model and round), where the code before
 (a separate prompt from an empty cache, repeated twice, before the deeper one's untimed fill: 2144 tokens) took 77.1,

@@ -79,10 +79,10 @@ def test_a_cpu_round_empties_the_caches_between_tokens_and_a_gpu_round_does_not(
     assert [m["evict_bytes"] for m in session.client.sent if m.get("type") == "bench"] == [evict, evict]
 
 
-def test_only_a_model_the_caches_could_hold_empties_them() -> None:
-    """A model more than twice the size of the read is larger than the caches it would empty: reading costs
-    calibration ~3 ms a token for nothing (engine/speed/measure.py, EVICT_BYTES)."""
+def test_only_a_model_smaller_than_the_read_empties_the_caches() -> None:
+    """A model larger than the read took the same time either way on the machines measured; reading costs
+    calibration ~2 ms a token (engine/speed/measure.py, EVICT_BYTES)."""
     runs = Runs(evict_bytes=48 << 20)
     assert runs.for_model(30 << 20).evict_bytes == 48 << 20
-    assert runs.for_model((96 << 20) - 1).evict_bytes == 48 << 20
-    assert runs.for_model(96 << 20).evict_bytes == 0 and runs.for_model(96 << 20).tg == runs.tg
+    assert runs.for_model((48 << 20) - 1).evict_bytes == 48 << 20
+    assert runs.for_model(48 << 20).evict_bytes == 0 and runs.for_model(48 << 20).tg == runs.tg
