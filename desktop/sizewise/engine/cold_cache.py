@@ -16,8 +16,8 @@ MAX_EVICT_BYTES = 1 << 30
 
 
 class CacheEvictor:
-    """Reads a buffer of ``n_bytes`` from start to end on each ``evict``; its pages are touched once up front so
-    the first eviction does not time the kernel mapping them."""
+    """Reads a buffer of ``n_bytes`` from start to end on each ``evict``. The buffer is written once up front
+    (ones, not zeros): untouched memory reads the kernel's single shared zero page, which would evict nothing."""
 
     def __init__(self, n_bytes: int) -> None:
         self._buffer = np.ones(max(n_bytes // 8, 1), dtype=np.int64)

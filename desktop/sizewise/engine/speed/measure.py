@@ -56,8 +56,8 @@ DEEP_REPETITIONS = 1
 # used the cache) and 4.0-4.1 and 5.9 ms emptied, so the fit put every calibration's fixed and per-layer costs at 0
 # and missed its own points by 37-69 %, and predicted SmolLM2-135M (30 layers, larger than the cache) up to 1.26x
 # too fast. Emptied, the same fit missed its points by 3-15 %, with 0-0.6 ms fixed and 31-51 µs a layer. Reads of
-# 32, 48, 64, 96 and 128 MB emptied it alike (a cyclic read that with the model's own passes the cache evicts it
-# all); 48 MB is past the last-level cache of laptops and desktops (up to 36 MB) and costs ~2 ms a token. Only
+# 32, 48, 64, 96 and 128 MB emptied it alike (a read that, with the model's own bytes, passes the cache evicts all
+# of it); 48 MB is past the last-level cache of laptops and desktops (up to 36 MB) and costs ~2 ms a token. Only
 # models smaller than the read read it (Runs.for_model; here the 31M ones): the 86M Q2_K and Q4_K_M (54 and 62 MB)
 # took 1-5 % longer emptied, and a calibration refitted with their warm times predicted the speed benchmark's 90 cases
 # of five runs the same (88 within 15 %); the 86M Q8_0 (91 MB), the 128M models (93-136 MB), SmolLM2-135M- and
@@ -189,10 +189,10 @@ def measure_round(
     # matmuls on the GPU (op offload), and the CPU profile would time the GPU.
     n_ctx = runs.deep + runs.tg
     session.load(path, LoadParams(n_ctx=n_ctx, n_threads=threads, n_gpu_layers=gpu_layers, op_offload=gpu_layers != 0))
-    # A GPU warms up first: llama.cpp's Vulkan backend compiles each shader pipeline on its first use, so a round's
-    # first single-token run would time the compiler (the CPU has nothing to compile).
     # A CPU round empties the caches before each generated token, as a model larger than them has them emptied.
     evict = runs.evict_bytes if gpu_layers == 0 else 0
+    # A GPU warms up first: llama.cpp's Vulkan backend compiles each shader pipeline on its first use, so a round's
+    # first single-token run would time the compiler (the CPU has nothing to compile).
     shallow_req = BenchRequest(
         pp=0,
         tg=runs.tg,
