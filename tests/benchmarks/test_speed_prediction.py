@@ -43,7 +43,9 @@ ones), engine/speed/measure.py EVICT_BYTES; PRIOR_WEIGHT 0.5): calibrations 95, 
 of 18 within (83 %; median 1.05, 1.00-1.18; 89 % against the first calibration alone, 83 % in wall time). The misses:
 SmolLM2-135M Q8_0 at 512 1.18 and at 4096 1.16 (too fast in every run so far: a pure-Q8_0 file of 30 narrow layers reads
 slower per byte than calibration's Q8_0 models), Qwen2.5-0.5B Q2_K at 512 1.17. Prompt NOT met: 16 of 18 within (89 %;
-median 1.03, 0.89-1.32; the misses again Qwen2.5-1.5B Q4_K_M 1.29 and Q2_K 1.32 at 512). The first two calibrations
+median 1.03, 0.89-1.32; the misses again Qwen2.5-1.5B Q4_K_M 1.29 and Q2_K 1.32 at 512: measured since, a
+prompt's wide matmuls run about half as fast in a model past the CPU's cache, and calibration's k-quant models fit in
+it, core/speed/model.py's 'Known limit'). The first two calibrations
 fitted 46 and 56 µs a layer; the last two 0, and the last one's models ran as if warm (31M Q4_K_M 2.00 ms a token
 against 3.72-3.89 in the first two; 128M Q4_K_M 10.8 ms against 19.5-19.7): the guest's share of the L3 cache moves with
 the other guests (a streaming read's knee at 56-64 MB in one hour, 80-96 MB in the next), and 48 MB then no longer

@@ -35,6 +35,18 @@ not the weights): without flash attention (the app's default) every token of a m
 every cell the batch can see — ``depth`` plus the whole micro-batch, causal mask or not — so it grows with
 depth.
 
+Known limit, measured (an Intel Xeon guest, one thread, each matmul node timed through llama.cpp's eval callback,
+256-token prompts): on a CPU a prompt's wide matmuls run about half as fast in a model whose weights are past the
+last-level cache as the same matmul does in a model that fits in it, whatever the weight type. The same 1536×8960
+ffn_gate took 100 µs a token in a 2-layer model of Qwen2.5-1.5B's layers (Q4_K_M, 50 MB of matmul weights), 170 µs
+in a 6-layer one, 192 µs in the 28-layer one; Q2_K 88 → 173 µs, Q3_K 58 → 117, Q8_0 135 → 272, Q6_K 74 → 133. The
+1536×1536 attention matmuls (1.3 MB, inside the core's own cache) took the same in all. Reading the weights again
+from memory cannot be all of it: emptying the caches (a 256 MB read) before every matmul of the 2-layer model left
+it at 100 µs. Calibration's Q8_0 models (91 and 138 MB) are past this machine's cache and its k-quant ones (14-108
+MB) are not, so its Q8_0 figure is the large-model one and its k-quant figures the small-model ones: Qwen2.5-1.5B's
+Q8_0 prompts came out within 2 %, its Q4_K_M and Q2_K ones 1.29-1.34x too fast (the speed benchmark's misses).
+Refitting the recorded calibrations per family only, or drawing types harder to their family, did not change that.
+
 Mixture-of-experts: tensors named ``*_exps`` count ``expert_used_count / expert_count`` of their bytes and
 parameters; attention, router and shared tensors count in full. The token-embedding table is read one row
 per token, so it counts only when it doubles as the output matrix (tied embeddings).
