@@ -45,24 +45,24 @@ sd 0.06; 94 % against the first calibration alone and in wall time); the miss Sm
 (its Q2_K 1.18; both too fast for the reason in core/speed/model.py's 'Known limit'). The calibrations' fits: 54-58 µs
 a layer, Q6_K 8.7-9.1 GB/s, Q8_0 8.2-8.4 GB/s (a memory's rates, not a cache's).
 
-The run before (2026-12-04 23:01, the same Intel Xeon; one thread, CPU time, three rounds bracketed by four calibrations;
-calibration empties the CPU's caches before each generated token of its models under 96 MB (now: under 48 MB, the 31M
-ones), engine/speed/measure.py EVICT_BYTES; PRIOR_WEIGHT 0.5): calibrations 95, 97, 89 and 82 s. Generation NOT met: 15
-of 18 within (83 %; median 1.05, 1.00-1.18; 89 % against the first calibration alone, 83 % in wall time). The misses:
-SmolLM2-135M Q8_0 at 512 1.18 and at 4096 1.16 (too fast in every run so far: a pure-Q8_0 file of 30 narrow layers reads
-slower per byte than calibration's Q8_0 models), Qwen2.5-0.5B Q2_K at 512 1.17. Prompt NOT met: 16 of 18 within (89 %;
-median 1.03, 0.89-1.32; the misses again Qwen2.5-1.5B Q4_K_M 1.29 and Q2_K 1.32 at 512: measured since, a
-prompt's wide matmuls run about half as fast in a model past the CPU's cache, and calibration's k-quant models fit in
-it, core/speed/model.py's 'Known limit'). The first two calibrations
-fitted 46 and 56 µs a layer; the last two 0, and the last one's models ran as if warm (31M Q4_K_M 2.00 ms a token
-against 3.72-3.89 in the first two; 128M Q4_K_M 10.8 ms against 19.5-19.7): the guest's share of the L3 cache moves with
-the other guests (a streaming read's knee at 56-64 MB in one hour, 80-96 MB in the next), and 48 MB then no longer
-empties it. The round it brackets was measured before that change (its cases within 8 % of the other rounds), so
-predictions for round 3 came out fast (Qwen2.5-0.5B Q4_K_M at 512: 1.45 against 1.02-1.14). Refitted offline with
-PRIOR_WEIGHT 1, the same run also gives 15 of 18. What emptying the caches does where it holds: calibration's 9 models
-measured by hand an hour before this run (every token after a 128 MB read, fastest of two rounds; script kept out of the
-repo) and fitted by calibration's fit predicted this run's 18 cases all within (median 1.00, 0.90-1.13), and 88 of the
-90 generation cases of the five recorded runs.
+The run before (2026-12-04 23:01, the same Intel Xeon; one thread, CPU time, three rounds bracketed by four
+calibrations; calibration empties the CPU's caches before each generated token of its models under 96 MB (then: under
+48 MB, the 31M ones), engine/speed/measure.py EVICT_BYTES; PRIOR_WEIGHT 0.5): calibrations 95, 97, 89 and 82 s.
+Generation NOT met: 15 of 18 within (83 %; median 1.05, 1.00-1.18; 89 % against the first calibration alone, 83 % in
+wall time). The misses: SmolLM2-135M Q8_0 at 512 1.18 and at 4096 1.16 (too fast in every run so far: a pure-Q8_0 file
+of 30 narrow layers reads slower per byte than calibration's Q8_0 models), Qwen2.5-0.5B Q2_K at 512 1.17. Prompt NOT
+met: 16 of 18 within (89 %; median 1.03, 0.89-1.32; the misses again Qwen2.5-1.5B Q4_K_M 1.29 and Q2_K 1.32 at 512:
+measured since, a prompt's wide matmuls run about half as fast in a model past the CPU's cache, and calibration's
+k-quant models fit in it, core/speed/model.py's 'Known limit'). The first two calibrations fitted 46 and 56 µs a
+layer; the last two 0, and the last one's models ran as if warm (31M Q4_K_M 2.00 ms a token against 3.72-3.89 in the
+first two; 128M Q4_K_M 10.8 ms against 19.5-19.7): the guest's share of the L3 cache moves with the other guests (a
+streaming read's knee at 56-64 MB in one hour, 80-96 MB in the next), and 48 MB then no longer empties it. The round
+it brackets was measured before that change (its cases within 8 % of the other rounds), so predictions for round 3
+came out fast (Qwen2.5-0.5B Q4_K_M at 512: 1.45 against 1.02-1.14). Refitted offline with PRIOR_WEIGHT 1, the same run
+also gives 15 of 18. What emptying the caches does where it holds: calibration's 9 models measured by hand an hour
+before this run (every token after a 128 MB read, fastest of two rounds; script kept out of the repo) and fitted by
+calibration's fit predicted this run's 18 cases all within (median 1.00, 0.90-1.13), and 88 of the 90 generation cases
+of the five recorded runs.
 
 The run before (2026-12-04 20:54, the same Intel Xeon; one thread, CPU time, THREE rounds bracketed by four
 calibrations; per-type figures drawn to their family's at PRIOR_WEIGHT 1, core/speed/fit.py): calibrations 86, 88, 92

@@ -128,12 +128,16 @@ def write_synthetic(
     writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
     for key, value, vtype, sub in tokenizer:
         writer.add_key_value(key, value, vtype, sub)
-    for name, dims in shape.tensor_shapes().items():
+    shapes = shape.tensor_shapes()
+    # Tiled once to the largest tensor past any offset: tiling per tensor took 1.9 of the 3.4 s that writing the
+    # 128M-parameter calibration model took.
+    largest = max(math.prod(dims) for dims in shapes.values())
+    repeated = np.tile(pool, -(-(POOL_VALUES + largest) // POOL_VALUES))
+    for name, dims in shapes.items():
         if len(dims) == 1:
             writer.add_tensor(name, np.ones(dims, dtype=np.float32))
         else:
             n, start = math.prod(dims), int(rng.integers(POOL_VALUES))
-            repeated = pool if start + n <= POOL_VALUES else np.tile(pool, -(-(start + n) // POOL_VALUES))
             writer.add_tensor(name, repeated[start : start + n].reshape(dims))
     try:
         writer.write_header_to_file()

@@ -164,10 +164,14 @@ def quantize_types(source: Path, types: tuple[str, ...], folder: Path) -> dict[s
 
 
 def _prepare(
-    folder: Path, template: Path, shapes: tuple[SyntheticShape, ...], types: tuple[str, ...], progress: Progress
+    folder: Path,
+    tokenizer: list[tuple[str, Any, Any, Any]],
+    shapes: tuple[SyntheticShape, ...],
+    types: tuple[str, ...],
+    progress: Progress,
 ) -> list[_Model]:
-    """Write each shape and quantize it to each type; every model is kept until the rounds are done."""
-    tokenizer = read_tokenizer(template)
+    """Write each shape with ``tokenizer`` (read_tokenizer's) and quantize it to each type; every model is kept
+    until the rounds are done."""
     models: list[_Model] = []
     for i, shape in enumerate(shapes):
         millions = shape.parameters / 1e6
@@ -358,11 +362,13 @@ def calibrate(
         with EngineSession(log_path=paths.log_dir / "engine.log") as session:
             with children_ignore_sigint():
                 session.client.start()
+            # Read while the worker starts (each took ~2 s on a 2-core Intel Xeon; they overlap on two cores).
+            tokenizer = read_tokenizer(template)
             ready = dict(session.wait_for("ready", timeout=60))
             hardware = probe_hardware(ready)
             device = gpu_to_measure(hardware, gpu, progress)
             t_prepare = time.perf_counter()
-            models = _prepare(folder, template, shapes, types, progress)
+            models = _prepare(folder, tokenizer, shapes, types, progress)
             prepare_s = time.perf_counter() - t_prepare
             results = _measure_rounds(session, models, progress, threads, prepare_s, runs=runs)
             t_cpu = time.perf_counter()
