@@ -25,7 +25,7 @@ from sizewise.core.fit.measurements import MeasurementStore
 from sizewise.core.paths import basedir_paths
 from sizewise.core.sampling import LoadParams, SamplingParams
 from sizewise.engine.bench import BenchRequest
-from sizewise.engine.cold_cache import MAX_EVICT_BYTES, CacheEvictor
+from sizewise.engine.cold_cache import MAX_EVICT_BYTES, CacheEvictor, shared_evictor
 from sizewise.engine.session import EngineSession
 from tests.cli_helpers import run_cli
 
@@ -280,3 +280,11 @@ def test_the_evictor_reads_its_whole_buffer() -> None:
     evictor = CacheEvictor(3 << 20)
     evictor.evict()
     assert evictor.total == (3 << 20) // 8
+
+
+def test_a_worker_keeps_one_evictor_for_its_benches() -> None:
+    """Calibration's ~50 benches share one buffer instead of writing a new one each; another size replaces it."""
+    first = shared_evictor(2 << 20)
+    assert shared_evictor(2 << 20) is first
+    other = shared_evictor(3 << 20)
+    assert other is not first and other.evict() is None and other.total == (3 << 20) // 8

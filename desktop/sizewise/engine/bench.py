@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sizewise.engine.backend_devices import device_memory
-from sizewise.engine.cold_cache import MAX_EVICT_BYTES, CacheEvictor
+from sizewise.engine.cold_cache import MAX_EVICT_BYTES, CacheEvictor, shared_evictor
 from sizewise.engine.process_memory import process_memory
 from sizewise.engine.protocol import Message
 
@@ -246,7 +246,9 @@ class _Runner:
         # cores doubled a 0.5B model's token time here, 24 -> 52 ms, while this stayed 24-26 ms). With more
         # threads it counts only this thread's share, so the calibration reads it only at one thread.
         self.last_cpu_s = 0.0
-        self.evictor = CacheEvictor(req.evict_bytes) if req.evict_bytes > 0 and req.tg > 0 else None
+        self.evictor: CacheEvictor | None = (
+            shared_evictor(req.evict_bytes) if req.evict_bytes > 0 and req.tg > 0 else None
+        )
 
     # -- helpers ----------------------------------------------------------------------------------
     def _bench_tokens(self, n: int) -> list[int]:

@@ -9,6 +9,8 @@ the cache is emptied before each of their tokens, which this does (engine/speed/
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 # The largest buffer a bench may ask for: well past any CPU's last-level cache, small beside any machine's memory.
@@ -25,3 +27,11 @@ class CacheEvictor:
 
     def evict(self) -> None:
         self.total = int(self._buffer.sum())
+
+
+@functools.lru_cache(maxsize=1)
+def shared_evictor(n_bytes: int) -> CacheEvictor:
+    """The worker's one evictor of ``n_bytes``, kept across benches: a fresh 128 MiB buffer took 25-150 ms to write
+    (over 1 s the first time, faulting its pages in) on a 2-core Intel Xeon guest, and calibration asks for one in
+    each of its ~50 benches. Only calibration's own worker process asks, and it ends with calibration."""
+    return CacheEvictor(n_bytes)

@@ -55,9 +55,9 @@ DEEP_REPETITIONS = 1
 # model's tokens took 2.1 ms in Q4_K_M and 3.0 ms in Q8_0 with its caches warm (5-6 ms another hour, as other guests
 # used the cache) and 4.0-4.1 and 5.9 ms emptied, so the fit put every calibration's fixed and per-layer costs at 0
 # and missed its own points by 37-69 %, and predicted SmolLM2-135M (30 layers, larger than the cache) up to 1.26x
-# too fast. Emptied, the same fit missed its points by 3-15 %, with 0-0.6 ms fixed and 31-51 µs a layer. Reads of
-# 32, 48, 64, 96 and 128 MB emptied it alike (a read that, with the model's own bytes, passes the cache evicts all
-# of it); 48 MB is past the last-level cache of laptops and desktops (up to 36 MB) and costs ~2 ms a token. Only
+# too fast. Emptied, the same fit missed its points by 3-15 %, with 0-0.6 ms fixed and 31-51 µs a layer. That day
+# reads of 32, 48, 64, 96 and 128 MB emptied it alike (a read that, with the model's own bytes, passes the cache evicts
+# all of it); 48 MB is past the last-level cache of laptops and desktops (up to 36 MB) and costs ~2 ms a token. Only
 # models smaller than the read read it (Runs.for_model; with 48 MB the 31M ones): the 86M Q2_K and Q4_K_M (54 and 62 MB)
 # took 1-5 % longer emptied, and a calibration refitted with their warm times predicted the speed benchmark's 90 cases
 # of five runs the same (88 within 15 %); the 86M Q8_0 (91 MB), the 128M models (93-136 MB), SmolLM2-135M- and
