@@ -161,6 +161,14 @@ def test_engine_bench_cancel_and_chat_afterwards(smollm2_path: Path) -> None:
         for key, n in (("pp", PP), ("tg", TG)):
             s = done[key]
             assert s["samples_tps"] == pytest.approx([n / secs for secs in s["samples_s"]])
+        # generation also times each token, in order: the repetitions' tokens add up to their runs
+        tokens, cpu_tokens = done["tg"]["token_samples_s"], done["tg"]["token_cpu_samples_s"]
+        assert len(tokens) == len(cpu_tokens) == 2 * TG and min(tokens) > 0
+        for rep, run_s in enumerate(done["tg"]["samples_s"]):
+            assert sum(tokens[rep * TG : (rep + 1) * TG]) == pytest.approx(run_s)
+        for rep, run_cpu_s in enumerate(done["tg"]["cpu_samples_s"]):
+            assert sum(cpu_tokens[rep * TG : (rep + 1) * TG]) == pytest.approx(run_cpu_s)
+        assert "token_samples_s" not in done["pp"]
         assert done["ttft"] is None and done["n_ctx"] == CTX
         # the cache was cleared after the benchmark: the same greedy reply as before it
         after, _ = smol.generate(GREEDY, messages=CHAT)
@@ -276,15 +284,20 @@ def test_a_cache_emptying_read_is_refused_outside_its_bounds() -> None:
     assert BenchRequest.from_message(req.to_message(3)) == req
 
 
-def test_the_evictor_reads_its_whole_buffer() -> None:
+def test_the_evictor_reads_its_whole_buffer_or_the_share_asked_for() -> None:
     evictor = CacheEvictor(3 << 20)
     evictor.evict()
+    assert evictor.total == (3 << 20) // 8 and evictor.capacity == 3 << 20
+    evictor.evict(1 << 20)
+    assert evictor.total == (1 << 20) // 8
+    evictor.evict(5 << 20)  # never past its end
     assert evictor.total == (3 << 20) // 8
 
 
 def test_a_worker_keeps_one_evictor_for_its_benches() -> None:
-    """Calibration's ~50 benches share one buffer instead of writing a new one each; another size replaces it."""
-    first = shared_evictor(2 << 20)
-    assert shared_evictor(2 << 20) is first
-    other = shared_evictor(3 << 20)
-    assert other is not first and other.evict() is None and other.total == (3 << 20) // 8
+    """Calibration's ~50 benches share one buffer instead of writing a new one each, each model reading its own
+    share of it (Runs.for_model); only a larger request replaces it."""
+    first = shared_evictor(3 << 20)
+    assert shared_evictor(3 << 20) is first and shared_evictor(2 << 20) is first
+    larger = shared_evictor(4 << 20)
+    assert larger is not first and larger.capacity == 4 << 20 and shared_evictor(1 << 20) is larger

@@ -213,6 +213,11 @@ def summarize_tps(n_tokens: int, seconds: list[float], cpu_seconds: list[float] 
     }
 
 
+def per_token(seconds: list[float], cpu_seconds: list[float]) -> dict[str, Any]:
+    """Generation's seconds for each token of every repetition, in order, wall and CPU (see _Runner.last_token_s)."""
+    return {"token_samples_s": list(seconds), "token_cpu_samples_s": list(cpu_seconds)}
+
+
 def summarize_ms(samples_ms: list[float]) -> dict[str, Any]:
     return {
         "mean_ms": statistics.fmean(samples_ms) if samples_ms else None,
@@ -246,6 +251,11 @@ class _Runner:
         # cores doubled a 0.5B model's token time here, 24 -> 52 ms, while this stayed 24-26 ms). With more
         # threads it counts only this thread's share, so the calibration reads it only at one thread.
         self.last_cpu_s = 0.0
+        # The last generation run's seconds for each of its tokens, wall and CPU: with the caches emptied before
+        # each token every token is a measurement on its own, and their median steps over a disturbed few without
+        # repeating the run (calibration, engine/speed/measure.py).
+        self.last_token_s: list[float] = []
+        self.last_token_cpu_s: list[float] = []
         self.evictor: CacheEvictor | None = (
             shared_evictor(req.evict_bytes) if req.evict_bytes > 0 and req.tg > 0 else None
         )
@@ -347,11 +357,12 @@ class _Runner:
         stop = self.host.stop_event
         start = self.req.gen_depth
         self._to_depth(start)
-        wall = cpu = 0.0
+        walls: list[float] = []
+        cpus: list[float] = []
         for i in range(n):
             one[0] = tokens[start + i]
             if evictor is not None:
-                evictor.evict()
+                evictor.evict(self.req.evict_bytes)
             t0, c0 = time.perf_counter(), time.thread_time()
             rc = lc.llama_decode(ctx, batch)
             if rc != 0 or stop.is_set():
@@ -359,10 +370,11 @@ class _Runner:
                 raise BenchCancelled
             self.cached += 1
             lc.llama_synchronize(ctx)
-            cpu += time.thread_time() - c0
-            wall += time.perf_counter() - t0
-        self.last_cpu_s = cpu
-        return wall
+            cpus.append(time.thread_time() - c0)
+            walls.append(time.perf_counter() - t0)
+        self.last_token_s, self.last_token_cpu_s = walls, cpus
+        self.last_cpu_s = sum(cpus)
+        return sum(walls)
 
     def run_ttft(self) -> tuple[float, int]:
         """(ms to the first piece of text of a real chat turn from an empty cache, prompt tokens)."""
@@ -416,6 +428,8 @@ class _Runner:
         tg_s: list[float] = []
         pp_cpu: list[float] = []
         tg_cpu: list[float] = []
+        tg_tokens: list[float] = []
+        tg_tokens_cpu: list[float] = []
         if req.pp > 0:
             for rep in range(1, req.repetitions + 1):
                 pp_s.append(self.run_pp(req.pp))
@@ -425,6 +439,8 @@ class _Runner:
             for rep in range(1, req.tg_reps + 1):
                 tg_s.append(self.run_tg(req.tg))
                 tg_cpu.append(self.last_cpu_s)
+                tg_tokens += self.last_token_s
+                tg_tokens_cpu += self.last_token_cpu_s
                 self._progress("tg", rep, req.tg / tg_s[-1], "tokens/s")
         ttft_ms: list[float] = []
         prompt_tokens = 0
@@ -439,7 +455,7 @@ class _Runner:
             ttft.update(prompt_tokens=prompt_tokens, mode=self.host.chat_mode, prompt=req.ttft_prompt)
         return {
             "pp": summarize_tps(req.pp, pp_s, pp_cpu) if req.pp > 0 else None,
-            "tg": summarize_tps(req.tg, tg_s, tg_cpu) if req.tg > 0 else None,
+            "tg": summarize_tps(req.tg, tg_s, tg_cpu) | per_token(tg_tokens, tg_tokens_cpu) if req.tg > 0 else None,
             "fill": fill,
             "ttft": ttft,
             "ttft_ms": ttft["mean_ms"] if ttft is not None else None,

@@ -48,7 +48,8 @@ Events, worker → parent
                 after each run (never inside a timed one).
 ``bench_done``  ``{id, cancelled, pp: {n, repetitions, mean_tps, sd_tps, samples_tps, samples_s,
                 cpu_samples_s} | None,
-                tg: same | None, fill: same (the depth's timed fill: time_fill) | None,
+                tg: same + {token_samples_s, token_cpu_samples_s} (each token of every repetition) | None,
+                fill: same as pp (the depth's timed fill: time_fill) | None,
                 ttft: {mean_ms, sd_ms, samples_ms, prompt_tokens, mode, prompt} | None,
                 ttft_ms, warmup, depth, n_ctx, n_batch, n_ubatch, n_threads, n_threads_batch, wall_s, rss_bytes,
                 peak_rss_bytes}``; a cancelled run carries only ``{id, cancelled: true, rss_bytes,
