@@ -118,8 +118,8 @@ def test_a_killed_calibration_stores_nothing_and_the_next_one_deletes_its_files(
 
 def test_a_machine_busy_while_measuring_is_refused_and_stores_nothing(tmp_path: Path) -> None:
     """A CPU hog per core, started when measuring starts and running to the end, must be refused with the busy
-    sentence, not fitted into a profile: measuring outruns its budget (BUSY_RATIO, 11× the preparation time, which
-    bounds this test to about four minutes), or its rounds fit no steady speed."""
+    sentence, not fitted into a profile: measuring outruns its budget (BUSY_RATIO, 9× the preparation time, which
+    bounds this test to about three minutes), or its rounds fit no steady speed."""
     proc = _calibrate_cli(tmp_path)
     watchdog = threading.Timer(600, proc.kill)
     watchdog.start()

@@ -8,7 +8,7 @@ import pytest
 
 from sizewise.core.speed.fit import TgPoint, fit_tg
 from sizewise.core.speed.profile import KV
-from sizewise.core.speed.steady import RoundFigures, fastest_per_token, steady, steady_rounds
+from sizewise.core.speed.steady import RoundFigures, fastest_per_token, median_token, steady, steady_rounds
 from sizewise.engine.speed.calibrate import MAX_FIT_ERROR, OUTLIERS
 
 # The calibration's layout: 3 sizes × 2 types × 2 depths, seconds per token from a known profile.
@@ -50,6 +50,12 @@ def test_fastest_repetition_per_token_ignores_missing_runs() -> None:
     assert fastest_per_token([0.05, 0.032, 0.04], 16) == pytest.approx(0.002)
     assert fastest_per_token([0.0, 0.048], 16) == pytest.approx(0.003)
     assert fastest_per_token([], 16) == 0.0 and not RoundFigures(0.0, 1.0, 1.0).complete
+
+
+def test_the_median_token_steps_over_a_few_slowed_tokens_and_ignores_missing_ones() -> None:
+    tokens = [0.002, 0.0021, 0.0019, 0.009, 0.002, 0.0, 0.015]  # two tokens slowed by a hiccup, one not timed
+    assert median_token(tokens) == pytest.approx(0.00205)
+    assert median_token([0.003]) == 0.003 and median_token([]) == 0.0 and median_token([0.0]) == 0.0
 
 
 def test_rounds_whose_benches_were_slowed_as_a_whole_are_set_aside() -> None:

@@ -1,8 +1,9 @@
-"""Steady speed figures from timings on a shared machine: the fastest repetition of each round, then the median
-over the rounds that were not slowed as a whole.
+"""Steady speed figures from timings on a shared machine: the fastest repetition (or the median token) of each
+round, then the median over the rounds that were not slowed as a whole.
 
 Why rounds: other programs can only ever add time to a run, so among a few repetitions run back to back the
-fastest is the least disturbed — the standard estimator for noise that only adds. But on a shared two-core
+fastest is the least disturbed — the standard estimator for noise that only adds (generation times each token,
+and its median token steps over the disturbed ones the same way). But on a shared two-core
 machine a disturbance usually outlasts a bench: tokens were uniformly slower for seconds at a time (the median
 token time of a slowed round was as slow as its mean), a whole bench ran 40 % slower with its repetitions
 within 7 % of each other (357 against 596 tokens/s on one model in two calibrations a minute apart), and the
@@ -32,6 +33,13 @@ def fastest_per_token(samples_s: Sequence[float], n_tokens: int) -> float:
     """Seconds per token of the fastest repetition (0.0 when there is none, which the caller refuses)."""
     times = [s for s in samples_s if s > 0]
     return min(times) / n_tokens if times and n_tokens > 0 else 0.0
+
+
+def median_token(token_s: Sequence[float]) -> float:
+    """Seconds of the median token (0.0 when there is none, which the caller refuses): one token's time, unlike a
+    run's, can be slowed by a disturbance of a millisecond, and the median steps over any few such tokens."""
+    times = [s for s in token_s if s > 0]
+    return statistics.median(times) if times else 0.0
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from sizewise.core.sampling import LoadParams
 from sizewise.core.speed.fit import PpPoint, TgPoint
 from sizewise.core.speed.model import ModelCost
 from sizewise.core.speed.profile import ATTN, CELLS, KV, type_family
-from sizewise.core.speed.steady import RoundFigures, fastest_per_token, steady
+from sizewise.core.speed.steady import RoundFigures, fastest_per_token, median_token, steady
 from sizewise.engine.bench import BenchRequest
 from sizewise.engine.session import EngineError, EngineSession
 
@@ -41,13 +41,16 @@ TG_TOKENS = 16
 # weights stop staying in the cache, and past it each 1024 cells cost 2.2-2.4 ms in both, as they do a SmolLM2-shaped
 # model at depth 4096. Measuring that model at 2048 and 4096 took calibration's measuring from ~70 s to over 158 s.
 DEEP = 2 * PP_TOKENS
-# Repetitions within a round, of which the fastest counts: enough to step over a scheduler hiccup of a few
-# milliseconds. Generation's 16-token runs are short, so each repeats REPETITIONS times. Prompts are most of a
-# round's time, so each runs once per round (the rounds' median sets a slowed one aside): the first prompt pages
-# nothing in, since generation from an empty cache runs before it in the same load and touches every weight; the
-# deeper one's attention work, ~3x that of a prompt from an empty cache, tells attention's rate from the weights'
-# (fit.py).
-REPETITIONS = 3
+# Repetitions within a round. Generation's figure is the median of its tokens' times (steady.median_token): with the
+# caches emptied before each token, every token is a measurement of its own, and the median of 16 steps over a scheduler
+# hiccup of a few milliseconds as the fastest of three 16-token runs did, at a third of the tokens. On calibration's
+# eight models under 128 MiB at both depths (one thread, CPU time, 2026-12-05) one run's median token was 0.98-1.02x the
+# fastest of three runs' mean (median 1.00, 48 runs); three runs cost calibration ~20 s of its ~76 (each token also
+# waits for its cache-emptying read). Prompts are most of the rest of a round's time, so each runs once per round (the
+# rounds' median sets a slowed one aside): the first prompt pages nothing in, since generation from an empty cache runs
+# before it in the same load and touches every weight; the deeper one's attention work, ~3x that of a prompt from an
+# empty cache, tells attention's rate from the weights' (fit.py).
+REPETITIONS = 1
 DEEP_REPETITIONS = 1
 # Bytes read between a CPU round's generated tokens to empty the caches first (engine/cold_cache.py). Without it,
 # calibration's models that fit in the last-level cache read their weights from it: on an Intel Xeon here (a KVM
@@ -72,6 +75,12 @@ DEEP_REPETITIONS = 1
 # by 3-4 % with Q6_K at 13.1-13.9 GB/s, and took 84.9-89.6 s (median 87.3): ~6 ms a token for the read, and each of
 # the eight models' 288 tokens (16 × 3 repetitions × 2 depths × 3 rounds) read cold. The calibration-time goal (60 s)
 # is given up for it: a profile fitted on warm tokens predicts calibration's models, not the larger ones it is for.
+# Each model reads only what its own weights leave of EVICT_BYTES (Runs.for_model): weights and read together pass
+# the cache, which empties it of the weights, as the 32-128 MB reads did alike. Alternating the two on calibration's
+# eight models under 128 MiB (one thread, CPU time, three runs each, 2026-12-05), 128 MB less the weights gave
+# 0.98-1.01x the tokens' times of a whole 128 MB, which took the reads from ~1 GB to ~0.6 GB a round. The same
+# morning the three models over 90 MB took the same time with no read at all (within 2 %), the 31M ones 1.3-2.2x
+# longer emptied.
 EVICT_BYTES = 128 << 20
 BENCH_ID = 7
 
@@ -86,12 +95,12 @@ class Runs:
     tg: int = TG_TOKENS
     repetitions: int = REPETITIONS  # generation's, at both depths
     deep_repetitions: int = DEEP_REPETITIONS  # the deeper prompt's
-    evict_bytes: int = EVICT_BYTES  # read between a CPU round's generated tokens; a GPU round reads none
+    evict_bytes: int = EVICT_BYTES  # weights and read together, before a CPU round's generated tokens; a GPU: 0
 
     def for_model(self, weight_bytes: int) -> Runs:
-        """These runs for a model of ``weight_bytes``: one larger than the cache-emptying read reads none
-        (EVICT_BYTES)."""
-        return self if weight_bytes < self.evict_bytes else replace(self, evict_bytes=0)
+        """These runs for a model of ``weight_bytes``: it reads what its weights leave of the cache-emptying read,
+        and one larger than the read reads none (EVICT_BYTES)."""
+        return replace(self, evict_bytes=max(self.evict_bytes - weight_bytes, 0))
 
     @property
     def pp_depth(self) -> int:
@@ -170,6 +179,11 @@ def samples(done: dict[str, Any], key: str, cpu: bool = False) -> list[float]:
     return [float(s) for s in (done.get(key) or {}).get("cpu_samples_s" if cpu else "samples_s") or ()]
 
 
+def token_samples(done: dict[str, Any], key: str, cpu: bool = False) -> list[float]:
+    """Generation's seconds for each token of every repetition: wall time, or the timing thread's CPU time."""
+    return [float(s) for s in (done.get(key) or {}).get("token_cpu_samples_s" if cpu else "token_samples_s") or ()]
+
+
 def cpu_timed(threads: int | None) -> bool:
     """Whether a measurement at ``threads`` is timed in CPU time: at one thread llama.cpp computes on the timing
     thread alone, so its CPU time is the wall time the run would have taken with the core to itself — what a
@@ -188,8 +202,8 @@ def measure_round(
     gpu_layers: int = 0,
     runs: Runs = RUNS,
 ) -> RoundFigures:
-    """Load ``path`` (``gpu_layers`` on the GPU), take the fastest repetition of each figure, unload: one round of
-    one model."""
+    """Load ``path`` (``gpu_layers`` on the GPU), take the fastest repetition of each prompt figure and the median
+    token of generation's, unload: one round of one model."""
     # The CPU's rounds keep every op on the CPU: on a GPU build llama.cpp would otherwise run their prompts'
     # matmuls on the GPU (op offload), and the CPU profile would time the GPU.
     n_ctx = runs.deep + runs.tg
@@ -232,8 +246,8 @@ def measure_round(
     timed = sum(sum(samples(b, k, cpu=cpu)) for b in (shallow, deep) for k in ("fill", "pp", "tg"))
     bench_s = timed if cpu or gpu_layers else float(shallow.get("wall_s") or 0.0) + float(deep.get("wall_s") or 0.0)
     figures = RoundFigures(
-        tg=fastest_per_token(samples(shallow, "tg", cpu), runs.tg),
-        tg_deep=fastest_per_token(samples(deep, "tg", cpu), runs.tg),
+        tg=median_token(token_samples(shallow, "tg", cpu)),
+        tg_deep=median_token(token_samples(deep, "tg", cpu)),
         pp=fastest_per_token(samples(deep, "fill", cpu), runs.pp_depth),
         bench_s=bench_s,
         pp_deep=fastest_per_token(samples(deep, "pp", cpu), runs.pp),
