@@ -10,7 +10,16 @@ Goal: the median run within GOAL_S.
 
 Run: pytest -m benchmarks tests/benchmarks/test_calibration_time.py -s  (~5 minutes; SIZEWISE_BENCH_ROUNDS)
 
-Last run (2026-12-05 03:31, the same Intel Xeon; through this test, three calibrations): NOT met, median 76.0 s
+Last run (2026-12-05 07:23, the same Intel Xeon, a fresh guest; through this test, three calibrations): MET, median
+57.9 s (56.5-58.8; 14.8-15.9 s of each starting and preparing), after generation became one 16-token run a round whose
+median token counts (was the fastest of three runs) and each model reads only what its weights leave of 128 MiB before a
+token (engine/speed/measure.py, REPETITIONS and Runs.for_model): 1056 tokens decoded per model and round, was 1120, and
+32 reads, was 96. Alternated right after with the code before (by hand through calibrate() at the app's threads, four
+pairs, order swapped each pair): 63.1, 61.0, 60.2 and 56.8 s (median 60.6) against 99.8, 96.2, 97.0 and 94.1 s (median
+96.6), a ratio of 0.60-0.63 (median 0.63). The speed benchmark's accuracy with it:
+tests/benchmarks/test_speed_prediction.py.
+
+The run before (2026-12-05 03:31, the same Intel Xeon; through this test, three calibrations): NOT met, median 76.0 s
 (75.9-80.0), after the worker kept one 128 MiB buffer for all its benches instead of writing a new one for each
 (25-150 ms each, over 1 s the first time; engine/cold_cache.py shared_evictor). Not alternated with the run below, so
 the 7 s between them is within what the machine drifts in an hour.

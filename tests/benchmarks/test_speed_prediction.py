@@ -28,8 +28,8 @@ applied to both): generation predicted ÷ measured within 0.85–1.15 and prompt
 least 90 % of the cases.
 
 Run: pytest -m benchmarks tests/benchmarks/test_speed_prediction.py -s  (on two cores: ~8 minutes to write a
-2.8 GB F16 model once and quantize it and the others, ~3 GB deleted afterwards; 12 minutes of measuring for
-one round with one thread). SIZEWISE_SPEED_MODELS=dir reuses (or keeps) the quantized models there;
+2.8 GB F16 model once and quantize it and the others, ~3 GB deleted afterwards; ~14 minutes of measuring
+for one round with one thread). SIZEWISE_SPEED_MODELS=dir reuses (or keeps) the quantized models there;
 SIZEWISE_SPEED_JSON=file saves every figure; SIZEWISE_SPEED_THREADS and SIZEWISE_SPEED_ROUNDS: below.
 
 With one thread (SIZEWISE_SPEED_THREADS=1) both calibration and the cases are timed in CPU time (measure.cpu_timed:
@@ -37,13 +37,21 @@ llama.cpp computes on the timing thread alone, so other programs taking the core
 wall-time ratio is printed beside it. Memory traffic from other programs still can: CPU time protects against
 being descheduled, not against sharing the memory bus or the L3 cache.
 
-Last run (2026-12-05 01:59, the same Intel Xeon; one thread, CPU time, three rounds bracketed by four calibrations;
-calibration reads 128 MiB before each generated token of its models under 128 MiB, engine/speed/measure.py EVICT_BYTES;
-PRIOR_WEIGHT 0.5): calibrations 113, 114, 114 and 112 s. Generation MET: 17 of 18 within (94 %; median 1.01, 0.94-1.17,
-sd 0.06; 94 % against the first calibration alone and in wall time); the miss SmolLM2-135M Q8_0 at 4096 1.17 (at 512
-1.08). Prompt MET: 17 of 18 within (94 %; median 1.04, 0.88-1.31, sd 0.11); the miss Qwen2.5-1.5B Q4_K_M at 512 1.31
-(its Q2_K 1.18; both too fast for the reason in core/speed/model.py's 'Known limit'). The calibrations' fits: 54-58 µs
-a layer, Q6_K 8.7-9.1 GB/s, Q8_0 8.2-8.4 GB/s (a memory's rates, not a cache's).
+Last run (2026-12-05 06:27, the same Intel Xeon, a fresh guest; one thread, CPU time, three rounds bracketed by four
+calibrations; calibration's generation now one 16-token run a round, its figure the median token, each model reading
+what its weights leave of 128 MiB before each token, engine/speed/measure.py REPETITIONS and Runs.for_model):
+calibrations 73, 74, 74 and 77 s. Generation MET: 18 of 18 within (100 %; median 1.00, 0.93-1.13, sd 0.06; 100 %
+against the first calibration alone and in wall time); the closest SmolLM2-135M Q8_0 at 4096 1.13. Prompt MET: 17 of 18
+within (94 %; median 1.04, 0.90-1.28, sd 0.10); the miss again Qwen2.5-1.5B Q2_K at 512 1.28 (its Q4_K_M 1.23; the
+'Known limit'). The calibrations' fits: 43-64 µs a layer, Q8_0 7.8-7.9 GB/s, Q6_K 7.6-10.5 GB/s.
+
+The run before (2026-12-05 01:59, the same Intel Xeon; one thread, CPU time, three rounds bracketed by four
+calibrations; calibration reads 128 MiB before each generated token of its models under 128 MiB, engine/speed/measure.py
+EVICT_BYTES; PRIOR_WEIGHT 0.5): calibrations 113, 114, 114 and 112 s. Generation MET: 17 of 18 within (94 %; median
+1.01, 0.94-1.17, sd 0.06; 94 % against the first calibration alone and in wall time); the miss SmolLM2-135M Q8_0 at 4096
+1.17 (at 512 1.08). Prompt MET: 17 of 18 within (94 %; median 1.04, 0.88-1.31, sd 0.11); the miss Qwen2.5-1.5B Q4_K_M at
+512 1.31 (its Q2_K 1.18; both too fast for the reason in core/speed/model.py's 'Known limit'). The calibrations' fits:
+54-58 µs a layer, Q6_K 8.7-9.1 GB/s, Q8_0 8.2-8.4 GB/s (a memory's rates, not a cache's).
 
 The run before (2026-12-04 23:01, the same Intel Xeon; one thread, CPU time, three rounds bracketed by four
 calibrations; calibration empties the CPU's caches before each generated token of its models under 96 MB (then: under
