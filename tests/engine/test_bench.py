@@ -24,6 +24,7 @@ from sizewise.core.fit.llama_log import MeasuredBuffers
 from sizewise.core.fit.measurements import MeasurementStore
 from sizewise.core.paths import basedir_paths
 from sizewise.core.sampling import LoadParams, SamplingParams
+from sizewise.engine import cold_cache
 from sizewise.engine.bench import BenchRequest
 from sizewise.engine.cold_cache import MAX_EVICT_BYTES, CacheEvictor, shared_evictor
 from sizewise.engine.session import EngineSession
@@ -294,9 +295,10 @@ def test_the_evictor_reads_its_whole_buffer_or_the_share_asked_for() -> None:
     assert evictor.total == (3 << 20) // 8
 
 
-def test_a_worker_keeps_one_evictor_for_its_benches() -> None:
+def test_a_worker_keeps_one_evictor_for_its_benches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Calibration's ~50 benches share one buffer instead of writing a new one each, each model reading its own
     share of it (Runs.for_model); only a larger request replaces it."""
+    monkeypatch.setattr(cold_cache, "_shared", None)  # as in a fresh worker, whatever ran in this process before
     first = shared_evictor(3 << 20)
     assert shared_evictor(3 << 20) is first and shared_evictor(2 << 20) is first
     larger = shared_evictor(4 << 20)

@@ -174,14 +174,11 @@ def bench(session: EngineSession, req: BenchRequest, deadline: float | None = No
         raise
 
 
-def samples(done: dict[str, Any], key: str, cpu: bool = False) -> list[float]:
-    """A figure's per-repetition seconds: wall time, or the timing thread's CPU time (engine/bench.py)."""
-    return [float(s) for s in (done.get(key) or {}).get("cpu_samples_s" if cpu else "samples_s") or ()]
-
-
-def token_samples(done: dict[str, Any], key: str, cpu: bool = False) -> list[float]:
-    """Generation's seconds for each token of every repetition: wall time, or the timing thread's CPU time."""
-    return [float(s) for s in (done.get(key) or {}).get("token_cpu_samples_s" if cpu else "token_samples_s") or ()]
+def samples(done: dict[str, Any], key: str, cpu: bool = False, per: str = "") -> list[float]:
+    """A figure's per-repetition seconds (``per="token_"``: generation's seconds for each token of every
+    repetition): wall time, or the timing thread's CPU time (engine/bench.py)."""
+    field = f"{per}cpu_samples_s" if cpu else f"{per}samples_s"
+    return [float(s) for s in (done.get(key) or {}).get(field) or ()]
 
 
 def cpu_timed(threads: int | None) -> bool:
@@ -246,8 +243,8 @@ def measure_round(
     timed = sum(sum(samples(b, k, cpu=cpu)) for b in (shallow, deep) for k in ("fill", "pp", "tg"))
     bench_s = timed if cpu or gpu_layers else float(shallow.get("wall_s") or 0.0) + float(deep.get("wall_s") or 0.0)
     figures = RoundFigures(
-        tg=median_token(token_samples(shallow, "tg", cpu)),
-        tg_deep=median_token(token_samples(deep, "tg", cpu)),
+        tg=median_token(samples(shallow, "tg", cpu, per="token_")),
+        tg_deep=median_token(samples(deep, "tg", cpu, per="token_")),
         pp=fastest_per_token(samples(deep, "fill", cpu), runs.pp_depth),
         bench_s=bench_s,
         pp_deep=fastest_per_token(samples(deep, "pp", cpu), runs.pp),
