@@ -66,7 +66,10 @@ def test_a_tensor_made_with_its_bytes_is_the_dataclass_s_and_reads_are_kept() ->
     """tensor_with_bytes skips the frozen dataclass's __init__: it must still make an equal TensorInfo, whose
     n_bytes, n_elements and type_name read as the dataclass's own (worked out once, then kept)."""
     made = TensorInfo("blk.0.ffn_down.weight", (11008, 4096), 12, 64)  # Q4_K: 256 values in 144 bytes
-    fast = tensor_with_bytes("blk.0.ffn_down.weight", (11008, 4096), 12, 64, 11008 // 256 * 144 * 4096)
+    fast = tensor_with_bytes(
+        "blk.0.ffn_down.weight", (11008, 4096), 12, 64, 11008 // 256 * 144 * 4096, 11008 * 4096, "Q4_K"
+    )
+    assert vars(fast).keys() >= {"n_bytes", "n_elements", "type_name"}  # kept before any read
     assert fast == made and hash(fast) == hash(made) and type(fast) is TensorInfo
     assert (fast.n_bytes, fast.n_elements, fast.type_name) == (made.n_bytes, made.n_elements, made.type_name)
     assert vars(fast) == vars(made)  # the same fields, and the same values kept after the first reads

@@ -71,7 +71,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from sizewise.core.fit.compute_graph import DecoderSpec, GraphSettings, LayerShape, compute_buffer_bytes
-from sizewise.core.fit.offload.scheduler import SplitQuery, graph_weight_bytes, reduced_split_bytes
+from sizewise.core.fit.offload.scheduler import SplitQuery, graph_weight_rows, graph_weights_of, reduced_split_bytes
 from sizewise.core.gguf.header import GGUFHeader, TensorInfo, header_int, vocab_size
 from sizewise.core.sampling import LoadParams
 
@@ -606,12 +606,59 @@ def _row_padding_bytes(t: TensorInfo, n_bytes: int | None = None, type_name: str
         return 0
     ne0 = t.shape[0]
     extra = (-ne0) % 512
-    if not extra or (t.type_name if type_name is None else type_name) in ("F32", "F16", "BF16"):
+    if not extra or (t.type_name if type_name is None else type_name) in _UNPADDED_TYPES:
         return 0
     rows = t.n_elements // ne0 if ne0 else 0
     if not rows:
         return 0
     return extra * ((t.n_bytes if n_bytes is None else n_bytes) // rows) // ne0
+
+
+_UNPADDED_TYPES = ("F32", "F16", "BF16")  # CUDA pads no row of these (_row_padding_bytes)
+
+
+@dataclass(frozen=True)
+class _TensorPlan:
+    """What a tensor list says apart from its types, bytes and offsets, for ``_WeightTable``.
+
+    Why apart: it is the same for every quant of a model, and the ladder builds seven headers a model (~90k
+    tensors in all), so the names are parsed once per model instead of once per header (``_tensor_plan``).
+    """
+
+    # per tensor: (offload slot, rows of a CPU_REPACK candidate or -1, ne0, values CUDA pads each row with, rows);
+    # the padding is ``_row_padding_bytes``': pad_values * (n_bytes // rows) // ne0, where pad_values is not 0
+    per_tensor: tuple[tuple[int, int, int, int, int], ...]
+    graph: tuple[tuple[int, int, str], ...]  # scheduler.graph_weight_rows
+    graph_output: int
+    emb: int  # index of token_embd.weight (-1: none)
+    output: int  # index of output.weight (-1: none, the tied embeddings are the output)
+
+
+@functools.lru_cache(maxsize=64)
+def _tensor_plan(names: tuple[str, ...], shapes: tuple[tuple[int, ...], ...], n_layer: int) -> _TensorPlan:
+    per_tensor = []
+    for name, shape in zip(names, shapes, strict=True):
+        slot = _layer_of(name, n_layer)
+        repack_rows = shape[1] if slot >= 0 and _repack_candidate(name, len(shape)) else -1
+        ne0 = shape[0] if len(shape) >= 2 else 0
+        pad_values = (-ne0) % 512 if ne0 else 0
+        rows = _prod(shape) // ne0 if ne0 else 0
+        per_tensor.append((slot, repack_rows, ne0, pad_values if rows else 0, rows))
+    graph, graph_output = graph_weight_rows(names, n_layer)
+    return _TensorPlan(
+        tuple(per_tensor),
+        graph,
+        graph_output,
+        next((i for i, name in enumerate(names) if name == "token_embd.weight"), -1),
+        next((i for i, name in enumerate(names) if name == "output.weight"), -1),
+    )
+
+
+def _prod(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
 
 
 @dataclass(frozen=True)
@@ -633,33 +680,40 @@ class _WeightTable:
     """A header's tensors by offload slot: ``_weights`` for any layer split in O(layers) instead of O(tensors)."""
 
     def __init__(self, header: GGUFHeader, n_layer: int) -> None:
+        tensors = header.tensors
+        plan = _tensor_plan(tuple([t.name for t in tensors]), tuple([t.shape for t in tensors]), n_layer)
         acc: dict[int, list[Any]] = {}
-        for t in header.tensors:  # every tensor of every header: n_bytes and type_name are worked out once each
-            slot = _layer_of(t.name, n_layer)
+        sizes = []
+        for t, (slot, repack_rows, ne0, pad_values, rows) in zip(tensors, plan.per_tensor, strict=True):
+            # every tensor of every header (the ladder's ~90k): what is the same for every quant is in the plan
+            n_bytes, offset = t.n_bytes, t.offset
+            end = offset + n_bytes
+            sizes.append(n_bytes)
             a = acc.get(slot)
             if a is None:
-                a = acc[slot] = [0, t.offset, 0, [], _NO_OFFSET, 0, 0, []]
-            n_bytes, type_name = t.n_bytes, t.type_name
+                a = acc[slot] = [0, offset, 0, [], _NO_OFFSET, 0, 0, []]
             a[0] += n_bytes
             if n_bytes >= BIG_TENSOR:
-                a[7].append((n_bytes, t.offset, t.offset + n_bytes))
-            a[6] += _row_padding_bytes(t, n_bytes, type_name)
-            if t.offset < a[1]:
-                a[1] = t.offset
-            end = t.offset + n_bytes
+                a[7].append((n_bytes, offset, end))
+            if pad_values and t.type_name not in _UNPADDED_TYPES:  # _row_padding_bytes
+                a[6] += pad_values * (n_bytes // rows) // ne0
+            if offset < a[1]:
+                a[1] = offset
             if end > a[2]:
                 a[2] = end
-            if slot >= 0 and _repack_candidate(t.name, len(t.shape)):
-                a[3].append((type_name, t.shape[1], n_bytes, t.offset))
+            if repack_rows >= 0:
+                a[3].append((t.type_name, repack_rows, n_bytes, offset))
             else:
-                a[4] = min(a[4], t.offset)
-                a[5] = max(a[5], end)
+                if offset < a[4]:
+                    a[4] = offset
+                if end > a[5]:
+                    a[5] = end
         self.slots = sorted(
             (k, _Slot(a[0], a[1], a[2], tuple(a[3]), a[4], a[5], a[6], tuple(a[7]))) for k, a in acc.items()
         )
-        self.graph_weights = graph_weight_bytes([(t.name, t.n_bytes) for t in header.tensors], n_layer)
-        self.emb = next((t for t in header.tensors if t.name == "token_embd.weight"), None)
-        self.output = next((t for t in header.tensors if t.name == "output.weight"), self.emb)
+        self.graph_weights = graph_weights_of(plan.graph, plan.graph_output, sizes, n_layer)
+        self.emb = tensors[plan.emb] if plan.emb >= 0 else None
+        self.output = tensors[plan.output] if plan.output >= 0 else self.emb
         self._repack: dict[frozenset[str], dict[int, tuple[int, int, int]]] = {}
         self.weights_at: dict[tuple[int, Backend], tuple[int, int, int]] = {}  # _weights' answers
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+from sizewise.core.gguf.ggml_types import row_bytes
 from sizewise.core.gguf.header import ArraySummary, GGUFHeader, TensorInfo, tensor_with_bytes
 from sizewise.core.quant.shapes import HyperParams, estimate_metadata_bytes, published_types
-from sizewise.core.quant.type_rules import layout_bytes
 from sizewise.core.quant.types import quant_type
 
 GGUF_ALIGNMENT = 32
@@ -51,10 +51,13 @@ def virtual_header(shape: CatalogueShape, quant: str) -> GGUFHeader:
     layout, types = published_types(hp, quant)  # predict_published's types, without its records
     tensors: list[TensorInfo] = []
     offset = 0
-    for i, kind in enumerate(types):
-        n_bytes = layout_bytes(layout, i, kind)  # what TensorInfo.n_bytes says: ggml_nbytes, rows × one row's
-        tensors.append(tensor_with_bytes(layout.names[i], layout.shapes[i], kind, offset, n_bytes))
-        offset += -(-n_bytes // GGUF_ALIGNMENT) * GGUF_ALIGNMENT
+    type_names = {kind: kind.name for kind in set(types)}
+    for name, tensor_shape, rows, kind in zip(layout.names, layout.shapes, layout.rows, types, strict=True):
+        # what TensorInfo's n_bytes, n_elements and type_name say: ggml_nbytes (rows × one row's), the values
+        row = row_bytes(kind, tensor_shape[0] if tensor_shape else 1)
+        n_elements = rows * tensor_shape[0] if tensor_shape else 1
+        tensors.append(tensor_with_bytes(name, tensor_shape, kind, offset, rows * row, n_elements, type_names[kind]))
+        offset += -(-(rows * row) // GGUF_ALIGNMENT) * GGUF_ALIGNMENT
     arch = hp.arch
     meta: dict[str, object] = {
         "general.architecture": arch,

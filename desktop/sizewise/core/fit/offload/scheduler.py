@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from sizewise.core.fit.compute_graph import (
@@ -344,25 +344,43 @@ _GRAPH_BIAS = {"attn_q": "bq", "attn_k": "bk", "attn_v": "bv", "ffn_gate_inp": "
 def graph_weight_bytes(tensors: list[tuple[str, int]], n_layer: int) -> tuple[tuple[int, str, int], ...]:
     """(layer tag, graph name, bytes) of the weights the decoder graph names, from (GGUF name, bytes) pairs:
     the copies op offload makes are their size. The output layer's tag is ``n_layer``, the inputs' -1."""
+    rows, output = graph_weight_rows([name for name, _ in tensors], n_layer)
+    sizes = [n for _, n in tensors]
+    return graph_weights_of(rows, output, sizes, n_layer)
+
+
+def graph_weights_of(
+    rows: tuple[tuple[int, int, str], ...], output: int, sizes: Sequence[int], n_layer: int
+) -> tuple[tuple[int, str, int], ...]:
+    """``graph_weight_bytes`` from ``graph_weight_rows``' answer and the tensors' bytes, in tensor order."""
+    weights = [(tag, graph_name, sizes[i]) for i, tag, graph_name in rows]
+    weights.append((n_layer, "output", sizes[output] if output >= 0 else 0))
+    return tuple(weights)
+
+
+def graph_weight_rows(names: Sequence[str], n_layer: int) -> tuple[tuple[tuple[int, int, str], ...], int]:
+    """``graph_weight_bytes``' rows without their bytes: (tensor index, layer tag, graph name), and the index of the
+    output matrix (output.weight, else the tied token_embd.weight; -1: neither).
+
+    Apart so that it is worked out once per tensor list: the names are the same in every quant of a model, which is
+    how the ladder meets them (seven headers a model, core/fit/memory_model._tensor_plan)."""
     out = []
-    by_name = dict(tensors)
-    for name, n in tensors:
+    index = {name: i for i, name in enumerate(names)}
+    for i, name in enumerate(names):
         parts = name.split(".")
         if parts[0] == "blk" and len(parts) in (4, 5) and parts[1].isdigit():
             table = _GRAPH_NAME if parts[-1] == "weight" else _GRAPH_BIAS
             graph_name = table.get(".".join(parts[2:-1]))
             if graph_name:
-                out.append((int(parts[1]), graph_name, n))
-            if parts[2] == "post_attention_norm" and f"blk.{parts[1]}.ffn_norm.weight" not in by_name:
-                out.append((int(parts[1]), "ffn_norm.w", n))  # gpt-oss: its only norm before the FFN
-        elif name == "output_norm.weight" or (name == "token_embd_norm.weight" and "output_norm.weight" not in by_name):
+                out.append((i, int(parts[1]), graph_name))
+            if parts[2] == "post_attention_norm" and f"blk.{parts[1]}.ffn_norm.weight" not in index:
+                out.append((i, int(parts[1]), "ffn_norm.w"))  # gpt-oss: its only norm before the FFN
+        elif name == "output_norm.weight" or (name == "token_embd_norm.weight" and "output_norm.weight" not in index):
             # lfm2 names its output norm token_embd_norm
-            out.append((n_layer, "result_norm.w", n))
+            out.append((i, n_layer, "result_norm.w"))
         elif name == "token_embd.weight":
-            out.append((-1, "token_embd", n))
-    output = by_name.get("output.weight", by_name.get("token_embd.weight", 0))
-    out.append((n_layer, "output", output))
-    return tuple(out)
+            out.append((i, -1, "token_embd"))
+    return tuple(out), index.get("output.weight", index.get("token_embd.weight", -1))
 
 
 _KV_CACHE = re.compile(r"cache_([kv])(\d+)")
