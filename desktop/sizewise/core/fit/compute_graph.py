@@ -27,6 +27,7 @@ Only the shapes of the graph matter here; the arithmetic is never run.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -57,12 +58,14 @@ class Tensor:
     n_views: int = 0
     allocated: bool = False
     offset: int = -1
+    seen: int = 0  # the stamp of the last graph whose expand visited it (Graph.expand)
 
     @property
     def is_view(self) -> bool:
         return self.view_src is not None
 
 
+_GRAPH_STAMPS = itertools.count(1)
 _WIDTH = {"f32": 4, "f16": 2, "i32": 4, "i64": 8}
 
 
@@ -72,7 +75,7 @@ class Graph:
     def __init__(self) -> None:
         self.nodes: list[Tensor] = []
         self.leafs: list[Tensor] = []
-        self._visited: set[int] = set()
+        self._stamp = next(_GRAPH_STAMPS)  # marks the tensors this graph's expand has visited (Tensor.seen)
         self.layer = -1  # the layer being built: tags the nodes appended meanwhile
         self.marks: list[int] = []  # len(nodes) after each layer's attention: the layer boundaries
 
@@ -104,11 +107,14 @@ class Graph:
         return Tensor(name, src.nbytes, "view", [src], layout=layout, view_src=root, external=root.external)
 
     def expand(self, t: Tensor) -> None:
-        """ggml_build_forward_expand: visit sources left to right, then record the tensor."""
-        visited = self._visited
-        if id(t) in visited:
+        """ggml_build_forward_expand: visit sources left to right, then record the tensor.
+
+        Visited tensors carry the graph's stamp rather than sit in a set of ids: the walk is the largest part of
+        building a graph, and the ladder builds a few hundred."""
+        stamp = self._stamp
+        if t.seen == stamp:
             return
-        visited.add(id(t))
+        t.seen = stamp
         nodes, leafs, layer = self.nodes, self.leafs, self.layer
         stack: list[tuple[Tensor, int]] = [(t, 0)]
         push, pop = stack.append, stack.pop
@@ -119,8 +125,8 @@ class Graph:
             while i < n:  # the next source not visited yet goes first; this node resumes after it
                 src = srcs[i]
                 i += 1
-                if id(src) not in visited:
-                    visited.add(id(src))
+                if src.seen != stamp:
+                    src.seen = stamp
                     push((node, i))
                     node, i, srcs = src, 0, src.srcs
                     n = len(srcs)
