@@ -221,24 +221,24 @@ def _placement(
     swa_full: bool,
     n_off: int,
     notes: list[str] | None,
+    top: int | None = None,
 ) -> int:
     """The layers ``check_fit`` offloads: "auto"'s search, or the number asked for as llama.cpp applies it.
 
     ``notes``: where to say in words why no layer goes to the GPU (None: not wanted, which spares "auto" the
-    prediction for one layer that its words quote).
+    prediction for one layer that its words quote). ``top``: ``_weights_and_kv_top``, when the caller has it.
     """
     if gpu_layers == "auto":
         if not budget.backend.gpu:
             return 0
+        if top is None:
+            top = _weights_and_kv_top(header, params, budget, swa_full, n_off)
 
-        def vram_ok_at(ngl: int) -> bool:
+        def vram_at(ngl: int, with_compute: bool = True) -> int:
             lp = replace(params, n_gpu_layers=ngl)
-            # weights and KV cache alone already too much: the compute buffer only adds (and the margin only grows)
-            if not _vram_ok(predict_vram(header, lp, budget.backend, swa_full=swa_full, with_compute=False), budget):
-                return False
-            return _vram_ok(predict_vram(header, lp, budget.backend, swa_full=swa_full), budget)
+            return predict_vram(header, lp, budget.backend, swa_full=swa_full, with_compute=with_compute)
 
-        ngl = _auto_layers(vram_ok_at, n_off)
+        ngl = _auto_layers(vram_at, top, budget)
         if ngl == 0 and notes is not None:  # said in words: a GPU that takes nothing is not a silent 0
             one = predict_vram(header, replace(params, n_gpu_layers=1), budget.backend, swa_full=swa_full)
             notes.append(
@@ -280,9 +280,21 @@ def will_fit(
     * otherwise the whole prediction, as ``check_fit`` makes it.
     """
     n_off = layer_count(header) + 1
-    ngl = _placement(header, params, budget, gpu_layers, swa_full, n_off, None)
-    lp = replace(params, n_gpu_layers=ngl)
     backend = budget.backend
+    top = None
+    if gpu_layers == "auto" and backend.gpu:
+        # RAM over the budget even with as many layers offloaded as "auto" could choose: too large, and the
+        # search's allocator simulations are not needed to say so (the largest-context searches ask this often).
+        # Exact: "auto" offloads at most ``top`` layers, and RAM without the compute buffer only shrinks as
+        # layers move to the GPU, so RAM at ``top`` is a lower bound of RAM at whatever "auto" chooses.
+        top = _weights_and_kv_top(header, params, budget, swa_full, n_off)
+        floor = predict_ram_bound(
+            header, replace(params, n_gpu_layers=top), backend, swa_full=swa_full, baseline_bytes=baseline_bytes
+        )
+        if floor + margin_for(floor) > budget.ram_bytes:
+            return False
+    ngl = _placement(header, params, budget, gpu_layers, swa_full, n_off, None, top)
+    lp = replace(params, n_gpu_layers=ngl)
     floor = predict_ram_bound(header, lp, backend, swa_full=swa_full, baseline_bytes=baseline_bytes)
     if floor + margin_for(floor) > budget.ram_bytes:
         return False
@@ -294,20 +306,75 @@ def will_fit(
     return _fits(predict(header, lp, backend, swa_full=swa_full, baseline_bytes=baseline_bytes), budget)[0]
 
 
-def _auto_layers(vram_ok_at: Callable[[int], bool], n_off: int) -> int:
-    """Most layers whose VRAM need fits (VRAM need grows with every offloaded layer)."""
-    if vram_ok_at(n_off):
-        return n_off
-    # lo is taken as fitting: with 0 layers only op offload's compute buffer is on the GPU, and check_fit says
-    # so when even that does not fit
-    lo, hi = 0, n_off
+def _weights_and_kv_top(header: GGUFHeader, params: LoadParams, budget: Budget, swa_full: bool, n_off: int) -> int:
+    """Most layers whose weights and KV cache alone fit in VRAM: "auto" offloads no more, and it costs no
+    allocator simulation to find (the compute buffer only adds, and the margin only grows with the need)."""
+
+    def weights_and_kv_fit(ngl: int) -> bool:
+        lp = replace(params, n_gpu_layers=ngl)
+        return _vram_ok(predict_vram(header, lp, budget.backend, swa_full=swa_full, with_compute=False), budget)
+
+    return _most_fitting(weights_and_kv_fit, 0, n_off + 1)
+
+
+def _most_fitting(ok: Callable[[int], bool], lo: int, hi: int) -> int:
+    """The largest n in [lo, hi) with ok(n), for ``ok`` true up to some n and false after it; lo if none (lo is
+    taken as fitting). Halving, from the top end down."""
+    if hi - 1 > lo and ok(hi - 1):
+        return hi - 1
+    hi -= 1
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if vram_ok_at(mid):
+        if ok(mid):
             lo = mid
         else:
             hi = mid
     return lo
+
+
+def _auto_layers(vram_at: Callable[..., int], top: int, budget: Budget) -> int:
+    """Most layers, ``top`` at most, whose VRAM need fits (VRAM need grows with every offloaded layer).
+
+    ``vram_at(ngl, with_compute=True)``: the VRAM need with that many layers offloaded; without the compute
+    buffer it costs no allocator simulation, with it one of the GPU graph of those layers (each layer count its
+    own graph). So the search asks for the compute buffer at as few layer counts as it can: at ``top``, then
+    where the weights and KV cache plus ``top``'s compute buffer fit (the buffer changes little with the layer
+    count, so this is the answer or next to it), then that count's neighbour, widening in doubling steps only
+    when the guess was off. Halving from the middle asked six to eight layer counts where this asks two or three.
+    """
+    # lo is taken as fitting: with 0 layers only op offload's compute buffer is on the GPU, and check_fit says
+    # so when even that does not fit
+    if top <= 0:
+        return 0
+    at_top = vram_at(top)
+    if _vram_ok(at_top, budget):
+        return top
+    compute_at_top = at_top - vram_at(top, with_compute=False)
+    guess = _most_fitting(lambda n: _vram_ok(vram_at(n, with_compute=False) + compute_at_top, budget), 0, top)
+
+    def ok(n: int) -> bool:
+        return _vram_ok(vram_at(n), budget)
+
+    lo, hi, step = 0, top, 1  # lo taken as fitting, hi known not to
+    if guess <= 0:
+        pass
+    elif ok(guess):
+        lo = guess
+        while lo + step < hi:  # upward: the first count that does not fit
+            if not ok(lo + step):
+                hi = lo + step
+                break
+            lo += step
+            step *= 2
+    else:
+        hi = guess
+        while hi - step > 0:  # downward: the first count that fits
+            if ok(hi - step):
+                lo = hi - step
+                break
+            hi -= step
+            step *= 2
+    return _most_fitting(ok, lo, hi)
 
 
 def max_context(
