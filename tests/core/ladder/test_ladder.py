@@ -118,6 +118,45 @@ def test_the_largest_context_search_started_from_the_cells_own_verdict_finds_the
     assert set(BOUNDARY_FOUND[target]) <= set(found) and max(found) > 4096  # still boundary cases
 
 
+@pytest.mark.parametrize("target", sorted(BOUNDARY_CELLS))
+def test_a_guessed_largest_context_changes_which_contexts_are_checked_never_the_answer(
+    target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ladder passes each quant's largest context as the guess for the next quant's (``near``). Any guess,
+    right, wrong, 0 or off the steps, must give the unguided search's answer; the right one settles it in two
+    checks at most, where the unguided search needed more on these cells."""
+    from sizewise.core.ladder import cells
+
+    budget, params = find_target(target).budget(), LoadParams(n_ctx=4096)
+    checks = [0]
+    real_will_fit = cells.will_fit
+
+    def counted(*args: object, **kwargs: object) -> bool:
+        checks[0] += 1
+        return real_will_fit(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cells, "will_fit", counted)
+    unguided_checks = guided_checks = 0
+    for name, quant in BOUNDARY_CELLS[target]:
+        model = ladder_model(_family(name))
+        header = virtual_header(model.shape, quant)
+        trained = model.shape.context_length
+        fits = check_fit(header, params, budget, "auto", with_max_ctx=False).fits
+        checks[0] = 0
+        answer = ladder_max_ctx(header, params, budget, trained, known_fit=fits)
+        unguided_checks += checks[0]
+        steps = [c for c in (2**k for k in range(9, 18)) if c < trained] + [trained]
+        for near in [0, 3000, *steps]:
+            for known in (None, fits):
+                got = ladder_max_ctx(header, params, budget, trained, known_fit=known, near=near)
+                assert got == answer, (name, quant, near, known)
+        checks[0] = 0
+        assert ladder_max_ctx(header, params, budget, trained, known_fit=fits, near=answer) == answer
+        assert checks[0] <= 2, (name, quant)
+        guided_checks += checks[0]
+    assert guided_checks < unguided_checks
+
+
 def test_the_whole_catalogue_is_laid_out_and_uncovered_architectures_are_named() -> None:
     rows = ladder_rows()
     names = {m.name for m in rows.models}

@@ -97,9 +97,18 @@ def ladder_cell(
     devices: Devices,
     params: LoadParams,
     floor_tps: float = READING_FLOOR_TPS,
+    near_ctx: int | None = None,
 ) -> LadderCell:
+    """``near_ctx``: where the largest context is likely to be (``ladder_max_ctx``), e.g. the next quant's."""
     return cell_from_header(
-        model, quant, virtual_header(model.shape, quant), quick_split(budget), devices, params, floor_tps
+        model,
+        quant,
+        virtual_header(model.shape, quant),
+        quick_split(budget),
+        devices,
+        params,
+        floor_tps,
+        near_ctx=near_ctx,
     )
 
 
@@ -123,6 +132,7 @@ def cell_from_header(
     params: LoadParams,
     floor_tps: float = READING_FLOOR_TPS,
     from_file: str = "",
+    near_ctx: int | None = None,
 ) -> LadderCell:
     """A cell judged on ``header``: the virtual one, or a real file's (``from_file``: where it was read)."""
     result = check_fit(header, params, budget, "auto", with_max_ctx=False)
@@ -139,7 +149,9 @@ def cell_from_header(
         ram_bytes=pred.ram_bytes,
         vram_bytes=pred.vram_bytes,
         gpu_layers=result.gpu_layers,
-        max_ctx=ladder_max_ctx(header, params, budget, model.shape.context_length, known_fit=result.fits),
+        max_ctx=ladder_max_ctx(
+            header, params, budget, model.shape.context_length, known_fit=result.fits, near=near_ctx
+        ),
         tg_tps=speed.tg_tps,
         tg_tps_full_ctx=speed.tg_tps_full_ctx,
         pp_tps=speed.pp_tps,
@@ -157,16 +169,25 @@ def _cost(shape: CatalogueShape, quant: str) -> ModelCost:
 
 
 def ladder_max_ctx(
-    header: GGUFHeader, params: LoadParams, budget: Budget, trained: int, known_fit: bool | None = None
+    header: GGUFHeader,
+    params: LoadParams,
+    budget: Budget,
+    trained: int,
+    known_fit: bool | None = None,
+    near: int | None = None,
 ) -> int:
     """The largest power-of-two context (or the trained length) that fits, 0 if not even 512 does.
 
     ``known_fit``: whether ``params.n_ctx`` itself fits, when the caller has already checked it (the cell's
     own verdict); where that context is one of the steps, the search starts from it and skips one check.
+    ``near``: a context the answer is likely to be (the ladder passes the next quant's answer: the same model
+    with other weights mostly stops at the same step). The search checks it and the step beside it first, which
+    settle the answer when the guess was right, and halves what is left when it was not; a guess only changes
+    which contexts are checked, never the answer.
 
     Coarser than ``fit``'s 256-token steps on purpose: a cell's memory prediction simulates llama.cpp's graph
-    allocator (tens of ms for a large model, more with a GPU split to search), and three or four checks per
-    cell instead of ten keep the whole ladder within seconds; the Fit view gives the exact figure.
+    allocator (tens of ms for a large model, more with a GPU split to search), and two or three checks per
+    cell instead of ten keep the whole ladder within a second; the Fit view gives the exact figure.
     """
     steps = [c for c in (2**k for k in range(9, 18)) if c < trained] + [trained]
 
@@ -179,6 +200,14 @@ def ladder_max_ctx(
             lo = steps.index(params.n_ctx)
         else:
             hi = steps.index(params.n_ctx)
+    guess = steps.index(near) if near in steps else (-1 if near == 0 else None)
+    if guess is not None and lo <= guess < hi:
+        if guess == lo or fits(steps[guess]):  # the answer is the guess or above it: is the next step too much?
+            lo = guess
+            if guess + 1 < hi and not fits(steps[guess + 1]):
+                hi = guess + 1
+        else:  # below the guess: does the step under it fit?
+            hi = guess
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if fits(steps[mid]):
@@ -199,8 +228,14 @@ def build_ladder(
     """Every model × quant cell, rows in the order given (the catalogue's: by size)."""
     lp = params or LoadParams(n_ctx=4096)
     lp = replace(lp, n_gpu_layers=0)
+    cells: list[LadderCell] = []
     with collector_paused():
-        return [ladder_cell(m, q, budget, devices, lp, floor_tps) for m in models for q in quants]
+        for m in models:
+            near = None  # each quant's largest context is where the search for the next one starts
+            for q in quants:
+                cells.append(ladder_cell(m, q, budget, devices, lp, floor_tps, near))
+                near = cells[-1].max_ctx
+    return cells
 
 
 _paused = 0  # ladders at work with the collector held back
