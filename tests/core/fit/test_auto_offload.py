@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 
 from sizewise.core.fit import verdict
-from sizewise.core.fit.memory_model import Backend, layer_count, predict_ram_bound
+from sizewise.core.fit.memory_model import Backend, layer_count, predict_ram_bound, predict_vram
 from sizewise.core.fit.targets import custom_budget, find_target
 from sizewise.core.fit.verdict import Budget, _vram_ok, check_fit, margin_for, will_fit
 from sizewise.core.hub.catalogue import load_catalogue
@@ -38,6 +38,19 @@ def _budgets() -> list[Budget]:
 
 def _family(name: str):  # type: ignore[no-untyped-def]
     return next(f for f in load_catalogue() if f.name.startswith(name))
+
+
+def _count_compute_asks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A one-item list counting the VRAM predictions the verdict asks for with their compute buffer."""
+    asked = [0]
+    real_predict_vram = verdict.predict_vram
+
+    def counted(*args: object, **kwargs: object) -> int:
+        asked[0] += bool(kwargs.get("with_compute", True))
+        return real_predict_vram(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(verdict, "predict_vram", counted)
+    return asked
 
 
 def _halving_asks(ok: list[bool], cheap_ok: list[bool]) -> int:
@@ -67,14 +80,7 @@ def _halving_asks(ok: list[bool], cheap_ok: list[bool]) -> int:
 def test_auto_offload_is_the_most_layers_a_scan_finds_and_asks_fewer_layer_counts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    asked = [0]
-    real_predict_vram = verdict.predict_vram
-
-    def counted(*args: object, **kwargs: object) -> int:
-        asked[0] += bool(kwargs.get("with_compute", True))
-        return real_predict_vram(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(verdict, "predict_vram", counted)
+    asked = _count_compute_asks(monkeypatch)
     new_asks = old_asks = cases = partial = 0
     for name in MODELS:
         model = ladder_model(_family(name))
@@ -85,11 +91,10 @@ def test_auto_offload_is_the_most_layers_a_scan_finds_and_asks_fewer_layer_count
                 for budget in _budgets():
                     params = LoadParams(n_ctx=ctx)
                     needs = [
-                        real_predict_vram(header, replace(params, n_gpu_layers=n), budget.backend)
-                        for n in range(n_off + 1)
+                        predict_vram(header, replace(params, n_gpu_layers=n), budget.backend) for n in range(n_off + 1)
                     ]
                     cheap = [
-                        real_predict_vram(header, replace(params, n_gpu_layers=n), budget.backend, with_compute=False)
+                        predict_vram(header, replace(params, n_gpu_layers=n), budget.backend, with_compute=False)
                         for n in range(n_off + 1)
                     ]
                     ok = [_vram_ok(need, budget) for need in needs]
@@ -119,14 +124,7 @@ def test_a_context_too_large_for_ram_at_any_split_is_refused_without_searching(m
     most = verdict._weights_and_kv_top(header, params, budget, True, layer_count(header) + 1)
     floor = predict_ram_bound(header, replace(params, n_gpu_layers=most), budget.backend)
     assert floor + margin_for(floor) > budget.ram_bytes
-    asked = [0]
-    real_predict_vram = verdict.predict_vram
-
-    def counted(*args: object, **kwargs: object) -> int:
-        asked[0] += bool(kwargs.get("with_compute", True))
-        return real_predict_vram(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(verdict, "predict_vram", counted)
+    asked = _count_compute_asks(monkeypatch)
     assert not will_fit(header, params, budget, "auto")
     assert asked[0] == 0
     assert will_fit(header, LoadParams(n_ctx=4096), budget, "auto") and asked[0] > 0  # a context that fits: searched
