@@ -356,9 +356,7 @@ def _auto_layers(vram_at: Callable[..., int], top: int, budget: Budget) -> int:
         return _vram_ok(vram_at(n), budget)
 
     lo, hi, step = 0, top, 1  # lo taken as fitting, hi known not to
-    if guess <= 0:
-        pass
-    elif ok(guess):
+    if guess > 0 and ok(guess):
         lo = guess
         while lo + step < hi:  # upward: the first count that does not fit
             if not ok(lo + step):
@@ -366,7 +364,7 @@ def _auto_layers(vram_at: Callable[..., int], top: int, budget: Budget) -> int:
                 break
             lo += step
             step *= 2
-    else:
+    elif guess > 0:
         hi = guess
         while hi - step > 0:  # downward: the first count that fits
             if ok(hi - step):
