@@ -15,7 +15,7 @@ can be told apart.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -66,6 +66,7 @@ class PpPoint:
     n_layer: int = 0
     attn_flops: float = 0.0  # attention's share of the work, per prompt token
     flops_by_key: dict[str, float] | None = None  # the weights' FLOPs split by key (else all under ``key``)
+    reread_by_type: dict[str, float] | None = None  # bytes read again past the L2 per token (model.reread_bytes)
 
     def split(self) -> dict[str, float]:
         return self.flops_by_key if self.flops_by_key is not None else {self.key: self.flops}
@@ -204,6 +205,17 @@ def fit_tg(points: list[TgPoint], prior: Prior | None = None) -> TgFit:
         # and attention, whatever their bytes): bw stays 0, which weights_share reads as "nothing measured".
         bw = sum(float(p.bytes_read) for p in points) / byte_seconds if byte_seconds > 0 else 0.0
     return TgFit(float(sol[0]), bw, float(sol[1]), by_key, relative_errors(rows, seconds, sol))
+
+
+def less_rereads(points: list[PpPoint], bandwidth: Callable[[str], float]) -> list[PpPoint]:
+    """The points without the time their matrices' re-reads take at ``bandwidth`` (bytes/s by type): the speed
+    model adds that term apart (model.reread_seconds), so the FLOP rates must not hold it twice. Never below half
+    a point's time: a re-read term that large would say more about the bandwidth figure than the point."""
+    out = []
+    for p in points:
+        reread = sum(n / bandwidth(t) for t, n in (p.reread_by_type or {}).items())
+        out.append(replace(p, seconds=max(p.seconds - reread, 0.5 * p.seconds)) if reread else p)
+    return out
 
 
 def fit_pp(points: list[PpPoint], prior: Prior | None = None) -> PpFit:

@@ -35,6 +35,19 @@ not the weights): without flash attention (the app's default) every token of a m
 every cell the batch can see — ``depth`` plus the whole micro-batch, causal mask or not — so it grows with
 depth.
 
+On a CPU a prompt's matrix is not read once per micro-batch but once per few tokens: ggml's own matmul and its
+repacked k-quant kernels (Q4_K, Q2_K, Q4_0 on x86) walk the whole weight matrix for every block of 16 of the batch's
+tokens (ggml-cpu.c's 16 × 16 blocks; repack.cpp's gemm over all rows per group of tokens), while llamafile's tinyBLAS,
+which takes F32, F16, BF16, Q8_0 and Q5_0 on x86, walks the tokens for each few rows and so reads the weights once.
+What of a matrix the core's L2 cache holds is read again from there; the rest comes again from the last-level cache
+or memory. So ``reread_seconds`` adds, per prompt token, ``(matrix bytes − L2) / TOKENS_PER_PASS`` for each matrix of a
+re-reading type, read at generation's measured bandwidth for that type. Calibration's matrices are all under a 2 MB
+L2 in their k-quants (1024 × 2048 Q4_K: 1.2 MB), so their rates leave this out, and Qwen2.5-1.5B's 1536 × 8960 ones
+(7.7 MB in Q4_K) were predicted 1.23-1.31x too fast at 512 tokens without it (an Intel Xeon with 2 MB of L2, one
+thread). Refitting the four calibrations of a recorded speed-benchmark run with the term (which calibration's points
+also subtract, fit.py) put its 18 prompt cases within 0.88-1.16 (18 within 0.75-1.25; 17 without, 0.90-1.28).
+Measured on that machine alone: where the L2 size is unknown (a target, a GPU) the term is left out.
+
 Known limit, measured (an Intel Xeon guest, one thread, each matmul node timed through llama.cpp's eval callback,
 256-token prompts): on a CPU a prompt's wide matmuls run about half as fast in a model whose weights are past the
 last-level cache as the same matmul does in a model that fits in it, whatever the weight type. The same 1536×8960
@@ -60,6 +73,11 @@ from sizewise.core.fit.memory_model import ModelShape, header_shape, kv_bytes_pe
 from sizewise.core.gguf.header import GGUFHeader, header_int, quantization_name
 from sizewise.core.speed.profile import ATTN, CELLS, KV, SpeedProfile, type_family
 
+# Tokens of a micro-batch per walk over a matrix in ggml's CPU matmuls that re-read it (see above).
+TOKENS_PER_PASS = 16
+# llamafile's tinyBLAS types on x86 (ggml-cpu/llamafile/sgemm.cpp): they read each weight once per matmul. Q4_0 and
+# IQ4_NL are not among them here: with AVX2 they are repacked (CPU_REPACK), whose gemm re-reads as ggml's does.
+READ_ONCE_TYPES = frozenset({"F32", "F16", "BF16", "Q8_0", "Q5_0"})
 N_UBATCH = 512  # llama.cpp's (and the app's) default micro-batch: the attention span of a prompt's tokens
 # llama.cpp's attention spans the KV cache in whole steps of KV_STEP cells, at least one step, never past the cache
 # (llama_kv_cache::get_n_kv: the graph then stays the same across tokens and can be reused). Without flash
@@ -98,6 +116,20 @@ class ModelCost:
     scores_swa_per_token: int = 0  # … on sliding-window layers
     attn_flops_per_score: int = 0  # QK and softmax·V work per score: 4 × head size
     cell_share: float = 1.0  # the share of the per-cell cost this part of a model pays (one device of a split)
+    # (type, one matrix's bytes, how many such matrices a token multiplies: experts at their used share) of the
+    # layers' weight matrices, for the re-reads of a CPU's prompt matmuls
+    matrices: tuple[tuple[str, int, float], ...] = ()
+
+    def reread_bytes(self, cache_bytes: int) -> dict[str, float]:
+        """Bytes a prompt token reads again, by tensor type, from matrices larger than ``cache_bytes`` (a core's
+        L2) in the kernels that walk a matrix once per TOKENS_PER_PASS tokens; none for 0 (unknown)."""
+        out: dict[str, float] = {}
+        if cache_bytes <= 0:
+            return out
+        for type_name, size, count in self.matrices:
+            if type_name not in READ_ONCE_TYPES and size > cache_bytes:
+                out[type_name] = out.get(type_name, 0.0) + count * (size - cache_bytes) / TOKENS_PER_PASS
+        return out
 
     def pp_flops_by_type(self, n_prompt: int = 512) -> dict[str, float]:
         """pp_flops split by tensor type (the file type's when the types are unknown)."""
@@ -179,6 +211,7 @@ def model_cost(header: GGUFHeader) -> ModelCost:
     params_by_type: dict[str, int] = {}
     matmul_params = 0
     output_type = ""
+    matrices: dict[tuple[str, int], float] = {}
     for t in header.tensors:  # n_elements and type_name are computed properties: read once per tensor
         if t.name == "token_embd.weight" and not tied:
             continue  # one row per token: negligible
@@ -193,6 +226,10 @@ def model_cost(header: GGUFHeader) -> ModelCost:
         params_by_type[type_name] = params_by_type.get(type_name, 0) + params
         if t.name == output_name:
             output_params, output_type = n_elements, type_name
+        elif t.name.startswith("blk.") and len(t.shape) >= 2:
+            n_matrices = t.shape[2] if len(t.shape) > 2 else 1  # experts stacked along the third axis
+            key = (type_name, t.n_bytes // n_matrices)
+            matrices[key] = matrices.get(key, 0.0) + n_matrices * share
     full, swa = kv_bytes_per_token(shape)
     attn = sum(4 * h * shape.head_dim_k for h in shape.n_head)  # QK^T plus softmax·V, 2 FLOPs per MAC
     scores_full, scores_swa = _scores_per_token(shape)
@@ -214,6 +251,7 @@ def model_cost(header: GGUFHeader) -> ModelCost:
         scores_full_per_token=scores_full,
         scores_swa_per_token=scores_swa,
         attn_flops_per_score=4 * shape.head_dim_k,
+        matrices=tuple((t, size, count) for (t, size), count in sorted(matrices.items())),
     )
 
 
@@ -266,7 +304,13 @@ def pp_seconds(cost: ModelCost, profile: SpeedProfile, depth: int = 0, n_prompt:
     """Seconds per prompt token (a batch of ``n_prompt`` after ``depth`` cached tokens)."""
     weights = sum(f / profile.flops(t) for t, f in cost.pp_flops_by_type(n_prompt).items())
     attn = cost.pp_attn_flops(depth, n_prompt) / (profile.attn_flops or profile.flops(cost.quant))
-    return profile.pp_fixed + cost.n_layer * profile.pp_layer + weights + attn
+    return profile.pp_fixed + cost.n_layer * profile.pp_layer + weights + attn + reread_seconds(cost, profile)
+
+
+def reread_seconds(cost: ModelCost, profile: SpeedProfile) -> float:
+    """Seconds per prompt token spent reading again what of its matrices a core's L2 does not hold (the module's
+    docstring), at generation's bandwidth per type; 0 where the profile does not know its L2 (targets, GPUs)."""
+    return sum(n / profile.bandwidth(t) for t, n in cost.reread_bytes(profile.l2_bytes).items())
 
 
 def predict_speed(cost: ModelCost, profile: SpeedProfile, depth: int = 0, n_prompt: int = 512) -> SpeedPrediction:

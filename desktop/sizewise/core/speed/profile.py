@@ -75,6 +75,7 @@ class SpeedProfile:
     note: str = ""
     fit_error: float = 0.0  # the calibration fit's worst miss over its points (0.05 = 5 %): how steady it was
     attn_flops: float = 0.0  # effective FLOP/s of a prompt's attention (0: not measured, the weights' figure)
+    l2_bytes: int = 0  # a core's L2 cache on the CPU measured (0: unknown, or not a CPU): prompts' re-reads (model.py)
 
     @property
     def measured(self) -> bool:
@@ -119,6 +120,7 @@ class SpeedProfile:
             points=int(d.get("points", 0)),
             note=str(d.get("note", "")),
             fit_error=float(d.get("fit_error", 0.0)),
+            l2_bytes=int(d.get("l2_bytes", 0)),
         )
 
 

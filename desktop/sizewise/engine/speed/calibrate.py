@@ -28,6 +28,7 @@ from sizewise.core.fit.hardware import HardwareReport, probe_hardware
 from sizewise.core.gguf.header import read_header
 from sizewise.core.paths import AppPaths
 from sizewise.core.quant.plan import plan_quantize
+from sizewise.core.speed import cpu_cache
 from sizewise.core.speed.fit import (
     FitError,
     NoisyFit,
@@ -37,6 +38,7 @@ from sizewise.core.speed.fit import (
     fit_pp,
     fit_tg,
     fit_tg_known_weights,
+    less_rereads,
     weights_share,
 )
 from sizewise.core.speed.model import ModelCost, model_cost
@@ -196,6 +198,7 @@ def _measure_rounds(
     prepare_s: float,
     gpu_layers: int = 0,
     runs: Runs = RUNS,
+    l2_bytes: int = 0,
 ) -> list[Measured]:
     """Every model once per round for ROUNDS rounds, so each point's rounds lie far apart in time; then more
     rounds, up to MAX_ROUNDS, for the models with fewer than ROUNDS steady ones. On the CPU, refused once
@@ -231,7 +234,7 @@ def _measure_rounds(
             f"that writing and quantizing the models took, where a steady machine needs about {STEADY_RATIO:.1f}× — "
             f"{BUSY}"
         ) from None
-    return [points(m.label, m.cost, figures[m.label], runs) for m in models]
+    return [points(m.label, m.cost, figures[m.label], runs, l2_bytes) for m in models]
 
 
 def _judge(tg: TgFit) -> None:
@@ -267,6 +270,11 @@ class Calibration:
         return [self.profile] + ([self.gpu] if self.gpu is not None else [])
 
 
+def _bandwidth(tg: TgFit, tg_family: TgFit) -> Callable[[str], float]:
+    """Generation's fitted bandwidth for a tensor type, as SpeedProfile.bandwidth reads a stored profile's."""
+    return lambda t: tg.bw_by_key.get(t) or tg_family.bw_by_key.get(type_family(t)) or tg.bw or tg_family.bw
+
+
 def _fit(results: list[Measured]) -> tuple[TgFit, TgFit, PpFit, PpFit]:
     """Generation by tensor type (drawn to its family's figure) and prompt processing likewise; refused when the
     points fit no steady speed."""
@@ -274,8 +282,11 @@ def _fit(results: list[Measured]) -> tuple[TgFit, TgFit, PpFit, PpFit]:
         tg_family = fit_tg([p for m in results for p in m.tg_by_family])
         tg = fit_tg([p for m in results for p in m.tg_by_quant], _prior(tg_family.bw_by_key))
         _judge(tg)
-        pp_family = fit_pp([p for m in results for p in m.pp_by_family])
-        pp = fit_pp([p for m in results for p in m.pp_by_quant], _prior(pp_family.flops_by_key))
+        bandwidth = _bandwidth(tg, tg_family)
+        pp_family = fit_pp(less_rereads([p for m in results for p in m.pp_by_family], bandwidth))
+        pp = fit_pp(
+            less_rereads([p for m in results for p in m.pp_by_quant], bandwidth), _prior(pp_family.flops_by_key)
+        )
     except NoisyFit as exc:
         raise CalibrationFailed(f"the measurements fit no steady speed ({exc}) — {BUSY}") from exc
     except FitError as exc:  # a calibration of fewer models than figures: a caller's choice, said as such
@@ -374,7 +385,8 @@ def calibrate(
             t_prepare = time.perf_counter()
             models = _prepare(folder, tokenizer, shapes, types, progress)
             prepare_s = time.perf_counter() - t_prepare
-            results = _measure_rounds(session, models, progress, threads, prepare_s, runs=runs)
+            l2 = cpu_cache.l2_bytes()
+            results = _measure_rounds(session, models, progress, threads, prepare_s, runs=runs, l2_bytes=l2)
             t_cpu = time.perf_counter()
             if device is not None:
                 gpu_results = _measure_rounds(session, models, progress, threads, prepare_s, gpu_layers=-1, runs=runs)
@@ -390,6 +402,7 @@ def calibrate(
         llama_cpp_version=version,
         fingerprint=device_fingerprint(hardware),
         calibration_s=t_cpu - t0,
+        l2_bytes=l2,
     )
     if device is None:
         return Calibration(profile, results)

@@ -254,8 +254,11 @@ def measure_round(
     return figures
 
 
-def points(label: str, cost: ModelCost, rounds: Sequence[RoundFigures], runs: Runs = RUNS) -> Measured:
-    """The steady figures of ``rounds`` as fit points: generation at the middle of each timed run's depth."""
+def points(
+    label: str, cost: ModelCost, rounds: Sequence[RoundFigures], runs: Runs = RUNS, l2_bytes: int = 0
+) -> Measured:
+    """The steady figures of ``rounds`` as fit points: generation at the middle of each timed run's depth; the
+    prompts' points carry what their matrices read again past an L2 of ``l2_bytes`` (0: none, a GPU's rounds)."""
     s = steady(rounds)
 
     def tg_point(by_key: dict[str, int], depth: float, seconds: float) -> TgPoint:
@@ -274,9 +277,11 @@ def points(label: str, cost: ModelCost, rounds: Sequence[RoundFigures], runs: Ru
     for t, f in by_type.items():
         by_family[type_family(t)] = by_family.get(type_family(t), 0.0) + f
 
+    reread = cost.reread_bytes(l2_bytes)
+
     def pp_points(key: str, split: dict[str, float]) -> tuple[PpPoint, ...]:
         return tuple(
-            PpPoint(key, flops, seconds, cost.n_layer, cost.pp_attn_flops(depth, runs.pp), split)
+            PpPoint(key, flops, seconds, cost.n_layer, cost.pp_attn_flops(depth, runs.pp), split, reread)
             for depth, seconds in ((0, s.pp), (runs.pp_depth, s.pp_deep))
         )
 
