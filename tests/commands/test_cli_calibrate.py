@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from sizewise.core.gguf.header import read_header
+from sizewise.core.speed import cpu_cache
 from sizewise.core.speed.model import model_cost, predict_speed
 from sizewise.core.speed.profile import PROFILE_FILE, SpeedProfile
 from sizewise.core.speed.scratch import SCRATCH_PREFIX
@@ -67,6 +68,7 @@ def test_calibration_stores_a_measured_profile_and_leaves_no_synthetic_files(
     rounds = [m["rounds"] for m in out["measurements"]]
     assert all(ROUNDS <= len(r) <= MAX_ROUNDS and any(x["steady"] for x in r) for r in rounds)
     assert profile.fit_error > 0
+    assert profile.l2_bytes == cpu_cache.l2_bytes()  # what its prompts' re-reads are counted against (model.py)
     assert _leftovers(base) == []
 
 

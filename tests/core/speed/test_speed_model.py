@@ -12,7 +12,7 @@ import pytest
 
 from sizewise.core.gguf.header import GGUFHeader, TensorInfo, read_header
 from sizewise.core.quant.shapes import HyperParams
-from sizewise.core.speed.fit import FitError, NoisyFit, PpPoint, TgPoint, fit_line, fit_pp, fit_tg
+from sizewise.core.speed.fit import FitError, NoisyFit, PpPoint, TgPoint, fit_line, fit_pp, fit_tg, less_rereads
 from sizewise.core.speed.model import ModelCost, attended_cells, model_cost, pp_seconds, predict_speed, tg_seconds
 from sizewise.core.speed.predicted import Devices, predict_for_split
 from sizewise.core.speed.profile import (
@@ -287,7 +287,7 @@ def test_attention_spans_the_cache_in_whole_steps_of_256_cells() -> None:
 
 def test_profiles_round_trip_and_only_measured_ones_are_stored(tmp_path) -> None:
     p = SpeedProfile(5e9, 0.001, 1e-5, 2e-5, 1e-6, {"Q8_0": 6e9}, {"legacy": 6e9}, {"Q8_0": 2e11}, {"legacy": 2e11},
-                     "measured", fingerprint="abc", points=9)  # fmt: skip
+                     "measured", fingerprint="abc", points=9, l2_bytes=2 << 20)  # fmt: skip
     assert p.bandwidth("Q8_0") == 6e9 and p.bandwidth("Q4_0") == 6e9 and p.bandwidth("Q4_K") == 5e9
     assert p.flops("Q4_1") == 2e11
     assert SpeedProfile.from_dict(p.to_dict()) == p
@@ -321,3 +321,51 @@ def test_a_point_slowed_by_other_programs_shows_as_a_large_fit_error() -> None:
     assert fit_tg(points).worst_error < 0.01
     busy = [*points[:-1], TgPoint(points[-1].bytes_by_key, points[-1].seconds * 2.5, points[-1].n_layer)]
     assert fit_tg(busy).worst_error > 0.3
+
+
+def test_a_cpu_prompt_reads_again_what_of_each_large_matrix_its_l2_does_not_hold() -> None:
+    ffn = 1536 * 8960  # Qwen2.5-1.5B's ffn matrices: 7.7 MB in Q4_K, 14.6 MB in Q8_0
+    tensors = [("token_embd.weight", (1536, 1000), Q8_0), ("blk.0.ffn_up.weight", (1536, 8960), Q4_K),
+               ("blk.0.ffn_down.weight", (8960, 1536), Q8_0), ("blk.0.attn_q.weight", (1536, 1536), Q4_K)]  # fmt: skip
+    cost = model_cost(_header(tensors))
+    q4k_ffn, q4k_attn = ffn * 144 // 256, 1536 * 1536 * 144 // 256
+    assert sorted(cost.matrices) == [("Q4_K", q4k_attn, 1.0), ("Q4_K", q4k_ffn, 1.0), ("Q8_0", ffn * 34 // 32, 1.0)]
+    l2 = 2 << 20
+    # Only Q4_K's 7.7 MB matrix: Q8_0 is tinyBLAS's (read once a matmul), the 1.3 MB attention matrix fits the L2
+    assert cost.reread_bytes(l2) == {"Q4_K": pytest.approx((q4k_ffn - l2) / 16)}
+    assert cost.reread_bytes(0) == {}  # L2 unknown: nothing assumed
+    flat = dict(bw_effective=10e9, t_fixed=0.0, bw_by_quant={"Q4_K": 8e9}, flops_by_family={"kquant": 2e11,
+                "legacy": 1e11}, attn_flops=1e10)  # fmt: skip
+    without, with_l2 = SpeedProfile(**flat), SpeedProfile(**flat, l2_bytes=l2)  # type: ignore[arg-type]
+    assert pp_seconds(cost, with_l2) - pp_seconds(cost, without) == pytest.approx((q4k_ffn - l2) / 16 / 8e9)
+    assert predict_speed(cost, with_l2).tg_tps == predict_speed(cost, without).tg_tps  # generation reads it once
+    gpu = SpeedProfile(bw_effective=500e9, t_fixed=0.0, flops_by_family={"kquant": 1e13}, backend="vulkan")
+    reread = (q4k_ffn - l2) / 16 / 8e9
+
+    def extra(gpu_layers: int) -> float:  # what the L2 adds to a prompt token with this split
+        pp = [predict_for_split(cost, Devices(cpu, gpu), gpu_layers, 2, 4096).pp_tps for cpu in (with_l2, without)]
+        return 1.0 / pp[0] - 1.0 / pp[1]
+
+    assert extra(0) == pytest.approx(reread) and extra(1) == pytest.approx(reread / 2)  # the CPU's half reads again
+    assert extra(2) == pytest.approx(0.0, abs=1e-12)  # all on the GPU: none
+
+
+def test_experts_count_their_matrices_at_the_used_share() -> None:
+    experts = [("token_embd.weight", (256, 1000), F16), ("blk.0.ffn_up_exps.weight", (1024, 4096, 8), Q4_K)]
+    moe = model_cost(_header(experts, expert_count=8, expert_used_count=2))
+    one = 1024 * 4096 * 144 // 256
+    assert moe.matrices == (("Q4_K", one, 2.0),)  # 8 experts, 2 of them multiplied per token
+    assert moe.reread_bytes(1 << 20) == {"Q4_K": pytest.approx(2 * (one - (1 << 20)) / 16)}
+
+
+def test_calibration_points_leave_out_their_rereads_before_the_flop_rates_are_fitted() -> None:
+    flops = {"Q8_0": 1e11, "Q4_K": 2e11}
+    bandwidth = {"Q8_0": 10e9, "Q4_K": 8e9}
+    points = []
+    for x, n, reread in ((4e7, 4, 0.0), (1e8, 24, 0.0), (2.5e8, 12, 3e5), (5e8, 28, 9e5)):
+        for t in flops:
+            extra = {t: reread} if t == "Q4_K" and reread else None
+            seconds = 1e-6 * n + x / flops[t] + (reread / bandwidth[t] if extra else 0.0)
+            points.append(PpPoint(t, x, seconds, n, reread_by_type=extra))
+    assert fit_pp(less_rereads(points, bandwidth.__getitem__)).flops_by_key == pytest.approx(flops, rel=1e-6)
+    assert fit_pp(points).flops_by_key["Q4_K"] < 0.99 * flops["Q4_K"]  # left in, they read as slower FLOPs

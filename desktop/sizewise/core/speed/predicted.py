@@ -170,4 +170,5 @@ def _scaled(cost: ModelCost, share: float) -> ModelCost:
         scores_full_per_token=int(cost.scores_full_per_token * share),
         scores_swa_per_token=int(cost.scores_swa_per_token * share),
         cell_share=cost.cell_share * share,
+        matrices=tuple((t, size, count * share) for t, size, count in cost.matrices),
     )

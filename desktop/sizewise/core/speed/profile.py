@@ -28,7 +28,9 @@ ESTIMATE_NOTE = (
 PROFILE_FILE = "speed-profiles.json"
 # 2: attention spans the cache in whole steps of 256 cells (core/speed/model.py); a profile of an older schema was
 # fitted to other counts, so it is set aside as if absent and calibration offered again.
-SCHEMA = 2
+# 3: a CPU profile's prompt FLOP rates leave out what its matrices read again past the L2 (l2_bytes, model.py); a
+# schema-2 profile's hold it for calibration's small matrices only and so predicted large k-quant models too fast.
+SCHEMA = 3
 KV = "kv"  # the key of the KV cache's reads in per-type and per-family figures
 # Keys of a generated token's attention work beside its KV bytes (core/speed/model.py), whose "bandwidth" is not in
 # bytes: ATTN in FLOPs over the cache per second, CELLS in cached cells (the mask's) per second.
