@@ -48,17 +48,15 @@ thread). Refitting the four calibrations of a recorded speed-benchmark run with 
 also subtract, fit.py) put its 18 prompt cases within 0.88-1.16 (18 within 0.75-1.25; 17 without, 0.90-1.28).
 Measured on that machine alone: where the L2 size is unknown (a target, a GPU) the term is left out.
 
-Known limit, measured (an Intel Xeon guest, one thread, each matmul node timed through llama.cpp's eval callback,
-256-token prompts): on a CPU a prompt's wide matmuls run about half as fast in a model whose weights are past the
-last-level cache as the same matmul does in a model that fits in it, whatever the weight type. The same 1536×8960
-ffn_gate took 100 µs a token in a 2-layer model of Qwen2.5-1.5B's layers (Q4_K_M, 50 MB of matmul weights), 170 µs
-in a 6-layer one, 192 µs in the 28-layer one; Q2_K 88 → 173 µs, Q3_K 58 → 117, Q8_0 135 → 272, Q6_K 74 → 133. The
-1536×1536 attention matmuls (1.3 MB, inside the core's own cache) took the same in all. Reading the weights again
-from memory cannot be all of it: emptying the caches (a 256 MB read) before every matmul of the 2-layer model left
-it at 100 µs. Calibration's Q8_0 models (91 and 138 MB) are past this machine's cache and its k-quant ones (14-108
-MB) are not, so its Q8_0 figure is the large-model one and its k-quant figures the small-model ones: Qwen2.5-1.5B's
-Q8_0 prompts came out within 2 %, its Q4_K_M and Q2_K ones 1.29-1.34x too fast (the speed benchmark's misses).
-Refitting the recorded calibrations per family only, or drawing types harder to their family, did not change that.
+Known limit, measured (the same Intel Xeon, one thread, 512-token prompts, synthetic models of one layer shape
+at two depths): a wide layer's prompt runs faster in a model small enough to stay in the last-level cache between
+prompts than in a deeper one, for every type — 1536 × 8960 layers (Qwen2.5-1.5B's) took 530 → 718 µs a token per
+layer at 2 → 8 layers in Q4_K_M, 496 → 693 in Q2_K, 699 → 1029 in Q8_0 and 391 → 528 in Q6_K; 896 × 4864 ones
+(Qwen2.5-0.5B's) 284 → 380 in Q4_K_M and 272 → 370 in Q8_0; calibration's 1024 × 2048 layers 172 → 185 → 185 at
+4 → 16 → 32 in Q4_K_M (232 → 255 → 255 in Q8_0). The speed model has no term for that: it predicts deep models,
+which the ladder's are, and calibration's own models run within ~10 % of deep ones of their shape. Nor was the
+pass length of the repacked kernels measured apart from ggml's 16 (an AVX2-only CPU's repacked gemm may take fewer
+tokens per walk, and so read more again).
 
 Mixture-of-experts: tensors named ``*_exps`` count ``expert_used_count / expert_count`` of their bytes and
 parameters; attention, router and shared tensors count in full. The token-embedding table is read one row
