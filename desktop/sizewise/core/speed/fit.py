@@ -207,13 +207,15 @@ def fit_tg(points: list[TgPoint], prior: Prior | None = None) -> TgFit:
     return TgFit(float(sol[0]), bw, float(sol[1]), by_key, relative_errors(rows, seconds, sol))
 
 
-def less_rereads(points: list[PpPoint], bandwidth: Callable[[str], float]) -> list[PpPoint]:
-    """The points without the time their matrices' re-reads take at ``bandwidth`` (bytes/s by type): the speed
-    model adds that term apart (model.reread_seconds), so the FLOP rates must not hold it twice. Never below half
-    a point's time: a re-read term that large would say more about the bandwidth figure than the point."""
+def less_rereads(points: list[PpPoint], bandwidth: float) -> list[PpPoint]:
+    """The points without the time their matrices' re-reads take at ``bandwidth`` (bytes/s): the speed model adds
+    that term apart (model.reread_seconds), so the FLOP rates must not hold it twice. Never below half a point's
+    time: a re-read term that large would say more about the bandwidth figure than the point."""
+    if bandwidth <= 0:
+        return points
     out = []
     for p in points:
-        reread = sum(n / bandwidth(t) for t, n in (p.reread_by_type or {}).items())
+        reread = sum((p.reread_by_type or {}).values()) / bandwidth
         out.append(replace(p, seconds=max(p.seconds - reread, 0.5 * p.seconds)) if reread else p)
     return out
 

@@ -41,11 +41,15 @@ tokens (ggml-cpu.c's 16 × 16 blocks; repack.cpp's gemm over all rows per group 
 which takes F32, F16, BF16, Q8_0 and Q5_0 on x86, walks the tokens for each few rows and so reads the weights once.
 What of a matrix the core's L2 cache holds is read again from there; the rest comes again from the last-level cache
 or memory. So ``reread_seconds`` adds, per prompt token, ``(matrix bytes − L2) / TOKENS_PER_PASS`` for each matrix of a
-re-reading type, read at generation's measured bandwidth for that type. Calibration's matrices are all under a 2 MB
-L2 in their k-quants (1024 × 2048 Q4_K: 1.2 MB), so their rates leave this out, and Qwen2.5-1.5B's 1536 × 8960 ones
-(7.7 MB in Q4_K) were predicted 1.23-1.31x too fast at 512 tokens without it (an Intel Xeon with 2 MB of L2, one
-thread). Refitting the four calibrations of a recorded speed-benchmark run with the term (which calibration's points
-also subtract, fit.py) put its 18 prompt cases within 0.88-1.16 (18 within 0.75-1.25; 17 without, 0.90-1.28).
+re-reading type, read at the bandwidth generation measured over all types (``bw_effective``): the walk's decoding
+is in the FLOP rates already, since calibration's matrices are walked as often from the L2; it moves bytes only.
+Per type, generation's figures for a type few of calibration's weights hold are noise (Q2_K's came out at 12-70
+GB/s in ten calibrations, the overall one at 6.3-6.8), and the re-read of a Q2_K matrix would have moved with it.
+Calibration's matrices are all under a 2 MB L2 in their k-quants (1024 × 2048 Q4_K: 1.2 MB), so their rates leave
+this out, and Qwen2.5-1.5B's 1536 × 8960 ones (7.7 MB in Q4_K) were predicted 1.23-1.31x too fast at 512 tokens
+without it (an Intel Xeon with 2 MB of L2, one thread). Refitting the four calibrations of a recorded speed-
+benchmark run with the term (which calibration's points also subtract, fit.py) put its 18 prompt cases within
+0.86-1.16 (18 within 0.75-1.25; 17 without, 0.90-1.28).
 Measured on that machine alone: where the L2 size is unknown (a target, a GPU) the term is left out.
 
 Known limit, measured (the same Intel Xeon, one thread, 512-token prompts, synthetic models of one layer shape
@@ -307,8 +311,10 @@ def pp_seconds(cost: ModelCost, profile: SpeedProfile, depth: int = 0, n_prompt:
 
 def reread_seconds(cost: ModelCost, profile: SpeedProfile) -> float:
     """Seconds per prompt token spent reading again what of its matrices a core's L2 does not hold (the module's
-    docstring), at generation's bandwidth per type; 0 where the profile does not know its L2 (targets, GPUs)."""
-    return sum(n / profile.bandwidth(t) for t, n in cost.reread_bytes(profile.l2_bytes).items())
+    docstring), at the overall bandwidth generation measured; 0 where the profile does not know its L2 (targets,
+    GPUs)."""
+    reread = sum(cost.reread_bytes(profile.l2_bytes).values())
+    return reread / profile.bw_effective if reread and profile.bw_effective > 0 else 0.0
 
 
 def predict_speed(cost: ModelCost, profile: SpeedProfile, depth: int = 0, n_prompt: int = 512) -> SpeedPrediction:

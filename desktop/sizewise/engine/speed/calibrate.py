@@ -270,11 +270,6 @@ class Calibration:
         return [self.profile] + ([self.gpu] if self.gpu is not None else [])
 
 
-def _bandwidth(tg: TgFit, tg_family: TgFit) -> Callable[[str], float]:
-    """Generation's fitted bandwidth for a tensor type, as SpeedProfile.bandwidth reads a stored profile's."""
-    return lambda t: tg.bw_by_key.get(t) or tg_family.bw_by_key.get(type_family(t)) or tg.bw or tg_family.bw
-
-
 def _fit(results: list[Measured]) -> tuple[TgFit, TgFit, PpFit, PpFit]:
     """Generation by tensor type (drawn to its family's figure) and prompt processing likewise; refused when the
     points fit no steady speed."""
@@ -282,7 +277,7 @@ def _fit(results: list[Measured]) -> tuple[TgFit, TgFit, PpFit, PpFit]:
         tg_family = fit_tg([p for m in results for p in m.tg_by_family])
         tg = fit_tg([p for m in results for p in m.tg_by_quant], _prior(tg_family.bw_by_key))
         _judge(tg)
-        bandwidth = _bandwidth(tg, tg_family)
+        bandwidth = tg.bw or tg_family.bw  # as model.reread_seconds reads the stored profile: bw_effective
         pp_family = fit_pp(less_rereads([p for m in results for p in m.pp_by_family], bandwidth))
         pp = fit_pp(
             less_rereads([p for m in results for p in m.pp_by_quant], bandwidth), _prior(pp_family.flops_by_key)
