@@ -214,24 +214,27 @@ def model_cost(header: GGUFHeader) -> ModelCost:
     matmul_params = 0
     output_type = ""
     matrices: dict[tuple[str, int], float] = {}
-    for t in header.tensors:  # n_elements and type_name are computed properties: read once per tensor
-        if t.name == "token_embd.weight" and not tied:
+    for t in header.tensors:  # n_elements, type_name and n_bytes are computed properties: read once per tensor
+        name, dims = t.name, t.shape
+        if name == "token_embd.weight" and not tied:
             continue  # one row per token: negligible
         n_elements = t.n_elements
-        if len(t.shape) < 2 and n_elements < 1 << 16:
+        if len(dims) < 2 and n_elements < 1 << 16:
             continue  # norms and biases
-        share = n_used / n_expert if n_expert > 1 and "_exps" in t.name else 1.0
-        type_name = t.type_name
+        share = n_used / n_expert if n_expert > 1 and "_exps" in name else 1.0
+        type_name, n_bytes = t.type_name, t.n_bytes
         params = int(n_elements * share)
-        by_type[type_name] = by_type.get(type_name, 0) + int(t.n_bytes * share)
+        by_type[type_name] = by_type.get(type_name, 0) + int(n_bytes * share)
         matmul_params += params
         params_by_type[type_name] = params_by_type.get(type_name, 0) + params
-        if t.name == output_name:
+        if name == output_name:
             output_params, output_type = n_elements, type_name
-        elif t.name.startswith("blk.") and len(t.shape) >= 2:
-            n_matrices = t.shape[2] if len(t.shape) > 2 else 1  # experts stacked along the third axis
-            key = (type_name, t.n_bytes // n_matrices)
-            matrices[key] = matrices.get(key, 0.0) + n_matrices * share
+        elif len(dims) == 2 and name[:4] == "blk.":
+            key = (type_name, n_bytes)
+            matrices[key] = matrices.get(key, 0.0) + share
+        elif len(dims) > 2 and name[:4] == "blk.":  # experts stacked along the third axis
+            key = (type_name, n_bytes // dims[2])
+            matrices[key] = matrices.get(key, 0.0) + dims[2] * share
     full, swa = kv_bytes_per_token(shape)
     attn = sum(4 * h * shape.head_dim_k for h in shape.n_head)  # QK^T plus softmax·V, 2 FLOPs per MAC
     scores_full, scores_swa = _scores_per_token(shape)
