@@ -44,12 +44,13 @@ alone and in wall time); the closest SmolLM2-135M Q8_0 at 4096 1.15. Prompt MET:
 0.87-1.15, sd 0.08): Qwen2.5-1.5B Q4_K_M 0.98 at 512 and 0.87 at 4096 (1.28 and 1.00 the run before), Q2_K 1.15 and
 0.94 (1.31 and 1.01), Q8_0 unchanged (1.00, 0.91).
 
-The run before (2026-12-05 10:35, the same Intel Xeon and code before the re-reads; one thread, CPU time, three rounds bracketed by four
-calibrations): calibrations 74, 73, 73 and 73 s. Generation MET: 18 of 18 within (100 %; median 1.00, 0.92-1.12, sd
-0.06; 100 % against the first calibration alone and in wall time). Prompt NOT MET: 16 of 18 within (89 %; median 1.05,
-0.90-1.31, sd 0.11); the misses Qwen2.5-1.5B Q2_K at 512 1.31 and Q4_K_M at 512 1.28, the 'Known limit' (both run a
-512-token prompt at ~49 t/s measured, whatever their compute rates; at 4096 both 1.00-1.01). A one-round run of the
-same code just before: generation 16 of 18 (Qwen2.5-1.5B Q4_K_M 0.84 at both contexts), prompt 16 of 18.
+The run before (2026-12-05 10:35, the same Intel Xeon and code before the re-reads; one thread, CPU time, three rounds
+bracketed by four calibrations): calibrations 74, 73, 73 and 73 s. Generation MET: 18 of 18 within (100 %; median
+1.00, 0.92-1.12, sd 0.06; 100 % against the first calibration alone and in wall time). Prompt NOT MET: 16 of 18 within
+(89 %; median 1.05, 0.90-1.31, sd 0.11); the misses Qwen2.5-1.5B Q2_K at 512 1.31 and Q4_K_M at 512 1.28, the 'Known
+limit' (both run a 512-token prompt at ~49 t/s measured, whatever their compute rates; at 4096 both 1.00-1.01). A
+one-round run of the same code just before: generation 16 of 18 (Qwen2.5-1.5B Q4_K_M 0.84 at both contexts), prompt 16
+of 18.
 
 The run before (2026-12-05 06:27, the same Intel Xeon, a fresh guest; one thread, CPU time, three rounds bracketed by
 four calibrations; calibration's generation now one 16-token run a round, its figure the median token, each model
