@@ -47,8 +47,8 @@ alone and in wall time); the closest SmolLM2-135M Q8_0 at 4096 1.15. Prompt MET:
 The run before (2026-12-05 10:35, the same Intel Xeon and code before the re-reads; one thread, CPU time, three rounds
 bracketed by four calibrations): calibrations 74, 73, 73 and 73 s. Generation MET: 18 of 18 within (100 %; median
 1.00, 0.92-1.12, sd 0.06; 100 % against the first calibration alone and in wall time). Prompt NOT MET: 16 of 18 within
-(89 %; median 1.05, 0.90-1.31, sd 0.11); the misses Qwen2.5-1.5B Q2_K at 512 1.31 and Q4_K_M at 512 1.28, the 'Known
-limit' (both run a 512-token prompt at ~49 t/s measured, whatever their compute rates; at 4096 both 1.00-1.01). A
+(89 %; median 1.05, 0.90-1.31, sd 0.11); the misses Qwen2.5-1.5B Q2_K at 512 1.31 and Q4_K_M at 512 1.28, the
+re-reads the last run counts (both ran a 512-token prompt at ~49 t/s measured; at 4096 both 1.00-1.01). A
 one-round run of the same code just before: generation 16 of 18 (Qwen2.5-1.5B Q4_K_M 0.84 at both contexts), prompt 16
 of 18.
 
@@ -58,14 +58,14 @@ reading what its weights leave of 128 MiB before each token, engine/speed/measur
 calibrations 73, 74, 74 and 77 s. Generation MET: 18 of 18 within (100 %; median 1.00, 0.93-1.13, sd 0.06; 100 %
 against the first calibration alone and in wall time); the closest SmolLM2-135M Q8_0 at 4096 1.13. Prompt MET: 17 of 18
 within (94 %; median 1.04, 0.90-1.28, sd 0.10); the miss again Qwen2.5-1.5B Q2_K at 512 1.28 (its Q4_K_M 1.23; the
-'Known limit'). The calibrations' fits: 43-64 µs a layer, Q8_0 7.8-7.9 GB/s, Q6_K 7.6-10.5 GB/s.
+re-reads not yet counted). The calibrations' fits: 43-64 µs a layer, Q8_0 7.8-7.9 GB/s, Q6_K 7.6-10.5 GB/s.
 
 The run before (2026-12-05 01:59, the same Intel Xeon; one thread, CPU time, three rounds bracketed by four
 calibrations; calibration reads 128 MiB before each generated token of its models under 128 MiB, engine/speed/measure.py
 EVICT_BYTES; PRIOR_WEIGHT 0.5): calibrations 113, 114, 114 and 112 s. Generation MET: 17 of 18 within (94 %; median
 1.01, 0.94-1.17, sd 0.06; 94 % against the first calibration alone and in wall time); the miss SmolLM2-135M Q8_0 at 4096
 1.17 (at 512 1.08). Prompt MET: 17 of 18 within (94 %; median 1.04, 0.88-1.31, sd 0.11); the miss Qwen2.5-1.5B Q4_K_M at
-512 1.31 (its Q2_K 1.18; both too fast for the reason in core/speed/model.py's 'Known limit'). The calibrations' fits:
+512 1.31 (its Q2_K 1.18; both too fast: the re-reads core/speed/model.py now counts). The calibrations' fits:
 54-58 µs a layer, Q6_K 8.7-9.1 GB/s, Q8_0 8.2-8.4 GB/s (a memory's rates, not a cache's).
 
 The run before (2026-12-04 23:01, the same Intel Xeon; one thread, CPU time, three rounds bracketed by four
@@ -75,8 +75,8 @@ Generation NOT met: 15 of 18 within (83 %; median 1.05, 1.00-1.18; 89 % against 
 wall time). The misses: SmolLM2-135M Q8_0 at 512 1.18 and at 4096 1.16 (too fast in every run so far: a pure-Q8_0 file
 of 30 narrow layers reads slower per byte than calibration's Q8_0 models), Qwen2.5-0.5B Q2_K at 512 1.17. Prompt NOT
 met: 16 of 18 within (89 %; median 1.03, 0.89-1.32; the misses again Qwen2.5-1.5B Q4_K_M 1.29 and Q2_K 1.32 at 512:
-measured since, a prompt's wide matmuls run about half as fast in a model past the CPU's cache, and calibration's
-k-quant models fit in it, core/speed/model.py's 'Known limit'). The first two calibrations fitted 46 and 56 µs a
+the re-reads past the L2 that core/speed/model.py now counts; the explanation then, a model past the CPU's cache,
+was not it). The first two calibrations fitted 46 and 56 µs a
 layer; the last two 0, and the last one's models ran as if warm (31M Q4_K_M 2.00 ms a token against 3.72-3.89 in the
 first two; 128M Q4_K_M 10.8 ms against 19.5-19.7): the guest's share of the L3 cache moves with the other guests (a
 streaming read's knee at 56-64 MB in one hour, 80-96 MB in the next), and 48 MB then no longer empties it. The round
