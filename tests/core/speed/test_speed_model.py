@@ -12,7 +12,21 @@ import pytest
 
 from sizewise.core.gguf.header import GGUFHeader, TensorInfo, read_header
 from sizewise.core.quant.shapes import HyperParams
-from sizewise.core.speed.fit import FitError, NoisyFit, PpPoint, TgPoint, fit_line, fit_pp, fit_tg, less_rereads
+from sizewise.core.speed.fit import (
+    APART_LIMIT,
+    FitError,
+    NoisyFit,
+    PpFit,
+    PpPoint,
+    TgFit,
+    TgPoint,
+    fit_line,
+    fit_pp,
+    fit_pp_in_family,
+    fit_tg,
+    fit_tg_in_family,
+    less_rereads,
+)
 from sizewise.core.speed.model import ModelCost, attended_cells, model_cost, pp_seconds, predict_speed, tg_seconds
 from sizewise.core.speed.predicted import Devices, predict_for_split
 from sizewise.core.speed.profile import (
@@ -371,3 +385,47 @@ def test_calibration_points_leave_out_their_rereads_before_the_flop_rates_are_fi
     assert fit_pp(less_rereads(points, bandwidth)).flops_by_key == pytest.approx(flops, rel=1e-6)
     assert less_rereads(points, 0.0) == points  # no bandwidth measured: nothing to take out
     assert fit_pp(points).flops_by_key["Q4_K"] < 0.99 * flops["Q4_K"]  # left in, they read as slower FLOPs
+
+
+def test_a_type_held_only_in_step_with_another_takes_its_familys_rate() -> None:
+    # As calibration's Q2_K files hold Q3_K: 35-37 % of their FLOPs in the two small shapes, 24 % in the third,
+    # timed as the fit of a recorded run split them (Q2_K 140 GFLOP/s, Q3_K 1500), beside pure Q4_K and Q8_0 files
+    rates = {"Q2_K": 1.4e11, "Q3_K": 1.5e12, "Q4_K": 2e11, "Q8_0": 1e11}
+    points = []
+    for x, n, q3 in ((4e7, 4, 0.35), (1e8, 24, 0.37), (2.5e8, 12, 0.24)):
+        for split in ({"Q2_K": x * (1 - q3), "Q3_K": x * q3}, {"Q4_K": x}, {"Q8_0": x}):
+            seconds = n * 1e-6 + sum(f / rates[t] for t, f in split.items())
+            points.append(PpPoint(max(split, key=split.__getitem__), x, seconds, n, flops_by_key=split))
+    family = PpFit(0.0, 1e-6, {"kquant": 2e11, "legacy": 1e11})
+    assert fit_pp(points).flops_by_key["Q3_K"] == pytest.approx(1.5e12, rel=0.01)  # apart, as the points say
+    held = fit_pp_in_family(points, family)
+    assert "Q3_K" not in held.flops_by_key  # the family's figure applies (SpeedProfile.flops)
+    # Q2_K keeps the time Q3_K's share at the family's rate leaves (174-208 GFLOP/s by the three points' shares),
+    # not the compensating 140
+    assert 1.6e11 < held.flops_by_key["Q2_K"] < 2.2e11
+    # the others barely move (the shared per-layer cost takes some of Q2_K's residuals)
+    assert held.flops_by_key["Q4_K"] == pytest.approx(2e11, rel=0.03)
+    assert held.flops_by_key["Q8_0"] == pytest.approx(1e11, rel=0.03)
+    # a fit whose types all stand within APART_LIMIT of their family is left as it was
+    plain = [p for p in points if "Q3_K" not in p.split()]
+    assert fit_pp_in_family(plain, family) == fit_pp(plain)
+
+
+def test_generation_holds_a_type_far_from_its_family_and_keeps_the_overall_bandwidth() -> None:
+    # Q3_K beside Q2_K at 10-18 % of a file's bytes, timed as a recorded run's fit split them (Q2_K 17 GB/s,
+    # Q3_K 2.5), beside pure Q8_0 files
+    rates = {"Q2_K": 17e9, "Q3_K": 2.5e9, "Q8_0": 8e9, KV: 8e9}
+    points = []
+    for w, layers, q3 in ((20e6, 4, 0.10), (30e6, 24, 0.18), (120e6, 12, 0.09)):
+        for kv in (0.1e6, 4e6):
+            by = {"Q2_K": int(w * (1 - q3)), "Q3_K": int(w * q3), KV: int(kv)}
+            points.append(TgPoint(by, 0.0005 + layers * 2e-5 + sum(n / rates[k] for k, n in by.items()), layers))
+    points += [TgPoint({"Q8_0": int(w), KV: 0}, 0.0005 + n * 2e-5 + w / 8e9, n) for w, n in ((20e6, 4), (90e6, 12))]
+    family = TgFit(0.0005, 7.8e9, 2e-5, {"kquant": 7.5e9, "legacy": 8e9, KV: 8e9})
+    free = fit_tg(points)
+    assert free.bw_by_key["Q3_K"] == pytest.approx(2.5e9, rel=0.01)  # apart, as the points say
+    held = fit_tg_in_family(points, family)
+    assert "Q3_K" not in held.bw_by_key  # the family's 7.5 GB/s applies (SpeedProfile.bandwidth)
+    assert 7.5e9 / APART_LIMIT <= held.bw_by_key["Q2_K"] <= 7.5e9 * APART_LIMIT
+    assert held.bw_by_key["Q8_0"] == pytest.approx(8e9, rel=0.06)  # moved a little by the shared fixed costs
+    assert held.bw == free.bw and held.errors == free.errors  # the headline and the fit's judgement unchanged

@@ -36,7 +36,9 @@ from sizewise.core.speed.fit import (
     Prior,
     TgFit,
     fit_pp,
+    fit_pp_in_family,
     fit_tg,
+    fit_tg_in_family,
     fit_tg_known_weights,
     less_rereads,
     weights_share,
@@ -275,13 +277,12 @@ def _fit(results: list[Measured]) -> tuple[TgFit, TgFit, PpFit, PpFit]:
     points fit no steady speed."""
     try:
         tg_family = fit_tg([p for m in results for p in m.tg_by_family])
-        tg = fit_tg([p for m in results for p in m.tg_by_quant], _prior(tg_family.bw_by_key))
+        tg = fit_tg_in_family([p for m in results for p in m.tg_by_quant], tg_family, _prior(tg_family.bw_by_key))
         _judge(tg)
         bandwidth = tg.bw or tg_family.bw  # as model.reread_seconds reads the stored profile: bw_effective
         pp_family = fit_pp(less_rereads([p for m in results for p in m.pp_by_family], bandwidth))
-        pp = fit_pp(
-            less_rereads([p for m in results for p in m.pp_by_quant], bandwidth), _prior(pp_family.flops_by_key)
-        )
+        pp_points = less_rereads([p for m in results for p in m.pp_by_quant], bandwidth)
+        pp = fit_pp_in_family(pp_points, pp_family, _prior(pp_family.flops_by_key))
     except NoisyFit as exc:
         raise CalibrationFailed(f"the measurements fit no steady speed ({exc}) — {BUSY}") from exc
     except FitError as exc:  # a calibration of fewer models than figures: a caller's choice, said as such
