@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -297,6 +298,7 @@ def fit_tg_known_weights(points: list[TgPoint], bandwidth: float) -> TgFit:
 # core). The speed benchmark's recorded runs, refitted so, stay within its
 # goals (tests/benchmarks/test_speed_prediction.py).
 APART_LIMIT = 2.5
+_N = TypeVar("_N", int, float)
 
 
 def _apart(by_key: dict[str, float], by_family: dict[str, float], keys: set[str]) -> set[str]:
@@ -308,6 +310,13 @@ def _apart(by_key: dict[str, float], by_family: dict[str, float], keys: set[str]
         if family and (not mine or not 1 / APART_LIMIT <= mine / family <= APART_LIMIT):
             out.add(k)
     return out
+
+
+def _take_out(amounts: dict[str, _N], seconds: float, rates: dict[str, float]) -> tuple[dict[str, _N], float]:
+    """A point's amounts (FLOPs or bytes by type) without the held types', and its seconds without their time at
+    ``rates`` (never below a tenth: a held rate that slow says more about the family figure than the point)."""
+    taken = sum(n / rates[k] for k, n in amounts.items() if k in rates)
+    return {k: n for k, n in amounts.items() if k not in rates}, max(seconds - taken, 0.1 * seconds)
 
 
 def fit_pp_in_family(points: list[PpPoint], family: PpFit, prior: Prior | None = None) -> PpFit:
@@ -323,11 +332,9 @@ def fit_pp_in_family(points: list[PpPoint], family: PpFit, prior: Prior | None =
         rates = {k: family.flops_by_key[type_family(k)] for k in held}
         rest = []
         for p in points:
-            split = p.split()
-            taken = sum(f / rates[k] for k, f in split.items() if k in held)
-            kept = {k: f for k, f in split.items() if k not in held}
+            kept, seconds = _take_out(p.split(), p.seconds, rates)
             if kept:
-                rest.append(replace(p, seconds=max(p.seconds - taken, 0.1 * p.seconds), flops_by_key=kept))
+                rest.append(replace(p, seconds=seconds, flops_by_key=kept))
         fit = fit_pp(rest, prior)
     return replace(fit, flops_by_key={k: v for k, v in fit.flops_by_key.items() if k not in held})
 
@@ -346,9 +353,8 @@ def fit_tg_in_family(points: list[TgPoint], family: TgFit, prior: Prior | None =
         rates = {k: family.bw_by_key[type_family(k)] for k in held}
         rest = []
         for p in points:
-            taken = sum(n / rates[k] for k, n in p.bytes_by_key.items() if k in held)
-            kept = {k: n for k, n in p.bytes_by_key.items() if k not in held}
-            rest.append(replace(p, bytes_by_key=kept, seconds=max(p.seconds - taken, 0.1 * p.seconds)))
+            kept_bytes, seconds = _take_out(p.bytes_by_key, p.seconds, rates)
+            rest.append(replace(p, bytes_by_key=kept_bytes, seconds=seconds))
         fit = fit_tg(rest, prior)
     by_key = {k: v for k, v in fit.bw_by_key.items() if k not in held}
     return replace(fit, bw=first.bw, bw_by_key=by_key, errors=first.errors)
